@@ -1,0 +1,123 @@
+/*
+ * engine/engine-impl.h - the engine's internals, shared with ops/ (never installed).
+ *
+ * The node layout, the op descriptor that ops/ fills in, the arena, the error
+ * setters and the allocator wrappers. nn/ and user code must not include this.
+ */
+#ifndef TG_ENGINE_IMPL_H
+#define TG_ENGINE_IMPL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "tapegrad/ops.h"
+
+/* Where a tensor lives. */
+enum tg_kind {
+    TG_KIND_LEAF = 0,  /* owned by the caller (malloc'd struct and buffers) */
+    TG_KIND_NODE = 1,  /* the result of an op, in a tape's arena */
+    TG_KIND_CONST = 2, /* a constant in a tape's arena */
+};
+
+struct tg_op_desc;
+
+/* Small inline parameters of an op: no allocation per node. */
+union tg_params {
+    double f[2];
+    int64_t i[2];
+};
+
+struct tg_tensor {
+    void *data;                    /* (numel) elements of dtype */
+    void *grad;                    /* (numel) elements of dtype, or NULL */
+    struct tg_tape *tape;          /* NULL for leaves */
+    const struct tg_op_desc *desc; /* NULL for leaves and constants */
+    struct tg_tensor *prev;        /* the node recorded before this one */
+    struct tg_tensor **in;         /* n_in inputs (points at in2 when n_in <= 2) */
+    struct tg_tensor *in2[2];
+    void *aux; /* op-specific data in the arena */
+    union tg_params p;
+    union {
+        double d;
+        float f;
+    } sval, sgrad;  /* inline storage for one-element nodes */
+    uint64_t epoch; /* the tape recording this node belongs to */
+    uint64_t stamp; /* the last backward sweep that touched grad */
+    int64_t numel;
+    int64_t shape[TG_MAX_DIM];
+    uint32_t n_in;
+    uint8_t dtype;
+    uint8_t rank;
+    uint8_t kind;
+    uint8_t requires_grad;
+};
+
+/*
+ * An op descriptor. `shape` validates the inputs and parameters already in `out`
+ * and sets out->rank and out->shape (returning an error with the message set);
+ * `forward` fills out->data from the inputs; `backward` adds the vector-Jacobian
+ * product of out->grad into the grad of every input whose requires_grad is set.
+ * Both may use the values of the inputs and of out: they stay valid until reset.
+ */
+struct tg_op_desc {
+    enum tg_op op;
+    const char *name;
+    int arity; /* -1: variable */
+    const char *formula;
+    const char *vjp;
+    enum tg_status (*shape)(struct tg_tensor *out);
+    void (*forward)(struct tg_tensor *out);
+    void (*backward)(struct tg_tensor *out);
+    /* set when inputs may have different dtypes (e.g. integer indices as f64) */
+    bool mixed_dtypes;
+};
+
+/* ---- errors (engine/status.c) ---- */
+enum tg_status tg__fail(enum tg_status s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* For a NULL input: keeps an earlier failure's message, else records TG_ERR_NULL. */
+void tg__null_input(const char *fn, const char *arg);
+void tg__format_shape(char *buf, size_t size, int rank, const int64_t *shape);
+
+/* ---- allocation (engine/status.c): every allocation goes through these ---- */
+void *tg__malloc(size_t n);
+void *tg__calloc(size_t n, size_t size); /* checks n * size for overflow */
+void *tg__realloc(void *p, size_t n);
+void tg__free(void *p);
+
+/* ---- shapes (engine/tensor.c) ---- */
+/* Validates rank/shape and computes numel, checking overflow of numel * elem size. */
+enum tg_status tg__check_shape(const char *fn, int rank, const int64_t *shape, size_t elem,
+                               int64_t *numel);
+static inline size_t tg__esize(int dtype)
+{
+    return dtype == TG_F64 ? 8 : 4;
+}
+static inline double tg__load(const void *p, int dtype, int64_t i)
+{
+    return dtype == TG_F64 ? ((const double *)p)[i] : (double)((const float *)p)[i];
+}
+static inline void tg__store(void *p, int dtype, int64_t i, double v)
+{
+    if (dtype == TG_F64)
+        ((double *)p)[i] = v;
+    else
+        ((float *)p)[i] = (float)v;
+}
+
+/* ---- the tape (engine/tape.c) ---- */
+/* Bump-allocates n bytes (64-byte aligned) for the current recording. */
+void *tg__tape_alloc(struct tg_tape *T, size_t n);
+/* A node with its data buffer allocated and inputs linked, ready for forward.
+ * Validates the inputs (NULL, tape, epoch, dtype unless desc->mixed_dtypes), runs
+ * desc->shape, allocates data, runs desc->forward and links the node on the tape.
+ * `params` may be NULL; `aux` is stored as is (allocate it with tg__tape_alloc). */
+struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc, int n_in,
+                                struct tg_tensor *const *in, const union tg_params *params,
+                                void *aux);
+/* Whether node t's gradient belongs to its tape's latest backward sweep. */
+bool tg__node_grad_current(const struct tg_tensor *t);
+/* Checks that t may be an input of an op on T (for ops that validate early). */
+enum tg_status tg__check_input(struct tg_tape *T, const char *fn, const struct tg_tensor *t);
+
+#endif

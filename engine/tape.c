@@ -1,0 +1,374 @@
+/*
+ * engine/tape.c - the tape: arena, recording of op nodes, and the backward sweep.
+ *
+ * Memory: values and gradients come from a chunked bump arena; nodes come from
+ * two node arenas used in turn (recording k uses nodes[k % 2]), so a node handle
+ * from the previous recording still reads its own epoch and is reported stale.
+ * Reset rewinds the arenas; chunks are kept and reused in the same order, so a
+ * repeated computation makes no allocation. One-element nodes keep their value
+ * and gradient inline (scalar graphs touch the data arena not at all).
+ */
+#include <stdio.h>
+#include <string.h>
+#include "engine-impl.h"
+
+struct chunk {
+    struct chunk *next;
+    size_t size, used;
+    _Alignas(64) unsigned char mem[];
+};
+
+struct arena {
+    struct chunk *head, *cur;
+    size_t used;     /* bytes handed out in this recording (including padding) */
+    size_t reserved; /* bytes of all chunks */
+    size_t *n_mallocs;
+};
+
+struct tg_tape {
+    struct arena data;
+    struct arena nodes[2];
+    uint64_t epoch; /* the recording in progress; starts at 1 */
+    uint64_t sweep; /* the last backward sweep's id */
+    struct tg_tensor *last;
+    size_t n_nodes;
+    size_t high_water;
+    size_t n_mallocs;
+    int no_grad;
+};
+
+enum { CHUNK_MIN = 64 * 1024 };
+
+static void *arena_alloc(struct arena *a, size_t n, size_t align)
+{
+    struct chunk *c = a->cur;
+    for (;;) {
+        if (c) {
+            size_t off = (c->used + align - 1) & ~(align - 1);
+            if (off <= c->size && n <= c->size - off) {
+                a->used += off + n - c->used;
+                c->used = off + n;
+                a->cur = c;
+                return c->mem + off;
+            }
+            if (c->next && c->next->size >= n) { /* reuse the next chunk */
+                c = c->next;
+                c->used = 0;
+                continue;
+            }
+        }
+        size_t size = CHUNK_MIN;
+        if (c && c->size < SIZE_MAX / 2 && c->size * 2 > size) size = c->size * 2;
+        if (size < n) size = n;
+        if (size > SIZE_MAX - sizeof(struct chunk)) {
+            tg__fail(TG_ERR_NOMEM, "tape: allocation of %zu bytes is too large", n);
+            return NULL;
+        }
+        struct chunk *fresh = tg__malloc(sizeof(struct chunk) + size);
+        if (!fresh) return NULL;
+        (*a->n_mallocs)++;
+        fresh->size = size;
+        fresh->used = 0;
+        a->reserved += size;
+        if (c) { /* insert after c: the same request sequence finds it next time */
+            fresh->next = c->next;
+            c->next = fresh;
+        } else {
+            fresh->next = a->head;
+            a->head = fresh;
+        }
+        c = fresh;
+    }
+}
+
+static void arena_rewind(struct arena *a)
+{
+    a->cur = a->head;
+    if (a->head) a->head->used = 0;
+    a->used = 0;
+}
+
+static void arena_free(struct arena *a)
+{
+    for (struct chunk *c = a->head, *n; c; c = n) {
+        n = c->next;
+        tg__free(c);
+    }
+    a->head = a->cur = NULL;
+}
+
+struct tg_tape *tg_tape_new(void)
+{
+    struct tg_tape *T = tg__calloc(1, sizeof *T);
+    if (!T) return NULL;
+    T->epoch = 1;
+    T->data.n_mallocs = &T->n_mallocs;
+    T->nodes[0].n_mallocs = T->nodes[1].n_mallocs = &T->n_mallocs;
+    return T;
+}
+
+void tg_tape_free(struct tg_tape *T)
+{
+    if (!T) return;
+    arena_free(&T->data);
+    arena_free(&T->nodes[0]);
+    arena_free(&T->nodes[1]);
+    tg__free(T);
+}
+
+static size_t tape_used(const struct tg_tape *T)
+{
+    return T->data.used + T->nodes[0].used + T->nodes[1].used;
+}
+
+void tg_tape_reset(struct tg_tape *T)
+{
+    if (!T) return;
+    size_t u = tape_used(T);
+    if (u > T->high_water) T->high_water = u;
+    T->epoch++;
+    arena_rewind(&T->data);
+    arena_rewind(&T->nodes[T->epoch % 2]);
+    T->last = NULL;
+    T->n_nodes = 0;
+}
+
+void *tg__tape_alloc(struct tg_tape *T, size_t n)
+{
+    return arena_alloc(&T->data, n, n >= 64 ? 64 : 16);
+}
+
+enum tg_status tg_tape_no_grad_push(struct tg_tape *T)
+{
+    if (!T) return tg__fail(TG_ERR_NULL, "tg_tape_no_grad_push: tape is NULL");
+    T->no_grad++;
+    return TG_OK;
+}
+
+enum tg_status tg_tape_no_grad_pop(struct tg_tape *T)
+{
+    if (!T) return tg__fail(TG_ERR_NULL, "tg_tape_no_grad_pop: tape is NULL");
+    if (T->no_grad == 0)
+        return tg__fail(TG_ERR_STATE, "tg_tape_no_grad_pop: no no-grad scope is open");
+    T->no_grad--;
+    return TG_OK;
+}
+
+bool tg_tape_grad_enabled(const struct tg_tape *T)
+{
+    return T && T->no_grad == 0;
+}
+
+void tg_tape_stats(const struct tg_tape *T, struct tg_tape_stats *out)
+{
+    if (!out) return;
+    memset(out, 0, sizeof *out);
+    if (!T) return;
+    out->bytes_used = tape_used(T);
+    out->bytes_high_water = T->high_water > out->bytes_used ? T->high_water : out->bytes_used;
+    out->bytes_reserved = T->data.reserved + T->nodes[0].reserved + T->nodes[1].reserved;
+    out->n_nodes = T->n_nodes;
+    out->n_mallocs = T->n_mallocs;
+}
+
+/* A zeroed node struct in the current node arena, with its shape set. */
+static struct tg_tensor *node_alloc(struct tg_tape *T)
+{
+    struct tg_tensor *n =
+        arena_alloc(&T->nodes[T->epoch % 2], sizeof(struct tg_tensor), _Alignof(struct tg_tensor));
+    if (!n) return NULL;
+    memset(n, 0, sizeof *n);
+    n->tape = T;
+    n->epoch = T->epoch;
+    n->in = n->in2;
+    return n;
+}
+
+/* Points n->data at storage for its numel elements (inline for one element). */
+static enum tg_status node_buffers(struct tg_tape *T, struct tg_tensor *n, const char *fn)
+{
+    if (tg__check_shape(fn, n->rank, n->shape, tg__esize(n->dtype), &n->numel))
+        return tg_last_status();
+    if (n->numel == 1) {
+        n->data = &n->sval;
+        return TG_OK;
+    }
+    n->data = tg__tape_alloc(T, (size_t)n->numel * tg__esize(n->dtype));
+    return n->data ? TG_OK : tg_last_status();
+}
+
+enum tg_status tg__check_input(struct tg_tape *T, const char *fn, const struct tg_tensor *t)
+{
+    if (t->kind == TG_KIND_LEAF) return TG_OK;
+    if (t->tape != T)
+        return tg__fail(TG_ERR_TAPE, "%s: an input was recorded on a different tape", fn);
+    if (t->epoch != T->epoch)
+        return tg__fail(TG_ERR_STALE, "%s: an input was recorded before the tape was reset", fn);
+    return TG_OK;
+}
+
+struct tg_tensor *tg_tape_constant(struct tg_tape *T, enum tg_dtype dt, int rank,
+                                   const int64_t *shape, const void *data)
+{
+    if (!T) {
+        tg__fail(TG_ERR_NULL, "tg_tape_constant: tape is NULL");
+        return NULL;
+    }
+    if (dt != TG_F32 && dt != TG_F64) {
+        tg__fail(TG_ERR_DTYPE, "tg_tape_constant: unknown dtype %d", (int)dt);
+        return NULL;
+    }
+    if (rank < 0 || rank > TG_MAX_DIM || (rank > 0 && !shape)) {
+        tg__check_shape("tg_tape_constant", rank, shape, 8, &(int64_t){0});
+        return NULL;
+    }
+    struct tg_tensor *n = node_alloc(T);
+    if (!n) return NULL;
+    n->kind = TG_KIND_CONST;
+    n->dtype = (uint8_t)dt;
+    n->rank = (uint8_t)rank;
+    for (int i = 0; i < rank; i++) n->shape[i] = shape[i];
+    if (node_buffers(T, n, "tg_tape_constant")) return NULL;
+    size_t bytes = (size_t)n->numel * tg__esize(dt);
+    if (data)
+        memcpy(n->data, data, bytes);
+    else
+        memset(n->data, 0, bytes);
+    return n;
+}
+
+struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc, int n_in,
+                                struct tg_tensor *const *in, const union tg_params *params,
+                                void *aux)
+{
+    for (int i = 0; i < n_in; i++)
+        if (!in[i]) {
+            char arg[32];
+            snprintf(arg, sizeof arg, "input %d", i + 1);
+            tg__null_input(desc->name, arg);
+            return NULL;
+        }
+    if (!T) {
+        tg__fail(TG_ERR_NULL, "%s: tape is NULL", desc->name);
+        return NULL;
+    }
+    bool needs_grad = false;
+    for (int i = 0; i < n_in; i++) {
+        if (tg__check_input(T, desc->name, in[i])) return NULL;
+        if (!desc->mixed_dtypes && in[i]->dtype != in[0]->dtype) {
+            tg__fail(TG_ERR_DTYPE, "%s: inputs have different dtypes (%s and %s)", desc->name,
+                     tg_dtype_name((enum tg_dtype)in[0]->dtype),
+                     tg_dtype_name((enum tg_dtype)in[i]->dtype));
+            return NULL;
+        }
+        needs_grad |= in[i]->requires_grad;
+    }
+    struct tg_tensor *n = node_alloc(T);
+    if (!n) return NULL;
+    n->kind = TG_KIND_NODE;
+    n->desc = desc;
+    n->dtype = n_in ? in[0]->dtype : TG_F32;
+    if (n_in > 2) {
+        n->in = tg__tape_alloc(T, (size_t)n_in * sizeof *n->in);
+        if (!n->in) return NULL;
+    }
+    for (int i = 0; i < n_in; i++) n->in[i] = in[i];
+    n->n_in = (uint32_t)n_in;
+    if (params) n->p = *params;
+    n->aux = aux;
+    if (desc->shape(n)) return NULL;
+    if (node_buffers(T, n, desc->name)) return NULL;
+    n->requires_grad = needs_grad && T->no_grad == 0;
+    desc->forward(n);
+    n->prev = T->last;
+    T->last = n;
+    T->n_nodes++;
+    return n;
+}
+
+/* ---- backward ---- */
+
+bool tg__node_grad_current(const struct tg_tensor *t)
+{
+    return t->grad && t->epoch == t->tape->epoch && t->stamp == t->tape->sweep;
+}
+
+static enum tg_status check_root(struct tg_tensor *root, const struct tg_tensor *seed)
+{
+    char a[160], b[160];
+    if (!root) return tg__fail(TG_ERR_NULL, "backward: root is NULL");
+    if (root->kind != TG_KIND_NODE)
+        return tg__fail(TG_ERR_TAPE, "backward: root was not recorded by an op (it is a %s)",
+                        root->kind == TG_KIND_LEAF ? "leaf" : "constant");
+    if (root->epoch != root->tape->epoch)
+        return tg__fail(TG_ERR_STALE, "backward: root was recorded before the tape was reset");
+    if (!root->requires_grad)
+        return tg__fail(TG_ERR_TAPE, "backward: root needs no gradient (no input requires "
+                                     "grad, or it was computed in a no-grad scope)");
+    if (!seed) {
+        if (root->numel != 1) {
+            tg__format_shape(a, sizeof a, root->rank, root->shape);
+            return tg__fail(TG_ERR_SHAPE,
+                            "backward: root of shape %s is not a scalar; pass a seed gradient", a);
+        }
+        return TG_OK;
+    }
+    if (seed->dtype != root->dtype)
+        return tg__fail(TG_ERR_DTYPE, "backward: seed is %s but root is %s",
+                        tg_dtype_name((enum tg_dtype)seed->dtype),
+                        tg_dtype_name((enum tg_dtype)root->dtype));
+    bool same = seed->rank == root->rank;
+    for (int i = 0; same && i < root->rank; i++) same = seed->shape[i] == root->shape[i];
+    if (!same) {
+        tg__format_shape(a, sizeof a, seed->rank, seed->shape);
+        tg__format_shape(b, sizeof b, root->rank, root->shape);
+        return tg__fail(TG_ERR_SHAPE, "backward: seed shape %s differs from root shape %s", a, b);
+    }
+    return TG_OK;
+}
+
+/* Gives a reached node a zeroed gradient buffer for sweep s. */
+static enum tg_status grad_ready(struct tg_tape *T, struct tg_tensor *n, uint64_t s)
+{
+    n->stamp = s;
+    size_t bytes = (size_t)n->numel * tg__esize(n->dtype);
+    if (!n->grad) {
+        if (n->numel == 1)
+            n->grad = &n->sgrad;
+        else if (!(n->grad = tg__tape_alloc(T, bytes)))
+            return tg_last_status();
+    }
+    memset(n->grad, 0, bytes);
+    return TG_OK;
+}
+
+enum tg_status tg_backward(struct tg_tensor *root, const struct tg_tensor *seed)
+{
+    enum tg_status st = check_root(root, seed);
+    if (st) return st;
+    struct tg_tape *T = root->tape;
+    uint64_t s = ++T->sweep;
+
+    /* Pass 1: mark what root reaches and give it zeroed gradients. Creation order
+     * is topological, so one reverse walk over the list finds every reached node
+     * after all of its consumers. Nothing is accumulated yet, so running out of
+     * memory here leaves every leaf gradient as it was. */
+    if ((st = grad_ready(T, root, s))) return st;
+    for (struct tg_tensor *n = root; n; n = n->prev) {
+        if (n->stamp != s || !n->desc) continue;
+        for (uint32_t i = 0; i < n->n_in; i++) {
+            struct tg_tensor *x = n->in[i];
+            if (x->kind == TG_KIND_NODE && x->requires_grad && x->stamp != s)
+                if ((st = grad_ready(T, x, s))) return st;
+        }
+    }
+    if (seed)
+        memcpy(root->grad, seed->data, (size_t)root->numel * tg__esize(root->dtype));
+    else
+        tg__store(root->grad, root->dtype, 0, 1.0);
+
+    /* Pass 2: the chain rule, consumers before producers. */
+    for (struct tg_tensor *n = root; n; n = n->prev)
+        if (n->stamp == s && n->desc) n->desc->backward(n);
+    return TG_OK;
+}

@@ -1,0 +1,73 @@
+/*
+ * tapegrad/gradcheck.h - numerical gradient checking, a public API.
+ *
+ * tg_gradcheck compares the gradients that backward computes for a function of
+ * some leaf inputs with central finite differences, element by element, and
+ * reports the worst element. Use it in your own tests to check a model or a
+ * custom composite op (tapegrad/check.h wraps it as a Check assertion).
+ */
+#ifndef TAPEGRAD_GRADCHECK_H
+#define TAPEGRAD_GRADCHECK_H
+
+#include "tape.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The function under test: builds its output on T from the inputs (borrowed) and
+ * returns it (a node of T), or NULL on error. It must be deterministic and must not
+ * keep pointers to T's nodes between calls. */
+typedef struct tg_tensor *(*tg_gradcheck_fn)(struct tg_tape *T, struct tg_tensor *const *inputs,
+                                             int n_inputs, void *ctx);
+
+struct tg_gradcheck_options {
+    double eps;    /* finite-difference step; 0 picks 1e-6 (f64) or 1e-3 (f32 numerics) */
+    double atol;   /* pass when |analytic - numeric| <= atol + rtol * |numeric|; */
+    double rtol;   /*   0 for both picks 1e-8/1e-6 in f64 and 1e-4/1e-2 in f32 */
+    uint64_t seed; /* for the random projection of a non-scalar output */
+    /* The numeric side runs the function on f64 copies of f32 inputs (so the
+     * differences are taken in f64) unless this is set; the function must then
+     * accept f64 inputs. When it fails on f64 inputs the check falls back to f32. */
+    bool no_promote;
+};
+
+/* The result. "Worst" is the element with the largest error relative to the
+ * tolerance; kinks are excluded from it and counted separately. */
+struct tg_gradcheck_report {
+    bool passed;
+    int64_t n_checked;   /* elements compared */
+    int64_t n_failed;    /* elements beyond tolerance */
+    int64_t n_kinks;     /* elements skipped: the function is not smooth there */
+    int worst_input;     /* index into inputs, -1 when nothing was checked */
+    int64_t worst_index; /* flat index into that input */
+    double analytic;     /* backward's value at the worst element */
+    double numeric;      /* central difference at the worst element */
+    double abs_err;
+    double rel_err; /* abs_err / max(|numeric|, tiny) */
+    int kink_input; /* first kink found (-1 if none) */
+    int64_t kink_index;
+    bool numeric_f64;  /* the numeric side ran in f64 */
+    char message[256]; /* one line describing the outcome */
+};
+
+/*
+ * Checks d(out)/d(inputs[i]) for every input with requires-grad set. A scalar
+ * output is differentiated directly; any other output is projected onto a fixed
+ * random vector v (seeded by options->seed), i.e. the check is on v^T J.
+ * A kink is an element where the one-sided differences disagree with each other
+ * beyond the tolerance (relu at 0, abs at 0, max at a tie): the report counts it
+ * instead of reporting a false failure.
+ * The inputs' values are restored; their gradients are zeroed on return.
+ * options may be NULL (defaults); report may be NULL.
+ * Returns TG_OK when the check passed, TG_ERR_GRADCHECK when it ran and failed,
+ * or the status of the error that stopped it (the function returned NULL, ...).
+ */
+enum tg_status tg_gradcheck(tg_gradcheck_fn fn, struct tg_tensor *const *inputs, int n_inputs,
+                            void *ctx, const struct tg_gradcheck_options *options,
+                            struct tg_gradcheck_report *report);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

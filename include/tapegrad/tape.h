@@ -1,0 +1,81 @@
+/*
+ * tapegrad/tape.h - the tape: an arena that records ops, and the backward sweep.
+ *
+ * Every op takes the tape it records on as its first argument. The result (a node)
+ * and its value live in the tape's arena; the tape is a Wengert list: creation
+ * order is a topological order. tg_tape_reset forgets every node in O(1) and keeps
+ * the memory, so running the same computation again allocates nothing.
+ *
+ * Handles to nodes recorded before a reset are invalid after it. The engine keeps
+ * nodes of two consecutive recordings apart, so backward from a node of the
+ * previous recording reports TG_ERR_STALE rather than reading new data.
+ *
+ * A tape is not thread-safe: use one tape per thread. Different tapes on different
+ * threads may share leaves only for reading (forward and backward write the
+ * leaves' gradients, so parameters shared between threads need their own copies).
+ */
+#ifndef TAPEGRAD_TAPE_H
+#define TAPEGRAD_TAPE_H
+
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct tg_tape;
+
+/* A new, empty tape; NULL with TG_ERR_NOMEM. Free it with tg_tape_free. */
+struct tg_tape *tg_tape_new(void);
+/* Frees the tape and every node on it. NULL is a no-op. */
+void tg_tape_free(struct tg_tape *T);
+/* Forgets every node, keeps the memory. O(1). NULL is a no-op. */
+void tg_tape_reset(struct tg_tape *T);
+
+/* No-grad scope: between push and pop, ops compute values on T but record no
+ * inputs for backward; their results need no gradient. Scopes nest.
+ * pop without push is TG_ERR_STATE. */
+enum tg_status tg_tape_no_grad_push(struct tg_tape *T);
+enum tg_status tg_tape_no_grad_pop(struct tg_tape *T);
+bool tg_tape_grad_enabled(const struct tg_tape *T);
+
+/* A constant on the tape (no gradient), holding a copy of numel elements of
+ * `data` (type dt; NULL means zeros). For per-step inputs: no malloc once warm. */
+struct tg_tensor *tg_tape_constant(struct tg_tape *T, enum tg_dtype dt, int rank,
+                                   const int64_t *shape, const void *data);
+
+/* Memory statistics: bytes handed out by the arena in the current recording, the
+ * highest that has been, the bytes reserved from the allocator, and how many
+ * nodes are recorded now. */
+struct tg_tape_stats {
+    size_t bytes_used;
+    size_t bytes_high_water;
+    size_t bytes_reserved;
+    size_t n_nodes;
+    size_t n_mallocs; /* allocations the tape made since it was created */
+};
+void tg_tape_stats(const struct tg_tape *T, struct tg_tape_stats *out);
+
+/*
+ * Reverse-mode sweep from `root`.
+ *   seed == NULL: root must have one element; its gradient is seeded with 1.
+ *   seed != NULL: a tensor of root's shape and dtype (borrowed): the upstream
+ *                 gradient; the sweep computes the vector-Jacobian product.
+ * Visits only the nodes reachable from root, in reverse creation order, without
+ * recursion. Gradients are summed (+=): a node used several times gets the sum.
+ * Leaves accumulate across calls until tg_zero_grad.
+ *
+ * Backward may run several times over one recording: each run recomputes the
+ * gradients of the nodes (they start from zero every run) and adds once more into
+ * the leaves' gradients.
+ *
+ * Errors: TG_ERR_NULL (root), TG_ERR_TAPE (root was not recorded by an op, or
+ * was computed without gradient), TG_ERR_STALE (root predates a reset),
+ * TG_ERR_SHAPE / TG_ERR_DTYPE (seed), TG_ERR_NOMEM.
+ */
+enum tg_status tg_backward(struct tg_tensor *root, const struct tg_tensor *seed);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,18 @@
+/*
+ * tapegrad/tapegrad.h - the umbrella header: everything a user needs.
+ *
+ *   #include <tapegrad/tapegrad.h>
+ *   cc prog.c $(pkg-config --cflags --libs tapegrad)
+ */
+#ifndef TAPEGRAD_TAPEGRAD_H
+#define TAPEGRAD_TAPEGRAD_H
+
+#include "status.h"
+#include "tensor.h"
+#include "tape.h"
+#include "ops.h"
+#include "gradcheck.h"
+
+#define TAPEGRAD_VERSION "0.1.0"
+
+#endif

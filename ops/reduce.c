@@ -1,0 +1,78 @@
+/*
+ * ops/reduce.c - reductions over all elements (sum, mean), giving a scalar.
+ *
+ * f32 inputs are summed in double so that long sums keep their precision.
+ */
+#include "ops-impl.h"
+
+static enum tg_status shape_scalar(struct tg_tensor *out)
+{
+    out->rank = 0;
+    return TG_OK;
+}
+
+static double total(const struct tg_tensor *x)
+{
+    double s = 0;
+    if (x->dtype == TG_F64) {
+        const double *p = x->data;
+        for (int64_t i = 0; i < x->numel; i++) s += p[i];
+    } else {
+        const float *p = x->data;
+        for (int64_t i = 0; i < x->numel; i++) s += p[i];
+    }
+    return s;
+}
+
+/* Adds the same value v to every element of x's gradient. */
+static void spread(struct tg_tensor *x, double v)
+{
+    if (!x->requires_grad) return;
+    if (x->dtype == TG_F64) {
+        double *g = x->grad;
+        for (int64_t i = 0; i < x->numel; i++) g[i] += v;
+    } else {
+        float *g = x->grad;
+        float vf = (float)v;
+        for (int64_t i = 0; i < x->numel; i++) g[i] += vf;
+    }
+}
+
+static void sum_fwd(struct tg_tensor *o)
+{
+    tg__store(o->data, o->dtype, 0, total(o->in[0]));
+}
+static void sum_bwd(struct tg_tensor *o)
+{
+    spread(o->in[0], tg__load(o->grad, o->dtype, 0));
+}
+
+static void mean_fwd(struct tg_tensor *o)
+{
+    tg__store(o->data, o->dtype, 0, total(o->in[0]) / (double)o->in[0]->numel);
+}
+static void mean_bwd(struct tg_tensor *o)
+{
+    spread(o->in[0], tg__load(o->grad, o->dtype, 0) / (double)o->in[0]->numel);
+}
+
+static enum tg_status mean_shape(struct tg_tensor *out)
+{
+    if (out->in[0]->numel == 0) return tg__fail(TG_ERR_SHAPE, "mean: the input has no elements");
+    return shape_scalar(out);
+}
+
+const struct tg_op_desc tg_op_desc_sum = {
+    TG_OP_SUM, "sum", 1, "y = sum_i x_i", "dx_i += dy", shape_scalar, sum_fwd, sum_bwd, false};
+const struct tg_op_desc tg_op_desc_mean = {
+    TG_OP_MEAN, "mean",   1,    "y = (1/N) sum_i x_i", "dx_i += dy / N", mean_shape,
+    mean_fwd,   mean_bwd, false};
+
+struct tg_tensor *tg_sum(struct tg_tape *T, struct tg_tensor *x)
+{
+    return tg__op_record(T, &tg_op_desc_sum, 1, &x, NULL, NULL);
+}
+struct tg_tensor *tg_mean(struct tg_tape *T, struct tg_tensor *x)
+{
+    return tg__op_record(T, &tg_op_desc_mean, 1, &x, NULL, NULL);
+}

@@ -1,0 +1,76 @@
+/*
+ * ops/registry.c - the op table, indexed by enum tg_op, and its introspection.
+ *
+ * The table is generated from TG_OP_LIST, the same list that generates the enum,
+ * so an op without a descriptor fails to link and the static assert below keeps
+ * the count honest.
+ */
+#include "ops-impl.h"
+
+#define TG_X_ENTRY(E, n) [TG_OP_##E] = &tg_op_desc_##n,
+const struct tg_op_desc *const tg_op_table[TG_OP_COUNT] = {TG_OP_LIST(TG_X_ENTRY)};
+#undef TG_X_ENTRY
+
+#define TG_X_ONE(E, n) +1
+_Static_assert(0 TG_OP_LIST(TG_X_ONE) == TG_OP_COUNT, "op table and enum disagree");
+#undef TG_X_ONE
+
+static const struct tg_op_desc *desc_of(enum tg_op op)
+{
+    return (op >= 0 && op < TG_OP_COUNT) ? tg_op_table[op] : NULL;
+}
+
+int tg_op_count(void)
+{
+    return TG_OP_COUNT;
+}
+const char *tg_op_name(enum tg_op op)
+{
+    const struct tg_op_desc *d = desc_of(op);
+    return d ? d->name : "?";
+}
+const char *tg_op_formula(enum tg_op op)
+{
+    const struct tg_op_desc *d = desc_of(op);
+    return d ? d->formula : "?";
+}
+const char *tg_op_vjp(enum tg_op op)
+{
+    const struct tg_op_desc *d = desc_of(op);
+    return d ? d->vjp : "?";
+}
+int tg_op_arity(enum tg_op op)
+{
+    const struct tg_op_desc *d = desc_of(op);
+    return d ? d->arity : 0;
+}
+
+enum tg_op tg_tensor_op(const struct tg_tensor *t)
+{
+    return (t && t->desc) ? t->desc->op : TG_OP_NONE;
+}
+int tg_tensor_n_inputs(const struct tg_tensor *t)
+{
+    return (t && t->desc) ? (int)t->n_in : 0;
+}
+struct tg_tensor *tg_tensor_input(const struct tg_tensor *t, int i)
+{
+    if (!t || !t->desc || i < 0 || (uint32_t)i >= t->n_in) return NULL;
+    return t->in[i];
+}
+int tg_tensor_op_params(const struct tg_tensor *t, double out[2])
+{
+    if (!t || !t->desc || !out) return 0;
+    switch (t->desc->op) {
+    case TG_OP_AFFINE:
+        out[0] = t->p.f[0];
+        out[1] = t->p.f[1];
+        return 2;
+    case TG_OP_POW_SCALAR:
+    case TG_OP_LEAKY_RELU:
+        out[0] = t->p.f[0];
+        return 1;
+    default:
+        return 0;
+    }
+}

@@ -1,0 +1,167 @@
+/*
+ * ops/unary.c - elementwise ops of one tensor, some with plain-number parameters.
+ *
+ * Each op is one UNARY_OP line: the forward expression in x (the input) and the
+ * parameters p0, p1, and the local derivative dz/dx, which may use z (the output).
+ * Backward adds g * dz/dx into x's gradient: the Jacobian of an elementwise op is
+ * diagonal, so the vector-Jacobian product is a plain elementwise product.
+ */
+#include "ops-impl.h"
+
+enum tg_status tg__shape_same(struct tg_tensor *out)
+{
+    const struct tg_tensor *x = out->in[0];
+    out->rank = x->rank;
+    memcpy(out->shape, x->shape, sizeof out->shape);
+    return TG_OK;
+}
+
+static inline double sigmoid_d(double x)
+{
+    if (x >= 0) return 1 / (1 + exp(-x));
+    double e = exp(x);
+    return e / (1 + e);
+}
+
+static inline double softplus_d(double x)
+{
+    return (x > 0 ? x : 0) + log1p(exp(-fabs(x)));
+}
+
+/* d/dx x^p, defined as 0 for p == 0 (x^0 == 1 everywhere) */
+static inline double pow_scalar_d(double x, double p)
+{
+    return p == 0 ? 0 : p * pow(x, p - 1);
+}
+
+#define UNARY_KERNELS(NAME, T, FWD, DX)                                                            \
+    static void NAME##_fwd_##T(struct tg_tensor *out)                                              \
+    {                                                                                              \
+        const T *xs = out->in[0]->data;                                                            \
+        T *o = out->data;                                                                          \
+        const double p0 = out->p.f[0], p1 = out->p.f[1];                                           \
+        (void)p0, (void)p1;                                                                        \
+        for (int64_t i = 0; i < out->numel; i++) {                                                 \
+            T x = xs[i];                                                                           \
+            o[i] = (T)(FWD);                                                                       \
+        }                                                                                          \
+    }                                                                                              \
+    static void NAME##_bwd_##T(struct tg_tensor *out)                                              \
+    {                                                                                              \
+        struct tg_tensor *X = out->in[0];                                                          \
+        if (!X->requires_grad) return;                                                             \
+        const T *xs = X->data, *zs = out->data, *g = out->grad;                                    \
+        T *gx = X->grad;                                                                           \
+        const double p0 = out->p.f[0], p1 = out->p.f[1];                                           \
+        (void)p0, (void)p1;                                                                        \
+        for (int64_t i = 0; i < out->numel; i++) {                                                 \
+            T x = xs[i], z = zs[i];                                                                \
+            (void)x, (void)z;                                                                      \
+            gx[i] += (T)(g[i] * (DX));                                                             \
+        }                                                                                          \
+    }
+
+#define UNARY_DESC(NAME, ENUM, FORMULA, VJP, FWD, DX)                                              \
+    UNARY_KERNELS(NAME, float, FWD, DX)                                                            \
+    UNARY_KERNELS(NAME, double, FWD, DX)                                                           \
+    static void NAME##_fwd(struct tg_tensor *o)                                                    \
+    {                                                                                              \
+        if (o->dtype == TG_F64)                                                                    \
+            NAME##_fwd_double(o);                                                                  \
+        else                                                                                       \
+            NAME##_fwd_float(o);                                                                   \
+    }                                                                                              \
+    static void NAME##_bwd(struct tg_tensor *o)                                                    \
+    {                                                                                              \
+        if (o->dtype == TG_F64)                                                                    \
+            NAME##_bwd_double(o);                                                                  \
+        else                                                                                       \
+            NAME##_bwd_float(o);                                                                   \
+    }                                                                                              \
+    const struct tg_op_desc tg_op_desc_##NAME = {                                                  \
+        TG_OP_##ENUM, #NAME, 1, FORMULA, VJP, tg__shape_same, NAME##_fwd, NAME##_bwd, false};
+
+/* An op without parameters and its constructor. */
+#define UNARY_OP(NAME, ENUM, FORMULA, VJP, FWD, DX)                                                \
+    UNARY_DESC(NAME, ENUM, FORMULA, VJP, FWD, DX)                                                  \
+    struct tg_tensor *tg_##NAME(struct tg_tape *T, struct tg_tensor *x)                            \
+    {                                                                                              \
+        return tg__op_record(T, &tg_op_desc_##NAME, 1, &x, NULL, NULL);                            \
+    }
+
+UNARY_OP(neg, NEG, "y = -x", "dx -= dy", -x, -1)
+UNARY_OP(exp, EXP, "y = e^x", "dx += dy * y", exp(x), z)
+UNARY_OP(log, LOG, "y = ln x", "dx += dy / x", log(x), 1 / x)
+UNARY_OP(sqrt, SQRT, "y = sqrt(x)", "dx += dy / (2 y)", sqrt(x), 0.5 / z)
+UNARY_OP(abs, ABS, "y = |x|", "dx += dy * sign(x)  (0 at x = 0)", fabs(x),
+         x > 0 ? 1 : (x < 0 ? -1 : 0))
+UNARY_OP(tanh, TANH, "y = tanh x", "dx += dy * (1 - y^2)", tanh(x), 1 - z * z)
+UNARY_OP(sigmoid, SIGMOID, "y = 1 / (1 + e^-x)", "dx += dy * y (1 - y)", sigmoid_d(x), z *(1 - z))
+UNARY_OP(relu, RELU, "y = max(x, 0)", "dx += dy * [x > 0]", x > 0 ? x : 0, x > 0 ? 1 : 0)
+UNARY_OP(softplus, SOFTPLUS, "y = ln(1 + e^x)", "dx += dy * sigmoid(x)", softplus_d(x),
+         sigmoid_d(x))
+UNARY_OP(sin, SIN, "y = sin x", "dx += dy * cos x", sin(x), cos(x))
+UNARY_OP(cos, COS, "y = cos x", "dx -= dy * sin x", cos(x), -sin(x))
+
+/* ---- ops with plain-number parameters ---- */
+
+UNARY_DESC(affine, AFFINE, "y = alpha x + beta", "dx += alpha dy", p0 *x + p1, p0)
+UNARY_DESC(pow_scalar, POW_SCALAR, "y = x^p", "dx += dy * p x^(p-1)", pow(x, p0),
+           pow_scalar_d(x, p0))
+UNARY_DESC(leaky_relu, LEAKY_RELU, "y = x > 0 ? x : s x", "dx += dy * (x > 0 ? 1 : s)",
+           x > 0 ? x : p0 * x, x > 0 ? 1 : p0)
+
+static struct tg_tensor *with_params(struct tg_tape *T, const struct tg_op_desc *d,
+                                     struct tg_tensor *x, double p0, double p1)
+{
+    if (!isfinite(p0) || !isfinite(p1)) {
+        if (x)
+            tg__fail(TG_ERR_VALUE, "%s: parameter is not finite (%g, %g)", d->name, p0, p1);
+        else
+            tg__null_input(d->name, "input 1");
+        return NULL;
+    }
+    union tg_params p = {.f = {p0, p1}};
+    return tg__op_record(T, d, 1, &x, &p, NULL);
+}
+
+struct tg_tensor *tg_affine(struct tg_tape *T, struct tg_tensor *x, double alpha, double beta)
+{
+    return with_params(T, &tg_op_desc_affine, x, alpha, beta);
+}
+struct tg_tensor *tg_add_scalar(struct tg_tape *T, struct tg_tensor *x, double c)
+{
+    return with_params(T, &tg_op_desc_affine, x, 1, c);
+}
+struct tg_tensor *tg_sub_scalar(struct tg_tape *T, struct tg_tensor *x, double c)
+{
+    return with_params(T, &tg_op_desc_affine, x, 1, -c);
+}
+struct tg_tensor *tg_rsub_scalar(struct tg_tape *T, double c, struct tg_tensor *x)
+{
+    return with_params(T, &tg_op_desc_affine, x, -1, c);
+}
+struct tg_tensor *tg_mul_scalar(struct tg_tape *T, struct tg_tensor *x, double c)
+{
+    return with_params(T, &tg_op_desc_affine, x, c, 0);
+}
+struct tg_tensor *tg_div_scalar(struct tg_tape *T, struct tg_tensor *x, double c)
+{
+    if (c == 0 && x) {
+        tg__fail(TG_ERR_VALUE, "div_scalar: division by zero");
+        return NULL;
+    }
+    return with_params(T, &tg_op_desc_affine, x, 1 / c, 0);
+}
+struct tg_tensor *tg_pow_scalar(struct tg_tape *T, struct tg_tensor *x, double p)
+{
+    return with_params(T, &tg_op_desc_pow_scalar, x, p, 0);
+}
+struct tg_tensor *tg_rdiv_scalar(struct tg_tape *T, double c, struct tg_tensor *x)
+{
+    return tg_mul_scalar(T, tg_pow_scalar(T, x, -1), c);
+}
+struct tg_tensor *tg_leaky_relu(struct tg_tape *T, struct tg_tensor *x, double slope)
+{
+    return with_params(T, &tg_op_desc_leaky_relu, x, slope, 0);
+}

@@ -1,0 +1,33 @@
+/*
+ * tests/gradcases.h - gradient-check cases for the op-table loop test.
+ *
+ * Every op family keeps its cases in tests/gradcases_<family>.c. A case builds
+ * random f64 inputs (random shapes, broadcasting, odd sizes) and a function that
+ * applies the op; check_ops.c gradchecks every case of every op in the table and
+ * fails for an op that has none.
+ */
+#ifndef TG_TEST_GRADCASES_H
+#define TG_TEST_GRADCASES_H
+
+#include <tapegrad/tapegrad.h>
+
+#define GC_MAX_IN 4
+
+struct gc_case {
+    enum tg_op op;
+    const char *label;
+    /* Fills in[] with new leaves (the ones to differentiate have requires-grad
+     * set) and returns how many; 0 on failure. */
+    int (*make)(struct tg_rng *rng, struct tg_tensor **in);
+    tg_gradcheck_fn fn;
+};
+
+/* Helpers for cases. */
+struct tg_tensor *gc_rand(struct tg_rng *rng, int rank, const int64_t *shape, double lo, double hi,
+                          bool grad);
+int64_t gc_dim(struct tg_rng *rng); /* a random size among 1, 2, 3, 5, 7 */
+
+extern const struct gc_case gc_cases_elementwise[];
+extern const int gc_n_elementwise;
+
+#endif
