@@ -23,8 +23,9 @@
 extern "C" {
 #endif
 
-/* The op table: X(ENUM_SUFFIX, name). One descriptor per entry in ops/. */
-#define TG_OP_LIST(X)                                                                              \
+/* The op table: X(ENUM_SUFFIX, name), one descriptor per entry in ops/. Each
+ * family of ops lists its entries in its own header, included here. */
+#define TG_OPS_ELEMENTWISE(X)                                                                      \
     X(ADD, add)                                                                                    \
     X(SUB, sub)                                                                                    \
     X(MUL, mul)                                                                                    \
@@ -48,6 +49,12 @@ extern "C" {
     X(COS, cos)                                                                                    \
     X(SUM, sum)                                                                                    \
     X(MEAN, mean)
+
+#include "ops_linalg.h" /* TG_OPS_LINALG: matmul, reductions along axes */
+#include "ops_shape.h"  /* TG_OPS_SHAPE: reshape, permute, slice, gather, concat, ... */
+#include "ops_nn.h"     /* TG_OPS_NN: softmax, divergences, dropout */
+
+#define TG_OP_LIST(X) TG_OPS_ELEMENTWISE(X) TG_OPS_LINALG(X) TG_OPS_SHAPE(X) TG_OPS_NN(X)
 
 enum tg_op {
     TG_OP_NONE = -1, /* a leaf or a constant: no op produced it */
