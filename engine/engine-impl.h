@@ -44,12 +44,12 @@ struct tg_tensor {
     uint64_t epoch; /* the tape recording this node belongs to */
     uint64_t stamp; /* the last backward sweep that touched grad */
     int64_t numel;
-    int64_t shape[TG_MAX_DIM];
     uint32_t n_in;
     uint8_t dtype;
     uint8_t rank;
     uint8_t kind;
     uint8_t requires_grad;
+    int64_t shape[TG_MAX_DIM]; /* last: node_alloc clears everything before it */
 };
 
 /*

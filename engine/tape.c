@@ -171,13 +171,14 @@ void tg_tape_stats(const struct tg_tape *T, struct tg_tape_stats *out)
     out->n_mallocs = T->n_mallocs;
 }
 
-/* A zeroed node struct in the current node arena, with its shape set. */
+/* A node struct in the current node arena, every field cleared but the shape
+ * (which the shape rule sets for its rank). */
 static struct tg_tensor *node_alloc(struct tg_tape *T)
 {
     struct tg_tensor *n =
         arena_alloc(&T->nodes[T->epoch % 2], sizeof(struct tg_tensor), _Alignof(struct tg_tensor));
     if (!n) return NULL;
-    memset(n, 0, sizeof *n);
+    memset(n, 0, offsetof(struct tg_tensor, shape));
     n->tape = T;
     n->epoch = T->epoch;
     n->in = n->in2;
@@ -187,7 +188,9 @@ static struct tg_tensor *node_alloc(struct tg_tape *T)
 /* Points n->data at storage for its numel elements (inline for one element). */
 static enum tg_status node_buffers(struct tg_tape *T, struct tg_tensor *n, const char *fn)
 {
-    if (tg__check_shape(fn, n->rank, n->shape, tg__esize(n->dtype), &n->numel))
+    if (n->rank == 0)
+        n->numel = 1;
+    else if (tg__check_shape(fn, n->rank, n->shape, tg__esize(n->dtype), &n->numel))
         return tg_last_status();
     if (n->numel == 1) {
         n->data = &n->sval;

@@ -12,7 +12,7 @@ enum tg_status tg__shape_same(struct tg_tensor *out)
 {
     const struct tg_tensor *x = out->in[0];
     out->rank = x->rank;
-    memcpy(out->shape, x->shape, sizeof out->shape);
+    for (int d = 0; d < x->rank; d++) out->shape[d] = x->shape[d];
     return TG_OK;
 }
 
