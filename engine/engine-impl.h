@@ -115,6 +115,10 @@ void *tg__tape_alloc(struct tg_tape *T, size_t n);
 struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc, int n_in,
                                 struct tg_tensor *const *in, const union tg_params *params,
                                 void *aux);
+/* Anomaly-mode helpers: the first NaN/Inf element (or -1), and "[3,1]" for a
+ * flat index. */
+int64_t tg__first_nonfinite(const void *buf, int dtype, int64_t numel);
+void tg__format_index(char *buf, size_t size, int rank, const int64_t *shape, int64_t i);
 /* Whether node t's gradient belongs to its tape's latest backward sweep. */
 bool tg__node_grad_current(const struct tg_tensor *t);
 /* Checks that t may be an input of an op on T (for ops that validate early). */

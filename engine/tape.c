@@ -8,6 +8,7 @@
  * repeated computation makes no allocation. One-element nodes keep their value
  * and gradient inline (scalar graphs touch the data arena not at all).
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include "engine-impl.h"
@@ -35,6 +36,7 @@ struct tg_tape {
     size_t high_water;
     size_t n_mallocs;
     int no_grad;
+    bool anomaly;
 };
 
 enum { CHUNK_MIN = 64 * 1024 };
@@ -240,6 +242,72 @@ struct tg_tensor *tg_tape_constant(struct tg_tape *T, enum tg_dtype dt, int rank
     return n;
 }
 
+/* ---- anomaly mode ---- */
+
+enum tg_status tg_tape_set_anomaly(struct tg_tape *T, bool on)
+{
+    if (!T) return tg__fail(TG_ERR_NULL, "tg_tape_set_anomaly: tape is NULL");
+    T->anomaly = on;
+    return TG_OK;
+}
+
+bool tg_tape_anomaly(const struct tg_tape *T)
+{
+    return T && T->anomaly;
+}
+
+/* The first element of buf (numel, dtype) that is NaN or infinite, or -1. */
+int64_t tg__first_nonfinite(const void *buf, int dtype, int64_t numel)
+{
+    for (int64_t i = 0; i < numel; i++)
+        if (!isfinite(tg__load(buf, dtype, i))) return i;
+    return -1;
+}
+
+/* "[3,1]" for flat index i of a tensor of that shape. */
+void tg__format_index(char *buf, size_t size, int rank, const int64_t *shape, int64_t i)
+{
+    int64_t idx[TG_MAX_DIM];
+    for (int d = rank - 1; d >= 0; d--) {
+        idx[d] = shape[d] ? i % shape[d] : 0;
+        i = shape[d] ? i / shape[d] : 0;
+    }
+    tg__format_shape(buf, size, rank, idx);
+    buf[0] = '[';
+    size_t n = strlen(buf);
+    if (n) buf[n - 1] = ']';
+}
+
+/* The value of input x that met output element i (same shape or one element). */
+static void input_at(char *buf, size_t size, const struct tg_tensor *x, const struct tg_tensor *o,
+                     int64_t i)
+{
+    char sh[96];
+    tg__format_shape(sh, sizeof sh, x->rank, x->shape);
+    if (x->numel == o->numel || x->numel == 1)
+        snprintf(buf, size, "%g", tg__load(x->data, x->dtype, x->numel == 1 ? 0 : i));
+    else
+        snprintf(buf, size, "of shape %s", sh);
+}
+
+/* In anomaly mode: fails when n's forward produced a NaN or Inf. */
+static enum tg_status anomaly_forward(struct tg_tensor *n)
+{
+    int64_t i = tg__first_nonfinite(n->data, n->dtype, n->numel);
+    if (i < 0) return TG_OK;
+    char at[96], in[2][128] = {"", ""};
+    tg__format_index(at, sizeof at, n->rank, n->shape, i);
+    for (uint32_t k = 0; k < n->n_in && k < 2; k++) input_at(in[k], sizeof in[k], n->in[k], n, i);
+    double v = tg__load(n->data, n->dtype, i);
+    if (n->n_in == 1)
+        return tg__fail(TG_ERR_NUMERIC, "%s: input contains %s at %s -> %g", n->desc->name, in[0],
+                        at, v);
+    if (n->n_in == 2)
+        return tg__fail(TG_ERR_NUMERIC, "%s: inputs %s and %s at %s -> %g", n->desc->name, in[0],
+                        in[1], at, v);
+    return tg__fail(TG_ERR_NUMERIC, "%s: output is %g at %s", n->desc->name, v, at);
+}
+
 struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc, int n_in,
                                 struct tg_tensor *const *in, const union tg_params *params,
                                 void *aux)
@@ -283,6 +351,7 @@ struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc
     if (node_buffers(T, n, desc->name)) return NULL;
     n->requires_grad = needs_grad && T->no_grad == 0;
     desc->forward(n);
+    if (T->anomaly && anomaly_forward(n)) return NULL;
     n->prev = T->last;
     T->last = n;
     T->n_nodes++;
@@ -290,6 +359,24 @@ struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc
 }
 
 /* ---- backward ---- */
+
+/* In anomaly mode: fails when n's backward made an input's gradient NaN or Inf. */
+static enum tg_status anomaly_backward(const struct tg_tensor *n)
+{
+    for (uint32_t k = 0; k < n->n_in; k++) {
+        const struct tg_tensor *x = n->in[k];
+        if (!x->requires_grad) continue;
+        int64_t i = tg__first_nonfinite(x->grad, x->dtype, x->numel);
+        if (i < 0) continue;
+        char at[96];
+        tg__format_index(at, sizeof at, x->rank, x->shape, i);
+        return tg__fail(TG_ERR_NUMERIC,
+                        "backward of %s: gradient of input %u is %g at %s (input value %g)",
+                        n->desc->name, k + 1, tg__load(x->grad, x->dtype, i), at,
+                        tg__load(x->data, x->dtype, i));
+    }
+    return TG_OK;
+}
 
 bool tg__node_grad_current(const struct tg_tensor *t)
 {
@@ -371,7 +458,10 @@ enum tg_status tg_backward(struct tg_tensor *root, const struct tg_tensor *seed)
         tg__store(root->grad, root->dtype, 0, 1.0);
 
     /* Pass 2: the chain rule, consumers before producers. */
-    for (struct tg_tensor *n = root; n; n = n->prev)
-        if (n->stamp == s && n->desc) n->desc->backward(n);
+    for (struct tg_tensor *n = root; n; n = n->prev) {
+        if (n->stamp != s || !n->desc) continue;
+        n->desc->backward(n);
+        if (T->anomaly && (st = anomaly_backward(n))) return st;
+    }
     return TG_OK;
 }

@@ -406,6 +406,33 @@ START_TEST(test_status_strings)
 }
 END_TEST
 
+START_TEST(test_anomaly_mode)
+{
+    struct tg_tape *T = tg_tape_new();
+    double v[8] = {1, 2, 3, 4, 5, 6, 0, 8};
+    struct tg_tensor *x = tg_tensor_from(TG_F64, 2, (int64_t[]){4, 2}, v);
+    tg_tensor_set_requires_grad(x, true);
+    /* off: the -inf flows through silently */
+    ck_assert_ptr_nonnull(tg_log(T, x));
+    ck_assert_int_eq(tg_tape_set_anomaly(T, true), TG_OK);
+    ck_assert(tg_tape_anomaly(T));
+    ck_assert_ptr_null(tg_log(T, x));
+    ck_assert_int_eq(tg_last_status(), TG_ERR_NUMERIC);
+    ck_assert_str_eq(tg_last_error(), "log: input contains 0 at [3,0] -> -inf");
+    ck_assert_ptr_null(tg_div(T, x, tg_mul_scalar(T, x, 0)));
+    ck_assert_str_eq(tg_last_error(), "div: inputs 1 and 0 at [0,0] -> inf");
+    /* backward: sqrt at 0 is finite forward, infinite gradient */
+    struct tg_tensor *y = tg_sum(T, tg_sqrt(T, x));
+    ck_assert_ptr_nonnull(y);
+    ck_assert_int_eq(tg_backward(y, NULL), TG_ERR_NUMERIC);
+    ck_assert_str_eq(tg_last_error(),
+                     "backward of sqrt: gradient of input 1 is inf at [3,0] (input value 0)");
+    ck_assert_int_eq(tg_tape_set_anomaly(NULL, true), TG_ERR_NULL);
+    tg_tensor_free(x);
+    tg_tape_free(T);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
     Suite *s = suite_create("engine");
@@ -425,6 +452,7 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, test_constants_on_tape);
     tcase_add_test(tc, test_reset_reuses_memory);
     tcase_add_test(tc, test_million_chain);
+    tcase_add_test(tc, test_anomaly_mode);
     suite_add_tcase(s, tc);
     tc = tcase_create("gradcheck");
     tcase_add_test(tc, test_gradcheck_detects_wrong_gradient);

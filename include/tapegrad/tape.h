@@ -39,6 +39,14 @@ enum tg_status tg_tape_no_grad_push(struct tg_tape *T);
 enum tg_status tg_tape_no_grad_pop(struct tg_tape *T);
 bool tg_tape_grad_enabled(const struct tg_tape *T);
 
+/* Anomaly mode (off by default): every op checks its output for NaN and Inf and
+ * fails with TG_ERR_NUMERIC naming the first op that produced one, the value of
+ * its input there and the index, e.g. "log: input contains 0 at [3,1] -> -inf";
+ * backward checks every gradient it computes the same way. It costs one pass
+ * over each output and gradient. */
+enum tg_status tg_tape_set_anomaly(struct tg_tape *T, bool on);
+bool tg_tape_anomaly(const struct tg_tape *T);
+
 /* A constant on the tape (no gradient), holding a copy of numel elements of
  * `data` (type dt; NULL means zeros). For per-step inputs: no malloc once warm. */
 struct tg_tensor *tg_tape_constant(struct tg_tape *T, enum tg_dtype dt, int rank,
