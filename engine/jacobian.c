@@ -79,9 +79,10 @@ enum tg_status tg_jacobian(tg_gradcheck_fn fn, void *ctx, const struct tg_tensor
     const struct tg_tensor *y = r.y, *x = r.x;
     int rank = y->rank + x->rank;
     if (rank > TG_MAX_DIM) {
+        int yr = y->rank, xr = x->rank;
         rec_free(&r);
-        return tg__fail(TG_ERR_RANGE, "tg_jacobian: output rank %d + input rank %d exceeds %d",
-                        y->rank, x->rank, TG_MAX_DIM);
+        return tg__fail(TG_ERR_RANGE, "tg_jacobian: output rank %d + input rank %d exceeds %d", yr,
+                        xr, TG_MAX_DIM);
     }
     int64_t shape[TG_MAX_DIM];
     memcpy(shape, y->shape, (size_t)y->rank * sizeof *shape);

@@ -269,6 +269,7 @@ START_TEST(test_zero_identity_and_errors)
     ck_assert_ptr_null(g);
     struct tg_tensor *big = tg_tensor_zeros(TG_F64, 5, (int64_t[]){1, 1, 1, 1, 2});
     ck_assert_int_eq(tg_jacobian(f_tanh, NULL, big, &J, &info), TG_ERR_RANGE);
+    ck_assert_str_eq(tg_last_error(), "tg_jacobian: output rank 5 + input rank 5 exceeds 8");
     tg_tensor_free(big);
     tg_tensor_free(c);
     tg_tensor_free(x);
