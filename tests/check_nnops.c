@@ -7,7 +7,8 @@
  * Reference values come from PyTorch 1.13 (Debian's python3-torch), float64. The
  * script that printed them is quoted next to each block; it is run as
  *     /usr/bin/python3 -c 'import torch, torch.nn.functional as F; d = torch.float64; ...'
- * with the lines shown, each value printed with '%.17g'.
+ * with the lines shown; each value printed as Python's repr of the float64 (the
+ * shortest string that round-trips).
  */
 #include <check.h>
 #include <math.h>
