@@ -12,6 +12,7 @@
 #include "tape.h"
 #include "ops.h"
 #include "gradcheck.h"
+#include "jacobian.h"
 
 #define TAPEGRAD_VERSION "0.1.0"
 

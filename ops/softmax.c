@@ -1,0 +1,144 @@
+/*
+ * ops/softmax.c - softmax and log-softmax along one axis.
+ *
+ * The Jacobian of softmax along a line of length n is J = diag(s) - s s^T (dense
+ * within the line, zero across lines), but backward never forms it: the VJP
+ * dy^T J = s * (dy - <dy, s>) costs O(n) per line. log_softmax's Jacobian is
+ * I - 1 s^T, so its VJP is dy - s * sum(dy). Both subtract the line's maximum
+ * before exponentiating, so no logit overflows.
+ *
+ * A tensor is seen as (outer, n, inner) around the axis: element (o, k, i) is at
+ * (o * n + k) * inner + i, and a line is the n elements with stride `inner`.
+ */
+#include "ops-impl.h"
+
+struct lines {
+    int64_t outer, n, inner;
+};
+
+static struct lines lines_of(const struct tg_tensor *x, int axis)
+{
+    struct lines L = {1, x->shape[axis], 1};
+    for (int d = 0; d < axis; d++) L.outer *= x->shape[d];
+    for (int d = axis + 1; d < x->rank; d++) L.inner *= x->shape[d];
+    return L;
+}
+
+/* Checks the axis, stores it normalised in p.i[0] and gives out x's shape. */
+static enum tg_status softmax_shape(struct tg_tensor *out)
+{
+    const struct tg_tensor *x = out->in[0];
+    int64_t axis = out->p.i[0];
+    if (axis < -(int64_t)x->rank || axis >= (int64_t)x->rank) {
+        char s[160];
+        tg__format_shape(s, sizeof s, x->rank, x->shape);
+        return tg__fail(TG_ERR_RANGE, "%s: axis %lld is out of range for shape %s", out->desc->name,
+                        (long long)axis, s);
+    }
+    out->p.i[0] = axis < 0 ? axis + x->rank : axis;
+    return tg__shape_same(out);
+}
+
+/* One line: the maximum m and sum_k e^(x_k - m), in double. */
+#define LINE_STATS(T, x, L, m, s)                                                                  \
+    do {                                                                                           \
+        m = -INFINITY;                                                                             \
+        for (int64_t k = 0; k < (L).n; k++)                                                        \
+            if ((x)[k * (L).inner] > m) m = (x)[k * (L).inner];                                    \
+        s = 0;                                                                                     \
+        for (int64_t k = 0; k < (L).n; k++) s += exp((double)(x)[k * (L).inner] - m);              \
+    } while (0)
+
+#define SOFTMAX_KERNELS(T)                                                                         \
+    static void softmax_fwd_##T(struct tg_tensor *out, bool log_space)                             \
+    {                                                                                              \
+        struct lines L = lines_of(out->in[0], (int)out->p.i[0]);                                   \
+        for (int64_t o = 0; o < L.outer; o++)                                                      \
+            for (int64_t i = 0; i < L.inner; i++) {                                                \
+                int64_t base = o * L.n * L.inner + i;                                              \
+                const T *x = (const T *)out->in[0]->data + base; /* (n), stride inner */           \
+                T *y = (T *)out->data + base;                    /* (n), stride inner */           \
+                double m, s;                                                                       \
+                LINE_STATS(T, x, L, m, s);                                                         \
+                double ls = log(s);                                                                \
+                for (int64_t k = 0; k < L.n; k++) {                                                \
+                    double z = (double)x[k * L.inner] - m;                                         \
+                    y[k * L.inner] = (T)(log_space ? z - ls : exp(z) / s);                         \
+                }                                                                                  \
+            }                                                                                      \
+    }                                                                                              \
+    /* softmax:     dx_k += s_k (dy_k - sum_j dy_j s_j)                                            \
+     * log_softmax: dx_k += dy_k - e^(y_k) sum_j dy_j */                                           \
+    static void softmax_bwd_##T(struct tg_tensor *out, bool log_space)                             \
+    {                                                                                              \
+        struct tg_tensor *X = out->in[0];                                                          \
+        if (!X->requires_grad) return;                                                             \
+        struct lines L = lines_of(X, (int)out->p.i[0]);                                            \
+        for (int64_t o = 0; o < L.outer; o++)                                                      \
+            for (int64_t i = 0; i < L.inner; i++) {                                                \
+                int64_t base = o * L.n * L.inner + i;                                              \
+                const T *y = (const T *)out->data + base, *g = (const T *)out->grad + base;        \
+                T *gx = (T *)X->grad + base;                                                       \
+                double d = 0;                                                                      \
+                for (int64_t k = 0; k < L.n; k++)                                                  \
+                    d += log_space ? (double)g[k * L.inner]                                        \
+                                   : (double)g[k * L.inner] * y[k * L.inner];                      \
+                for (int64_t k = 0; k < L.n; k++) {                                                \
+                    int64_t j = k * L.inner;                                                       \
+                    gx[j] += (T)(log_space ? g[j] - exp((double)y[j]) * d : y[j] * (g[j] - d));    \
+                }                                                                                  \
+            }                                                                                      \
+    }
+
+SOFTMAX_KERNELS(float)
+SOFTMAX_KERNELS(double)
+
+static void softmax_fwd(struct tg_tensor *o)
+{
+    o->dtype == TG_F64 ? softmax_fwd_double(o, false) : softmax_fwd_float(o, false);
+}
+static void softmax_bwd(struct tg_tensor *o)
+{
+    o->dtype == TG_F64 ? softmax_bwd_double(o, false) : softmax_bwd_float(o, false);
+}
+static void log_softmax_fwd(struct tg_tensor *o)
+{
+    o->dtype == TG_F64 ? softmax_fwd_double(o, true) : softmax_fwd_float(o, true);
+}
+static void log_softmax_bwd(struct tg_tensor *o)
+{
+    o->dtype == TG_F64 ? softmax_bwd_double(o, true) : softmax_bwd_float(o, true);
+}
+
+const struct tg_op_desc tg_op_desc_softmax = {
+    TG_OP_SOFTMAX,
+    "softmax",
+    1,
+    "y_i = e^(x_i - m) / sum_j e^(x_j - m) along axis, m = max_j x_j",
+    "dx_i += y_i (dy_i - sum_j dy_j y_j)   (J = diag(y) - y y^T)",
+    softmax_shape,
+    softmax_fwd,
+    softmax_bwd,
+    false};
+const struct tg_op_desc tg_op_desc_log_softmax = {
+    TG_OP_LOG_SOFTMAX,
+    "log_softmax",
+    1,
+    "y_i = x_i - m - log sum_j e^(x_j - m) along axis",
+    "dx_i += dy_i - e^(y_i) sum_j dy_j   (J = I - 1 softmax^T)",
+    softmax_shape,
+    log_softmax_fwd,
+    log_softmax_bwd,
+    false};
+
+struct tg_tensor *tg_softmax(struct tg_tape *T, struct tg_tensor *x, int axis)
+{
+    union tg_params p = {.i = {axis, 0}};
+    return tg__op_record(T, &tg_op_desc_softmax, 1, &x, &p, NULL);
+}
+
+struct tg_tensor *tg_log_softmax(struct tg_tape *T, struct tg_tensor *x, int axis)
+{
+    union tg_params p = {.i = {axis, 0}};
+    return tg__op_record(T, &tg_op_desc_log_softmax, 1, &x, &p, NULL);
+}
