@@ -32,4 +32,7 @@ extern const int gc_n_elementwise;
 extern const struct gc_case gc_cases_nn[];
 extern const int gc_n_nn;
 
+extern const struct gc_case gc_cases_linalg[];
+extern const int gc_n_linalg;
+
 #endif

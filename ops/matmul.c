@@ -1,0 +1,326 @@
+/*
+ * ops/matmul.c - the matrix product: tg_matmul and tg_matmul_t (one op; the
+ * transpose flags are its parameters).
+ *
+ * Every product, batched or not, becomes a loop of row-major GEMMs
+ * C = op(A) op(B) + beta C over the broadcast batch index. Vectors are viewed as
+ * a (1,k) row (left operand) or a (k,1) column (right operand), so they need no
+ * special kernel. Transposition is never a copy: it is the GEMM's trans flag.
+ *
+ * Backward is two more GEMMs per batch with beta = 1, accumulating straight into
+ * the gradients: when a batch dimension was broadcast, the same gradient matrix
+ * receives one GEMM per output batch, which is the sum over that dimension.
+ *
+ * Kernels: CBLAS (sgemm/dgemm) when built with the `blas` feature, and a portable
+ * cache-blocked kernel always; tg_matmul_set_backend picks one per thread so that
+ * the tests can compare them on the same inputs.
+ */
+#include <limits.h>
+#include "ops-impl.h"
+#include "tg-config.h"
+#if TG_HAVE_BLAS
+#include <cblas.h>
+#endif
+
+enum { FLAG_TA = 1, FLAG_TB = 2 };
+
+/* ---- backend selection ---- */
+
+static _Thread_local enum tg_matmul_backend backend_choice = TG_MATMUL_AUTO;
+
+enum tg_status tg_matmul_set_backend(enum tg_matmul_backend backend)
+{
+    if (backend != TG_MATMUL_AUTO && backend != TG_MATMUL_BLAS && backend != TG_MATMUL_PORTABLE)
+        return tg__fail(TG_ERR_VALUE, "tg_matmul_set_backend: unknown backend %d", (int)backend);
+    if (backend == TG_MATMUL_BLAS && !TG_HAVE_BLAS)
+        return tg__fail(TG_ERR_STATE, "tg_matmul_set_backend: tapegrad was built without BLAS");
+    backend_choice = backend;
+    return TG_OK;
+}
+
+enum tg_matmul_backend tg_matmul_get_backend(void)
+{
+    if (backend_choice == TG_MATMUL_AUTO) return TG_HAVE_BLAS ? TG_MATMUL_BLAS : TG_MATMUL_PORTABLE;
+    return backend_choice;
+}
+
+/* ---- the portable kernel ----
+ * C (M,N) = op(A) (M,K) * op(B) (K,N) + beta C, row-major, beta 0 or 1.
+ * op(B) is packed block by block, (KB,NB) at a time, into a contiguous buffer
+ * on the stack (64 KiB in f64) that stays in L2 while every row of C streams
+ * past it; four rows at a time share each load of the packed block. */
+enum { KB = 64, NB = 128 };
+
+#define PORTABLE_GEMM(T)                                                                           \
+    static void pack_b_##T(T *bp, bool tb, const T *B, int64_t ldb, int64_t p0, int64_t kb,        \
+                           int64_t j0, int64_t nb)                                                 \
+    {                                                                                              \
+        for (int64_t p = 0; p < kb; p++)                                                           \
+            for (int64_t j = 0; j < nb; j++)                                                       \
+                bp[p * nb + j] = tb ? B[(j0 + j) * ldb + p0 + p] : B[(p0 + p) * ldb + j0 + j];     \
+    }                                                                                              \
+    /* rows i0..i0+nr-1 (nr <= 4) of the C block += op(A) block * bp */                            \
+    static void rows_##T(int nr, T *const *c, const T *const *a, int64_t astep, const T *bp,       \
+                         int64_t kb, int64_t nb)                                                   \
+    {                                                                                              \
+        for (int64_t p = 0; p < kb; p++) {                                                         \
+            const T *b = bp + p * nb;                                                              \
+            if (nr == 4) {                                                                         \
+                T a0 = a[0][p * astep], a1 = a[1][p * astep], a2 = a[2][p * astep],                \
+                  a3 = a[3][p * astep];                                                            \
+                for (int64_t j = 0; j < nb; j++) {                                                 \
+                    c[0][j] += a0 * b[j];                                                          \
+                    c[1][j] += a1 * b[j];                                                          \
+                    c[2][j] += a2 * b[j];                                                          \
+                    c[3][j] += a3 * b[j];                                                          \
+                }                                                                                  \
+            } else {                                                                               \
+                for (int r = 0; r < nr; r++) {                                                     \
+                    T ar = a[r][p * astep];                                                        \
+                    for (int64_t j = 0; j < nb; j++) c[r][j] += ar * b[j];                         \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    static void gemm_portable_##T(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T *A,   \
+                                  int64_t lda, const T *B, int64_t ldb, double beta, T *C,         \
+                                  int64_t ldc)                                                     \
+    {                                                                                              \
+        T bp[KB * NB]; /* (kb, nb) block of op(B) */                                               \
+        if (beta == 0)                                                                             \
+            for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(T));         \
+        /* op(A)(i, p) = A[i*lda + p], or A[p*lda + i] when transposed */                          \
+        int64_t astep = ta ? lda : 1, arow = ta ? 1 : lda;                                         \
+        for (int64_t j0 = 0; j0 < N; j0 += NB) {                                                   \
+            int64_t nb = N - j0 < NB ? N - j0 : NB;                                                \
+            for (int64_t p0 = 0; p0 < K; p0 += KB) {                                               \
+                int64_t kb = K - p0 < KB ? K - p0 : KB;                                            \
+                pack_b_##T(bp, tb, B, ldb, p0, kb, j0, nb);                                        \
+                for (int64_t i = 0; i < M; i += 4) {                                               \
+                    int nr = M - i < 4 ? (int)(M - i) : 4;                                         \
+                    T *c[4];                                                                       \
+                    const T *a[4];                                                                 \
+                    for (int r = 0; r < nr; r++) {                                                 \
+                        c[r] = C + (i + r) * ldc + j0;                                             \
+                        a[r] = A + (i + r) * arow + p0 * astep;                                    \
+                    }                                                                              \
+                    rows_##T(nr, c, a, astep, bp, kb, nb);                                         \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+PORTABLE_GEMM(float)
+PORTABLE_GEMM(double)
+
+/* C = op(A) op(B) + beta C with the thread's backend; all sizes already checked
+ * to fit in int. Empty products only clear C (beta 0) or do nothing. */
+static void gemm(int dtype, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A,
+                 int64_t lda, const void *B, int64_t ldb, double beta, void *C, int64_t ldc)
+{
+    size_t es = tg__esize(dtype);
+    if (M == 0 || N == 0) return;
+    if (K == 0) {
+        if (beta == 0)
+            for (int64_t i = 0; i < M; i++) memset((char *)C + (size_t)(i * ldc) * es, 0, N * es);
+        return;
+    }
+#if TG_HAVE_BLAS
+    if (tg_matmul_get_backend() == TG_MATMUL_BLAS) {
+        enum CBLAS_TRANSPOSE opa = ta ? CblasTrans : CblasNoTrans,
+                             opb = tb ? CblasTrans : CblasNoTrans;
+        if (dtype == TG_F64)
+            cblas_dgemm(CblasRowMajor, opa, opb, (int)M, (int)N, (int)K, 1.0, A, (int)lda, B,
+                        (int)ldb, beta, C, (int)ldc);
+        else
+            cblas_sgemm(CblasRowMajor, opa, opb, (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B,
+                        (int)ldb, (float)beta, C, (int)ldc);
+        return;
+    }
+#endif
+    if (dtype == TG_F64)
+        gemm_portable_double(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    else
+        gemm_portable_float(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* ---- geometry: from the operands' shapes and flags to a loop of GEMMs ---- */
+
+struct geom {
+    int64_t m, k, n;  /* op(A) is (m,k), op(B) is (k,n), each output matrix (m,n) */
+    int64_t lda, ldb; /* row strides of A and B as stored */
+    bool ta, tb;      /* flags in effect (a vector is never transposed) */
+    int brank;        /* rank of the broadcast batch shape */
+    int64_t bshape[TG_MAX_DIM];
+    int64_t sa[TG_MAX_DIM], sb[TG_MAX_DIM]; /* batch strides of A and B (0: broadcast) */
+    int64_t nbatch;
+};
+
+/* One operand: its matrix as stored (rows, cols), the product's view of it. */
+static void operand(const struct tg_tensor *x, bool trans, bool left, int64_t *outer,
+                    int64_t *inner, int64_t *ld, bool *t)
+{
+    if (x->rank == 1) { /* (1,k) on the left, (k,1) on the right */
+        *outer = 1;
+        *inner = x->shape[0];
+        *ld = left && x->shape[0] > 0 ? x->shape[0] : 1;
+        *t = false;
+        return;
+    }
+    int64_t rows = x->shape[x->rank - 2], cols = x->shape[x->rank - 1];
+    /* left: op(A) = (outer=m, inner=k); right: op(B) = (inner=k, outer=n) */
+    bool swap = left ? trans : !trans;
+    *outer = swap ? cols : rows;
+    *inner = swap ? rows : cols;
+    *ld = cols > 0 ? cols : 1;
+    *t = trans;
+}
+
+/* "(2,3)" or "(3,2)^T" */
+static void shape_name(char *buf, size_t size, const struct tg_tensor *x, bool t)
+{
+    tg__format_shape(buf, size, x->rank, x->shape);
+    if (t && x->rank >= 2) strncat(buf, "^T", size - strlen(buf) - 1);
+}
+
+/* Batch dims of A and B broadcast into g; strides in elements. */
+static bool batch_dims(const struct tg_tensor *a, const struct tg_tensor *b, struct geom *g)
+{
+    int ba = a->rank > 2 ? a->rank - 2 : 0, bb = b->rank > 2 ? b->rank - 2 : 0;
+    int64_t ma = a->rank >= 2 ? a->shape[a->rank - 2] * a->shape[a->rank - 1] : a->shape[0];
+    int64_t mb = b->rank >= 2 ? b->shape[b->rank - 2] * b->shape[b->rank - 1] : b->shape[0];
+    g->brank = ba > bb ? ba : bb;
+    g->nbatch = 1;
+    int64_t stra = ma, strb = mb;
+    for (int d = g->brank - 1; d >= 0; d--) {
+        int ka = d - (g->brank - ba), kb = d - (g->brank - bb);
+        int64_t da = ka >= 0 ? a->shape[ka] : 1, db = kb >= 0 ? b->shape[kb] : 1;
+        if (da != db && da != 1 && db != 1) return false;
+        g->bshape[d] = da == 1 ? db : da;
+        g->sa[d] = da == 1 ? 0 : stra;
+        g->sb[d] = db == 1 ? 0 : strb;
+        stra *= da;
+        strb *= db;
+        g->nbatch *= g->bshape[d];
+    }
+    return true;
+}
+
+static enum tg_status geometry(const struct tg_tensor *a, const struct tg_tensor *b, int flags,
+                               struct geom *g)
+{
+    char sa[160], sb[160];
+    bool ta = flags & FLAG_TA, tb = flags & FLAG_TB;
+    shape_name(sa, sizeof sa, a, ta);
+    shape_name(sb, sizeof sb, b, tb);
+    if (a->rank == 0 || b->rank == 0)
+        return tg__fail(TG_ERR_SHAPE, "matmul: shapes %s and %s: an operand is a scalar (use mul)",
+                        sa, sb);
+    int64_t kb;
+    operand(a, ta, true, &g->m, &g->k, &g->lda, &g->ta);
+    operand(b, tb, false, &g->n, &kb, &g->ldb, &g->tb);
+    if (g->k != kb)
+        return tg__fail(TG_ERR_SHAPE, "matmul: shapes %s and %s do not fit (%lld != %lld)", sa, sb,
+                        (long long)g->k, (long long)kb);
+    if (!batch_dims(a, b, g))
+        return tg__fail(TG_ERR_SHAPE, "matmul: shapes %s and %s: batch dimensions cannot broadcast",
+                        sa, sb);
+    if (g->m > INT_MAX || g->n > INT_MAX || g->k > INT_MAX || g->lda > INT_MAX || g->ldb > INT_MAX)
+        return tg__fail(TG_ERR_RANGE, "matmul: shapes %s and %s: a dimension exceeds %d", sa, sb,
+                        INT_MAX);
+    return TG_OK;
+}
+
+/* Runs the statement for each batch index, with the element offsets oa, ob, oc
+ * of that batch's matrices in A, B and C. */
+#define FOR_BATCH(g, oa, ob, oc, ...)                                                              \
+    do {                                                                                           \
+        int64_t idx_[TG_MAX_DIM] = {0}, oa = 0, ob = 0;                                            \
+        for (int64_t bi_ = 0; bi_ < (g).nbatch; bi_++) {                                           \
+            int64_t oc = bi_ * (g).m * (g).n;                                                      \
+            __VA_ARGS__;                                                                           \
+            for (int d_ = (g).brank - 1; d_ >= 0; d_--) {                                          \
+                oa += (g).sa[d_];                                                                  \
+                ob += (g).sb[d_];                                                                  \
+                if (++idx_[d_] < (g).bshape[d_]) break;                                            \
+                oa -= (g).sa[d_] * (g).bshape[d_];                                                 \
+                ob -= (g).sb[d_] * (g).bshape[d_];                                                 \
+                idx_[d_] = 0;                                                                      \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+static enum tg_status matmul_shape(struct tg_tensor *out)
+{
+    const struct tg_tensor *a = out->in[0], *b = out->in[1];
+    struct geom g;
+    if (geometry(a, b, (int)out->p.i[0], &g)) return tg_last_status();
+    int r = 0;
+    for (int d = 0; d < g.brank; d++) out->shape[r++] = g.bshape[d];
+    if (a->rank >= 2) out->shape[r++] = g.m;
+    if (b->rank >= 2) out->shape[r++] = g.n;
+    out->rank = (uint8_t)r;
+    return TG_OK;
+}
+
+/* Y_b = op(A_b) op(B_b) */
+static void matmul_fwd(struct tg_tensor *out)
+{
+    const struct tg_tensor *a = out->in[0], *b = out->in[1];
+    struct geom g;
+    geometry(a, b, (int)out->p.i[0], &g);
+    size_t es = tg__esize(out->dtype);
+    const char *A = a->data, *B = b->data;
+    char *C = out->data;
+    FOR_BATCH(g, oa, ob, oc,
+              gemm(out->dtype, g.ta, g.tb, g.m, g.n, g.k, A + oa * es, g.lda, B + ob * es, g.ldb,
+                   0.0, C + oc * es, g.n));
+}
+
+/* dA_b += dY_b op(B_b)^T (stored transposed when ta: dA^T += op(B) dY^T);
+ * dB_b += op(A_b)^T dY_b (when tb: dB^T += dY^T op(A)). beta = 1 accumulates. */
+static void matmul_bwd(struct tg_tensor *out)
+{
+    struct tg_tensor *a = out->in[0], *b = out->in[1];
+    struct geom g;
+    geometry(a, b, (int)out->p.i[0], &g);
+    size_t es = tg__esize(out->dtype);
+    const char *A = a->data, *B = b->data, *dY = out->grad;
+    char *dA = a->requires_grad ? a->grad : NULL, *dB = b->requires_grad ? b->grad : NULL;
+    int dt = out->dtype;
+    FOR_BATCH(g, oa, ob, oc, {
+        const char *Ab = A + oa * es, *Bb = B + ob * es, *dYb = dY + oc * es;
+        if (dA && !g.ta) /* (m,k) += (m,n) x (n,k) */
+            gemm(dt, false, !g.tb, g.m, g.k, g.n, dYb, g.n, Bb, g.ldb, 1.0, dA + oa * es, g.lda);
+        else if (dA) /* (k,m) += (k,n) x (n,m) */
+            gemm(dt, g.tb, true, g.k, g.m, g.n, Bb, g.ldb, dYb, g.n, 1.0, dA + oa * es, g.lda);
+        if (dB && !g.tb) /* (k,n) += (k,m) x (m,n) */
+            gemm(dt, !g.ta, false, g.k, g.n, g.m, Ab, g.lda, dYb, g.n, 1.0, dB + ob * es, g.ldb);
+        else if (dB) /* (n,k) += (n,m) x (m,k) */
+            gemm(dt, true, g.ta, g.n, g.k, g.m, dYb, g.n, Ab, g.lda, 1.0, dB + ob * es, g.ldb);
+    });
+}
+
+const struct tg_op_desc tg_op_desc_matmul = {TG_OP_MATMUL,
+                                             "matmul",
+                                             2,
+                                             "Y = op(A) op(B), batched over leading axes",
+                                             "dA += dY B^T; dB += A^T dY (summed over broadcast "
+                                             "batch axes)",
+                                             matmul_shape,
+                                             matmul_fwd,
+                                             matmul_bwd,
+                                             false};
+
+struct tg_tensor *tg_matmul_t(struct tg_tape *T, struct tg_tensor *a, struct tg_tensor *b,
+                              bool trans_a, bool trans_b)
+{
+    struct tg_tensor *in[2] = {a, b};
+    union tg_params p = {.i = {(trans_a ? FLAG_TA : 0) | (trans_b ? FLAG_TB : 0), 0}};
+    return tg__op_record(T, &tg_op_desc_matmul, 2, in, &p, NULL);
+}
+
+struct tg_tensor *tg_matmul(struct tg_tape *T, struct tg_tensor *a, struct tg_tensor *b)
+{
+    return tg_matmul_t(T, a, b, false, false);
+}

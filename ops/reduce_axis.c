@@ -1,0 +1,377 @@
+/*
+ * ops/reduce_axis.c - reductions along a list of axes: sum, mean, max, min,
+ * logsumexp, var (with keepdim), and argmax/argmin (indices, no gradient).
+ *
+ * The constructor turns the axis list into a bit mask and allocates, in the
+ * tape's arena, the per-slice state that forward fills and backward reads
+ * (double accumulators, the arg-max positions): `struct red_aux`, the op's aux.
+ *
+ * One walk serves every axis pattern: x is read once in row-major order, as
+ * rows of its last (merged) axis, while an odometer tracks the offset of the
+ * output element each row belongs to. Adjacent axes of the same kind (reduced or
+ * kept) are merged and size-1 axes dropped first, so the walk has few levels.
+ * When the reduced axes are the trailing ones (the common reduction of a
+ * contiguous last axis), every row is one whole slice and the reduction runs in
+ * a local accumulator over contiguous memory: the fast path. When the last axis
+ * is kept (e.g. summing a (B,C) batch over B), the inner loop adds a row of x into
+ * a row of accumulators, also contiguous. Accumulation is in double for f32.
+ */
+#include "ops-impl.h"
+
+enum red_kind { R_SUM, R_MEAN, R_MAX, R_MIN, R_LSE, R_VAR, R_ARGMAX, R_ARGMIN };
+
+/* The walk over x: merged axes, each with the stride of the output offset
+ * (0 along reduced axes); x is read as `rows` rows of `n` contiguous elements. */
+struct walk {
+    int rank;
+    int64_t shape[TG_MAX_DIM], ost[TG_MAX_DIM], idx[TG_MAX_DIM];
+    int64_t n, rows, ost_n; /* row length, row count, output stride along a row */
+    int64_t o;              /* output offset of the current row */
+};
+
+struct red_aux {
+    enum red_kind kind;
+    uint32_t mask; /* bit d set: axis d of x is reduced */
+    bool keepdim;
+    double correction; /* var only */
+    int64_t n_red;     /* N: elements of x per output element */
+    int64_t n_out;
+    double *acc;  /* (n_out) sum, mean, max/min, or the final logsumexp */
+    double *acc2; /* (n_out) sum of exp(x - m) (lse), of squares (var); or NULL */
+    int64_t *arg; /* (n_out) flat index into x of the max/min; or NULL */
+    struct walk walk;
+};
+
+static inline void walk_next(struct walk *w)
+{
+    for (int d = w->rank - 2; d >= 0; d--) {
+        w->o += w->ost[d];
+        if (++w->idx[d] < w->shape[d]) return;
+        w->o -= w->ost[d] * w->shape[d];
+        w->idx[d] = 0;
+    }
+}
+
+/* Builds the merged walk of x for a mask. */
+static void walk_init(struct walk *w, const struct tg_tensor *x, uint32_t mask)
+{
+    bool red[TG_MAX_DIM];
+    int r = 0;
+    for (int d = 0; d < x->rank; d++) {
+        bool rd = (mask >> d) & 1;
+        if (x->shape[d] == 1) continue;
+        if (r > 0 && red[r - 1] == rd) {
+            w->shape[r - 1] *= x->shape[d];
+            continue;
+        }
+        red[r] = rd;
+        w->shape[r++] = x->shape[d];
+    }
+    int64_t s = 1;
+    for (int d = r - 1; d >= 0; d--) {
+        w->ost[d] = red[d] ? 0 : s;
+        if (!red[d]) s *= w->shape[d];
+        w->idx[d] = 0;
+    }
+    w->rank = r;
+    w->n = r ? w->shape[r - 1] : 1;
+    w->ost_n = r ? w->ost[r - 1] : 0;
+    w->rows = (x->numel == 0) ? 0 : x->numel / w->n;
+    w->o = 0;
+}
+
+/* The first pass of each kind and the backward walk, for one element type. */
+#define REDUCE_KERNELS(T)                                                                          \
+    /* acc[o] += x: sums (sum, mean, var's mean) */                                                \
+    static void pass_sum_##T(struct walk w, const T *x, double *acc)                               \
+    {                                                                                              \
+        for (int64_t r = 0; r < w.rows; r++, walk_next(&w)) {                                      \
+            const T *xr = x + r * w.n;                                                             \
+            if (w.ost_n == 0) { /* the row is (part of) one slice: the fast path */                \
+                double s = 0;                                                                      \
+                for (int64_t j = 0; j < w.n; j++) s += xr[j];                                      \
+                acc[w.o] += s;                                                                     \
+            } else {                                                                               \
+                for (int64_t j = 0; j < w.n; j++) acc[w.o + j] += xr[j];                           \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    /* acc[o] = max (or min) and arg[o] its first flat index; a NaN wins */                        \
+    static void pass_ext_##T(struct walk w, const T *x, double *acc, int64_t *arg, double sign)    \
+    {                                                                                              \
+        for (int64_t r = 0; r < w.rows; r++, walk_next(&w)) {                                      \
+            const T *xr = x + r * w.n;                                                             \
+            for (int64_t j = 0; j < w.n; j++) {                                                    \
+                int64_t o = w.o + j * w.ost_n;                                                     \
+                double v = sign * (double)xr[j], best = acc[o];                                    \
+                if (arg[o] < 0 || v > best || (v != v && best == best)) {                          \
+                    acc[o] = v;                                                                    \
+                    arg[o] = r * w.n + j;                                                          \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    /* acc2[o] += exp(x - m[o]) (lse) or (x - m[o])^2 (var) */                                     \
+    static void pass_second_##T(struct walk w, const T *x, const double *m, double *acc2,          \
+                                bool square)                                                       \
+    {                                                                                              \
+        for (int64_t r = 0; r < w.rows; r++, walk_next(&w)) {                                      \
+            const T *xr = x + r * w.n;                                                             \
+            for (int64_t j = 0; j < w.n; j++) {                                                    \
+                int64_t o = w.o + j * w.ost_n;                                                     \
+                double d = (double)xr[j] - m[o];                                                   \
+                acc2[o] += square ? d * d : exp(d);                                                \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+    /* dx += dy[o] * c(x, o): sum, mean (scale), lse (exp(x - y)), var */                          \
+    static void backward_walk_##T(struct walk w, const struct red_aux *ra, const T *x, const T *g, \
+                                  T *gx, double scale)                                             \
+    {                                                                                              \
+        for (int64_t r = 0; r < w.rows; r++, walk_next(&w)) {                                      \
+            const T *xr = x + r * w.n;                                                             \
+            T *gr = gx + r * w.n;                                                                  \
+            for (int64_t j = 0; j < w.n; j++) {                                                    \
+                int64_t o = w.o + j * w.ost_n;                                                     \
+                double c = scale;                                                                  \
+                if (ra->kind == R_LSE) c = exp((double)xr[j] - ra->acc[o]);                        \
+                if (ra->kind == R_VAR) c = scale * ((double)xr[j] - ra->acc[o]);                   \
+                gr[j] += (T)((double)g[o] * c);                                                    \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+REDUCE_KERNELS(float)
+REDUCE_KERNELS(double)
+
+/* Per-dtype dispatch of the passes. */
+static void pass_sum(const struct tg_tensor *x, const struct red_aux *ra)
+{
+    if (x->dtype == TG_F64)
+        pass_sum_double(ra->walk, x->data, ra->acc);
+    else
+        pass_sum_float(ra->walk, x->data, ra->acc);
+}
+static void pass_ext(const struct tg_tensor *x, const struct red_aux *ra, double sign)
+{
+    for (int64_t o = 0; o < ra->n_out; o++) ra->arg[o] = -1;
+    if (x->dtype == TG_F64)
+        pass_ext_double(ra->walk, x->data, ra->acc, ra->arg, sign);
+    else
+        pass_ext_float(ra->walk, x->data, ra->acc, ra->arg, sign);
+    for (int64_t o = 0; o < ra->n_out; o++) ra->acc[o] *= sign;
+}
+static void pass_second(const struct tg_tensor *x, const struct red_aux *ra, bool square)
+{
+    if (x->dtype == TG_F64)
+        pass_second_double(ra->walk, x->data, ra->acc, ra->acc2, square);
+    else
+        pass_second_float(ra->walk, x->data, ra->acc, ra->acc2, square);
+}
+
+/* The position of flat index i of x within its slice (row-major over the
+ * reduced axes). */
+static int64_t slice_index(const struct tg_tensor *x, uint32_t mask, int64_t i)
+{
+    int64_t r = 0, mult = 1;
+    for (int d = x->rank - 1; d >= 0; d--) {
+        int64_t c = i % x->shape[d];
+        i /= x->shape[d];
+        if ((mask >> d) & 1) {
+            r += c * mult;
+            mult *= x->shape[d];
+        }
+    }
+    return r;
+}
+
+/* Fills ra->acc (and acc2, arg) with the kind's statistic and writes out. */
+static void reduce_fwd(struct tg_tensor *out)
+{
+    const struct tg_tensor *x = out->in[0];
+    struct red_aux *ra = out->aux;
+    int64_t n = ra->n_out;
+    memset(ra->acc, 0, (size_t)n * sizeof *ra->acc);
+    if (ra->acc2) memset(ra->acc2, 0, (size_t)n * sizeof *ra->acc2);
+    switch (ra->kind) {
+    case R_SUM:
+    case R_MEAN:
+    case R_VAR:
+        pass_sum(x, ra);
+        if (ra->kind != R_SUM)
+            for (int64_t o = 0; o < n; o++) ra->acc[o] /= (double)ra->n_red;
+        if (ra->kind == R_VAR) pass_second(x, ra, true);
+        break;
+    case R_MAX:
+    case R_ARGMAX:
+    case R_LSE:
+        pass_ext(x, ra, 1.0);
+        break;
+    case R_MIN:
+    case R_ARGMIN:
+        pass_ext(x, ra, -1.0);
+        break;
+    }
+    if (ra->kind == R_LSE) { /* lse = m + log(sum(exp(x - m))), m = 0 when infinite */
+        for (int64_t o = 0; o < n; o++)
+            if (isinf(ra->acc[o]) || ra->n_red == 0) ra->acc[o] = 0;
+        pass_second(x, ra, false);
+        for (int64_t o = 0; o < n; o++) ra->acc[o] += log(ra->acc2[o]);
+    }
+    for (int64_t o = 0; o < n; o++) {
+        double v = ra->acc[o];
+        if (ra->kind == R_VAR) v = ra->acc2[o] / ((double)ra->n_red - ra->correction);
+        if (ra->kind == R_ARGMAX || ra->kind == R_ARGMIN)
+            v = (double)slice_index(x, ra->mask, ra->arg[o]);
+        tg__store(out->data, out->dtype, o, v);
+    }
+}
+
+/* sum: dx += dy; mean: dx += dy / N; max/min: dx[arg] += dy;
+ * lse: dx += dy exp(x - y); var: dx += dy 2 (x - mean) / (N - c); arg*: nothing. */
+static void reduce_bwd(struct tg_tensor *out)
+{
+    struct tg_tensor *x = out->in[0];
+    const struct red_aux *ra = out->aux;
+    if (!x->requires_grad || ra->kind == R_ARGMAX || ra->kind == R_ARGMIN) return;
+    if (ra->kind == R_MAX || ra->kind == R_MIN) {
+        for (int64_t o = 0; o < ra->n_out; o++) {
+            double g = tg__load(out->grad, out->dtype, o);
+            int64_t i = ra->arg[o];
+            tg__store(x->grad, x->dtype, i, tg__load(x->grad, x->dtype, i) + g);
+        }
+        return;
+    }
+    double scale = 1.0;
+    if (ra->kind == R_MEAN) scale = 1.0 / (double)ra->n_red;
+    if (ra->kind == R_VAR) scale = 2.0 / ((double)ra->n_red - ra->correction);
+    if (x->dtype == TG_F64)
+        backward_walk_double(ra->walk, ra, x->data, out->grad, x->grad, scale);
+    else
+        backward_walk_float(ra->walk, ra, x->data, out->grad, x->grad, scale);
+}
+
+/* Output shape, empty-slice checks, the walk. */
+static enum tg_status reduce_shape(struct tg_tensor *out)
+{
+    const struct tg_tensor *x = out->in[0];
+    struct red_aux *ra = out->aux;
+    const char *fn = out->desc->name;
+    char s[160];
+    int r = 0;
+    for (int d = 0; d < x->rank; d++) {
+        bool rd = (ra->mask >> d) & 1;
+        if (!rd || ra->keepdim) out->shape[r++] = rd ? 1 : x->shape[d];
+    }
+    out->rank = (uint8_t)r;
+    tg__format_shape(s, sizeof s, x->rank, x->shape);
+    bool need_elem = ra->kind != R_SUM && ra->kind != R_LSE;
+    if (ra->n_out > 0 && need_elem && ra->n_red == 0)
+        return tg__fail(TG_ERR_SHAPE, "%s: the reduced axes of shape %s hold no element", fn, s);
+    if (ra->n_out > 0 && ra->kind == R_VAR && (double)ra->n_red - ra->correction <= 0)
+        return tg__fail(TG_ERR_SHAPE,
+                        "%s: %lld element(s) per slice of shape %s, correction %g leaves no degree "
+                        "of freedom",
+                        fn, (long long)ra->n_red, s, ra->correction);
+    if (ra->kind == R_ARGMAX || ra->kind == R_ARGMIN) out->dtype = TG_F64;
+    walk_init(&ra->walk, x, ra->mask);
+    return TG_OK;
+}
+
+/* The bit mask of the axes list, or an error naming fn and x's shape. */
+static enum tg_status axis_mask(const char *fn, const struct tg_tensor *x, const int *axes,
+                                int n_axes, uint32_t *mask)
+{
+    char s[160];
+    int raw[TG_MAX_DIM] = {0};
+    tg__format_shape(s, sizeof s, x->rank, x->shape);
+    if (n_axes < 0) return tg__fail(TG_ERR_RANGE, "%s: n_axes is %d (must be >= 0)", fn, n_axes);
+    if (n_axes > 0 && !axes) return tg__fail(TG_ERR_NULL, "%s: axes is NULL", fn);
+    *mask = n_axes == 0 ? (uint32_t)((1u << x->rank) - 1) : 0;
+    for (int k = 0; k < n_axes; k++) {
+        int a = axes[k], d = a < 0 ? a + x->rank : a;
+        if (d < 0 || d >= x->rank)
+            return tg__fail(TG_ERR_RANGE, "%s: axis %d is out of range for shape %s", fn, a, s);
+        if ((*mask >> d) & 1) {
+            if (raw[d] == a)
+                return tg__fail(TG_ERR_RANGE, "%s: axis %d is listed twice for shape %s", fn, a, s);
+            return tg__fail(TG_ERR_RANGE, "%s: axis %d repeats axis %d for shape %s", fn, a, raw[d],
+                            s);
+        }
+        raw[d] = a;
+        *mask |= 1u << d;
+    }
+    return TG_OK;
+}
+
+/* Builds the aux in T's arena and records the op. */
+static struct tg_tensor *reduce(struct tg_tape *T, const struct tg_op_desc *desc,
+                                enum red_kind kind, struct tg_tensor *x, const int *axes,
+                                int n_axes, bool keepdim, double correction)
+{
+    if (!x || !T) return tg__op_record(T, desc, 1, &x, NULL, NULL); /* reports the NULL */
+    uint32_t mask = 0;
+    if (axis_mask(desc->name, x, axes, n_axes, &mask)) return NULL;
+    struct red_aux *ra = tg__tape_alloc(T, sizeof *ra);
+    if (!ra) return NULL;
+    memset(ra, 0, sizeof *ra);
+    ra->kind = kind;
+    ra->mask = mask;
+    ra->keepdim = keepdim;
+    ra->correction = correction;
+    ra->n_red = ra->n_out = 1;
+    for (int d = 0; d < x->rank; d++) {
+        if ((mask >> d) & 1)
+            ra->n_red *= x->shape[d];
+        else
+            ra->n_out *= x->shape[d];
+    }
+    size_t n = (size_t)ra->n_out;
+    bool two = kind == R_LSE || kind == R_VAR;
+    bool arg =
+        kind == R_MAX || kind == R_MIN || kind == R_LSE || kind == R_ARGMAX || kind == R_ARGMIN;
+    if (!(ra->acc = tg__tape_alloc(T, n * sizeof(double)))) return NULL;
+    if (two && !(ra->acc2 = tg__tape_alloc(T, n * sizeof(double)))) return NULL;
+    if (arg && !(ra->arg = tg__tape_alloc(T, n * sizeof(int64_t)))) return NULL;
+    return tg__op_record(T, desc, 1, &x, NULL, ra);
+}
+
+#define REDUCE_OP(NAME, ENUM, KIND, FORMULA, VJP)                                                  \
+    const struct tg_op_desc tg_op_desc_##NAME = {                                                  \
+        TG_OP_##ENUM, #NAME, 1, FORMULA, VJP, reduce_shape, reduce_fwd, reduce_bwd, false};        \
+    struct tg_tensor *tg_##NAME(struct tg_tape *T, struct tg_tensor *x, const int *axes,           \
+                                int n_axes, bool keepdim)                                          \
+    {                                                                                              \
+        return reduce(T, &tg_op_desc_##NAME, KIND, x, axes, n_axes, keepdim, 0.0);                 \
+    }
+
+REDUCE_OP(sum_axes, SUM_AXES, R_SUM, "y = sum_S x (S: the reduced axes)", "dx += dy (broadcast)")
+REDUCE_OP(mean_axes, MEAN_AXES, R_MEAN, "y = (1/N) sum_S x", "dx += dy / N")
+REDUCE_OP(max_axes, MAX_AXES, R_MAX, "y = max_S x", "dx[argmax] += dy (first index at a tie)")
+REDUCE_OP(min_axes, MIN_AXES, R_MIN, "y = min_S x", "dx[argmin] += dy (first index at a tie)")
+REDUCE_OP(logsumexp_axes, LOGSUMEXP_AXES, R_LSE, "y = m + log sum_S exp(x - m), m = max_S x",
+          "dx += dy * exp(x - y)")
+REDUCE_OP(argmax_axes, ARGMAX_AXES, R_ARGMAX, "y = index of max_S x (f64, first at a tie)",
+          "none: an index has no gradient")
+REDUCE_OP(argmin_axes, ARGMIN_AXES, R_ARGMIN, "y = index of min_S x (f64, first at a tie)",
+          "none: an index has no gradient")
+
+const struct tg_op_desc tg_op_desc_var_axes = {TG_OP_VAR_AXES,
+                                               "var_axes",
+                                               1,
+                                               "y = sum_S (x - mean)^2 / (N - c)",
+                                               "dx += dy * 2 (x - mean) / (N - c)",
+                                               reduce_shape,
+                                               reduce_fwd,
+                                               reduce_bwd,
+                                               false};
+
+struct tg_tensor *tg_var_axes(struct tg_tape *T, struct tg_tensor *x, const int *axes, int n_axes,
+                              double correction, bool keepdim)
+{
+    if (!(correction >= 0) || isinf(correction)) {
+        tg__fail(TG_ERR_VALUE, "var_axes: correction %g is not a finite number >= 0", correction);
+        return NULL;
+    }
+    return reduce(T, &tg_op_desc_var_axes, R_VAR, x, axes, n_axes, keepdim, correction);
+}
