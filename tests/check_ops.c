@@ -14,6 +14,7 @@ struct family {
 };
 static const struct family families[] = {
     {gc_cases_elementwise, &gc_n_elementwise},
+    {gc_cases_shape, &gc_n_shape},
 };
 enum { N_FAMILIES = sizeof families / sizeof families[0], REPEATS = 4 };
 

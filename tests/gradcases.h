@@ -29,5 +29,7 @@ int64_t gc_dim(struct tg_rng *rng); /* a random size among 1, 2, 3, 5, 7 */
 
 extern const struct gc_case gc_cases_elementwise[];
 extern const int gc_n_elementwise;
+extern const struct gc_case gc_cases_shape[];
+extern const int gc_n_shape;
 
 #endif
