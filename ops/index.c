@@ -42,10 +42,10 @@ static enum tg_status check_range(const char *fn, const int64_t *idx, int64_t n,
     return TG_OK;
 }
 
-/* The values of an index tensor (f32/f64 whole numbers) as int64 in the arena. */
+/* The values of an index tensor (f32/f64 whole numbers, already checked to be
+ * readable on T) as int64 in the arena. */
 static int64_t *index_values(struct tg_tape *T, const char *fn, const struct tg_tensor *index)
 {
-    if (tg__check_input(T, fn, index)) return NULL;
     int64_t *v = tg__tape_alloc(T, (size_t)(index->numel ? index->numel : 1) * sizeof *v);
     if (!v) return NULL;
     for (int64_t k = 0; k < index->numel; k++) {
@@ -165,6 +165,7 @@ struct tg_tensor *tg_index_select_tensor(struct tg_tape *T, struct tg_tensor *x,
         tg__null_input("index_select", "index");
         return NULL;
     }
+    if (tg__check_input(T, "index_select", index)) return NULL;
     if (index->rank != 1) {
         char s[160];
         tg__format_shape(s, sizeof s, index->rank, index->shape);
@@ -323,6 +324,7 @@ struct tg_tensor *tg_gather_tensor(struct tg_tape *T, struct tg_tensor *x, int a
         tg__null_input("gather", "index");
         return NULL;
     }
+    if (tg__check_input(T, "gather", index)) return NULL;
     int64_t numel;
     struct gather_aux *g = gather_aux_new(T, index->rank, index->shape, &numel);
     if (!g || !(g->idx = index_values(T, "gather", index))) return NULL;
