@@ -558,7 +558,9 @@ struct tg_tensor *tg_slice_axis(struct tg_tape *T, struct tg_tensor *x, int axis
 {
     if (!T || !x) return missing(T, &tg_op_desc_slice, x);
     int a;
-    if (tg__norm_axis("slice", axis, x->rank, x->rank, x->shape, &a)) return NULL;
+    if (tg__check_input(T, "slice", x) ||
+        tg__norm_axis("slice", axis, x->rank, x->rank, x->shape, &a))
+        return NULL;
     struct tg_slice_spec spec[TG_MAX_DIM];
     for (int d = 0; d < a; d++) spec[d] = (struct tg_slice_spec){TG_SLICE_NONE, TG_SLICE_NONE, 1};
     spec[a] = (struct tg_slice_spec){start, stop, step};

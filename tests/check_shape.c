@@ -477,6 +477,8 @@ START_TEST(test_null_and_stale)
     struct tg_tensor *old = tg_unsqueeze(T, x, 0);
     tg_tape_reset(T);
     expect_error(tg_squeeze_all(T, old), TG_ERR_STALE, NULL);
+    expect_error(tg_slice_axis(T, old, 5, 0, 1, 1), TG_ERR_STALE,
+                 "slice: an input was recorded before the tape was reset");
     expect_error(tg_index_select_tensor(T, x, 0, old), TG_ERR_STALE, NULL);
     expect_error(tg_stack(T, 2, (struct tg_tensor *[]){x, old}, 0), TG_ERR_STALE, NULL);
     tg_tensor_free(x);
