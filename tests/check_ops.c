@@ -16,6 +16,7 @@ static const struct family families[] = {
     {gc_cases_elementwise, &gc_n_elementwise},
     {gc_cases_nn, &gc_n_nn},
     {gc_cases_linalg, &gc_n_linalg},
+    {gc_cases_shape, &gc_n_shape},
 };
 enum { N_FAMILIES = sizeof families / sizeof families[0], REPEATS = 4 };
 

@@ -35,4 +35,7 @@ extern const int gc_n_nn;
 extern const struct gc_case gc_cases_linalg[];
 extern const int gc_n_linalg;
 
+extern const struct gc_case gc_cases_shape[];
+extern const int gc_n_shape;
+
 #endif

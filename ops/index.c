@@ -1,0 +1,484 @@
+/*
+ * ops/index.c - indexing and joining: index_select, gather, concat, stack.
+ *
+ * The integer indices are copied into the tape's arena when the op is recorded
+ * (from an int64 array, or from an f32/f64 tensor of whole numbers), so backward
+ * reads them even after the caller has reused its array. Forward picks elements
+ * or whole contiguous runs (memcpy); backward is the matching scatter-add: an
+ * index used several times (an embedding row looked up twice) receives the sum
+ * of the gradients of all its copies.
+ */
+#include <stdio.h>
+#include "shape-impl.h"
+
+/* Lets tg__op_record report a NULL input or tape with its usual message. */
+static struct tg_tensor *missing(struct tg_tape *T, const struct tg_op_desc *d, struct tg_tensor *x)
+{
+    return tg__op_record(T, d, 1, &x, NULL, NULL);
+}
+
+/* Product of shape[from..to-1]. */
+static int64_t span(const int64_t *shape, int from, int to)
+{
+    int64_t n = 1;
+    for (int d = from; d < to; d++) n *= shape[d];
+    return n;
+}
+
+/* Checks that every idx[k] lies in 0..dim-1 (dim = size of `axis` of x). */
+static enum tg_status check_range(const char *fn, const int64_t *idx, int64_t n,
+                                  const struct tg_tensor *x, int axis)
+{
+    int64_t dim = x->shape[axis];
+    for (int64_t k = 0; k < n; k++)
+        if (idx[k] < 0 || idx[k] >= dim) {
+            char s[160];
+            tg__format_shape(s, sizeof s, x->rank, x->shape);
+            return tg__fail(TG_ERR_RANGE,
+                            "%s: index %lld at position %lld is out of range for "
+                            "axis %d of %s",
+                            fn, (long long)idx[k], (long long)k, axis, s);
+        }
+    return TG_OK;
+}
+
+/* The values of an index tensor (f32/f64 whole numbers, already checked to be
+ * readable on T) as int64 in the arena. */
+static int64_t *index_values(struct tg_tape *T, const char *fn, const struct tg_tensor *index)
+{
+    int64_t *v = tg__tape_alloc(T, (size_t)(index->numel ? index->numel : 1) * sizeof *v);
+    if (!v) return NULL;
+    for (int64_t k = 0; k < index->numel; k++) {
+        double f = tg__load(index->data, index->dtype, k);
+        if (!(f == floor(f) && fabs(f) < 9.2e18)) {
+            tg__fail(TG_ERR_RANGE, "%s: index %.17g at position %lld is not a whole number", fn, f,
+                     (long long)k);
+            return NULL;
+        }
+        v[k] = (int64_t)f;
+    }
+    return v;
+}
+
+/* ---- index_select: p.i = {axis, n}, aux = the n indices ---- */
+
+static enum tg_status index_select_shape(struct tg_tensor *out)
+{
+    const struct tg_tensor *x = out->in[0];
+    int axis;
+    if (tg__norm_axis("index_select", (int)out->p.i[0], x->rank, x->rank, x->shape, &axis) ||
+        check_range("index_select", out->aux, out->p.i[1], x, axis))
+        return tg_last_status();
+    out->p.i[0] = axis;
+    for (int d = 0; d < x->rank; d++) out->shape[d] = d == axis ? out->p.i[1] : x->shape[d];
+    out->rank = x->rank;
+    return TG_OK;
+}
+
+/* y[o, k, i] = x[o, idx[k], i] with o the axes before `axis`, i those after:
+ * each (o, k) copies one contiguous run of `inner` elements. */
+static void index_select_fwd(struct tg_tensor *out)
+{
+    const struct tg_tensor *x = out->in[0];
+    const int64_t *idx = out->aux;
+    int axis = (int)out->p.i[0];
+    int64_t n = out->p.i[1], dim = x->shape[axis], es = (int64_t)tg__esize(x->dtype);
+    int64_t outer = span(x->shape, 0, axis), inner = span(x->shape, axis + 1, x->rank);
+    const char *xb = x->data; /* (outer, dim, inner) */
+    char *yb = out->data;     /* (outer, n, inner) */
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t k = 0; k < n; k++)
+            memcpy(yb + (o * n + k) * inner * es, xb + (o * dim + idx[k]) * inner * es,
+                   (size_t)(inner * es));
+}
+
+#define INDEX_SELECT_BWD(T)                                                                        \
+    static void index_select_bwd_##T(struct tg_tensor *out)                                        \
+    {                                                                                              \
+        const struct tg_tensor *x = out->in[0];                                                    \
+        const int64_t *idx = out->aux;                                                             \
+        int axis = (int)out->p.i[0];                                                               \
+        int64_t n = out->p.i[1], dim = x->shape[axis];                                             \
+        int64_t outer = span(x->shape, 0, axis), inner = span(x->shape, axis + 1, x->rank);        \
+        T *gx = x->grad;         /* (outer, dim, inner) */                                         \
+        const T *gy = out->grad; /* (outer, n, inner) */                                           \
+        for (int64_t o = 0; o < outer; o++)                                                        \
+            for (int64_t k = 0; k < n; k++) {                                                      \
+                T *g = gx + (o * dim + idx[k]) * inner;                                            \
+                const T *s = gy + (o * n + k) * inner;                                             \
+                for (int64_t i = 0; i < inner; i++) g[i] += s[i];                                  \
+            }                                                                                      \
+    }
+INDEX_SELECT_BWD(float)
+INDEX_SELECT_BWD(double)
+
+/* dx[o, idx[k], i] += dy[o, k, i]: repeated indices accumulate */
+static void index_select_bwd(struct tg_tensor *out)
+{
+    if (!out->in[0]->requires_grad) return;
+    if (out->dtype == TG_F64)
+        index_select_bwd_double(out);
+    else
+        index_select_bwd_float(out);
+}
+
+const struct tg_op_desc tg_op_desc_index_select = {
+    TG_OP_INDEX_SELECT,
+    "index_select",
+    1,
+    "y[.., k, ..] = x[.., idx[k], ..] along axis",
+    "dx[.., idx[k], ..] += dy[.., k, ..] (scatter-add)",
+    index_select_shape,
+    index_select_fwd,
+    index_select_bwd,
+    false};
+
+/* idx already in the arena */
+static struct tg_tensor *index_select_record(struct tg_tape *T, struct tg_tensor *x, int axis,
+                                             int64_t *idx, int64_t n)
+{
+    union tg_params p = {.i = {axis, n}};
+    return tg__op_record(T, &tg_op_desc_index_select, 1, &x, &p, idx);
+}
+
+struct tg_tensor *tg_index_select(struct tg_tape *T, struct tg_tensor *x, int axis,
+                                  const int64_t *idx, int64_t n)
+{
+    if (!T || !x) return missing(T, &tg_op_desc_index_select, x);
+    if (n < 0) {
+        tg__fail(TG_ERR_RANGE, "index_select: negative index count %lld", (long long)n);
+        return NULL;
+    }
+    if (n > 0 && !idx) {
+        tg__fail(TG_ERR_NULL, "index_select: idx is NULL");
+        return NULL;
+    }
+    int64_t *copy = tg__arena_i64(T, idx, n);
+    return copy ? index_select_record(T, x, axis, copy, n) : NULL;
+}
+
+struct tg_tensor *tg_index_select_tensor(struct tg_tape *T, struct tg_tensor *x, int axis,
+                                         const struct tg_tensor *index)
+{
+    if (!T || !x) return missing(T, &tg_op_desc_index_select, x);
+    if (!index) {
+        tg__null_input("index_select", "index");
+        return NULL;
+    }
+    if (tg__check_input(T, "index_select", index)) return NULL;
+    if (index->rank != 1) {
+        char s[160];
+        tg__format_shape(s, sizeof s, index->rank, index->shape);
+        tg__fail(TG_ERR_SHAPE, "index_select: the index must have rank 1, not shape %s", s);
+        return NULL;
+    }
+    int64_t *idx = index_values(T, "index_select", index);
+    return idx ? index_select_record(T, x, axis, idx, index->numel) : NULL;
+}
+
+/* ---- gather: p.i = {axis, index rank}, aux = the index's shape and values ---- */
+
+struct gather_aux {
+    int64_t shape[TG_MAX_DIM];
+    int64_t *idx; /* numel(shape) values, row-major */
+};
+
+static enum tg_status gather_shape(struct tg_tensor *out)
+{
+    const struct tg_tensor *x = out->in[0];
+    const struct gather_aux *g = out->aux;
+    int rank = (int)out->p.i[1], axis;
+    if (rank != x->rank) {
+        char si[160], sx[160];
+        tg__format_shape(si, sizeof si, rank, g->shape);
+        tg__format_shape(sx, sizeof sx, x->rank, x->shape);
+        return tg__fail(TG_ERR_SHAPE, "gather: index shape %s and input %s differ in rank", si, sx);
+    }
+    if (tg__norm_axis("gather", (int)out->p.i[0], x->rank, x->rank, x->shape, &axis))
+        return tg_last_status();
+    for (int d = 0; d < rank; d++)
+        if (d != axis && g->shape[d] > x->shape[d]) {
+            char si[160], sx[160];
+            tg__format_shape(si, sizeof si, rank, g->shape);
+            tg__format_shape(sx, sizeof sx, x->rank, x->shape);
+            return tg__fail(TG_ERR_SHAPE, "gather: index shape %s exceeds input %s on axis %d", si,
+                            sx, d);
+        }
+    int64_t numel = span(g->shape, 0, rank);
+    if (check_range("gather", g->idx, numel, x, axis)) return tg_last_status();
+    out->p.i[0] = axis;
+    for (int d = 0; d < rank; d++) out->shape[d] = g->shape[d];
+    out->rank = (uint8_t)rank;
+    return TG_OK;
+}
+
+/* Element (multi-index i) of y reads x at sum_{d != axis} i_d * xs[d] +
+ * idx[i] * xs[axis]: the walk uses x's strides with 0 on `axis`. */
+#define GATHER_KERNELS(T)                                                                          \
+    static void gather_fwd_##T(struct tg_tensor *out, const int64_t *st, int64_t sa)               \
+    {                                                                                              \
+        const struct gather_aux *g = out->aux;                                                     \
+        const T *x = out->in[0]->data;                                                             \
+        T *y = out->data; /* index shape */                                                        \
+        struct tg_walk w;                                                                          \
+        tg__walk_init(&w, out->rank, out->shape, st, 0);                                           \
+        for (int64_t r = 0; r < w.rows; r++, tg__walk_next(&w))                                    \
+            for (int64_t j = 0, f = r * w.n; j < w.n; j++, f++)                                    \
+                y[f] = x[w.off + j * w.rs + g->idx[f] * sa];                                       \
+    }                                                                                              \
+    static void gather_bwd_##T(struct tg_tensor *out, const int64_t *st, int64_t sa)               \
+    {                                                                                              \
+        const struct gather_aux *g = out->aux;                                                     \
+        T *gx = out->in[0]->grad;                                                                  \
+        const T *gy = out->grad; /* index shape */                                                 \
+        struct tg_walk w;                                                                          \
+        tg__walk_init(&w, out->rank, out->shape, st, 0);                                           \
+        for (int64_t r = 0; r < w.rows; r++, tg__walk_next(&w))                                    \
+            for (int64_t j = 0, f = r * w.n; j < w.n; j++, f++)                                    \
+                gx[w.off + j * w.rs + g->idx[f] * sa] += gy[f];                                    \
+    }
+GATHER_KERNELS(float)
+GATHER_KERNELS(double)
+
+/* x's strides with 0 on the gathered axis; returns the axis's own stride. */
+static int64_t gather_strides(const struct tg_tensor *out, int64_t *st)
+{
+    const struct tg_tensor *x = out->in[0];
+    int axis = (int)out->p.i[0];
+    tg__strides(x->rank, x->shape, st);
+    int64_t sa = st[axis];
+    st[axis] = 0;
+    return sa;
+}
+
+/* y[i] = x[i with i_axis replaced by idx[i]] */
+static void gather_fwd(struct tg_tensor *out)
+{
+    int64_t st[TG_MAX_DIM], sa = gather_strides(out, st);
+    if (out->dtype == TG_F64)
+        gather_fwd_double(out, st, sa);
+    else
+        gather_fwd_float(out, st, sa);
+}
+/* dx[i with i_axis replaced by idx[i]] += dy[i]: repeated positions accumulate */
+static void gather_bwd(struct tg_tensor *out)
+{
+    if (!out->in[0]->requires_grad) return;
+    int64_t st[TG_MAX_DIM], sa = gather_strides(out, st);
+    if (out->dtype == TG_F64)
+        gather_bwd_double(out, st, sa);
+    else
+        gather_bwd_float(out, st, sa);
+}
+
+const struct tg_op_desc tg_op_desc_gather = {
+    TG_OP_GATHER,
+    "gather",
+    1,
+    "y[i] = x[i with i_axis replaced by idx[i]] (torch.gather)",
+    "dx[i with i_axis replaced by idx[i]] += dy[i] (scatter-add)",
+    gather_shape,
+    gather_fwd,
+    gather_bwd,
+    false};
+
+/* g->idx already set (in the arena) */
+static struct tg_tensor *gather_record(struct tg_tape *T, struct tg_tensor *x, int axis, int rank,
+                                       struct gather_aux *g)
+{
+    union tg_params p = {.i = {axis, rank}};
+    return tg__op_record(T, &tg_op_desc_gather, 1, &x, &p, g);
+}
+
+/* An arena gather_aux holding index_shape; NULL with the error set. */
+static struct gather_aux *gather_aux_new(struct tg_tape *T, int rank, const int64_t *index_shape,
+                                         int64_t *numel)
+{
+    if (tg__check_shape("gather", rank, index_shape, sizeof(int64_t), numel)) return NULL;
+    struct gather_aux *g = tg__tape_alloc(T, sizeof *g);
+    if (!g) return NULL;
+    for (int d = 0; d < rank; d++) g->shape[d] = index_shape[d];
+    return g;
+}
+
+struct tg_tensor *tg_gather(struct tg_tape *T, struct tg_tensor *x, int axis, int rank,
+                            const int64_t *index_shape, const int64_t *index)
+{
+    if (!T || !x) return missing(T, &tg_op_desc_gather, x);
+    int64_t numel;
+    struct gather_aux *g = gather_aux_new(T, rank, index_shape, &numel);
+    if (!g) return NULL;
+    if (numel > 0 && !index) {
+        tg__fail(TG_ERR_NULL, "gather: index is NULL");
+        return NULL;
+    }
+    if (!(g->idx = tg__arena_i64(T, index, numel))) return NULL;
+    return gather_record(T, x, axis, rank, g);
+}
+
+struct tg_tensor *tg_gather_tensor(struct tg_tape *T, struct tg_tensor *x, int axis,
+                                   const struct tg_tensor *index)
+{
+    if (!T || !x) return missing(T, &tg_op_desc_gather, x);
+    if (!index) {
+        tg__null_input("gather", "index");
+        return NULL;
+    }
+    if (tg__check_input(T, "gather", index)) return NULL;
+    int64_t numel;
+    struct gather_aux *g = gather_aux_new(T, index->rank, index->shape, &numel);
+    if (!g || !(g->idx = index_values(T, "gather", index))) return NULL;
+    return gather_record(T, x, axis, index->rank, g);
+}
+
+/* ---- concat and stack: p.i[0] = the axis of y along which the inputs follow
+ * each other. With `outer` = the product of y's sizes before that axis, input k
+ * is (outer, chunk_k) and y is (outer, sum_k chunk_k): forward copies, for each
+ * o, one run of chunk_k elements from every input in turn. ---- */
+
+static void join_fwd(struct tg_tensor *out)
+{
+    int64_t outer = span(out->shape, 0, (int)out->p.i[0]), es = (int64_t)tg__esize(out->dtype);
+    if (outer == 0) return;
+    char *y = out->data;
+    for (int64_t o = 0; o < outer; o++)
+        for (uint32_t k = 0; k < out->n_in; k++) {
+            const struct tg_tensor *x = out->in[k];
+            int64_t chunk = x->numel / outer * es;
+            memcpy(y, (const char *)x->data + o * chunk, (size_t)chunk);
+            y += chunk;
+        }
+}
+
+#define JOIN_BWD(T)                                                                                \
+    static void join_bwd_##T(struct tg_tensor *out, int64_t outer)                                 \
+    {                                                                                              \
+        const T *gy = out->grad; /* (outer, sum_k chunk_k) */                                      \
+        for (int64_t o = 0; o < outer; o++)                                                        \
+            for (uint32_t k = 0; k < out->n_in; k++) {                                             \
+                const struct tg_tensor *x = out->in[k];                                            \
+                int64_t chunk = x->numel / outer;                                                  \
+                if (x->requires_grad) {                                                            \
+                    T *gx = (T *)x->grad + o * chunk; /* (outer, chunk) */                         \
+                    for (int64_t i = 0; i < chunk; i++) gx[i] += gy[i];                            \
+                }                                                                                  \
+                gy += chunk;                                                                       \
+            }                                                                                      \
+    }
+JOIN_BWD(float)
+JOIN_BWD(double)
+
+/* each input's gradient is its own block of dy */
+static void join_bwd(struct tg_tensor *out)
+{
+    int64_t outer = span(out->shape, 0, (int)out->p.i[0]);
+    if (outer == 0) return;
+    if (out->dtype == TG_F64)
+        join_bwd_double(out, outer);
+    else
+        join_bwd_float(out, outer);
+}
+
+static bool same_shape(const struct tg_tensor *a, const struct tg_tensor *b, int skip)
+{
+    if (a->rank != b->rank) return false;
+    for (int d = 0; d < a->rank; d++)
+        if (d != skip && a->shape[d] != b->shape[d]) return false;
+    return true;
+}
+
+static enum tg_status concat_shape(struct tg_tensor *out)
+{
+    const struct tg_tensor *x0 = out->in[0];
+    int axis;
+    if (tg__norm_axis("concat", (int)out->p.i[0], x0->rank, x0->rank, x0->shape, &axis))
+        return tg_last_status();
+    int64_t total = 0;
+    for (uint32_t k = 0; k < out->n_in; k++) {
+        const struct tg_tensor *x = out->in[k];
+        if (!same_shape(x0, x, axis)) {
+            char s0[160], s1[160];
+            tg__format_shape(s0, sizeof s0, x0->rank, x0->shape);
+            tg__format_shape(s1, sizeof s1, x->rank, x->shape);
+            return tg__fail(TG_ERR_SHAPE,
+                            "concat: shapes %s and %s (input %u) differ outside "
+                            "axis %d",
+                            s0, s1, k + 1, axis);
+        }
+        if (x->shape[axis] > INT64_MAX - total)
+            return tg__fail(TG_ERR_RANGE, "concat: the joined axis %d is too large", axis);
+        total += x->shape[axis];
+    }
+    out->p.i[0] = axis;
+    for (int d = 0; d < x0->rank; d++) out->shape[d] = d == axis ? total : x0->shape[d];
+    out->rank = x0->rank;
+    return TG_OK;
+}
+
+const struct tg_op_desc tg_op_desc_concat = {TG_OP_CONCAT,
+                                             "concat",
+                                             -1,
+                                             "y = [x_1, .., x_n] joined along an existing axis",
+                                             "dx_k += the block of dy where x_k was placed",
+                                             concat_shape,
+                                             join_fwd,
+                                             join_bwd,
+                                             false};
+
+static enum tg_status stack_shape(struct tg_tensor *out)
+{
+    const struct tg_tensor *x0 = out->in[0];
+    int axis;
+    if (x0->rank >= TG_MAX_DIM)
+        return tg__fail(TG_ERR_RANGE, "stack: inputs of rank %d leave no room for a new axis",
+                        x0->rank);
+    if (tg__norm_axis("stack", (int)out->p.i[0], x0->rank + 1, x0->rank, x0->shape, &axis))
+        return tg_last_status();
+    for (uint32_t k = 1; k < out->n_in; k++)
+        if (!same_shape(x0, out->in[k], -1)) {
+            char s0[160], s1[160];
+            tg__format_shape(s0, sizeof s0, x0->rank, x0->shape);
+            tg__format_shape(s1, sizeof s1, out->in[k]->rank, out->in[k]->shape);
+            return tg__fail(TG_ERR_SHAPE, "stack: shapes %s and %s (input %u) differ", s0, s1,
+                            k + 1);
+        }
+    out->p.i[0] = axis;
+    for (int d = 0, j = 0; d <= x0->rank; d++)
+        out->shape[d] = d == axis ? (int64_t)out->n_in : x0->shape[j++];
+    out->rank = (uint8_t)(x0->rank + 1);
+    return TG_OK;
+}
+
+const struct tg_op_desc tg_op_desc_stack = {TG_OP_STACK,
+                                            "stack",
+                                            -1,
+                                            "y[.., k, ..] = x_k along a new axis",
+                                            "dx_k += dy[.., k, ..]",
+                                            stack_shape,
+                                            join_fwd,
+                                            join_bwd,
+                                            false};
+
+static struct tg_tensor *join(struct tg_tape *T, const struct tg_op_desc *d, int n,
+                              struct tg_tensor *const *xs, int axis)
+{
+    if (n <= 0) {
+        tg__fail(TG_ERR_VALUE, "%s: no tensors to join (n = %d)", d->name, n);
+        return NULL;
+    }
+    if (!xs) {
+        tg__fail(TG_ERR_NULL, "%s: xs is NULL", d->name);
+        return NULL;
+    }
+    union tg_params p = {.i = {axis, 0}};
+    return tg__op_record(T, d, n, xs, &p, NULL);
+}
+
+struct tg_tensor *tg_concat(struct tg_tape *T, int n, struct tg_tensor *const *xs, int axis)
+{
+    return join(T, &tg_op_desc_concat, n, xs, axis);
+}
+struct tg_tensor *tg_stack(struct tg_tape *T, int n, struct tg_tensor *const *xs, int axis)
+{
+    return join(T, &tg_op_desc_stack, n, xs, axis);
+}

@@ -1,0 +1,568 @@
+/*
+ * ops/shape.c - ops that move elements without changing them: reshape, squeeze,
+ * unsqueeze, transpose, permute, broadcast_to, slice.
+ *
+ * reshape, squeeze and unsqueeze keep the row-major order, so forward is one
+ * memcpy and backward one elementwise add. The others are strided views: output
+ * element i (a multi-index) reads x at off + sum_d i_d * st[d], where st may be
+ * permuted (transpose, permute), scaled by the step (slice) or 0 (broadcast_to).
+ * Each op only says how to build its view; one pair of kernels does the copy
+ * forward and the scatter-add backward. Backward through a view is the transpose
+ * of the copy: dx[off + i.st] += dy[i]; where st has zeros (broadcast) several
+ * output elements meet one input element, and the += sums over the broadcast axes.
+ */
+#include <stdio.h>
+#include "shape-impl.h"
+
+enum tg_status tg__norm_axis(const char *fn, int axis, int n, int rank, const int64_t *shape,
+                             int *out)
+{
+    if (axis < -n || axis >= n) {
+        char s[160];
+        tg__format_shape(s, sizeof s, rank, shape);
+        return tg__fail(TG_ERR_RANGE, "%s: axis %d is out of range for %s", fn, axis, s);
+    }
+    *out = axis < 0 ? axis + n : axis;
+    return TG_OK;
+}
+
+int64_t *tg__arena_i64(struct tg_tape *T, const int64_t *v, int64_t n)
+{
+    int64_t *a = tg__tape_alloc(T, (size_t)(n > 0 ? n : 1) * sizeof *a);
+    if (a && n > 0) memcpy(a, v, (size_t)n * sizeof *a);
+    return a;
+}
+
+/* ---- kernels shared by the ops of this file ---- */
+
+/* reshape, squeeze, unsqueeze: y = x in the same row-major order. */
+static void copy_fwd(struct tg_tensor *out)
+{
+    memcpy(out->data, out->in[0]->data, (size_t)out->numel * tg__esize(out->dtype));
+}
+static void copy_bwd(struct tg_tensor *out) /* dx += dy */
+{
+    struct tg_tensor *x = out->in[0];
+    if (!x->requires_grad) return;
+    if (x->dtype == TG_F64) {
+        double *g = x->grad;
+        const double *gy = out->grad;
+        for (int64_t i = 0; i < out->numel; i++) g[i] += gy[i];
+    } else {
+        float *g = x->grad;
+        const float *gy = out->grad;
+        for (int64_t i = 0; i < out->numel; i++) g[i] += gy[i];
+    }
+}
+
+/* Where output element i (multi-index) lives in x: off + sum_d i_d * st[d]. */
+struct view {
+    int64_t off;
+    int64_t st[TG_MAX_DIM];
+};
+
+#define VIEW_KERNELS(T)                                                                            \
+    static void view_fwd_##T(struct tg_tensor *out, const struct view *v)                          \
+    {                                                                                              \
+        const T *x = out->in[0]->data;                                                             \
+        T *y = out->data; /* out->shape */                                                         \
+        struct tg_walk w;                                                                          \
+        tg__walk_init(&w, out->rank, out->shape, v->st, v->off);                                   \
+        for (int64_t r = 0; r < w.rows; r++, tg__walk_next(&w)) {                                  \
+            const T *xr = x + w.off;                                                               \
+            T *yr = y + r * w.n;                                                                   \
+            if (w.rs == 1)                                                                         \
+                memcpy(yr, xr, (size_t)w.n * sizeof(T));                                           \
+            else                                                                                   \
+                for (int64_t j = 0; j < w.n; j++) yr[j] = xr[j * w.rs];                            \
+        }                                                                                          \
+    }                                                                                              \
+    static void view_bwd_##T(struct tg_tensor *out, const struct view *v)                          \
+    {                                                                                              \
+        T *gx = out->in[0]->grad;                                                                  \
+        const T *gy = out->grad; /* out->shape */                                                  \
+        struct tg_walk w;                                                                          \
+        tg__walk_init(&w, out->rank, out->shape, v->st, v->off);                                   \
+        for (int64_t r = 0; r < w.rows; r++, tg__walk_next(&w)) {                                  \
+            T *gr = gx + w.off;                                                                    \
+            const T *gyr = gy + r * w.n;                                                           \
+            if (w.rs == 0) { /* a broadcast row: all of it lands on one element */                 \
+                T s = 0;                                                                           \
+                for (int64_t j = 0; j < w.n; j++) s += gyr[j];                                     \
+                gr[0] += s;                                                                        \
+            } else {                                                                               \
+                for (int64_t j = 0; j < w.n; j++) gr[j * w.rs] += gyr[j];                          \
+            }                                                                                      \
+        }                                                                                          \
+    }
+VIEW_KERNELS(float)
+VIEW_KERNELS(double)
+
+static void view_fwd(struct tg_tensor *out, const struct view *v)
+{
+    if (out->dtype == TG_F64)
+        view_fwd_double(out, v);
+    else
+        view_fwd_float(out, v);
+}
+static void view_bwd(struct tg_tensor *out, const struct view *v)
+{
+    if (!out->in[0]->requires_grad) return;
+    if (out->dtype == TG_F64)
+        view_bwd_double(out, v);
+    else
+        view_bwd_float(out, v);
+}
+
+/* Forward and backward of a view op from its NAME##_view builder. */
+#define VIEW_OP_KERNELS(NAME)                                                                      \
+    static void NAME##_fwd(struct tg_tensor *out)                                                  \
+    {                                                                                              \
+        struct view v;                                                                             \
+        NAME##_view(out, &v);                                                                      \
+        view_fwd(out, &v);                                                                         \
+    }                                                                                              \
+    static void NAME##_bwd(struct tg_tensor *out)                                                  \
+    {                                                                                              \
+        struct view v;                                                                             \
+        NAME##_view(out, &v);                                                                      \
+        view_bwd(out, &v);                                                                         \
+    }
+
+/* Lets tg__op_record report a NULL input or tape with its usual message. */
+static struct tg_tensor *missing(struct tg_tape *T, const struct tg_op_desc *d, struct tg_tensor *x)
+{
+    return tg__op_record(T, d, 1, &x, NULL, NULL);
+}
+
+static enum tg_status fail_shape2(enum tg_status st, const char *fmt, int ra, const int64_t *a,
+                                  int rb, const int64_t *b)
+{
+    char sa[160], sb[160];
+    tg__format_shape(sa, sizeof sa, ra, a);
+    tg__format_shape(sb, sizeof sb, rb, b);
+    return tg__fail(st, fmt, sa, sb);
+}
+
+/* ---- reshape: aux = the requested shape (p.i[0] entries, one may be -1) ---- */
+
+static enum tg_status reshape_shape(struct tg_tensor *out)
+{
+    const struct tg_tensor *x = out->in[0];
+    const int64_t *want = out->aux;
+    int rank = (int)out->p.i[0], infer = -1;
+    bool ok = true, zero = false;
+    /* the product of the given sizes, capped at numel + 1 (never overflows) */
+    int64_t prod = 1, cap = x->numel + 1;
+    for (int d = 0; d < rank; d++) {
+        out->shape[d] = want[d];
+        if (want[d] == -1) {
+            ok = ok && infer < 0;
+            infer = d;
+        } else if (want[d] < 0) {
+            ok = false;
+        } else if (want[d] == 0) {
+            zero = true;
+        } else {
+            prod = want[d] > cap / prod ? cap : prod * want[d];
+        }
+    }
+    if (zero) prod = 0;
+    if (ok && infer >= 0) {
+        ok = prod != 0 && x->numel % prod == 0;
+        if (ok) out->shape[infer] = x->numel / prod;
+    } else if (ok) {
+        ok = prod == x->numel;
+    }
+    if (!ok)
+        return fail_shape2(TG_ERR_SHAPE, "reshape: cannot reshape %s into %s", x->rank, x->shape,
+                           rank, want);
+    out->rank = (uint8_t)rank;
+    return TG_OK;
+}
+
+const struct tg_op_desc tg_op_desc_reshape = {TG_OP_RESHAPE,
+                                              "reshape",
+                                              1,
+                                              "y = x with a new shape (row-major order kept)",
+                                              "dx += dy reshaped to x's shape",
+                                              reshape_shape,
+                                              copy_fwd,
+                                              copy_bwd,
+                                              false};
+
+struct tg_tensor *tg_reshape(struct tg_tape *T, struct tg_tensor *x, int rank, const int64_t *shape)
+{
+    if (!T || !x) return missing(T, &tg_op_desc_reshape, x);
+    if (rank < 0 || rank > TG_MAX_DIM) {
+        tg__fail(TG_ERR_RANGE, "reshape: rank %d is outside 0..%d", rank, TG_MAX_DIM);
+        return NULL;
+    }
+    if (rank > 0 && !shape) {
+        tg__fail(TG_ERR_NULL, "reshape: shape is NULL");
+        return NULL;
+    }
+    int64_t *aux = tg__arena_i64(T, shape, rank);
+    if (!aux) return NULL;
+    union tg_params p = {.i = {rank, 0}};
+    return tg__op_record(T, &tg_op_desc_reshape, 1, &x, &p, aux);
+}
+
+/* ---- squeeze: p.i[0] = axis, p.i[1] = 1 to drop every size-1 axis ---- */
+
+static enum tg_status squeeze_shape(struct tg_tensor *out)
+{
+    const struct tg_tensor *x = out->in[0];
+    int axis = -1, r = 0;
+    if (!out->p.i[1]) {
+        if (tg__norm_axis("squeeze", (int)out->p.i[0], x->rank, x->rank, x->shape, &axis))
+            return tg_last_status();
+        if (x->shape[axis] != 1) {
+            char s[160];
+            tg__format_shape(s, sizeof s, x->rank, x->shape);
+            return tg__fail(TG_ERR_SHAPE, "squeeze: axis %d of %s has size %lld, not 1",
+                            (int)out->p.i[0], s, (long long)x->shape[axis]);
+        }
+    }
+    for (int d = 0; d < x->rank; d++)
+        if (out->p.i[1] ? x->shape[d] != 1 : d != axis) out->shape[r++] = x->shape[d];
+    out->rank = (uint8_t)r;
+    return TG_OK;
+}
+
+const struct tg_op_desc tg_op_desc_squeeze = {TG_OP_SQUEEZE,
+                                              "squeeze",
+                                              1,
+                                              "y = x without size-1 axes",
+                                              "dx += dy reshaped to x's shape",
+                                              squeeze_shape,
+                                              copy_fwd,
+                                              copy_bwd,
+                                              false};
+
+struct tg_tensor *tg_squeeze(struct tg_tape *T, struct tg_tensor *x, int axis)
+{
+    union tg_params p = {.i = {axis, 0}};
+    return tg__op_record(T, &tg_op_desc_squeeze, 1, &x, &p, NULL);
+}
+struct tg_tensor *tg_squeeze_all(struct tg_tape *T, struct tg_tensor *x)
+{
+    union tg_params p = {.i = {0, 1}};
+    return tg__op_record(T, &tg_op_desc_squeeze, 1, &x, &p, NULL);
+}
+
+/* ---- unsqueeze: p.i[0] = where the new axis goes ---- */
+
+static enum tg_status unsqueeze_shape(struct tg_tensor *out)
+{
+    const struct tg_tensor *x = out->in[0];
+    int axis;
+    if (x->rank >= TG_MAX_DIM) {
+        char s[160];
+        tg__format_shape(s, sizeof s, x->rank, x->shape);
+        return tg__fail(TG_ERR_RANGE, "unsqueeze: %s already has the maximum rank %d", s,
+                        TG_MAX_DIM);
+    }
+    if (tg__norm_axis("unsqueeze", (int)out->p.i[0], x->rank + 1, x->rank, x->shape, &axis))
+        return tg_last_status();
+    for (int d = 0, k = 0; d <= x->rank; d++) out->shape[d] = d == axis ? 1 : x->shape[k++];
+    out->rank = (uint8_t)(x->rank + 1);
+    return TG_OK;
+}
+
+const struct tg_op_desc tg_op_desc_unsqueeze = {TG_OP_UNSQUEEZE,
+                                                "unsqueeze",
+                                                1,
+                                                "y = x with a new size-1 axis",
+                                                "dx += dy reshaped to x's shape",
+                                                unsqueeze_shape,
+                                                copy_fwd,
+                                                copy_bwd,
+                                                false};
+
+struct tg_tensor *tg_unsqueeze(struct tg_tape *T, struct tg_tensor *x, int axis)
+{
+    union tg_params p = {.i = {axis, 0}};
+    return tg__op_record(T, &tg_op_desc_unsqueeze, 1, &x, &p, NULL);
+}
+
+/* ---- transpose: p.i = the two axes, normalised by the shape rule ---- */
+
+static enum tg_status transpose_shape(struct tg_tensor *out)
+{
+    const struct tg_tensor *x = out->in[0];
+    int a, b;
+    if (tg__norm_axis("transpose", (int)out->p.i[0], x->rank, x->rank, x->shape, &a) ||
+        tg__norm_axis("transpose", (int)out->p.i[1], x->rank, x->rank, x->shape, &b))
+        return tg_last_status();
+    out->p.i[0] = a;
+    out->p.i[1] = b;
+    for (int d = 0; d < x->rank; d++) out->shape[d] = x->shape[d];
+    out->shape[a] = x->shape[b];
+    out->shape[b] = x->shape[a];
+    out->rank = x->rank;
+    return TG_OK;
+}
+
+/* y[.., i_a, .., i_b, ..] = x[.., i_b, .., i_a, ..]: x's strides with a and b swapped */
+static void transpose_view(const struct tg_tensor *out, struct view *v)
+{
+    const struct tg_tensor *x = out->in[0];
+    tg__strides(x->rank, x->shape, v->st);
+    int64_t a = out->p.i[0], b = out->p.i[1], t = v->st[a];
+    v->st[a] = v->st[b];
+    v->st[b] = t;
+    v->off = 0;
+}
+VIEW_OP_KERNELS(transpose)
+
+const struct tg_op_desc tg_op_desc_transpose = {TG_OP_TRANSPOSE,
+                                                "transpose",
+                                                1,
+                                                "y[.., i, .., j, ..] = x[.., j, .., i, ..]",
+                                                "dx += dy transposed back",
+                                                transpose_shape,
+                                                transpose_fwd,
+                                                transpose_bwd,
+                                                false};
+
+struct tg_tensor *tg_transpose(struct tg_tape *T, struct tg_tensor *x, int a, int b)
+{
+    union tg_params p = {.i = {a, b}};
+    return tg__op_record(T, &tg_op_desc_transpose, 1, &x, &p, NULL);
+}
+
+/* ---- permute: aux = perm (p.i[0] entries), normalised by the shape rule ---- */
+
+static enum tg_status permute_shape(struct tg_tensor *out)
+{
+    const struct tg_tensor *x = out->in[0];
+    int64_t *perm = out->aux;
+    int n = (int)out->p.i[0];
+    char s[160];
+    tg__format_shape(s, sizeof s, x->rank, x->shape);
+    if (n != x->rank)
+        return tg__fail(TG_ERR_SHAPE, "permute: %d axes given for %s of rank %d", n, s, x->rank);
+    unsigned seen = 0;
+    for (int d = 0; d < n; d++) {
+        int a;
+        if (tg__norm_axis("permute", (int)perm[d], n, x->rank, x->shape, &a))
+            return tg_last_status();
+        if (seen & (1u << a))
+            return tg__fail(TG_ERR_VALUE, "permute: axis %d appears twice in the permutation of %s",
+                            a, s);
+        seen |= 1u << a;
+        perm[d] = a;
+        out->shape[d] = x->shape[a];
+    }
+    out->rank = x->rank;
+    return TG_OK;
+}
+
+/* y's axis d walks x's axis perm[d] */
+static void permute_view(const struct tg_tensor *out, struct view *v)
+{
+    const struct tg_tensor *x = out->in[0];
+    const int64_t *perm = out->aux;
+    int64_t xs[TG_MAX_DIM];
+    tg__strides(x->rank, x->shape, xs);
+    for (int d = 0; d < x->rank; d++) v->st[d] = xs[perm[d]];
+    v->off = 0;
+}
+VIEW_OP_KERNELS(permute)
+
+const struct tg_op_desc tg_op_desc_permute = {TG_OP_PERMUTE,
+                                              "permute",
+                                              1,
+                                              "y[i_0, .., i_n] = x at index i_d on axis perm[d]",
+                                              "dx += dy permuted by the inverse of perm",
+                                              permute_shape,
+                                              permute_fwd,
+                                              permute_bwd,
+                                              false};
+
+struct tg_tensor *tg_permute(struct tg_tape *T, struct tg_tensor *x, int n, const int *perm)
+{
+    if (!T || !x) return missing(T, &tg_op_desc_permute, x);
+    if (n > 0 && !perm) {
+        tg__fail(TG_ERR_NULL, "permute: perm is NULL");
+        return NULL;
+    }
+    if (n < 0 || n > TG_MAX_DIM) {
+        tg__fail(TG_ERR_SHAPE, "permute: %d axes given (0..%d allowed)", n, TG_MAX_DIM);
+        return NULL;
+    }
+    int64_t p64[TG_MAX_DIM];
+    for (int d = 0; d < n; d++) p64[d] = perm[d];
+    int64_t *aux = tg__arena_i64(T, p64, n);
+    if (!aux) return NULL;
+    union tg_params p = {.i = {n, 0}};
+    return tg__op_record(T, &tg_op_desc_permute, 1, &x, &p, aux);
+}
+
+/* ---- broadcast_to: aux = the target shape (p.i[0] entries) ---- */
+
+static enum tg_status broadcast_to_shape(struct tg_tensor *out)
+{
+    const struct tg_tensor *x = out->in[0];
+    const int64_t *want = out->aux;
+    int rank = (int)out->p.i[0], off = rank - x->rank;
+    bool ok = off >= 0;
+    for (int d = 0; ok && d < rank; d++) {
+        int64_t xd = d >= off ? x->shape[d - off] : 1;
+        ok = want[d] >= 0 && (xd == want[d] || xd == 1);
+        out->shape[d] = want[d];
+    }
+    if (!ok)
+        return fail_shape2(TG_ERR_SHAPE, "broadcast_to: cannot broadcast %s to %s", x->rank,
+                           x->shape, rank, want);
+    out->rank = (uint8_t)rank;
+    return TG_OK;
+}
+
+/* stride 0 along the axes where x has size 1 or no axis at all */
+static void broadcast_to_view(const struct tg_tensor *out, struct view *v)
+{
+    tg__bcast_strides(out->in[0], out, v->st);
+    v->off = 0;
+}
+VIEW_OP_KERNELS(broadcast_to)
+
+const struct tg_op_desc tg_op_desc_broadcast_to = {TG_OP_BROADCAST_TO,
+                                                   "broadcast_to",
+                                                   1,
+                                                   "y[i] = x[i with broadcast axes at 0]",
+                                                   "dx += dy summed over the broadcast axes",
+                                                   broadcast_to_shape,
+                                                   broadcast_to_fwd,
+                                                   broadcast_to_bwd,
+                                                   false};
+
+struct tg_tensor *tg_broadcast_to(struct tg_tape *T, struct tg_tensor *x, int rank,
+                                  const int64_t *shape)
+{
+    if (!T || !x) return missing(T, &tg_op_desc_broadcast_to, x);
+    if (rank < 0 || rank > TG_MAX_DIM) {
+        tg__fail(TG_ERR_RANGE, "broadcast_to: rank %d is outside 0..%d", rank, TG_MAX_DIM);
+        return NULL;
+    }
+    if (rank > 0 && !shape) {
+        tg__fail(TG_ERR_NULL, "broadcast_to: shape is NULL");
+        return NULL;
+    }
+    int64_t *aux = tg__arena_i64(T, shape, rank);
+    if (!aux) return NULL;
+    union tg_params p = {.i = {rank, 0}};
+    return tg__op_record(T, &tg_op_desc_broadcast_to, 1, &x, &p, aux);
+}
+
+/* ---- slice: aux = per-axis specs (p.i[0] given), normalised by the shape rule
+ * into a start and a step for every axis ---- */
+
+struct slice_aux {
+    int64_t start[TG_MAX_DIM], stop[TG_MAX_DIM], step[TG_MAX_DIM];
+};
+
+/* Python's slice.indices: clamps start/stop into the axis and returns the length. */
+static int64_t slice_indices(int64_t len, int64_t *start, int64_t stop, int64_t step)
+{
+    int64_t lo = step > 0 ? 0 : -1, hi = step > 0 ? len : len - 1;
+    int64_t v[2] = {*start, stop};
+    for (int k = 0; k < 2; k++) {
+        if (v[k] == TG_SLICE_NONE)
+            v[k] = (step > 0) == (k == 0) ? lo : hi;
+        else if (v[k] < 0)
+            v[k] = v[k] + len < lo ? lo : v[k] + len;
+        else if (v[k] > hi)
+            v[k] = hi;
+    }
+    *start = v[0];
+    if (step > 0) return v[1] > v[0] ? (v[1] - v[0] - 1) / step + 1 : 0;
+    return v[0] > v[1] ? (v[0] - v[1] - 1) / -step + 1 : 0;
+}
+
+static enum tg_status slice_shape(struct tg_tensor *out)
+{
+    const struct tg_tensor *x = out->in[0];
+    struct slice_aux *s = out->aux;
+    int n = (int)out->p.i[0];
+    if (n > x->rank) {
+        char b[160];
+        tg__format_shape(b, sizeof b, x->rank, x->shape);
+        return tg__fail(TG_ERR_RANGE, "slice: %d axes sliced but %s has rank %d", n, b, x->rank);
+    }
+    for (int d = 0; d < x->rank; d++) {
+        if (d >= n) { /* taken whole */
+            s->start[d] = 0;
+            s->step[d] = 1;
+            out->shape[d] = x->shape[d];
+            continue;
+        }
+        if (s->step[d] == TG_SLICE_NONE) s->step[d] = 1;
+        if (s->step[d] == 0) return tg__fail(TG_ERR_VALUE, "slice: step 0 on axis %d", d);
+        out->shape[d] = slice_indices(x->shape[d], &s->start[d], s->stop[d], s->step[d]);
+    }
+    out->rank = x->rank;
+    return TG_OK;
+}
+
+/* y[i] = x[start + i * step] on every axis */
+static void slice_view(const struct tg_tensor *out, struct view *v)
+{
+    const struct tg_tensor *x = out->in[0];
+    const struct slice_aux *s = out->aux;
+    tg__strides(x->rank, x->shape, v->st);
+    v->off = 0;
+    for (int d = 0; d < x->rank; d++) {
+        v->off += s->start[d] * v->st[d];
+        v->st[d] *= s->step[d];
+    }
+}
+VIEW_OP_KERNELS(slice)
+
+const struct tg_op_desc tg_op_desc_slice = {TG_OP_SLICE,
+                                            "slice",
+                                            1,
+                                            "y[i] = x[start + i * step] per axis (Python slicing)",
+                                            "dx[start + i * step] += dy[i]; 0 elsewhere",
+                                            slice_shape,
+                                            slice_fwd,
+                                            slice_bwd,
+                                            false};
+
+struct tg_tensor *tg_slice(struct tg_tape *T, struct tg_tensor *x, int n,
+                           const struct tg_slice_spec *spec)
+{
+    if (!T || !x) return missing(T, &tg_op_desc_slice, x);
+    if (n < 0 || n > TG_MAX_DIM) {
+        tg__fail(TG_ERR_RANGE, "slice: %d axes sliced (0..%d allowed)", n, TG_MAX_DIM);
+        return NULL;
+    }
+    if (n > 0 && !spec) {
+        tg__fail(TG_ERR_NULL, "slice: spec is NULL");
+        return NULL;
+    }
+    struct slice_aux *s = tg__tape_alloc(T, sizeof *s);
+    if (!s) return NULL;
+    for (int d = 0; d < n; d++) {
+        s->start[d] = spec[d].start;
+        s->stop[d] = spec[d].stop;
+        s->step[d] = spec[d].step;
+    }
+    union tg_params p = {.i = {n, 0}};
+    return tg__op_record(T, &tg_op_desc_slice, 1, &x, &p, s);
+}
+
+struct tg_tensor *tg_slice_axis(struct tg_tape *T, struct tg_tensor *x, int axis, int64_t start,
+                                int64_t stop, int64_t step)
+{
+    if (!T || !x) return missing(T, &tg_op_desc_slice, x);
+    int a;
+    if (tg__check_input(T, "slice", x) ||
+        tg__norm_axis("slice", axis, x->rank, x->rank, x->shape, &a))
+        return NULL;
+    struct tg_slice_spec spec[TG_MAX_DIM];
+    for (int d = 0; d < a; d++) spec[d] = (struct tg_slice_spec){TG_SLICE_NONE, TG_SLICE_NONE, 1};
+    spec[a] = (struct tg_slice_spec){start, stop, step};
+    return tg_slice(T, x, a + 1, spec);
+}
