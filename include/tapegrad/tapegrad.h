@@ -12,6 +12,8 @@
 #include "tape.h"
 #include "ops.h"
 #include "gradcheck.h"
+#include "graph.h"
+#include "trace.h"
 
 #define TAPEGRAD_VERSION "0.1.0"
 
