@@ -268,10 +268,7 @@ enum tg_status tg_trace_print(const struct tg_trace *trace, FILE *out,
             rn ? "" : " = ", rn ? "" : node, (long long)trace->n_steps);
     for (int64_t k = 0; k < trace->n_steps; k++) {
         const struct tg_trace_step *s = &trace->steps[k];
-        if (k == 0)
-            snprintf(node, sizeof node, "%s", root);
-        else
-            label(node, sizeof node, names, s->node, TG_GRAPH_OP, s->id);
+        label(node, sizeof node, names, s->node, TG_GRAPH_OP, s->id);
         print_header(out, s, node, root, names, k);
         for (int i = 0; i < s->n_inputs; i++) {
             const struct tg_trace_input *x = &s->inputs[i];
