@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "engine-impl.h"
+#include "sweep-hook.h"
 
 struct chunk {
     struct chunk *next;
@@ -432,7 +433,8 @@ static enum tg_status grad_ready(struct tg_tape *T, struct tg_tensor *n, uint64_
     return TG_OK;
 }
 
-enum tg_status tg_backward(struct tg_tensor *root, const struct tg_tensor *seed)
+enum tg_status tg__backward_ex(struct tg_tensor *root, const struct tg_tensor *seed,
+                               tg__sweep_hook hook, void *ctx)
 {
     enum tg_status st = check_root(root, seed);
     if (st) return st;
@@ -457,11 +459,27 @@ enum tg_status tg_backward(struct tg_tensor *root, const struct tg_tensor *seed)
     else
         tg__store(root->grad, root->dtype, 0, 1.0);
 
-    /* Pass 2: the chain rule, consumers before producers. */
-    for (struct tg_tensor *n = root; n; n = n->prev) {
-        if (n->stamp != s || !n->desc) continue;
-        n->desc->backward(n);
-        if (T->anomaly && (st = anomaly_backward(n))) return st;
+    /* Pass 2: the chain rule, consumers before producers. The observed loop is
+     * separate so that the plain sweep stays exactly as fast as without hooks. */
+    if (!hook) {
+        for (struct tg_tensor *n = root; n; n = n->prev) {
+            if (n->stamp != s || !n->desc) continue;
+            n->desc->backward(n);
+            if (T->anomaly && (st = anomaly_backward(n))) return st;
+        }
+        return TG_OK;
     }
+    for (struct tg_tensor *n = root; n; n = n->prev)
+        if (n->stamp == s && n->desc) {
+            hook(n, false, ctx);
+            n->desc->backward(n);
+            hook(n, true, ctx);
+            if (T->anomaly && (st = anomaly_backward(n))) return st;
+        }
     return TG_OK;
+}
+
+enum tg_status tg_backward(struct tg_tensor *root, const struct tg_tensor *seed)
+{
+    return tg__backward_ex(root, seed, NULL, NULL);
 }

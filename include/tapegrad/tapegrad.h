@@ -13,6 +13,8 @@
 #include "ops.h"
 #include "gradcheck.h"
 #include "jacobian.h"
+#include "graph.h"
+#include "trace.h"
 
 #define TAPEGRAD_VERSION "0.1.0"
 

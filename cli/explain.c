@@ -1,0 +1,368 @@
+/*
+ * cli/explain.c - `tapegrad explain`: the value of an expression, every partial
+ * derivative by backward and by central differences, and optionally the
+ * chain-rule trace, the graph as DOT and the result as JSON.
+ */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+#include "expr.h"
+
+static const char usage[] =
+    "usage: tapegrad explain EXPR [name=value ...] [--trace] [--dot FILE] [--json]\n"
+    "\n"
+    "Builds EXPR as a graph (f64, each variable a leaf that requires grad), runs\n"
+    "backward, and prints the value Div, every partial derivative dDiv/dx and its\n"
+    "central-difference estimate.\n"
+    "\n"
+    "EXPR: numbers (2, 0.5, 1e-3), variables, + - * / ^ (or **), unary minus,\n"
+    "parentheses, and the functions neg exp log sqrt abs tanh sigmoid relu softplus\n"
+    "sin cos, max(a,b) min(a,b) pow(a,b) leaky_relu(x, slope). ^ binds tighter\n"
+    "than unary minus and associates to the right, as in Python: -x^2 = -(x^2).\n"
+    "\n"
+    "  --trace     print the backward sweep step by step (the chain rule)\n"
+    "  --dot FILE  write the graph in Graphviz DOT to FILE ('-' for stdout)\n"
+    "  --json      print {\"value\": v, \"grad\": {...}, \"numeric\": {...}}\n"
+    "  -h, --help  this text\n"
+    "\n"
+    "Example: tapegrad explain '(sigmoid(w*x + b) - t)^2' w=0.5 x=2 b=-0.5 t=1 --trace\n"
+    "Exit status: 0 ok, 1 runtime failure (domain error, ...), 2 usage error.\n";
+
+struct opts {
+    const char *src;
+    const char **assign; /* "name=value" arguments */
+    int n_assign;
+    bool trace, json;
+    const char *dot;
+};
+
+/* The expression and a caret under column col, after the one-line message. */
+static void report(const char *src, const struct expr_error *err)
+{
+    if (err->col > 0)
+        fprintf(stderr, "tapegrad explain: %s at column %d\n  %s\n  %*s^\n", err->msg, err->col,
+                src, err->col - 1, "");
+    else
+        fprintf(stderr, "tapegrad explain: %s\n", err->msg);
+}
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->assign = calloc((size_t)argc, sizeof *o->assign);
+    if (!o->assign) return CLI_FAIL;
+    bool opts_done = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!opts_done && !strcmp(a, "--")) {
+            opts_done = true;
+        } else if (!opts_done && (!strcmp(a, "--help") || !strcmp(a, "-h"))) {
+            fputs(usage, stdout);
+            return -1;
+        } else if (!opts_done && !strcmp(a, "--trace")) {
+            o->trace = true;
+        } else if (!opts_done && !strcmp(a, "--json")) {
+            o->json = true;
+        } else if (!opts_done && !strcmp(a, "--dot")) {
+            if (++i == argc) {
+                fprintf(stderr, "tapegrad explain: --dot needs a file name\n");
+                return CLI_USAGE;
+            }
+            o->dot = argv[i];
+        } else if (!opts_done && !strncmp(a, "--", 2)) {
+            fprintf(stderr, "tapegrad explain: unknown option '%s' (see --help)\n", a);
+            return CLI_USAGE;
+        } else if (!o->src) {
+            o->src = a;
+        } else if (strchr(a, '=')) {
+            o->assign[o->n_assign++] = a;
+        } else {
+            fprintf(stderr, "tapegrad explain: '%s' is not name=value (quote the expression)\n", a);
+            return CLI_USAGE;
+        }
+    }
+    if (!o->src) {
+        fprintf(stderr, "tapegrad explain: no expression given (see --help)\n");
+        return CLI_USAGE;
+    }
+    if (o->json && o->dot && !strcmp(o->dot, "-")) {
+        fprintf(stderr, "tapegrad explain: --dot - and --json both write to stdout\n");
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+/* values[i] of variable i from the name=value arguments. */
+static int read_values(const struct expr *e, const struct opts *o, double *values)
+{
+    for (int i = 0; i < e->n_vars; i++) {
+        const char *found = NULL;
+        size_t len = strlen(e->vars[i]);
+        for (int j = 0; j < o->n_assign; j++)
+            if (!strncmp(o->assign[j], e->vars[i], len) && o->assign[j][len] == '=')
+                found = o->assign[j] + len + 1;
+        if (!found) {
+            fprintf(stderr, "tapegrad explain: no value given for variable '%s' (add %s=VALUE)\n",
+                    e->vars[i], e->vars[i]);
+            return CLI_USAGE;
+        }
+        char *end;
+        values[i] = strtod(found, &end);
+        if (end == found || *end || !isfinite(values[i])) {
+            fprintf(stderr, "tapegrad explain: bad value for '%s': '%s' (a finite number)\n",
+                    e->vars[i], found);
+            return CLI_USAGE;
+        }
+    }
+    for (int j = 0; j < o->n_assign; j++) {
+        size_t len = (size_t)(strchr(o->assign[j], '=') - o->assign[j]);
+        bool used = false;
+        for (int i = 0; i < e->n_vars; i++)
+            used |= strlen(e->vars[i]) == len && !strncmp(o->assign[j], e->vars[i], len);
+        if (!used)
+            fprintf(stderr, "tapegrad explain: note: '%.*s' is not in the expression\n", (int)len,
+                    o->assign[j]);
+    }
+    return CLI_OK;
+}
+
+struct session {
+    const struct opts *o;
+    struct expr e;
+    struct tg_tape *T;
+    struct tg_tensor **leaves; /* (n_vars) f64 scalars with requires-grad */
+    struct tg_tensor **nodes;  /* (e.n) the tensor of every expression node */
+    struct tg_tensor *root;
+    double value, *values, *grad, *numeric; /* (n_vars) each */
+    struct tg_graph_name *name_list;        /* (n_vars) the variables' names */
+    struct tg_graph_names names;
+};
+
+/* Names: the variables. Op results keep the numbers v1, v2, ... of the graph
+ * (see legend). */
+static int make_names(struct session *s)
+{
+    const struct expr *e = &s->e;
+    s->name_list = calloc((size_t)e->n_vars + 1, sizeof *s->name_list);
+    if (!s->name_list) return CLI_FAIL;
+    for (int i = 0; i < e->n_vars; i++)
+        s->name_list[i] = (struct tg_graph_name){s->leaves[i], e->vars[i]};
+    s->names = (struct tg_graph_names){s->name_list, e->n_vars};
+    return CLI_OK;
+}
+
+/* "v1 = w*x" for every op node: the graph numbers op results in the order they
+ * were recorded, and the expression records one op per operator or call, in
+ * node order, all of them reachable from the root. */
+static void legend(const struct session *s, FILE *f)
+{
+    int v = 0;
+    fputs("where", f);
+    for (int k = 0; k < s->e.n; k++) {
+        const struct expr_node *nd = &s->e.nodes[k];
+        if (nd->kind == EX_NUM || nd->kind == EX_VAR) continue;
+        int len = nd->end - nd->start;
+        while (len > 0 && s->o->src[nd->start + len - 1] == ' ') len--;
+        fprintf(f, "%s v%d = %.*s", v ? "," : "", v + 1, len, s->o->src + nd->start);
+        v++;
+    }
+    fputs(v ? "\n" : " nothing\n", f);
+}
+
+/* Backward (traced if asked); fills s->grad. */
+static int run_backward(struct session *s)
+{
+    if (tg_tensor_is_leaf(s->root) || tg_tensor_op(s->root) == TG_OP_NONE) {
+        for (int i = 0; i < s->e.n_vars; i++) s->grad[i] = s->root == s->leaves[i];
+        if (s->o->trace)
+            fputs("(no operation to trace: the expression is a single value)\n", stdout);
+        return CLI_OK;
+    }
+    enum tg_status st;
+    if (s->o->trace) {
+        struct tg_trace *tr;
+        FILE *f = s->o->json ? stderr : stdout;
+        st = tg_backward_trace(s->root, NULL, &tr);
+        if (!st) {
+            fputc('\n', f);
+            legend(s, f);
+        }
+        if (!st) st = tg_trace_print(tr, f, &s->names);
+        tg_trace_free(tr);
+    } else {
+        st = tg_backward(s->root, NULL);
+    }
+    if (st) {
+        fprintf(stderr, "tapegrad explain: backward failed: %s\n", tg_last_error());
+        return CLI_FAIL;
+    }
+    for (int i = 0; i < s->e.n_vars; i++) s->grad[i] = tg_tensor_grad_get(s->leaves[i], 0);
+    return CLI_OK;
+}
+
+/* Central differences, on a second tape: (f(v + h) - f(v - h)) / 2h. */
+static int run_numeric(struct session *s)
+{
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor **tmp = calloc((size_t)s->e.n, sizeof *tmp);
+    if (!T || !tmp) {
+        tg_tape_free(T);
+        free(tmp);
+        return CLI_FAIL;
+    }
+    struct expr_error err;
+    for (int i = 0; i < s->e.n_vars; i++) {
+        double v = s->values[i], h = 1e-6 * (fabs(v) > 1 ? fabs(v) : 1), f[2];
+        for (int side = 0; side < 2; side++) {
+            tg_tape_reset(T);
+            tg_tensor_set(s->leaves[i], 0, side ? v - h : v + h);
+            struct tg_tensor *r = expr_build(&s->e, T, s->leaves, tmp, false, &err);
+            f[side] = r ? tg_item(r) : NAN;
+        }
+        tg_tensor_set(s->leaves[i], 0, v);
+        s->numeric[i] = (f[0] - f[1]) / (2 * h);
+    }
+    tg_tape_free(T);
+    free(tmp);
+    return CLI_OK;
+}
+
+static void print_head(const struct session *s)
+{
+    printf("expression  %s\n", s->o->src);
+    if (s->e.n_vars) {
+        printf("at         ");
+        for (int i = 0; i < s->e.n_vars; i++)
+            printf("%s %s = %.17g", i ? "," : "", s->e.vars[i], s->values[i]);
+        printf("\n");
+    }
+    printf("value       Div = %.17g\n", s->value);
+}
+
+static void print_partials(const struct session *s)
+{
+    if (!s->e.n_vars) return;
+    printf("\n%-14s %-26s %s\n", "partial", "backward (chain rule)",
+           "numeric (central difference)");
+    for (int i = 0; i < s->e.n_vars; i++) {
+        char lhs[128];
+        snprintf(lhs, sizeof lhs, "dDiv/d%s", s->e.vars[i]);
+        printf("%-14s %-26.17g %.10g\n", lhs, s->grad[i], s->numeric[i]);
+    }
+}
+
+static int print_json(const struct session *s)
+{
+    cJSON *obj = cJSON_CreateObject(), *g = cJSON_CreateObject(), *n = cJSON_CreateObject();
+    if (!obj || !g || !n) goto fail;
+    cJSON_AddItemToObject(obj, "value", cJSON_CreateNumber(s->value));
+    cJSON_AddItemToObject(obj, "grad", g);
+    cJSON_AddItemToObject(obj, "numeric", n);
+    for (int i = 0; i < s->e.n_vars; i++) {
+        cJSON_AddItemToObject(g, s->e.vars[i], cJSON_CreateNumber(s->grad[i]));
+        cJSON_AddItemToObject(n, s->e.vars[i], cJSON_CreateNumber(s->numeric[i]));
+    }
+    char *text = cJSON_Print(obj);
+    if (!text) {
+        cJSON_Delete(obj);
+        return CLI_FAIL;
+    }
+    puts(text);
+    cJSON_free(text);
+    cJSON_Delete(obj);
+    return CLI_OK;
+fail:
+    cJSON_Delete(obj);
+    cJSON_Delete(g);
+    cJSON_Delete(n);
+    return CLI_FAIL;
+}
+
+static int write_dot(const struct session *s)
+{
+    bool std = !strcmp(s->o->dot, "-");
+    FILE *f = std ? stdout : fopen(s->o->dot, "w");
+    if (!f) {
+        fprintf(stderr, "tapegrad explain: cannot write '%s'\n", s->o->dot);
+        return CLI_FAIL;
+    }
+    struct tg_dot_options d = {&s->names, 0, NULL};
+    enum tg_status st = tg_graph_dot(s->root, f, &d);
+    if ((!std && fclose(f)) || st) {
+        fprintf(stderr, "tapegrad explain: writing the graph to '%s' failed\n", s->o->dot);
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+/* Leaves, the graph, the value (checked for domain errors). */
+static int build(struct session *s)
+{
+    int nv = s->e.n_vars;
+    s->leaves = calloc((size_t)nv + 1, sizeof *s->leaves);
+    s->nodes = calloc((size_t)s->e.n, sizeof *s->nodes);
+    s->values = calloc((size_t)nv + 1, sizeof *s->values);
+    s->grad = calloc((size_t)nv + 1, sizeof *s->grad);
+    s->numeric = calloc((size_t)nv + 1, sizeof *s->numeric);
+    s->T = tg_tape_new();
+    if (!s->leaves || !s->nodes || !s->values || !s->grad || !s->numeric || !s->T) return CLI_FAIL;
+    int rc = read_values(&s->e, s->o, s->values);
+    if (rc) return rc;
+    for (int i = 0; i < nv; i++) {
+        if (!(s->leaves[i] = tg_scalar(TG_F64, s->values[i]))) return CLI_FAIL;
+        tg_tensor_set_requires_grad(s->leaves[i], true);
+    }
+    struct expr_error err;
+    s->root = expr_build(&s->e, s->T, s->leaves, s->nodes, true, &err);
+    if (!s->root) {
+        report(s->o->src, &err);
+        return CLI_FAIL;
+    }
+    s->value = tg_item(s->root);
+    return make_names(s);
+}
+
+static void session_free(struct session *s)
+{
+    tg_tape_free(s->T);
+    for (int i = 0; s->leaves && i < s->e.n_vars; i++) tg_tensor_free(s->leaves[i]);
+    free(s->name_list);
+    free(s->leaves);
+    free(s->nodes);
+    free(s->values);
+    free(s->grad);
+    free(s->numeric);
+    expr_free(&s->e);
+}
+
+int tg_cli_explain(int argc, char **argv)
+{
+    struct opts o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc) {
+        free(o.assign);
+        return rc < 0 ? CLI_OK : rc;
+    }
+    struct session s = {.o = &o};
+    struct expr_error err;
+    if (expr_parse(o.src, &s.e, &err)) {
+        report(o.src, &err);
+        free(o.assign);
+        return CLI_USAGE;
+    }
+    rc = build(&s);
+    if (!rc && !o.json) print_head(&s);
+    if (!rc) rc = run_backward(&s);
+    if (!rc) rc = run_numeric(&s);
+    if (!rc && o.json) rc = print_json(&s);
+    if (!rc && !o.json) print_partials(&s);
+    if (!rc && o.dot) rc = write_dot(&s);
+    if (rc == CLI_FAIL && !s.root && tg_last_status() == TG_ERR_NOMEM)
+        fprintf(stderr, "tapegrad explain: out of memory\n");
+    session_free(&s);
+    free(o.assign);
+    return rc;
+}

@@ -1,0 +1,68 @@
+/*
+ * cli/expr.h - arithmetic expressions for `tapegrad explain` (not installed).
+ *
+ * The parser turns text such as "(sigmoid(w*x + b) - t)^2" into a flat list of
+ * nodes in postorder: every node's operands come before it, so building the
+ * graph is one loop, with no recursion however long the expression is. The
+ * parser recurses only on nesting (parentheses, unary minus, powers), and that
+ * depth is capped at EXPR_MAX_DEPTH.
+ *
+ * Grammar (precedence and associativity as in Python):
+ *   expr    := term (('+' | '-') term)*
+ *   term    := unary (('*' | '/') unary)*
+ *   unary   := ('-' | '+') unary | power          so -x^2 = -(x^2)
+ *   power   := primary (('^' | '**') unary)?     right-assoc: 2^3^2 = 2^9
+ *   primary := NUMBER | NAME | NAME '(' expr (',' expr)* ')' | '(' expr ')'
+ */
+#ifndef TG_CLI_EXPR_H
+#define TG_CLI_EXPR_H
+
+#include <tapegrad/tapegrad.h>
+
+#define EXPR_MAX_DEPTH 64
+
+enum expr_kind { EX_NUM, EX_VAR, EX_NEG, EX_BIN, EX_CALL };
+
+struct expr_node {
+    enum expr_kind kind;
+    int op;     /* EX_BIN: '+' '-' '*' '/' '^'; EX_CALL: index of the function */
+    int a, b;   /* operand nodes (-1 when absent) */
+    double num; /* EX_NUM: the number */
+    int var;    /* EX_VAR: index into vars */
+    int col;    /* 1-based column of the token that names the operation */
+    int start;  /* the node's text is src[start, end) */
+    int end;
+};
+
+struct expr {
+    struct expr_node *nodes; /* postorder; the root is the last */
+    int n, cap;
+    char **vars; /* variable names in order of first use */
+    int n_vars;
+};
+
+struct expr_error {
+    int col; /* 1-based; 0 when the error has no position */
+    char msg[192];
+};
+
+/* Parses src into e (zeroed by the call). Returns 0, or -1 with err filled
+ * (e is then freed). */
+int expr_parse(const char *src, struct expr *e, struct expr_error *err);
+void expr_free(struct expr *e);
+
+/* The name of function index i of an EX_CALL node ("sigmoid"). */
+const char *expr_func_name(int i);
+
+/*
+ * Builds e on tape T (f64) with vars[i] the tensor of variable i and stores the
+ * tensor of node k in out[k] (out has e->n entries). With check set, a domain
+ * error (log or sqrt of a negative number, division by zero, ...) or a NaN/Inf
+ * value stops the build: returns NULL with err naming the op and its column.
+ * Without check it returns whatever the ops compute. NULL with err also when
+ * an op fails (message from tapegrad).
+ */
+struct tg_tensor *expr_build(const struct expr *e, struct tg_tape *T, struct tg_tensor **vars,
+                             struct tg_tensor **out, bool check, struct expr_error *err);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * engine/graph-impl.h - the reachable graph of a node, shared by the DOT writer
+ * (graph.c) and the chain-rule trace (trace.c). Never installed.
+ */
+#ifndef TG_GRAPH_IMPL_H
+#define TG_GRAPH_IMPL_H
+
+#include "engine-impl.h"
+#include "tapegrad/graph.h"
+
+/* Every tensor reachable from a root, numbered per kind (see graph.h). */
+struct tg__graph {
+    int64_t n;                /* tensors in order: op nodes in creation order, */
+    struct tg_tensor **order; /*   each preceded by its first-seen leaves/constants */
+    int *id;                  /* (n) number within its kind, from 1 */
+    int64_t cap;              /* hash table: pointer -> index into order */
+    int64_t *slot;            /* (cap) index + 1, 0 when empty */
+};
+
+/* Collects the graph of root. TG_ERR_NOMEM (message set) on failure. */
+enum tg_status tg__graph_build(struct tg__graph *g, const struct tg_tensor *root);
+void tg__graph_free(struct tg__graph *g);
+/* Index of t in g->order, or -1. */
+int64_t tg__graph_find(const struct tg__graph *g, const struct tg_tensor *t);
+/* Writes t's display name (from names, else "v3" / "x1" / "c2") into buf. */
+void tg__graph_label(const struct tg__graph *g, const struct tg_graph_names *names,
+                     const struct tg_tensor *t, char *buf, size_t size);
+
+/* Local derivatives of a node whose value and inputs hold one element each:
+ * d[i] = d(n)/d(in[i]) summed over the slots holding the same tensor (so x*x
+ * gives 2x in both slots). Runs n's backward rule with a unit upstream gradient
+ * on temporary gradient buffers and restores everything. Returns false when n
+ * is not such a node (then d is untouched). d has n_in entries. */
+bool tg__local_derivs(struct tg_tensor *n, double *d);
+
+/* The structure of the Jacobian of an op's output (out shape) with respect to
+ * one input (in shape): "diagonal" (elementwise, equal shapes),
+ * "broadcast-reduce" (elementwise, the input was broadcast) or "dense". */
+const char *tg__jacobian_kind(enum tg_op op, int out_rank, const int64_t *out_shape, int in_rank,
+                              const int64_t *in_shape);
+
+#endif

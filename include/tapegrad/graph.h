@@ -1,0 +1,80 @@
+/*
+ * tapegrad/graph.h - pictures of a recorded graph (Graphviz DOT).
+ *
+ * tg_graph_dot writes everything reachable from a node as a DOT digraph: one box
+ * per tensor with its op, shape, value (small tensors) and, after a backward
+ * sweep, its gradient; one edge per input with the local derivative (scalar
+ * graphs) or the structure of the Jacobian (tensors). Render it with
+ *     dot -Tsvg graph.dot -o graph.svg
+ *
+ * Tensors are numbered as in the chain-rule trace (trace.h): op results v1, v2,
+ * ... in the order they were recorded, leaves x1, x2, ... and tape constants
+ * c1, c2, ... in the order they are first used. A name table replaces those
+ * numbers with names of your choosing.
+ */
+#ifndef TAPEGRAD_GRAPH_H
+#define TAPEGRAD_GRAPH_H
+
+#include <stdio.h>
+#include "ops.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A name for a tensor (both borrowed). */
+struct tg_graph_name {
+    const struct tg_tensor *tensor;
+    const char *name;
+};
+
+/* A mapping tensor -> name: n entries (borrowed; looked up linearly, so keep it
+ * to the tensors you want to see named, typically parameters and inputs). */
+struct tg_graph_names {
+    const struct tg_graph_name *entries;
+    int n;
+};
+
+/* The name given to t in names, or NULL (names or t NULL, or not listed). */
+const char *tg_graph_name_of(const struct tg_graph_names *names, const struct tg_tensor *t);
+
+/* How a tensor appears in a graph. */
+enum tg_graph_kind {
+    TG_GRAPH_OP = 0,    /* the result of an op */
+    TG_GRAPH_PARAM = 1, /* a leaf with requires-grad: a parameter */
+    TG_GRAPH_INPUT = 2, /* a leaf without requires-grad: an input */
+    TG_GRAPH_CONST = 3  /* a constant on a tape */
+};
+enum tg_graph_kind tg_graph_kind(const struct tg_tensor *t); /* t not NULL */
+
+struct tg_dot_options {
+    const struct tg_graph_names *names; /* may be NULL */
+    /* Show values (and gradients) of tensors with at most this many elements;
+     * 0 picks 4; negative shows none. */
+    int max_values;
+    /* Graphviz rankdir: "LR" (default when NULL), "BT", "TB", "RL". */
+    const char *rankdir;
+};
+
+/*
+ * Writes the DOT digraph of every tensor reachable from root to out.
+ * Leaves with requires-grad (parameters) are filled boxes, other leaves (inputs)
+ * plain boxes, tape constants grey plain text, op results ellipses. An edge from
+ * input to op is labelled, for a scalar op, with its local derivative
+ * d(op)/d(input) at the recorded values (computed by running the op's own
+ * backward rule with a unit upstream gradient, so it is right for every op);
+ * for tensors with the Jacobian's structure and shape: "diagonal" for
+ * elementwise ops on equal shapes, "broadcast-reduce" for an input that was
+ * broadcast, "dense" otherwise.
+ * Walks the graph without recursion. Does not change any value or gradient.
+ * opts may be NULL. Not thread-safe with respect to the tape (like ops).
+ * Errors: TG_ERR_NULL (root, out), TG_ERR_STALE (root predates a reset),
+ * TG_ERR_NOMEM, TG_ERR_IO (writing failed).
+ */
+enum tg_status tg_graph_dot(const struct tg_tensor *root, FILE *out,
+                            const struct tg_dot_options *opts);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,250 @@
+/*
+ * tests/check_cli.c - the expression parser and builder of `tapegrad explain`
+ * (cli/expr.c), called directly: precedence, associativity, numbers, calls,
+ * error messages and their columns, nesting limits and domain errors.
+ * Expected values are plain arithmetic, worked out in the comments.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "expr.h"
+
+/* The value of src with x = 3 and y = 0.5 (variables named otherwise are 1). */
+static double eval(const char *src)
+{
+    struct expr e;
+    struct expr_error err;
+    ck_assert_msg(expr_parse(src, &e, &err) == 0, "%s: %s at %d", src, err.msg, err.col);
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor **vars = calloc((size_t)e.n_vars + 1, sizeof *vars);
+    struct tg_tensor **nodes = calloc((size_t)e.n, sizeof *nodes);
+    for (int i = 0; i < e.n_vars; i++)
+        vars[i] = tg_scalar(TG_F64, !strcmp(e.vars[i], "x")   ? 3
+                                    : !strcmp(e.vars[i], "y") ? 0.5
+                                                              : 1);
+    struct tg_tensor *r = expr_build(&e, T, vars, nodes, true, &err);
+    ck_assert_msg(r != NULL, "%s: %s", src, err.msg);
+    double v = tg_item(r);
+    for (int i = 0; i < e.n_vars; i++) tg_tensor_free(vars[i]);
+    free(vars);
+    free(nodes);
+    tg_tape_free(T);
+    expr_free(&e);
+    return v;
+}
+
+static const struct {
+    const char *src;
+    double want;
+} values[] = {
+    {"2+3*4", 14},
+    {"(2+3)*4", 20},
+    {"1-2-3", -4}, /* left-assoc */
+    {"8/4/2", 1},
+    {"2^3^2", 512}, /* right-assoc: 2^9 */
+    {"-x^2", -9},
+    {"(-x)^2", 9}, /* ^ before unary minus */
+    {"-2^2", -4},
+    {"2^-1", 0.5},
+    {"x**2", 9},
+    {"--x", 3},
+    {"+x", 3},
+    {"-x*-x", 9},
+    {"1e-3*1000", 1},
+    {".5 + 1.5", 2},
+    {"2.5E+1", 25},
+    {"max(1, x)*min(4, x)", 9},
+    {"pow(x, 2)", 9},
+    {"pow(2, x)", 8},
+    {"leaky_relu(-2, 0.1)", -0.2},
+    {"leaky_relu(x, -0.5)", 3},
+    {"sigmoid(0)", 0.5},
+    {"relu(-x) + abs(-x)", 3},
+    {"exp(0) + log(1)", 1},
+    {"sqrt(x*x + 16)", 5},
+    {"tanh(0) + sin(0) + cos(0)", 1},
+    {"neg(x) + softplus(0) - log(2)", -3},
+    {"x*y - y*x", 0},
+    {"  x  ", 3},
+    {"2 * -x", -6},
+};
+
+START_TEST(test_values)
+{
+    double v = eval(values[_i].src);
+    ck_assert_msg(fabs(v - values[_i].want) < 1e-12, "%s = %.17g, want %g", values[_i].src, v,
+                  values[_i].want);
+}
+END_TEST
+
+START_TEST(test_structure)
+{
+    struct expr e;
+    struct expr_error err;
+    /* -x^2 is neg(x ^ 2): nodes x, 2, ^, neg in postorder */
+    ck_assert_int_eq(expr_parse("-x^2", &e, &err), 0);
+    ck_assert_int_eq(e.n, 4);
+    ck_assert_int_eq(e.nodes[3].kind, EX_NEG);
+    ck_assert_int_eq(e.nodes[2].kind, EX_BIN);
+    ck_assert_int_eq(e.nodes[2].op, '^');
+    ck_assert_int_eq(e.nodes[2].col, 3);
+    ck_assert_int_eq(e.nodes[3].a, 2);
+    expr_free(&e);
+    /* variables are listed once, in order of first use; -NUMBER is folded */
+    ck_assert_int_eq(expr_parse("b*a + a - 1", &e, &err), 0);
+    ck_assert_int_eq(e.n_vars, 2);
+    ck_assert_str_eq(e.vars[0], "b");
+    ck_assert_str_eq(e.vars[1], "a");
+    expr_free(&e);
+    ck_assert_int_eq(expr_parse("x^-1", &e, &err), 0);
+    ck_assert_int_eq(e.nodes[1].kind, EX_NUM);
+    ck_assert_double_eq(e.nodes[1].num, -1);
+    expr_free(&e);
+    /* a name is a function only when a '(' follows */
+    ck_assert_int_eq(expr_parse("exp + 1", &e, &err), 0);
+    ck_assert_int_eq(e.n_vars, 1);
+    ck_assert_str_eq(e.vars[0], "exp");
+    expr_free(&e);
+}
+END_TEST
+
+static const struct {
+    const char *src;
+    int col;
+    const char *msg;
+} errors[] = {
+    {"x + * y", 5, "unexpected '*'"},
+    {"sin(x", 6, "expected ',' or ')' in the call of sin"},
+    {"(x + 1", 7, "missing ')' for the '(' of column 1"},
+    {"x)", 2, "unmatched ')'"},
+    {"x y", 3, "unexpected 'y'"},
+    {"foo(x)", 1, "unknown function 'foo'"},
+    {"1.2.3", 1, "malformed number"},
+    {"1e", 1, "malformed number (exponent)"},
+    {"2x", 1, "malformed number"},
+    {"", 1, "unexpected end of expression"},
+    {"x + ", 5, "unexpected end of expression"},
+    {"x $ 2", 3, "unexpected '$'"},
+    {"sin(x, y)", 1, "sin takes 1 argument, got 2"},
+    {"max(x)", 1, "max takes 2 arguments, got 1"},
+    {"leaky_relu(x, y)", 15, "leaky_relu: the slope must be a number"},
+    {"3 * ()", 6, "unexpected ')'"},
+};
+
+START_TEST(test_errors)
+{
+    struct expr e;
+    struct expr_error err;
+    ck_assert_int_eq(expr_parse(errors[_i].src, &e, &err), -1);
+    ck_assert_str_eq(err.msg, errors[_i].msg);
+    ck_assert_msg(err.col == errors[_i].col, "'%s': column %d, want %d", errors[_i].src, err.col,
+                  errors[_i].col);
+    ck_assert_ptr_null(e.nodes); /* freed on failure */
+}
+END_TEST
+
+static char *repeat(const char *a, int n, const char *mid, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), lm = strlen(mid);
+    char *s = malloc(n * (la + lb) + lm + 1), *p = s;
+    for (int i = 0; i < n; i++, p += la) memcpy(p, a, la);
+    memcpy(p, mid, lm);
+    p += lm;
+    for (int i = 0; i < n; i++, p += lb) memcpy(p, b, lb);
+    *p = 0;
+    return s;
+}
+
+START_TEST(test_depth)
+{
+    struct expr e;
+    struct expr_error err;
+    char *s = repeat("(", 60, "x", ")");
+    ck_assert_int_eq(expr_parse(s, &e, &err), 0);
+    expr_free(&e);
+    free(s);
+    s = repeat("(", 100, "x", ")");
+    ck_assert_int_eq(expr_parse(s, &e, &err), -1);
+    ck_assert_str_eq(err.msg, "expression nested more than 64 levels deep");
+    ck_assert_int_eq(err.col, 65); /* inside the 64th "(": level 65 (level 1 is the top) */
+    free(s);
+    s = repeat("-", 1000, "x", "");
+    ck_assert_int_eq(expr_parse(s, &e, &err), -1);
+    free(s);
+    s = repeat("2^", 1000, "x", "");
+    ck_assert_int_eq(expr_parse(s, &e, &err), -1);
+    ck_assert_str_eq(err.msg, "expression nested more than 64 levels deep");
+    free(s);
+    /* a long flat sum is not nesting: it parses and builds without recursion */
+    s = repeat("x+", 100000, "x", "");
+    ck_assert_double_eq_tol(eval(s), 3 * 100001.0, 1e-6);
+    free(s);
+}
+END_TEST
+
+static const struct {
+    const char *src;
+    int col;
+    const char *msg;
+} domain[] = {
+    {"log(x - 4)", 1, "domain error: log of a negative number (-1)"},
+    {"1 + log(x - 3)", 5, "domain error: log of zero (0)"},
+    {"sqrt(-x)", 1, "domain error: sqrt of a negative number (-3)"},
+    {"y / (x - 3)", 3, "domain error: division by zero"},
+    {"(-x)^0.5", 5, "domain error: power of a negative base (-3) to a non-integer exponent (0.5)"},
+    {"pow(-x, y)", 1,
+     "domain error: power of a negative base (-3) with a variable exponent (its derivative needs "
+     "log of the base)"},
+    {"(x - 3)^-2", 8, "domain error: division by zero (0 to the power -2)"},
+    {"2 * exp(x * 1000)", 5, "numeric error: exp produced inf"},
+};
+
+START_TEST(test_domain)
+{
+    struct expr e;
+    struct expr_error err;
+    ck_assert_int_eq(expr_parse(domain[_i].src, &e, &err), 0);
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor *vars[2] = {tg_scalar(TG_F64, 3), tg_scalar(TG_F64, 0.5)};
+    if (e.n_vars == 2 && !strcmp(e.vars[0], "y")) { /* keep x = 3, y = 0.5 */
+        struct tg_tensor *t = vars[0];
+        vars[0] = vars[1];
+        vars[1] = t;
+    }
+    struct tg_tensor **nodes = calloc((size_t)e.n, sizeof *nodes);
+    ck_assert_ptr_null(expr_build(&e, T, vars, nodes, true, &err));
+    ck_assert_str_eq(err.msg, domain[_i].msg);
+    ck_assert_int_eq(err.col, domain[_i].col);
+    /* without the check the ops just compute (NaN, Inf) */
+    tg_tape_reset(T);
+    ck_assert_ptr_nonnull(expr_build(&e, T, vars, nodes, false, &err));
+    free(nodes);
+    tg_tensor_free(vars[0]);
+    tg_tensor_free(vars[1]);
+    tg_tape_free(T);
+    expr_free(&e);
+}
+END_TEST
+
+static Suite *cli_suite(void)
+{
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("parser");
+    tcase_add_loop_test(tc, test_values, 0, sizeof values / sizeof values[0]);
+    tcase_add_test(tc, test_structure);
+    tcase_add_loop_test(tc, test_errors, 0, sizeof errors / sizeof errors[0]);
+    tcase_add_test(tc, test_depth);
+    tcase_add_loop_test(tc, test_domain, 0, sizeof domain / sizeof domain[0]);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(cli_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
