@@ -12,6 +12,9 @@
 #include "tape.h"
 #include "ops.h"
 #include "gradcheck.h"
+#include "params.h"
+#include "checkpoint.h"
+#include "dataset.h"
 
 #define TAPEGRAD_VERSION "0.1.0"
 
