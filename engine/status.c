@@ -152,3 +152,30 @@ void tg__free(void *p)
 {
     if (p) alloc.free_fn(p, alloc.ctx);
 }
+
+/* ---- the public wrappers for layers built on the public API ---- */
+
+enum tg_status tg_set_error(enum tg_status s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_msg, sizeof last_msg, fmt, ap);
+    va_end(ap);
+    last_status = s;
+    return s;
+}
+
+void *tg_malloc(size_t size)
+{
+    return tg__malloc(size);
+}
+
+void *tg_realloc(void *p, size_t size)
+{
+    return tg__realloc(p, size);
+}
+
+void tg_free(void *p)
+{
+    tg__free(p);
+}

@@ -63,6 +63,18 @@ struct tg_allocator {
 };
 enum tg_status tg_set_allocator(const struct tg_allocator *a);
 
+/* ---- for layers built on the public API (nn/) and user extensions ---- */
+
+/* Records a failure as the library's own functions do (status and a printf-style
+ * message, which should start with the function's name); returns s. */
+enum tg_status tg_set_error(enum tg_status s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Allocate and free through the allocator hook. tg_malloc / tg_realloc return NULL
+ * with TG_ERR_NOMEM recorded; tg_free(NULL) does nothing. */
+void *tg_malloc(size_t size);
+void *tg_realloc(void *p, size_t size);
+void tg_free(void *p);
+
 #ifdef __cplusplus
 }
 #endif

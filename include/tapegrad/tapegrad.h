@@ -15,6 +15,9 @@
 #include "jacobian.h"
 #include "graph.h"
 #include "trace.h"
+#include "params.h"
+#include "checkpoint.h"
+#include "dataset.h"
 
 #define TAPEGRAD_VERSION "0.1.0"
 

@@ -1,0 +1,54 @@
+/*
+ * tapegrad/checkpoint.h - save and load named parameters as safetensors files.
+ *
+ * The format (https://huggingface.co/docs/safetensors): an 8-byte little-endian
+ * header length N, N bytes of JSON
+ *   {"name": {"dtype": "F32"|"F64", "shape": [..], "data_offsets": [begin, end]},
+ *    ..., "__metadata__": {"key": "value", ...}}
+ * (padded with spaces to a multiple of 8), then the tensors' raw little-endian
+ * bytes, offsets relative to the start of that data section. PyTorch's
+ * `safetensors.torch.load_file` reads what tg_checkpoint_save writes and the
+ * other way round, for F32 and F64 tensors. docs/checkpoints.md has the details.
+ */
+#ifndef TAPEGRAD_CHECKPOINT_H
+#define TAPEGRAD_CHECKPOINT_H
+
+#include "params.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Writes every entry of `params` (in its order) and its metadata to `path`.
+ * The file is written to "path.tmp-XXXXXX" in the same directory, flushed and
+ * fsync'ed, then renamed over `path` and the directory fsync'ed: an interrupted
+ * save leaves the previous file at `path` intact (and at worst a stray temporary
+ * file). The new file takes the mode of the file it replaces, else 0644.
+ * Errors: TG_ERR_NULL, TG_ERR_IO (with the path and the system's reason; the
+ * temporary file is removed), TG_ERR_NOMEM.
+ */
+enum tg_status tg_checkpoint_save(const struct tg_params *params, const char *path);
+
+/*
+ * Loads `path` into the tensors of `params` (borrowed), which must match the file
+ * exactly: the same names, and for each the same shape and dtype. Every mismatch
+ * (missing names, unexpected names, shape and dtype differences) is listed in the
+ * message of TG_ERR_MISMATCH. Nothing is modified unless the whole file is valid
+ * and matches. Metadata in the file is ignored (tg_checkpoint_read returns it).
+ * Errors: TG_ERR_NULL, TG_ERR_IO, TG_ERR_FORMAT (a corrupt or truncated file: the
+ * message says what is wrong), TG_ERR_MISMATCH, TG_ERR_NOMEM.
+ */
+enum tg_status tg_checkpoint_load(struct tg_params *params, const char *path);
+
+/*
+ * Reads `path` into a new map of owned leaf tensors (in the file's data order)
+ * with the file's metadata, without a model. NULL with the error set (as for
+ * tg_checkpoint_load, without TG_ERR_MISMATCH). Free it with tg_params_free.
+ */
+struct tg_params *tg_checkpoint_read(const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,587 @@
+/*
+ * nn/checkpoint.c - safetensors checkpoints: parse and validate, load, read, save.
+ *
+ * A file is read into memory whole, then its header is parsed with cJSON and every
+ * rule of the format is checked before any tensor is touched: the header fits the
+ * file, the JSON is an object of well-formed entries with known dtypes, each
+ * entry's shape matches its byte span, and the spans tile the data section exactly
+ * (no overlap, no gap, nothing out of bounds, no trailing bytes). Only then does
+ * load compare names, shapes and dtypes with the parameters (reporting every
+ * mismatch at once) and copy. Saving writes a temporary file and renames it over
+ * the target, so a crash mid-save never destroys the previous checkpoint.
+ *
+ * cJSON allocates with its own hooks (malloc): cJSON_InitHooks is process-wide and
+ * would change the behaviour of a user's own cJSON calls, so it is left alone.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cjson/cJSON.h>
+#include "nn-impl.h"
+#include "tapegrad/checkpoint.h"
+
+#define MAX_EXACT 9007199254740992.0 /* 2^53: larger JSON numbers are not exact */
+
+/* One tensor entry of a parsed header. */
+struct ck_entry {
+    const char *name; /* owned by the cJSON tree */
+    enum tg_dtype dtype;
+    int rank;
+    int64_t shape[TG_MAX_DIM];
+    uint64_t begin, end; /* byte offsets in the data section */
+    UT_hash_handle hh;
+};
+
+/* A parsed, validated file. */
+struct ck_file {
+    const char *path;
+    unsigned char *buf; /* (size) the whole file */
+    size_t size;
+    const unsigned char *data; /* (data_size) the data section, inside buf */
+    size_t data_size;
+    cJSON *root;
+    const cJSON *meta;        /* the "__metadata__" object or NULL */
+    struct ck_entry *ents;    /* (n) in header order */
+    struct ck_entry **sorted; /* (n) by begin offset */
+    struct ck_entry *index;   /* uthash by name */
+    size_t n;
+};
+
+static void ck_close(struct ck_file *f)
+{
+    HASH_CLEAR(hh, f->index);
+    tg_free(f->ents);
+    tg_free(f->sorted);
+    cJSON_Delete(f->root);
+    tg_free(f->buf);
+}
+
+/* ---- reading the file ---- */
+
+static enum tg_status read_whole(const char *fn, struct ck_file *f)
+{
+    FILE *fp = fopen(f->path, "rb");
+    if (!fp) return tg_set_error(TG_ERR_IO, "%s: %s: %s", fn, f->path, strerror(errno));
+    struct stat sb;
+    enum tg_status st = TG_OK;
+    errno = 0;
+    if (fstat(fileno(fp), &sb) || !S_ISREG(sb.st_mode)) {
+        st = tg_set_error(TG_ERR_IO, "%s: %s: %s", fn, f->path,
+                          errno ? strerror(errno) : "not a regular file");
+        goto out;
+    }
+    f->size = (size_t)sb.st_size;
+    if (!(f->buf = tg_malloc(f->size))) {
+        st = TG_ERR_NOMEM;
+        goto out;
+    }
+    if (fread(f->buf, 1, f->size, fp) != f->size)
+        st = tg_set_error(TG_ERR_IO, "%s: %s: read failed%s%s", fn, f->path,
+                          ferror(fp) ? ": " : " (file shrank while reading)",
+                          ferror(fp) ? strerror(errno) : "");
+out:
+    fclose(fp);
+    return st;
+}
+
+/* ---- the header ---- */
+
+static bool parse_dtype(const char *s, enum tg_dtype *dt)
+{
+    if (!strcmp(s, "F32"))
+        *dt = TG_F32;
+    else if (!strcmp(s, "F64"))
+        *dt = TG_F64;
+    else
+        return false;
+    return true;
+}
+
+/* An integer in [0, 2^53] from a JSON number. */
+static bool json_uint(const cJSON *j, uint64_t *out)
+{
+    if (!cJSON_IsNumber(j)) return false;
+    double v = j->valuedouble;
+    if (!(v >= 0 && v <= MAX_EXACT) || v != (double)(uint64_t)v) return false;
+    *out = (uint64_t)v;
+    return true;
+}
+
+static enum tg_status bad(const char *fn, const struct ck_file *f, const char *name,
+                          const char *what)
+{
+    return tg_set_error(TG_ERR_FORMAT, "%s: %s: tensor \"%s\": %s", fn, f->path, name, what);
+}
+
+static enum tg_status parse_shape(const char *fn, const struct ck_file *f, struct ck_entry *e,
+                                  const cJSON *shape)
+{
+    if (!cJSON_IsArray(shape)) return bad(fn, f, e->name, "\"shape\" is missing or not an array");
+    int rank = cJSON_GetArraySize(shape);
+    if (rank > TG_MAX_DIM) {
+        char msg[80];
+        snprintf(msg, sizeof msg, "rank %d exceeds TG_MAX_DIM (%d)", rank, TG_MAX_DIM);
+        return bad(fn, f, e->name, msg);
+    }
+    e->rank = rank;
+    int i = 0;
+    const cJSON *d;
+    cJSON_ArrayForEach(d, shape)
+    {
+        uint64_t v;
+        if (!json_uint(d, &v) || v > INT64_MAX)
+            return bad(fn, f, e->name, "\"shape\" holds something other than a size");
+        e->shape[i++] = (int64_t)v;
+    }
+    return TG_OK;
+}
+
+/* Checks that e's shape and dtype account for exactly its byte span. */
+static enum tg_status check_span(const char *fn, const struct ck_file *f, const struct ck_entry *e)
+{
+    uint64_t bytes = tg_dtype_size(e->dtype);
+    bool overflow = false;
+    for (int i = 0; i < e->rank; i++) {
+        if (e->shape[i] && bytes > UINT64_MAX / (uint64_t)e->shape[i]) overflow = true;
+        bytes *= (uint64_t)e->shape[i];
+    }
+    if (!overflow && bytes == e->end - e->begin) return TG_OK;
+    char sh[160];
+    tg__nn_shape_str(sh, sizeof sh, e->rank, e->shape);
+    return tg_set_error(
+        TG_ERR_FORMAT,
+        "%s: %s: tensor \"%s\": shape %s of %s needs %s%llu bytes but "
+        "data_offsets [%llu, %llu] span %llu",
+        fn, f->path, e->name, sh, e->dtype == TG_F64 ? "F64" : "F32", overflow ? "more than " : "",
+        (unsigned long long)(overflow ? UINT64_MAX : bytes), (unsigned long long)e->begin,
+        (unsigned long long)e->end, (unsigned long long)(e->end - e->begin));
+}
+
+static enum tg_status parse_entry(const char *fn, struct ck_file *f, struct ck_entry *e,
+                                  const cJSON *j)
+{
+    e->name = j->string;
+    if (!cJSON_IsObject(j)) return bad(fn, f, e->name, "the entry is not a JSON object");
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(j, "dtype");
+    if (!cJSON_IsString(dt)) return bad(fn, f, e->name, "\"dtype\" is missing or not a string");
+    if (!parse_dtype(dt->valuestring, &e->dtype))
+        return tg_set_error(TG_ERR_FORMAT,
+                            "%s: %s: tensor \"%s\": unknown or unsupported dtype \"%s\" "
+                            "(supported: F32, F64)",
+                            fn, f->path, e->name, dt->valuestring);
+    if (parse_shape(fn, f, e, cJSON_GetObjectItemCaseSensitive(j, "shape"))) return TG_ERR_FORMAT;
+    const cJSON *off = cJSON_GetObjectItemCaseSensitive(j, "data_offsets");
+    if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2 ||
+        !json_uint(cJSON_GetArrayItem(off, 0), &e->begin) ||
+        !json_uint(cJSON_GetArrayItem(off, 1), &e->end))
+        return bad(fn, f, e->name, "\"data_offsets\" is not [begin, end] with integers >= 0");
+    if (e->end < e->begin) return bad(fn, f, e->name, "\"data_offsets\" has end < begin");
+    return check_span(fn, f, e);
+}
+
+static enum tg_status parse_meta(const char *fn, struct ck_file *f, const cJSON *j)
+{
+    if (!cJSON_IsObject(j))
+        return tg_set_error(TG_ERR_FORMAT, "%s: %s: \"__metadata__\" is not a JSON object", fn,
+                            f->path);
+    const cJSON *kv;
+    cJSON_ArrayForEach(kv, j)
+    {
+        if (!cJSON_IsString(kv))
+            return tg_set_error(TG_ERR_FORMAT,
+                                "%s: %s: \"__metadata__\" value of \"%s\" is not a "
+                                "string",
+                                fn, f->path, kv->string);
+    }
+    f->meta = j;
+    return TG_OK;
+}
+
+/* Parses the JSON and every entry; indexes entries by name, rejecting duplicates. */
+static enum tg_status parse_entries(const char *fn, struct ck_file *f)
+{
+    size_t n = (size_t)cJSON_GetArraySize(f->root);
+    f->ents = tg_malloc((n ? n : 1) * sizeof *f->ents);
+    f->sorted = tg_malloc((n ? n : 1) * sizeof *f->sorted);
+    if (!f->ents || !f->sorted) return TG_ERR_NOMEM;
+    memset(f->ents, 0, (n ? n : 1) * sizeof *f->ents);
+    const cJSON *j;
+    cJSON_ArrayForEach(j, f->root)
+    {
+        if (!strcmp(j->string, "__metadata__")) {
+            if (f->meta)
+                return tg_set_error(TG_ERR_FORMAT, "%s: %s: \"__metadata__\" appears twice", fn,
+                                    f->path);
+            if (parse_meta(fn, f, j)) return TG_ERR_FORMAT;
+            continue;
+        }
+        struct ck_entry *e = &f->ents[f->n], *dup;
+        if (parse_entry(fn, f, e, j)) return TG_ERR_FORMAT;
+        HASH_FIND(hh, f->index, e->name, strlen(e->name), dup);
+        if (dup) return bad(fn, f, e->name, "the name appears twice in the header");
+        HASH_ADD_KEYPTR(hh, f->index, e->name, strlen(e->name), e);
+        if (!e->hh.tbl) return tg_set_error(TG_ERR_NOMEM, "%s: out of memory", fn);
+        f->sorted[f->n] = e;
+        f->n++;
+    }
+    return TG_OK;
+}
+
+static int by_begin(const void *a, const void *b)
+{
+    const struct ck_entry *x = *(struct ck_entry *const *)a, *y = *(struct ck_entry *const *)b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return x->end < y->end ? -1 : x->end > y->end;
+}
+
+/* The spans, sorted by begin, must tile [0, data_size) exactly. */
+static enum tg_status check_tiling(const char *fn, struct ck_file *f)
+{
+    qsort(f->sorted, f->n, sizeof *f->sorted, by_begin);
+    uint64_t pos = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        const struct ck_entry *e = f->sorted[i];
+        if (e->begin < pos)
+            return tg_set_error(TG_ERR_FORMAT,
+                                "%s: %s: tensors \"%s\" and \"%s\" overlap (data_offsets "
+                                "[%llu, %llu] starts before byte %llu)",
+                                fn, f->path, f->sorted[i - 1]->name, e->name,
+                                (unsigned long long)e->begin, (unsigned long long)e->end,
+                                (unsigned long long)pos);
+        if (e->begin > pos)
+            return tg_set_error(TG_ERR_FORMAT,
+                                "%s: %s: bytes [%llu, %llu) of the data section belong to no "
+                                "tensor (gap before \"%s\")",
+                                fn, f->path, (unsigned long long)pos, (unsigned long long)e->begin,
+                                e->name);
+        if (e->end > f->data_size)
+            return tg_set_error(TG_ERR_FORMAT,
+                                "%s: %s: tensor \"%s\" ends at byte %llu but the data section "
+                                "has only %zu bytes (truncated file or offsets out of bounds)",
+                                fn, f->path, e->name, (unsigned long long)e->end, f->data_size);
+        pos = e->end;
+    }
+    if (pos != f->data_size)
+        return tg_set_error(TG_ERR_FORMAT, "%s: %s: %llu trailing bytes after the last tensor", fn,
+                            f->path, (unsigned long long)(f->data_size - pos));
+    return TG_OK;
+}
+
+/* Reads and fully validates f->path. On failure f holds what was allocated so far
+ * (ck_close frees it). */
+static enum tg_status ck_open(const char *fn, struct ck_file *f)
+{
+    if (read_whole(fn, f)) return tg_last_status();
+    if (f->size < 8)
+        return tg_set_error(TG_ERR_FORMAT,
+                            "%s: %s: file is %zu bytes, shorter than the 8-byte "
+                            "header length",
+                            fn, f->path, f->size);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = hlen << 8 | f->buf[i];
+    if (hlen > f->size - 8)
+        return tg_set_error(TG_ERR_FORMAT,
+                            "%s: %s: header length %llu is larger than the file "
+                            "(%zu bytes after the length)",
+                            fn, f->path, (unsigned long long)hlen, f->size - 8);
+    const char *json = (const char *)f->buf + 8, *end = NULL;
+    f->root = cJSON_ParseWithLengthOpts(json, (size_t)hlen, &end, false);
+    if (!f->root)
+        return tg_set_error(TG_ERR_FORMAT, "%s: %s: bad JSON in the header near byte %lld", fn,
+                            f->path, (long long)(end ? end - json : 0) + 8);
+    for (const char *p = end; p < json + hlen; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+            return tg_set_error(TG_ERR_FORMAT,
+                                "%s: %s: bad JSON in the header: junk after the "
+                                "object at byte %lld",
+                                fn, f->path, (long long)(p - json) + 8);
+    if (!cJSON_IsObject(f->root))
+        return tg_set_error(TG_ERR_FORMAT, "%s: %s: the header is not a JSON object", fn, f->path);
+    f->data = f->buf + 8 + hlen;
+    f->data_size = f->size - 8 - (size_t)hlen;
+    if (parse_entries(fn, f)) return tg_last_status();
+    return check_tiling(fn, f);
+}
+
+/* Copies e's bytes into t's buffer, converting from little-endian if needed. */
+static void copy_in(const struct ck_file *f, const struct ck_entry *e, struct tg_tensor *t)
+{
+    unsigned char *dst = tg_tensor_data(t);
+    const unsigned char *src = f->data + e->begin;
+    size_t n = (size_t)(e->end - e->begin), es = tg_dtype_size(e->dtype);
+    if (tg__nn_little_endian()) {
+        memcpy(dst, src, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i += es)
+        for (size_t b = 0; b < es; b++) dst[i + b] = src[i + es - 1 - b];
+}
+
+/* ---- comparing with the parameters ---- */
+
+/* Appends to a bounded message; counts what did not fit. */
+struct msgbuf {
+    char s[400];
+    size_t len;
+    int n, dropped;
+};
+
+static void add_mismatch(struct msgbuf *m, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void add_mismatch(struct msgbuf *m, const char *fmt, ...)
+{
+    char item[300];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(item, sizeof item, fmt, ap);
+    va_end(ap);
+    size_t need = strlen(item) + 2;
+    m->n++;
+    if (m->dropped || m->len + need >= sizeof m->s - 24) {
+        m->dropped++;
+        return;
+    }
+    m->len +=
+        (size_t)snprintf(m->s + m->len, sizeof m->s - m->len, "%s%s", m->len ? "; " : "", item);
+}
+
+static void compare_entry(struct msgbuf *m, const struct ck_entry *e, const struct tg_tensor *t)
+{
+    char a[160], b[160];
+    const char *fd = e->dtype == TG_F64 ? "F64" : "F32";
+    const char *pd = tg_tensor_dtype(t) == TG_F64 ? "F64" : "F32";
+    bool same = tg_tensor_rank(t) == e->rank;
+    for (int i = 0; same && i < e->rank; i++) same = tg_tensor_shape(t)[i] == e->shape[i];
+    if (!same) {
+        tg__nn_shape_str(a, sizeof a, e->rank, e->shape);
+        tg__nn_shape_str(b, sizeof b, tg_tensor_rank(t), tg_tensor_shape(t));
+        add_mismatch(m, "\"%s\": shape %s in the file, %s in the model", e->name, a, b);
+    }
+    if (tg_tensor_dtype(t) != e->dtype)
+        add_mismatch(m, "\"%s\": dtype %s in the file, %s in the model", e->name, fd, pd);
+}
+
+static enum tg_status match(const char *fn, const struct ck_file *f, const struct tg_params *p)
+{
+    struct msgbuf m = {.len = 0};
+    size_t np = tg_params_count(p);
+    for (size_t i = 0; i < np; i++) {
+        const char *name = tg_params_name(p, i);
+        struct ck_entry *e;
+        HASH_FIND(hh, f->index, name, strlen(name), e);
+        if (!e)
+            add_mismatch(&m, "missing \"%s\"", name);
+        else
+            compare_entry(&m, e, tg_params_tensor(p, i));
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        const char *name = f->ents[i].name;
+        if (!tg_params_get(p, name)) add_mismatch(&m, "unexpected \"%s\"", name);
+    }
+    if (!m.n) return TG_OK;
+    return tg_set_error(TG_ERR_MISMATCH, "%s: %s: %d mismatch%s: %s%s%.0d%s", fn, f->path, m.n,
+                        m.n == 1 ? "" : "es", m.s, m.dropped ? "; ... and " : "", m.dropped,
+                        m.dropped ? " more" : "");
+}
+
+/* ---- public: load and read ---- */
+
+enum tg_status tg_checkpoint_load(struct tg_params *params, const char *path)
+{
+    static const char fn[] = "tg_checkpoint_load";
+    if (!params || !path)
+        return tg_set_error(TG_ERR_NULL, "%s: %s is NULL", fn, params ? "path" : "params");
+    struct ck_file f = {.path = path};
+    enum tg_status st = ck_open(fn, &f);
+    if (!st) st = match(fn, &f, params);
+    for (size_t i = 0; !st && i < f.n; i++)
+        copy_in(&f, &f.ents[i], tg_params_get(params, f.ents[i].name));
+    ck_close(&f);
+    return st;
+}
+
+static enum tg_status read_into(const char *fn, const struct ck_file *f, struct tg_params *p)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        const struct ck_entry *e = f->sorted[i];
+        struct tg_tensor *t = tg_tensor_zeros(e->dtype, e->rank, e->shape);
+        if (t) copy_in(f, e, t);
+        if (tg_params_add_owned(p, e->name, t)) return tg_last_status();
+    }
+    const cJSON *kv;
+    cJSON_ArrayForEach(kv, f->meta)
+    {
+        if (tg_params_meta_set(p, kv->string, kv->valuestring)) return tg_last_status();
+    }
+    return TG_OK;
+}
+
+struct tg_params *tg_checkpoint_read(const char *path)
+{
+    static const char fn[] = "tg_checkpoint_read";
+    if (!path) {
+        tg_set_error(TG_ERR_NULL, "%s: path is NULL", fn);
+        return NULL;
+    }
+    struct ck_file f = {.path = path};
+    struct tg_params *p = NULL;
+    if (!ck_open(fn, &f) && (p = tg_params_new()) && read_into(fn, &f, p)) {
+        tg_params_free(p);
+        p = NULL;
+    }
+    ck_close(&f);
+    return p;
+}
+
+/* ---- public: save ---- */
+
+static cJSON *entry_json(const struct tg_tensor *t, uint64_t begin, uint64_t end)
+{
+    cJSON *o = cJSON_CreateObject(), *shape = cJSON_CreateArray(), *off = cJSON_CreateArray();
+    bool ok = o && shape && off;
+    for (int i = 0; ok && i < tg_tensor_rank(t); i++)
+        ok = cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)tg_tensor_shape(t)[i]));
+    ok = ok && cJSON_AddItemToArray(off, cJSON_CreateNumber((double)begin)) &&
+         cJSON_AddItemToArray(off, cJSON_CreateNumber((double)end)) &&
+         cJSON_AddStringToObject(o, "dtype", tg_tensor_dtype(t) == TG_F64 ? "F64" : "F32");
+    if (ok && cJSON_AddItemToObject(o, "shape", shape)) {
+        shape = NULL;
+        if (cJSON_AddItemToObject(o, "data_offsets", off)) return o;
+    }
+    cJSON_Delete(shape);
+    cJSON_Delete(off);
+    cJSON_Delete(o);
+    return NULL;
+}
+
+/* The header JSON (cJSON-allocated, free with cJSON_free), or NULL. */
+static char *header_json(const char *fn, const struct tg_params *p)
+{
+    cJSON *root = cJSON_CreateObject(), *meta = NULL;
+    bool ok = root != NULL;
+    if (ok && tg_params_meta_count(p)) {
+        ok = (meta = cJSON_AddObjectToObject(root, "__metadata__")) != NULL;
+        for (size_t i = 0; ok && i < tg_params_meta_count(p); i++)
+            ok = cJSON_AddStringToObject(meta, tg_params_meta_key(p, i),
+                                         tg_params_meta_value(p, i)) != NULL;
+    }
+    uint64_t pos = 0;
+    for (size_t i = 0; ok && i < tg_params_count(p); i++) {
+        const struct tg_tensor *t = tg_params_tensor(p, i);
+        uint64_t bytes = (uint64_t)tg_tensor_numel(t) * tg_dtype_size(tg_tensor_dtype(t));
+        cJSON *e = entry_json(t, pos, pos + bytes);
+        ok = e && cJSON_AddItemToObject(root, tg_params_name(p, i), e);
+        if (e && !ok) cJSON_Delete(e);
+        pos += bytes;
+    }
+    char *s = ok ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    if (!s) tg_set_error(TG_ERR_NOMEM, "%s: out of memory building the header", fn);
+    return s;
+}
+
+/* Writes t's elements little-endian. */
+static bool write_tensor(FILE *fp, const struct tg_tensor *t)
+{
+    size_t es = tg_dtype_size(tg_tensor_dtype(t)), n = (size_t)tg_tensor_numel(t);
+    const unsigned char *src = tg_tensor_data(t);
+    if (tg__nn_little_endian()) return fwrite(src, es, n, fp) == n;
+    unsigned char chunk[4096];
+    for (size_t i = 0; i < n * es;) {
+        size_t k = 0;
+        for (; k < sizeof chunk && i < n * es; k += es, i += es)
+            for (size_t b = 0; b < es; b++) chunk[k + b] = src[i + es - 1 - b];
+        if (fwrite(chunk, 1, k, fp) != k) return false;
+    }
+    return true;
+}
+
+/* Writes the header length, the padded header and the data to fp. */
+static bool write_all(FILE *fp, const struct tg_params *p, const char *json)
+{
+    size_t len = strlen(json), padded = (len + 7) & ~(size_t)7;
+    unsigned char le[8];
+    for (int i = 0; i < 8; i++) le[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    bool ok = fwrite(le, 1, 8, fp) == 8 && fwrite(json, 1, len, fp) == len;
+    for (size_t i = len; ok && i < padded; i++) ok = fputc(' ', fp) != EOF;
+    for (size_t i = 0; ok && i < tg_params_count(p); i++)
+        ok = write_tensor(fp, tg_params_tensor(p, i));
+    return ok;
+}
+
+/* fsyncs the directory holding path, so that the rename itself is durable. */
+static int sync_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash)
+        strcpy(dir, ".");
+    else if ((size_t)(slash - path) >= sizeof dir)
+        return ENAMETOOLONG;
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return errno;
+    int err = fsync(fd) && errno != EINVAL ? errno : 0; /* EINVAL: fs cannot sync dirs */
+    close(fd);
+    return err;
+}
+
+/* Writes everything to the open temporary file fd (closing it) and renames it. */
+static enum tg_status write_tmp(const char *fn, const struct tg_params *p, const char *json, int fd,
+                                const char *tmp, const char *path)
+{
+    struct stat sb;
+    fchmod(fd, stat(path, &sb) == 0 ? (sb.st_mode & 07777) : 0644);
+    FILE *fp = fdopen(fd, "wb");
+    if (!fp) {
+        int e = errno;
+        close(fd);
+        return tg_set_error(TG_ERR_IO, "%s: %s: %s", fn, tmp, strerror(e));
+    }
+    bool ok = write_all(fp, p, json) && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+    int e = errno;
+    if (fclose(fp) != 0 && ok) {
+        ok = false;
+        e = errno;
+    }
+    if (ok && rename(tmp, path) != 0) {
+        ok = false;
+        e = errno;
+    }
+    if (!ok) return tg_set_error(TG_ERR_IO, "%s: writing %s: %s", fn, tmp, strerror(e));
+    if ((e = sync_dir(path)) != 0)
+        return tg_set_error(TG_ERR_IO, "%s: %s was saved but syncing its directory failed: %s", fn,
+                            path, strerror(e));
+    return TG_OK;
+}
+
+enum tg_status tg_checkpoint_save(const struct tg_params *params, const char *path)
+{
+    static const char fn[] = "tg_checkpoint_save";
+    if (!params || !path)
+        return tg_set_error(TG_ERR_NULL, "%s: %s is NULL", fn, params ? "path" : "params");
+    char *json = header_json(fn, params);
+    if (!json) return TG_ERR_NOMEM;
+    size_t n = strlen(path);
+    char *tmp = tg_malloc(n + sizeof ".tmp-XXXXXX");
+    enum tg_status st = TG_ERR_NOMEM;
+    if (tmp) {
+        memcpy(tmp, path, n);
+        memcpy(tmp + n, ".tmp-XXXXXX", sizeof ".tmp-XXXXXX");
+        int fd = mkstemp(tmp);
+        if (fd < 0)
+            st = tg_set_error(TG_ERR_IO, "%s: cannot create a temporary file next to %s: %s", fn,
+                              path, strerror(errno));
+        else if ((st = write_tmp(fn, params, json, fd, tmp, path)) && st != TG_OK)
+            unlink(tmp); /* no-op after a successful rename */
+    }
+    tg_free(tmp);
+    cJSON_free(json);
+    return st;
+}

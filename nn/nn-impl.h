@@ -1,0 +1,36 @@
+/*
+ * nn/nn-impl.h - what the files of nn/ share (never installed).
+ *
+ * nn/ is built only on the public API (include/tapegrad/); this header adds the
+ * uthash configuration: allocations go through the library's allocator hook and an
+ * out-of-memory during an insertion is an error (the insertion is rolled back and
+ * the element's hh.tbl is left NULL, which the caller checks) instead of exit().
+ */
+#ifndef TG_NN_IMPL_H
+#define TG_NN_IMPL_H
+
+#include <stdio.h>
+#include "tapegrad/tapegrad.h"
+
+#define HASH_NONFATAL_OOM    1
+#define uthash_malloc(sz)    tg_malloc(sz)
+#define uthash_free(ptr, sz) tg_free(ptr)
+#include <uthash.h>
+
+/* Whether the host stores multi-byte numbers little-endian (safetensors' order). */
+static inline int tg__nn_little_endian(void)
+{
+    const uint16_t one = 1;
+    return *(const uint8_t *)&one == 1;
+}
+
+/* Writes "(3,4)" ("()" for rank 0) into buf. */
+static inline void tg__nn_shape_str(char *buf, size_t size, int rank, const int64_t *shape)
+{
+    size_t n = (size_t)snprintf(buf, size, "(");
+    for (int i = 0; i < rank && n < size; i++)
+        n += (size_t)snprintf(buf + n, size - n, i ? ",%lld" : "%lld", (long long)shape[i]);
+    if (n < size) snprintf(buf + n, size - n, ")");
+}
+
+#endif
