@@ -38,6 +38,11 @@ struct tg_tape {
     size_t n_mallocs;
     int no_grad;
     bool anomaly;
+    /* Gradient memory of multi-element nodes, reserved before a sweep so that a
+     * sweep cannot run out of memory halfway. grad_pending: bytes recorded nodes
+     * that need a gradient may still ask for; grad_cur/grad_left: the reserve. */
+    size_t grad_pending, grad_left;
+    unsigned char *grad_cur;
 };
 
 enum { CHUNK_MIN = 64 * 1024 };
@@ -134,6 +139,8 @@ void tg_tape_reset(struct tg_tape *T)
     arena_rewind(&T->nodes[T->epoch % 2]);
     T->last = NULL;
     T->n_nodes = 0;
+    T->grad_pending = T->grad_left = 0;
+    T->grad_cur = NULL;
 }
 
 void *tg__tape_alloc(struct tg_tape *T, size_t n)
@@ -186,6 +193,12 @@ static struct tg_tensor *node_alloc(struct tg_tape *T)
     n->epoch = T->epoch;
     n->in = n->in2;
     return n;
+}
+
+/* The reserve a multi-element node's gradient takes (64-byte aligned). */
+static size_t grad_bytes(const struct tg_tensor *n)
+{
+    return ((size_t)n->numel * tg__esize(n->dtype) + 63) & ~(size_t)63;
 }
 
 /* Points n->data at storage for its numel elements (inline for one element). */
@@ -351,6 +364,7 @@ struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc
     if (desc->shape(n)) return NULL;
     if (node_buffers(T, n, desc->name)) return NULL;
     n->requires_grad = needs_grad && T->no_grad == 0;
+    if (n->requires_grad && n->numel != 1) T->grad_pending += grad_bytes(n);
     desc->forward(n);
     if (T->anomaly && anomaly_forward(n)) return NULL;
     n->prev = T->last;
@@ -418,19 +432,46 @@ static enum tg_status check_root(struct tg_tensor *root, const struct tg_tensor 
     return TG_OK;
 }
 
-/* Gives a reached node a zeroed gradient buffer for sweep s. */
-static enum tg_status grad_ready(struct tg_tape *T, struct tg_tensor *n, uint64_t s)
+/* Gives a reached node a zeroed gradient for sweep s: inline for one element,
+ * else carved from the reserve (or reused from an earlier sweep of this recording). */
+static void grad_ready(struct tg_tape *T, struct tg_tensor *n, uint64_t s)
 {
     n->stamp = s;
-    size_t bytes = (size_t)n->numel * tg__esize(n->dtype);
-    if (!n->grad) {
-        if (n->numel == 1)
-            n->grad = &n->sgrad;
-        else if (!(n->grad = tg__tape_alloc(T, bytes)))
-            return tg_last_status();
+    if (n->numel == 1) {
+        n->grad = &n->sgrad;
+        n->sgrad.d = 0;
+        return;
     }
-    memset(n->grad, 0, bytes);
+    size_t bytes = grad_bytes(n);
+    if (!n->grad) {
+        n->grad = T->grad_cur; /* the reserve covers every node recorded so far */
+        T->grad_cur += bytes;
+        T->grad_left -= bytes;
+    }
+    memset(n->grad, 0, (size_t)n->numel * tg__esize(n->dtype));
+}
+
+/* Reserves gradient memory for every node recorded since the last reservation,
+ * so that the sweep itself never allocates. The new reserve replaces the rest of
+ * the old one (which stays unused until the reset). */
+static enum tg_status reserve_grads(struct tg_tape *T)
+{
+    if (T->grad_pending == 0) return TG_OK;
+    unsigned char *block = arena_alloc(&T->data, T->grad_pending + T->grad_left, 64);
+    if (!block) return tg_last_status();
+    T->grad_cur = block;
+    T->grad_left += T->grad_pending;
+    T->grad_pending = 0;
     return TG_OK;
+}
+
+/* Readies the inputs of a reached node n that need a gradient. */
+static inline void ready_inputs(struct tg_tape *T, struct tg_tensor *n, uint64_t s)
+{
+    for (uint32_t i = 0; i < n->n_in; i++) {
+        struct tg_tensor *x = n->in[i];
+        if (x->kind == TG_KIND_NODE && x->requires_grad && x->stamp != s) grad_ready(T, x, s);
+    }
 }
 
 enum tg_status tg__backward_ex(struct tg_tensor *root, const struct tg_tensor *seed,
@@ -439,31 +480,25 @@ enum tg_status tg__backward_ex(struct tg_tensor *root, const struct tg_tensor *s
     enum tg_status st = check_root(root, seed);
     if (st) return st;
     struct tg_tape *T = root->tape;
+    /* Memory first: after this point nothing can fail for lack of it, so a
+     * failure leaves every leaf gradient as it was. */
+    if ((st = reserve_grads(T))) return st;
     uint64_t s = ++T->sweep;
-
-    /* Pass 1: mark what root reaches and give it zeroed gradients. Creation order
-     * is topological, so one reverse walk over the list finds every reached node
-     * after all of its consumers. Nothing is accumulated yet, so running out of
-     * memory here leaves every leaf gradient as it was. */
-    if ((st = grad_ready(T, root, s))) return st;
-    for (struct tg_tensor *n = root; n; n = n->prev) {
-        if (n->stamp != s || !n->desc) continue;
-        for (uint32_t i = 0; i < n->n_in; i++) {
-            struct tg_tensor *x = n->in[i];
-            if (x->kind == TG_KIND_NODE && x->requires_grad && x->stamp != s)
-                if ((st = grad_ready(T, x, s))) return st;
-        }
-    }
+    grad_ready(T, root, s);
     if (seed)
         memcpy(root->grad, seed->data, (size_t)root->numel * tg__esize(root->dtype));
     else
         tg__store(root->grad, root->dtype, 0, 1.0);
 
-    /* Pass 2: the chain rule, consumers before producers. The observed loop is
-     * separate so that the plain sweep stays exactly as fast as without hooks. */
+    /* One reverse walk: creation order is topological, so every consumer of a node
+     * comes before it. A node is reached when a reached consumer readied it (zeroed
+     * its gradient and stamped it with this sweep); then its own backward adds its
+     * vector-Jacobian product into its inputs. The observed loop is separate so
+     * that the plain sweep stays as fast as without hooks. */
     if (!hook) {
         for (struct tg_tensor *n = root; n; n = n->prev) {
             if (n->stamp != s || !n->desc) continue;
+            ready_inputs(T, n, s);
             n->desc->backward(n);
             if (T->anomaly && (st = anomaly_backward(n))) return st;
         }
@@ -471,6 +506,7 @@ enum tg_status tg__backward_ex(struct tg_tensor *root, const struct tg_tensor *s
     }
     for (struct tg_tensor *n = root; n; n = n->prev)
         if (n->stamp == s && n->desc) {
+            ready_inputs(T, n, s);
             hook(n, false, ctx);
             n->desc->backward(n);
             hook(n, true, ctx);
