@@ -578,7 +578,7 @@ enum tg_status tg_checkpoint_save(const struct tg_params *params, const char *pa
         if (fd < 0)
             st = tg_set_error(TG_ERR_IO, "%s: cannot create a temporary file next to %s: %s", fn,
                               path, strerror(errno));
-        else if ((st = write_tmp(fn, params, json, fd, tmp, path)) && st != TG_OK)
+        else if ((st = write_tmp(fn, params, json, fd, tmp, path)) != TG_OK)
             unlink(tmp); /* no-op after a successful rename */
     }
     tg_free(tmp);
