@@ -34,6 +34,11 @@ enum tg_status tg__broadcast_shape(const char *fn, const struct tg_tensor *a,
         const struct tg_tensor *A = out->in[0], *B = out->in[1];                                   \
         const T *a = A->data, *b = B->data;                                                        \
         T *o = out->data;                                                                          \
+        if (out->numel == 1) { /* scalar graphs: no iterator */                                    \
+            T x = a[0], y = b[0];                                                                  \
+            o[0] = (T)(FWD);                                                                       \
+            return;                                                                                \
+        }                                                                                          \
         struct tg_bc it;                                                                           \
         tg__bc_init(&it, out, A, B);                                                               \
         for (int64_t r = 0; r < it.rows; r++, tg__bc_next(&it)) {                                  \
@@ -50,6 +55,13 @@ enum tg_status tg__broadcast_shape(const char *fn, const struct tg_tensor *a,
         const struct tg_tensor *A = out->in[0], *B = out->in[1];                                   \
         const T *a = A->data, *b = B->data, *o = out->data, *g = out->grad;                        \
         T *ga = A->requires_grad ? A->grad : NULL, *gb = B->requires_grad ? B->grad : NULL;        \
+        if (out->numel == 1) {                                                                     \
+            T x = a[0], y = b[0], z = o[0], gz = g[0];                                             \
+            (void)x, (void)y, (void)z;                                                             \
+            if (ga) ga[0] += (T)(gz * (DA));                                                       \
+            if (gb) gb[0] += (T)(gz * (DB));                                                       \
+            return;                                                                                \
+        }                                                                                          \
         struct tg_bc it;                                                                           \
         tg__bc_init(&it, out, A, B);                                                               \
         for (int64_t r = 0; r < it.rows; r++, tg__bc_next(&it)) {                                  \
