@@ -70,6 +70,9 @@ struct tg_op_desc {
     void (*backward)(struct tg_tensor *out);
     /* set when inputs may have different dtypes (e.g. integer indices as f64) */
     bool mixed_dtypes;
+    /* set when the output has the broadcast shape of the inputs and the rule reads
+     * no parameter: scalar inputs then give a scalar without calling `shape` */
+    bool elementwise;
 };
 
 /* ---- errors (engine/status.c) ---- */

@@ -47,7 +47,7 @@ struct tg_tape {
 
 enum { CHUNK_MIN = 64 * 1024 };
 
-static void *arena_alloc(struct arena *a, size_t n, size_t align)
+static void *arena_alloc_slow(struct arena *a, size_t n, size_t align)
 {
     struct chunk *c = a->cur;
     for (;;) {
@@ -87,6 +87,21 @@ static void *arena_alloc(struct arena *a, size_t n, size_t align)
         }
         c = fresh;
     }
+}
+
+/* The common case inline: the request fits the current chunk. */
+static inline void *arena_alloc(struct arena *a, size_t n, size_t align)
+{
+    struct chunk *c = a->cur;
+    if (c) {
+        size_t off = (c->used + align - 1) & ~(align - 1);
+        if (off <= c->size && n <= c->size - off) {
+            a->used += off + n - c->used;
+            c->used = off + n;
+            return c->mem + off;
+        }
+    }
+    return arena_alloc_slow(a, n, align);
 }
 
 static void arena_rewind(struct arena *a)
@@ -322,31 +337,47 @@ static enum tg_status anomaly_forward(struct tg_tensor *n)
     return tg__fail(TG_ERR_NUMERIC, "%s: output is %g at %s", n->desc->name, v, at);
 }
 
-struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc, int n_in,
-                                struct tg_tensor *const *in, const union tg_params *params,
-                                void *aux)
+/* Why inputs in[0..n_in) cannot be recorded on T (the slow path of the checks). */
+static enum tg_status input_error(struct tg_tape *T, const struct tg_op_desc *desc, int n_in,
+                                  struct tg_tensor *const *in)
 {
     for (int i = 0; i < n_in; i++)
         if (!in[i]) {
             char arg[32];
             snprintf(arg, sizeof arg, "input %d", i + 1);
             tg__null_input(desc->name, arg);
-            return NULL;
+            return tg_last_status() ? tg_last_status() : TG_ERR_NULL;
         }
-    if (!T) {
-        tg__fail(TG_ERR_NULL, "%s: tape is NULL", desc->name);
-        return NULL;
-    }
-    bool needs_grad = false;
+    if (!T) return tg__fail(TG_ERR_NULL, "%s: tape is NULL", desc->name);
     for (int i = 0; i < n_in; i++) {
-        if (tg__check_input(T, desc->name, in[i])) return NULL;
-        if (!desc->mixed_dtypes && in[i]->dtype != in[0]->dtype) {
-            tg__fail(TG_ERR_DTYPE, "%s: inputs have different dtypes (%s and %s)", desc->name,
-                     tg_dtype_name((enum tg_dtype)in[0]->dtype),
-                     tg_dtype_name((enum tg_dtype)in[i]->dtype));
-            return NULL;
-        }
-        needs_grad |= in[i]->requires_grad;
+        enum tg_status st = tg__check_input(T, desc->name, in[i]);
+        if (st) return st;
+        if (!desc->mixed_dtypes && in[i]->dtype != in[0]->dtype)
+            return tg__fail(TG_ERR_DTYPE, "%s: inputs have different dtypes (%s and %s)",
+                            desc->name, tg_dtype_name((enum tg_dtype)in[0]->dtype),
+                            tg_dtype_name((enum tg_dtype)in[i]->dtype));
+    }
+    return tg__fail(TG_ERR_STATE, "%s: inputs rejected", desc->name);
+}
+
+struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc, int n_in,
+                                struct tg_tensor *const *in, const union tg_params *params,
+                                void *aux)
+{
+    /* One pass over the inputs checks everything the common case needs; any
+     * failure is explained by input_error. */
+    bool needs_grad = false, ok = T != NULL, scalar = desc->elementwise;
+    for (int i = 0; ok && i < n_in; i++) {
+        const struct tg_tensor *x = in[i];
+        ok = x && (x->kind == TG_KIND_LEAF || (x->tape == T && x->epoch == T->epoch)) &&
+             (desc->mixed_dtypes || x->dtype == in[0]->dtype);
+        if (!ok) break;
+        needs_grad |= x->requires_grad;
+        scalar &= x->rank == 0;
+    }
+    if (!ok) {
+        input_error(T, desc, n_in, in);
+        return NULL;
     }
     struct tg_tensor *n = node_alloc(T);
     if (!n) return NULL;
@@ -361,8 +392,12 @@ struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc
     n->n_in = (uint32_t)n_in;
     if (params) n->p = *params;
     n->aux = aux;
-    if (desc->shape(n)) return NULL;
-    if (node_buffers(T, n, desc->name)) return NULL;
+    if (scalar) { /* scalar graphs: rank 0, inline value */
+        n->numel = 1;
+        n->data = &n->sval;
+    } else if (desc->shape(n) || node_buffers(T, n, desc->name)) {
+        return NULL;
+    }
     n->requires_grad = needs_grad && T->no_grad == 0;
     if (n->requires_grad && n->numel != 1) T->grad_pending += grad_bytes(n);
     desc->forward(n);

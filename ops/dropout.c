@@ -46,6 +46,7 @@ const struct tg_op_desc tg_op_desc_dropout = {
     tg__shape_same,
     dropout_fwd,
     dropout_bwd,
+    false,
     false};
 
 struct tg_tensor *tg_dropout(struct tg_tape *T, struct tg_tensor *x, double p, bool training,

@@ -131,6 +131,7 @@ const struct tg_op_desc tg_op_desc_index_select = {
     index_select_shape,
     index_select_fwd,
     index_select_bwd,
+    false,
     false};
 
 /* idx already in the arena */
@@ -280,6 +281,7 @@ const struct tg_op_desc tg_op_desc_gather = {
     gather_shape,
     gather_fwd,
     gather_bwd,
+    false,
     false};
 
 /* g->idx already set (in the arena) */
@@ -423,6 +425,7 @@ const struct tg_op_desc tg_op_desc_concat = {TG_OP_CONCAT,
                                              concat_shape,
                                              join_fwd,
                                              join_bwd,
+                                             false,
                                              false};
 
 static enum tg_status stack_shape(struct tg_tensor *out)
@@ -457,6 +460,7 @@ const struct tg_op_desc tg_op_desc_stack = {TG_OP_STACK,
                                             stack_shape,
                                             join_fwd,
                                             join_bwd,
+                                            false,
                                             false};
 
 static struct tg_tensor *join(struct tg_tape *T, const struct tg_op_desc *d, int n,

@@ -200,6 +200,7 @@ const struct tg_op_desc tg_op_desc_mse = {
     ew_shape,
     ew_fwd,
     ew_bwd,
+    false,
     false};
 const struct tg_op_desc tg_op_desc_bce_logits = {
     TG_OP_BCE_LOGITS,
@@ -210,6 +211,7 @@ const struct tg_op_desc tg_op_desc_bce_logits = {
     ew_shape,
     ew_fwd,
     ew_bwd,
+    false,
     false};
 const struct tg_op_desc tg_op_desc_hinge = {TG_OP_HINGE,
                                             "hinge",
@@ -219,10 +221,11 @@ const struct tg_op_desc tg_op_desc_hinge = {TG_OP_HINGE,
                                             ew_shape,
                                             ew_fwd,
                                             ew_bwd,
-                                            true};
+                                            true,
+                                            false};
 const struct tg_op_desc tg_op_desc_l2_penalty = {
-    TG_OP_L2_PENALTY, "l2_penalty", 1,    "y = 0.5 sum_i w_i^2", "dw_i += w_i dy", ew_shape,
-    ew_fwd,           ew_bwd,       false};
+    TG_OP_L2_PENALTY, "l2_penalty", 1,    "y = 0.5 sum_i w_i^2", "dw_i += w_i dy", ew_shape, ew_fwd,
+    ew_bwd,           false,        false};
 
 struct tg_tensor *tg_mse(struct tg_tape *T, struct tg_tensor *pred, struct tg_tensor *target,
                          enum tg_reduction r)
@@ -412,7 +415,8 @@ const struct tg_op_desc tg_op_desc_cross_entropy = {
     rows_shape,
     ce_fwd,
     ce_bwd,
-    true};
+    true,
+    false};
 const struct tg_op_desc tg_op_desc_cross_entropy_probs = {
     TG_OP_CROSS_ENTROPY_PROBS,
     "cross_entropy_probs",
@@ -422,6 +426,7 @@ const struct tg_op_desc tg_op_desc_cross_entropy_probs = {
     rows_shape,
     ce_fwd,
     ce_bwd,
+    false,
     false};
 const struct tg_op_desc tg_op_desc_multi_margin = {
     TG_OP_MULTI_MARGIN,
@@ -432,7 +437,8 @@ const struct tg_op_desc tg_op_desc_multi_margin = {
     rows_shape,
     margin_fwd,
     margin_bwd,
-    true};
+    true,
+    false};
 
 struct tg_tensor *tg_cross_entropy(struct tg_tape *T, struct tg_tensor *logits,
                                    struct tg_tensor *labels, enum tg_reduction r)

@@ -310,6 +310,7 @@ const struct tg_op_desc tg_op_desc_matmul = {TG_OP_MATMUL,
                                              matmul_shape,
                                              matmul_fwd,
                                              matmul_bwd,
+                                             false,
                                              false};
 
 struct tg_tensor *tg_matmul_t(struct tg_tape *T, struct tg_tensor *a, struct tg_tensor *b,

@@ -62,11 +62,12 @@ static enum tg_status mean_shape(struct tg_tensor *out)
     return shape_scalar(out);
 }
 
-const struct tg_op_desc tg_op_desc_sum = {
-    TG_OP_SUM, "sum", 1, "y = sum_i x_i", "dx_i += dy", shape_scalar, sum_fwd, sum_bwd, false};
+const struct tg_op_desc tg_op_desc_sum = {TG_OP_SUM,    "sum",        1,       "y = sum_i x_i",
+                                          "dx_i += dy", shape_scalar, sum_fwd, sum_bwd,
+                                          false,        false};
 const struct tg_op_desc tg_op_desc_mean = {
-    TG_OP_MEAN, "mean",   1,    "y = (1/N) sum_i x_i", "dx_i += dy / N", mean_shape,
-    mean_fwd,   mean_bwd, false};
+    TG_OP_MEAN, "mean", 1,    "y = (1/N) sum_i x_i", "dx_i += dy / N", mean_shape, mean_fwd,
+    mean_bwd,   false,  false};
 
 struct tg_tensor *tg_sum(struct tg_tape *T, struct tg_tensor *x)
 {

@@ -338,7 +338,7 @@ static struct tg_tensor *reduce(struct tg_tape *T, const struct tg_op_desc *desc
 
 #define REDUCE_OP(NAME, ENUM, KIND, FORMULA, VJP)                                                  \
     const struct tg_op_desc tg_op_desc_##NAME = {                                                  \
-        TG_OP_##ENUM, #NAME, 1, FORMULA, VJP, reduce_shape, reduce_fwd, reduce_bwd, false};        \
+        TG_OP_##ENUM, #NAME, 1, FORMULA, VJP, reduce_shape, reduce_fwd, reduce_bwd, false, false}; \
     struct tg_tensor *tg_##NAME(struct tg_tape *T, struct tg_tensor *x, const int *axes,           \
                                 int n_axes, bool keepdim)                                          \
     {                                                                                              \
@@ -364,6 +364,7 @@ const struct tg_op_desc tg_op_desc_var_axes = {TG_OP_VAR_AXES,
                                                reduce_shape,
                                                reduce_fwd,
                                                reduce_bwd,
+                                               false,
                                                false};
 
 struct tg_tensor *tg_var_axes(struct tg_tape *T, struct tg_tensor *x, const int *axes, int n_axes,

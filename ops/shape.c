@@ -189,6 +189,7 @@ const struct tg_op_desc tg_op_desc_reshape = {TG_OP_RESHAPE,
                                               reshape_shape,
                                               copy_fwd,
                                               copy_bwd,
+                                              false,
                                               false};
 
 struct tg_tensor *tg_reshape(struct tg_tape *T, struct tg_tensor *x, int rank, const int64_t *shape)
@@ -238,6 +239,7 @@ const struct tg_op_desc tg_op_desc_squeeze = {TG_OP_SQUEEZE,
                                               squeeze_shape,
                                               copy_fwd,
                                               copy_bwd,
+                                              false,
                                               false};
 
 struct tg_tensor *tg_squeeze(struct tg_tape *T, struct tg_tensor *x, int axis)
@@ -278,6 +280,7 @@ const struct tg_op_desc tg_op_desc_unsqueeze = {TG_OP_UNSQUEEZE,
                                                 unsqueeze_shape,
                                                 copy_fwd,
                                                 copy_bwd,
+                                                false,
                                                 false};
 
 struct tg_tensor *tg_unsqueeze(struct tg_tape *T, struct tg_tensor *x, int axis)
@@ -324,6 +327,7 @@ const struct tg_op_desc tg_op_desc_transpose = {TG_OP_TRANSPOSE,
                                                 transpose_shape,
                                                 transpose_fwd,
                                                 transpose_bwd,
+                                                false,
                                                 false};
 
 struct tg_tensor *tg_transpose(struct tg_tape *T, struct tg_tensor *x, int a, int b)
@@ -379,6 +383,7 @@ const struct tg_op_desc tg_op_desc_permute = {TG_OP_PERMUTE,
                                               permute_shape,
                                               permute_fwd,
                                               permute_bwd,
+                                              false,
                                               false};
 
 struct tg_tensor *tg_permute(struct tg_tape *T, struct tg_tensor *x, int n, const int *perm)
@@ -436,6 +441,7 @@ const struct tg_op_desc tg_op_desc_broadcast_to = {TG_OP_BROADCAST_TO,
                                                    broadcast_to_shape,
                                                    broadcast_to_fwd,
                                                    broadcast_to_bwd,
+                                                   false,
                                                    false};
 
 struct tg_tensor *tg_broadcast_to(struct tg_tape *T, struct tg_tensor *x, int rank,
@@ -528,6 +534,7 @@ const struct tg_op_desc tg_op_desc_slice = {TG_OP_SLICE,
                                             slice_shape,
                                             slice_fwd,
                                             slice_bwd,
+                                            false,
                                             false};
 
 struct tg_tensor *tg_slice(struct tg_tape *T, struct tg_tensor *x, int n,

@@ -119,6 +119,7 @@ const struct tg_op_desc tg_op_desc_softmax = {
     softmax_shape,
     softmax_fwd,
     softmax_bwd,
+    false,
     false};
 const struct tg_op_desc tg_op_desc_log_softmax = {
     TG_OP_LOG_SOFTMAX,
@@ -129,6 +130,7 @@ const struct tg_op_desc tg_op_desc_log_softmax = {
     softmax_shape,
     log_softmax_fwd,
     log_softmax_bwd,
+    false,
     false};
 
 struct tg_tensor *tg_softmax(struct tg_tape *T, struct tg_tensor *x, int axis)

@@ -78,8 +78,10 @@ static inline double pow_scalar_d(double x, double p)
         else                                                                                       \
             NAME##_bwd_float(o);                                                                   \
     }                                                                                              \
-    const struct tg_op_desc tg_op_desc_##NAME = {                                                  \
-        TG_OP_##ENUM, #NAME, 1, FORMULA, VJP, tg__shape_same, NAME##_fwd, NAME##_bwd, false};
+    const struct tg_op_desc tg_op_desc_##NAME = {TG_OP_##ENUM, #NAME,      1,                      \
+                                                 FORMULA,      VJP,        tg__shape_same,         \
+                                                 NAME##_fwd,   NAME##_bwd, false,                  \
+                                                 true};
 
 /* An op without parameters and its constructor. */
 #define UNARY_OP(NAME, ENUM, FORMULA, VJP, FWD, DX)                                                \
