@@ -6,8 +6,9 @@ Run from the repository root:  /usr/bin/python3 tests/reference/gen_reference.py
 
 Format, one tensor per line:
     <case> <kind> <name> <rank> <dim>... <value>...
-kind is `input` (a leaf the C side builds), `label` (whole numbers: class indices),
-`output` (the forward value) or `grad` (d loss / d input). Values are printed with
+kind is `input` (a leaf the C side builds), `label` (a constant the graph uses, no
+gradient: class indices, targets, the random weights R), `output` (the forward value)
+or `grad` (d loss / d input). Values are printed with
 17 significant digits (f64 round trip). Every case reduces to a scalar `loss`.
 """
 import sys
