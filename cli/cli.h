@@ -12,5 +12,7 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
 /* `tapegrad explain EXPR [name=value ...] [--trace] [--dot FILE] [--json]` */
 int tg_cli_explain(int argc, char **argv);
+/* `tapegrad gradcheck [--op NAME] [--repeats N] [--seed N]` */
+int tg_cli_gradcheck(int argc, char **argv);
 
 #endif

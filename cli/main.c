@@ -14,6 +14,7 @@ static const struct command {
     const char *summary;
 } commands[] = {
     {"explain", tg_cli_explain, "value, gradients and chain-rule trace of an expression"},
+    {"gradcheck", tg_cli_gradcheck, "gradient-check every op of the table, as a table"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

@@ -8,45 +8,18 @@
 #include <tapegrad/check.h>
 #include "gradcases.h"
 
-struct family {
-    const struct gc_case *cases;
-    const int *n;
-};
-static const struct family families[] = {
-    {gc_cases_elementwise, &gc_n_elementwise},
-    {gc_cases_nn, &gc_n_nn},
-    {gc_cases_linalg, &gc_n_linalg},
-    {gc_cases_shape, &gc_n_shape},
-};
-enum { N_FAMILIES = sizeof families / sizeof families[0], REPEATS = 4 };
+enum { REPEATS = 4 };
 
 /* The loop test: _i is the op. Each of its cases runs REPEATS times on new random
- * shapes; an op without a case fails. */
+ * shapes (gc_check_op); an op without a case fails. */
 START_TEST(test_gradcheck_op)
 {
     enum tg_op op = (enum tg_op)_i;
-    int found = 0;
-    for (int f = 0; f < N_FAMILIES; f++)
-        for (int c = 0; c < *families[f].n; c++) {
-            const struct gc_case *gc = &families[f].cases[c];
-            if (gc->op != op) continue;
-            found++;
-            for (int rep = 0; rep < REPEATS; rep++) {
-                struct tg_rng rng;
-                tg_rng_seed(&rng, 1000u * (unsigned)op + 10u * (unsigned)c + (unsigned)rep);
-                struct tg_tensor *in[GC_MAX_IN] = {0};
-                int n = gc->make(&rng, in);
-                ck_assert_msg(n > 0, "%s: could not make inputs: %s", gc->label, tg_last_error());
-                struct tg_gradcheck_options o = {.atol = 1e-8, .rtol = 1e-6};
-                struct tg_gradcheck_report r;
-                enum tg_status st = tg_gradcheck(gc->fn, in, n, NULL, &o, &r);
-                ck_assert_msg(st == TG_OK, "%s (repeat %d): %s", gc->label, rep, r.message);
-                ck_assert_msg(r.n_checked > 0 || tg_tensor_numel(in[0]) == 0, "%s: nothing checked",
-                              gc->label);
-                for (int k = 0; k < n; k++) tg_tensor_free(in[k]);
-            }
-        }
-    ck_assert_msg(found > 0, "op %s has no gradient-check case", tg_op_name(op));
+    struct gc_op_result r;
+    gc_check_op(op, REPEATS, 0, &r);
+    ck_assert_msg(r.n_cases > 0, "op %s has no gradient-check case", tg_op_name(op));
+    ck_assert_msg(r.n_failed == 0, "%s: %d of %d runs failed; first: %s", tg_op_name(op),
+                  r.n_failed, r.n_runs, r.first_failure);
 }
 END_TEST
 

@@ -89,5 +89,13 @@ expect 0 explain 'x*x + x' x=3 --trace
 contains out "(sum of 2 contributions)"
 contains out "dDiv/dx        7"
 
+# the op-table gradient check as a table
+expect 0 gradcheck --op tanh --repeats 2
+contains out "tanh                   2"
+contains out "1 ops checked, 1 passed, 0 failed"
+expect 2 gradcheck --op no_such_op
+expect 2 gradcheck --repeats 0
+expect 0 gradcheck --help
+
 [ "$fails" -eq 0 ] && echo "cli_run: all passed"
 exit "$fails"

@@ -31,11 +31,24 @@ extern const struct gc_case gc_cases_elementwise[];
 extern const int gc_n_elementwise;
 extern const struct gc_case gc_cases_nn[];
 extern const int gc_n_nn;
-
 extern const struct gc_case gc_cases_linalg[];
 extern const int gc_n_linalg;
-
 extern const struct gc_case gc_cases_shape[];
 extern const int gc_n_shape;
+
+/* The outcome of one op's cases (gradcases.c). */
+struct gc_op_result {
+    int n_cases;    /* cases found for the op (0: none, which is a failure) */
+    int n_runs;     /* case x repeat runs */
+    int n_failed;   /* runs that failed or could not run */
+    double max_abs; /* the largest abs error of a worst element over the runs */
+    double max_rel; /* the largest rel error of a worst element over the runs */
+    char first_failure[320];
+};
+
+/* Gradchecks every case of `op` `repeats` times in f64 (atol 1e-8, rtol 1e-6),
+ * each repeat on new random shapes drawn from a seed derived from op, case,
+ * repeat and `seed`. */
+void gc_check_op(enum tg_op op, int repeats, uint64_t seed, struct gc_op_result *res);
 
 #endif
