@@ -115,8 +115,8 @@ PORTABLE_GEMM(double)
 
 /* C = op(A) op(B) + beta C with the thread's backend; all sizes already checked
  * to fit in int. Empty products only clear C (beta 0) or do nothing. */
-static void gemm(int dtype, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A,
-                 int64_t lda, const void *B, int64_t ldb, double beta, void *C, int64_t ldc)
+void tg__gemm(int dtype, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A,
+              int64_t lda, const void *B, int64_t ldb, double beta, void *C, int64_t ldc)
 {
     size_t es = tg__esize(dtype);
     if (M == 0 || N == 0) return;
@@ -273,7 +273,7 @@ static void matmul_fwd(struct tg_tensor *out)
     const char *A = a->data, *B = b->data;
     char *C = out->data;
     FOR_BATCH(g, oa, ob, oc,
-              gemm(out->dtype, g.ta, g.tb, g.m, g.n, g.k, A + oa * es, g.lda, B + ob * es, g.ldb,
+              tg__gemm(out->dtype, g.ta, g.tb, g.m, g.n, g.k, A + oa * es, g.lda, B + ob * es, g.ldb,
                    0.0, C + oc * es, g.n));
 }
 
@@ -291,13 +291,13 @@ static void matmul_bwd(struct tg_tensor *out)
     FOR_BATCH(g, oa, ob, oc, {
         const char *Ab = A + oa * es, *Bb = B + ob * es, *dYb = dY + oc * es;
         if (dA && !g.ta) /* (m,k) += (m,n) x (n,k) */
-            gemm(dt, false, !g.tb, g.m, g.k, g.n, dYb, g.n, Bb, g.ldb, 1.0, dA + oa * es, g.lda);
+            tg__gemm(dt, false, !g.tb, g.m, g.k, g.n, dYb, g.n, Bb, g.ldb, 1.0, dA + oa * es, g.lda);
         else if (dA) /* (k,m) += (k,n) x (n,m) */
-            gemm(dt, g.tb, true, g.k, g.m, g.n, Bb, g.ldb, dYb, g.n, 1.0, dA + oa * es, g.lda);
+            tg__gemm(dt, g.tb, true, g.k, g.m, g.n, Bb, g.ldb, dYb, g.n, 1.0, dA + oa * es, g.lda);
         if (dB && !g.tb) /* (k,n) += (k,m) x (m,n) */
-            gemm(dt, !g.ta, false, g.k, g.n, g.m, Ab, g.lda, dYb, g.n, 1.0, dB + ob * es, g.ldb);
+            tg__gemm(dt, !g.ta, false, g.k, g.n, g.m, Ab, g.lda, dYb, g.n, 1.0, dB + ob * es, g.ldb);
         else if (dB) /* (n,k) += (n,m) x (m,k) */
-            gemm(dt, true, g.ta, g.n, g.k, g.m, dYb, g.n, Ab, g.lda, 1.0, dB + ob * es, g.ldb);
+            tg__gemm(dt, true, g.ta, g.n, g.k, g.m, dYb, g.n, Ab, g.lda, 1.0, dB + ob * es, g.ldb);
     });
 }
 

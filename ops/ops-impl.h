@@ -75,6 +75,12 @@ static inline void tg__bc_next(struct tg_bc *it)
     }
 }
 
+/* C = op(A) op(B) + beta C (row-major, leading dimensions lda/ldb/ldc) through
+ * CBLAS or the portable kernel, as tg_matmul_set_backend chose (ops/matmul.c).
+ * Sizes must fit in int. */
+void tg__gemm(int dtype, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A,
+              int64_t lda, const void *B, int64_t ldb, double beta, void *C, int64_t ldc);
+
 /* Shape rule shared by elementwise unary ops: out has x's shape. */
 enum tg_status tg__shape_same(struct tg_tensor *out);
 

@@ -608,6 +608,86 @@ START_TEST(test_reduce_f32_and_paths)
 }
 END_TEST
 
+/* The fused layer equals its unfused composition (matmul_t, add, activation),
+ * values and all three gradients, in f32 and f64, on both GEMM backends. */
+static struct tg_tensor *unfused(struct tg_tape *T, struct tg_tensor *x, struct tg_tensor *W,
+                                 struct tg_tensor *b, enum tg_linear_act act)
+{
+    struct tg_tensor *z = tg_add(T, tg_matmul_t(T, x, W, false, true), b);
+    switch (act) {
+    case TG_LINEAR_RELU:
+        return tg_relu(T, z);
+    case TG_LINEAR_TANH:
+        return tg_tanh(T, z);
+    case TG_LINEAR_SIGMOID:
+        return tg_sigmoid(T, z);
+    default:
+        return z;
+    }
+}
+
+START_TEST(test_linear_fused_matches)
+{
+    for (int dt = 0; dt < 2; dt++)
+        for (int act = 0; act < 4; act++) {
+            struct tg_rng rng;
+            tg_rng_seed(&rng, 40 + act);
+            enum tg_dtype d = dt ? TG_F64 : TG_F32;
+            struct tg_tensor *p[3] = {tg_tensor_uniform(d, 2, (int64_t[]){9, 70}, &rng, -1, 1),
+                                      tg_tensor_uniform(d, 2, (int64_t[]){33, 70}, &rng, -0.3, 0.3),
+                                      tg_tensor_uniform(d, 1, (int64_t[]){33}, &rng, -0.5, 0.5)};
+            static double got[4][33 * 70], want[4][33 * 70];
+            for (int fused = 0; fused < 2; fused++) {
+                for (int k = 0; k < 3; k++) {
+                    tg_tensor_set_requires_grad(p[k], true);
+                    tg_zero_grad(p[k]);
+                }
+                struct tg_tape *T = tg_tape_new();
+                struct tg_tensor *y =
+                    fused ? tg_linear(T, p[0], p[1], p[2], act) : unfused(T, p[0], p[1], p[2], act);
+                ck_assert_ptr_nonnull(y);
+                ck_assert_int_eq(tg_backward(tg_sum(T, tg_mul(T, y, y)), NULL), TG_OK);
+                double(*dst)[33 * 70] = fused ? got : want;
+                for (int64_t i = 0; i < tg_tensor_numel(y); i++) dst[0][i] = tg_tensor_get(y, i);
+                for (int k = 0; k < 3; k++)
+                    for (int64_t i = 0; i < tg_tensor_numel(p[k]); i++)
+                        dst[k + 1][i] = tg_tensor_grad_get(p[k], i);
+                tg_tape_free(T);
+            }
+            double tol = dt ? 1e-12 : 1e-4;
+            int64_t n[4] = {9 * 33, 9 * 70, 33 * 70, 33};
+            for (int k = 0; k < 4; k++)
+                for (int64_t i = 0; i < n[k]; i++)
+                    ck_assert_msg(fabs(got[k][i] - want[k][i]) <= tol * (1 + fabs(want[k][i])),
+                                  "act %d dtype %d part %d [%lld]: %g vs %g", act, dt, k,
+                                  (long long)i, got[k][i], want[k][i]);
+            for (int k = 0; k < 3; k++) tg_tensor_free(p[k]);
+        }
+}
+END_TEST
+
+START_TEST(test_linear_errors)
+{
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor *x = tg_tensor_zeros(TG_F32, 2, (int64_t[]){4, 3});
+    struct tg_tensor *W = tg_tensor_zeros(TG_F32, 2, (int64_t[]){5, 2});
+    struct tg_tensor *b = tg_tensor_zeros(TG_F32, 1, (int64_t[]){5});
+    ck_assert_ptr_null(tg_linear(T, x, W, b, TG_LINEAR_RELU));
+    ck_assert_int_eq(tg_last_status(), TG_ERR_SHAPE);
+    ck_assert_str_eq(tg_last_error(), "linear: x (4,3), W (5,2) and b (5) do not fit (want x "
+                                      "(B,in) or (in), W (out,in), b (out))");
+    ck_assert_ptr_null(tg_linear(T, x, W, b, (enum tg_linear_act)9));
+    ck_assert_int_eq(tg_last_status(), TG_ERR_VALUE);
+    tg_clear_error();
+    ck_assert_ptr_null(tg_linear(T, NULL, W, b, TG_LINEAR_NONE));
+    ck_assert_int_eq(tg_last_status(), TG_ERR_NULL);
+    tg_tensor_free(x);
+    tg_tensor_free(W);
+    tg_tensor_free(b);
+    tg_tape_free(T);
+}
+END_TEST
+
 static Suite *linalg_suite(void)
 {
     Suite *s = suite_create("linalg");
@@ -622,6 +702,8 @@ static Suite *linalg_suite(void)
     tcase_add_test(tc, test_matmul_errors);
     tcase_add_test(tc, test_matmul_zero_size);
     suite_add_tcase(s, tc);
+    tcase_add_test(tc, test_linear_fused_matches);
+    tcase_add_test(tc, test_linear_errors);
     tc = tcase_create("reduce");
     tcase_add_test(tc, test_sum_mean_axes);
     tcase_add_test(tc, test_max_min_ties);

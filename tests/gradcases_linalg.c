@@ -219,7 +219,47 @@ FRED(var_axes, VAR_AXES)
 FRED(argmax_axes, ARGMAX_AXES)
 FRED(argmin_axes, ARGMIN_AXES)
 
+/* ---- the fused linear layer: in = {x, W, b, spec = [act, has_bias]} ---- */
+
+static int make_linear(struct tg_rng *r, struct tg_tensor **in, int act, bool bias, bool vec)
+{
+    int64_t B = dim(r, false), nin = dim(r, false), nout = dim(r, false);
+    in[0] = vec ? gc_rand(r, 1, (int64_t[]){nin}, -1, 1, true)
+                : gc_rand(r, 2, (int64_t[]){B, nin}, -1, 1, true);
+    in[1] = gc_rand(r, 2, (int64_t[]){nout, nin}, -1, 1, true);
+    in[2] = gc_rand(r, 1, (int64_t[]){nout}, -0.5, 0.5, true);
+    in[3] = spec(2, (double[]){act, bias});
+    return 4;
+}
+static int lin_none(struct tg_rng *r, struct tg_tensor **in)
+{
+    return make_linear(r, in, TG_LINEAR_NONE, true, false);
+}
+static int lin_relu(struct tg_rng *r, struct tg_tensor **in)
+{
+    return make_linear(r, in, TG_LINEAR_RELU, true, false);
+}
+static int lin_tanh_nobias(struct tg_rng *r, struct tg_tensor **in)
+{
+    return make_linear(r, in, TG_LINEAR_TANH, false, false);
+}
+static int lin_sigmoid_vec(struct tg_rng *r, struct tg_tensor **in)
+{
+    return make_linear(r, in, TG_LINEAR_SIGMOID, true, true);
+}
+
+static struct tg_tensor *f_linear(struct tg_tape *T, struct tg_tensor *const *x, int n, void *c)
+{
+    int act = (int)tg_tensor_get(x[3], 0);
+    bool bias = tg_tensor_get(x[3], 1) != 0;
+    return tg_linear(T, x[0], x[1], bias ? x[2] : NULL, (enum tg_linear_act)act);
+}
+
 const struct gc_case gc_cases_linalg[] = {
+    {TG_OP_LINEAR, "linear", lin_none, f_linear},
+    {TG_OP_LINEAR, "linear relu", lin_relu, f_linear},
+    {TG_OP_LINEAR, "linear tanh, no bias", lin_tanh_nobias, f_linear},
+    {TG_OP_LINEAR, "linear sigmoid, vector input", lin_sigmoid_vec, f_linear},
     {TG_OP_MATMUL, "matmul (m,k)x(k,n)", mm_plain, f_matmul},
     {TG_OP_MATMUL, "matmul batched, broadcast", mm_batched, f_matmul},
     {TG_OP_MATMUL, "matmul_t transposed operands", mm_flags, f_matmul},

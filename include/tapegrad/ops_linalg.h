@@ -8,6 +8,7 @@
 /* X(ENUM_SUFFIX, name) for each op of this family, in table order. */
 #define TG_OPS_LINALG(X)                                                                           \
     X(MATMUL, matmul)                                                                              \
+    X(LINEAR, linear)                                                                              \
     X(SUM_AXES, sum_axes)                                                                          \
     X(MEAN_AXES, mean_axes)                                                                        \
     X(MAX_AXES, max_axes)                                                                          \
@@ -18,6 +19,29 @@
     X(ARGMIN_AXES, argmin_axes)
 
 /* ---- matrix products ---- */
+
+/* The activation a fused linear op applies to its output. */
+enum tg_linear_act {
+    TG_LINEAR_NONE = 0,
+    TG_LINEAR_RELU = 1,
+    TG_LINEAR_TANH = 2,
+    TG_LINEAR_SIGMOID = 3,
+};
+
+/*
+ * A fused layer, for speed: y = act(x W^T + b), the document's z = W y + b for a
+ * batch of row vectors, with the bias and the activation folded into the GEMM's
+ * output pass (the bias is copied into the output and the GEMM adds to it).
+ *   x: (B, in) or (in); W: (out, in) (PyTorch's layout); b: (out), or NULL for no
+ *   bias (so a failed bias computation must be checked before the call).
+ *   y: (B, out) or (out).
+ * Backward: g = dy * act'(y); dx += g W; dW += g^T x; db += sum over the batch of g
+ * (all with GEMM accumulation, beta = 1). Same as tg_matmul_t + tg_add + the
+ * activation op, with fewer passes and no intermediate nodes.
+ * Errors: TG_ERR_SHAPE naming the shapes, TG_ERR_VALUE for an unknown activation.
+ */
+struct tg_tensor *tg_linear(struct tg_tape *T, struct tg_tensor *x, struct tg_tensor *W,
+                            struct tg_tensor *b, enum tg_linear_act act);
 
 /*
  * The matrix product, with NumPy's matmul rules:

@@ -1,0 +1,161 @@
+/*
+ * ops/linear.c - y = act(x W^T + b) as one op: a fused layer, for speed.
+ *
+ * Forward copies the bias into each output row and lets the GEMM add x W^T to it
+ * (beta = 1), then applies the activation in place. Backward forms
+ * g = dy * act'(y) (from the output: relu, tanh and sigmoid need no saved input)
+ * in a buffer taken from the tape at record time, then three accumulations:
+ * dx += g W and dW += g^T x through the GEMM with beta = 1, db += column sums of g.
+ */
+#include "ops-impl.h"
+
+struct linear_geom {
+    int64_t batch, in, out; /* x (batch, in), W (out, in), y (batch, out) */
+};
+
+static void geom_of(const struct tg_tensor *o, struct linear_geom *g)
+{
+    const struct tg_tensor *x = o->in[0], *W = o->in[1];
+    g->batch = x->rank == 2 ? x->shape[0] : 1;
+    g->in = W->shape[1];
+    g->out = W->shape[0];
+}
+
+/* Checks the shapes, sets y's, and takes the backward buffer g (batch, out) from
+ * the tape when a gradient will be needed and the activation is not the identity. */
+static enum tg_status linear_shape(struct tg_tensor *o)
+{
+    const struct tg_tensor *x = o->in[0], *W = o->in[1], *b = o->n_in > 2 ? o->in[2] : NULL;
+    char sx[96], sw[96], sb[96] = "none";
+    tg__format_shape(sx, sizeof sx, x->rank, x->shape);
+    tg__format_shape(sw, sizeof sw, W->rank, W->shape);
+    if (b) tg__format_shape(sb, sizeof sb, b->rank, b->shape);
+    bool ok = (x->rank == 1 || x->rank == 2) && W->rank == 2 &&
+              x->shape[x->rank - 1] == W->shape[1] &&
+              (!b || (b->rank == 1 && b->shape[0] == W->shape[0]));
+    if (!ok)
+        return tg__fail(TG_ERR_SHAPE,
+                        "linear: x %s, W %s and b %s do not fit (want x (B,in) or (in), "
+                        "W (out,in), b (out))",
+                        sx, sw, sb);
+    if (x->shape[x->rank - 1] > INT32_MAX || W->shape[0] > INT32_MAX ||
+        (x->rank == 2 && x->shape[0] > INT32_MAX))
+        return tg__fail(TG_ERR_RANGE, "linear: a dimension of %s or %s exceeds INT_MAX", sx, sw);
+    o->rank = x->rank;
+    if (x->rank == 2) o->shape[0] = x->shape[0];
+    o->shape[x->rank - 1] = W->shape[0];
+    bool grad = tg_tape_grad_enabled(o->tape);
+    bool any = false;
+    for (uint32_t i = 0; i < o->n_in; i++) any |= o->in[i]->requires_grad;
+    if (grad && any && o->p.i[0] != TG_LINEAR_NONE) {
+        struct linear_geom g;
+        geom_of(o, &g);
+        o->aux = tg__tape_alloc(o->tape, (size_t)(g.batch * g.out) * tg__esize(o->dtype));
+        if (!o->aux) return tg_last_status();
+    }
+    return TG_OK;
+}
+
+/* y = act(y) in place, and g = dy * act'(y), for one element type. */
+#define LINEAR_ACT(T)                                                                              \
+    static void act_fwd_##T(T *y, int64_t n, int act)                                              \
+    {                                                                                              \
+        if (act == TG_LINEAR_RELU)                                                                 \
+            for (int64_t i = 0; i < n; i++) y[i] = y[i] > 0 ? y[i] : 0;                            \
+        else if (act == TG_LINEAR_TANH)                                                            \
+            for (int64_t i = 0; i < n; i++) y[i] = (T)tanh(y[i]);                                  \
+        else if (act == TG_LINEAR_SIGMOID)                                                         \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                y[i] = (T)(y[i] >= 0 ? 1 / (1 + exp(-y[i])) : exp(y[i]) / (1 + exp(y[i])));        \
+    }                                                                                              \
+    static void act_bwd_##T(T *g, const T *dy, const T *y, int64_t n, int act)                     \
+    {                                                                                              \
+        if (act == TG_LINEAR_RELU)                                                                 \
+            for (int64_t i = 0; i < n; i++) g[i] = y[i] > 0 ? dy[i] : 0;                           \
+        else if (act == TG_LINEAR_TANH)                                                            \
+            for (int64_t i = 0; i < n; i++) g[i] = dy[i] * (1 - y[i] * y[i]);                      \
+        else                                                                                       \
+            for (int64_t i = 0; i < n; i++) g[i] = dy[i] * y[i] * (1 - y[i]);                      \
+    }                                                                                              \
+    static void colsum_##T(T *db, const T *g, int64_t rows, int64_t cols)                          \
+    {                                                                                              \
+        for (int64_t r = 0; r < rows; r++)                                                         \
+            for (int64_t c = 0; c < cols; c++) db[c] += g[r * cols + c];                           \
+    }
+
+LINEAR_ACT(float)
+LINEAR_ACT(double)
+
+static void linear_fwd(struct tg_tensor *o)
+{
+    const struct tg_tensor *x = o->in[0], *W = o->in[1], *b = o->n_in > 2 ? o->in[2] : NULL;
+    struct linear_geom g;
+    geom_of(o, &g);
+    size_t es = tg__esize(o->dtype);
+    char *y = o->data; /* (batch, out) */
+    if (b)
+        for (int64_t r = 0; r < g.batch; r++)
+            memcpy(y + (size_t)(r * g.out) * es, b->data, g.out * es);
+    tg__gemm(o->dtype, false, true, g.batch, g.out, g.in, x->data, g.in, W->data, g.in,
+             b ? 1.0 : 0.0, y, g.out);
+    int act = (int)o->p.i[0];
+    if (o->dtype == TG_F64)
+        act_fwd_double(o->data, o->numel, act);
+    else
+        act_fwd_float(o->data, o->numel, act);
+}
+
+static void linear_bwd(struct tg_tensor *o)
+{
+    struct tg_tensor *x = o->in[0], *W = o->in[1], *b = o->n_in > 2 ? o->in[2] : NULL;
+    struct linear_geom g;
+    geom_of(o, &g);
+    int act = (int)o->p.i[0], dt = o->dtype;
+    const void *G = o->grad; /* (batch, out): dy, or dy * act'(y) in aux */
+    if (act != TG_LINEAR_NONE) {
+        if (dt == TG_F64)
+            act_bwd_double(o->aux, o->grad, o->data, o->numel, act);
+        else
+            act_bwd_float(o->aux, o->grad, o->data, o->numel, act);
+        G = o->aux;
+    }
+    if (x->requires_grad) /* dx (batch, in) += G (batch, out) W (out, in) */
+        tg__gemm(dt, false, false, g.batch, g.in, g.out, G, g.out, W->data, g.in, 1.0, x->grad,
+                 g.in);
+    if (W->requires_grad) /* dW (out, in) += G^T (out, batch) x (batch, in) */
+        tg__gemm(dt, true, false, g.out, g.in, g.batch, G, g.out, x->data, g.in, 1.0, W->grad,
+                 g.in);
+    if (b && b->requires_grad) {
+        if (dt == TG_F64)
+            colsum_double(b->grad, G, g.batch, g.out);
+        else
+            colsum_float(b->grad, G, g.batch, g.out);
+    }
+}
+
+const struct tg_op_desc tg_op_desc_linear = {
+    TG_OP_LINEAR,
+    "linear",
+    -1,
+    "y = act(x W^T + b), fused (act: none, relu, tanh, sigmoid)",
+    "g = dy * act'(y); dx += g W; dW += g^T x; db += sum_batch g",
+    linear_shape,
+    linear_fwd,
+    linear_bwd,
+    false,
+    false};
+
+struct tg_tensor *tg_linear(struct tg_tape *T, struct tg_tensor *x, struct tg_tensor *W,
+                            struct tg_tensor *b, enum tg_linear_act act)
+{
+    if ((int)act < TG_LINEAR_NONE || (int)act > TG_LINEAR_SIGMOID) {
+        if (x && W)
+            tg__fail(TG_ERR_VALUE, "linear: unknown activation %d", (int)act);
+        else
+            tg__null_input("linear", x ? "W" : "x");
+        return NULL;
+    }
+    struct tg_tensor *in[3] = {x, W, b};
+    union tg_params p = {.i = {act, 0}};
+    return tg__op_record(T, &tg_op_desc_linear, b ? 3 : 2, in, &p, NULL);
+}
