@@ -399,7 +399,7 @@ struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc
         return NULL;
     }
     n->requires_grad = needs_grad && T->no_grad == 0;
-    if (n->requires_grad && n->numel != 1) T->grad_pending += grad_bytes(n);
+    if (n->requires_grad && n->numel > 1) T->grad_pending += grad_bytes(n);
     desc->forward(n);
     if (T->anomaly && anomaly_forward(n)) return NULL;
     n->prev = T->last;
@@ -472,7 +472,7 @@ static enum tg_status check_root(struct tg_tensor *root, const struct tg_tensor 
 static void grad_ready(struct tg_tape *T, struct tg_tensor *n, uint64_t s)
 {
     n->stamp = s;
-    if (n->numel == 1) {
+    if (n->numel <= 1) { /* one element inline; none: a valid pointer to nothing */
         n->grad = &n->sgrad;
         n->sgrad.d = 0;
         return;
