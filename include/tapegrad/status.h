@@ -36,7 +36,7 @@ enum tg_status {
     TG_ERR_GRADCHECK = 14 /* a gradient check failed */
 };
 
-/* A static English name for a status ("TG_ERR_SHAPE: shape mismatch"); never NULL. */
+/* A static English name for a status ("TG_ERR_SHAPE: shapes do not fit"); never NULL. */
 const char *tg_status_str(enum tg_status s);
 
 /* The status of the most recent failure on this thread (TG_OK if none since the
