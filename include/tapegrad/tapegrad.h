@@ -18,6 +18,7 @@
 #include "params.h"
 #include "checkpoint.h"
 #include "dataset.h"
+#include "nn.h"
 
 #define TAPEGRAD_VERSION "0.1.0"
 

@@ -1,0 +1,328 @@
+/*
+ * tapegrad/nn.h - layers, the MLP, initializers, optimizers, learning-rate
+ * schedules and the trainer (nn/layers.c, nn/optim.c, nn/train.c).
+ *
+ * Everything here is built on the public engine and op API only, so a user can
+ * write the same things for their own models. docs/nn.md explains the
+ * conventions and puts the trainer's loop beside the source document's
+ * training algorithm.
+ *
+ * Layout of a dense layer (the document's convention, PyTorch's storage):
+ *     z = W y + b,   W: (out, in), b: (out), y: a column vector (in).
+ * A batch Y (B, in) holds one sample per row and gives Z = Y W^T + b, (B, out),
+ * computed as tg_matmul_t(T, Y, W, false, true): W is never copied or transposed
+ * in memory.
+ */
+#ifndef TAPEGRAD_NN_H
+#define TAPEGRAD_NN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "dataset.h"
+#include "ops.h"
+#include "params.h"
+#include "tape.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ======================= layers ======================= */
+
+/*
+ * The dense layer z = W y + b on tape T. W (out, in) and b (out) (b may be NULL:
+ * no bias) are usually parameter leaves; x is (in), giving (out), or (B, in),
+ * giving (B, out). NULL with the error of the failing op (TG_ERR_SHAPE names
+ * the shapes) or TG_ERR_NULL.
+ */
+struct tg_tensor *tg_nn_linear(struct tg_tape *T, struct tg_tensor *x, struct tg_tensor *W,
+                               struct tg_tensor *b);
+
+/* Activation functions f_k, elementwise. LEAKY_RELU uses slope 0.01 (PyTorch's
+ * default); SOFTPLUS is log(1 + e^z). */
+enum tg_nn_act {
+    TG_ACT_NONE = 0, /* identity: y = z (no op is recorded) */
+    TG_ACT_RELU = 1,
+    TG_ACT_TANH = 2,
+    TG_ACT_SIGMOID = 3,
+    TG_ACT_LEAKY_RELU = 4,
+    TG_ACT_SOFTPLUS = 5
+};
+#define TG_NN_LEAKY_SLOPE 0.01
+
+/* y = f(x) on T; TG_ACT_NONE returns x itself. NULL with TG_ERR_VALUE for an
+ * unknown act (and the op's error otherwise). */
+struct tg_tensor *tg_nn_activate(struct tg_tape *T, struct tg_tensor *x, enum tg_nn_act act);
+/* "none", "relu", "tanh", "sigmoid", "leaky_relu", "softplus"; "?" when unknown. */
+const char *tg_nn_act_name(enum tg_nn_act act);
+/* The activation named `name` (as above) into *act; TG_ERR_VALUE when unknown. */
+enum tg_status tg_nn_act_parse(const char *name, enum tg_nn_act *act);
+
+/* ======================= initializers ======================= */
+
+/* How weights are drawn (biases of an MLP are always zero). */
+enum tg_nn_init {
+    TG_INIT_UNIFORM = 0,        /* U(-a, a), a = 1/sqrt(fan_in) (PyTorch's nn.Linear bound) */
+    TG_INIT_XAVIER_UNIFORM = 1, /* U(-a, a), a = sqrt(6 / (fan_in + fan_out)) (Glorot) */
+    TG_INIT_XAVIER_NORMAL = 2,  /* N(0, s^2), s = sqrt(2 / (fan_in + fan_out)) */
+    TG_INIT_HE_UNIFORM = 3,     /* U(-a, a), a = sqrt(6 / fan_in) (Kaiming, ReLU gain) */
+    TG_INIT_HE_NORMAL = 4       /* N(0, s^2), s = sqrt(2 / fan_in) */
+};
+
+/*
+ * Overwrites every element of leaf t with a draw from `kind`'s distribution, in
+ * row-major order, advancing rng. fan_in, fan_out >= 1 (for W (out, in):
+ * fan_in = in, fan_out = out). TG_ERR_NULL, TG_ERR_VALUE (fans < 1, unknown
+ * kind), TG_ERR_STATE (t is a tape node); t is unchanged on failure.
+ */
+enum tg_status tg_nn_init(struct tg_tensor *t, enum tg_nn_init kind, int64_t fan_in,
+                          int64_t fan_out, struct tg_rng *rng);
+/* The bound a (uniform kinds) or standard deviation s (normal kinds) above;
+ * NaN for bad arguments. */
+double tg_nn_init_scale(enum tg_nn_init kind, int64_t fan_in, int64_t fan_out);
+
+/* ======================= models ======================= */
+
+/*
+ * Any model the trainer can train: its trainable leaves, and a forward function
+ * that maps a batch x (B, in) (or one sample (in)) to the output on tape T:
+ * (B, out) or (out); return NULL with the error set on failure. `self` is passed
+ * back unchanged. A user's own model fills this struct with its own function.
+ */
+struct tg_model {
+    struct tg_params *params;
+    struct tg_tensor *(*forward)(void *self, struct tg_tape *T, struct tg_tensor *x);
+    void *self;
+};
+
+/* A multi-layer perceptron: dense layers with activations (opaque). */
+struct tg_nn_mlp;
+
+/*
+ * An MLP with n_sizes - 1 dense layers: layer k maps sizes[k] -> sizes[k+1],
+ * W_k (sizes[k+1], sizes[k]) drawn by `init` (fan_in = sizes[k]), b_k zero,
+ * both requiring gradients. Hidden layers use `hidden`, the last `output`
+ * (TG_ACT_NONE gives logits/raw scores, which the losses expect). rng is
+ * advanced layer by layer, W_0 first. NULL with TG_ERR_NULL, TG_ERR_VALUE
+ * (n_sizes < 2, a size < 1, unknown act/init), TG_ERR_DTYPE, TG_ERR_NOMEM.
+ * Free with tg_nn_mlp_free.
+ */
+struct tg_nn_mlp *tg_nn_mlp_new(const int64_t *sizes, int n_sizes, enum tg_nn_act hidden,
+                                enum tg_nn_act output, enum tg_dtype dt, enum tg_nn_init init,
+                                struct tg_rng *rng);
+/* Frees the MLP, its weights and its parameter map. NULL is a no-op. */
+void tg_nn_mlp_free(struct tg_nn_mlp *mlp);
+/* Y = f_N(W_N f_{N-1}(... f_1(W_1 x + b_1) ...) + b_N) on T; x (in) or (B, in).
+ * NULL with TG_ERR_NULL or the failing op's error (e.g. a wrong input width). */
+struct tg_tensor *tg_nn_mlp_forward(struct tg_nn_mlp *mlp, struct tg_tape *T, struct tg_tensor *x);
+/* The parameters, borrowed (owned by the MLP), in order "layers.0.weight",
+ * "layers.0.bias", "layers.1.weight", ... (PyTorch's nn.Sequential names when
+ * the Linear modules sit at indices 0, 1, ...). NULL for NULL. */
+struct tg_params *tg_nn_mlp_params(const struct tg_nn_mlp *mlp);
+/* Number of dense layers; layer k's weight (out, in) and bias (out), borrowed;
+ * NULL with TG_ERR_RANGE for k outside 0..n-1. */
+int tg_nn_mlp_layers(const struct tg_nn_mlp *mlp);
+struct tg_tensor *tg_nn_mlp_weight(const struct tg_nn_mlp *mlp, int k);
+struct tg_tensor *tg_nn_mlp_bias(const struct tg_nn_mlp *mlp, int k);
+/* The activation after layer k (hidden or output). TG_ACT_NONE when out of range. */
+enum tg_nn_act tg_nn_mlp_act(const struct tg_nn_mlp *mlp, int k);
+/* The MLP as a generic model (params and forward borrow mlp). */
+struct tg_model tg_nn_mlp_model(struct tg_nn_mlp *mlp);
+
+/* ======================= optimizers ======================= */
+
+enum tg_optim_kind {
+    TG_OPTIM_SGD = 0,      /* p -= lr * g */
+    TG_OPTIM_MOMENTUM = 1, /* heavy ball (or Nesterov), PyTorch's SGD(momentum=...) */
+    TG_OPTIM_ADAM = 2,     /* Adam with bias correction; weight decay as L2 in g */
+    TG_OPTIM_ADAMW = 3     /* Adam with decoupled weight decay */
+};
+
+/*
+ * With g = grad_scale * grad (+ weight_decay * p for SGD, MOMENTUM and ADAM),
+ * exactly PyTorch's update rules (docs/nn.md writes them out):
+ *   SGD:       p -= lr g
+ *   MOMENTUM:  buf = g at the first step, else buf = momentum buf + g;
+ *              p -= lr (g + momentum buf) with nesterov, else p -= lr buf
+ *   ADAM(W):   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  t = step count;
+ *              p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+ *              (ADAMW first does p *= 1 - lr weight_decay, and g has no decay term)
+ */
+struct tg_optim_config {
+    enum tg_optim_kind kind;
+    double lr;
+    double momentum;     /* MOMENTUM only, in [0, 1) */
+    bool nesterov;       /* MOMENTUM only */
+    double beta1, beta2; /* ADAM/ADAMW, each in [0, 1) */
+    double eps;          /* ADAM/ADAMW, > 0 */
+    double weight_decay; /* >= 0 */
+};
+/* PyTorch's defaults for `kind`: lr 0.01 (SGD, MOMENTUM; PyTorch has none),
+ * 0.001 (ADAM, ADAMW); momentum 0.9; betas (0.9, 0.999); eps 1e-8; weight_decay
+ * 0, or 0.01 for ADAMW; nesterov false. */
+struct tg_optim_config tg_optim_defaults(enum tg_optim_kind kind);
+
+struct tg_optim;
+
+/*
+ * An optimizer over the entries of `params` (borrowed: it must outlive the
+ * optimizer and keep its entries). State buffers (momentum, Adam's moments; f64,
+ * one per element) are allocated here, once. Entries without requires-grad are
+ * skipped at every step. NULL with TG_ERR_NULL, TG_ERR_VALUE (a config value out
+ * of range, naming it), TG_ERR_NOMEM.
+ */
+struct tg_optim *tg_optim_new(struct tg_params *params, const struct tg_optim_config *cfg);
+/* Frees the optimizer (not the parameters). NULL is a no-op. */
+void tg_optim_free(struct tg_optim *opt);
+/*
+ * One update of every parameter from its gradient times grad_scale (the
+ * document's eta/T is lr = eta, grad_scale = 1/T). Gradients are read, not
+ * zeroed. A parameter whose gradient buffer is absent is skipped. Allocates
+ * nothing. TG_ERR_NULL; TG_ERR_VALUE for a non-finite grad_scale; TG_ERR_STATE
+ * when the map's entries changed since tg_optim_new (nothing is updated).
+ */
+enum tg_status tg_optim_step(struct tg_optim *opt, double grad_scale);
+/* Sets / reads the learning rate (for schedules). TG_ERR_VALUE for lr < 0 or NaN. */
+enum tg_status tg_optim_set_lr(struct tg_optim *opt, double lr);
+double tg_optim_lr(const struct tg_optim *opt);
+/* Number of steps taken (Adam's t). */
+int64_t tg_optim_steps(const struct tg_optim *opt);
+
+/* ======================= learning-rate schedules ======================= */
+
+enum tg_lr_kind {
+    TG_LR_CONSTANT = 0, /* lr = base */
+    TG_LR_STEP = 1,     /* lr = base * gamma^floor(epoch / step_size) */
+    TG_LR_COSINE = 2    /* lr = eta_min + (base - eta_min) (1 + cos(pi epoch / t_max)) / 2 */
+};
+/* A schedule; zero-initialised it is constant. */
+struct tg_lr_schedule {
+    enum tg_lr_kind kind;
+    int step_size;  /* STEP, >= 1 */
+    double gamma;   /* STEP */
+    int t_max;      /* COSINE, >= 1; epochs past t_max follow the same closed form
+                       (PyTorch's CosineAnnealingLR), so the rate rises again */
+    double eta_min; /* COSINE */
+};
+/* The learning rate of 0-based epoch `epoch` (PyTorch's closed forms). NaN for
+ * a NULL schedule, an unknown kind, step_size < 1, t_max < 1 or epoch < 0. */
+double tg_lr_at(const struct tg_lr_schedule *s, double base_lr, int epoch);
+
+/* ======================= the trainer ======================= */
+
+/* The divergence Div(Y, d) between a sample's output Y and its target d. */
+enum tg_loss {
+    TG_LOSS_MSE = 0,  /* (Y - d)^2; one output per sample, y holds d */
+    TG_LOSS_XENT = 1, /* cross-entropy of logits (C) with the class index d in y */
+    TG_LOSS_BCE = 2,  /* binary cross-entropy of one logit with d in [0, 1] */
+    TG_LOSS_HINGE = 3 /* max(0, 1 - d Y) of one score with d = -1 or +1 */
+};
+/* "mse", "xent", "bce", "hinge"; "?" when unknown. */
+const char *tg_loss_name(enum tg_loss loss);
+
+enum tg_train_mode {
+    /* The document's loop literally: one forward and one backward per sample x (in),
+     * gradients accumulating over the T samples of a batch, then one update. */
+    TG_TRAIN_PER_SAMPLE = 0,
+    /* One batched forward X (T, in) per batch, the sum of the T divergences,
+     * one backward, one update: the same gradients, computed faster. */
+    TG_TRAIN_MINIBATCH = 1
+};
+
+/* What the per-epoch callback sees (everything borrowed, valid during the call). */
+struct tg_epoch_info {
+    int epoch;       /* 0-based */
+    double loss;     /* mean divergence over the epoch's samples */
+    double accuracy; /* fraction right (XENT: argmax; BCE: logit > 0 vs d > 0.5;
+                        HINGE: sign); NaN for MSE */
+    double lr;       /* the learning rate used in this epoch */
+    double seconds;  /* wall time of this epoch */
+    double total_seconds;
+    size_t n_params;          /* parameter tensors */
+    const char *const *names; /* (n_params) their names */
+    const double *grad_norms; /* (n_params) L2 norm of grad_scale * accumulated gradient
+                                 of each tensor at the epoch's last update (0 if none) */
+};
+
+/* Why training stopped. */
+enum tg_train_stop {
+    TG_STOP_MAX_EPOCHS = 0,
+    TG_STOP_CONVERGED = 1, /* relative change below tol for `patience` epochs */
+    TG_STOP_TARGET = 2,    /* loss <= target_loss */
+    TG_STOP_CALLBACK = 3   /* on_epoch returned nonzero */
+};
+const char *tg_train_stop_name(enum tg_train_stop s); /* "max_epochs", "converged", ... */
+
+struct tg_train_config {
+    enum tg_loss loss;
+    enum tg_train_mode mode;
+    int64_t batch_size; /* T, samples per update; 0: the whole set (full batch) */
+    bool shuffle;       /* reshuffle the dataset's order before every epoch */
+    uint64_t seed;      /* of the shuffling generator */
+    struct tg_optim_config optim;
+    struct tg_lr_schedule schedule; /* lr of epoch e = tg_lr_at(schedule, optim.lr, e) */
+    int max_epochs;                 /* >= 1 */
+    double tol;                     /* converged when |L_e - L_{e-1}| <= tol |L_{e-1}| ... */
+    int patience;       /* ... for this many consecutive epochs (0 counts as 1); tol 0: off */
+    double target_loss; /* stop when the epoch loss <= target_loss; 0 or less: off */
+    int (*on_epoch)(const struct tg_epoch_info *info, void *ctx); /* NULL: none */
+    void *ctx;
+};
+/* Defaults: MSE, PER_SAMPLE, full batch, no shuffle, seed 0, SGD with lr 0.1,
+ * constant schedule, 1000 epochs, tol 0 (off), patience 1, no target, no callback. */
+struct tg_train_config tg_train_defaults(void);
+
+struct tg_train_result {
+    int epochs;              /* epochs run */
+    double loss;             /* the last epoch's mean loss */
+    double accuracy;         /* the last epoch's accuracy (NaN for MSE) */
+    double seconds;          /* wall time */
+    enum tg_train_stop stop; /* why it stopped */
+};
+
+/*
+ * Trains `model` on `train` (whose order is reshuffled when cfg->shuffle):
+ *   repeat per epoch e: lr = schedule(e); Loss = 0;
+ *     for each batch of T samples: zero the gradients; for each sample (or the
+ *       batch at once): forward, Div, Loss += Div, backward (accumulating);
+ *       update every parameter with grad_scale = 1/T;
+ *   until converged / target / max_epochs / the callback says stop.
+ * One tape, reset per sample (batch) and reused: no allocation per step once
+ * warm. After return each parameter's gradient holds the last batch's
+ * accumulated (unscaled) gradient. The dataset's dtype must be the model's.
+ * result may be NULL. Errors: TG_ERR_NULL, TG_ERR_VALUE (config), TG_ERR_SHAPE
+ * (the model's output does not fit the loss), TG_ERR_NUMERIC (the loss became
+ * NaN or Inf), errors of the model's forward, TG_ERR_NOMEM; parameters keep the
+ * updates made until the failure.
+ */
+enum tg_status tg_train(const struct tg_model *model, struct tg_dataset *train,
+                        const struct tg_train_config *cfg, struct tg_train_result *result);
+
+/*
+ * The building block of tg_train: on tape T (reset here, once per sample in
+ * PER_SAMPLE mode or once in MINIBATCH mode), forward and backward over the
+ * `count` samples at positions start .. start+count-1 of the dataset's order,
+ * adding their gradients into the parameters' gradients (not zeroed here) and
+ * their divergences into *loss_sum, and the number of correct predictions into
+ * *n_correct (both may be NULL; both added to, not set). Errors as tg_train,
+ * and TG_ERR_RANGE for samples outside the dataset.
+ */
+enum tg_status tg_train_accumulate(const struct tg_model *model, struct tg_tape *T,
+                                   const struct tg_dataset *ds, int64_t start, int64_t count,
+                                   enum tg_loss loss, enum tg_train_mode mode, double *loss_sum,
+                                   int64_t *n_correct);
+
+/*
+ * The mean divergence and the accuracy (NaN for MSE) of `model` over `ds`,
+ * in batches of 256 without recording gradients. loss and accuracy may be NULL.
+ * Errors as tg_train (nothing written on failure).
+ */
+enum tg_status tg_evaluate(const struct tg_model *model, const struct tg_dataset *ds,
+                           enum tg_loss loss, double *mean_loss, double *accuracy);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

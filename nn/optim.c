@@ -1,0 +1,238 @@
+/*
+ * nn/optim.c - optimizers (SGD, momentum/Nesterov, Adam, AdamW) and learning-rate
+ * schedules.
+ *
+ * The update rules are PyTorch's (torch.optim.SGD, Adam, AdamW of torch 1.13,
+ * single-tensor path), element by element, so a run can be compared with PyTorch
+ * number for number. The gradient used is grad_scale * grad: the document's
+ * update W -= eta/T grad_W Loss is lr = eta, grad_scale = 1/T, and keeping the
+ * 1/T out of the accumulated gradient lets per-sample and batched training
+ * accumulate identical sums. State (momentum buffer, Adam's first and second
+ * moments) is kept in f64 for f32 parameters too, allocated once in
+ * tg_optim_new, so a step allocates nothing.
+ */
+#include <math.h>
+#include <string.h>
+#include "tapegrad/nn.h"
+
+struct slot {
+    struct tg_tensor *t; /* borrowed from the map */
+    double *s1, *s2;     /* (numel) momentum buffer / Adam's m; Adam's v (NULL if unused) */
+    int64_t steps;       /* updates of this tensor (PyTorch counts per parameter too) */
+};
+
+struct tg_optim {
+    struct tg_params *params;
+    struct tg_optim_config cfg;
+    size_t n;           /* entries in the map at creation */
+    struct slot *slots; /* (n) */
+    int64_t steps;
+};
+
+struct tg_optim_config tg_optim_defaults(enum tg_optim_kind kind)
+{
+    bool adam = kind == TG_OPTIM_ADAM || kind == TG_OPTIM_ADAMW;
+    return (struct tg_optim_config){.kind = kind,
+                                    .lr = adam ? 1e-3 : 1e-2,
+                                    .momentum = 0.9,
+                                    .nesterov = false,
+                                    .beta1 = 0.9,
+                                    .beta2 = 0.999,
+                                    .eps = 1e-8,
+                                    .weight_decay = kind == TG_OPTIM_ADAMW ? 1e-2 : 0.0};
+}
+
+static bool in01(double x)
+{
+    return x >= 0.0 && x < 1.0;
+}
+
+static enum tg_status check_config(const struct tg_optim_config *c)
+{
+    static const char fn[] = "tg_optim_new";
+    if ((int)c->kind < TG_OPTIM_SGD || (int)c->kind > TG_OPTIM_ADAMW)
+        return tg_set_error(TG_ERR_VALUE, "%s: unknown kind %d", fn, (int)c->kind);
+    if (!(c->lr >= 0.0) || !isfinite(c->lr))
+        return tg_set_error(TG_ERR_VALUE, "%s: lr %g must be finite and >= 0", fn, c->lr);
+    if (!(c->weight_decay >= 0.0) || !isfinite(c->weight_decay))
+        return tg_set_error(TG_ERR_VALUE, "%s: weight_decay %g must be finite and >= 0", fn,
+                            c->weight_decay);
+    if (c->kind == TG_OPTIM_MOMENTUM && !in01(c->momentum))
+        return tg_set_error(TG_ERR_VALUE, "%s: momentum %g outside [0, 1)", fn, c->momentum);
+    if (c->kind >= TG_OPTIM_ADAM) {
+        if (!in01(c->beta1) || !in01(c->beta2))
+            return tg_set_error(TG_ERR_VALUE, "%s: betas (%g, %g) outside [0, 1)", fn, c->beta1,
+                                c->beta2);
+        if (!(c->eps > 0.0) || !isfinite(c->eps))
+            return tg_set_error(TG_ERR_VALUE, "%s: eps %g must be > 0", fn, c->eps);
+    }
+    return TG_OK;
+}
+
+void tg_optim_free(struct tg_optim *opt)
+{
+    if (!opt) return;
+    for (size_t i = 0; opt->slots && i < opt->n; i++) {
+        tg_free(opt->slots[i].s1);
+        tg_free(opt->slots[i].s2);
+    }
+    tg_free(opt->slots);
+    tg_free(opt);
+}
+
+/* Zeroed f64 state of n elements, or NULL (error recorded). */
+static double *zeroed(int64_t n)
+{
+    size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(double);
+    double *p = tg_malloc(bytes);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+struct tg_optim *tg_optim_new(struct tg_params *params, const struct tg_optim_config *cfg)
+{
+    if (!params || !cfg) {
+        tg_set_error(TG_ERR_NULL, "tg_optim_new: %s is NULL", params ? "cfg" : "params");
+        return NULL;
+    }
+    if (check_config(cfg)) return NULL;
+    struct tg_optim *o = tg_malloc(sizeof *o);
+    if (!o) return NULL;
+    memset(o, 0, sizeof *o);
+    o->params = params;
+    o->cfg = *cfg;
+    o->n = tg_params_count(params);
+    o->slots = tg_malloc((o->n ? o->n : 1) * sizeof *o->slots);
+    if (!o->slots) goto fail;
+    memset(o->slots, 0, (o->n ? o->n : 1) * sizeof *o->slots);
+    bool need1 = cfg->kind != TG_OPTIM_SGD, need2 = cfg->kind >= TG_OPTIM_ADAM;
+    for (size_t i = 0; i < o->n; i++) {
+        struct slot *s = &o->slots[i];
+        s->t = tg_params_tensor(params, i);
+        int64_t n = tg_tensor_numel(s->t);
+        if (need1 && !(s->s1 = zeroed(n))) goto fail;
+        if (need2 && !(s->s2 = zeroed(n))) goto fail;
+    }
+    return o;
+fail:
+    tg_optim_free(o);
+    return NULL;
+}
+
+/* Typed element access: parameters and gradients are f32 or f64. */
+static inline double get(const void *p, bool f64, int64_t i)
+{
+    return f64 ? ((const double *)p)[i] : (double)((const float *)p)[i];
+}
+static inline void put(void *p, bool f64, int64_t i, double v)
+{
+    if (f64)
+        ((double *)p)[i] = v;
+    else
+        ((float *)p)[i] = (float)v;
+}
+
+/* SGD and momentum, torch.optim.SGD with dampening 0. */
+static void step_sgd(const struct tg_optim *o, struct slot *s, double scale)
+{
+    const struct tg_optim_config *c = &o->cfg;
+    bool f64 = tg_tensor_dtype(s->t) == TG_F64, first = s->steps == 0;
+    void *p = tg_tensor_data(s->t);
+    const void *g = tg_tensor_grad(s->t);
+    for (int64_t i = 0, n = tg_tensor_numel(s->t); i < n; i++) {
+        double w = get(p, f64, i);
+        double d = scale * get(g, f64, i) + c->weight_decay * w; /* L2 folded into g */
+        if (c->kind == TG_OPTIM_MOMENTUM) {
+            double b = first ? d : c->momentum * s->s1[i] + d; /* buf = mu buf + g */
+            s->s1[i] = b;
+            d = c->nesterov ? d + c->momentum * b : b;
+        }
+        put(p, f64, i, w - c->lr * d);
+    }
+}
+
+/* Adam (L2 weight decay in g) and AdamW (decoupled: p *= 1 - lr wd first). */
+static void step_adam(const struct tg_optim *o, struct slot *s, double scale)
+{
+    const struct tg_optim_config *c = &o->cfg;
+    bool f64 = tg_tensor_dtype(s->t) == TG_F64, decoupled = c->kind == TG_OPTIM_ADAMW;
+    double t = (double)(s->steps + 1);
+    double bc1 = 1.0 - pow(c->beta1, t), bc2_sqrt = sqrt(1.0 - pow(c->beta2, t));
+    double step_size = c->lr / bc1;
+    void *p = tg_tensor_data(s->t);
+    const void *g = tg_tensor_grad(s->t);
+    for (int64_t i = 0, n = tg_tensor_numel(s->t); i < n; i++) {
+        double w = get(p, f64, i), d = scale * get(g, f64, i);
+        if (decoupled)
+            w *= 1.0 - c->lr * c->weight_decay;
+        else
+            d += c->weight_decay * w;
+        double m = s->s1[i] = c->beta1 * s->s1[i] + (1.0 - c->beta1) * d;
+        double v = s->s2[i] = c->beta2 * s->s2[i] + (1.0 - c->beta2) * d * d;
+        put(p, f64, i, w - step_size * m / (sqrt(v) / bc2_sqrt + c->eps));
+    }
+}
+
+enum tg_status tg_optim_step(struct tg_optim *opt, double grad_scale)
+{
+    static const char fn[] = "tg_optim_step";
+    if (!opt) return tg_set_error(TG_ERR_NULL, "%s: opt is NULL", fn);
+    if (!isfinite(grad_scale))
+        return tg_set_error(TG_ERR_VALUE, "%s: grad_scale %g is not finite", fn, grad_scale);
+    if (tg_params_count(opt->params) != opt->n)
+        return tg_set_error(TG_ERR_STATE, "%s: the map has %zu entries, %zu at creation", fn,
+                            tg_params_count(opt->params), opt->n);
+    for (size_t i = 0; i < opt->n; i++)
+        if (tg_params_tensor(opt->params, i) != opt->slots[i].t)
+            return tg_set_error(TG_ERR_STATE, "%s: entry %zu (%s) changed since creation", fn, i,
+                                tg_params_name(opt->params, i));
+    for (size_t i = 0; i < opt->n; i++) {
+        struct slot *s = &opt->slots[i];
+        if (!tg_tensor_requires_grad(s->t) || !tg_tensor_grad(s->t)) continue;
+        if (opt->cfg.kind >= TG_OPTIM_ADAM)
+            step_adam(opt, s, grad_scale);
+        else
+            step_sgd(opt, s, grad_scale);
+        s->steps++;
+    }
+    opt->steps++;
+    return TG_OK;
+}
+
+enum tg_status tg_optim_set_lr(struct tg_optim *opt, double lr)
+{
+    if (!opt) return tg_set_error(TG_ERR_NULL, "tg_optim_set_lr: opt is NULL");
+    if (!(lr >= 0.0) || !isfinite(lr))
+        return tg_set_error(TG_ERR_VALUE, "tg_optim_set_lr: lr %g must be finite and >= 0", lr);
+    opt->cfg.lr = lr;
+    return TG_OK;
+}
+
+double tg_optim_lr(const struct tg_optim *opt)
+{
+    return opt ? opt->cfg.lr : NAN;
+}
+
+int64_t tg_optim_steps(const struct tg_optim *opt)
+{
+    return opt ? opt->steps : 0;
+}
+
+/* ---- schedules (the closed forms of torch.optim.lr_scheduler) ---- */
+
+double tg_lr_at(const struct tg_lr_schedule *s, double base_lr, int epoch)
+{
+    if (!s || epoch < 0) return NAN;
+    switch (s->kind) {
+    case TG_LR_CONSTANT:
+        return base_lr;
+    case TG_LR_STEP:
+        if (s->step_size < 1) return NAN;
+        return base_lr * pow(s->gamma, (double)(epoch / s->step_size));
+    case TG_LR_COSINE:
+        if (s->t_max < 1) return NAN;
+        return s->eta_min +
+               (base_lr - s->eta_min) * (1.0 + cos(M_PI * epoch / (double)s->t_max)) / 2.0;
+    }
+    return NAN;
+}
