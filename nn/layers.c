@@ -206,6 +206,23 @@ fail:
     return NULL;
 }
 
+/* The fused linear op's activation for act, or -1 when tg_linear has none. */
+static int fused_act(enum tg_nn_act act)
+{
+    switch (act) {
+    case TG_ACT_NONE:
+        return TG_LINEAR_NONE;
+    case TG_ACT_RELU:
+        return TG_LINEAR_RELU;
+    case TG_ACT_TANH:
+        return TG_LINEAR_TANH;
+    case TG_ACT_SIGMOID:
+        return TG_LINEAR_SIGMOID;
+    default:
+        return -1;
+    }
+}
+
 struct tg_tensor *tg_nn_mlp_forward(struct tg_nn_mlp *mlp, struct tg_tape *T, struct tg_tensor *x)
 {
     if (!mlp || !T || !x) {
@@ -214,9 +231,15 @@ struct tg_tensor *tg_nn_mlp_forward(struct tg_nn_mlp *mlp, struct tg_tape *T, st
     }
     struct tg_tensor *y = x; /* y_0 = x */
     for (int k = 0; k < mlp->n_layers && y; k++) {
+        enum tg_nn_act act = tg_nn_mlp_act(mlp, k);
+        int fused = fused_act(act);
+        if (fused >= 0) { /* y_k = f_k(W_k y_{k-1} + b_k) as one op, for speed */
+            y = tg_linear(T, y, mlp->W[k], mlp->b[k], (enum tg_linear_act)fused);
+            continue;
+        }
         struct tg_tensor *z =
-            tg_nn_linear(T, y, mlp->W[k], mlp->b[k]);    /* z_k = W_k y_{k-1} + b_k */
-        y = tg_nn_activate(T, z, tg_nn_mlp_act(mlp, k)); /* y_k = f_k(z_k) */
+            tg_nn_linear(T, y, mlp->W[k], mlp->b[k]); /* z_k = W_k y_{k-1} + b_k */
+        y = tg_nn_activate(T, z, act);                /* y_k = f_k(z_k) */
     }
     return y;
 }
