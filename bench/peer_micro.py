@@ -7,7 +7,7 @@ that adds its vector-Jacobian product into the inputs' gradients. Backward sorts
 graph topologically (iteratively, so the 30,000-node chain of W4 does not hit the
 recursion limit) and runs the closures in reverse.
 
-    peer_micro.py w3 [--steps N]   two-moons MLP 2-16-16-1, timed per SGD step
+    peer_micro.py w3 [--steps N] [--warmup N]   two-moons MLP 2-16-16-1, per SGD step
     peer_micro.py w4 [--reps N]    x <- tanh(x*1.0001 + 0.0001), 10,000 times, backward
 
 Prints one line per result, like peer_torch.py:
@@ -167,14 +167,17 @@ def report(workload, samples, **extra):
     print(" ".join(fields), flush=True)
 
 
-def run_w3(steps):
-    """SVM max-margin loss + 1e-4 L2, SGD lr = 1.0 - 0.9 k / 100, one sample per step."""
+def run_w3(steps, warmup):
+    """SVM max-margin loss + 1e-4 L2, SGD lr = 1.0 - 0.9 k / 100, one sample per step.
+
+    The first steps are faster than the steady state (Python's cyclic garbage collector
+    has less to scan), so `warmup` steps train untimed before `steps` timed ones."""
     rng = random.Random(1337)
     xs, ys = make_moons(100, 0.1, rng)
     model = MLP([2, 16, 16, 1], rng)
     params = model.parameters()
     samples, nodes = [], 0
-    for k in range(steps):
+    for k in range(warmup + steps):
         t0 = time.perf_counter()
         Value.created = 0
         scores = [model([Value(a), Value(b)]) for a, b in xs]
@@ -188,7 +191,8 @@ def run_w3(steps):
         lr = 1.0 - 0.9 * k / 100
         for p in params:
             p.data -= lr * p.grad
-        samples.append((time.perf_counter() - t0) * 1e3)
+        if k >= warmup:
+            samples.append((time.perf_counter() - t0) * 1e3)
         acc = sum((s.data > 0) == (y > 0) for y, s in zip(ys, scores)) / len(ys)
     med = median(samples)
     report("w3", samples, n_nodes=nodes, ns_per_node=f"{med * 1e6 / nodes:.1f}",
@@ -214,7 +218,8 @@ def run_w4(reps, iters=10000):
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("workload", choices=["w3", "w4"])
-    p.add_argument("--steps", type=int, default=100, help="w3: SGD steps")
+    p.add_argument("--steps", type=int, default=100, help="w3: timed SGD steps")
+    p.add_argument("--warmup", type=int, default=0, help="w3: untimed SGD steps first")
     p.add_argument("--reps", type=int, default=5, help="w4: timed chains")
     a = p.parse_args()
-    run_w3(a.steps) if a.workload == "w3" else run_w4(a.reps)
+    run_w3(a.steps, a.warmup) if a.workload == "w3" else run_w4(a.reps)
