@@ -1,0 +1,63 @@
+/*
+ * bench/bench-util.h - timing helpers shared by the benchmark programs.
+ *
+ * Each benchmark program times `reps` repetitions of its workload and prints one
+ * machine-readable line that bench/run parses:
+ *     <TAG> workload=<w> reps=<n> median_ms=<m> ... samples_ms=<a>,<b>,...
+ * The samples are printed so that bench/run can pool them over several rounds
+ * and take one median of everything. Header-only: static functions, no state.
+ */
+#ifndef TG_BENCH_UTIL_H
+#define TG_BENCH_UTIL_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Monotonic wall clock in milliseconds. */
+static inline double bench_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
+static inline int bench_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of n > 0 samples; sorts a copy, `v` is left as it was. */
+static inline double bench_median(const double *v, int n)
+{
+    double *s = malloc((size_t)n * sizeof *s);
+    if (!s) return v[0];
+    memcpy(s, v, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, bench_cmp_double);
+    double m = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+    free(s);
+    return m;
+}
+
+/* The value of option `--name N` in argv, or `def` when absent or not a number > 0. */
+static inline int bench_int_opt(int argc, char **argv, const char *name, int def)
+{
+    for (int i = 1; i + 1 < argc; i++)
+        if (strcmp(argv[i], name) == 0) {
+            int v = atoi(argv[i + 1]);
+            return v > 0 ? v : def;
+        }
+    return def;
+}
+
+/* Prints " samples_ms=a,b,..." and the end of the line. */
+static inline void bench_print_samples(const double *v, int n)
+{
+    printf(" samples_ms=");
+    for (int i = 0; i < n; i++) printf("%s%.4f", i ? "," : "", v[i]);
+    printf("\n");
+}
+
+#endif
