@@ -1,0 +1,117 @@
+/*
+ * bench/w1_mlp.c - W1, a tensor MLP training step: 784-512-512-10, ReLU hidden,
+ * softmax cross-entropy (mean over the batch), f32, batch 128, plain SGD lr 0.01.
+ * Inputs uniform [0, 1), labels uniform 0..9, a fixed pool of 60 batches cycled.
+ *
+ * One step = tape reset, the batch copied onto the tape, forward (three fused
+ * linear ops), loss, zero-grad, backward, SGD update: what a training loop does.
+ * Prints the median step time, every sample, and the memory figures of issue 6:
+ *   model_mib   parameters + gradients + one step's tape (values, gradients, op data)
+ *   rss_base_mib the process before the model exists (libraries, the data pool)
+ *   rss_peak_mib the peak resident size (VmHWM) after all steps
+ *   rss_model_mib = peak - base, which must stay <= 1.5 * model_mib + 20 (mem_ok=1)
+ *   mallocs_steady  allocations during the last 50 steps (must be 0)
+ * OpenBLAS threads come from OPENBLAS_NUM_THREADS (bench/run sets it).
+ * Usage: w1_mlp [--reps N] [--warmup N] [--threads T]
+ */
+#include <stdlib.h>
+#include <tapegrad/tapegrad.h>
+#include "bench-util.h"
+
+enum { BATCH = 128, POOL = 60, N_IN = 784, N_OUT = 10 };
+
+static long n_malloc;
+static void *count_malloc(size_t n, void *c)
+{
+    n_malloc++;
+    return malloc(n);
+}
+static void *count_realloc(void *p, size_t n, void *c)
+{
+    n_malloc++;
+    return realloc(p, n);
+}
+static void count_free(void *p, void *c)
+{
+    free(p);
+}
+
+/* A field of /proc/self/status in MiB ("VmRSS", "VmHWM"); -1 when unreadable. */
+static double status_mib(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double v = -1;
+    size_t n = strlen(field);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, field, n) && line[n] == ':') v = atof(line + n + 1) / 1024.0;
+    if (f) fclose(f);
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    int reps = bench_int_opt(argc, argv, "--reps", 200);
+    int warmup = bench_int_opt(argc, argv, "--warmup", 20);
+    struct tg_allocator counting = {count_malloc, count_realloc, count_free, NULL};
+    tg_set_allocator(&counting);
+    struct tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    float *X = malloc(sizeof *X * (size_t)BATCH * N_IN * POOL); /* (POOL*BATCH, 784) */
+    int64_t *Y = malloc(sizeof *Y * (size_t)BATCH * POOL);      /* (POOL*BATCH) */
+    double *t = malloc(sizeof *t * (size_t)reps);
+    if (!X || !Y || !t) return 1;
+    for (size_t i = 0; i < (size_t)BATCH * N_IN * POOL; i++) X[i] = (float)tg_rng_uniform(&rng);
+    for (size_t i = 0; i < (size_t)BATCH * POOL; i++) Y[i] = (int64_t)tg_rng_below(&rng, N_OUT);
+    double rss_base = status_mib("VmRSS");
+
+    int64_t sizes[4] = {N_IN, 512, 512, N_OUT};
+    struct tg_nn_mlp *mlp =
+        tg_nn_mlp_new(sizes, 4, TG_ACT_RELU, TG_ACT_NONE, TG_F32, TG_INIT_HE_UNIFORM, &rng);
+    struct tg_params *params = tg_nn_mlp_params(mlp);
+    struct tg_optim_config oc = tg_optim_defaults(TG_OPTIM_SGD);
+    oc.lr = 0.01;
+    struct tg_optim *opt = tg_optim_new(params, &oc);
+    struct tg_tape *T = tg_tape_new();
+    if (!mlp || !opt || !T) {
+        fprintf(stderr, "w1_mlp: setup failed: %s\n", tg_last_error());
+        return 1;
+    }
+    long mallocs_before = 0;
+    double loss = 0;
+    for (int i = -warmup; i < reps; i++) {
+        if (i == reps - 50) mallocs_before = n_malloc;
+        int b = (i + warmup) % POOL;
+        double t0 = bench_now_ms();
+        tg_tape_reset(T);
+        struct tg_tensor *x =
+            tg_tape_constant(T, TG_F32, 2, (int64_t[]){BATCH, N_IN}, X + (size_t)b * BATCH * N_IN);
+        struct tg_tensor *logits = tg_nn_mlp_forward(mlp, T, x);
+        struct tg_tensor *l =
+            tg_cross_entropy_idx(T, logits, Y + (size_t)b * BATCH, BATCH, TG_REDUCE_MEAN);
+        tg_params_zero_grad(params);
+        if (!l || tg_backward(l, NULL) || tg_optim_step(opt, 1.0)) {
+            fprintf(stderr, "w1_mlp: %s\n", tg_last_error());
+            return 1;
+        }
+        if (i >= 0) t[i] = bench_now_ms() - t0;
+        loss = tg_item(l);
+    }
+    struct tg_tape_stats st;
+    tg_tape_stats(T, &st);
+    double params_mib = (double)tg_params_numel(params) * 4 / (1 << 20);
+    double model_mib = 2 * params_mib + (double)st.bytes_high_water / (1 << 20);
+    double peak = status_mib("VmHWM"), rss_model = peak - rss_base;
+    printf("TG workload=w1 reps=%d median_ms=%.4f loss=%.4f model_mib=%.2f rss_base_mib=%.1f "
+           "rss_peak_mib=%.1f rss_model_mib=%.1f mem_ok=%d mallocs_steady=%ld",
+           reps, bench_median(t, reps), loss, model_mib, rss_base, peak, rss_model,
+           rss_model <= 1.5 * model_mib + 20, n_malloc - mallocs_before);
+    bench_print_samples(t, reps);
+    tg_optim_free(opt);
+    tg_nn_mlp_free(mlp);
+    tg_tape_free(T);
+    free(X);
+    free(Y);
+    free(t);
+    return 0;
+}

@@ -1,0 +1,61 @@
+/*
+ * bench/w5_small.c - W5, a small-model step where framework overhead dominates:
+ * MLP 32-64-64-1, tanh hidden, MSE, f32, batch 16, plain SGD lr 0.01.
+ * Inputs and targets uniform [-1, 1), a fixed pool of 64 batches cycled.
+ * One step = tape reset, batch onto the tape, forward, loss, zero-grad, backward,
+ * SGD update. Prints the median step time and every sample.
+ * Usage: w5_small [--reps N] [--warmup N] [--threads T]
+ */
+#include <tapegrad/tapegrad.h>
+#include "bench-util.h"
+
+enum { BATCH = 16, POOL = 64, N_IN = 32 };
+
+int main(int argc, char **argv)
+{
+    int reps = bench_int_opt(argc, argv, "--reps", 2000);
+    int warmup = bench_int_opt(argc, argv, "--warmup", 100);
+    struct tg_rng rng;
+    tg_rng_seed(&rng, 5);
+    static float X[POOL][BATCH * N_IN], Y[POOL][BATCH]; /* (BATCH, 32), (BATCH, 1) */
+    for (int b = 0; b < POOL; b++) {
+        for (int i = 0; i < BATCH * N_IN; i++) X[b][i] = (float)(2 * tg_rng_uniform(&rng) - 1);
+        for (int i = 0; i < BATCH; i++) Y[b][i] = (float)(2 * tg_rng_uniform(&rng) - 1);
+    }
+    int64_t sizes[4] = {N_IN, 64, 64, 1};
+    struct tg_nn_mlp *mlp =
+        tg_nn_mlp_new(sizes, 4, TG_ACT_TANH, TG_ACT_NONE, TG_F32, TG_INIT_XAVIER_UNIFORM, &rng);
+    struct tg_params *params = tg_nn_mlp_params(mlp);
+    struct tg_optim_config oc = tg_optim_defaults(TG_OPTIM_SGD);
+    oc.lr = 0.01;
+    struct tg_optim *opt = tg_optim_new(params, &oc);
+    struct tg_tape *T = tg_tape_new();
+    double *t = malloc(sizeof *t * (size_t)reps);
+    if (!mlp || !opt || !T || !t) {
+        fprintf(stderr, "w5_small: setup failed: %s\n", tg_last_error());
+        return 1;
+    }
+    double loss = 0;
+    for (int i = -warmup; i < reps; i++) {
+        int b = (i + warmup) % POOL;
+        double t0 = bench_now_ms();
+        tg_tape_reset(T);
+        struct tg_tensor *x = tg_tape_constant(T, TG_F32, 2, (int64_t[]){BATCH, N_IN}, X[b]);
+        struct tg_tensor *y = tg_tape_constant(T, TG_F32, 2, (int64_t[]){BATCH, 1}, Y[b]);
+        struct tg_tensor *l = tg_mse(T, tg_nn_mlp_forward(mlp, T, x), y, TG_REDUCE_MEAN);
+        tg_params_zero_grad(params);
+        if (!l || tg_backward(l, NULL) || tg_optim_step(opt, 1.0)) {
+            fprintf(stderr, "w5_small: %s\n", tg_last_error());
+            return 1;
+        }
+        if (i >= 0) t[i] = bench_now_ms() - t0;
+        loss = tg_item(l);
+    }
+    printf("TG workload=w5 reps=%d median_ms=%.5f loss=%.5f", reps, bench_median(t, reps), loss);
+    bench_print_samples(t, reps);
+    tg_optim_free(opt);
+    tg_nn_mlp_free(mlp);
+    tg_tape_free(T);
+    free(t);
+    return 0;
+}
