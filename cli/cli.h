@@ -14,5 +14,9 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 int tg_cli_explain(int argc, char **argv);
 /* `tapegrad gradcheck [--op NAME] [--repeats N] [--seed N]` */
 int tg_cli_gradcheck(int argc, char **argv);
+/* `tapegrad train DATA [options]` (cli/train.c) */
+int tg_cli_train(int argc, char **argv);
+/* `tapegrad eval MODEL DATA [--target COL]` (cli/eval.c) */
+int tg_cli_eval(int argc, char **argv);
 
 #endif

@@ -15,6 +15,8 @@ static const struct command {
 } commands[] = {
     {"explain", tg_cli_explain, "value, gradients and chain-rule trace of an expression"},
     {"gradcheck", tg_cli_gradcheck, "gradient-check every op of the table, as a table"},
+    {"train", tg_cli_train, "train an MLP on a CSV file or IDX data"},
+    {"eval", tg_cli_eval, "loss, accuracy and confusion matrix of a saved model"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

@@ -1,0 +1,120 @@
+/*
+ * cli/mlpio.h - what `tapegrad train` and `tapegrad eval` share: reading the
+ * DATA argument (a CSV file, an IDX pair IMAGES,LABELS or an MNIST-style
+ * folder), the input normalization, the checks on class labels, the model file
+ * (an MLP's parameters plus the metadata that rebuilds it) and small parsers.
+ *
+ * Every function that can fail prints one line "PROG: problem" on stderr and
+ * returns a CLI_* exit status (cli.h); success is CLI_OK.
+ */
+#ifndef TG_CLI_MLPIO_H
+#define TG_CLI_MLPIO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <tapegrad/tapegrad.h>
+
+/* The most dense layers a model file may describe. */
+#define MLP_MAX_LAYERS 32
+
+/* ---- parsers of option values (0 on success, -1 otherwise) ---- */
+
+/* A decimal integer in [lo, hi], the whole string. */
+int mlp_parse_long(const char *s, long lo, long hi, long *out);
+/* A finite number > 0, the whole string. */
+int mlp_parse_positive(const char *s, double *out);
+/* "256,128" into sizes[0..*n-1] (each 1..1000000, at most max entries); "none" or
+ * "" is no entry. */
+int mlp_parse_sizes(const char *s, int64_t *sizes, int max, int *n);
+
+/* ---- data ---- */
+
+enum mlp_data_kind { MLP_DATA_CSV = 0, MLP_DATA_IDX = 1 };
+
+/* What DATA named. A folder gives `train` (train-*) and `test` (t10k-*), each only
+ * when asked for; the other forms give `train` only (whatever it is used for). */
+struct mlp_data {
+    enum mlp_data_kind kind;
+    struct tg_dataset *train, *test; /* owned; NULL when not loaded */
+};
+
+/*
+ * Loads DATA `spec` (raw values, no normalization) as f32:
+ *   - a folder holding train-images-idx3-ubyte, train-labels-idx1-ubyte,
+ *     t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each possibly ".gz", "-"
+ *     or "." before "idx"): the train pair when want_train, the t10k pair when
+ *     want_test;
+ *   - an existing file: CSV with a header row, target column `target` (a name, or
+ *     an integer index, negative from the end; NULL: the last column);
+ *   - "IMAGES,LABELS": an IDX pair.
+ * --target with IDX data is a usage error. Free with mlp_data_free.
+ */
+int mlp_data_load(const char *prog, const char *spec, const char *target, bool want_train,
+                  bool want_test, struct mlp_data *out);
+void mlp_data_free(struct mlp_data *d);
+
+/*
+ * Class labels: every target of ds must be an integer in [0, C). With *C <= 0 on
+ * entry, C becomes max label + 1 (at least 2) and only the integer check applies.
+ */
+int mlp_check_classes(const char *prog, const struct tg_dataset *ds, int64_t *C);
+
+/* ---- normalization of the inputs ---- */
+
+enum mlp_norm_kind { MLP_NORM_NONE = 0, MLP_NORM_STANDARDIZE = 1, MLP_NORM_SCALE = 2 };
+
+struct mlp_norm {
+    enum mlp_norm_kind kind;
+    struct tg_tensor *mean, *std; /* STANDARDIZE: f64 (d), owned */
+    double scale;                 /* SCALE: x * scale */
+};
+
+/* The normalization that training on ds uses: CSV data standardized with its
+ * per-feature mean and std, IDX data divided by its largest absolute value
+ * (255 for bytes; 1 when all are zero). */
+int mlp_norm_fit(const char *prog, const struct tg_dataset *ds, enum mlp_data_kind kind,
+                 struct mlp_norm *n);
+/* Applies n to ds's inputs in place (a feature-count mismatch is an error). */
+int mlp_norm_apply(const char *prog, const struct mlp_norm *n, struct tg_dataset *ds);
+void mlp_norm_free(struct mlp_norm *n);
+
+/* ---- the model file ---- */
+
+/* An MLP with what rebuilds it: sizes, activation, loss, normalization and the
+ * target column it was trained on. */
+struct mlp_model {
+    struct tg_nn_mlp *mlp; /* owned */
+    int64_t sizes[MLP_MAX_LAYERS + 1];
+    int n_sizes;
+    enum tg_nn_act act;
+    enum tg_loss loss;
+    struct mlp_norm norm;
+    char target[256]; /* the --target given to train, "" for the default */
+};
+
+/*
+ * Writes m's parameters to `path` as safetensors with the metadata keys
+ * format=tapegrad-mlp, architecture ("4,64,3"), activation, loss, normalization
+ * ("none", "standardize" with norm_mean and norm_std, or "scale" with norm_scale;
+ * numbers to 17 digits so they read back exactly) and target.
+ */
+int mlp_model_save(const char *prog, struct mlp_model *m, const char *path);
+/* Reads `path` (tg_checkpoint_read), checks the metadata against the tensors and
+ * rebuilds the MLP into *m (free with mlp_model_free). */
+int mlp_model_read(const char *prog, const char *path, struct mlp_model *m);
+void mlp_model_free(struct mlp_model *m);
+
+/* "4-64-3": the layer sizes of m, into buf. */
+char *mlp_arch_str(const struct mlp_model *m, char *buf, size_t size);
+
+/* The predicted class of every sample of ds (argmax of the logits, the first on
+ * ties, as tg_evaluate counts), into pred (n); forward in batches without
+ * gradients. */
+int mlp_predict(const char *prog, struct tg_nn_mlp *mlp, const struct tg_dataset *ds,
+                int64_t *pred);
+
+/* Prints "LABEL loss L  accuracy A% (right/n)" (no accuracy for MSE). */
+void mlp_print_score(const char *label, enum tg_loss loss, double mean_loss, double accuracy,
+                     int64_t n);
+
+#endif
