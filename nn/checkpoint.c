@@ -168,6 +168,8 @@ static enum tg_status parse_entry(const char *fn, struct ck_file *f, struct ck_e
                                   const cJSON *j)
 {
     e->name = j->string;
+    if (!e->name[0]) /* a map cannot hold it (tg_params_add) */
+        return bad(fn, f, e->name, "the tensor name is empty");
     if (!cJSON_IsObject(j)) return bad(fn, f, e->name, "the entry is not a JSON object");
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(j, "dtype");
     if (!cJSON_IsString(dt)) return bad(fn, f, e->name, "\"dtype\" is missing or not a string");
