@@ -125,6 +125,9 @@ void tg__format_index(char *buf, size_t size, int rank, const int64_t *shape, in
 /* Whether node t's gradient belongs to its tape's latest backward sweep. */
 bool tg__node_grad_current(const struct tg_tensor *t);
 /* Checks that t may be an input of an op on T (for ops that validate early). */
+/* Whether t is a tape tensor recorded before its tape's last reset (its memory
+ * has been handed out again). False for leaves. */
+bool tg__is_stale(const struct tg_tensor *t);
 enum tg_status tg__check_input(struct tg_tape *T, const char *fn, const struct tg_tensor *t);
 
 #endif

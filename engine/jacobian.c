@@ -173,6 +173,9 @@ enum tg_status tg_jacobian_classify(const double *J, int64_t rows, int64_t cols,
     if (rows < 0 || cols < 0)
         return tg__fail(TG_ERR_RANGE, "tg_jacobian_classify: negative size %lld x %lld",
                         (long long)rows, (long long)cols);
+    if (cols && rows > INT64_MAX / cols) /* J cannot hold rows * cols numbers */
+        return tg__fail(TG_ERR_RANGE, "tg_jacobian_classify: size %lld x %lld overflows",
+                        (long long)rows, (long long)cols);
     if (!J && rows && cols) return tg__fail(TG_ERR_NULL, "tg_jacobian_classify: J is NULL");
     memset(info, 0, sizeof *info);
     info->rows = rows;

@@ -231,6 +231,11 @@ static enum tg_status node_buffers(struct tg_tape *T, struct tg_tensor *n, const
     return n->data ? TG_OK : tg_last_status();
 }
 
+bool tg__is_stale(const struct tg_tensor *t)
+{
+    return t->kind != TG_KIND_LEAF && t->epoch != t->tape->epoch;
+}
+
 enum tg_status tg__check_input(struct tg_tape *T, const char *fn, const struct tg_tensor *t)
 {
     if (t->kind == TG_KIND_LEAF) return TG_OK;

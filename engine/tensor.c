@@ -234,6 +234,11 @@ struct tg_tensor *tg_tensor_to(const struct tg_tensor *t, enum tg_dtype dt)
         tg__null_input("tg_tensor_to", "t");
         return NULL;
     }
+    if (tg__is_stale(t)) {
+        /* its values were in tape memory that the reset handed out again */
+        tg__fail(TG_ERR_STALE, "tg_tensor_to: t was recorded before its tape was reset");
+        return NULL;
+    }
     struct tg_tensor *c = leaf_new("tg_tensor_to", dt, t->rank, t->shape);
     if (!c) return NULL;
     if (dt == t->dtype)
@@ -248,6 +253,10 @@ struct tg_tensor *tg_tensor_copy(const struct tg_tensor *t)
 {
     if (!t) {
         tg__null_input("tg_tensor_copy", "t");
+        return NULL;
+    }
+    if (tg__is_stale(t)) {
+        tg__fail(TG_ERR_STALE, "tg_tensor_copy: t was recorded before its tape was reset");
         return NULL;
     }
     return tg_tensor_to(t, (enum tg_dtype)t->dtype);

@@ -13,6 +13,8 @@
  * cJSON allocates with its own hooks (malloc): cJSON_InitHooks is process-wide and
  * would change the behaviour of a user's own cJSON calls, so it is left alone.
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -166,6 +168,8 @@ static enum tg_status parse_entry(const char *fn, struct ck_file *f, struct ck_e
                                   const cJSON *j)
 {
     e->name = j->string;
+    if (!e->name[0]) /* a map cannot hold it (tg_params_add) */
+        return bad(fn, f, e->name, "the tensor name is empty");
     if (!cJSON_IsObject(j)) return bad(fn, f, e->name, "the entry is not a JSON object");
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(j, "dtype");
     if (!cJSON_IsString(dt)) return bad(fn, f, e->name, "\"dtype\" is missing or not a string");
@@ -272,11 +276,10 @@ static enum tg_status check_tiling(const char *fn, struct ck_file *f)
     return TG_OK;
 }
 
-/* Reads and fully validates f->path. On failure f holds what was allocated so far
- * (ck_close frees it). */
-static enum tg_status ck_open(const char *fn, struct ck_file *f)
+/* Fully validates the bytes f->buf (f->size). On failure f holds what was
+ * allocated so far (ck_close frees it). */
+static enum tg_status ck_parse(const char *fn, struct ck_file *f)
 {
-    if (read_whole(fn, f)) return tg_last_status();
     if (f->size < 8)
         return tg_set_error(TG_ERR_FORMAT,
                             "%s: %s: file is %zu bytes, shorter than the 8-byte "
@@ -306,6 +309,13 @@ static enum tg_status ck_open(const char *fn, struct ck_file *f)
     f->data_size = f->size - 8 - (size_t)hlen;
     if (parse_entries(fn, f)) return tg_last_status();
     return check_tiling(fn, f);
+}
+
+/* Reads and fully validates f->path. */
+static enum tg_status ck_open(const char *fn, struct ck_file *f)
+{
+    if (read_whole(fn, f)) return tg_last_status();
+    return ck_parse(fn, f);
 }
 
 /* Copies e's bytes into t's buffer, converting from little-endian if needed. */
@@ -431,6 +441,27 @@ struct tg_params *tg_checkpoint_read(const char *path)
     struct ck_file f = {.path = path};
     struct tg_params *p = NULL;
     if (!ck_open(fn, &f) && (p = tg_params_new()) && read_into(fn, &f, p)) {
+        tg_params_free(p);
+        p = NULL;
+    }
+    ck_close(&f);
+    return p;
+}
+
+struct tg_params *tg_checkpoint_read_buffer(const void *buf, size_t size)
+{
+    static const char fn[] = "tg_checkpoint_read_buffer";
+    if (!buf && size) {
+        tg_set_error(TG_ERR_NULL, "%s: buf is NULL", fn);
+        return NULL;
+    }
+    /* ck_file owns its bytes: copy them, so that the parser is the same as for files
+       and the caller's buffer is never written */
+    struct ck_file f = {.path = "<buffer>", .size = size};
+    struct tg_params *p = NULL;
+    if (!(f.buf = tg_malloc(size ? size : 1))) return NULL;
+    if (size) memcpy(f.buf, buf, size);
+    if (!ck_parse(fn, &f) && (p = tg_params_new()) && read_into(fn, &f, p)) {
         tg_params_free(p);
         p = NULL;
     }
@@ -583,5 +614,46 @@ enum tg_status tg_checkpoint_save(const struct tg_params *params, const char *pa
     }
     tg_free(tmp);
     cJSON_free(json);
+    return st;
+}
+
+/* ---- public: removing what interrupted saves left ---- */
+
+/* Whether name is base + ".tmp-" + the 6 characters mkstemp puts in place of XXXXXX. */
+static bool is_temp_of(const char *name, const char *base, size_t blen)
+{
+    if (strncmp(name, base, blen) || strncmp(name + blen, ".tmp-", 5)) return false;
+    const char *x = name + blen + 5;
+    for (int i = 0; i < 6; i++)
+        if (!isalnum((unsigned char)x[i])) return false;
+    return x[6] == '\0';
+}
+
+enum tg_status tg_checkpoint_remove_temps(const char *path, size_t *removed)
+{
+    static const char fn[] = "tg_checkpoint_remove_temps";
+    if (removed) *removed = 0;
+    if (!path) return tg_set_error(TG_ERR_NULL, "%s: path is NULL", fn);
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+    char dir[4096];
+    if (slash && (size_t)(slash - path) >= sizeof dir)
+        return tg_set_error(TG_ERR_IO, "%s: %s: %s", fn, path, strerror(ENAMETOOLONG));
+    snprintf(dir, sizeof dir, "%.*s", slash ? (slash == path ? 1 : (int)(slash - path)) : 1,
+             slash ? path : ".");
+    DIR *d = opendir(dir);
+    if (!d) return tg_set_error(TG_ERR_IO, "%s: %s: %s", fn, dir, strerror(errno));
+    size_t blen = strlen(base), n = 0;
+    enum tg_status st = TG_OK;
+    const struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!is_temp_of(de->d_name, base, blen)) continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+            n++;
+        else if (errno != ENOENT && !st)
+            st = tg_set_error(TG_ERR_IO, "%s: cannot remove %s/%s: %s", fn, dir, de->d_name,
+                              strerror(errno));
+    }
+    closedir(d);
+    if (removed) *removed = n;
     return st;
 }

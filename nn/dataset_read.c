@@ -9,6 +9,7 @@
  * column.
  */
 #include <errno.h>
+#include <float.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
@@ -256,6 +257,7 @@ struct csv {
     const char *fn, *path;
     char *text; /* NUL-terminated */
     char delim;
+    enum tg_dtype dt; /* of the result: an F32 field must fit a float */
     int64_t ncols;
     double *vals; /* (nrows, ncols) */
     int64_t nrows, cap;
@@ -367,6 +369,12 @@ static enum tg_status parse_row(struct csv *c, char *line, int64_t lineno)
                                 "finite number",
                                 c->fn, c->path, (long long)lineno, (long long)cols[j],
                                 (long long)j + 1, f[j]);
+        if (c->dt == TG_F32 && fabs(row[j]) > FLT_MAX)
+            return tg_set_error(TG_ERR_FORMAT,
+                                "%s: %s:%lld:%lld: field %lld \"%.40s\" is too large for F32 "
+                                "(would become infinite)",
+                                c->fn, c->path, (long long)lineno, (long long)cols[j],
+                                (long long)j + 1, f[j]);
     }
     c->nrows++;
     return TG_OK;
@@ -474,7 +482,8 @@ struct tg_dataset *tg_dataset_load_csv(const char *path, const struct tg_csv_opt
 {
     static const char fn[] = "tg_dataset_load_csv";
     struct tg_csv_options o = opt ? *opt : (struct tg_csv_options){.target_index = -1};
-    struct csv c = {.fn = fn, .path = path, .delim = o.delimiter ? o.delimiter : ','};
+    struct csv c = {
+        .fn = fn, .path = path, .delim = o.delimiter ? o.delimiter : ',', .dt = o.dtype};
     struct tg_dataset *ds = NULL;
     int64_t target = 0;
     if (!path)

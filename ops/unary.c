@@ -113,14 +113,16 @@ UNARY_DESC(pow_scalar, POW_SCALAR, "y = x^p", "dx += dy * p x^(p-1)", pow(x, p0)
 UNARY_DESC(leaky_relu, LEAKY_RELU, "y = x > 0 ? x : s x", "dx += dy * (x > 0 ? 1 : s)",
            x > 0 ? x : p0 * x, x > 0 ? 1 : p0)
 
-static struct tg_tensor *with_params(struct tg_tape *T, const struct tg_op_desc *d,
+/* fn: the function the user called, for the message (derived ops such as
+   add_scalar record an affine node). */
+static struct tg_tensor *with_params(struct tg_tape *T, const char *fn, const struct tg_op_desc *d,
                                      struct tg_tensor *x, double p0, double p1)
 {
     if (!isfinite(p0) || !isfinite(p1)) {
         if (x)
-            tg__fail(TG_ERR_VALUE, "%s: parameter is not finite (%g, %g)", d->name, p0, p1);
+            tg__fail(TG_ERR_VALUE, "%s: parameter is not finite (%s %g, %g)", fn, d->name, p0, p1);
         else
-            tg__null_input(d->name, "input 1");
+            tg__null_input(fn, "input 1");
         return NULL;
     }
     union tg_params p = {.f = {p0, p1}};
@@ -129,23 +131,23 @@ static struct tg_tensor *with_params(struct tg_tape *T, const struct tg_op_desc 
 
 struct tg_tensor *tg_affine(struct tg_tape *T, struct tg_tensor *x, double alpha, double beta)
 {
-    return with_params(T, &tg_op_desc_affine, x, alpha, beta);
+    return with_params(T, "affine", &tg_op_desc_affine, x, alpha, beta);
 }
 struct tg_tensor *tg_add_scalar(struct tg_tape *T, struct tg_tensor *x, double c)
 {
-    return with_params(T, &tg_op_desc_affine, x, 1, c);
+    return with_params(T, "add_scalar", &tg_op_desc_affine, x, 1, c);
 }
 struct tg_tensor *tg_sub_scalar(struct tg_tape *T, struct tg_tensor *x, double c)
 {
-    return with_params(T, &tg_op_desc_affine, x, 1, -c);
+    return with_params(T, "sub_scalar", &tg_op_desc_affine, x, 1, -c);
 }
 struct tg_tensor *tg_rsub_scalar(struct tg_tape *T, double c, struct tg_tensor *x)
 {
-    return with_params(T, &tg_op_desc_affine, x, -1, c);
+    return with_params(T, "rsub_scalar", &tg_op_desc_affine, x, -1, c);
 }
 struct tg_tensor *tg_mul_scalar(struct tg_tape *T, struct tg_tensor *x, double c)
 {
-    return with_params(T, &tg_op_desc_affine, x, c, 0);
+    return with_params(T, "mul_scalar", &tg_op_desc_affine, x, c, 0);
 }
 struct tg_tensor *tg_div_scalar(struct tg_tape *T, struct tg_tensor *x, double c)
 {
@@ -153,17 +155,21 @@ struct tg_tensor *tg_div_scalar(struct tg_tape *T, struct tg_tensor *x, double c
         tg__fail(TG_ERR_VALUE, "div_scalar: division by zero");
         return NULL;
     }
-    return with_params(T, &tg_op_desc_affine, x, 1 / c, 0);
+    return with_params(T, "div_scalar", &tg_op_desc_affine, x, 1 / c, 0);
 }
 struct tg_tensor *tg_pow_scalar(struct tg_tape *T, struct tg_tensor *x, double p)
 {
-    return with_params(T, &tg_op_desc_pow_scalar, x, p, 0);
+    return with_params(T, "pow_scalar", &tg_op_desc_pow_scalar, x, p, 0);
 }
 struct tg_tensor *tg_rdiv_scalar(struct tg_tape *T, double c, struct tg_tensor *x)
 {
+    if (!isfinite(c) && x) {
+        tg__fail(TG_ERR_VALUE, "rdiv_scalar: the number is not finite (%g)", c);
+        return NULL;
+    }
     return tg_mul_scalar(T, tg_pow_scalar(T, x, -1), c);
 }
 struct tg_tensor *tg_leaky_relu(struct tg_tape *T, struct tg_tensor *x, double slope)
 {
-    return with_params(T, &tg_op_desc_leaky_relu, x, slope, 0);
+    return with_params(T, "leaky_relu", &tg_op_desc_leaky_relu, x, slope, 0);
 }

@@ -3,9 +3,18 @@
  * pass is made to fail in turn; each failure must come back as TG_ERR_NOMEM,
  * leak nothing (the sanitizer and valgrind runs check that), leave the leaf
  * gradients untouched, and leave the tape usable once memory is back.
+ * The same for checkpoints: a save, load or read that runs out of memory returns
+ * TG_ERR_NOMEM, leaks nothing, and leaves the file on disk and the model as they
+ * were. (cJSON, which builds and parses the header, allocates with plain malloc:
+ * the hook reaches tapegrad's own allocations only; see docs/reliability.md.)
  */
 #include <check.h>
 #include <math.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 #include <tapegrad/tapegrad.h>
 #include "failalloc.h"
 
@@ -88,6 +97,114 @@ START_TEST(test_oom_constructors)
 }
 END_TEST
 
+/* ---- checkpoints ---- */
+
+static char ck_dir[64], ck_path[128];
+
+static struct tg_params *ck_model(double v)
+{
+    struct tg_params *p = tg_params_new();
+    ck_assert_int_eq(tg_params_add_owned(p, "w", tg_tensor_full(TG_F32, 2, (int64_t[]){3, 4}, v)),
+                     TG_OK);
+    ck_assert_int_eq(tg_params_add_owned(p, "b", tg_tensor_full(TG_F64, 1, (int64_t[]){4}, v)),
+                     TG_OK);
+    for (int i = 0; i < 40; i++) { /* enough entries for the name index to grow */
+        char name[16];
+        snprintf(name, sizeof name, "extra.%d", i);
+        ck_assert_int_eq(tg_params_add_owned(p, name, tg_tensor_full(TG_F32, 0, NULL, v)), TG_OK);
+    }
+    ck_assert_int_eq(tg_params_meta_set(p, "v", v > 0 ? "pos" : "neg"), TG_OK);
+    return p;
+}
+
+/* Every element of every entry equals v. */
+static bool ck_all(const struct tg_params *p, double v)
+{
+    if (!p || tg_params_count(p) != 42) return false;
+    for (size_t e = 0; e < tg_params_count(p); e++)
+        for (int64_t i = 0; i < tg_tensor_numel(tg_params_tensor(p, e)); i++)
+            if (tg_tensor_get(tg_params_tensor(p, e), i) != v) return false;
+    return true;
+}
+
+static int ck_entries(void)
+{
+    DIR *d = opendir(ck_dir);
+    int n = 0;
+    const struct dirent *de;
+    while ((de = readdir(d))) n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* Runs op with the n-th allocation failing (sticky or once) for n = 1, 2, ...
+ * until it completes; each failed run must return TG_ERR_NOMEM and pass after(). */
+#define SWEEP(sticky, op, after)                                                                   \
+    do {                                                                                           \
+        bool done_ = false;                                                                        \
+        for (long n = 1; n < 500 && !done_; n++) {                                                 \
+            failalloc_arm(n, sticky);                                                              \
+            enum tg_status st = (op);                                                              \
+            bool failed = failalloc_failures > 0;                                                  \
+            failalloc_disarm();                                                                    \
+            if (!failed) {                                                                         \
+                ck_assert_msg(st == TG_OK, "%s: %s", #op, tg_last_error());                        \
+                done_ = true;                                                                      \
+            } else {                                                                               \
+                ck_assert_msg(st == TG_ERR_NOMEM, "%s, allocation %ld: %s (%s)", #op, n,           \
+                              tg_status_str(st), tg_last_error());                                 \
+                after;                                                                             \
+            }                                                                                      \
+        }                                                                                          \
+        ck_assert_msg(done_, "%s never completed", #op);                                           \
+    } while (0)
+
+static enum tg_status read_status(struct tg_params **out, bool from_buffer, const void *buf,
+                                  size_t size)
+{
+    *out = from_buffer ? tg_checkpoint_read_buffer(buf, size) : tg_checkpoint_read(ck_path);
+    return *out ? TG_OK : tg_last_status();
+}
+
+START_TEST(test_oom_checkpoint)
+{
+    bool sticky = _i == 1;
+    snprintf(ck_dir, sizeof ck_dir, "/tmp/tg-oom-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(ck_dir));
+    snprintf(ck_path, sizeof ck_path, "%s/m.safetensors", ck_dir);
+    struct tg_params *a = ck_model(1.5), *b = ck_model(-2.5), *m = ck_model(0), *r = NULL;
+    ck_assert_int_eq(tg_checkpoint_save(a, ck_path), TG_OK);
+    /* save: the old file stays, no temporary file is left */
+    SWEEP(sticky, tg_checkpoint_save(b, ck_path), {
+        ck_assert_int_eq(ck_entries(), 1);
+        struct tg_params *old = tg_checkpoint_read(ck_path);
+        ck_assert(ck_all(old, 1.5));
+        tg_params_free(old);
+    });
+    /* load: the model is untouched */
+    SWEEP(sticky, tg_checkpoint_load(m, ck_path), ck_assert(ck_all(m, 0)));
+    ck_assert(ck_all(m, -2.5));
+    /* read, from the file and from memory */
+    SWEEP(sticky, read_status(&r, false, NULL, 0), ck_assert_ptr_null(r));
+    ck_assert(ck_all(r, -2.5));
+    size_t size = 0;
+    FILE *fp = fopen(ck_path, "rb");
+    static unsigned char buf[1 << 16];
+    size = fread(buf, 1, sizeof buf, fp);
+    fclose(fp);
+    tg_params_free(r);
+    SWEEP(sticky, read_status(&r, true, buf, size), ck_assert_ptr_null(r));
+    ck_assert(ck_all(r, -2.5));
+    tg_params_free(r);
+    tg_set_allocator(NULL);
+    tg_params_free(a);
+    tg_params_free(b);
+    tg_params_free(m);
+    unlink(ck_path);
+    ck_assert_int_eq(rmdir(ck_dir), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("oom");
@@ -95,6 +212,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_oom_sweep_step);
     tcase_add_test(tc, test_oom_constructors);
+    tcase_add_loop_test(tc, test_oom_checkpoint, 0, 2); /* a single failure, then sticky */
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -24,11 +24,23 @@ extern "C" {
  * The file is written to "path.tmp-XXXXXX" in the same directory, flushed and
  * fsync'ed, then renamed over `path` and the directory fsync'ed: an interrupted
  * save leaves the previous file at `path` intact (and at worst a stray temporary
- * file). The new file takes the mode of the file it replaces, else 0644.
- * Errors: TG_ERR_NULL, TG_ERR_IO (with the path and the system's reason; the
- * temporary file is removed), TG_ERR_NOMEM.
+ * file: see tg_checkpoint_remove_temps). The new file takes the mode of the file it replaces, else
+ * 0644. Errors: TG_ERR_NULL, TG_ERR_IO (with the path and the system's reason; the temporary file
+ * is removed), TG_ERR_NOMEM.
  */
 enum tg_status tg_checkpoint_save(const struct tg_params *params, const char *path);
+
+/*
+ * Removes the temporary files that saves to `path` interrupted by a crash or a
+ * kill left behind ("path.tmp-XXXXXX", six letters or digits; nothing else is
+ * touched) and stores how many in *removed (may be NULL). A save that is killed
+ * cannot clean up after itself, so call this at start-up, when no other process
+ * or thread is saving to the same path (it would remove that save's temporary
+ * file, and that save would then fail with TG_ERR_IO; `path` itself is never
+ * harmed). Errors: TG_ERR_NULL, TG_ERR_IO (the directory cannot be read, or a
+ * file cannot be removed: the others are still removed).
+ */
+enum tg_status tg_checkpoint_remove_temps(const char *path, size_t *removed);
 
 /*
  * Loads `path` into the tensors of `params` (borrowed), which must match the file
@@ -47,6 +59,15 @@ enum tg_status tg_checkpoint_load(struct tg_params *params, const char *path);
  * tg_checkpoint_load, without TG_ERR_MISMATCH). Free it with tg_params_free.
  */
 struct tg_params *tg_checkpoint_read(const char *path);
+
+/*
+ * Like tg_checkpoint_read, from the `size` bytes at `buf` (borrowed, only read;
+ * copied, so it may be freed right after the call). Messages name the file
+ * "<buffer>". NULL with TG_ERR_NULL (buf NULL with size > 0), TG_ERR_FORMAT,
+ * TG_ERR_NOMEM. Used to parse checkpoints received over a network or embedded
+ * in another file, and by the fuzzer.
+ */
+struct tg_params *tg_checkpoint_read_buffer(const void *buf, size_t size);
 
 #ifdef __cplusplus
 }

@@ -59,7 +59,8 @@ struct tg_tensor *tg_idx_read(const char *path, enum tg_dtype dt);
  * A dataset from an IDX images file (n, ...) and an IDX labels file (n): X is the
  * images flattened to (n, d) and multiplied by `scale` (1.0/255 maps bytes to
  * [0, 1]), y the labels. Errors as tg_idx_read, and TG_ERR_MISMATCH when the
- * counts differ or the labels file is not rank 1.
+ * counts differ or the labels file is not rank 1, TG_ERR_SHAPE when they hold no
+ * examples (n == 0).
  */
 struct tg_dataset *tg_dataset_load_idx(const char *images_path, const char *labels_path,
                                        enum tg_dtype dt, double scale);
@@ -81,9 +82,9 @@ struct tg_csv_options {
  * spaces; empty lines are skipped; "\r\n" line ends are accepted; quotes are
  * allowed around header names only. opt NULL means the defaults with the last
  * column as the target. NULL with TG_ERR_IO, TG_ERR_FORMAT (a row with the wrong
- * number of fields or a field that is not a number: the message gives
- * "path:line:column"), TG_ERR_VALUE (no such target column, fewer than 2 columns,
- * no data rows), TG_ERR_NOMEM.
+ * number of fields, a field that is not a finite number, or one too large for
+ * an F32 result: the message gives "path:line:column"), TG_ERR_VALUE (no such target column, fewer
+ * than 2 columns, no data rows), TG_ERR_NOMEM.
  */
 struct tg_dataset *tg_dataset_load_csv(const char *path, const struct tg_csv_options *opt);
 

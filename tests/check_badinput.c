@@ -1,0 +1,585 @@
+/*
+ * tests/check_badinput.c - bad input to every public function, one table row each:
+ * NULL arguments, mismatched shapes, mixed dtypes, ranks above TG_MAX_DIM,
+ * zero-size dimensions, sizes whose element count or byte size would overflow,
+ * indices and axes out of range, NaN and Inf where they matter, and objects in
+ * the wrong state (stale nodes, tape nodes where a leaf is needed).
+ *
+ * Each row runs one call on a fresh fixture and expects a specific status and a
+ * message that names the function (or op) - "the message names what failed" is
+ * part of every contract. Rows run in forked Check tests, so a crash fails only
+ * its own row and names it. Calls that return no status (accessors) are checked
+ * for their documented neutral result (0, NULL, NaN) instead.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <tapegrad/tapegrad.h>
+
+/* What every row may use: a tape, leaves of several shapes and dtypes. */
+struct fx {
+    struct tg_tape *T, *T2;
+    struct tg_tensor *a23, *b23, *c5, *d23, *s, *n0; /* d23: f64; n0: shape (0,3) */
+    struct tg_tensor *node;                          /* a23 + b23 on T */
+    struct tg_tensor *stale;                         /* recorded on T before a reset */
+    struct tg_tensor *lab2;                          /* (2) f32 class labels 0 */
+    struct tg_params *p;                             /* empty */
+    struct tg_dataset *ds;                           /* 4 examples, 2 features */
+    struct tg_rng rng;
+};
+
+static void fx_init(struct fx *f)
+{
+    f->T = tg_tape_new();
+    f->T2 = tg_tape_new();
+    f->a23 = tg_tensor_full(TG_F32, 2, (int64_t[]){2, 3}, 0.5);
+    f->b23 = tg_tensor_full(TG_F32, 2, (int64_t[]){2, 3}, 2.0);
+    f->c5 = tg_tensor_full(TG_F32, 1, (int64_t[]){5}, 1.0);
+    f->d23 = tg_tensor_full(TG_F64, 2, (int64_t[]){2, 3}, 1.0);
+    f->s = tg_scalar(TG_F32, 3.0);
+    f->n0 = tg_tensor_zeros(TG_F32, 2, (int64_t[]){0, 3});
+    tg_tensor_set_requires_grad(f->a23, true);
+    f->stale = tg_mul(f->T, f->a23, f->b23);
+    tg_tape_reset(f->T);
+    f->node = tg_add(f->T, f->a23, f->b23);
+    tg_rng_seed(&f->rng, 1);
+    f->lab2 = tg_tensor_zeros(TG_F32, 1, (int64_t[]){2});
+    f->p = tg_params_new();
+    f->ds = tg_dataset_new(tg_tensor_ones(TG_F32, 2, (int64_t[]){4, 2}),
+                           tg_tensor_zeros(TG_F32, 1, (int64_t[]){4}));
+    ck_assert_ptr_nonnull(f->node);
+    ck_assert_ptr_nonnull(f->ds);
+    tg_clear_error();
+}
+
+static void fx_free(struct fx *f)
+{
+    tg_tape_free(f->T);
+    tg_tape_free(f->T2);
+    tg_tensor_free(f->a23);
+    tg_tensor_free(f->b23);
+    tg_tensor_free(f->c5);
+    tg_tensor_free(f->d23);
+    tg_tensor_free(f->s);
+    tg_tensor_free(f->n0);
+    tg_tensor_free(f->lab2);
+    tg_params_free(f->p);
+    tg_dataset_free(f->ds);
+}
+
+/* The status of a call that returns an object: TG_OK or the recorded failure. */
+#define OBJ(call) ((call) ? TG_OK : tg_last_status())
+/* Runs an accessor that reports through its value: OK when it gives `want`. */
+#define VAL(call, want) ((call) == (want) ? TG_OK : TG_ERR_GRADCHECK)
+
+#define ROW(id, expr)                                                                              \
+    static enum tg_status id(struct fx *f)                                                         \
+    {                                                                                              \
+        (void)f;                                                                                   \
+        return (expr);                                                                             \
+    }
+
+static const int64_t big[2] = {INT64_MAX / 2, 4};        /* numel overflows int64 */
+static const int64_t bytes_ovf[2] = {INT64_MAX / 16, 3}; /* numel fits, bytes do not */
+static const int64_t neg[2] = {2, -3};
+static const int64_t rank9[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
+
+static struct tg_tensor *sq_fn(struct tg_tape *T, struct tg_tensor *const *in, int n, void *c)
+{
+    return tg_mul(T, in[0], in[0]);
+}
+
+/* ---- tensor.h ---- */
+ROW(zeros_rank9, OBJ(tg_tensor_zeros(TG_F32, 9, rank9)))
+ROW(zeros_rank_neg, OBJ(tg_tensor_zeros(TG_F32, -1, rank9)))
+ROW(zeros_shape_null, OBJ(tg_tensor_zeros(TG_F32, 2, NULL)))
+ROW(zeros_neg_dim, OBJ(tg_tensor_zeros(TG_F32, 2, neg)))
+ROW(zeros_numel_ovf, OBJ(tg_tensor_zeros(TG_F64, 2, big)))
+ROW(zeros_bytes_ovf, OBJ(tg_tensor_zeros(TG_F64, 2, bytes_ovf)))
+ROW(zeros_dtype, OBJ(tg_tensor_zeros((enum tg_dtype)7, 1, neg)))
+ROW(ones_rank9, OBJ(tg_tensor_ones(TG_F64, 9, rank9)))
+ROW(full_ovf, OBJ(tg_tensor_full(TG_F32, 2, big, 1.0)))
+ROW(from_null_data, OBJ(tg_tensor_from(TG_F32, 1, (int64_t[]){3}, NULL)))
+ROW(from_f64_null, OBJ(tg_tensor_from_f64(TG_F32, 1, (int64_t[]){3}, NULL)))
+ROW(scalar_dtype, OBJ(tg_scalar((enum tg_dtype) - 1, 1.0)))
+ROW(arange_step0, OBJ(tg_tensor_arange(TG_F32, 0, 1, 0)))
+ROW(arange_nan, OBJ(tg_tensor_arange(TG_F32, 0, NAN, 1)))
+ROW(arange_inf, OBJ(tg_tensor_arange(TG_F64, 0, INFINITY, 1)))
+ROW(arange_huge, OBJ(tg_tensor_arange(TG_F64, 0, 1e300, 1e-300)))
+ROW(uniform_rng_null, OBJ(tg_tensor_uniform(TG_F32, 1, (int64_t[]){3}, NULL, 0, 1)))
+ROW(uniform_nan, OBJ(tg_tensor_uniform(TG_F32, 1, (int64_t[]){3}, &f->rng, NAN, 1)))
+ROW(normal_neg_std, OBJ(tg_tensor_normal(TG_F32, 1, (int64_t[]){3}, &f->rng, 0, -1)))
+ROW(normal_inf, OBJ(tg_tensor_normal(TG_F64, 1, (int64_t[]){3}, &f->rng, INFINITY, 1)))
+ROW(copy_null, OBJ(tg_tensor_copy(NULL)))
+ROW(copy_stale, OBJ(tg_tensor_copy(f->stale)))
+ROW(to_null, OBJ(tg_tensor_to(NULL, TG_F64)))
+ROW(to_dtype, OBJ(tg_tensor_to(f->a23, (enum tg_dtype)5)))
+ROW(set_rg_null, tg_tensor_set_requires_grad(NULL, true))
+ROW(set_rg_node, tg_tensor_set_requires_grad(f->node, false))
+ROW(zero_grad_null, tg_zero_grad(NULL))
+ROW(set_null, tg_tensor_set(NULL, 0, 1.0))
+ROW(set_range, tg_tensor_set(f->a23, 6, 1.0))
+ROW(set_neg_index, tg_tensor_set(f->a23, -1, 1.0))
+ROW(set_node, tg_tensor_set(f->node, 0, 1.0))
+ROW(get_range, VAL(isnan(tg_tensor_get(f->a23, 6)), 1))
+ROW(grad_get_range, VAL(isnan(tg_tensor_grad_get(f->a23, 99)), 1))
+ROW(item_many, VAL(isnan(tg_item(f->a23)), 1))
+ROW(item_null, VAL(isnan(tg_item(NULL)), 1))
+ROW(dim_range, VAL(tg_tensor_dim(f->a23, 5), 0))
+ROW(rank_null, VAL(tg_tensor_rank(NULL), 0))
+ROW(shape_str_null, VAL(tg_shape_str(f->a23, NULL, 10), NULL))
+/* ---- tape.h ---- */
+ROW(pop_unpushed, tg_tape_no_grad_pop(f->T))
+ROW(push_null, tg_tape_no_grad_push(NULL))
+ROW(pop_null, tg_tape_no_grad_pop(NULL))
+ROW(anomaly_null, tg_tape_set_anomaly(NULL, true))
+ROW(constant_null_tape, OBJ(tg_tape_constant(NULL, TG_F32, 0, NULL, (float[]){1})))
+ROW(constant_rank9, OBJ(tg_tape_constant(f->T, TG_F32, 9, rank9, NULL)))
+ROW(constant_ovf, OBJ(tg_tape_constant(f->T, TG_F32, 2, big, NULL)))
+ROW(constant_bytes_ovf, OBJ(tg_tape_constant(f->T, TG_F64, 2, bytes_ovf, NULL)))
+ROW(constant_neg, OBJ(tg_tape_constant(f->T, TG_F32, 2, neg, NULL)))
+ROW(backward_null, tg_backward(NULL, NULL))
+ROW(backward_leaf, tg_backward(f->a23, NULL))
+ROW(backward_nonscalar, tg_backward(f->node, NULL))
+ROW(backward_seed_shape, tg_backward(f->node, f->c5))
+ROW(backward_stale, tg_backward(f->stale, NULL))
+/* ---- ops.h ---- */
+ROW(add_null_tape, OBJ(tg_add(NULL, f->a23, f->b23)))
+ROW(add_null_input, OBJ(tg_add(f->T, f->a23, NULL)))
+ROW(add_shapes, OBJ(tg_add(f->T, f->a23, f->c5)))
+ROW(add_dtypes, OBJ(tg_add(f->T, f->a23, f->d23)))
+ROW(add_stale, OBJ(tg_add(f->T, f->stale, f->a23)))
+ROW(add_other_tape, OBJ(tg_add(f->T2, f->node, f->a23)))
+ROW(sub_shapes, OBJ(tg_sub(f->T, f->c5, f->a23)))
+ROW(mul_dtypes, OBJ(tg_mul(f->T, f->d23, f->a23)))
+ROW(div_shapes, OBJ(tg_div(f->T, f->a23, f->c5)))
+ROW(pow_dtypes, OBJ(tg_pow(f->T, f->a23, f->d23)))
+ROW(maximum_shapes, OBJ(tg_maximum(f->T, f->a23, f->c5)))
+ROW(minimum_null, OBJ(tg_minimum(f->T, NULL, f->a23)))
+ROW(affine_nan, OBJ(tg_affine(f->T, f->a23, NAN, 1)))
+ROW(add_scalar_inf, OBJ(tg_add_scalar(f->T, f->a23, INFINITY)))
+ROW(sub_scalar_nan, OBJ(tg_sub_scalar(f->T, f->a23, NAN)))
+ROW(rsub_scalar_nan, OBJ(tg_rsub_scalar(f->T, NAN, f->a23)))
+ROW(mul_scalar_nan, OBJ(tg_mul_scalar(f->T, f->a23, NAN)))
+ROW(div_scalar_zero, OBJ(tg_div_scalar(f->T, f->a23, 0)))
+ROW(pow_scalar_nan, OBJ(tg_pow_scalar(f->T, f->a23, NAN)))
+ROW(rdiv_scalar_nan, OBJ(tg_rdiv_scalar(f->T, NAN, f->a23)))
+ROW(leaky_nan, OBJ(tg_leaky_relu(f->T, f->a23, NAN)))
+ROW(exp_null, OBJ(tg_exp(f->T, NULL)))
+ROW(log_null_tape, OBJ(tg_log(NULL, f->a23)))
+ROW(sum_stale, OBJ(tg_sum(f->T, f->stale)))
+ROW(mean_empty, OBJ(tg_mean(f->T, f->n0)))
+ROW(op_input_range, VAL(tg_tensor_input(f->node, 2), NULL))
+ROW(op_name_range, VAL(strcmp(tg_op_name((enum tg_op)100000), "?"), 0))
+/* ---- ops_linalg.h ---- */
+ROW(matmul_inner, OBJ(tg_matmul(f->T, f->a23, f->b23)))
+ROW(matmul_dtypes, OBJ(tg_matmul_t(f->T, f->a23, f->d23, false, true)))
+ROW(matmul_scalar, OBJ(tg_matmul(f->T, f->s, f->a23)))
+ROW(matmul_null, OBJ(tg_matmul(f->T, NULL, f->a23)))
+ROW(matmul_backend, tg_matmul_set_backend((enum tg_matmul_backend)42))
+ROW(sum_axes_range, OBJ(tg_sum_axes(f->T, f->a23, (int[]){2}, 1, false)))
+ROW(sum_axes_dup, OBJ(tg_sum_axes(f->T, f->a23, (int[]){1, -1}, 2, false)))
+ROW(sum_axes_null_axes, OBJ(tg_sum_axes(f->T, f->a23, NULL, 1, false)))
+ROW(mean_axes_empty, OBJ(tg_mean_axes(f->T, f->n0, (int[]){0}, 1, false)))
+ROW(max_axes_empty, OBJ(tg_max_axes(f->T, f->n0, (int[]){0}, 1, false)))
+ROW(min_axes_range, OBJ(tg_min_axes(f->T, f->a23, (int[]){-3}, 1, true)))
+ROW(lse_axes_range, OBJ(tg_logsumexp_axes(f->T, f->a23, (int[]){7}, 1, false)))
+ROW(var_axes_nan, OBJ(tg_var_axes(f->T, f->a23, (int[]){1}, 1, NAN, false)))
+ROW(argmax_empty, OBJ(tg_argmax_axes(f->T, f->n0, (int[]){0}, 1, false)))
+ROW(argmin_range, OBJ(tg_argmin_axes(f->T, f->a23, (int[]){3}, 1, false)))
+/* ---- ops_nn.h ---- */
+ROW(softmax_axis, OBJ(tg_softmax(f->T, f->a23, 2)))
+ROW(log_softmax_null, OBJ(tg_log_softmax(f->T, NULL, 0)))
+ROW(mse_shapes, OBJ(tg_mse(f->T, f->a23, f->c5, TG_REDUCE_MEAN)))
+ROW(mse_dtypes, OBJ(tg_mse(f->T, f->a23, f->d23, TG_REDUCE_SUM)))
+ROW(mse_reduction, OBJ(tg_mse(f->T, f->a23, f->b23, (enum tg_reduction)9)))
+ROW(ce_labels_range, OBJ(tg_cross_entropy_idx(f->T, f->a23, (int64_t[]){0, 3}, 2, TG_REDUCE_MEAN)))
+ROW(ce_labels_n, OBJ(tg_cross_entropy_idx(f->T, f->a23, (int64_t[]){0}, 1, TG_REDUCE_MEAN)))
+ROW(ce_labels_null, OBJ(tg_cross_entropy_idx(f->T, f->a23, NULL, 2, TG_REDUCE_MEAN)))
+ROW(ce_labels_shape, OBJ(tg_cross_entropy(f->T, f->a23, f->c5, TG_REDUCE_MEAN)))
+ROW(ce_probs_shape, OBJ(tg_cross_entropy_probs(f->T, f->a23, f->c5, TG_REDUCE_MEAN)))
+ROW(bce_dtypes, OBJ(tg_bce_logits(f->T, f->a23, f->d23, TG_REDUCE_MEAN)))
+ROW(hinge_values, OBJ(tg_hinge(f->T, f->a23, f->b23, TG_REDUCE_MEAN)))
+ROW(margin_nan, OBJ(tg_multi_margin(f->T, f->a23, f->lab2, NAN, TG_REDUCE_MEAN)))
+ROW(l2_null, OBJ(tg_l2_penalty(f->T, NULL)))
+ROW(dropout_p, OBJ(tg_dropout(f->T, f->a23, 1.5, true, &f->rng)))
+ROW(dropout_nan, OBJ(tg_dropout(f->T, f->a23, NAN, true, &f->rng)))
+ROW(dropout_rng_null, OBJ(tg_dropout(f->T, f->a23, 0.5, true, NULL)))
+/* ---- ops_shape.h ---- */
+ROW(reshape_numel, OBJ(tg_reshape(f->T, f->a23, 1, (int64_t[]){5})))
+ROW(reshape_rank9, OBJ(tg_reshape(f->T, f->a23, 9, rank9)))
+ROW(reshape_ovf, OBJ(tg_reshape(f->T, f->a23, 2, big)))
+ROW(reshape_null_shape, OBJ(tg_reshape(f->T, f->a23, 2, NULL)))
+ROW(squeeze_not1, OBJ(tg_squeeze(f->T, f->a23, 0)))
+ROW(squeeze_range, OBJ(tg_squeeze(f->T, f->a23, 4)))
+ROW(squeeze_all_null, OBJ(tg_squeeze_all(f->T, NULL)))
+ROW(unsqueeze_range, OBJ(tg_unsqueeze(f->T, f->a23, 4)))
+ROW(unsqueeze_rank9,
+    OBJ(tg_unsqueeze(f->T, tg_reshape(f->T, f->a23, 8, (int64_t[]){1, 1, 1, 1, 1, 1, 2, 3}), 0)))
+ROW(transpose_range, OBJ(tg_transpose(f->T, f->a23, 0, 2)))
+ROW(permute_dup, OBJ(tg_permute(f->T, f->a23, 2, (int[]){0, 0})))
+ROW(permute_n, OBJ(tg_permute(f->T, f->a23, 3, (int[]){0, 1, 2})))
+ROW(permute_null, OBJ(tg_permute(f->T, f->a23, 2, NULL)))
+ROW(broadcast_bad, OBJ(tg_broadcast_to(f->T, f->a23, 2, (int64_t[]){4, 3})))
+ROW(broadcast_rank9, OBJ(tg_broadcast_to(f->T, f->a23, 9, rank9)))
+ROW(broadcast_ovf, OBJ(tg_broadcast_to(f->T, f->s, 2, big)))
+ROW(slice_step0, OBJ(tg_slice_axis(f->T, f->a23, 1, 0, 3, 0)))
+ROW(slice_axis_range, OBJ(tg_slice_axis(f->T, f->a23, 2, 0, 1, 1)))
+ROW(slice_n, OBJ(tg_slice(f->T, f->a23, 3, (struct tg_slice_spec[3]){{0}})))
+ROW(slice_spec_null, OBJ(tg_slice(f->T, f->a23, 2, NULL)))
+ROW(index_select_range, OBJ(tg_index_select(f->T, f->a23, 1, (int64_t[]){0, 3}, 2)))
+ROW(index_select_neg, OBJ(tg_index_select(f->T, f->a23, 0, (int64_t[]){-3}, 1)))
+ROW(index_select_null, OBJ(tg_index_select(f->T, f->a23, 0, NULL, 1)))
+ROW(index_select_axis, OBJ(tg_index_select(f->T, f->a23, 5, (int64_t[]){0}, 1)))
+ROW(index_select_t_rank, OBJ(tg_index_select_tensor(f->T, f->a23, 0, f->a23)))
+ROW(gather_range, OBJ(tg_gather(f->T, f->a23, 1, 2, (int64_t[]){2, 1}, (int64_t[]){0, 7})))
+ROW(gather_null, OBJ(tg_gather(f->T, f->a23, 1, 2, (int64_t[]){2, 1}, NULL)))
+ROW(gather_t_shape, OBJ(tg_gather_tensor(f->T, f->a23, 1, f->c5)))
+ROW(concat_shapes, OBJ(tg_concat(f->T, 2, (struct tg_tensor *[]){f->a23, f->c5}, 0)))
+ROW(concat_dtypes, OBJ(tg_concat(f->T, 2, (struct tg_tensor *[]){f->a23, f->d23}, 0)))
+ROW(concat_zero, OBJ(tg_concat(f->T, 0, (struct tg_tensor *[]){f->a23}, 0)))
+ROW(concat_null_list, OBJ(tg_concat(f->T, 2, NULL, 0)))
+ROW(concat_axis, OBJ(tg_concat(f->T, 2, (struct tg_tensor *[]){f->a23, f->b23}, 3)))
+ROW(stack_shapes, OBJ(tg_stack(f->T, 2, (struct tg_tensor *[]){f->a23, f->c5}, 0)))
+ROW(stack_null_item, OBJ(tg_stack(f->T, 2, (struct tg_tensor *[]){f->a23, NULL}, 0)))
+/* ---- gradcheck.h, jacobian.h ---- */
+ROW(gradcheck_fn_null, tg_gradcheck(NULL, (struct tg_tensor *[]){f->a23}, 1, NULL, NULL, NULL))
+ROW(gradcheck_inputs_null, tg_gradcheck(sq_fn, NULL, 1, NULL, NULL, NULL))
+ROW(gradcheck_n, tg_gradcheck(sq_fn, (struct tg_tensor *[]){f->a23}, -1, NULL, NULL, NULL))
+ROW(jacobian_null_fn, tg_jacobian(NULL, NULL, f->a23, &(struct tg_tensor *){NULL}, NULL))
+ROW(jacobian_null_input, tg_jacobian(sq_fn, NULL, NULL, &(struct tg_tensor *){NULL}, NULL))
+ROW(vjp_shape, tg_vjp(sq_fn, NULL, f->a23, f->c5, &(struct tg_tensor *){NULL}))
+ROW(vjp_null_out, tg_vjp(sq_fn, NULL, f->a23, f->a23, NULL))
+ROW(classify_null, tg_jacobian_classify(NULL, 2, 2, &(struct tg_jacobian_info){0}))
+ROW(classify_neg, tg_jacobian_classify((double[]){0}, -1, 1, &(struct tg_jacobian_info){0}))
+ROW(classify_ovf, tg_jacobian_classify((double[]){0}, INT64_MAX, 4, &(struct tg_jacobian_info){0}))
+ROW(jac_name_range, VAL(strcmp(tg_jac_structure_name((enum tg_jac_structure)77), "?"), 0))
+/* ---- graph.h, trace.h ---- */
+ROW(dot_null_root, tg_graph_dot(NULL, stdout, NULL))
+ROW(dot_null_out, tg_graph_dot(f->node, NULL, NULL))
+ROW(dot_stale, tg_graph_dot(f->stale, stdout, NULL))
+ROW(trace_null, tg_backward_trace(NULL, NULL, &(struct tg_trace *){NULL}))
+ROW(trace_out_null, tg_backward_trace(tg_sum(f->T, f->node), NULL, NULL))
+ROW(trace_print_null, tg_trace_print(NULL, stdout, NULL))
+ROW(name_of_null, VAL(tg_graph_name_of(NULL, f->a23), NULL))
+/* ---- params.h, checkpoint.h ---- */
+ROW(params_add_null, tg_params_add(NULL, "w", f->a23))
+ROW(params_add_name_null, tg_params_add(f->p, NULL, f->a23))
+ROW(params_add_node, tg_params_add(f->p, "w", f->node))
+ROW(params_add_empty, tg_params_add(f->p, "", f->a23))
+ROW(params_add_reserved, tg_params_add(f->p, "__metadata__", f->a23))
+ROW(params_get_null, OBJ(tg_params_get(NULL, "w")))
+ROW(params_name_range, OBJ(tg_params_name(f->p, 0)))
+ROW(params_tensor_range, OBJ(tg_params_tensor(f->p, 3)))
+ROW(params_zero_grad_null, tg_params_zero_grad(NULL))
+ROW(meta_set_null, tg_params_meta_set(NULL, "k", "v"))
+ROW(meta_set_empty, tg_params_meta_set(f->p, "", "v"))
+ROW(meta_key_range, OBJ(tg_params_meta_key(f->p, 0)))
+ROW(save_null, tg_checkpoint_save(NULL, "/tmp/x"))
+ROW(save_path_null, tg_checkpoint_save(f->p, NULL))
+ROW(save_no_dir, tg_checkpoint_save(f->p, "/nonexistent-dir/x.safetensors"))
+ROW(load_null, tg_checkpoint_load(NULL, "/tmp/x"))
+ROW(load_missing, tg_checkpoint_load(f->p, "/nonexistent-dir/x.safetensors"))
+ROW(read_null, OBJ(tg_checkpoint_read(NULL)))
+ROW(read_buffer_null, OBJ(tg_checkpoint_read_buffer(NULL, 8)))
+ROW(read_buffer_short, OBJ(tg_checkpoint_read_buffer("abc", 3)))
+ROW(remove_temps_null, tg_checkpoint_remove_temps(NULL, NULL))
+ROW(remove_temps_nodir, tg_checkpoint_remove_temps("/nonexistent-dir/x", NULL))
+/* ---- dataset.h ---- */
+ROW(ds_new_null, OBJ(tg_dataset_new(NULL, tg_tensor_zeros(TG_F32, 1, (int64_t[]){2}))))
+ROW(ds_new_shape, OBJ(tg_dataset_new(tg_tensor_zeros(TG_F32, 2, (int64_t[]){2, 3}),
+                                     tg_tensor_zeros(TG_F32, 1, (int64_t[]){3}))))
+ROW(ds_new_dtype, OBJ(tg_dataset_new(tg_tensor_zeros(TG_F32, 2, (int64_t[]){2, 3}),
+                                     tg_tensor_zeros(TG_F64, 1, (int64_t[]){2}))))
+ROW(ds_new_empty, OBJ(tg_dataset_new(tg_tensor_zeros(TG_F32, 2, (int64_t[]){0, 3}),
+                                     tg_tensor_zeros(TG_F32, 1, (int64_t[]){0}))))
+ROW(idx_null, OBJ(tg_idx_read(NULL, TG_F32)))
+ROW(idx_dtype, OBJ(tg_idx_read("/nonexistent", (enum tg_dtype)3)))
+ROW(idx_missing, OBJ(tg_idx_read("/nonexistent-dir/x.idx", TG_F32)))
+ROW(load_idx_null, OBJ(tg_dataset_load_idx(NULL, "/x", TG_F32, 1.0)))
+ROW(csv_null, OBJ(tg_dataset_load_csv(NULL, NULL)))
+ROW(csv_delim, OBJ(tg_dataset_load_csv("/x", &(struct tg_csv_options){.delimiter = '\n'})))
+ROW(csv_missing, OBJ(tg_dataset_load_csv("/nonexistent-dir/x.csv", NULL)))
+ROW(shuffle_null, tg_dataset_shuffle(NULL, &f->rng))
+ROW(batch_count_zero, (tg_dataset_batch_count(f->ds, 0), tg_last_status()))
+ROW(batch_into_range,
+    tg_dataset_batch_into(f->ds, 3, tg_tape_constant(f->T, TG_F32, 2, (int64_t[]){2, 2}, NULL),
+                          f->lab2))
+ROW(batch_range,
+    tg_dataset_batch(f->ds, f->T, 5, 2, &(struct tg_tensor *){NULL}, &(struct tg_tensor *){NULL}))
+ROW(standardize_shape, tg_dataset_standardize(f->ds, f->c5, f->c5))
+ROW(split_fraction,
+    tg_dataset_split(f->ds, 1.5, &(struct tg_dataset *){NULL}, &(struct tg_dataset *){NULL}))
+ROW(split_nan,
+    tg_dataset_split(f->ds, NAN, &(struct tg_dataset *){NULL}, &(struct tg_dataset *){NULL}))
+ROW(batch_into_null, tg_dataset_batch_into(NULL, 0, f->a23, f->c5))
+ROW(batch_null,
+    tg_dataset_batch(NULL, f->T, 0, 1, &(struct tg_tensor *){NULL}, &(struct tg_tensor *){NULL}))
+ROW(stats_null,
+    tg_dataset_feature_stats(NULL, &(struct tg_tensor *){NULL}, &(struct tg_tensor *){NULL}))
+ROW(standardize_null, tg_dataset_standardize(NULL, f->c5, f->c5))
+ROW(split_null,
+    tg_dataset_split(NULL, 0.5, &(struct tg_dataset *){NULL}, &(struct tg_dataset *){NULL}))
+/* ---- status.h ---- */
+ROW(status_str_range, VAL(tg_status_str((enum tg_status)999) != NULL, 1))
+static void *my_malloc(size_t n, void *ctx)
+{
+    return malloc(n);
+}
+ROW(set_allocator_partial, tg_set_allocator(&(struct tg_allocator){my_malloc, NULL, NULL, NULL}))
+
+struct row {
+    enum tg_status (*run)(struct fx *);
+    const char *id;
+    enum tg_status want;
+    const char *names; /* the message must contain this; NULL: the row checks a value */
+};
+#define R(id, want, names)                                                                         \
+    {                                                                                              \
+        id, #id, want, names                                                                       \
+    }
+
+static const struct row rows[] = {
+    R(zeros_rank9, TG_ERR_RANGE, "tg_tensor_zeros"),
+    R(zeros_rank_neg, TG_ERR_RANGE, "tg_tensor_zeros"),
+    R(zeros_shape_null, TG_ERR_NULL, "tg_tensor_zeros"),
+    R(zeros_neg_dim, TG_ERR_RANGE, "tg_tensor_zeros"),
+    R(zeros_numel_ovf, TG_ERR_RANGE, "tg_tensor_zeros"),
+    R(zeros_bytes_ovf, TG_ERR_RANGE, "tg_tensor_zeros"),
+    R(zeros_dtype, TG_ERR_DTYPE, "tg_tensor_zeros"),
+    R(ones_rank9, TG_ERR_RANGE, "tg_tensor_ones"),
+    R(full_ovf, TG_ERR_RANGE, "tg_tensor_full"),
+    R(from_null_data, TG_ERR_NULL, "tg_tensor_from"),
+    R(from_f64_null, TG_ERR_NULL, "tg_tensor_from_f64"),
+    R(scalar_dtype, TG_ERR_DTYPE, "tg_scalar"),
+    R(arange_step0, TG_ERR_VALUE, "tg_tensor_arange"),
+    R(arange_nan, TG_ERR_VALUE, "tg_tensor_arange"),
+    R(arange_inf, TG_ERR_VALUE, "tg_tensor_arange"),
+    R(arange_huge, TG_ERR_RANGE, "tg_tensor_arange"),
+    R(uniform_rng_null, TG_ERR_NULL, "tg_tensor_uniform"),
+    R(uniform_nan, TG_ERR_VALUE, "tg_tensor_uniform"),
+    R(normal_neg_std, TG_ERR_VALUE, "tg_tensor_normal"),
+    R(normal_inf, TG_ERR_VALUE, "tg_tensor_normal"),
+    R(copy_null, TG_ERR_NULL, "tg_tensor_copy"),
+    R(copy_stale, TG_ERR_STALE, "tg_tensor_copy"),
+    R(to_null, TG_ERR_NULL, "tg_tensor_to"),
+    R(to_dtype, TG_ERR_DTYPE, "tg_tensor_to"),
+    R(set_rg_null, TG_ERR_NULL, "tg_tensor_set_requires_grad"),
+    R(set_rg_node, TG_ERR_STATE, "tg_tensor_set_requires_grad"),
+    R(zero_grad_null, TG_ERR_NULL, "tg_zero_grad"),
+    R(set_null, TG_ERR_NULL, "tg_tensor_set"),
+    R(set_range, TG_ERR_RANGE, "tg_tensor_set"),
+    R(set_neg_index, TG_ERR_RANGE, "tg_tensor_set"),
+    R(set_node, TG_ERR_STATE, "tg_tensor_set"),
+    R(get_range, TG_OK, NULL),
+    R(grad_get_range, TG_OK, NULL),
+    R(item_many, TG_OK, NULL),
+    R(item_null, TG_OK, NULL),
+    R(dim_range, TG_OK, NULL),
+    R(rank_null, TG_OK, NULL),
+    R(shape_str_null, TG_OK, NULL),
+    R(pop_unpushed, TG_ERR_STATE, "tg_tape_no_grad_pop"),
+    R(push_null, TG_ERR_NULL, "tg_tape_no_grad_push"),
+    R(pop_null, TG_ERR_NULL, "tg_tape_no_grad_pop"),
+    R(anomaly_null, TG_ERR_NULL, "tg_tape_set_anomaly"),
+    R(constant_null_tape, TG_ERR_NULL, "tg_tape_constant"),
+    R(constant_rank9, TG_ERR_RANGE, "tg_tape_constant"),
+    R(constant_ovf, TG_ERR_RANGE, "tg_tape_constant"),
+    R(constant_bytes_ovf, TG_ERR_RANGE, "tg_tape_constant"),
+    R(constant_neg, TG_ERR_RANGE, "tg_tape_constant"),
+    R(backward_null, TG_ERR_NULL, "backward"),
+    R(backward_leaf, TG_ERR_TAPE, "backward"),
+    R(backward_nonscalar, TG_ERR_SHAPE, "backward"),
+    R(backward_seed_shape, TG_ERR_SHAPE, "backward"),
+    R(backward_stale, TG_ERR_STALE, "backward"),
+    R(add_null_tape, TG_ERR_NULL, "add"),
+    R(add_null_input, TG_ERR_NULL, "add"),
+    R(add_shapes, TG_ERR_SHAPE, "add"),
+    R(add_dtypes, TG_ERR_DTYPE, "add"),
+    R(add_stale, TG_ERR_STALE, "add"),
+    R(add_other_tape, TG_ERR_TAPE, "add"),
+    R(sub_shapes, TG_ERR_SHAPE, "sub"),
+    R(mul_dtypes, TG_ERR_DTYPE, "mul"),
+    R(div_shapes, TG_ERR_SHAPE, "div"),
+    R(pow_dtypes, TG_ERR_DTYPE, "pow"),
+    R(maximum_shapes, TG_ERR_SHAPE, "maximum"),
+    R(minimum_null, TG_ERR_NULL, "minimum"),
+    R(affine_nan, TG_ERR_VALUE, "affine"),
+    R(add_scalar_inf, TG_ERR_VALUE, "add_scalar"),
+    R(sub_scalar_nan, TG_ERR_VALUE, "sub_scalar"),
+    R(rsub_scalar_nan, TG_ERR_VALUE, "rsub_scalar"),
+    R(mul_scalar_nan, TG_ERR_VALUE, "mul_scalar"),
+    R(div_scalar_zero, TG_ERR_VALUE, "div_scalar"),
+    R(pow_scalar_nan, TG_ERR_VALUE, "pow_scalar"),
+    R(rdiv_scalar_nan, TG_ERR_VALUE, "rdiv_scalar"),
+    R(leaky_nan, TG_ERR_VALUE, "leaky_relu"),
+    R(exp_null, TG_ERR_NULL, "exp"),
+    R(log_null_tape, TG_ERR_NULL, "log"),
+    R(sum_stale, TG_ERR_STALE, "sum"),
+    R(mean_empty, TG_ERR_SHAPE, "mean"),
+    R(op_input_range, TG_OK, NULL),
+    R(op_name_range, TG_OK, NULL),
+    R(matmul_inner, TG_ERR_SHAPE, "matmul"),
+    R(matmul_dtypes, TG_ERR_DTYPE, "matmul"),
+    R(matmul_scalar, TG_ERR_SHAPE, "matmul"),
+    R(matmul_null, TG_ERR_NULL, "matmul"),
+    R(matmul_backend, TG_ERR_VALUE, "tg_matmul_set_backend"),
+    R(sum_axes_range, TG_ERR_RANGE, "sum"),
+    R(sum_axes_dup, TG_ERR_RANGE, "sum"),
+    R(sum_axes_null_axes, TG_ERR_NULL, "sum"),
+    R(mean_axes_empty, TG_ERR_SHAPE, "mean"),
+    R(max_axes_empty, TG_ERR_SHAPE, "max"),
+    R(min_axes_range, TG_ERR_RANGE, "min"),
+    R(lse_axes_range, TG_ERR_RANGE, "logsumexp"),
+    R(var_axes_nan, TG_ERR_VALUE, "var"),
+    R(argmax_empty, TG_ERR_SHAPE, "argmax"),
+    R(argmin_range, TG_ERR_RANGE, "argmin"),
+    R(softmax_axis, TG_ERR_RANGE, "softmax"),
+    R(log_softmax_null, TG_ERR_NULL, "log_softmax"),
+    R(mse_shapes, TG_ERR_SHAPE, "mse"),
+    R(mse_dtypes, TG_ERR_DTYPE, "mse"),
+    R(mse_reduction, TG_ERR_VALUE, "mse"),
+    R(ce_labels_range, TG_ERR_RANGE, "cross_entropy"),
+    R(ce_labels_n, TG_ERR_SHAPE, "cross_entropy"),
+    R(ce_labels_null, TG_ERR_NULL, "cross_entropy"),
+    R(ce_labels_shape, TG_ERR_SHAPE, "cross_entropy"),
+    R(ce_probs_shape, TG_ERR_SHAPE, "cross_entropy_probs"),
+    R(bce_dtypes, TG_ERR_DTYPE, "bce_logits"),
+    R(hinge_values, TG_ERR_VALUE, "hinge"),
+    R(margin_nan, TG_ERR_VALUE, "multi_margin"),
+    R(l2_null, TG_ERR_NULL, "l2_penalty"),
+    R(dropout_p, TG_ERR_VALUE, "dropout"),
+    R(dropout_nan, TG_ERR_VALUE, "dropout"),
+    R(dropout_rng_null, TG_ERR_NULL, "dropout"),
+    R(reshape_numel, TG_ERR_SHAPE, "reshape"),
+    R(reshape_rank9, TG_ERR_RANGE, "reshape"),
+    R(reshape_ovf, TG_ERR_SHAPE, "reshape"),
+    R(reshape_null_shape, TG_ERR_NULL, "reshape"),
+    R(squeeze_not1, TG_ERR_SHAPE, "squeeze"),
+    R(squeeze_range, TG_ERR_RANGE, "squeeze"),
+    R(squeeze_all_null, TG_ERR_NULL, "squeeze"),
+    R(unsqueeze_range, TG_ERR_RANGE, "unsqueeze"),
+    R(unsqueeze_rank9, TG_ERR_RANGE, "unsqueeze"),
+    R(transpose_range, TG_ERR_RANGE, "transpose"),
+    R(permute_dup, TG_ERR_VALUE, "permute"),
+    R(permute_n, TG_ERR_SHAPE, "permute"),
+    R(permute_null, TG_ERR_NULL, "permute"),
+    R(broadcast_bad, TG_ERR_SHAPE, "broadcast_to"),
+    R(broadcast_rank9, TG_ERR_RANGE, "broadcast_to"),
+    R(broadcast_ovf, TG_ERR_RANGE, "broadcast_to"),
+    R(slice_step0, TG_ERR_VALUE, "slice"),
+    R(slice_axis_range, TG_ERR_RANGE, "slice"),
+    R(slice_n, TG_ERR_RANGE, "slice"),
+    R(slice_spec_null, TG_ERR_NULL, "slice"),
+    R(index_select_range, TG_ERR_RANGE, "index_select"),
+    R(index_select_neg, TG_ERR_RANGE, "index_select"),
+    R(index_select_null, TG_ERR_NULL, "index_select"),
+    R(index_select_axis, TG_ERR_RANGE, "index_select"),
+    R(index_select_t_rank, TG_ERR_SHAPE, "index_select"),
+    R(gather_range, TG_ERR_RANGE, "gather"),
+    R(gather_null, TG_ERR_NULL, "gather"),
+    R(gather_t_shape, TG_ERR_SHAPE, "gather"),
+    R(concat_shapes, TG_ERR_SHAPE, "concat"),
+    R(concat_dtypes, TG_ERR_DTYPE, "concat"),
+    R(concat_zero, TG_ERR_VALUE, "concat"),
+    R(concat_null_list, TG_ERR_NULL, "concat"),
+    R(concat_axis, TG_ERR_RANGE, "concat"),
+    R(stack_shapes, TG_ERR_SHAPE, "stack"),
+    R(stack_null_item, TG_ERR_NULL, "stack"),
+    R(gradcheck_fn_null, TG_ERR_NULL, "tg_gradcheck"),
+    R(gradcheck_inputs_null, TG_ERR_NULL, "tg_gradcheck"),
+    R(gradcheck_n, TG_ERR_NULL, "tg_gradcheck"),
+    R(jacobian_null_fn, TG_ERR_NULL, "tg_jacobian"),
+    R(jacobian_null_input, TG_ERR_NULL, "tg_jacobian"),
+    R(vjp_shape, TG_ERR_SHAPE, "tg_vjp"),
+    R(vjp_null_out, TG_ERR_NULL, "tg_vjp"),
+    R(classify_null, TG_ERR_NULL, "tg_jacobian_classify"),
+    R(classify_neg, TG_ERR_RANGE, "tg_jacobian_classify"),
+    R(classify_ovf, TG_ERR_RANGE, "tg_jacobian_classify"),
+    R(jac_name_range, TG_OK, NULL),
+    R(dot_null_root, TG_ERR_NULL, "tg_graph_dot"),
+    R(dot_null_out, TG_ERR_NULL, "tg_graph_dot"),
+    R(dot_stale, TG_ERR_STALE, "tg_graph_dot"),
+    R(trace_null, TG_ERR_NULL, "backward"),
+    R(trace_out_null, TG_ERR_NULL, "tg_backward_trace"),
+    R(trace_print_null, TG_ERR_NULL, "tg_trace_print"),
+    R(name_of_null, TG_OK, NULL),
+    R(params_add_null, TG_ERR_NULL, "tg_params_add"),
+    R(params_add_name_null, TG_ERR_NULL, "tg_params_add"),
+    R(params_add_node, TG_ERR_STATE, "tg_params_add"),
+    R(params_add_empty, TG_ERR_VALUE, "tg_params_add"),
+    R(params_add_reserved, TG_ERR_VALUE, "tg_params_add"),
+    R(params_get_null, TG_ERR_NULL, "tg_params_get"),
+    R(params_name_range, TG_ERR_RANGE, "tg_params_name"),
+    R(params_tensor_range, TG_ERR_RANGE, "tg_params_tensor"),
+    R(params_zero_grad_null, TG_ERR_NULL, "tg_params_zero_grad"),
+    R(meta_set_null, TG_ERR_NULL, "tg_params_meta_set"),
+    R(meta_set_empty, TG_ERR_VALUE, "tg_params_meta_set"),
+    R(meta_key_range, TG_ERR_RANGE, "tg_params_meta_key"),
+    R(save_null, TG_ERR_NULL, "tg_checkpoint_save"),
+    R(save_path_null, TG_ERR_NULL, "tg_checkpoint_save"),
+    R(save_no_dir, TG_ERR_IO, "tg_checkpoint_save"),
+    R(load_null, TG_ERR_NULL, "tg_checkpoint_load"),
+    R(load_missing, TG_ERR_IO, "tg_checkpoint_load"),
+    R(read_null, TG_ERR_NULL, "tg_checkpoint_read"),
+    R(read_buffer_null, TG_ERR_NULL, "tg_checkpoint_read_buffer"),
+    R(read_buffer_short, TG_ERR_FORMAT, "tg_checkpoint_read_buffer"),
+    R(remove_temps_null, TG_ERR_NULL, "tg_checkpoint_remove_temps"),
+    R(remove_temps_nodir, TG_ERR_IO, "tg_checkpoint_remove_temps"),
+    R(ds_new_null, TG_ERR_NULL, "tg_dataset_new"),
+    R(ds_new_shape, TG_ERR_SHAPE, "tg_dataset_new"),
+    R(ds_new_dtype, TG_ERR_DTYPE, "tg_dataset_new"),
+    R(ds_new_empty, TG_ERR_SHAPE, "tg_dataset_new"),
+    R(idx_null, TG_ERR_NULL, "tg_idx_read"),
+    R(idx_dtype, TG_ERR_DTYPE, "tg_idx_read"),
+    R(idx_missing, TG_ERR_IO, "tg_idx_read"),
+    R(load_idx_null, TG_ERR_NULL, "tg_dataset_load_idx"),
+    R(csv_null, TG_ERR_NULL, "tg_dataset_load_csv"),
+    R(csv_delim, TG_ERR_VALUE, "tg_dataset_load_csv"),
+    R(csv_missing, TG_ERR_IO, "tg_dataset_load_csv"),
+    R(shuffle_null, TG_ERR_NULL, "tg_dataset_shuffle"),
+    R(batch_count_zero, TG_ERR_VALUE, "tg_dataset_batch_count"),
+    R(batch_into_range, TG_ERR_RANGE, "tg_dataset_batch_into"),
+    R(batch_range, TG_ERR_RANGE, "tg_dataset_batch"),
+    R(standardize_shape, TG_ERR_SHAPE, "tg_dataset_standardize"),
+    R(split_fraction, TG_ERR_VALUE, "tg_dataset_split"),
+    R(split_nan, TG_ERR_VALUE, "tg_dataset_split"),
+    R(batch_into_null, TG_ERR_NULL, "tg_dataset_batch_into"),
+    R(batch_null, TG_ERR_NULL, "tg_dataset_batch"),
+    R(stats_null, TG_ERR_NULL, "tg_dataset_feature_stats"),
+    R(standardize_null, TG_ERR_NULL, "tg_dataset_standardize"),
+    R(split_null, TG_ERR_NULL, "tg_dataset_split"),
+    R(status_str_range, TG_OK, NULL),
+    R(set_allocator_partial, TG_ERR_NULL, "tg_set_allocator"),
+};
+enum { N_ROWS = sizeof rows / sizeof rows[0] };
+
+START_TEST(test_bad_input)
+{
+    const struct row *r = &rows[_i];
+    struct fx f;
+    fx_init(&f);
+    enum tg_status st = r->run(&f);
+    ck_assert_msg(st == r->want, "%s: status %s, want %s (message \"%s\")", r->id,
+                  tg_status_str(st), tg_status_str(r->want), tg_last_error());
+    if (r->names)
+        ck_assert_msg(strstr(tg_last_error(), r->names), "%s: message \"%s\" does not name %s",
+                      r->id, tg_last_error(), r->names);
+    fx_free(&f);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("badinput");
+    TCase *tc = tcase_create("rows");
+    tcase_add_loop_test(tc, test_bad_input, 0, N_ROWS);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
