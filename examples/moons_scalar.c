@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <tapegrad/tapegrad.h>
+#include "moons_data.h"
 
 enum { N_POINTS = 100, N_IN = 2, N_H = 16 };
 
@@ -66,25 +67,13 @@ static struct tg_tensor *score(struct tg_tape *T, struct mlp *m, struct tg_tenso
     return neuron(T, m->w3, m->b3, h2, N_H);
 }
 
-/* sklearn-style two moons: an upper half circle and a shifted lower one. */
-static void make_moons(struct tg_rng *rng, double X[N_POINTS][2], double y[N_POINTS])
-{
-    for (int k = 0; k < N_POINTS; k++) {
-        int outer = k < N_POINTS / 2;
-        double t = M_PI * (double)(outer ? k : k - N_POINTS / 2) / (N_POINTS / 2 - 1);
-        X[k][0] = (outer ? cos(t) : 1 - cos(t)) + 0.1 * tg_rng_normal(rng);
-        X[k][1] = (outer ? sin(t) : 0.5 - sin(t)) + 0.1 * tg_rng_normal(rng);
-        y[k] = outer ? -1 : 1;
-    }
-}
-
 int main(int argc, char **argv)
 {
     int steps = argc > 1 ? atoi(argv[1]) : 100;
     struct tg_rng rng;
     tg_rng_seed(&rng, 42);
     static double X[N_POINTS][2], y[N_POINTS];
-    make_moons(&rng, X, y);
+    moons_make(&rng, N_POINTS, X, y);
     struct mlp m;
     mlp_init(&m, &rng);
     struct tg_tape *T = tg_tape_new();
