@@ -63,10 +63,9 @@ static enum tg_status linear_shape(struct tg_tensor *o)
         if (act == TG_LINEAR_RELU)                                                                 \
             for (int64_t i = 0; i < n; i++) y[i] = y[i] > 0 ? y[i] : 0;                            \
         else if (act == TG_LINEAR_TANH)                                                            \
-            for (int64_t i = 0; i < n; i++) y[i] = (T)tanh(y[i]);                                  \
+            for (int64_t i = 0; i < n; i++) y[i] = TG_TANH(y[i]);                                  \
         else if (act == TG_LINEAR_SIGMOID)                                                         \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                y[i] = (T)(y[i] >= 0 ? 1 / (1 + exp(-y[i])) : exp(y[i]) / (1 + exp(y[i])));        \
+            for (int64_t i = 0; i < n; i++) y[i] = TG_SIGMOID(y[i]);                               \
     }                                                                                              \
     static void act_bwd_##T(T *g, const T *dy, const T *y, int64_t n, int act)                     \
     {                                                                                              \

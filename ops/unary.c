@@ -16,13 +16,6 @@ enum tg_status tg__shape_same(struct tg_tensor *out)
     return TG_OK;
 }
 
-static inline double sigmoid_d(double x)
-{
-    if (x >= 0) return 1 / (1 + exp(-x));
-    double e = exp(x);
-    return e / (1 + e);
-}
-
 static inline double softplus_d(double x)
 {
     return (x > 0 ? x : 0) + log1p(exp(-fabs(x)));
@@ -97,11 +90,11 @@ UNARY_OP(log, LOG, "y = ln x", "dx += dy / x", log(x), 1 / x)
 UNARY_OP(sqrt, SQRT, "y = sqrt(x)", "dx += dy / (2 y)", sqrt(x), 0.5 / z)
 UNARY_OP(abs, ABS, "y = |x|", "dx += dy * sign(x)  (0 at x = 0)", fabs(x),
          x > 0 ? 1 : (x < 0 ? -1 : 0))
-UNARY_OP(tanh, TANH, "y = tanh x", "dx += dy * (1 - y^2)", tanh(x), 1 - z * z)
-UNARY_OP(sigmoid, SIGMOID, "y = 1 / (1 + e^-x)", "dx += dy * y (1 - y)", sigmoid_d(x), z *(1 - z))
+UNARY_OP(tanh, TANH, "y = tanh x", "dx += dy * (1 - y^2)", TG_TANH(x), 1 - z * z)
+UNARY_OP(sigmoid, SIGMOID, "y = 1 / (1 + e^-x)", "dx += dy * y (1 - y)", TG_SIGMOID(x), z *(1 - z))
 UNARY_OP(relu, RELU, "y = max(x, 0)", "dx += dy * [x > 0]", x > 0 ? x : 0, x > 0 ? 1 : 0)
 UNARY_OP(softplus, SOFTPLUS, "y = ln(1 + e^x)", "dx += dy * sigmoid(x)", softplus_d(x),
-         sigmoid_d(x))
+         tg__sigmoid_d(x))
 UNARY_OP(sin, SIN, "y = sin x", "dx += dy * cos x", sin(x), cos(x))
 UNARY_OP(cos, COS, "y = cos x", "dx -= dy * sin x", cos(x), -sin(x))
 

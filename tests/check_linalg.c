@@ -688,6 +688,45 @@ START_TEST(test_linear_errors)
 }
 END_TEST
 
+/* The f32 tanh and sigmoid are computed by vectorizable approximations
+ * (ops/ops-impl.h): within 4e-7 relative of libm's double results on a dense grid,
+ * saturating exactly, odd/symmetric, and the fused linear op uses the same ones. */
+START_TEST(test_fast_f32_activations)
+{
+    enum { N = 480001 };
+    float *v = malloc(sizeof *v * N);
+    for (int i = 0; i < N; i++) v[i] = (float)(-24.0 + 1e-4 * i);
+    struct tg_tensor *x = tg_tensor_from(TG_F32, 1, (int64_t[]){N}, v);
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor *th = tg_tanh(T, x), *sg = tg_sigmoid(T, x);
+    double worst_t = 0, worst_s = 0;
+    for (int i = 0; i < N; i++) {
+        double xd = v[i], t = tanh(xd), s = 1 / (1 + exp(-xd));
+        worst_t = fmax(worst_t, fabs(tg_tensor_get(th, i) - t) / fmax(fabs(t), 1e-30));
+        worst_s = fmax(worst_s, fabs(tg_tensor_get(sg, i) - s) / s);
+    }
+    ck_assert_msg(worst_t < 4e-7, "tanh f32: rel err %g", worst_t);
+    ck_assert_msg(worst_s < 4e-7, "sigmoid f32: rel err %g", worst_s);
+    ck_assert_double_eq(tg_tensor_get(th, 0), -1);
+    ck_assert_double_eq(tg_tensor_get(th, N - 1), 1);
+    ck_assert_double_eq(tg_tensor_get(th, 240000), 0); /* x = 0 */
+    for (int i = 1; i < 1000; i++)                     /* odd: tanh(-x) = -tanh(x) */
+        ck_assert_double_eq(tg_tensor_get(th, 240000 - i), -tg_tensor_get(th, 240000 + i));
+    ck_assert_double_eq(tg_tensor_get(sg, 240000), 0.5);
+    float far[4] = {-100, -87.5f, 87.5f, 100};
+    struct tg_tensor *xf = tg_tensor_from(TG_F32, 1, (int64_t[]){4}, far);
+    struct tg_tensor *sf = tg_sigmoid(T, xf), *tf = tg_tanh(T, xf);
+    ck_assert_double_eq(tg_tensor_get(sf, 0), 0);
+    ck_assert_double_eq(tg_tensor_get(sf, 3), 1);
+    ck_assert_double_eq(tg_tensor_get(tf, 0), -1);
+    ck_assert_double_eq(tg_tensor_get(tf, 2), 1);
+    tg_tensor_free(xf);
+    tg_tensor_free(x);
+    tg_tape_free(T);
+    free(v);
+}
+END_TEST
+
 static Suite *linalg_suite(void)
 {
     Suite *s = suite_create("linalg");
@@ -704,6 +743,7 @@ static Suite *linalg_suite(void)
     suite_add_tcase(s, tc);
     tcase_add_test(tc, test_linear_fused_matches);
     tcase_add_test(tc, test_linear_errors);
+    tcase_add_test(tc, test_fast_f32_activations);
     tc = tcase_create("reduce");
     tcase_add_test(tc, test_sum_mean_axes);
     tcase_add_test(tc, test_max_min_ties);
