@@ -114,7 +114,7 @@ static inline float tg__tanh_f(float x)
     float small =
         x *
         (1.0f + a2 * (-1.0f / 3 + a2 * (2.0f / 15 + a2 * (-17.0f / 315 + a2 * (62.0f / 2835)))));
-    float e = tg__exp_neg_f(-2.0f * fminf(a, 9.0f));
+    float e = tg__exp_neg_f(-2.0f * (a > 9.0f ? 9.0f : a)); /* NaN stays NaN */
     float big = copysignf((1.0f - e) / (1.0f + e), x);
     return a < 0.25f ? small : big;
 }
@@ -123,7 +123,7 @@ static inline float tg__tanh_f(float x)
  * below -87 the result would be subnormal and is returned as 0. */
 static inline float tg__sigmoid_f(float x)
 {
-    float a = fabsf(x), e = tg__exp_neg_f(-fminf(a, 87.0f)), s = 1.0f / (1.0f + e);
+    float a = fabsf(x), e = tg__exp_neg_f(-(a > 87.0f ? 87.0f : a)), s = 1.0f / (1.0f + e);
     return x >= 0 ? s : (a > 87.0f ? 0.0f : e * s);
 }
 

@@ -713,6 +713,11 @@ START_TEST(test_fast_f32_activations)
     for (int i = 1; i < 1000; i++)                     /* odd: tanh(-x) = -tanh(x) */
         ck_assert_double_eq(tg_tensor_get(th, 240000 - i), -tg_tensor_get(th, 240000 + i));
     ck_assert_double_eq(tg_tensor_get(sg, 240000), 0.5);
+    float nan_in[1] = {NAN};
+    struct tg_tensor *xn = tg_tensor_from(TG_F32, 1, (int64_t[]){1}, nan_in);
+    ck_assert(isnan(tg_tensor_get(tg_tanh(T, xn), 0)) &&
+              isnan(tg_tensor_get(tg_sigmoid(T, xn), 0)));
+    tg_tensor_free(xn);
     float far[4] = {-100, -87.5f, 87.5f, 100};
     struct tg_tensor *xf = tg_tensor_from(TG_F32, 1, (int64_t[]){4}, far);
     struct tg_tensor *sf = tg_sigmoid(T, xf), *tf = tg_tanh(T, xf);
