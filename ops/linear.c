@@ -67,16 +67,20 @@ static enum tg_status linear_shape(struct tg_tensor *o)
         else if (act == TG_LINEAR_SIGMOID)                                                         \
             for (int64_t i = 0; i < n; i++) y[i] = TG_SIGMOID(y[i]);                               \
     }                                                                                              \
-    static void act_bwd_##T(T *g, const T *dy, const T *y, int64_t n, int act)                     \
+    static void act_bwd_##T(T *restrict g, const T *restrict dy, const T *restrict y, int64_t n,   \
+                            int act)                                                               \
     {                                                                                              \
         if (act == TG_LINEAR_RELU)                                                                 \
-            for (int64_t i = 0; i < n; i++) g[i] = y[i] > 0 ? dy[i] : 0;                           \
+            for (int64_t i = 0; i < n; i++) { /* an unconditional load: the select vectorizes */   \
+                T d = dy[i];                                                                       \
+                g[i] = y[i] > 0 ? d : 0;                                                           \
+            }                                                                                      \
         else if (act == TG_LINEAR_TANH)                                                            \
             for (int64_t i = 0; i < n; i++) g[i] = dy[i] * (1 - y[i] * y[i]);                      \
         else                                                                                       \
             for (int64_t i = 0; i < n; i++) g[i] = dy[i] * y[i] * (1 - y[i]);                      \
     }                                                                                              \
-    static void colsum_##T(T *db, const T *g, int64_t rows, int64_t cols)                          \
+    static void colsum_##T(T *restrict db, const T *restrict g, int64_t rows, int64_t cols)        \
     {                                                                                              \
         for (int64_t r = 0; r < rows; r++)                                                         \
             for (int64_t c = 0; c < cols; c++) db[c] += g[r * cols + c];                           \
