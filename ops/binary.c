@@ -97,8 +97,16 @@ enum tg_status tg__broadcast_shape(const char *fn, const struct tg_tensor *a,
     {                                                                                              \
         return tg__broadcast_shape(#NAME, o->in[0], o->in[1], o);                                  \
     }                                                                                              \
-    const struct tg_op_desc tg_op_desc_##NAME = {                                                  \
-        TG_OP_##ENUM, #NAME, 2, FORMULA, VJP, NAME##_shape, NAME##_fwd, NAME##_bwd, false, true};  \
+    const struct tg_op_desc tg_op_desc_##NAME = {.op = TG_OP_##ENUM,                               \
+                                                 .name = #NAME,                                    \
+                                                 .arity = 2,                                       \
+                                                 .formula = FORMULA,                               \
+                                                 .vjp = VJP,                                       \
+                                                 .shape = NAME##_shape,                            \
+                                                 .forward = NAME##_fwd,                            \
+                                                 .backward = NAME##_bwd,                           \
+                                                 .mixed_dtypes = false,                            \
+                                                 .elementwise = true};                             \
     struct tg_tensor *tg_##NAME(struct tg_tape *T, struct tg_tensor *a, struct tg_tensor *b)       \
     {                                                                                              \
         struct tg_tensor *in[2] = {a, b};                                                          \

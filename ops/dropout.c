@@ -38,16 +38,17 @@ static void dropout_bwd(struct tg_tensor *out)
 }
 
 const struct tg_op_desc tg_op_desc_dropout = {
-    TG_OP_DROPOUT,
-    "dropout",
-    1,
-    "y_i = x_i * keep_i / (1 - p), keep_i ~ Bernoulli(1 - p) (training); y = x otherwise",
-    "dx_i += dy_i * keep_i / (1 - p)  (the recorded mask)",
-    tg__shape_same,
-    dropout_fwd,
-    dropout_bwd,
-    false,
-    false};
+    .op = TG_OP_DROPOUT,
+    .name = "dropout",
+    .arity = 1,
+    .formula =
+        "y_i = x_i * keep_i / (1 - p), keep_i ~ Bernoulli(1 - p) (training); y = x otherwise",
+    .vjp = "dx_i += dy_i * keep_i / (1 - p)  (the recorded mask)",
+    .shape = tg__shape_same,
+    .forward = dropout_fwd,
+    .backward = dropout_bwd,
+    .mixed_dtypes = false,
+    .elementwise = false};
 
 struct tg_tensor *tg_dropout(struct tg_tape *T, struct tg_tensor *x, double p, bool training,
                              struct tg_rng *rng)

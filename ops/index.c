@@ -123,16 +123,16 @@ static void index_select_bwd(struct tg_tensor *out)
 }
 
 const struct tg_op_desc tg_op_desc_index_select = {
-    TG_OP_INDEX_SELECT,
-    "index_select",
-    1,
-    "y[.., k, ..] = x[.., idx[k], ..] along axis",
-    "dx[.., idx[k], ..] += dy[.., k, ..] (scatter-add)",
-    index_select_shape,
-    index_select_fwd,
-    index_select_bwd,
-    false,
-    false};
+    .op = TG_OP_INDEX_SELECT,
+    .name = "index_select",
+    .arity = 1,
+    .formula = "y[.., k, ..] = x[.., idx[k], ..] along axis",
+    .vjp = "dx[.., idx[k], ..] += dy[.., k, ..] (scatter-add)",
+    .shape = index_select_shape,
+    .forward = index_select_fwd,
+    .backward = index_select_bwd,
+    .mixed_dtypes = false,
+    .elementwise = false};
 
 /* idx already in the arena */
 static struct tg_tensor *index_select_record(struct tg_tape *T, struct tg_tensor *x, int axis,
@@ -273,16 +273,16 @@ static void gather_bwd(struct tg_tensor *out)
 }
 
 const struct tg_op_desc tg_op_desc_gather = {
-    TG_OP_GATHER,
-    "gather",
-    1,
-    "y[i] = x[i with i_axis replaced by idx[i]] (torch.gather)",
-    "dx[i with i_axis replaced by idx[i]] += dy[i] (scatter-add)",
-    gather_shape,
-    gather_fwd,
-    gather_bwd,
-    false,
-    false};
+    .op = TG_OP_GATHER,
+    .name = "gather",
+    .arity = 1,
+    .formula = "y[i] = x[i with i_axis replaced by idx[i]] (torch.gather)",
+    .vjp = "dx[i with i_axis replaced by idx[i]] += dy[i] (scatter-add)",
+    .shape = gather_shape,
+    .forward = gather_fwd,
+    .backward = gather_bwd,
+    .mixed_dtypes = false,
+    .elementwise = false};
 
 /* g->idx already set (in the arena) */
 static struct tg_tensor *gather_record(struct tg_tape *T, struct tg_tensor *x, int axis, int rank,
@@ -417,16 +417,17 @@ static enum tg_status concat_shape(struct tg_tensor *out)
     return TG_OK;
 }
 
-const struct tg_op_desc tg_op_desc_concat = {TG_OP_CONCAT,
-                                             "concat",
-                                             -1,
-                                             "y = [x_1, .., x_n] joined along an existing axis",
-                                             "dx_k += the block of dy where x_k was placed",
-                                             concat_shape,
-                                             join_fwd,
-                                             join_bwd,
-                                             false,
-                                             false};
+const struct tg_op_desc tg_op_desc_concat = {.op = TG_OP_CONCAT,
+                                             .name = "concat",
+                                             .arity = -1,
+                                             .formula =
+                                                 "y = [x_1, .., x_n] joined along an existing axis",
+                                             .vjp = "dx_k += the block of dy where x_k was placed",
+                                             .shape = concat_shape,
+                                             .forward = join_fwd,
+                                             .backward = join_bwd,
+                                             .mixed_dtypes = false,
+                                             .elementwise = false};
 
 static enum tg_status stack_shape(struct tg_tensor *out)
 {
@@ -452,16 +453,16 @@ static enum tg_status stack_shape(struct tg_tensor *out)
     return TG_OK;
 }
 
-const struct tg_op_desc tg_op_desc_stack = {TG_OP_STACK,
-                                            "stack",
-                                            -1,
-                                            "y[.., k, ..] = x_k along a new axis",
-                                            "dx_k += dy[.., k, ..]",
-                                            stack_shape,
-                                            join_fwd,
-                                            join_bwd,
-                                            false,
-                                            false};
+const struct tg_op_desc tg_op_desc_stack = {.op = TG_OP_STACK,
+                                            .name = "stack",
+                                            .arity = -1,
+                                            .formula = "y[.., k, ..] = x_k along a new axis",
+                                            .vjp = "dx_k += dy[.., k, ..]",
+                                            .shape = stack_shape,
+                                            .forward = join_fwd,
+                                            .backward = join_bwd,
+                                            .mixed_dtypes = false,
+                                            .elementwise = false};
 
 static struct tg_tensor *join(struct tg_tape *T, const struct tg_op_desc *d, int n,
                               struct tg_tensor *const *xs, int axis)

@@ -137,16 +137,16 @@ static void linear_bwd(struct tg_tensor *o)
 }
 
 const struct tg_op_desc tg_op_desc_linear = {
-    TG_OP_LINEAR,
-    "linear",
-    -1,
-    "y = act(x W^T + b), fused (act: none, relu, tanh, sigmoid)",
-    "g = dy * act'(y); dx += g W; dW += g^T x; db += sum_batch g",
-    linear_shape,
-    linear_fwd,
-    linear_bwd,
-    false,
-    false};
+    .op = TG_OP_LINEAR,
+    .name = "linear",
+    .arity = -1,
+    .formula = "y = act(x W^T + b), fused (act: none, relu, tanh, sigmoid)",
+    .vjp = "g = dy * act'(y); dx += g W; dW += g^T x; db += sum_batch g",
+    .shape = linear_shape,
+    .forward = linear_fwd,
+    .backward = linear_bwd,
+    .mixed_dtypes = false,
+    .elementwise = false};
 
 struct tg_tensor *tg_linear(struct tg_tape *T, struct tg_tensor *x, struct tg_tensor *W,
                             struct tg_tensor *b, enum tg_linear_act act)

@@ -192,40 +192,48 @@ static void ew_bwd(struct tg_tensor *out)
 }
 
 const struct tg_op_desc tg_op_desc_mse = {
-    TG_OP_MSE,
-    "mse",
-    2,
-    "term_i = (p_i - t_i)^2; then mean/sum/none",
-    "dp_i += 2 (p_i - t_i) dterm_i; dt_i -= 2 (p_i - t_i) dterm_i",
-    ew_shape,
-    ew_fwd,
-    ew_bwd,
-    false,
-    false};
+    .op = TG_OP_MSE,
+    .name = "mse",
+    .arity = 2,
+    .formula = "term_i = (p_i - t_i)^2; then mean/sum/none",
+    .vjp = "dp_i += 2 (p_i - t_i) dterm_i; dt_i -= 2 (p_i - t_i) dterm_i",
+    .shape = ew_shape,
+    .forward = ew_fwd,
+    .backward = ew_bwd,
+    .mixed_dtypes = false,
+    .elementwise = false};
 const struct tg_op_desc tg_op_desc_bce_logits = {
-    TG_OP_BCE_LOGITS,
-    "bce_logits",
-    2,
-    "term_i = max(x_i, 0) - x_i t_i + log(1 + e^-|x_i|); then mean/sum/none",
-    "dx_i += (sigmoid(x_i) - t_i) dterm_i; dt_i -= x_i dterm_i",
-    ew_shape,
-    ew_fwd,
-    ew_bwd,
-    false,
-    false};
-const struct tg_op_desc tg_op_desc_hinge = {TG_OP_HINGE,
-                                            "hinge",
-                                            2,
-                                            "term_i = max(0, 1 - y_i s_i), y_i in {-1, +1}",
-                                            "ds_i -= y_i [1 - y_i s_i > 0] dterm_i; y gets none",
-                                            ew_shape,
-                                            ew_fwd,
-                                            ew_bwd,
-                                            true,
-                                            false};
-const struct tg_op_desc tg_op_desc_l2_penalty = {
-    TG_OP_L2_PENALTY, "l2_penalty", 1,    "y = 0.5 sum_i w_i^2", "dw_i += w_i dy", ew_shape, ew_fwd,
-    ew_bwd,           false,        false};
+    .op = TG_OP_BCE_LOGITS,
+    .name = "bce_logits",
+    .arity = 2,
+    .formula = "term_i = max(x_i, 0) - x_i t_i + log(1 + e^-|x_i|); then mean/sum/none",
+    .vjp = "dx_i += (sigmoid(x_i) - t_i) dterm_i; dt_i -= x_i dterm_i",
+    .shape = ew_shape,
+    .forward = ew_fwd,
+    .backward = ew_bwd,
+    .mixed_dtypes = false,
+    .elementwise = false};
+const struct tg_op_desc tg_op_desc_hinge = {
+    .op = TG_OP_HINGE,
+    .name = "hinge",
+    .arity = 2,
+    .formula = "term_i = max(0, 1 - y_i s_i), y_i in {-1, +1}",
+    .vjp = "ds_i -= y_i [1 - y_i s_i > 0] dterm_i; y gets none",
+    .shape = ew_shape,
+    .forward = ew_fwd,
+    .backward = ew_bwd,
+    .mixed_dtypes = true,
+    .elementwise = false};
+const struct tg_op_desc tg_op_desc_l2_penalty = {.op = TG_OP_L2_PENALTY,
+                                                 .name = "l2_penalty",
+                                                 .arity = 1,
+                                                 .formula = "y = 0.5 sum_i w_i^2",
+                                                 .vjp = "dw_i += w_i dy",
+                                                 .shape = ew_shape,
+                                                 .forward = ew_fwd,
+                                                 .backward = ew_bwd,
+                                                 .mixed_dtypes = false,
+                                                 .elementwise = false};
 
 struct tg_tensor *tg_mse(struct tg_tape *T, struct tg_tensor *pred, struct tg_tensor *target,
                          enum tg_reduction r)
@@ -407,38 +415,39 @@ static void margin_bwd(struct tg_tensor *out)
 }
 
 const struct tg_op_desc tg_op_desc_cross_entropy = {
-    TG_OP_CROSS_ENTROPY,
-    "cross_entropy",
-    2,
-    "term_n = log sum_c e^(x_nc) - x_n,y_n (fused log-softmax, max-subtracted)",
-    "dx_nc += (softmax(x_n)_c - [c = y_n]) dterm_n; labels get none",
-    rows_shape,
-    ce_fwd,
-    ce_bwd,
-    true,
-    false};
+    .op = TG_OP_CROSS_ENTROPY,
+    .name = "cross_entropy",
+    .arity = 2,
+    .formula = "term_n = log sum_c e^(x_nc) - x_n,y_n (fused log-softmax, max-subtracted)",
+    .vjp = "dx_nc += (softmax(x_n)_c - [c = y_n]) dterm_n; labels get none",
+    .shape = rows_shape,
+    .forward = ce_fwd,
+    .backward = ce_bwd,
+    .mixed_dtypes = true,
+    .elementwise = false};
 const struct tg_op_desc tg_op_desc_cross_entropy_probs = {
-    TG_OP_CROSS_ENTROPY_PROBS,
-    "cross_entropy_probs",
-    2,
-    "term_n = -sum_c t_nc log_softmax(x_n)_c",
-    "dx_nc += (softmax(x_n)_c sum_c' t_nc' - t_nc) dterm_n; dt_nc -= log_softmax(x_n)_c dterm_n",
-    rows_shape,
-    ce_fwd,
-    ce_bwd,
-    false,
-    false};
+    .op = TG_OP_CROSS_ENTROPY_PROBS,
+    .name = "cross_entropy_probs",
+    .arity = 2,
+    .formula = "term_n = -sum_c t_nc log_softmax(x_n)_c",
+    .vjp = "dx_nc += (softmax(x_n)_c sum_c' t_nc' - t_nc) dterm_n; dt_nc -= log_softmax(x_n)_c "
+           "dterm_n",
+    .shape = rows_shape,
+    .forward = ce_fwd,
+    .backward = ce_bwd,
+    .mixed_dtypes = false,
+    .elementwise = false};
 const struct tg_op_desc tg_op_desc_multi_margin = {
-    TG_OP_MULTI_MARGIN,
-    "multi_margin",
-    2,
-    "term_n = (1/C) sum_{c != y_n} max(0, margin - x_n,y_n + x_nc)",
-    "each violated c: dx_nc += dterm_n / C, dx_n,y_n -= dterm_n / C; labels get none",
-    rows_shape,
-    margin_fwd,
-    margin_bwd,
-    true,
-    false};
+    .op = TG_OP_MULTI_MARGIN,
+    .name = "multi_margin",
+    .arity = 2,
+    .formula = "term_n = (1/C) sum_{c != y_n} max(0, margin - x_n,y_n + x_nc)",
+    .vjp = "each violated c: dx_nc += dterm_n / C, dx_n,y_n -= dterm_n / C; labels get none",
+    .shape = rows_shape,
+    .forward = margin_fwd,
+    .backward = margin_bwd,
+    .mixed_dtypes = true,
+    .elementwise = false};
 
 struct tg_tensor *tg_cross_entropy(struct tg_tape *T, struct tg_tensor *logits,
                                    struct tg_tensor *labels, enum tg_reduction r)

@@ -273,8 +273,8 @@ static void matmul_fwd(struct tg_tensor *out)
     const char *A = a->data, *B = b->data;
     char *C = out->data;
     FOR_BATCH(g, oa, ob, oc,
-              tg__gemm(out->dtype, g.ta, g.tb, g.m, g.n, g.k, A + oa * es, g.lda, B + ob * es, g.ldb,
-                   0.0, C + oc * es, g.n));
+              tg__gemm(out->dtype, g.ta, g.tb, g.m, g.n, g.k, A + oa * es, g.lda, B + ob * es,
+                       g.ldb, 0.0, C + oc * es, g.n));
 }
 
 /* dA_b += dY_b op(B_b)^T (stored transposed when ta: dA^T += op(B) dY^T);
@@ -291,27 +291,30 @@ static void matmul_bwd(struct tg_tensor *out)
     FOR_BATCH(g, oa, ob, oc, {
         const char *Ab = A + oa * es, *Bb = B + ob * es, *dYb = dY + oc * es;
         if (dA && !g.ta) /* (m,k) += (m,n) x (n,k) */
-            tg__gemm(dt, false, !g.tb, g.m, g.k, g.n, dYb, g.n, Bb, g.ldb, 1.0, dA + oa * es, g.lda);
+            tg__gemm(dt, false, !g.tb, g.m, g.k, g.n, dYb, g.n, Bb, g.ldb, 1.0, dA + oa * es,
+                     g.lda);
         else if (dA) /* (k,m) += (k,n) x (n,m) */
             tg__gemm(dt, g.tb, true, g.k, g.m, g.n, Bb, g.ldb, dYb, g.n, 1.0, dA + oa * es, g.lda);
         if (dB && !g.tb) /* (k,n) += (k,m) x (m,n) */
-            tg__gemm(dt, !g.ta, false, g.k, g.n, g.m, Ab, g.lda, dYb, g.n, 1.0, dB + ob * es, g.ldb);
+            tg__gemm(dt, !g.ta, false, g.k, g.n, g.m, Ab, g.lda, dYb, g.n, 1.0, dB + ob * es,
+                     g.ldb);
         else if (dB) /* (n,k) += (n,m) x (m,k) */
             tg__gemm(dt, true, g.ta, g.n, g.k, g.m, dYb, g.n, Ab, g.lda, 1.0, dB + ob * es, g.ldb);
     });
 }
 
-const struct tg_op_desc tg_op_desc_matmul = {TG_OP_MATMUL,
-                                             "matmul",
-                                             2,
-                                             "Y = op(A) op(B), batched over leading axes",
-                                             "dA += dY B^T; dB += A^T dY (summed over broadcast "
-                                             "batch axes)",
-                                             matmul_shape,
-                                             matmul_fwd,
-                                             matmul_bwd,
-                                             false,
-                                             false};
+const struct tg_op_desc tg_op_desc_matmul = {
+    .op = TG_OP_MATMUL,
+    .name = "matmul",
+    .arity = 2,
+    .formula = "Y = op(A) op(B), batched over leading axes",
+    .vjp = "dA += dY B^T; dB += A^T dY (summed over broadcast "
+           "batch axes)",
+    .shape = matmul_shape,
+    .forward = matmul_fwd,
+    .backward = matmul_bwd,
+    .mixed_dtypes = false,
+    .elementwise = false};
 
 struct tg_tensor *tg_matmul_t(struct tg_tape *T, struct tg_tensor *a, struct tg_tensor *b,
                               bool trans_a, bool trans_b)

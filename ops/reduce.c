@@ -62,12 +62,26 @@ static enum tg_status mean_shape(struct tg_tensor *out)
     return shape_scalar(out);
 }
 
-const struct tg_op_desc tg_op_desc_sum = {TG_OP_SUM,    "sum",        1,       "y = sum_i x_i",
-                                          "dx_i += dy", shape_scalar, sum_fwd, sum_bwd,
-                                          false,        false};
-const struct tg_op_desc tg_op_desc_mean = {
-    TG_OP_MEAN, "mean", 1,    "y = (1/N) sum_i x_i", "dx_i += dy / N", mean_shape, mean_fwd,
-    mean_bwd,   false,  false};
+const struct tg_op_desc tg_op_desc_sum = {.op = TG_OP_SUM,
+                                          .name = "sum",
+                                          .arity = 1,
+                                          .formula = "y = sum_i x_i",
+                                          .vjp = "dx_i += dy",
+                                          .shape = shape_scalar,
+                                          .forward = sum_fwd,
+                                          .backward = sum_bwd,
+                                          .mixed_dtypes = false,
+                                          .elementwise = false};
+const struct tg_op_desc tg_op_desc_mean = {.op = TG_OP_MEAN,
+                                           .name = "mean",
+                                           .arity = 1,
+                                           .formula = "y = (1/N) sum_i x_i",
+                                           .vjp = "dx_i += dy / N",
+                                           .shape = mean_shape,
+                                           .forward = mean_fwd,
+                                           .backward = mean_bwd,
+                                           .mixed_dtypes = false,
+                                           .elementwise = false};
 
 struct tg_tensor *tg_sum(struct tg_tape *T, struct tg_tensor *x)
 {

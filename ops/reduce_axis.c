@@ -337,8 +337,16 @@ static struct tg_tensor *reduce(struct tg_tape *T, const struct tg_op_desc *desc
 }
 
 #define REDUCE_OP(NAME, ENUM, KIND, FORMULA, VJP)                                                  \
-    const struct tg_op_desc tg_op_desc_##NAME = {                                                  \
-        TG_OP_##ENUM, #NAME, 1, FORMULA, VJP, reduce_shape, reduce_fwd, reduce_bwd, false, false}; \
+    const struct tg_op_desc tg_op_desc_##NAME = {.op = TG_OP_##ENUM,                               \
+                                                 .name = #NAME,                                    \
+                                                 .arity = 1,                                       \
+                                                 .formula = FORMULA,                               \
+                                                 .vjp = VJP,                                       \
+                                                 .shape = reduce_shape,                            \
+                                                 .forward = reduce_fwd,                            \
+                                                 .backward = reduce_bwd,                           \
+                                                 .mixed_dtypes = false,                            \
+                                                 .elementwise = false};                            \
     struct tg_tensor *tg_##NAME(struct tg_tape *T, struct tg_tensor *x, const int *axes,           \
                                 int n_axes, bool keepdim)                                          \
     {                                                                                              \
@@ -356,16 +364,16 @@ REDUCE_OP(argmax_axes, ARGMAX_AXES, R_ARGMAX, "y = index of max_S x (f64, first 
 REDUCE_OP(argmin_axes, ARGMIN_AXES, R_ARGMIN, "y = index of min_S x (f64, first at a tie)",
           "none: an index has no gradient")
 
-const struct tg_op_desc tg_op_desc_var_axes = {TG_OP_VAR_AXES,
-                                               "var_axes",
-                                               1,
-                                               "y = sum_S (x - mean)^2 / (N - c)",
-                                               "dx += dy * 2 (x - mean) / (N - c)",
-                                               reduce_shape,
-                                               reduce_fwd,
-                                               reduce_bwd,
-                                               false,
-                                               false};
+const struct tg_op_desc tg_op_desc_var_axes = {.op = TG_OP_VAR_AXES,
+                                               .name = "var_axes",
+                                               .arity = 1,
+                                               .formula = "y = sum_S (x - mean)^2 / (N - c)",
+                                               .vjp = "dx += dy * 2 (x - mean) / (N - c)",
+                                               .shape = reduce_shape,
+                                               .forward = reduce_fwd,
+                                               .backward = reduce_bwd,
+                                               .mixed_dtypes = false,
+                                               .elementwise = false};
 
 struct tg_tensor *tg_var_axes(struct tg_tape *T, struct tg_tensor *x, const int *axes, int n_axes,
                               double correction, bool keepdim)

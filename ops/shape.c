@@ -181,16 +181,17 @@ static enum tg_status reshape_shape(struct tg_tensor *out)
     return TG_OK;
 }
 
-const struct tg_op_desc tg_op_desc_reshape = {TG_OP_RESHAPE,
-                                              "reshape",
-                                              1,
-                                              "y = x with a new shape (row-major order kept)",
-                                              "dx += dy reshaped to x's shape",
-                                              reshape_shape,
-                                              copy_fwd,
-                                              copy_bwd,
-                                              false,
-                                              false};
+const struct tg_op_desc tg_op_desc_reshape = {.op = TG_OP_RESHAPE,
+                                              .name = "reshape",
+                                              .arity = 1,
+                                              .formula =
+                                                  "y = x with a new shape (row-major order kept)",
+                                              .vjp = "dx += dy reshaped to x's shape",
+                                              .shape = reshape_shape,
+                                              .forward = copy_fwd,
+                                              .backward = copy_bwd,
+                                              .mixed_dtypes = false,
+                                              .elementwise = false};
 
 struct tg_tensor *tg_reshape(struct tg_tape *T, struct tg_tensor *x, int rank, const int64_t *shape)
 {
@@ -231,16 +232,16 @@ static enum tg_status squeeze_shape(struct tg_tensor *out)
     return TG_OK;
 }
 
-const struct tg_op_desc tg_op_desc_squeeze = {TG_OP_SQUEEZE,
-                                              "squeeze",
-                                              1,
-                                              "y = x without size-1 axes",
-                                              "dx += dy reshaped to x's shape",
-                                              squeeze_shape,
-                                              copy_fwd,
-                                              copy_bwd,
-                                              false,
-                                              false};
+const struct tg_op_desc tg_op_desc_squeeze = {.op = TG_OP_SQUEEZE,
+                                              .name = "squeeze",
+                                              .arity = 1,
+                                              .formula = "y = x without size-1 axes",
+                                              .vjp = "dx += dy reshaped to x's shape",
+                                              .shape = squeeze_shape,
+                                              .forward = copy_fwd,
+                                              .backward = copy_bwd,
+                                              .mixed_dtypes = false,
+                                              .elementwise = false};
 
 struct tg_tensor *tg_squeeze(struct tg_tape *T, struct tg_tensor *x, int axis)
 {
@@ -272,16 +273,16 @@ static enum tg_status unsqueeze_shape(struct tg_tensor *out)
     return TG_OK;
 }
 
-const struct tg_op_desc tg_op_desc_unsqueeze = {TG_OP_UNSQUEEZE,
-                                                "unsqueeze",
-                                                1,
-                                                "y = x with a new size-1 axis",
-                                                "dx += dy reshaped to x's shape",
-                                                unsqueeze_shape,
-                                                copy_fwd,
-                                                copy_bwd,
-                                                false,
-                                                false};
+const struct tg_op_desc tg_op_desc_unsqueeze = {.op = TG_OP_UNSQUEEZE,
+                                                .name = "unsqueeze",
+                                                .arity = 1,
+                                                .formula = "y = x with a new size-1 axis",
+                                                .vjp = "dx += dy reshaped to x's shape",
+                                                .shape = unsqueeze_shape,
+                                                .forward = copy_fwd,
+                                                .backward = copy_bwd,
+                                                .mixed_dtypes = false,
+                                                .elementwise = false};
 
 struct tg_tensor *tg_unsqueeze(struct tg_tape *T, struct tg_tensor *x, int axis)
 {
@@ -319,16 +320,17 @@ static void transpose_view(const struct tg_tensor *out, struct view *v)
 }
 VIEW_OP_KERNELS(transpose)
 
-const struct tg_op_desc tg_op_desc_transpose = {TG_OP_TRANSPOSE,
-                                                "transpose",
-                                                1,
-                                                "y[.., i, .., j, ..] = x[.., j, .., i, ..]",
-                                                "dx += dy transposed back",
-                                                transpose_shape,
-                                                transpose_fwd,
-                                                transpose_bwd,
-                                                false,
-                                                false};
+const struct tg_op_desc tg_op_desc_transpose = {.op = TG_OP_TRANSPOSE,
+                                                .name = "transpose",
+                                                .arity = 1,
+                                                .formula =
+                                                    "y[.., i, .., j, ..] = x[.., j, .., i, ..]",
+                                                .vjp = "dx += dy transposed back",
+                                                .shape = transpose_shape,
+                                                .forward = transpose_fwd,
+                                                .backward = transpose_bwd,
+                                                .mixed_dtypes = false,
+                                                .elementwise = false};
 
 struct tg_tensor *tg_transpose(struct tg_tape *T, struct tg_tensor *x, int a, int b)
 {
@@ -375,16 +377,17 @@ static void permute_view(const struct tg_tensor *out, struct view *v)
 }
 VIEW_OP_KERNELS(permute)
 
-const struct tg_op_desc tg_op_desc_permute = {TG_OP_PERMUTE,
-                                              "permute",
-                                              1,
-                                              "y[i_0, .., i_n] = x at index i_d on axis perm[d]",
-                                              "dx += dy permuted by the inverse of perm",
-                                              permute_shape,
-                                              permute_fwd,
-                                              permute_bwd,
-                                              false,
-                                              false};
+const struct tg_op_desc tg_op_desc_permute = {
+    .op = TG_OP_PERMUTE,
+    .name = "permute",
+    .arity = 1,
+    .formula = "y[i_0, .., i_n] = x at index i_d on axis perm[d]",
+    .vjp = "dx += dy permuted by the inverse of perm",
+    .shape = permute_shape,
+    .forward = permute_fwd,
+    .backward = permute_bwd,
+    .mixed_dtypes = false,
+    .elementwise = false};
 
 struct tg_tensor *tg_permute(struct tg_tape *T, struct tg_tensor *x, int n, const int *perm)
 {
@@ -433,16 +436,17 @@ static void broadcast_to_view(const struct tg_tensor *out, struct view *v)
 }
 VIEW_OP_KERNELS(broadcast_to)
 
-const struct tg_op_desc tg_op_desc_broadcast_to = {TG_OP_BROADCAST_TO,
-                                                   "broadcast_to",
-                                                   1,
-                                                   "y[i] = x[i with broadcast axes at 0]",
-                                                   "dx += dy summed over the broadcast axes",
-                                                   broadcast_to_shape,
-                                                   broadcast_to_fwd,
-                                                   broadcast_to_bwd,
-                                                   false,
-                                                   false};
+const struct tg_op_desc tg_op_desc_broadcast_to = {.op = TG_OP_BROADCAST_TO,
+                                                   .name = "broadcast_to",
+                                                   .arity = 1,
+                                                   .formula =
+                                                       "y[i] = x[i with broadcast axes at 0]",
+                                                   .vjp = "dx += dy summed over the broadcast axes",
+                                                   .shape = broadcast_to_shape,
+                                                   .forward = broadcast_to_fwd,
+                                                   .backward = broadcast_to_bwd,
+                                                   .mixed_dtypes = false,
+                                                   .elementwise = false};
 
 struct tg_tensor *tg_broadcast_to(struct tg_tape *T, struct tg_tensor *x, int rank,
                                   const int64_t *shape)
@@ -526,16 +530,17 @@ static void slice_view(const struct tg_tensor *out, struct view *v)
 }
 VIEW_OP_KERNELS(slice)
 
-const struct tg_op_desc tg_op_desc_slice = {TG_OP_SLICE,
-                                            "slice",
-                                            1,
-                                            "y[i] = x[start + i * step] per axis (Python slicing)",
-                                            "dx[start + i * step] += dy[i]; 0 elsewhere",
-                                            slice_shape,
-                                            slice_fwd,
-                                            slice_bwd,
-                                            false,
-                                            false};
+const struct tg_op_desc tg_op_desc_slice = {
+    .op = TG_OP_SLICE,
+    .name = "slice",
+    .arity = 1,
+    .formula = "y[i] = x[start + i * step] per axis (Python slicing)",
+    .vjp = "dx[start + i * step] += dy[i]; 0 elsewhere",
+    .shape = slice_shape,
+    .forward = slice_fwd,
+    .backward = slice_bwd,
+    .mixed_dtypes = false,
+    .elementwise = false};
 
 struct tg_tensor *tg_slice(struct tg_tape *T, struct tg_tensor *x, int n,
                            const struct tg_slice_spec *spec)

@@ -111,27 +111,27 @@ static void log_softmax_bwd(struct tg_tensor *o)
 }
 
 const struct tg_op_desc tg_op_desc_softmax = {
-    TG_OP_SOFTMAX,
-    "softmax",
-    1,
-    "y_i = e^(x_i - m) / sum_j e^(x_j - m) along axis, m = max_j x_j",
-    "dx_i += y_i (dy_i - sum_j dy_j y_j)   (J = diag(y) - y y^T)",
-    softmax_shape,
-    softmax_fwd,
-    softmax_bwd,
-    false,
-    false};
+    .op = TG_OP_SOFTMAX,
+    .name = "softmax",
+    .arity = 1,
+    .formula = "y_i = e^(x_i - m) / sum_j e^(x_j - m) along axis, m = max_j x_j",
+    .vjp = "dx_i += y_i (dy_i - sum_j dy_j y_j)   (J = diag(y) - y y^T)",
+    .shape = softmax_shape,
+    .forward = softmax_fwd,
+    .backward = softmax_bwd,
+    .mixed_dtypes = false,
+    .elementwise = false};
 const struct tg_op_desc tg_op_desc_log_softmax = {
-    TG_OP_LOG_SOFTMAX,
-    "log_softmax",
-    1,
-    "y_i = x_i - m - log sum_j e^(x_j - m) along axis",
-    "dx_i += dy_i - e^(y_i) sum_j dy_j   (J = I - 1 softmax^T)",
-    softmax_shape,
-    log_softmax_fwd,
-    log_softmax_bwd,
-    false,
-    false};
+    .op = TG_OP_LOG_SOFTMAX,
+    .name = "log_softmax",
+    .arity = 1,
+    .formula = "y_i = x_i - m - log sum_j e^(x_j - m) along axis",
+    .vjp = "dx_i += dy_i - e^(y_i) sum_j dy_j   (J = I - 1 softmax^T)",
+    .shape = softmax_shape,
+    .forward = log_softmax_fwd,
+    .backward = log_softmax_bwd,
+    .mixed_dtypes = false,
+    .elementwise = false};
 
 struct tg_tensor *tg_softmax(struct tg_tape *T, struct tg_tensor *x, int axis)
 {

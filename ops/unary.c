@@ -71,10 +71,16 @@ static inline double pow_scalar_d(double x, double p)
         else                                                                                       \
             NAME##_bwd_float(o);                                                                   \
     }                                                                                              \
-    const struct tg_op_desc tg_op_desc_##NAME = {TG_OP_##ENUM, #NAME,      1,                      \
-                                                 FORMULA,      VJP,        tg__shape_same,         \
-                                                 NAME##_fwd,   NAME##_bwd, false,                  \
-                                                 true};
+    const struct tg_op_desc tg_op_desc_##NAME = {.op = TG_OP_##ENUM,                               \
+                                                 .name = #NAME,                                    \
+                                                 .arity = 1,                                       \
+                                                 .formula = FORMULA,                               \
+                                                 .vjp = VJP,                                       \
+                                                 .shape = tg__shape_same,                          \
+                                                 .forward = NAME##_fwd,                            \
+                                                 .backward = NAME##_bwd,                           \
+                                                 .mixed_dtypes = false,                            \
+                                                 .elementwise = true};
 
 /* An op without parameters and its constructor. */
 #define UNARY_OP(NAME, ENUM, FORMULA, VJP, FWD, DX)                                                \
