@@ -10,7 +10,6 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 #include "tapegrad/ops.h"
 
 /* Where a tensor lives. */
@@ -50,10 +49,6 @@ struct tg_tensor {
     uint8_t rank;
     uint8_t kind;
     uint8_t requires_grad;
-    /* A leaf whose gradient tg_zero_grad cleared lazily: the buffer holds stale
-     * values that count as zero. Readers call tg__grad_materialize first; an op
-     * whose desc sets overwrites_leaf_grads may instead write (not add) and clear it. */
-    uint8_t grad_lazy_zero;
     int64_t shape[TG_MAX_DIM]; /* last: node_alloc clears everything before it */
 };
 
@@ -78,8 +73,6 @@ struct tg_op_desc {
     /* set when the output has the broadcast shape of the inputs and the rule reads
      * no parameter: scalar inputs then give a scalar without calling `shape` */
     bool elementwise;
-    /* backward handles inputs with grad_lazy_zero itself (writes instead of adding) */
-    bool overwrites_leaf_grads;
 };
 
 /* ---- errors (engine/status.c) ---- */
@@ -129,14 +122,6 @@ struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc
  * flat index. */
 int64_t tg__first_nonfinite(const void *buf, int dtype, int64_t numel);
 void tg__format_index(char *buf, size_t size, int rank, const int64_t *shape, int64_t i);
-/* Makes a lazily zeroed leaf gradient really zero (engine/tensor.c). */
-static inline void tg__grad_materialize(struct tg_tensor *t)
-{
-    if (t->grad_lazy_zero) {
-        memset(t->grad, 0, (size_t)t->numel * tg__esize(t->dtype));
-        t->grad_lazy_zero = 0;
-    }
-}
 /* Whether node t's gradient belongs to its tape's latest backward sweep. */
 bool tg__node_grad_current(const struct tg_tensor *t);
 /* Checks that t may be an input of an op on T (for ops that validate early). */

@@ -92,7 +92,7 @@ static enum tg_status analytic(struct run *r, struct tg_tensor *const *in, doubl
     for (int i = 0; i < r->n; i++)
         if (in[i]->requires_grad)
             for (int64_t j = 0; j < in[i]->numel; j++)
-                grads[i][j] = tg__load(tg_tensor_grad(in[i]), in[i]->dtype, j);
+                grads[i][j] = tg__load(in[i]->grad, in[i]->dtype, j);
     return TG_OK;
 }
 

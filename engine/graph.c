@@ -200,7 +200,6 @@ bool tg__local_derivs(struct tg_tensor *n, double *d)
             }
         if (first[i] != (int)i) continue;
         struct tg_tensor *x = n->in[i];
-        if (x->grad) tg__grad_materialize(x);
         saved_grad[i] = x->grad;
         saved_rg[i] = x->requires_grad;
         memset(&slot[i], 0, sizeof slot[i]);

@@ -64,8 +64,7 @@ static enum tg_status sweep(struct rec *r, const struct tg_tensor *seed, double 
     tg_zero_grad(r->x);
     enum tg_status st = tg_backward(r->y, seed);
     if (st) return st;
-    const void *g = tg_tensor_grad(r->x); /* materializes a lazily zeroed gradient */
-    for (int64_t j = 0; j < n; j++) row[j] = tg__load(g, r->x->dtype, j);
+    for (int64_t j = 0; j < n; j++) row[j] = tg__load(r->x->grad, r->x->dtype, j);
     return TG_OK;
 }
 

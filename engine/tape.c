@@ -505,17 +505,12 @@ static enum tg_status reserve_grads(struct tg_tape *T)
     return TG_OK;
 }
 
-/* Readies the inputs of a reached node n that need a gradient: nodes get zeroed
- * gradients for this sweep; lazily zeroed leaves are zeroed for real unless n's op
- * overwrites them itself (and never when a hook observes the sweep). */
-static inline void ready_inputs(struct tg_tape *T, struct tg_tensor *n, uint64_t s, bool hooked)
+/* Readies the inputs of a reached node n that need a gradient. */
+static inline void ready_inputs(struct tg_tape *T, struct tg_tensor *n, uint64_t s)
 {
     for (uint32_t i = 0; i < n->n_in; i++) {
         struct tg_tensor *x = n->in[i];
-        if (x->kind == TG_KIND_NODE && x->requires_grad && x->stamp != s)
-            grad_ready(T, x, s);
-        else if (x->grad_lazy_zero && (hooked || !n->desc->overwrites_leaf_grads))
-            tg__grad_materialize(x);
+        if (x->kind == TG_KIND_NODE && x->requires_grad && x->stamp != s) grad_ready(T, x, s);
     }
 }
 
@@ -543,7 +538,7 @@ enum tg_status tg__backward_ex(struct tg_tensor *root, const struct tg_tensor *s
     if (!hook) {
         for (struct tg_tensor *n = root; n; n = n->prev) {
             if (n->stamp != s || !n->desc) continue;
-            ready_inputs(T, n, s, false);
+            ready_inputs(T, n, s);
             n->desc->backward(n);
             if (T->anomaly && (st = anomaly_backward(n))) return st;
         }
@@ -551,7 +546,7 @@ enum tg_status tg__backward_ex(struct tg_tensor *root, const struct tg_tensor *s
     }
     for (struct tg_tensor *n = root; n; n = n->prev)
         if (n->stamp == s && n->desc) {
-            ready_inputs(T, n, s, true);
+            ready_inputs(T, n, s);
             hook(n, false, ctx);
             n->desc->backward(n);
             hook(n, true, ctx);

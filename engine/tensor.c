@@ -286,7 +286,6 @@ enum tg_status tg_tensor_set_requires_grad(struct tg_tensor *t, bool on)
         tg__free(t->grad);
         t->grad = NULL;
     }
-    t->grad_lazy_zero = 0;
     t->requires_grad = on;
     return TG_OK;
 }
@@ -294,11 +293,7 @@ enum tg_status tg_tensor_set_requires_grad(struct tg_tensor *t, bool on)
 enum tg_status tg_zero_grad(struct tg_tensor *t)
 {
     if (!t) return tg__fail(TG_ERR_NULL, "tg_zero_grad: t is NULL");
-    if (!t->grad) return TG_OK;
-    if (t->kind == TG_KIND_LEAF)
-        t->grad_lazy_zero = 1; /* no pass over memory now: see tg__grad_materialize */
-    else
-        memset(t->grad, 0, (size_t)t->numel * tg__esize(t->dtype));
+    if (t->grad) memset(t->grad, 0, (size_t)t->numel * tg__esize(t->dtype));
     return TG_OK;
 }
 
@@ -342,7 +337,6 @@ void *tg_tensor_grad(const struct tg_tensor *t)
 {
     if (!t) return NULL;
     if (t->kind == TG_KIND_NODE && !tg__node_grad_current(t)) return NULL;
-    if (t->grad) tg__grad_materialize((struct tg_tensor *)t); /* a reader sees the zeros */
     return t->grad;
 }
 
