@@ -65,13 +65,19 @@ void tg_clear_error(void)
     last_msg[0] = '\0';
 }
 
+static enum tg_status record(enum tg_status s, const char *fmt, va_list ap)
+{
+    vsnprintf(last_msg, sizeof last_msg, fmt, ap);
+    last_status = s;
+    return s;
+}
+
 enum tg_status tg__fail(enum tg_status s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_msg, sizeof last_msg, fmt, ap);
+    record(s, fmt, ap);
     va_end(ap);
-    last_status = s;
     return s;
 }
 
@@ -159,9 +165,8 @@ enum tg_status tg_set_error(enum tg_status s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_msg, sizeof last_msg, fmt, ap);
+    record(s, fmt, ap);
     va_end(ap);
-    last_status = s;
     return s;
 }
 
