@@ -92,17 +92,19 @@ void tg__gemm(int dtype, bool ta, bool tb, int64_t M, int64_t N, int64_t K, cons
  * Taylor polynomial to r^6 (truncation below 1.3e-7), 2^n through the exponent. */
 static inline float tg__exp_neg_f(float y)
 {
-    float n = (y * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round(y / ln 2) */
-    float r = (y - n * 0.693145751953125f) - n * 1.428606765330187e-06f;
+    float yc = y >= -87.0f ? y : -87.0f; /* NaN becomes -87 here (no UB below) ... */
+    float n = (yc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round(yc / ln 2) */
+    float r = (yc - n * 0.693145751953125f) - n * 1.428606765330187e-06f;
     float p =
         1.0f +
         r * (1.0f +
              r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
     union {
-        int32_t i;
+        uint32_t i;
         float f;
-    } two_n = {.i = ((int32_t)n + 127) << 23};
-    return p * two_n.f;
+    } two_n = {.i = (uint32_t)((int32_t)n + 127) << 23}; /* n in [-126, 0] */
+    float e = p * two_n.f;
+    return y == y ? e : y; /* ... and NaN again here */
 }
 
 /* tanh x: the odd Taylor series below |x| = 0.25 (where 1 - 2/(e^2x + 1) would
