@@ -65,6 +65,7 @@ int main(int argc, char **argv)
     struct tg_params *params = tg_nn_mlp_params(mlp);
     struct tg_optim_config oc = tg_optim_defaults(TG_OPTIM_ADAM);
     oc.lr = 1e-3;
+    oc.zero_grad = true; /* the step clears each gradient: no zero-grad pass */
     struct tg_optim *opt = tg_optim_new(params, &oc);
     struct tg_tape *T = tg_tape_new();
     if (!mlp || !opt || !T) {
@@ -85,7 +86,6 @@ int main(int argc, char **argv)
             enum tg_status st = tg_dataset_batch(train, T, b, B, &X, &y);
             struct tg_tensor *loss =
                 st ? NULL : tg_cross_entropy(T, tg_nn_mlp_forward(mlp, T, X), y, TG_REDUCE_MEAN);
-            tg_params_zero_grad(params);
             if (!loss || tg_backward(loss, NULL) || tg_optim_step(opt, 1.0)) {
                 fprintf(stderr, "\nf_fashion: %s\n", tg_last_error());
                 return 1;

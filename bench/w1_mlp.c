@@ -4,7 +4,7 @@
  * Inputs uniform [0, 1), labels uniform 0..9, a fixed pool of 60 batches cycled.
  *
  * One step = tape reset, the batch copied onto the tape, forward (three fused
- * linear ops), loss, zero-grad, backward, SGD update: what a training loop does.
+ * linear ops), loss, backward, SGD update that also clears the gradients.
  * Prints the median step time, every sample, and the memory figures of issue 6:
  *   model_mib   parameters + gradients + one step's tape (values, gradients, op data)
  *   rss_base_mib the process before the model exists (libraries, the data pool)
@@ -71,6 +71,7 @@ int main(int argc, char **argv)
     struct tg_params *params = tg_nn_mlp_params(mlp);
     struct tg_optim_config oc = tg_optim_defaults(TG_OPTIM_SGD);
     oc.lr = 0.01;
+    oc.zero_grad = true; /* the step clears each gradient: no zero-grad pass */
     struct tg_optim *opt = tg_optim_new(params, &oc);
     struct tg_tape *T = tg_tape_new();
     if (!mlp || !opt || !T) {
@@ -89,7 +90,6 @@ int main(int argc, char **argv)
         struct tg_tensor *logits = tg_nn_mlp_forward(mlp, T, x);
         struct tg_tensor *l =
             tg_cross_entropy_idx(T, logits, Y + (size_t)b * BATCH, BATCH, TG_REDUCE_MEAN);
-        tg_params_zero_grad(params);
         if (!l || tg_backward(l, NULL) || tg_optim_step(opt, 1.0)) {
             fprintf(stderr, "w1_mlp: %s\n", tg_last_error());
             return 1;

@@ -2,7 +2,7 @@
  * bench/w5_small.c - W5, a small-model step where framework overhead dominates:
  * MLP 32-64-64-1, tanh hidden, MSE, f32, batch 16, plain SGD lr 0.01.
  * Inputs and targets uniform [-1, 1), a fixed pool of 64 batches cycled.
- * One step = tape reset, batch onto the tape, forward, loss, zero-grad, backward,
+ * One step = tape reset, batch onto the tape, forward, loss, backward,
  * SGD update. Prints the median step time and every sample.
  * Usage: w5_small [--reps N] [--warmup N] [--threads T]
  */
@@ -28,6 +28,7 @@ int main(int argc, char **argv)
     struct tg_params *params = tg_nn_mlp_params(mlp);
     struct tg_optim_config oc = tg_optim_defaults(TG_OPTIM_SGD);
     oc.lr = 0.01;
+    oc.zero_grad = true; /* the step clears each gradient: no zero-grad pass */
     struct tg_optim *opt = tg_optim_new(params, &oc);
     struct tg_tape *T = tg_tape_new();
     double *t = malloc(sizeof *t * (size_t)reps);
@@ -43,7 +44,6 @@ int main(int argc, char **argv)
         struct tg_tensor *x = tg_tape_constant(T, TG_F32, 2, (int64_t[]){BATCH, N_IN}, X[b]);
         struct tg_tensor *y = tg_tape_constant(T, TG_F32, 2, (int64_t[]){BATCH, 1}, Y[b]);
         struct tg_tensor *l = tg_mse(T, tg_nn_mlp_forward(mlp, T, x), y, TG_REDUCE_MEAN);
-        tg_params_zero_grad(params);
         if (!l || tg_backward(l, NULL) || tg_optim_step(opt, 1.0)) {
             fprintf(stderr, "w5_small: %s\n", tg_last_error());
             return 1;

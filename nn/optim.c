@@ -139,15 +139,20 @@ static void step_sgd_plain(const struct tg_optim *o, struct slot *s, double scal
 {
     double k = o->cfg.lr * scale;
     int64_t n = tg_tensor_numel(s->t);
+    bool zero = o->cfg.zero_grad;
     if (tg_tensor_dtype(s->t) == TG_F64) {
-        double *restrict p = tg_tensor_data(s->t);
-        const double *restrict g = tg_tensor_grad(s->t);
-        for (int64_t i = 0; i < n; i++) p[i] -= k * g[i];
+        double *restrict p = tg_tensor_data(s->t), *restrict g = tg_tensor_grad(s->t);
+        if (zero)
+            for (int64_t i = 0; i < n; i++) p[i] -= k * g[i], g[i] = 0;
+        else
+            for (int64_t i = 0; i < n; i++) p[i] -= k * g[i];
     } else {
-        float *restrict p = tg_tensor_data(s->t);
-        const float *restrict g = tg_tensor_grad(s->t);
+        float *restrict p = tg_tensor_data(s->t), *restrict g = tg_tensor_grad(s->t);
         float kf = (float)k;
-        for (int64_t i = 0; i < n; i++) p[i] -= kf * g[i];
+        if (zero)
+            for (int64_t i = 0; i < n; i++) p[i] -= kf * g[i], g[i] = 0;
+        else
+            for (int64_t i = 0; i < n; i++) p[i] -= kf * g[i];
     }
 }
 
@@ -211,10 +216,12 @@ enum tg_status tg_optim_step(struct tg_optim *opt, double grad_scale)
     for (size_t i = 0; i < opt->n; i++) {
         struct slot *s = &opt->slots[i];
         if (!tg_tensor_requires_grad(s->t) || !tg_tensor_grad(s->t)) continue;
+        bool plain = opt->cfg.kind == TG_OPTIM_SGD && opt->cfg.weight_decay == 0;
         if (opt->cfg.kind >= TG_OPTIM_ADAM)
             step_adam(opt, s, grad_scale);
         else
             step_sgd(opt, s, grad_scale);
+        if (opt->cfg.zero_grad && !plain) tg_zero_grad(s->t); /* plain SGD zeroes in its loop */
         s->steps++;
     }
     opt->steps++;

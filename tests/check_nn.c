@@ -290,15 +290,15 @@ struct optim_case {
 
 #define SGD_(wd)                                                                                   \
     {                                                                                              \
-        TG_OPTIM_SGD, 0.1, 0, false, 0, 0, 0, wd                                                   \
+        TG_OPTIM_SGD, 0.1, 0, false, 0, 0, 0, wd, false                                            \
     }
 #define MOM_(nest, wd)                                                                             \
     {                                                                                              \
-        TG_OPTIM_MOMENTUM, 0.1, 0.9, nest, 0, 0, 0, wd                                             \
+        TG_OPTIM_MOMENTUM, 0.1, 0.9, nest, 0, 0, 0, wd, false                                      \
     }
 #define ADAM_(k, b1, b2, e, wd)                                                                    \
     {                                                                                              \
-        k, 0.01, 0, false, b1, b2, e, wd                                                           \
+        k, 0.01, 0, false, b1, b2, e, wd, false                                                    \
     }
 
 static const struct optim_case optim_ref[] = {
@@ -390,19 +390,27 @@ static void check_values(struct tg_tensor *p0, struct tg_tensor *p1, const doubl
 START_TEST(test_optim_vs_pytorch)
 {
     const struct optim_case *c = &optim_ref[_i];
-    struct tg_tensor *p0, *p1;
-    struct tg_params *p = make_pair(TG_F64, &p0, &p1);
-    struct tg_optim *opt = tg_optim_new(p, &c->cfg);
-    ck_assert_ptr_nonnull(opt);
-    for (int k = 0; k < 3; k++) {
-        set_grads(p0, p1, G[k]);
-        ck_assert_int_eq(tg_optim_step(opt, 0.5), TG_OK);
-        if (k == 0) check_values(p0, p1, c->after[0], 1e-14, c->name);
+    for (int zero = 0; zero < 2; zero++) { /* zero_grad changes no update */
+        struct tg_tensor *p0, *p1;
+        struct tg_params *p = make_pair(TG_F64, &p0, &p1);
+        struct tg_optim_config cfg = c->cfg;
+        cfg.zero_grad = zero;
+        struct tg_optim *opt = tg_optim_new(p, &cfg);
+        ck_assert_ptr_nonnull(opt);
+        for (int k = 0; k < 3; k++) {
+            set_grads(p0, p1, G[k]);
+            ck_assert_int_eq(tg_optim_step(opt, 0.5), TG_OK);
+            if (k == 0) check_values(p0, p1, c->after[0], 1e-14, c->name);
+            for (int64_t i = 0; zero && i < tg_tensor_numel(p0); i++)
+                ck_assert_double_eq(tg_tensor_grad_get(p0, i), 0);
+            for (int64_t i = 0; zero && i < tg_tensor_numel(p1); i++)
+                ck_assert_double_eq(tg_tensor_grad_get(p1, i), 0);
+        }
+        check_values(p0, p1, c->after[1], 1e-13, c->name);
+        ck_assert_int_eq(tg_optim_steps(opt), 3);
+        tg_optim_free(opt);
+        tg_params_free(p);
     }
-    check_values(p0, p1, c->after[1], 1e-13, c->name);
-    ck_assert_int_eq(tg_optim_steps(opt), 3);
-    tg_optim_free(opt);
-    tg_params_free(p);
 }
 END_TEST
 

@@ -158,6 +158,10 @@ struct tg_optim_config {
     double beta1, beta2; /* ADAM/ADAMW, each in [0, 1) */
     double eps;          /* ADAM/ADAMW, > 0 */
     double weight_decay; /* >= 0 */
+    /* After a parameter is updated, set its gradient to zero, in the same pass
+     * over memory: replaces a separate tg_params_zero_grad before the next
+     * backward (gradients otherwise accumulate until zeroed). */
+    bool zero_grad;
 };
 /* PyTorch's defaults for `kind`: lr 0.01 (SGD, MOMENTUM; PyTorch has none),
  * 0.001 (ADAM, ADAMW); momentum 0.9; betas (0.9, 0.999); eps 1e-8; weight_decay
@@ -178,9 +182,9 @@ struct tg_optim *tg_optim_new(struct tg_params *params, const struct tg_optim_co
 void tg_optim_free(struct tg_optim *opt);
 /*
  * One update of every parameter from its gradient times grad_scale (the
- * document's eta/T is lr = eta, grad_scale = 1/T). Gradients are read, not
- * zeroed. A parameter whose gradient buffer is absent is skipped. Allocates
- * nothing. TG_ERR_NULL; TG_ERR_VALUE for a non-finite grad_scale; TG_ERR_STATE
+ * document's eta/T is lr = eta, grad_scale = 1/T). Gradients are read, and
+ * zeroed only when the config's zero_grad is set. A parameter whose gradient buffer is absent is
+ * skipped. Allocates nothing. TG_ERR_NULL; TG_ERR_VALUE for a non-finite grad_scale; TG_ERR_STATE
  * when the map's entries changed since tg_optim_new (nothing is updated).
  */
 enum tg_status tg_optim_step(struct tg_optim *opt, double grad_scale);
