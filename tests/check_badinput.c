@@ -12,6 +12,7 @@
  * for their documented neutral result (0, NULL, NaN) instead.
  */
 #include <check.h>
+#include "run-suite.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -577,9 +578,5 @@ int main(void)
     TCase *tc = tcase_create("rows");
     tcase_add_loop_test(tc, test_bad_input, 0, N_ROWS);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tg_test_run_suite(s);
 }

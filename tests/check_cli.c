@@ -5,6 +5,7 @@
  * Expected values are plain arithmetic, worked out in the comments.
  */
 #include <check.h>
+#include "run-suite.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,9 +243,5 @@ static Suite *cli_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(cli_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tg_test_run_suite(cli_suite());
 }

@@ -14,6 +14,7 @@
  * saying what is wrong (check_io.c covers each header rule one by one).
  */
 #include <check.h>
+#include "run-suite.h"
 #include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
@@ -229,9 +230,5 @@ int main(int argc, char **argv)
     tcase_add_test(tc, test_kill_during_save);
     tcase_add_test(tc, test_damaged_files);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tg_test_run_suite(s);
 }

@@ -5,6 +5,7 @@
  * Reference numbers are derived by hand below, not taken from our own output.
  */
 #include <check.h>
+#include "run-suite.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -362,9 +363,5 @@ static Suite *graph_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(graph_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tg_test_run_suite(graph_suite());
 }

@@ -10,6 +10,7 @@
  * built here byte by byte, each one breaking a single rule of the format.
  */
 #include <check.h>
+#include "run-suite.h"
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -497,9 +498,5 @@ static Suite *io_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(io_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tg_test_run_suite(io_suite());
 }

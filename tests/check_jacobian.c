@@ -5,6 +5,7 @@
  * central finite differences, and errors.
  */
 #include <check.h>
+#include "run-suite.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,9 +329,5 @@ static Suite *jacobian_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(jacobian_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tg_test_run_suite(jacobian_suite());
 }

@@ -4,6 +4,7 @@
  * and against a naive triple loop, error messages, empty dimensions.
  */
 #include <check.h>
+#include "run-suite.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -763,9 +764,5 @@ static Suite *linalg_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(linalg_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tg_test_run_suite(linalg_suite());
 }

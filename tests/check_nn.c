@@ -6,6 +6,7 @@
  * worked out by hand in the comments next to them.
  */
 #include <check.h>
+#include "run-suite.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -522,9 +523,5 @@ static Suite *nn_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(nn_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tg_test_run_suite(nn_suite());
 }

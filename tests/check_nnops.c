@@ -11,6 +11,7 @@
  * shortest string that round-trips).
  */
 #include <check.h>
+#include "run-suite.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -485,9 +486,5 @@ static Suite *nnops_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(nnops_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tg_test_run_suite(nnops_suite());
 }

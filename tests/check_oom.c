@@ -9,6 +9,7 @@
  * the hook reaches tapegrad's own allocations only; see docs/reliability.md.)
  */
 #include <check.h>
+#include "run-suite.h"
 #include <math.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -214,9 +215,5 @@ int main(void)
     tcase_add_test(tc, test_oom_constructors);
     tcase_add_loop_test(tc, test_oom_checkpoint, 0, 2); /* a single failure, then sticky */
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tg_test_run_suite(s);
 }

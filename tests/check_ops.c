@@ -3,6 +3,7 @@
  * derived by hand, broadcasting and dtype rules, fan-out graphs.
  */
 #include <check.h>
+#include "run-suite.h"
 #include <math.h>
 #include <string.h>
 #include <tapegrad/check.h>
@@ -276,9 +277,5 @@ static Suite *ops_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(ops_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tg_test_run_suite(ops_suite());
 }

@@ -17,6 +17,7 @@
  * gradient element is held to the same relative accuracy as a large one).
  */
 #include <check.h>
+#include "run-suite.h"
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -734,10 +735,7 @@ int main(int argc, char **argv)
     } else {
         snprintf(ref.err, sizeof ref.err, "%s: %s", ref_path, strerror(errno));
     }
-    SRunner *sr = srunner_create(reference_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int status = tg_test_run_suite(reference_suite());
     ref_free(&ref);
-    return failed ? 1 : 0;
+    return status;
 }

@@ -6,6 +6,7 @@
  * Every op is also gradchecked on random shapes by tests/check_ops.c.
  */
 #include <check.h>
+#include "run-suite.h"
 #include <math.h>
 #include <tapegrad/tapegrad.h>
 
@@ -510,9 +511,5 @@ static Suite *shape_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(shape_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tg_test_run_suite(shape_suite());
 }

@@ -6,6 +6,7 @@
  * under ThreadSanitizer too (.ci/run does): it must report no race.
  */
 #include <check.h>
+#include "run-suite.h"
 #include <math.h>
 #include <pthread.h>
 #include <tapegrad/tapegrad.h>
@@ -109,9 +110,5 @@ int main(void)
     tcase_add_test(tc, test_two_threads);
     tcase_add_test(tc, test_errors_per_thread);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return tg_test_run_suite(s);
 }
