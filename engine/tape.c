@@ -365,20 +365,72 @@ static enum tg_status input_error(struct tg_tape *T, const struct tg_op_desc *de
     return tg__fail(TG_ERR_STATE, "%s: inputs rejected", desc->name);
 }
 
+/* Whether x may be an input on T (a leaf, or a node of T's current recording). */
+static inline bool input_ok(const struct tg_tape *T, const struct tg_tensor *x)
+{
+    return x && (x->kind == TG_KIND_LEAF || (x->tape == T && x->epoch == T->epoch));
+}
+
+/* The scalar-graph fast path: an elementwise op of one or two rank-0 inputs of
+ * one dtype. No loops, no shape rule, every field written once. NULL when the
+ * case does not apply (the general path then runs, and reports any error). */
+static inline struct tg_tensor *record_scalar(struct tg_tape *T, const struct tg_op_desc *desc,
+                                              int n_in, struct tg_tensor *const *in,
+                                              const union tg_params *params, void *aux)
+{
+    if (!desc->elementwise || n_in < 1 || n_in > 2 || !T) return NULL;
+    struct tg_tensor *a = in[0], *b = n_in == 2 ? in[1] : NULL;
+    if (!input_ok(T, a) || a->rank ||
+        (n_in == 2 && (!input_ok(T, b) || b->rank || b->dtype != a->dtype)))
+        return NULL;
+    struct tg_tensor *n =
+        arena_alloc(&T->nodes[T->epoch % 2], sizeof(struct tg_tensor), _Alignof(struct tg_tensor));
+    if (!n) return NULL;
+    n->data = &n->sval;
+    n->grad = NULL;
+    n->tape = T;
+    n->desc = desc;
+    n->in = n->in2;
+    n->in2[0] = a;
+    n->in2[1] = b;
+    n->aux = aux;
+    n->p = params ? *params : (union tg_params){.i = {0, 0}};
+    n->epoch = T->epoch;
+    n->stamp = 0;
+    n->numel = 1;
+    n->n_in = (uint32_t)n_in;
+    n->dtype = a->dtype;
+    n->rank = 0;
+    n->kind = TG_KIND_NODE;
+    n->requires_grad = (a->requires_grad || (b && b->requires_grad)) && T->no_grad == 0;
+    return n;
+}
+
+/* Computes n's value and appends n to the tape (or fails in anomaly mode). */
+static inline struct tg_tensor *run_and_link(struct tg_tape *T, struct tg_tensor *n)
+{
+    n->desc->forward(n);
+    if (T->anomaly && anomaly_forward(n)) return NULL;
+    n->prev = T->last;
+    T->last = n;
+    T->n_nodes++;
+    return n;
+}
+
 struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc, int n_in,
                                 struct tg_tensor *const *in, const union tg_params *params,
                                 void *aux)
 {
-    /* One pass over the inputs checks everything the common case needs; any
+    struct tg_tensor *f = record_scalar(T, desc, n_in, in, params, aux);
+    if (f) return run_and_link(T, f);
+    /* One pass over the inputs checks everything the general case needs; any
      * failure is explained by input_error. */
-    bool needs_grad = false, ok = T != NULL, scalar = desc->elementwise;
+    bool needs_grad = false, ok = T != NULL;
     for (int i = 0; ok && i < n_in; i++) {
         const struct tg_tensor *x = in[i];
-        ok = x && (x->kind == TG_KIND_LEAF || (x->tape == T && x->epoch == T->epoch)) &&
-             (desc->mixed_dtypes || x->dtype == in[0]->dtype);
+        ok = input_ok(T, x) && (desc->mixed_dtypes || x->dtype == in[0]->dtype);
         if (!ok) break;
         needs_grad |= x->requires_grad;
-        scalar &= x->rank == 0;
     }
     if (!ok) {
         input_error(T, desc, n_in, in);
@@ -397,20 +449,10 @@ struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc
     n->n_in = (uint32_t)n_in;
     if (params) n->p = *params;
     n->aux = aux;
-    if (scalar) { /* scalar graphs: rank 0, inline value */
-        n->numel = 1;
-        n->data = &n->sval;
-    } else if (desc->shape(n) || node_buffers(T, n, desc->name)) {
-        return NULL;
-    }
+    if (desc->shape(n) || node_buffers(T, n, desc->name)) return NULL;
     n->requires_grad = needs_grad && T->no_grad == 0;
     if (n->requires_grad && n->numel > 1) T->grad_pending += grad_bytes(n);
-    desc->forward(n);
-    if (T->anomaly && anomaly_forward(n)) return NULL;
-    n->prev = T->last;
-    T->last = n;
-    T->n_nodes++;
-    return n;
+    return run_and_link(T, n);
 }
 
 /* ---- backward ---- */
