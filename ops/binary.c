@@ -29,16 +29,12 @@ enum tg_status tg__broadcast_shape(const char *fn, const struct tg_tensor *a,
 
 /* Forward and backward of one op for one element type T. */
 #define BINARY_KERNELS(NAME, T, FWD, DA, DB)                                                       \
-    static void NAME##_fwd_##T(struct tg_tensor *out)                                              \
+    /* the broadcasting loops, out of line: the scalar case stays a leaf call */                   \
+    __attribute__((noinline)) static void NAME##_fwd_loop_##T(struct tg_tensor *out)               \
     {                                                                                              \
         const struct tg_tensor *A = out->in[0], *B = out->in[1];                                   \
         const T *a = A->data, *b = B->data;                                                        \
         T *o = out->data;                                                                          \
-        if (out->numel == 1) { /* scalar graphs: no iterator */                                    \
-            T x = a[0], y = b[0];                                                                  \
-            o[0] = (T)(FWD);                                                                       \
-            return;                                                                                \
-        }                                                                                          \
         struct tg_bc it;                                                                           \
         tg__bc_init(&it, out, A, B);                                                               \
         for (int64_t r = 0; r < it.rows; r++, tg__bc_next(&it)) {                                  \
@@ -50,18 +46,20 @@ enum tg_status tg__broadcast_shape(const char *fn, const struct tg_tensor *a,
             }                                                                                      \
         }                                                                                          \
     }                                                                                              \
-    static void NAME##_bwd_##T(struct tg_tensor *out)                                              \
+    static void NAME##_fwd_##T(struct tg_tensor *out)                                              \
+    {                                                                                              \
+        if (out->numel != 1) {                                                                     \
+            NAME##_fwd_loop_##T(out);                                                              \
+            return;                                                                                \
+        }                                                                                          \
+        T x = *(const T *)out->in[0]->data, y = *(const T *)out->in[1]->data;                      \
+        *(T *)out->data = (T)(FWD);                                                                \
+    }                                                                                              \
+    __attribute__((noinline)) static void NAME##_bwd_loop_##T(struct tg_tensor *out)               \
     {                                                                                              \
         const struct tg_tensor *A = out->in[0], *B = out->in[1];                                   \
         const T *a = A->data, *b = B->data, *o = out->data, *g = out->grad;                        \
         T *ga = A->requires_grad ? A->grad : NULL, *gb = B->requires_grad ? B->grad : NULL;        \
-        if (out->numel == 1) {                                                                     \
-            T x = a[0], y = b[0], z = o[0], gz = g[0];                                             \
-            (void)x, (void)y, (void)z;                                                             \
-            if (ga) ga[0] += (T)(gz * (DA));                                                       \
-            if (gb) gb[0] += (T)(gz * (DB));                                                       \
-            return;                                                                                \
-        }                                                                                          \
         struct tg_bc it;                                                                           \
         tg__bc_init(&it, out, A, B);                                                               \
         for (int64_t r = 0; r < it.rows; r++, tg__bc_next(&it)) {                                  \
@@ -73,6 +71,19 @@ enum tg_status tg__broadcast_shape(const char *fn, const struct tg_tensor *a,
                 if (gb) gb[kb] += (T)(gz * (DB));                                                  \
             }                                                                                      \
         }                                                                                          \
+    }                                                                                              \
+    static void NAME##_bwd_##T(struct tg_tensor *out)                                              \
+    {                                                                                              \
+        if (out->numel != 1) {                                                                     \
+            NAME##_bwd_loop_##T(out);                                                              \
+            return;                                                                                \
+        }                                                                                          \
+        const struct tg_tensor *A = out->in[0], *B = out->in[1];                                   \
+        T x = *(const T *)A->data, y = *(const T *)B->data, z = *(const T *)out->data,             \
+          gz = *(const T *)out->grad;                                                              \
+        (void)x, (void)y, (void)z;                                                                 \
+        if (A->requires_grad) *(T *)A->grad += (T)(gz * (DA));                                     \
+        if (B->requires_grad) *(T *)B->grad += (T)(gz * (DB));                                     \
     }
 
 /* The descriptor, the dtype dispatch and the public constructor. */

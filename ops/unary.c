@@ -30,11 +30,17 @@ static inline double pow_scalar_d(double x, double p)
 #define UNARY_KERNELS(NAME, T, FWD, DX)                                                            \
     static void NAME##_fwd_##T(struct tg_tensor *out)                                              \
     {                                                                                              \
-        const T *xs = out->in[0]->data;                                                            \
-        T *o = out->data;                                                                          \
+        const T *restrict xs = out->in[0]->data;                                                   \
+        T *restrict o = out->data;                                                                 \
         const double p0 = out->p.f[0], p1 = out->p.f[1];                                           \
+        const int64_t n = out->numel;                                                              \
         (void)p0, (void)p1;                                                                        \
-        for (int64_t i = 0; i < out->numel; i++) {                                                 \
+        if (n == 1) { /* scalar graphs: no loop (and no vector-loop checks) */                     \
+            T x = xs[0];                                                                           \
+            o[0] = (T)(FWD);                                                                       \
+            return;                                                                                \
+        }                                                                                          \
+        for (int64_t i = 0; i < n; i++) {                                                          \
             T x = xs[i];                                                                           \
             o[i] = (T)(FWD);                                                                       \
         }                                                                                          \
@@ -43,11 +49,18 @@ static inline double pow_scalar_d(double x, double p)
     {                                                                                              \
         struct tg_tensor *X = out->in[0];                                                          \
         if (!X->requires_grad) return;                                                             \
-        const T *xs = X->data, *zs = out->data, *g = out->grad;                                    \
-        T *gx = X->grad;                                                                           \
+        const T *restrict xs = X->data, *restrict zs = out->data, *restrict g = out->grad;         \
+        T *restrict gx = X->grad;                                                                  \
         const double p0 = out->p.f[0], p1 = out->p.f[1];                                           \
+        const int64_t n = out->numel;                                                              \
         (void)p0, (void)p1;                                                                        \
-        for (int64_t i = 0; i < out->numel; i++) {                                                 \
+        if (n == 1) {                                                                              \
+            T x = xs[0], z = zs[0];                                                                \
+            (void)x, (void)z;                                                                      \
+            gx[0] += (T)(g[0] * (DX));                                                             \
+            return;                                                                                \
+        }                                                                                          \
+        for (int64_t i = 0; i < n; i++) {                                                          \
             T x = xs[i], z = zs[i];                                                                \
             (void)x, (void)z;                                                                      \
             gx[i] += (T)(g[i] * (DX));                                                             \
