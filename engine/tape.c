@@ -516,7 +516,7 @@ static enum tg_status check_root(struct tg_tensor *root, const struct tg_tensor 
 
 /* Gives a reached node a zeroed gradient for sweep s: inline for one element,
  * else carved from the reserve (or reused from an earlier sweep of this recording). */
-static void grad_ready(struct tg_tape *T, struct tg_tensor *n, uint64_t s)
+static inline void grad_ready(struct tg_tape *T, struct tg_tensor *n, uint64_t s)
 {
     n->stamp = s;
     if (n->numel <= 1) { /* one element inline; none: a valid pointer to nothing */
