@@ -196,12 +196,18 @@ void tg_tape_stats(const struct tg_tape *T, struct tg_tape_stats *out)
     out->n_mallocs = T->n_mallocs;
 }
 
+/* Memory for one node struct in the current recording's node arena. */
+static inline struct tg_tensor *node_mem(struct tg_tape *T)
+{
+    return arena_alloc(&T->nodes[T->epoch % 2], sizeof(struct tg_tensor),
+                       _Alignof(struct tg_tensor));
+}
+
 /* A node struct in the current node arena, every field cleared but the shape
  * (which the shape rule sets for its rank). */
 static struct tg_tensor *node_alloc(struct tg_tape *T)
 {
-    struct tg_tensor *n =
-        arena_alloc(&T->nodes[T->epoch % 2], sizeof(struct tg_tensor), _Alignof(struct tg_tensor));
+    struct tg_tensor *n = node_mem(T);
     if (!n) return NULL;
     memset(n, 0, offsetof(struct tg_tensor, shape));
     n->tape = T;
@@ -383,8 +389,7 @@ static inline struct tg_tensor *record_scalar(struct tg_tape *T, const struct tg
     if (!input_ok(T, a) || a->rank ||
         (n_in == 2 && (!input_ok(T, b) || b->rank || b->dtype != a->dtype)))
         return NULL;
-    struct tg_tensor *n =
-        arena_alloc(&T->nodes[T->epoch % 2], sizeof(struct tg_tensor), _Alignof(struct tg_tensor));
+    struct tg_tensor *n = node_mem(T);
     if (!n) return NULL;
     n->data = &n->sval;
     n->grad = NULL;
