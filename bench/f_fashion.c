@@ -11,6 +11,7 @@
  */
 #include <math.h>
 #include <tapegrad/tapegrad.h>
+#include "../examples/fashion_data.h"
 #include "bench-util.h"
 
 static const char *str_opt(int argc, char **argv, const char *name, const char *def)
@@ -18,14 +19,6 @@ static const char *str_opt(int argc, char **argv, const char *name, const char *
     for (int i = 1; i + 1 < argc; i++)
         if (!strcmp(argv[i], name)) return argv[i + 1];
     return def;
-}
-
-static struct tg_dataset *load(const char *dir, const char *prefix)
-{
-    char img[1024], lab[1024];
-    snprintf(img, sizeof img, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
-    snprintf(lab, sizeof lab, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
-    return tg_dataset_load_idx(img, lab, TG_F32, 1.0 / 255);
 }
 
 /* Test accuracy: forward in a no-grad scope, batches of 1000. */
@@ -52,7 +45,7 @@ int main(int argc, char **argv)
     int epochs = bench_int_opt(argc, argv, "--epochs", 20);
     const char *dir = str_opt(argc, argv, "--data", "/usr/share/datasets/fashion-mnist");
     double target = atof(str_opt(argc, argv, "--target", "88.5")) / 100;
-    struct tg_dataset *train = load(dir, "train"), *test = load(dir, "t10k");
+    struct tg_dataset *train = fashion_load(dir, "train"), *test = fashion_load(dir, "t10k");
     if (!train || !test) {
         fprintf(stderr, "f_fashion: %s\n", tg_last_error());
         return 1;

@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <tapegrad/tapegrad.h>
+#include "fashion_data.h"
 #if defined(TG_EXAMPLE_OPENBLAS)
 #include <cblas.h>
 #endif
@@ -105,15 +106,6 @@ static const char *missing_file(const char *dir)
         if (access(path, R_OK) != 0) return names[i];
     }
     return NULL;
-}
-
-/* A dataset from DIR/<prefix>-images-idx3-ubyte.gz and its labels, or NULL. */
-static struct tg_dataset *load(const char *dir, const char *prefix)
-{
-    char images[4096], labels[4096];
-    snprintf(images, sizeof images, "%s/%s-images-idx3-ubyte.gz", dir, prefix);
-    snprintf(labels, sizeof labels, "%s/%s-labels-idx1-ubyte.gz", dir, prefix);
-    return tg_dataset_load_idx(images, labels, TG_F32, 1.0 / 255);
 }
 
 /* The first n rows of ds as a new dataset (ds is freed), or NULL. */
@@ -193,8 +185,8 @@ int main(int argc, char **argv)
     if (o.threads > 0)
         fprintf(stderr, "fashion_mnist: built without OpenBLAS, --threads ignored\n");
 #endif
-    struct tg_dataset *train_set = first_rows(load(o.dir, "train"), o.limit);
-    struct tg_dataset *test_set = load(o.dir, "t10k");
+    struct tg_dataset *train_set = first_rows(fashion_load(o.dir, "train"), o.limit);
+    struct tg_dataset *test_set = fashion_load(o.dir, "t10k");
     struct tg_rng rng;
     tg_rng_seed(&rng, 1);
     int64_t sizes[] = {N_PIXELS, 256, 128, N_CLASSES};
