@@ -68,12 +68,45 @@ struct tg_op_desc {
     enum tg_status (*shape)(struct tg_tensor *out);
     void (*forward)(struct tg_tensor *out);
     void (*backward)(struct tg_tensor *out);
+    /* Optional: whether backward can apply an update of input `slot` itself
+     * (tg_backward_apply asks before its sweep, when that input is a listed leaf
+     * whose only consumer is this node). Backward must then, whenever it runs,
+     * set value = beta value + alpha g for that input through tg__fold_at, after
+     * everything that reads the input's old value, and mark the update done. */
+    bool (*can_fold)(const struct tg_tensor *out, uint32_t slot);
     /* set when inputs may have different dtypes (e.g. integer indices as f64) */
     bool mixed_dtypes;
     /* set when the output has the broadcast shape of the inputs and the rule reads
      * no parameter: scalar inputs then give a scalar without calling `shape` */
     bool elementwise;
 };
+
+/* A leaf that tg_backward_apply updates (engine/tape.c), hung on the leaf's aux
+ * field (unused by leaves otherwise) for the duration of the call. */
+struct tg__apply {
+    double alpha, beta; /* value = beta value + alpha g */
+    struct tg_tensor *leaf;
+    struct tg_tensor *node; /* the last-recorded node that takes the leaf as input */
+    void *own_grad;         /* the leaf's gradient buffer, put back after the sweep */
+    void *scratch;          /* where g gathers when not folded */
+    union {
+        double d;
+        float f;
+    } one;         /* scratch of a one-element leaf */
+    uint32_t slot; /* which input of node the leaf is */
+    uint32_t uses; /* inputs of recorded nodes that are this leaf */
+    bool fold;     /* node's backward applies the update itself ... */
+    bool done;     /* ... and has */
+};
+
+/* The update that node o's backward must fold in for input `slot`, or NULL when
+ * it adds the input's gradient as usual. */
+static inline struct tg__apply *tg__fold_at(const struct tg_tensor *o, uint32_t slot)
+{
+    const struct tg_tensor *x = o->in[slot];
+    struct tg__apply *a = x->kind == TG_KIND_LEAF ? (struct tg__apply *)x->aux : NULL;
+    return a && a->fold && a->node == o ? a : NULL;
+}
 
 /* ---- errors (engine/status.c) ---- */
 enum tg_status tg__fail(enum tg_status s, const char *fmt, ...)

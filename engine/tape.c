@@ -36,6 +36,7 @@ struct tg_tape {
     size_t n_nodes;
     size_t high_water;
     size_t n_mallocs;
+    size_t n_folded; /* updates the last tg_backward_apply folded into an op */
     int no_grad;
     bool anomaly;
     /* Gradient memory of multi-element nodes, reserved before a sweep so that a
@@ -194,6 +195,7 @@ void tg_tape_stats(const struct tg_tape *T, struct tg_tape_stats *out)
     out->bytes_reserved = T->data.reserved + T->nodes[0].reserved + T->nodes[1].reserved;
     out->n_nodes = T->n_nodes;
     out->n_mallocs = T->n_mallocs;
+    out->n_folded = T->n_folded;
 }
 
 /* Memory for one node struct in the current recording's node arena. */
@@ -485,28 +487,31 @@ bool tg__node_grad_current(const struct tg_tensor *t)
     return t->grad && t->epoch == t->tape->epoch && t->stamp == t->tape->sweep;
 }
 
-static enum tg_status check_root(struct tg_tensor *root, const struct tg_tensor *seed)
+static enum tg_status check_root(const char *fn, struct tg_tensor *root,
+                                 const struct tg_tensor *seed)
 {
     char a[160], b[160];
-    if (!root) return tg__fail(TG_ERR_NULL, "backward: root is NULL");
+    if (!root) return tg__fail(TG_ERR_NULL, "%s: root is NULL", fn);
     if (root->kind != TG_KIND_NODE)
-        return tg__fail(TG_ERR_TAPE, "backward: root was not recorded by an op (it is a %s)",
+        return tg__fail(TG_ERR_TAPE, "%s: root was not recorded by an op (it is a %s)", fn,
                         root->kind == TG_KIND_LEAF ? "leaf" : "constant");
     if (root->epoch != root->tape->epoch)
-        return tg__fail(TG_ERR_STALE, "backward: root was recorded before the tape was reset");
+        return tg__fail(TG_ERR_STALE, "%s: root was recorded before the tape was reset", fn);
     if (!root->requires_grad)
-        return tg__fail(TG_ERR_TAPE, "backward: root needs no gradient (no input requires "
-                                     "grad, or it was computed in a no-grad scope)");
+        return tg__fail(TG_ERR_TAPE,
+                        "%s: root needs no gradient (no input requires "
+                        "grad, or it was computed in a no-grad scope)",
+                        fn);
     if (!seed) {
         if (root->numel != 1) {
             tg__format_shape(a, sizeof a, root->rank, root->shape);
             return tg__fail(TG_ERR_SHAPE,
-                            "backward: root of shape %s is not a scalar; pass a seed gradient", a);
+                            "%s: root of shape %s is not a scalar; pass a seed gradient", fn, a);
         }
         return TG_OK;
     }
     if (seed->dtype != root->dtype)
-        return tg__fail(TG_ERR_DTYPE, "backward: seed is %s but root is %s",
+        return tg__fail(TG_ERR_DTYPE, "%s: seed is %s but root is %s", fn,
                         tg_dtype_name((enum tg_dtype)seed->dtype),
                         tg_dtype_name((enum tg_dtype)root->dtype));
     bool same = seed->rank == root->rank;
@@ -514,7 +519,7 @@ static enum tg_status check_root(struct tg_tensor *root, const struct tg_tensor 
     if (!same) {
         tg__format_shape(a, sizeof a, seed->rank, seed->shape);
         tg__format_shape(b, sizeof b, root->rank, root->shape);
-        return tg__fail(TG_ERR_SHAPE, "backward: seed shape %s differs from root shape %s", a, b);
+        return tg__fail(TG_ERR_SHAPE, "%s: seed shape %s differs from root shape %s", fn, a, b);
     }
     return TG_OK;
 }
@@ -561,15 +566,12 @@ static inline void ready_inputs(struct tg_tape *T, struct tg_tensor *n, uint64_t
     }
 }
 
-enum tg_status tg__backward_ex(struct tg_tensor *root, const struct tg_tensor *seed,
-                               tg__sweep_hook hook, void *ctx)
+/* The sweep itself, after the checks and with the gradient memory reserved:
+ * nothing in it can fail but anomaly mode's checks. */
+static enum tg_status sweep(struct tg_tape *T, struct tg_tensor *root, const struct tg_tensor *seed,
+                            tg__sweep_hook hook, void *ctx)
 {
-    enum tg_status st = check_root(root, seed);
-    if (st) return st;
-    struct tg_tape *T = root->tape;
-    /* Memory first: after this point nothing can fail for lack of it, so a
-     * failure leaves every leaf gradient as it was. */
-    if ((st = reserve_grads(T))) return st;
+    enum tg_status st;
     uint64_t s = ++T->sweep;
     grad_ready(T, root, s);
     if (seed)
@@ -602,7 +604,159 @@ enum tg_status tg__backward_ex(struct tg_tensor *root, const struct tg_tensor *s
     return TG_OK;
 }
 
+enum tg_status tg__backward_ex(struct tg_tensor *root, const struct tg_tensor *seed,
+                               tg__sweep_hook hook, void *ctx)
+{
+    enum tg_status st = check_root("backward", root, seed);
+    if (st) return st;
+    /* Memory first: after this point nothing can fail for lack of it, so a
+     * failure leaves every leaf gradient as it was. */
+    if ((st = reserve_grads(root->tape))) return st;
+    return sweep(root->tape, root, seed, hook, ctx);
+}
+
 enum tg_status tg_backward(struct tg_tensor *root, const struct tg_tensor *seed)
 {
     return tg__backward_ex(root, seed, NULL, NULL);
+}
+
+/* ---- backward that updates leaves in place (tg_backward_apply) ----
+ * Each listed leaf gets a state (struct tg__apply) hung on its aux field. Before
+ * the sweep: the inputs of every recorded node are counted against the listed
+ * leaves; a leaf with one consumer whose op can fold the update (linear: W and
+ * b; matmul: one operand) is marked so, and that op's backward writes
+ * value = beta value + alpha g itself, e.g. as the GEMM's alpha and beta. Every
+ * other leaf's gradient is pointed at zeroed scratch memory for the sweep and
+ * applied after it. The leaves' own gradient buffers are never touched. */
+
+static void apply_release(const struct tg_apply *list, size_t n)
+{
+    for (size_t k = 0; k < n; k++) list[k].leaf->aux = NULL;
+}
+
+/* Checks entry k and hangs state a on its leaf (aux already set: listed twice,
+ * or held by another update in progress). */
+static enum tg_status apply_claim(const struct tg_apply *e, size_t k, struct tg__apply *a)
+{
+    static const char fn[] = "tg_backward_apply";
+    struct tg_tensor *x = e->leaf;
+    if (!x) return tg__fail(TG_ERR_NULL, "%s: entry %zu: leaf is NULL", fn, k);
+    if (x->kind != TG_KIND_LEAF)
+        return tg__fail(TG_ERR_TAPE, "%s: entry %zu is not a leaf (it is a tape %s)", fn, k,
+                        x->kind == TG_KIND_NODE ? "node" : "constant");
+    if (!x->requires_grad || !x->grad)
+        return tg__fail(TG_ERR_STATE, "%s: entry %zu does not require grad", fn, k);
+    if (!isfinite(e->alpha) || !isfinite(e->beta))
+        return tg__fail(TG_ERR_VALUE, "%s: entry %zu: alpha %g and beta %g must be finite", fn, k,
+                        e->alpha, e->beta);
+    if (x->aux)
+        return tg__fail(TG_ERR_VALUE, "%s: entry %zu repeats a leaf listed before it", fn, k);
+    memset(a, 0, sizeof *a);
+    a->alpha = e->alpha;
+    a->beta = e->beta;
+    a->leaf = x;
+    x->aux = a;
+    return TG_OK;
+}
+
+/* Counts, for every listed leaf, the inputs of recorded nodes that are it, and
+ * notes the last-recorded such node. Only the states in [a, a + n) count. */
+static void apply_count_uses(struct tg_tape *T, struct tg__apply *a, size_t n)
+{
+    for (struct tg_tensor *nd = T->last; nd; nd = nd->prev)
+        for (uint32_t i = 0; i < nd->n_in; i++) {
+            struct tg_tensor *x = nd->in[i];
+            struct tg__apply *s = x->kind == TG_KIND_LEAF ? x->aux : NULL;
+            if (s >= a && s < a + n && s->uses++ == 0) {
+                s->node = nd; /* going back, the first seen is the last recorded */
+                s->slot = i;
+            }
+        }
+}
+
+/* Marks the updates that their one consumer folds into its backward. */
+static void apply_plan(struct tg_tape *T, struct tg__apply *a, size_t n)
+{
+    /* One-element leaves never fold (no op that folds takes a rank-0 input), so
+     * a scalar graph is not scanned. Nothing folds in anomaly mode, where a
+     * sweep that fails must leave every value as it was. */
+    bool scan = false;
+    for (size_t k = 0; k < n; k++) scan |= a[k].leaf->rank > 0;
+    if (!scan || T->anomaly) return;
+    apply_count_uses(T, a, n);
+    for (size_t k = 0; k < n; k++) {
+        struct tg__apply *s = &a[k];
+        const struct tg_op_desc *d = s->uses == 1 ? s->node->desc : NULL;
+        s->fold = d && d->can_fold && d->can_fold(s->node, s->slot);
+    }
+}
+
+/* value = beta value + alpha g over n elements (g NULL: zero) */
+#define APPLY_LOOP(T)                                                                              \
+    static void apply_##T(T *restrict v, const T *restrict g, int64_t n, T alpha, T beta)          \
+    {                                                                                              \
+        if (g)                                                                                     \
+            for (int64_t i = 0; i < n; i++) v[i] = beta * v[i] + alpha * g[i];                     \
+        else if (beta != 1)                                                                        \
+            for (int64_t i = 0; i < n; i++) v[i] = beta * v[i];                                    \
+    }
+APPLY_LOOP(float)
+APPLY_LOOP(double)
+
+enum tg_status tg_backward_apply(struct tg_tensor *root, const struct tg_tensor *seed,
+                                 const struct tg_apply *list, size_t n)
+{
+    static const char fn[] = "tg_backward_apply";
+    enum tg_status st = check_root(fn, root, seed);
+    if (st) return st;
+    if (n && !list) return tg__fail(TG_ERR_NULL, "%s: list is NULL but n is %zu", fn, n);
+    struct tg_tape *T = root->tape;
+    if (n > SIZE_MAX / sizeof(struct tg__apply))
+        return tg__fail(TG_ERR_RANGE, "%s: n %zu is too large", fn, n);
+    struct tg__apply *a = n ? tg__tape_alloc(T, n * sizeof *a) : NULL;
+    if (n && !a) return tg_last_status();
+    size_t k;
+    for (k = 0; k < n; k++)
+        if ((st = apply_claim(&list[k], k, &a[k]))) {
+            apply_release(list, k); /* entry k's leaf is not ours: its aux stays */
+            return st;
+        }
+    apply_plan(T, a, n);
+    /* Memory for scratch and for the sweep's gradients, before anything changes. */
+    for (k = 0; k < n && !st; k++) {
+        struct tg__apply *s = &a[k];
+        size_t bytes = (size_t)s->leaf->numel * tg__esize(s->leaf->dtype);
+        if (s->fold) continue;
+        s->scratch = s->leaf->numel <= 1 ? (void *)&s->one : tg__tape_alloc(T, bytes);
+        if (s->scratch)
+            memset(s->scratch, 0, bytes);
+        else
+            st = tg_last_status();
+    }
+    if (!st) st = reserve_grads(T);
+    if (st) {
+        apply_release(list, n);
+        return st;
+    }
+    for (k = 0; k < n; k++) {
+        a[k].own_grad = a[k].leaf->grad;
+        if (!a[k].fold) a[k].leaf->grad = a[k].scratch;
+    }
+    st = sweep(T, root, seed, NULL, NULL);
+    for (k = 0; k < n; k++) a[k].leaf->grad = a[k].own_grad;
+    /* The sweep fails only in anomaly mode, where nothing folded: no value changed. */
+    T->n_folded = 0;
+    for (k = 0; k < n && !st; k++) {
+        struct tg__apply *s = &a[k];
+        T->n_folded += s->done;
+        if (s->done) continue;
+        /* not folded, or folded at a node the sweep did not reach (g = 0) */
+        const void *g = s->fold ? NULL : s->scratch;
+        if (s->leaf->dtype == TG_F64)
+            apply_double(s->leaf->data, g, s->leaf->numel, s->alpha, s->beta);
+        else
+            apply_float(s->leaf->data, g, s->leaf->numel, (float)s->alpha, (float)s->beta);
+    }
+    apply_release(list, n);
+    return st;
 }

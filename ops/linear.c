@@ -6,6 +6,8 @@
  * g = dy * act'(y) (from the output: relu, tanh and sigmoid need no saved input)
  * in a buffer taken from the tape at record time, then three accumulations:
  * dx += g W and dW += g^T x through the GEMM with beta = 1, db += column sums of g.
+ * Under tg_backward_apply, W's and b's updates may be folded in: the GEMM writes
+ * W = beta W + alpha g^T x straight into W (no dW, no separate update pass).
  */
 #include "ops-impl.h"
 
@@ -80,10 +82,18 @@ static enum tg_status linear_shape(struct tg_tensor *o)
         else                                                                                       \
             for (int64_t i = 0; i < n; i++) g[i] = dy[i] * y[i] * (1 - y[i]);                      \
     }                                                                                              \
-    static void colsum_##T(T *restrict db, const T *restrict g, int64_t rows, int64_t cols)        \
+    /* db = beta db + alpha (column sums of g) */                                                  \
+    static void colsum_##T(T *restrict db, const T *restrict g, int64_t rows, int64_t cols,        \
+                           T alpha, T beta)                                                        \
     {                                                                                              \
-        for (int64_t r = 0; r < rows; r++)                                                         \
-            for (int64_t c = 0; c < cols; c++) db[c] += g[r * cols + c];                           \
+        if (beta != 1)                                                                             \
+            for (int64_t c = 0; c < cols; c++) db[c] *= beta;                                      \
+        if (alpha == 1)                                                                            \
+            for (int64_t r = 0; r < rows; r++)                                                     \
+                for (int64_t c = 0; c < cols; c++) db[c] += g[r * cols + c];                       \
+        else                                                                                       \
+            for (int64_t r = 0; r < rows; r++)                                                     \
+                for (int64_t c = 0; c < cols; c++) db[c] += alpha * g[r * cols + c];               \
     }
 
 LINEAR_ACT(float)
@@ -99,7 +109,7 @@ static void linear_fwd(struct tg_tensor *o)
     if (b)
         for (int64_t r = 0; r < g.batch; r++)
             memcpy(y + (size_t)(r * g.out) * es, b->data, g.out * es);
-    tg__gemm(o->dtype, false, true, g.batch, g.out, g.in, x->data, g.in, W->data, g.in,
+    tg__gemm(o->dtype, false, true, g.batch, g.out, g.in, 1.0, x->data, g.in, W->data, g.in,
              b ? 1.0 : 0.0, y, g.out);
     int act = (int)o->p.i[0];
     if (o->dtype == TG_F64)
@@ -122,18 +132,32 @@ static void linear_bwd(struct tg_tensor *o)
             act_bwd_float(o->aux, o->grad, o->data, o->numel, act);
         G = o->aux;
     }
-    if (x->requires_grad) /* dx (batch, in) += G (batch, out) W (out, in) */
-        tg__gemm(dt, false, false, g.batch, g.in, g.out, G, g.out, W->data, g.in, 1.0, x->grad,
+    if (x->requires_grad) /* dx (batch, in) += G (batch, out) W (out, in), W's old value */
+        tg__gemm(dt, false, false, g.batch, g.in, g.out, 1.0, G, g.out, W->data, g.in, 1.0, x->grad,
                  g.in);
-    if (W->requires_grad) /* dW (out, in) += G^T (out, batch) x (batch, in) */
-        tg__gemm(dt, true, false, g.out, g.in, g.batch, G, g.out, x->data, g.in, 1.0, W->grad,
-                 g.in);
-    if (b && b->requires_grad) {
-        if (dt == TG_F64)
-            colsum_double(b->grad, G, g.batch, g.out);
-        else
-            colsum_float(b->grad, G, g.batch, g.out);
+    if (W->requires_grad) { /* dW (out, in) += G^T (out, batch) x (batch, in), or W updated */
+        struct tg__apply *f = tg__fold_at(o, 1);
+        tg__gemm(dt, true, false, g.out, g.in, g.batch, f ? f->alpha : 1.0, G, g.out, x->data, g.in,
+                 f ? f->beta : 1.0, f ? W->data : W->grad, g.in);
+        if (f) f->done = true;
     }
+    if (b && b->requires_grad) {
+        struct tg__apply *f = tg__fold_at(o, 2);
+        void *db = f ? b->data : b->grad;
+        double alpha = f ? f->alpha : 1.0, beta = f ? f->beta : 1.0;
+        if (dt == TG_F64)
+            colsum_double(db, G, g.batch, g.out, alpha, beta);
+        else
+            colsum_float(db, G, g.batch, g.out, (float)alpha, (float)beta);
+        if (f) f->done = true;
+    }
+}
+
+/* W and b can take their update inside backward (W's GEMM with alpha and beta,
+ * b's column sums); x cannot (its gradient GEMM reads W before W's update). */
+static bool linear_can_fold(const struct tg_tensor *o, uint32_t slot)
+{
+    return slot == 1 || slot == 2;
 }
 
 const struct tg_op_desc tg_op_desc_linear = {
@@ -145,6 +169,7 @@ const struct tg_op_desc tg_op_desc_linear = {
     .shape = linear_shape,
     .forward = linear_fwd,
     .backward = linear_bwd,
+    .can_fold = linear_can_fold,
     .mixed_dtypes = false,
     .elementwise = false};
 

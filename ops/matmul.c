@@ -45,19 +45,27 @@ enum tg_matmul_backend tg_matmul_get_backend(void)
 }
 
 /* ---- the portable kernel ----
- * C (M,N) = op(A) (M,K) * op(B) (K,N) + beta C, row-major, beta 0 or 1.
+ * C (M,N) = alpha op(A) (M,K) * op(B) (K,N) + beta C, row-major.
  * op(B) is packed block by block, (KB,NB) at a time, into a contiguous buffer
  * on the stack (64 KiB in f64) that stays in L2 while every row of C streams
  * past it; four rows at a time share each load of the packed block. */
 enum { KB = 64, NB = 128 };
 
 #define PORTABLE_GEMM(T)                                                                           \
+    static void scale_rows_##T(T *C, int64_t M, int64_t N, int64_t ldc, double beta)               \
+    {                                                                                              \
+        for (int64_t i = 0; i < M && beta != 1; i++)                                               \
+            for (int64_t j = 0; j < N; j++)                                                        \
+                C[i * ldc + j] = beta == 0 ? 0 : (T)beta * C[i * ldc + j];                         \
+    }                                                                                              \
+    /* bp = alpha op(B) block (alpha 1 copies exactly) */                                          \
     static void pack_b_##T(T *bp, bool tb, const T *B, int64_t ldb, int64_t p0, int64_t kb,        \
-                           int64_t j0, int64_t nb)                                                 \
+                           int64_t j0, int64_t nb, T alpha)                                        \
     {                                                                                              \
         for (int64_t p = 0; p < kb; p++)                                                           \
             for (int64_t j = 0; j < nb; j++)                                                       \
-                bp[p * nb + j] = tb ? B[(j0 + j) * ldb + p0 + p] : B[(p0 + p) * ldb + j0 + j];     \
+                bp[p * nb + j] =                                                                   \
+                    alpha * (tb ? B[(j0 + j) * ldb + p0 + p] : B[(p0 + p) * ldb + j0 + j]);        \
     }                                                                                              \
     /* rows i0..i0+nr-1 (nr <= 4) of the C block += op(A) block * bp */                            \
     static void rows_##T(int nr, T *const *c, const T *const *a, int64_t astep, const T *bp,       \
@@ -82,20 +90,19 @@ enum { KB = 64, NB = 128 };
             }                                                                                      \
         }                                                                                          \
     }                                                                                              \
-    static void gemm_portable_##T(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T *A,   \
-                                  int64_t lda, const T *B, int64_t ldb, double beta, T *C,         \
-                                  int64_t ldc)                                                     \
+    static void gemm_portable_##T(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, \
+                                  const T *A, int64_t lda, const T *B, int64_t ldb, double beta,   \
+                                  T *C, int64_t ldc)                                               \
     {                                                                                              \
-        T bp[KB * NB]; /* (kb, nb) block of op(B) */                                               \
-        if (beta == 0)                                                                             \
-            for (int64_t i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(T));         \
+        T bp[KB * NB]; /* (kb, nb) block of alpha op(B) */                                         \
+        scale_rows_##T(C, M, N, ldc, beta);                                                        \
         /* op(A)(i, p) = A[i*lda + p], or A[p*lda + i] when transposed */                          \
         int64_t astep = ta ? lda : 1, arow = ta ? 1 : lda;                                         \
         for (int64_t j0 = 0; j0 < N; j0 += NB) {                                                   \
             int64_t nb = N - j0 < NB ? N - j0 : NB;                                                \
             for (int64_t p0 = 0; p0 < K; p0 += KB) {                                               \
                 int64_t kb = K - p0 < KB ? K - p0 : KB;                                            \
-                pack_b_##T(bp, tb, B, ldb, p0, kb, j0, nb);                                        \
+                pack_b_##T(bp, tb, B, ldb, p0, kb, j0, nb, (T)alpha);                              \
                 for (int64_t i = 0; i < M; i += 4) {                                               \
                     int nr = M - i < 4 ? (int)(M - i) : 4;                                         \
                     T *c[4];                                                                       \
@@ -115,14 +122,16 @@ PORTABLE_GEMM(double)
 
 /* C = op(A) op(B) + beta C with the thread's backend; all sizes already checked
  * to fit in int. Empty products only clear C (beta 0) or do nothing. */
-void tg__gemm(int dtype, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A,
-              int64_t lda, const void *B, int64_t ldb, double beta, void *C, int64_t ldc)
+void tg__gemm(int dtype, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
+              const void *A, int64_t lda, const void *B, int64_t ldb, double beta, void *C,
+              int64_t ldc)
 {
-    size_t es = tg__esize(dtype);
     if (M == 0 || N == 0) return;
-    if (K == 0) {
-        if (beta == 0)
-            for (int64_t i = 0; i < M; i++) memset((char *)C + (size_t)(i * ldc) * es, 0, N * es);
+    if (K == 0) { /* C = beta C */
+        if (dtype == TG_F64)
+            scale_rows_double(C, M, N, ldc, beta);
+        else
+            scale_rows_float(C, M, N, ldc, beta);
         return;
     }
 #if TG_HAVE_BLAS
@@ -130,18 +139,18 @@ void tg__gemm(int dtype, bool ta, bool tb, int64_t M, int64_t N, int64_t K, cons
         enum CBLAS_TRANSPOSE opa = ta ? CblasTrans : CblasNoTrans,
                              opb = tb ? CblasTrans : CblasNoTrans;
         if (dtype == TG_F64)
-            cblas_dgemm(CblasRowMajor, opa, opb, (int)M, (int)N, (int)K, 1.0, A, (int)lda, B,
+            cblas_dgemm(CblasRowMajor, opa, opb, (int)M, (int)N, (int)K, alpha, A, (int)lda, B,
                         (int)ldb, beta, C, (int)ldc);
         else
-            cblas_sgemm(CblasRowMajor, opa, opb, (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B,
-                        (int)ldb, (float)beta, C, (int)ldc);
+            cblas_sgemm(CblasRowMajor, opa, opb, (int)M, (int)N, (int)K, (float)alpha, A, (int)lda,
+                        B, (int)ldb, (float)beta, C, (int)ldc);
         return;
     }
 #endif
     if (dtype == TG_F64)
-        gemm_portable_double(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        gemm_portable_double(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     else
-        gemm_portable_float(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+        gemm_portable_float(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* ---- geometry: from the operands' shapes and flags to a loop of GEMMs ---- */
@@ -273,12 +282,49 @@ static void matmul_fwd(struct tg_tensor *out)
     const char *A = a->data, *B = b->data;
     char *C = out->data;
     FOR_BATCH(g, oa, ob, oc,
-              tg__gemm(out->dtype, g.ta, g.tb, g.m, g.n, g.k, A + oa * es, g.lda, B + ob * es,
+              tg__gemm(out->dtype, g.ta, g.tb, g.m, g.n, g.k, 1.0, A + oa * es, g.lda, B + ob * es,
                        g.ldb, 0.0, C + oc * es, g.n));
 }
 
-/* dA_b += dY_b op(B_b)^T (stored transposed when ta: dA^T += op(B) dY^T);
- * dB_b += op(A_b)^T dY_b (when tb: dB^T += dY^T op(A)). beta = 1 accumulates. */
+/* dA_b = alpha dY_b op(B_b)^T + beta dA_b (stored transposed when ta:
+ * dA^T = alpha op(B) dY^T + beta dA^T), into dst (A's gradient, or A's value
+ * when an update is folded in). */
+static void grad_a(const struct geom *g, int dt, const char *Bb, const char *dYb, double alpha,
+                   double beta, char *dst)
+{
+    if (!g->ta) /* (m,k) += (m,n) x (n,k) */
+        tg__gemm(dt, false, !g->tb, g->m, g->k, g->n, alpha, dYb, g->n, Bb, g->ldb, beta, dst,
+                 g->lda);
+    else /* (k,m) += (k,n) x (n,m) */
+        tg__gemm(dt, g->tb, true, g->k, g->m, g->n, alpha, Bb, g->ldb, dYb, g->n, beta, dst,
+                 g->lda);
+}
+
+/* dB_b = alpha op(A_b)^T dY_b + beta dB_b (when tb: dB^T = alpha dY^T op(A) + ...). */
+static void grad_b(const struct geom *g, int dt, const char *Ab, const char *dYb, double alpha,
+                   double beta, char *dst)
+{
+    if (!g->tb) /* (k,n) += (k,m) x (m,n) */
+        tg__gemm(dt, !g->ta, false, g->k, g->n, g->m, alpha, Ab, g->lda, dYb, g->n, beta, dst,
+                 g->ldb);
+    else /* (n,k) += (n,m) x (m,k) */
+        tg__gemm(dt, true, g->ta, g->n, g->k, g->m, alpha, dYb, g->n, Ab, g->lda, beta, dst,
+                 g->ldb);
+}
+
+/* tg_backward_apply may fold an operand's update into its gradient GEMM when
+ * there is one product (no batch loop applying beta twice) and the other operand
+ * is not folded too (each fold reads the other operand's old value). */
+static bool matmul_can_fold(const struct tg_tensor *out, uint32_t slot)
+{
+    struct geom g;
+    return slot < 2 && !geometry(out->in[0], out->in[1], (int)out->p.i[0], &g) && g.nbatch == 1 &&
+           !tg__fold_at(out, 1 - slot);
+}
+
+/* Accumulates into the gradients with beta = 1 (dA += dY op(B)^T, dB += op(A)^T dY).
+ * A folded operand is updated last, after the other operand's gradient has read
+ * its old value: value = beta value + alpha dY op(B)^T. */
 static void matmul_bwd(struct tg_tensor *out)
 {
     struct tg_tensor *a = out->in[0], *b = out->in[1];
@@ -288,18 +334,22 @@ static void matmul_bwd(struct tg_tensor *out)
     const char *A = a->data, *B = b->data, *dY = out->grad;
     char *dA = a->requires_grad ? a->grad : NULL, *dB = b->requires_grad ? b->grad : NULL;
     int dt = out->dtype;
+    struct tg__apply *fa = tg__fold_at(out, 0), *fb = tg__fold_at(out, 1);
+    if (fa) {
+        if (dB) grad_b(&g, dt, A, dY, 1.0, 1.0, dB);
+        grad_a(&g, dt, B, dY, fa->alpha, fa->beta, a->data);
+        fa->done = true;
+        return;
+    }
+    if (fb) {
+        if (dA) grad_a(&g, dt, B, dY, 1.0, 1.0, dA);
+        grad_b(&g, dt, A, dY, fb->alpha, fb->beta, b->data);
+        fb->done = true;
+        return;
+    }
     FOR_BATCH(g, oa, ob, oc, {
-        const char *Ab = A + oa * es, *Bb = B + ob * es, *dYb = dY + oc * es;
-        if (dA && !g.ta) /* (m,k) += (m,n) x (n,k) */
-            tg__gemm(dt, false, !g.tb, g.m, g.k, g.n, dYb, g.n, Bb, g.ldb, 1.0, dA + oa * es,
-                     g.lda);
-        else if (dA) /* (k,m) += (k,n) x (n,m) */
-            tg__gemm(dt, g.tb, true, g.k, g.m, g.n, Bb, g.ldb, dYb, g.n, 1.0, dA + oa * es, g.lda);
-        if (dB && !g.tb) /* (k,n) += (k,m) x (m,n) */
-            tg__gemm(dt, !g.ta, false, g.k, g.n, g.m, Ab, g.lda, dYb, g.n, 1.0, dB + ob * es,
-                     g.ldb);
-        else if (dB) /* (n,k) += (n,m) x (m,k) */
-            tg__gemm(dt, true, g.ta, g.n, g.k, g.m, dYb, g.n, Ab, g.lda, 1.0, dB + ob * es, g.ldb);
+        if (dA) grad_a(&g, dt, B + ob * es, dY + oc * es, 1.0, 1.0, dA + oa * es);
+        if (dB) grad_b(&g, dt, A + oa * es, dY + oc * es, 1.0, 1.0, dB + ob * es);
     });
 }
 
@@ -313,6 +363,7 @@ const struct tg_op_desc tg_op_desc_matmul = {
     .shape = matmul_shape,
     .forward = matmul_fwd,
     .backward = matmul_bwd,
+    .can_fold = matmul_can_fold,
     .mixed_dtypes = false,
     .elementwise = false};
 

@@ -75,11 +75,12 @@ static inline void tg__bc_next(struct tg_bc *it)
     }
 }
 
-/* C = op(A) op(B) + beta C (row-major, leading dimensions lda/ldb/ldc) through
- * CBLAS or the portable kernel, as tg_matmul_set_backend chose (ops/matmul.c).
- * Sizes must fit in int. */
-void tg__gemm(int dtype, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const void *A,
-              int64_t lda, const void *B, int64_t ldb, double beta, void *C, int64_t ldc);
+/* C = alpha op(A) op(B) + beta C (row-major, leading dimensions lda/ldb/ldc)
+ * through CBLAS or the portable kernel, as tg_matmul_set_backend chose
+ * (ops/matmul.c). beta 0 ignores C's old contents. Sizes must fit in int. */
+void tg__gemm(int dtype, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
+              const void *A, int64_t lda, const void *B, int64_t ldb, double beta, void *C,
+              int64_t ldc);
 
 /* ---- f32 tanh and sigmoid that the compiler can vectorize ----
  * libm's tanh/exp are scalar calls and dominate small f32 models. These use only

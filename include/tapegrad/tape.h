@@ -61,6 +61,8 @@ struct tg_tape_stats {
     size_t bytes_reserved;
     size_t n_nodes;
     size_t n_mallocs; /* allocations the tape made since it was created */
+    size_t n_folded;  /* leaf updates the last tg_backward_apply folded into an
+                         op's backward (the rest were applied after its sweep) */
 };
 void tg_tape_stats(const struct tg_tape *T, struct tg_tape_stats *out);
 
@@ -82,6 +84,38 @@ void tg_tape_stats(const struct tg_tape *T, struct tg_tape_stats *out);
  * TG_ERR_SHAPE / TG_ERR_DTYPE (seed), TG_ERR_NOMEM.
  */
 enum tg_status tg_backward(struct tg_tensor *root, const struct tg_tensor *seed);
+
+/* A leaf that tg_backward_apply updates from its gradient. */
+struct tg_apply {
+    struct tg_tensor *leaf;
+    double alpha; /* value = beta * value + alpha * g */
+    double beta;
+};
+
+/*
+ * Backward from root (as tg_backward) that updates the n listed leaves in place:
+ * with g the gradient this sweep computes for a leaf (zero when none reaches it),
+ *     value = beta * value + alpha * g
+ * e.g. plain SGD is alpha = -lr, beta = 1, and weight decay wd makes
+ * beta = 1 - lr * wd. The leaves' gradient buffers are neither read nor written;
+ * leaves not listed get their gradients added as by tg_backward.
+ *
+ * Why: a leaf whose only consumer on the tape is tg_linear (as W or b) or a
+ * non-batched tg_matmul gets the update inside that op's backward, as the
+ * GEMM's alpha and beta: its gradient is never stored and there is no separate
+ * update pass. Any other leaf's gradient gathers in tape memory and is applied
+ * after the sweep. The result is the same either way, up to rounding.
+ *
+ * Every listed leaf must require grad; a leaf may be listed once. The values the
+ * tape recorded were computed from the old leaf values: record again before
+ * another backward. On any error (including anomaly mode finding a NaN) no leaf
+ * value has changed. Allocates only from the tape.
+ * Errors: those of tg_backward; TG_ERR_NULL (list, or a leaf), TG_ERR_TAPE (an
+ * entry is not a leaf), TG_ERR_STATE (a leaf without requires-grad),
+ * TG_ERR_VALUE (alpha or beta not finite, a leaf listed twice), TG_ERR_RANGE.
+ */
+enum tg_status tg_backward_apply(struct tg_tensor *root, const struct tg_tensor *seed,
+                                 const struct tg_apply *list, size_t n);
 
 #ifdef __cplusplus
 }
