@@ -10,6 +10,7 @@
 #ifndef TG_BENCH_UTIL_H
 #define TG_BENCH_UTIL_H
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,26 @@ static inline int bench_int_opt(int argc, char **argv, const char *name, int def
         }
     return def;
 }
+
+/* Whether flag `name` (e.g. "--unfused") is in argv. */
+static inline bool bench_flag(int argc, char **argv, const char *name)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], name) == 0) return true;
+    return false;
+}
+
+#ifdef TAPEGRAD_TAPEGRAD_H /* the tapegrad programs (gemm_floor is plain CBLAS) */
+/* One training step's backward and update: tg_optim_backward_step, or with
+ * `unfused` the two calls tg_backward and tg_optim_step. */
+static inline enum tg_status bench_backward_step(struct tg_optim *opt, struct tg_tensor *loss,
+                                                 bool unfused)
+{
+    if (!unfused) return tg_optim_backward_step(opt, loss, 1.0);
+    enum tg_status st = tg_backward(loss, NULL);
+    return st ? st : tg_optim_step(opt, 1.0);
+}
+#endif
 
 /* Prints " samples_ms=a,b,..." and the end of the line. */
 static inline void bench_print_samples(const double *v, int n)

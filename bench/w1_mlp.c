@@ -12,7 +12,8 @@
  *   rss_model_mib = peak - base, which must stay <= 1.5 * model_mib + 20 (mem_ok=1)
  *   mallocs_steady  allocations during the last 50 steps (must be 0)
  * OpenBLAS threads come from OPENBLAS_NUM_THREADS (bench/run sets it).
- * Usage: w1_mlp [--reps N] [--warmup N] [--threads T]
+ * Usage: w1_mlp [--reps N] [--warmup N] [--threads T] [--unfused]
+ * --unfused: tg_backward + tg_optim_step instead of tg_optim_backward_step.
  */
 #include <stdlib.h>
 #include <tapegrad/tapegrad.h>
@@ -53,6 +54,7 @@ int main(int argc, char **argv)
 {
     int reps = bench_int_opt(argc, argv, "--reps", 200);
     int warmup = bench_int_opt(argc, argv, "--warmup", 20);
+    bool unfused = bench_flag(argc, argv, "--unfused");
     struct tg_allocator counting = {count_malloc, count_realloc, count_free, NULL};
     tg_set_allocator(&counting);
     struct tg_rng rng;
@@ -90,7 +92,7 @@ int main(int argc, char **argv)
         struct tg_tensor *logits = tg_nn_mlp_forward(mlp, T, x);
         struct tg_tensor *l =
             tg_cross_entropy_idx(T, logits, Y + (size_t)b * BATCH, BATCH, TG_REDUCE_MEAN);
-        if (!l || tg_backward(l, NULL) || tg_optim_step(opt, 1.0)) {
+        if (!l || bench_backward_step(opt, l, unfused)) {
             fprintf(stderr, "w1_mlp: %s\n", tg_last_error());
             return 1;
         }
@@ -102,10 +104,11 @@ int main(int argc, char **argv)
     double params_mib = (double)tg_params_numel(params) * 4 / (1 << 20);
     double model_mib = 2 * params_mib + (double)st.bytes_high_water / (1 << 20);
     double peak = status_mib("VmHWM"), rss_model = peak - rss_base;
-    printf("TG workload=w1 reps=%d median_ms=%.4f loss=%.4f model_mib=%.2f rss_base_mib=%.1f "
-           "rss_peak_mib=%.1f rss_model_mib=%.1f mem_ok=%d mallocs_steady=%ld",
-           reps, bench_median(t, reps), loss, model_mib, rss_base, peak, rss_model,
-           rss_model <= 1.5 * model_mib + 20, n_malloc - mallocs_before);
+    printf(
+        "TG workload=w1 mode=%s reps=%d median_ms=%.4f loss=%.4f model_mib=%.2f rss_base_mib=%.1f "
+        "rss_peak_mib=%.1f rss_model_mib=%.1f mem_ok=%d mallocs_steady=%ld",
+        unfused ? "unfused" : "fused", reps, bench_median(t, reps), loss, model_mib, rss_base, peak,
+        rss_model, rss_model <= 1.5 * model_mib + 20, n_malloc - mallocs_before);
     bench_print_samples(t, reps);
     tg_optim_free(opt);
     tg_nn_mlp_free(mlp);

@@ -4,7 +4,8 @@
  * Inputs and targets uniform [-1, 1), a fixed pool of 64 batches cycled.
  * One step = tape reset, batch onto the tape, forward, loss, backward,
  * SGD update. Prints the median step time and every sample.
- * Usage: w5_small [--reps N] [--warmup N] [--threads T]
+ * Usage: w5_small [--reps N] [--warmup N] [--threads T] [--unfused]
+ * --unfused: tg_backward + tg_optim_step instead of tg_optim_backward_step.
  */
 #include <tapegrad/tapegrad.h>
 #include "bench-util.h"
@@ -15,6 +16,7 @@ int main(int argc, char **argv)
 {
     int reps = bench_int_opt(argc, argv, "--reps", 2000);
     int warmup = bench_int_opt(argc, argv, "--warmup", 100);
+    bool unfused = bench_flag(argc, argv, "--unfused");
     struct tg_rng rng;
     tg_rng_seed(&rng, 5);
     static float X[POOL][BATCH * N_IN], Y[POOL][BATCH]; /* (BATCH, 32), (BATCH, 1) */
@@ -44,14 +46,15 @@ int main(int argc, char **argv)
         struct tg_tensor *x = tg_tape_constant(T, TG_F32, 2, (int64_t[]){BATCH, N_IN}, X[b]);
         struct tg_tensor *y = tg_tape_constant(T, TG_F32, 2, (int64_t[]){BATCH, 1}, Y[b]);
         struct tg_tensor *l = tg_mse(T, tg_nn_mlp_forward(mlp, T, x), y, TG_REDUCE_MEAN);
-        if (!l || tg_backward(l, NULL) || tg_optim_step(opt, 1.0)) {
+        if (!l || bench_backward_step(opt, l, unfused)) {
             fprintf(stderr, "w5_small: %s\n", tg_last_error());
             return 1;
         }
         if (i >= 0) t[i] = bench_now_ms() - t0;
         loss = tg_item(l);
     }
-    printf("TG workload=w5 reps=%d median_ms=%.5f loss=%.5f", reps, bench_median(t, reps), loss);
+    printf("TG workload=w5 mode=%s reps=%d median_ms=%.5f loss=%.5f", unfused ? "unfused" : "fused",
+           reps, bench_median(t, reps), loss);
     bench_print_samples(t, reps);
     tg_optim_free(opt);
     tg_nn_mlp_free(mlp);

@@ -237,9 +237,9 @@ struct tg_tensor *tg_nn_mlp_forward(struct tg_nn_mlp *mlp, struct tg_tape *T, st
             y = tg_linear(T, y, mlp->W[k], mlp->b[k], (enum tg_linear_act)fused);
             continue;
         }
-        struct tg_tensor *z =
-            tg_nn_linear(T, y, mlp->W[k], mlp->b[k]); /* z_k = W_k y_{k-1} + b_k */
-        y = tg_nn_activate(T, z, act);                /* y_k = f_k(z_k) */
+        /* z_k = W_k y_{k-1} + b_k as one op too, then y_k = f_k(z_k) */
+        struct tg_tensor *z = tg_linear(T, y, mlp->W[k], mlp->b[k], TG_LINEAR_NONE);
+        y = tg_nn_activate(T, z, act);
     }
     return y;
 }

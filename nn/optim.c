@@ -17,6 +17,7 @@
 
 struct slot {
     struct tg_tensor *t; /* borrowed from the map */
+    bool applied;        /* tg_optim_backward_step: updated by the sweep itself */
     double *s1, *s2;     /* (numel) momentum buffer / Adam's m; Adam's v (NULL if unused) */
     int64_t steps;       /* updates of this tensor (PyTorch counts per parameter too) */
 };
@@ -24,8 +25,9 @@ struct slot {
 struct tg_optim {
     struct tg_params *params;
     struct tg_optim_config cfg;
-    size_t n;           /* entries in the map at creation */
-    struct slot *slots; /* (n) */
+    size_t n;               /* entries in the map at creation */
+    struct slot *slots;     /* (n) */
+    struct tg_apply *apply; /* (n) the update list of tg_optim_backward_step */
     int64_t steps;
 };
 
@@ -77,6 +79,7 @@ void tg_optim_free(struct tg_optim *opt)
         tg_free(opt->slots[i].s2);
     }
     tg_free(opt->slots);
+    tg_free(opt->apply);
     tg_free(opt);
 }
 
@@ -105,6 +108,7 @@ struct tg_optim *tg_optim_new(struct tg_params *params, const struct tg_optim_co
     o->slots = tg_malloc((o->n ? o->n : 1) * sizeof *o->slots);
     if (!o->slots) goto fail;
     memset(o->slots, 0, (o->n ? o->n : 1) * sizeof *o->slots);
+    if (!(o->apply = tg_malloc((o->n ? o->n : 1) * sizeof *o->apply))) goto fail;
     bool need1 = cfg->kind != TG_OPTIM_SGD, need2 = cfg->kind >= TG_OPTIM_ADAM;
     for (size_t i = 0; i < o->n; i++) {
         struct slot *s = &o->slots[i];
@@ -200,9 +204,9 @@ static void step_adam(const struct tg_optim *o, struct slot *s, double scale)
     }
 }
 
-enum tg_status tg_optim_step(struct tg_optim *opt, double grad_scale)
+/* The checks of a step: TG_OK, or the error recorded under fn's name. */
+static enum tg_status check_step(const struct tg_optim *opt, double grad_scale, const char *fn)
 {
-    static const char fn[] = "tg_optim_step";
     if (!opt) return tg_set_error(TG_ERR_NULL, "%s: opt is NULL", fn);
     if (!isfinite(grad_scale))
         return tg_set_error(TG_ERR_VALUE, "%s: grad_scale %g is not finite", fn, grad_scale);
@@ -213,16 +217,84 @@ enum tg_status tg_optim_step(struct tg_optim *opt, double grad_scale)
         if (tg_params_tensor(opt->params, i) != opt->slots[i].t)
             return tg_set_error(TG_ERR_STATE, "%s: entry %zu (%s) changed since creation", fn, i,
                                 tg_params_name(opt->params, i));
+    return TG_OK;
+}
+
+/* One parameter's update from its gradient (and the zeroing the config asks for). */
+static void step_slot(struct tg_optim *opt, struct slot *s, double grad_scale)
+{
+    bool plain = opt->cfg.kind == TG_OPTIM_SGD && opt->cfg.weight_decay == 0;
+    if (opt->cfg.kind >= TG_OPTIM_ADAM)
+        step_adam(opt, s, grad_scale);
+    else
+        step_sgd(opt, s, grad_scale);
+    if (opt->cfg.zero_grad && !plain) tg_zero_grad(s->t); /* plain SGD zeroes in its loop */
+    s->steps++;
+}
+
+static bool has_grad(const struct slot *s)
+{
+    return tg_tensor_requires_grad(s->t) && tg_tensor_grad(s->t);
+}
+
+enum tg_status tg_optim_step(struct tg_optim *opt, double grad_scale)
+{
+    enum tg_status st = check_step(opt, grad_scale, "tg_optim_step");
+    if (st) return st;
+    for (size_t i = 0; i < opt->n; i++)
+        if (has_grad(&opt->slots[i])) step_slot(opt, &opt->slots[i], grad_scale);
+    opt->steps++;
+    return TG_OK;
+}
+
+/* Whether every element of t's gradient is zero (NaN is not). Reads in blocks so
+ * that a nonzero gradient is found early; the block loops vectorize. */
+static bool grad_is_zero(const struct tg_tensor *t)
+{
+    int64_t n = tg_tensor_numel(t);
+    const void *g = tg_tensor_grad(t);
+    for (int64_t i0 = 0; i0 < n; i0 += 4096) {
+        int64_t i1 = n - i0 < 4096 ? n : i0 + 4096;
+        int nz = 0;
+        if (tg_tensor_dtype(t) == TG_F64)
+            for (int64_t i = i0; i < i1; i++) nz |= ((const double *)g)[i] != 0;
+        else
+            for (int64_t i = i0; i < i1; i++) nz |= ((const float *)g)[i] != 0;
+        if (nz) return false;
+    }
+    return true;
+}
+
+enum tg_status tg_optim_backward_step(struct tg_optim *opt, struct tg_tensor *loss,
+                                      double grad_scale)
+{
+    static const char fn[] = "tg_optim_backward_step";
+    enum tg_status st = check_step(opt, grad_scale, fn);
+    if (st) return st;
+    if (!loss) return tg_set_error(TG_ERR_NULL, "%s: loss is NULL", fn);
+    const struct tg_optim_config *c = &opt->cfg;
+    if (c->kind != TG_OPTIM_SGD || !c->zero_grad) { /* nothing to fold */
+        if ((st = tg_backward(loss, NULL))) return st;
+        return tg_optim_step(opt, grad_scale);
+    }
+    /* SGD with zeroing: p = (1 - lr wd) p - lr scale g, applied by the sweep to
+     * every parameter whose gradient is zero now (the usual case: the last step
+     * zeroed it). One that holds a gradient gets it added and the usual step. */
+    size_t m = 0;
     for (size_t i = 0; i < opt->n; i++) {
         struct slot *s = &opt->slots[i];
-        if (!tg_tensor_requires_grad(s->t) || !tg_tensor_grad(s->t)) continue;
-        bool plain = opt->cfg.kind == TG_OPTIM_SGD && opt->cfg.weight_decay == 0;
-        if (opt->cfg.kind >= TG_OPTIM_ADAM)
-            step_adam(opt, s, grad_scale);
-        else
-            step_sgd(opt, s, grad_scale);
-        if (opt->cfg.zero_grad && !plain) tg_zero_grad(s->t); /* plain SGD zeroes in its loop */
-        s->steps++;
+        s->applied = has_grad(s) && grad_is_zero(s->t);
+        if (s->applied)
+            opt->apply[m++] =
+                (struct tg_apply){s->t, -c->lr * grad_scale, 1.0 - c->lr * c->weight_decay};
+    }
+    if ((st = tg_backward_apply(loss, NULL, opt->apply, m))) return st;
+    for (size_t i = 0; i < opt->n; i++) {
+        struct slot *s = &opt->slots[i];
+        if (s->applied)
+            s->steps++;
+        else if (has_grad(s))
+            step_slot(opt, s, grad_scale);
     }
     opt->steps++;
     return TG_OK;

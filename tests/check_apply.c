@@ -8,6 +8,8 @@
  * the unlisted leaves must get tg_backward's gradients, and the tape must report
  * how many updates an op folded into its backward (linear's W and b, one operand
  * of a non-batched matmul) so that the fast path is known to be taken.
+ * tg_optim_backward_step is checked against tg_backward + tg_optim_step the same
+ * way, for every optimizer.
  */
 #include <check.h>
 #include "run-suite.h"
@@ -423,6 +425,162 @@ START_TEST(test_apply_oom)
 }
 END_TEST
 
+/* ---- tg_optim_backward_step: the same training as tg_backward + tg_optim_step ---- */
+
+enum { BATCH = 10, N_IN = 6 };
+
+struct trainer {
+    struct tg_nn_mlp *mlp;
+    struct tg_optim *opt;
+    struct tg_tape *T;
+};
+
+static struct trainer trainer_new(enum tg_dtype dt, enum tg_nn_act act,
+                                  const struct tg_optim_config *c)
+{
+    struct tg_rng rng;
+    tg_rng_seed(&rng, 11);
+    int64_t sizes[4] = {N_IN, 8, 5, 3};
+    struct trainer t;
+    t.mlp = tg_nn_mlp_new(sizes, 4, act, TG_ACT_NONE, dt, TG_INIT_HE_UNIFORM, &rng);
+    ck_assert_ptr_nonnull(t.mlp);
+    t.opt = tg_optim_new(tg_nn_mlp_params(t.mlp), c);
+    t.T = tg_tape_new();
+    ck_assert(t.opt && t.T);
+    return t;
+}
+
+static void trainer_free(struct trainer *t)
+{
+    tg_optim_free(t->opt);
+    tg_nn_mlp_free(t->mlp);
+    tg_tape_free(t->T);
+}
+
+/* The loss of one batch, recorded on a reset tape. */
+static struct tg_tensor *batch_loss(struct trainer *t, enum tg_dtype dt, int step)
+{
+    static const int64_t labels[BATCH] = {0, 2, 1, 1, 0, 2, 2, 1, 0, 1};
+    double x[BATCH * N_IN];
+    for (int i = 0; i < BATCH * N_IN; i++) x[i] = sin(0.7 * i + step);
+    tg_tape_reset(t->T);
+    struct tg_tensor *xs = tg_tensor_from_f64(dt, 2, (int64_t[]){BATCH, N_IN}, x);
+    struct tg_tensor *xc =
+        tg_tape_constant(t->T, dt, 2, (int64_t[]){BATCH, N_IN}, tg_tensor_data(xs));
+    tg_tensor_free(xs);
+    struct tg_tensor *logits = tg_nn_mlp_forward(t->mlp, t->T, xc);
+    struct tg_tensor *l = tg_cross_entropy_idx(t->T, logits, labels, BATCH, TG_REDUCE_MEAN);
+    ck_assert_msg(l != NULL, "%s", tg_last_error());
+    return l;
+}
+
+/* A gradient held before the step: backward of the sum of the logits. */
+static void hold_gradient(struct trainer *t, enum tg_dtype dt)
+{
+    struct tg_tensor *l = batch_loss(t, dt, 100);
+    ck_assert_int_eq(tg_backward(l, NULL), TG_OK);
+}
+
+static void expect_same_params(struct trainer *a, struct trainer *b, double tol, bool grads,
+                               const char *what)
+{
+    struct tg_params *pa = tg_nn_mlp_params(a->mlp), *pb = tg_nn_mlp_params(b->mlp);
+    for (size_t k = 0; k < tg_params_count(pa); k++) {
+        struct tg_tensor *x = tg_params_tensor(pa, k), *y = tg_params_tensor(pb, k);
+        for (int64_t i = 0; i < tg_tensor_numel(x); i++) {
+            ck_assert_msg(close_to(tg_tensor_get(x, i), tg_tensor_get(y, i), tol),
+                          "%s: %s[%lld] %.17g vs %.17g", what, tg_params_name(pa, k), (long long)i,
+                          tg_tensor_get(x, i), tg_tensor_get(y, i));
+            if (grads)
+                ck_assert_msg(close_to(tg_tensor_grad_get(x, i), tg_tensor_grad_get(y, i), tol),
+                              "%s: grad of %s[%lld]", what, tg_params_name(pa, k), (long long)i);
+        }
+    }
+}
+
+struct fused_case {
+    const char *name;
+    enum tg_optim_kind kind;
+    double weight_decay;
+    bool zero_grad;
+    enum tg_nn_act act;
+    size_t folded; /* updates folded per step when no gradient is held */
+};
+
+static const struct fused_case fused_cases[] = {
+    {"SGD, relu", TG_OPTIM_SGD, 0, true, TG_ACT_RELU, 6},
+    {"SGD with weight decay, tanh", TG_OPTIM_SGD, 0.01, true, TG_ACT_TANH, 6},
+    {"SGD, leaky relu (an op after each layer)", TG_OPTIM_SGD, 0, true, TG_ACT_LEAKY_RELU, 6},
+    {"SGD without zero_grad", TG_OPTIM_SGD, 0, false, TG_ACT_RELU, 0},
+    {"momentum", TG_OPTIM_MOMENTUM, 0.01, true, TG_ACT_RELU, 0},
+    {"Adam", TG_OPTIM_ADAM, 0, true, TG_ACT_TANH, 0},
+    {"AdamW", TG_OPTIM_ADAMW, 0.01, false, TG_ACT_SIGMOID, 0},
+};
+
+/* Four steps each way; before the third a gradient is held (then nothing folds
+ * and the held gradient must count), the fourth folds again. */
+START_TEST(test_optim_backward_step)
+{
+    const struct fused_case *fc = &fused_cases[_i];
+    for (int d = 0; d < 2; d++) {
+        enum tg_dtype dt = d ? TG_F64 : TG_F32;
+        double tol = dt == TG_F64 ? 1e-12 : 2e-6;
+        struct tg_optim_config c = tg_optim_defaults(fc->kind);
+        c.lr = 0.1;
+        c.weight_decay = fc->weight_decay;
+        c.zero_grad = fc->zero_grad;
+        struct trainer a = trainer_new(dt, fc->act, &c), b = trainer_new(dt, fc->act, &c);
+        for (int step = 0; step < 4; step++) {
+            if (step == 2) {
+                hold_gradient(&a, dt);
+                hold_gradient(&b, dt);
+            }
+            struct tg_tensor *la = batch_loss(&a, dt, step), *lb = batch_loss(&b, dt, step);
+            ck_assert_msg(tg_optim_backward_step(a.opt, la, 0.5) == TG_OK, "%s: %s", fc->name,
+                          tg_last_error());
+            ck_assert_int_eq(tg_backward(lb, NULL), TG_OK);
+            ck_assert_int_eq(tg_optim_step(b.opt, 0.5), TG_OK);
+            struct tg_tape_stats st;
+            tg_tape_stats(a.T, &st);
+            ck_assert_msg(st.n_folded == (step == 2 ? 0 : fc->folded),
+                          "%s (%s) step %d: %zu updates folded", fc->name, tg_dtype_name(dt), step,
+                          st.n_folded);
+            expect_same_params(&a, &b, tol, true, fc->name);
+            ck_assert_int_eq(tg_optim_steps(a.opt), step + 1);
+        }
+        trainer_free(&a);
+        trainer_free(&b);
+    }
+}
+END_TEST
+
+START_TEST(test_optim_backward_step_errors)
+{
+    struct tg_optim_config c = tg_optim_defaults(TG_OPTIM_SGD);
+    c.zero_grad = true;
+    struct trainer a = trainer_new(TG_F64, TG_ACT_RELU, &c),
+                   b = trainer_new(TG_F64, TG_ACT_RELU, &c);
+    struct tg_tensor *l = batch_loss(&a, TG_F64, 0);
+    ck_assert_int_eq(tg_optim_backward_step(NULL, l, 1), TG_ERR_NULL);
+    ck_assert_ptr_nonnull(strstr(tg_last_error(), "tg_optim_backward_step"));
+    ck_assert_int_eq(tg_optim_backward_step(a.opt, NULL, 1), TG_ERR_NULL);
+    ck_assert_ptr_nonnull(strstr(tg_last_error(), "loss is NULL"));
+    ck_assert_int_eq(tg_optim_backward_step(a.opt, l, NAN), TG_ERR_VALUE);
+    ck_assert_ptr_nonnull(strstr(tg_last_error(), "grad_scale"));
+    tg_tape_reset(a.T);
+    ck_assert_int_eq(tg_optim_backward_step(a.opt, l, 1), TG_ERR_STALE); /* a stale loss */
+    expect_same_params(&a, &b, 0, true, "after errors");
+    ck_assert_int_eq(tg_optim_steps(a.opt), 0);
+    /* the map changed under the optimizer: refused, nothing updated */
+    tg_params_add_owned(tg_nn_mlp_params(a.mlp), "extra",
+                        tg_tensor_zeros(TG_F64, 1, (int64_t[]){1}));
+    l = batch_loss(&a, TG_F64, 0);
+    ck_assert_int_eq(tg_optim_backward_step(a.opt, l, 1), TG_ERR_STATE);
+    trainer_free(&a);
+    trainer_free(&b);
+}
+END_TEST
+
 static Suite *apply_suite(void)
 {
     Suite *s = suite_create("apply");
@@ -432,6 +590,11 @@ static Suite *apply_suite(void)
     tcase_add_test(tc, test_apply_errors);
     tcase_add_test(tc, test_apply_anomaly);
     tcase_add_test(tc, test_apply_oom);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("optim");
+    tcase_add_loop_test(tc, test_optim_backward_step, 0,
+                        (int)(sizeof fused_cases / sizeof fused_cases[0]));
+    tcase_add_test(tc, test_optim_backward_step_errors);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -146,6 +146,20 @@ ROW(backward_leaf, tg_backward(f->a23, NULL))
 ROW(backward_nonscalar, tg_backward(f->node, NULL))
 ROW(backward_seed_shape, tg_backward(f->node, f->c5))
 ROW(backward_stale, tg_backward(f->stale, NULL))
+ROW(apply_null_root, tg_backward_apply(NULL, NULL, NULL, 0))
+ROW(apply_leaf_root, tg_backward_apply(f->a23, NULL, NULL, 0))
+ROW(apply_stale, tg_backward_apply(f->stale, f->a23, NULL, 0))
+ROW(apply_seed_shape, tg_backward_apply(f->node, f->c5, NULL, 0))
+ROW(apply_list_null, tg_backward_apply(f->node, f->a23, NULL, 1))
+ROW(apply_leaf_null, tg_backward_apply(f->node, f->a23, &(struct tg_apply){NULL, -1, 1}, 1))
+ROW(apply_not_leaf, tg_backward_apply(f->node, f->a23, &(struct tg_apply){f->node, -1, 1}, 1))
+ROW(apply_no_grad, tg_backward_apply(f->node, f->a23, &(struct tg_apply){f->b23, -1, 1}, 1))
+ROW(apply_nan, tg_backward_apply(f->node, f->a23, &(struct tg_apply){f->a23, NAN, 1}, 1))
+ROW(apply_inf, tg_backward_apply(f->node, f->a23, &(struct tg_apply){f->a23, -1, INFINITY}, 1))
+ROW(apply_twice,
+    tg_backward_apply(f->node, f->a23, (struct tg_apply[]){{f->a23, -1, 1}, {f->a23, -1, 1}}, 2))
+ROW(apply_huge_n, tg_backward_apply(f->node, f->a23, &(struct tg_apply){f->a23, -1, 1}, SIZE_MAX))
+ROW(optim_backward_null, tg_optim_backward_step(NULL, f->node, 1))
 /* ---- ops.h ---- */
 ROW(add_null_tape, OBJ(tg_add(NULL, f->a23, f->b23)))
 ROW(add_null_input, OBJ(tg_add(f->T, f->a23, NULL)))
@@ -395,6 +409,19 @@ static const struct row rows[] = {
     R(backward_nonscalar, TG_ERR_SHAPE, "backward"),
     R(backward_seed_shape, TG_ERR_SHAPE, "backward"),
     R(backward_stale, TG_ERR_STALE, "backward"),
+    R(apply_null_root, TG_ERR_NULL, "tg_backward_apply"),
+    R(apply_leaf_root, TG_ERR_TAPE, "tg_backward_apply"),
+    R(apply_stale, TG_ERR_STALE, "tg_backward_apply"),
+    R(apply_seed_shape, TG_ERR_SHAPE, "tg_backward_apply"),
+    R(apply_list_null, TG_ERR_NULL, "tg_backward_apply"),
+    R(apply_leaf_null, TG_ERR_NULL, "tg_backward_apply"),
+    R(apply_not_leaf, TG_ERR_TAPE, "tg_backward_apply"),
+    R(apply_no_grad, TG_ERR_STATE, "tg_backward_apply"),
+    R(apply_nan, TG_ERR_VALUE, "tg_backward_apply"),
+    R(apply_inf, TG_ERR_VALUE, "tg_backward_apply"),
+    R(apply_twice, TG_ERR_VALUE, "tg_backward_apply"),
+    R(apply_huge_n, TG_ERR_RANGE, "tg_backward_apply"),
+    R(optim_backward_null, TG_ERR_NULL, "tg_optim_backward_step"),
     R(add_null_tape, TG_ERR_NULL, "add"),
     R(add_null_input, TG_ERR_NULL, "add"),
     R(add_shapes, TG_ERR_SHAPE, "add"),

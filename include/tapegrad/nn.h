@@ -188,6 +188,21 @@ void tg_optim_free(struct tg_optim *opt);
  * when the map's entries changed since tg_optim_new (nothing is updated).
  */
 enum tg_status tg_optim_step(struct tg_optim *opt, double grad_scale);
+/*
+ * tg_backward(loss) followed by tg_optim_step(opt, grad_scale), in one call that
+ * can be faster: for SGD with zero_grad set, each parameter whose gradient is
+ * zero (as the previous step left it) is updated by the backward sweep itself
+ * (tg_backward_apply): a weight whose only consumer is a tg_linear or a plain
+ * tg_matmul gets p = (1 - lr weight_decay) p - lr grad_scale g inside the
+ * weight-gradient GEMM, with no gradient stored and no update pass. A parameter
+ * holding a gradient gets the new one added and the usual step. Parameters end
+ * with zero gradients, as after tg_optim_step. Other optimizers and SGD without
+ * zero_grad run the two calls. The result equals the two calls' up to rounding.
+ * Errors: those of tg_optim_step (checked first: then nothing has changed), of
+ * tg_backward / tg_backward_apply (nothing updated), TG_ERR_NULL for loss.
+ */
+enum tg_status tg_optim_backward_step(struct tg_optim *opt, struct tg_tensor *loss,
+                                      double grad_scale);
 /* Sets / reads the learning rate (for schedules). TG_ERR_VALUE for lr < 0 or NaN. */
 enum tg_status tg_optim_set_lr(struct tg_optim *opt, double lr);
 double tg_optim_lr(const struct tg_optim *opt);
