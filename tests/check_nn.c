@@ -432,6 +432,44 @@ START_TEST(test_optim_f32)
 }
 END_TEST
 
+/* The same steps on one long tensor: P0 and G tiled 9 times (63 elements), so the
+ * update loops run their vector bodies and their remainders whatever the vector width;
+ * the rules are elementwise, so element i must end at PyTorch's after[1][i % 7]. Even
+ * cases clear the gradient in the step, both dtypes. */
+START_TEST(test_optim_tiled)
+{
+    enum { N = 63 };
+    const struct optim_case *c = &optim_ref[_i];
+    for (int f64 = 0; f64 < 2; f64++) {
+        double p0[N];
+        for (int i = 0; i < N; i++) p0[i] = P0[i % 7];
+        struct tg_params *p = tg_params_new();
+        struct tg_tensor *t = tg_tensor_from_f64(f64 ? TG_F64 : TG_F32, 1, (int64_t[]){N}, p0);
+        tg_tensor_set_requires_grad(t, true);
+        tg_params_add_owned(p, "t", t);
+        struct tg_optim_config cfg = c->cfg;
+        cfg.zero_grad = _i % 2 == 0;
+        struct tg_optim *opt = tg_optim_new(p, &cfg);
+        ck_assert_ptr_nonnull(opt);
+        for (int k = 0; k < 3; k++) {
+            for (int i = 0; i < N; i++)
+                if (f64)
+                    ((double *)tg_tensor_grad(t))[i] = G[k][i % 7];
+                else
+                    ((float *)tg_tensor_grad(t))[i] = (float)G[k][i % 7];
+            ck_assert_int_eq(tg_optim_step(opt, 0.5), TG_OK);
+        }
+        for (int i = 0; i < N; i++) {
+            assert_close(tg_tensor_get(t, i), c->after[1][i % 7], f64 ? 1e-13 : 2e-6, c->name, i);
+            double g = f64 ? G[2][i % 7] : (double)(float)G[2][i % 7]; /* the last gradient */
+            ck_assert_double_eq(tg_tensor_grad_get(t, i), cfg.zero_grad ? 0 : g);
+        }
+        tg_optim_free(opt);
+        tg_params_free(p);
+    }
+}
+END_TEST
+
 START_TEST(test_optim_rules)
 {
     struct tg_tensor *p0, *p1;
@@ -515,6 +553,7 @@ static Suite *nn_suite(void)
     tc = tcase_create("optim");
     tcase_add_loop_test(tc, test_optim_vs_pytorch, 0, N_OPTIM_CASES);
     tcase_add_loop_test(tc, test_optim_f32, 0, N_OPTIM_CASES);
+    tcase_add_loop_test(tc, test_optim_tiled, 0, N_OPTIM_CASES);
     tcase_add_test(tc, test_optim_rules);
     tcase_add_test(tc, test_schedules);
     suite_add_tcase(s, tc);
