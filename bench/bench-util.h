@@ -73,11 +73,17 @@ static inline enum tg_status bench_backward_step(struct tg_optim *opt, struct tg
 }
 #endif
 
+/* Prints " <name>=a,b,..." (no end of line). */
+static inline void bench_print_list(const char *name, const double *v, int n)
+{
+    printf(" %s=", name);
+    for (int i = 0; i < n; i++) printf("%s%.4f", i ? "," : "", v[i]);
+}
+
 /* Prints " samples_ms=a,b,..." and the end of the line. */
 static inline void bench_print_samples(const double *v, int n)
 {
-    printf(" samples_ms=");
-    for (int i = 0; i < n; i++) printf("%s%.4f", i ? "," : "", v[i]);
+    bench_print_list("samples_ms", v, n);
     printf("\n");
 }
 

@@ -4,7 +4,12 @@
  * Inputs uniform [0, 1), labels uniform 0..9, a fixed pool of 60 batches cycled.
  *
  * One step = tape reset, the batch copied onto the tape, forward (three fused
- * linear ops), loss, backward, SGD update that also clears the gradients.
+ * linear ops), loss, backward and SGD update (tg_optim_backward_step: the update
+ * inside the weight-gradient GEMMs; --unfused: tg_backward, then tg_optim_step).
+ * Built with BLAS, it also replays the step's eight GEMMs (gemm-floor.h) right
+ * after every timed step, so that step and floor are timed on the same machine
+ * state: floor_median_ms and floor_samples_ms (the buffers are allocated before
+ * rss_base, so they are not counted in the model's memory).
  * Prints the median step time, every sample, and the memory figures of issue 6:
  *   model_mib   parameters + gradients + one step's tape (values, gradients, op data)
  *   rss_base_mib the process before the model exists (libraries, the data pool)
@@ -13,11 +18,13 @@
  *   mallocs_steady  allocations during the last 50 steps (must be 0)
  * OpenBLAS threads come from OPENBLAS_NUM_THREADS (bench/run sets it).
  * Usage: w1_mlp [--reps N] [--warmup N] [--threads T] [--unfused]
- * --unfused: tg_backward + tg_optim_step instead of tg_optim_backward_step.
  */
 #include <stdlib.h>
 #include <tapegrad/tapegrad.h>
 #include "bench-util.h"
+#if TG_BENCH_FLOOR
+#include "gemm-floor.h"
+#endif
 
 enum { BATCH = 128, POOL = 60, N_IN = 784, N_OUT = 10 };
 
@@ -63,6 +70,11 @@ int main(int argc, char **argv)
     int64_t *Y = malloc(sizeof *Y * (size_t)BATCH * POOL);      /* (POOL*BATCH) */
     double *t = malloc(sizeof *t * (size_t)reps);
     if (!X || !Y || !t) return 1;
+#if TG_BENCH_FLOOR
+    struct floor_bufs fb;
+    double *ft = malloc(sizeof *ft * (size_t)reps);
+    if (!floor_new(&fb) || !ft) return 1;
+#endif
     for (size_t i = 0; i < (size_t)BATCH * N_IN * POOL; i++) X[i] = (float)tg_rng_uniform(&rng);
     for (size_t i = 0; i < (size_t)BATCH * POOL; i++) Y[i] = (int64_t)tg_rng_below(&rng, N_OUT);
     double rss_base = status_mib("VmRSS");
@@ -98,6 +110,11 @@ int main(int argc, char **argv)
         }
         if (i >= 0) t[i] = bench_now_ms() - t0;
         loss = tg_item(l);
+#if TG_BENCH_FLOOR
+        t0 = bench_now_ms();
+        floor_step(&fb);
+        if (i >= 0) ft[i] = bench_now_ms() - t0;
+#endif
     }
     struct tg_tape_stats st;
     tg_tape_stats(T, &st);
@@ -109,6 +126,12 @@ int main(int argc, char **argv)
         "rss_peak_mib=%.1f rss_model_mib=%.1f mem_ok=%d mallocs_steady=%ld",
         unfused ? "unfused" : "fused", reps, bench_median(t, reps), loss, model_mib, rss_base, peak,
         rss_model, rss_model <= 1.5 * model_mib + 20, n_malloc - mallocs_before);
+#if TG_BENCH_FLOOR
+    printf(" floor_median_ms=%.4f", bench_median(ft, reps));
+    bench_print_list("floor_samples_ms", ft, reps);
+    floor_free(&fb);
+    free(ft);
+#endif
     bench_print_samples(t, reps);
     tg_optim_free(opt);
     tg_nn_mlp_free(mlp);
