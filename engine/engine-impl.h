@@ -42,7 +42,8 @@ struct tg_tensor {
         float f;
     } sval, sgrad;  /* inline storage for one-element nodes */
     uint64_t epoch; /* the tape recording this node belongs to */
-    uint64_t stamp; /* the last backward sweep that touched grad */
+    uint64_t stamp; /* node: the last backward sweep that touched grad; leaf: the
+                       gradient's version (tg_tensor_grad_version) */
     int64_t numel;
     uint32_t n_in;
     uint8_t dtype;
@@ -88,6 +89,7 @@ struct tg__apply {
     struct tg_tensor *leaf;
     struct tg_tensor *node; /* the last-recorded node that takes the leaf as input */
     void *own_grad;         /* the leaf's gradient buffer, put back after the sweep */
+    uint64_t own_version;   /* ... and its version (that buffer does not change) */
     void *scratch;          /* where g gathers when not folded */
     union {
         double d;

@@ -557,12 +557,17 @@ static enum tg_status reserve_grads(struct tg_tape *T)
     return TG_OK;
 }
 
-/* Readies the inputs of a reached node n that need a gradient. */
+/* Readies the inputs of a reached node n that need a gradient; a leaf's
+ * gradient version counts the change its backward is about to make. */
 static inline void ready_inputs(struct tg_tape *T, struct tg_tensor *n, uint64_t s)
 {
     for (uint32_t i = 0; i < n->n_in; i++) {
         struct tg_tensor *x = n->in[i];
-        if (x->kind == TG_KIND_NODE && x->requires_grad && x->stamp != s) grad_ready(T, x, s);
+        if (x->kind == TG_KIND_NODE) {
+            if (x->requires_grad && x->stamp != s) grad_ready(T, x, s);
+        } else if (x->requires_grad) {
+            x->stamp++;
+        }
     }
 }
 
@@ -740,10 +745,14 @@ enum tg_status tg_backward_apply(struct tg_tensor *root, const struct tg_tensor 
     }
     for (k = 0; k < n; k++) {
         a[k].own_grad = a[k].leaf->grad;
+        a[k].own_version = a[k].leaf->stamp;
         if (!a[k].fold) a[k].leaf->grad = a[k].scratch;
     }
     st = sweep(T, root, seed, NULL, NULL);
-    for (k = 0; k < n; k++) a[k].leaf->grad = a[k].own_grad;
+    for (k = 0; k < n; k++) {
+        a[k].leaf->grad = a[k].own_grad;
+        a[k].leaf->stamp = a[k].own_version;
+    }
     /* The sweep fails only in anomaly mode, where nothing folded: no value changed. */
     T->n_folded = 0;
     for (k = 0; k < n && !st; k++) {

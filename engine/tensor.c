@@ -287,6 +287,7 @@ enum tg_status tg_tensor_set_requires_grad(struct tg_tensor *t, bool on)
         t->grad = NULL;
     }
     t->requires_grad = on;
+    t->stamp++; /* the gradient version (tg_tensor_grad_version) */
     return TG_OK;
 }
 
@@ -294,6 +295,7 @@ enum tg_status tg_zero_grad(struct tg_tensor *t)
 {
     if (!t) return tg__fail(TG_ERR_NULL, "tg_zero_grad: t is NULL");
     if (t->grad) memset(t->grad, 0, (size_t)t->numel * tg__esize(t->dtype));
+    if (t->kind == TG_KIND_LEAF) t->stamp++;
     return TG_OK;
 }
 
@@ -333,11 +335,27 @@ void *tg_tensor_data(const struct tg_tensor *t)
 {
     return t ? t->data : NULL;
 }
-void *tg_tensor_grad(const struct tg_tensor *t)
+/* The gradient buffer, for reading (no change counted). */
+static const void *grad_of(const struct tg_tensor *t)
 {
     if (!t) return NULL;
     if (t->kind == TG_KIND_NODE && !tg__node_grad_current(t)) return NULL;
     return t->grad;
+}
+
+void *tg_tensor_grad(const struct tg_tensor *t)
+{
+    void *g = (void *)grad_of(t);
+    /* A writable pointer goes out: a leaf's gradient may change. Leaves are
+     * never defined const (they come from the allocator), so the count may be
+     * kept through the const pointer. */
+    if (g && t->kind == TG_KIND_LEAF) ((struct tg_tensor *)t)->stamp++;
+    return g;
+}
+
+uint64_t tg_tensor_grad_version(const struct tg_tensor *t)
+{
+    return t && t->kind == TG_KIND_LEAF ? t->stamp : 0;
 }
 
 double tg_tensor_get(const struct tg_tensor *t, int64_t i)
@@ -360,7 +378,7 @@ double tg_tensor_grad_get(const struct tg_tensor *t, int64_t i)
         tg__null_input("tg_tensor_grad_get", "t");
         return NAN;
     }
-    if (!tg_tensor_grad(t)) {
+    if (!grad_of(t)) {
         tg__fail(TG_ERR_STATE, "tg_tensor_grad_get: tensor has no gradient");
         return NAN;
     }

@@ -18,8 +18,10 @@
 struct slot {
     struct tg_tensor *t; /* borrowed from the map */
     bool applied;        /* tg_optim_backward_step: updated by the sweep itself */
-    double *s1, *s2;     /* (numel) momentum buffer / Adam's m; Adam's v (NULL if unused) */
-    int64_t steps;       /* updates of this tensor (PyTorch counts per parameter too) */
+    bool zero_known;     /* the gradient was zero at version zero_version */
+    uint64_t zero_version;
+    double *s1, *s2; /* (numel) momentum buffer / Adam's m; Adam's v (NULL if unused) */
+    int64_t steps;   /* updates of this tensor (PyTorch counts per parameter too) */
 };
 
 struct tg_optim {
@@ -352,11 +354,16 @@ static void step_slot(struct tg_optim *opt, struct slot *s, double grad_scale)
         step_sgd(opt, s, grad_scale);
     if (opt->cfg.zero_grad && !plain) tg_zero_grad(s->t); /* plain SGD zeroes in its loop */
     s->steps++;
+    s->zero_known = opt->cfg.zero_grad;
+    s->zero_version = tg_tensor_grad_version(s->t);
 }
 
+/* Whether the parameter has a gradient: the map holds leaves, and a leaf has a
+ * gradient buffer exactly when it requires grad. (Not tg_tensor_grad, which
+ * would count as a change of the gradient.) */
 static bool has_grad(const struct slot *s)
 {
-    return tg_tensor_requires_grad(s->t) && tg_tensor_grad(s->t);
+    return tg_tensor_requires_grad(s->t);
 }
 
 enum tg_status tg_optim_step(struct tg_optim *opt, double grad_scale)
@@ -405,7 +412,14 @@ enum tg_status tg_optim_backward_step(struct tg_optim *opt, struct tg_tensor *lo
     size_t m = 0;
     for (size_t i = 0; i < opt->n; i++) {
         struct slot *s = &opt->slots[i];
-        s->applied = has_grad(s) && grad_is_zero(s->t);
+        /* zero as the last step left it (the version tells nothing wrote it
+         * since), or found zero now */
+        bool known = s->zero_known && tg_tensor_grad_version(s->t) == s->zero_version;
+        s->applied = has_grad(s) && (known || grad_is_zero(s->t));
+        if (s->applied && !known) {
+            s->zero_known = true;
+            s->zero_version = tg_tensor_grad_version(s->t);
+        }
         if (s->applied)
             opt->apply[m++] =
                 (struct tg_apply){s->t, -c->lr * grad_scale, 1.0 - c->lr * c->weight_decay};

@@ -425,6 +425,50 @@ START_TEST(test_apply_oom)
 }
 END_TEST
 
+/* The gradient version of a leaf moves with every possible change of its
+ * gradient and with nothing else; tg_backward_apply leaves a listed leaf's alone. */
+START_TEST(test_grad_version)
+{
+    struct tg_tensor *x = tg_tensor_from_f64(TG_F64, 1, (int64_t[]){3}, (double[]){1, 2, 3});
+    struct tg_tensor *y = tg_tensor_from_f64(TG_F64, 1, (int64_t[]){3}, (double[]){4, 5, 6});
+    struct tg_tensor *w =
+        tg_tensor_from_f64(TG_F64, 2, (int64_t[]){2, 3}, (double[]){1, 2, 3, 4, 5, 6});
+    ck_assert_uint_eq(tg_tensor_grad_version(NULL), 0);
+    tg_tensor_set_requires_grad(x, true);
+    tg_tensor_set_requires_grad(w, true);
+    uint64_t v = tg_tensor_grad_version(x);
+    ck_assert_uint_ne(v, 0);
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor *l = tg_sum(T, tg_mul(T, x, y)), *other = tg_sum(T, tg_mul(T, y, y));
+    ck_assert_uint_eq(tg_tensor_grad_version(x), v); /* recording changes nothing */
+    ck_assert_uint_eq(tg_tensor_grad_version(l), 0); /* tape tensors have none */
+    ck_assert_int_eq(tg_backward(l, NULL), TG_OK);
+    ck_assert_uint_ne(tg_tensor_grad_version(x), v);
+    v = tg_tensor_grad_version(x);
+    ck_assert_double_eq(tg_tensor_grad_get(x, 1), 5); /* reading: no change */
+    ck_assert_uint_eq(tg_tensor_grad_version(x), v);
+    ck_assert_int_eq(tg_backward(other, NULL), TG_ERR_TAPE); /* needs no gradient */
+    ck_assert_uint_eq(tg_tensor_grad_version(x), v);
+    tg_zero_grad(x);
+    ck_assert_uint_ne(tg_tensor_grad_version(x), v);
+    v = tg_tensor_grad_version(x);
+    ck_assert_ptr_nonnull(tg_tensor_grad(x)); /* a writable pointer: counts */
+    ck_assert_uint_ne(tg_tensor_grad_version(x), v);
+    /* listed for an update: its own gradient is untouched, and so is its version */
+    struct tg_tensor *m = tg_sum(T, tg_matmul(T, w, x));
+    v = tg_tensor_grad_version(w);
+    uint64_t vx = tg_tensor_grad_version(x);
+    struct tg_apply list[1] = {{w, -0.1, 1}};
+    ck_assert_int_eq(tg_backward_apply(m, NULL, list, 1), TG_OK);
+    ck_assert_uint_eq(tg_tensor_grad_version(w), v);
+    ck_assert_uint_ne(tg_tensor_grad_version(x), vx); /* not listed: it got a gradient */
+    tg_tape_free(T);
+    tg_tensor_free(x);
+    tg_tensor_free(y);
+    tg_tensor_free(w);
+}
+END_TEST
+
 /* ---- tg_optim_backward_step: the same training as tg_backward + tg_optim_step ---- */
 
 enum { BATCH = 10, N_IN = 6 };
@@ -517,8 +561,23 @@ static const struct fused_case fused_cases[] = {
     {"AdamW", TG_OPTIM_ADAMW, 0.01, false, TG_ACT_SIGMOID, 0},
 };
 
-/* Four steps each way; before the third a gradient is held (then nothing folds
- * and the held gradient must count), the fourth folds again. */
+/* A gradient written by hand through tg_tensor_grad into every parameter. */
+static void write_gradient(struct trainer *t)
+{
+    struct tg_params *p = tg_nn_mlp_params(t->mlp);
+    for (size_t k = 0; k < tg_params_count(p); k++) {
+        struct tg_tensor *x = tg_params_tensor(p, k);
+        void *g = tg_tensor_grad(x);
+        if (tg_tensor_dtype(x) == TG_F64)
+            ((double *)g)[0] += 0.25;
+        else
+            ((float *)g)[0] += 0.25f;
+    }
+}
+
+/* Five steps each way; before the third a gradient is held from a backward, before
+ * the fourth one is written by hand (then nothing folds and the held gradient
+ * must count), the fifth folds again. */
 START_TEST(test_optim_backward_step)
 {
     const struct fused_case *fc = &fused_cases[_i];
@@ -530,10 +589,14 @@ START_TEST(test_optim_backward_step)
         c.weight_decay = fc->weight_decay;
         c.zero_grad = fc->zero_grad;
         struct trainer a = trainer_new(dt, fc->act, &c), b = trainer_new(dt, fc->act, &c);
-        for (int step = 0; step < 4; step++) {
+        for (int step = 0; step < 5; step++) {
             if (step == 2) {
                 hold_gradient(&a, dt);
                 hold_gradient(&b, dt);
+            }
+            if (step == 3) {
+                write_gradient(&a);
+                write_gradient(&b);
             }
             struct tg_tensor *la = batch_loss(&a, dt, step), *lb = batch_loss(&b, dt, step);
             ck_assert_msg(tg_optim_backward_step(a.opt, la, 0.5) == TG_OK, "%s: %s", fc->name,
@@ -542,7 +605,7 @@ START_TEST(test_optim_backward_step)
             ck_assert_int_eq(tg_optim_step(b.opt, 0.5), TG_OK);
             struct tg_tape_stats st;
             tg_tape_stats(a.T, &st);
-            ck_assert_msg(st.n_folded == (step == 2 ? 0 : fc->folded),
+            ck_assert_msg(st.n_folded == (step == 2 || step == 3 ? 0 : fc->folded),
                           "%s (%s) step %d: %zu updates folded", fc->name, tg_dtype_name(dt), step,
                           st.n_folded);
             expect_same_params(&a, &b, tol, true, fc->name);
@@ -590,6 +653,7 @@ static Suite *apply_suite(void)
     tcase_add_test(tc, test_apply_errors);
     tcase_add_test(tc, test_apply_anomaly);
     tcase_add_test(tc, test_apply_oom);
+    tcase_add_test(tc, test_grad_version);
     suite_add_tcase(s, tc);
     tc = tcase_create("optim");
     tcase_add_loop_test(tc, test_optim_backward_step, 0,

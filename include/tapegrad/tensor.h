@@ -94,8 +94,16 @@ bool tg_tensor_is_leaf(const struct tg_tensor *t);
  * owned by the tape. */
 void *tg_tensor_data(const struct tg_tensor *t);
 /* The gradient buffer, same dtype and shape as the data; NULL when t has none
- * (no requires-grad, or a node that the last backward did not reach). */
+ * (no requires-grad, or a node that the last backward did not reach). For a
+ * leaf, handing out this writable pointer counts as a change of the gradient
+ * (tg_tensor_grad_version); write through a pointer got after the engine's last
+ * use of t, not one kept from earlier. */
 void *tg_tensor_grad(const struct tg_tensor *t);
+/* A leaf's gradient version: a number that changes whenever its gradient may
+ * have changed (a backward sweep reaching it, tg_zero_grad,
+ * tg_tensor_set_requires_grad, tg_tensor_grad). Equal numbers at two moments
+ * mean the gradient did not change in between. 0 for NULL and tape tensors. */
+uint64_t tg_tensor_grad_version(const struct tg_tensor *t);
 /* Element i (row-major flat index) of the value / gradient as a double.
  * NaN with TG_ERR_RANGE when i is out of range or there is no gradient. */
 double tg_tensor_get(const struct tg_tensor *t, int64_t i);
