@@ -53,6 +53,26 @@ static inline int bench_int_opt(int argc, char **argv, const char *name, int def
     return def;
 }
 
+/* Serve mode (`--serve`, used by bench/run to interleave contestants finely):
+ * after its warm-up a program prints READY, then runs each "STEP k" read from
+ * stdin as k timed steps and answers one line " SAMPLES=t1,...,tk" (plus, for
+ * w1_mlp, " FLOOR=f1,...,fk"); "QUIT" or the end of input ends it, and the
+ * program prints its usual result line over all timed steps. */
+static inline void bench_serve_ready(void)
+{
+    printf("READY\n");
+    fflush(stdout);
+}
+
+/* The next command: k > 0 steps, or 0 to stop. */
+static inline int bench_serve_next(void)
+{
+    char line[64];
+    int k;
+    if (!fgets(line, sizeof line, stdin)) return 0;
+    return sscanf(line, "STEP %d", &k) == 1 && k > 0 ? k : 0;
+}
+
 /* Whether flag `name` (e.g. "--unfused") is in argv. */
 static inline bool bench_flag(int argc, char **argv, const char *name)
 {

@@ -3,7 +3,8 @@
  * training step (bench/gemm-floor.h) replayed back to back, so that a framework's
  * step time can be compared with the time the same BLAS needs for the matrix
  * products alone (docs/performance.md). Threads: OpenBLAS reads
- * OPENBLAS_NUM_THREADS; bench/run sets it. Usage: gemm_floor [--reps N] [--warmup N]
+ * OPENBLAS_NUM_THREADS; bench/run sets it.
+ * Usage: gemm_floor [--reps N] [--warmup N] [--serve] (serve mode: bench-util.h)
  */
 #include "bench-util.h"
 #include "gemm-floor.h"
@@ -12,6 +13,7 @@ int main(int argc, char **argv)
 {
     int reps = bench_int_opt(argc, argv, "--reps", 200);
     int warmup = bench_int_opt(argc, argv, "--warmup", 20);
+    bool serve = bench_flag(argc, argv, "--serve");
     struct floor_bufs b;
     double *t = malloc((size_t)reps * sizeof *t);
     if (!floor_new(&b) || !t) {
@@ -20,11 +22,30 @@ int main(int argc, char **argv)
         return 1;
     }
     for (int i = 0; i < warmup; i++) floor_step(&b);
-    for (int i = 0; i < reps; i++) {
-        double t0 = bench_now_ms();
-        floor_step(&b);
-        t[i] = bench_now_ms() - t0;
+    int done = 0;
+    if (!serve) {
+        for (; done < reps; done++) {
+            double t0 = bench_now_ms();
+            floor_step(&b);
+            t[done] = bench_now_ms() - t0;
+        }
+    } else {
+        bench_serve_ready();
+        for (int k; (k = bench_serve_next()) > 0 && done < reps;) {
+            int end = done + k < reps ? done + k : reps;
+            for (int i = done; i < end; i++) {
+                double t0 = bench_now_ms();
+                floor_step(&b);
+                t[i] = bench_now_ms() - t0;
+            }
+            bench_print_list("SAMPLES", t + done, end - done);
+            printf("\n");
+            fflush(stdout);
+            done = end;
+        }
+        reps = done;
     }
+    if (reps == 0) return 1;
     printf("FLOOR workload=w1 reps=%d median_ms=%.4f", reps, bench_median(t, reps));
     bench_print_samples(t, reps);
     floor_free(&b);

@@ -10,12 +10,15 @@ imported. Prints one line like peer_torch.py:
 """
 import argparse
 import os
+import sys
 import time
 
 ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 ap.add_argument("--threads", type=int, default=1)
 ap.add_argument("--reps", type=int, default=200)
 ap.add_argument("--warmup", type=int, default=20)
+ap.add_argument("--serve", action="store_true",
+                help="timed steps in batches asked for on stdin (bench/run)")
 ARGS = ap.parse_args()
 os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.threads)
 os.environ["OMP_NUM_THREADS"] = str(ARGS.threads)
@@ -65,10 +68,27 @@ def main():
     for i in range(ARGS.warmup):
         step(params, xs[i % 60], ys[i % 60], 0.01)
     samples = []
-    for i in range(ARGS.reps):
-        t0 = time.perf_counter()
-        loss = step(params, xs[i % 60], ys[i % 60], 0.01)
-        samples.append((time.perf_counter() - t0) * 1e3)
+    loss = 0.0
+
+    def timed(k):
+        nonlocal loss
+        for _ in range(k):
+            i = len(samples)
+            t0 = time.perf_counter()
+            loss = step(params, xs[i % 60], ys[i % 60], 0.01)
+            samples.append((time.perf_counter() - t0) * 1e3)
+
+    if not ARGS.serve:
+        timed(ARGS.reps)
+    else:  # the protocol of bench/bench-util.h
+        print("READY", flush=True)
+        for line in sys.stdin:
+            parts = line.split()
+            if len(parts) != 2 or parts[0] != "STEP" or len(samples) >= ARGS.reps:
+                break
+            start = len(samples)
+            timed(min(int(parts[1]), ARGS.reps - start))
+            print(" SAMPLES=" + ",".join(f"{s:.4f}" for s in samples[start:]), flush=True)
     s = sorted(samples)
     n = len(s)
     med = s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])

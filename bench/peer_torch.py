@@ -27,6 +27,8 @@ def parse_args():
     p.add_argument("--blas-threads", type=int, default=None)
     p.add_argument("--reps", type=int, default=200, help="timed steps (w1, w5) or chains (w4)")
     p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--serve", action="store_true",
+                   help="w1, w5: timed steps in batches asked for on stdin (bench/run)")
     p.add_argument("--epochs", type=int, default=20, help="f: training epochs")
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--target", type=float, default=0.885, help="f: test accuracy to time")
@@ -76,14 +78,32 @@ def mlp(sizes, act):
 
 
 def time_steps(step, n_batches):
-    """Runs warm-up then timed steps over a cycled pool; returns ms per timed step."""
+    """Runs warm-up then timed steps over a cycled pool; returns ms per timed step.
+    With --serve, the timed steps run in batches asked for on stdin (the protocol of
+    bench/bench-util.h: READY, then "STEP k" answered by " SAMPLES=..."; "QUIT" ends),
+    at most --reps in all."""
     for i in range(ARGS.warmup):
         step(i % n_batches)
     out = []
-    for i in range(ARGS.reps):
-        t0 = time.perf_counter()
-        step(i % n_batches)
-        out.append((time.perf_counter() - t0) * 1e3)
+
+    def timed(k):
+        for _ in range(k):
+            i = len(out)
+            t0 = time.perf_counter()
+            step(i % n_batches)
+            out.append((time.perf_counter() - t0) * 1e3)
+
+    if not ARGS.serve:
+        timed(ARGS.reps)
+        return out
+    print("READY", flush=True)
+    for line in sys.stdin:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] != "STEP" or len(out) >= ARGS.reps:
+            break
+        start = len(out)
+        timed(min(int(parts[1]), ARGS.reps - start))
+        print(" SAMPLES=" + ",".join(f"{s:.4f}" for s in out[start:]), flush=True)
     return out
 
 

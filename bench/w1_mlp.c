@@ -17,7 +17,8 @@
  *   rss_model_mib = peak - base, which must stay <= 1.5 * model_mib + 20 (mem_ok=1)
  *   mallocs_steady  allocations during the last 50 steps (must be 0)
  * OpenBLAS threads come from OPENBLAS_NUM_THREADS (bench/run sets it).
- * Usage: w1_mlp [--reps N] [--warmup N] [--threads T] [--unfused]
+ * Usage: w1_mlp [--reps N] [--warmup N] [--threads T] [--unfused] [--serve]
+ * --serve: steps in batches asked for on stdin (bench-util.h), at most --reps.
  */
 #include <stdlib.h>
 #include <tapegrad/tapegrad.h>
@@ -61,7 +62,7 @@ int main(int argc, char **argv)
 {
     int reps = bench_int_opt(argc, argv, "--reps", 200);
     int warmup = bench_int_opt(argc, argv, "--warmup", 20);
-    bool unfused = bench_flag(argc, argv, "--unfused");
+    bool unfused = bench_flag(argc, argv, "--unfused"), serve = bench_flag(argc, argv, "--serve");
     struct tg_allocator counting = {count_malloc, count_realloc, count_free, NULL};
     tg_set_allocator(&counting);
     struct tg_rng rng;
@@ -92,10 +93,33 @@ int main(int argc, char **argv)
         fprintf(stderr, "w1_mlp: setup failed: %s\n", tg_last_error());
         return 1;
     }
-    long mallocs_before = 0;
+    /* i < 0: warm-up; timed steps are numbered 0.. as they run (in serve mode, in
+     * batches asked for on stdin, up to --reps in all) */
+    long *mallocs_at = malloc(sizeof *mallocs_at * (size_t)reps); /* n_malloc before step i */
+    if (!mallocs_at) return 1;
     double loss = 0;
-    for (int i = -warmup; i < reps; i++) {
-        if (i == reps - 50) mallocs_before = n_malloc;
+    int done = 0, batch = serve ? 0 : reps;
+    for (int i = -warmup;; i++) {
+        if (i == 0 && serve) bench_serve_ready();
+        if (i >= 0 && i == done + batch) { /* the batch is over */
+            if (!serve) {
+                done = reps;
+                break;
+            }
+            if (batch) { /* answer it */
+                bench_print_list("SAMPLES", t + done, batch);
+#if TG_BENCH_FLOOR
+                bench_print_list("FLOOR", ft + done, batch);
+#endif
+                printf("\n");
+                fflush(stdout);
+            }
+            done += batch;
+            int k = bench_serve_next();
+            batch = k < reps - done ? k : reps - done;
+            if (batch == 0) break;
+        }
+        if (i >= 0) mallocs_at[i] = n_malloc;
         int b = (i + warmup) % POOL;
         double t0 = bench_now_ms();
         tg_tape_reset(T);
@@ -116,6 +140,10 @@ int main(int argc, char **argv)
         if (i >= 0) ft[i] = bench_now_ms() - t0;
 #endif
     }
+    reps = done;
+    if (reps == 0) return 1;
+    long mallocs_steady = n_malloc - mallocs_at[reps > 50 ? reps - 50 : 0];
+    free(mallocs_at);
     struct tg_tape_stats st;
     tg_tape_stats(T, &st);
     double params_mib = (double)tg_params_numel(params) * 4 / (1 << 20);
@@ -125,7 +153,7 @@ int main(int argc, char **argv)
         "TG workload=w1 mode=%s reps=%d median_ms=%.4f loss=%.4f model_mib=%.2f rss_base_mib=%.1f "
         "rss_peak_mib=%.1f rss_model_mib=%.1f mem_ok=%d mallocs_steady=%ld",
         unfused ? "unfused" : "fused", reps, bench_median(t, reps), loss, model_mib, rss_base, peak,
-        rss_model, rss_model <= 1.5 * model_mib + 20, n_malloc - mallocs_before);
+        rss_model, rss_model <= 1.5 * model_mib + 20, mallocs_steady);
 #if TG_BENCH_FLOOR
     printf(" floor_median_ms=%.4f", bench_median(ft, reps));
     bench_print_list("floor_samples_ms", ft, reps);
