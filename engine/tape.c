@@ -30,6 +30,10 @@ struct arena {
 struct tg_tape {
     struct arena data;
     struct arena nodes[2];
+    /* The free room of the current node arena's chunk, as whole nodes: node_mem
+     * takes the next one with a compare and an add. The arena's counters lag
+     * behind by what was taken since the last node_sync. */
+    struct tg_tensor *node_next, *node_end;
     uint64_t epoch; /* the recording in progress; starts at 1 */
     uint64_t sweep; /* the last backward sweep's id */
     struct tg_tensor *last;
@@ -140,9 +144,26 @@ void tg_tape_free(struct tg_tape *T)
     tg__free(T);
 }
 
+/* Bytes of nodes taken from [node_next, node_end) that the arena has not counted. */
+static size_t node_lag(const struct tg_tape *T)
+{
+    const struct chunk *c = T->nodes[T->epoch % 2].cur;
+    return T->node_next ? (size_t)((unsigned char *)T->node_next - (c->mem + c->used)) : 0;
+}
+
+/* Brings the current node arena's counters up to date with node_next. */
+static void node_sync(struct tg_tape *T)
+{
+    struct arena *a = &T->nodes[T->epoch % 2];
+    size_t lag = node_lag(T);
+    if (!lag) return;
+    a->cur->used += lag;
+    a->used += lag;
+}
+
 static size_t tape_used(const struct tg_tape *T)
 {
-    return T->data.used + T->nodes[0].used + T->nodes[1].used;
+    return T->data.used + T->nodes[0].used + T->nodes[1].used + node_lag(T);
 }
 
 void tg_tape_reset(struct tg_tape *T)
@@ -150,6 +171,8 @@ void tg_tape_reset(struct tg_tape *T)
     if (!T) return;
     size_t u = tape_used(T);
     if (u > T->high_water) T->high_water = u;
+    node_sync(T);
+    T->node_next = T->node_end = NULL; /* the next node_mem finds the new arena */
     T->epoch++;
     arena_rewind(&T->data);
     arena_rewind(&T->nodes[T->epoch % 2]);
@@ -198,11 +221,29 @@ void tg_tape_stats(const struct tg_tape *T, struct tg_tape_stats *out)
     out->n_folded = T->n_folded;
 }
 
-/* Memory for one node struct in the current recording's node arena. */
+/* node_mem when [node_next, node_end) is empty: one node from the arena, and
+ * the rest of its chunk, cut into whole nodes, as the new free range. */
+static struct tg_tensor *node_mem_slow(struct tg_tape *T)
+{
+    struct arena *a = &T->nodes[T->epoch % 2];
+    node_sync(T);
+    struct tg_tensor *n = arena_alloc(a, sizeof *n, _Alignof(struct tg_tensor));
+    if (!n) return NULL;
+    /* Only nodes come from this arena, so c->used stays a multiple of the node
+     * size and the free range starts right after n. */
+    const struct chunk *c = a->cur;
+    T->node_next = n + 1;
+    T->node_end = n + 1 + (c->size - c->used) / sizeof *n;
+    return n;
+}
+
+/* Memory for one node struct in the current recording's node arena. Every op
+ * takes one, so the common case is a bump of a pointer with no arena
+ * bookkeeping (a scalar graph takes a node per multiply or add). */
 static inline struct tg_tensor *node_mem(struct tg_tape *T)
 {
-    return arena_alloc(&T->nodes[T->epoch % 2], sizeof(struct tg_tensor),
-                       _Alignof(struct tg_tensor));
+    if (T->node_next != T->node_end) return T->node_next++;
+    return node_mem_slow(T);
 }
 
 /* A node struct in the current node arena, every field cleared but the shape
