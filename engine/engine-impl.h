@@ -153,6 +153,13 @@ void *tg__tape_alloc(struct tg_tape *T, size_t n);
 struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc, int n_in,
                                 struct tg_tensor *const *in, const union tg_params *params,
                                 void *aux);
+/* tg__op_record for an elementwise op (desc->elementwise) of one input, with
+ * `params` (may be NULL), or of two: the same checks and results, with a
+ * straight-line path for rank-0 inputs (scalar graphs). */
+struct tg_tensor *tg__op_record_unary(struct tg_tape *T, const struct tg_op_desc *desc,
+                                      struct tg_tensor *x, const union tg_params *params);
+struct tg_tensor *tg__op_record_binary(struct tg_tape *T, const struct tg_op_desc *desc,
+                                       struct tg_tensor *a, struct tg_tensor *b);
 /* Anomaly-mode helpers: the first NaN/Inf element (or -1), and "[3,1]" for a
  * flat index. */
 int64_t tg__first_nonfinite(const void *buf, int dtype, int64_t numel);

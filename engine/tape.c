@@ -420,40 +420,6 @@ static inline bool input_ok(const struct tg_tape *T, const struct tg_tensor *x)
     return x && (x->kind == TG_KIND_LEAF || (x->tape == T && x->epoch == T->epoch));
 }
 
-/* The scalar-graph fast path: an elementwise op of one or two rank-0 inputs of
- * one dtype. No loops, no shape rule, every field written once. NULL when the
- * case does not apply (the general path then runs, and reports any error). */
-static inline struct tg_tensor *record_scalar(struct tg_tape *T, const struct tg_op_desc *desc,
-                                              int n_in, struct tg_tensor *const *in,
-                                              const union tg_params *params, void *aux)
-{
-    if (!desc->elementwise || n_in < 1 || n_in > 2 || !T) return NULL;
-    struct tg_tensor *a = in[0], *b = n_in == 2 ? in[1] : NULL;
-    if (!input_ok(T, a) || a->rank ||
-        (n_in == 2 && (!input_ok(T, b) || b->rank || b->dtype != a->dtype)))
-        return NULL;
-    struct tg_tensor *n = node_mem(T);
-    if (!n) return NULL;
-    n->data = &n->sval;
-    n->grad = NULL;
-    n->tape = T;
-    n->desc = desc;
-    n->in = n->in2;
-    n->in2[0] = a;
-    n->in2[1] = b;
-    n->aux = aux;
-    n->p = params ? *params : (union tg_params){.i = {0, 0}};
-    n->epoch = T->epoch;
-    n->stamp = 0;
-    n->numel = 1;
-    n->n_in = (uint32_t)n_in;
-    n->dtype = a->dtype;
-    n->rank = 0;
-    n->kind = TG_KIND_NODE;
-    n->requires_grad = (a->requires_grad || (b && b->requires_grad)) && T->no_grad == 0;
-    return n;
-}
-
 /* Computes n's value and appends n to the tape (or fails in anomaly mode). */
 static inline struct tg_tensor *run_and_link(struct tg_tape *T, struct tg_tensor *n)
 {
@@ -469,8 +435,6 @@ struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc
                                 struct tg_tensor *const *in, const union tg_params *params,
                                 void *aux)
 {
-    struct tg_tensor *f = record_scalar(T, desc, n_in, in, params, aux);
-    if (f) return run_and_link(T, f);
     /* One pass over the inputs checks everything the general case needs; any
      * failure is explained by input_error. */
     bool needs_grad = false, ok = T != NULL;
@@ -501,6 +465,64 @@ struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc
     n->requires_grad = needs_grad && T->no_grad == 0;
     if (n->requires_grad && n->numel > 1) T->grad_pending += grad_bytes(n);
     return run_and_link(T, n);
+}
+
+/* ---- the scalar-graph fast path ----
+ * A micrograd-style graph records one node per multiply or add, so recording
+ * is most of its cost. For an elementwise op whose inputs are live rank-0
+ * tensors of one dtype, the node is built here with no loops, no shape rule
+ * and every field written once; anything else (including every error) goes to
+ * tg__op_record, which checks and reports it. */
+
+/* Whether x is a rank-0 tensor that may be an input on T. */
+static inline bool scalar_input_ok(const struct tg_tape *T, const struct tg_tensor *x)
+{
+    return input_ok(T, x) && x->rank == 0;
+}
+
+/* A one-element node of desc with inputs a and b (NULL for a unary op),
+ * recorded on T. The inputs are checked. */
+static inline struct tg_tensor *record_scalar(struct tg_tape *T, const struct tg_op_desc *desc,
+                                              struct tg_tensor *a, struct tg_tensor *b,
+                                              union tg_params p)
+{
+    struct tg_tensor *n = node_mem(T);
+    if (!n) return NULL;
+    n->data = &n->sval;
+    n->grad = NULL;
+    n->tape = T;
+    n->desc = desc;
+    n->in = n->in2;
+    n->in2[0] = a;
+    n->in2[1] = b;
+    n->aux = NULL;
+    n->p = p;
+    n->epoch = T->epoch;
+    n->stamp = 0;
+    n->numel = 1;
+    n->n_in = b ? 2 : 1;
+    n->dtype = a->dtype;
+    n->rank = 0;
+    n->kind = TG_KIND_NODE;
+    n->requires_grad = (a->requires_grad | (b && b->requires_grad)) & (T->no_grad == 0);
+    return run_and_link(T, n);
+}
+
+struct tg_tensor *tg__op_record_unary(struct tg_tape *T, const struct tg_op_desc *desc,
+                                      struct tg_tensor *x, const union tg_params *params)
+{
+    if (T && scalar_input_ok(T, x))
+        return record_scalar(T, desc, x, NULL, params ? *params : (union tg_params){.i = {0, 0}});
+    return tg__op_record(T, desc, 1, &x, params, NULL);
+}
+
+struct tg_tensor *tg__op_record_binary(struct tg_tape *T, const struct tg_op_desc *desc,
+                                       struct tg_tensor *a, struct tg_tensor *b)
+{
+    if (T && scalar_input_ok(T, a) && scalar_input_ok(T, b) && a->dtype == b->dtype)
+        return record_scalar(T, desc, a, b, (union tg_params){.i = {0, 0}});
+    struct tg_tensor *in[2] = {a, b};
+    return tg__op_record(T, desc, 2, in, NULL, NULL);
 }
 
 /* ---- backward ---- */

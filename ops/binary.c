@@ -120,8 +120,7 @@ enum tg_status tg__broadcast_shape(const char *fn, const struct tg_tensor *a,
                                                  .elementwise = true};                             \
     struct tg_tensor *tg_##NAME(struct tg_tape *T, struct tg_tensor *a, struct tg_tensor *b)       \
     {                                                                                              \
-        struct tg_tensor *in[2] = {a, b};                                                          \
-        return tg__op_record(T, &tg_op_desc_##NAME, 2, in, NULL, NULL);                            \
+        return tg__op_record_binary(T, &tg_op_desc_##NAME, a, b);                                  \
     }
 
 BINARY_OP(add, ADD, "y = a + b", "da += dy; db += dy", x + y, 1, 1)

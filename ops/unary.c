@@ -100,7 +100,7 @@ static inline double pow_scalar_d(double x, double p)
     UNARY_DESC(NAME, ENUM, FORMULA, VJP, FWD, DX)                                                  \
     struct tg_tensor *tg_##NAME(struct tg_tape *T, struct tg_tensor *x)                            \
     {                                                                                              \
-        return tg__op_record(T, &tg_op_desc_##NAME, 1, &x, NULL, NULL);                            \
+        return tg__op_record_unary(T, &tg_op_desc_##NAME, x, NULL);                                \
     }
 
 UNARY_OP(neg, NEG, "y = -x", "dx -= dy", -x, -1)
@@ -138,7 +138,7 @@ static struct tg_tensor *with_params(struct tg_tape *T, const char *fn, const st
         return NULL;
     }
     union tg_params p = {.f = {p0, p1}};
-    return tg__op_record(T, d, 1, &x, &p, NULL);
+    return tg__op_record_unary(T, d, x, &p);
 }
 
 struct tg_tensor *tg_affine(struct tg_tape *T, struct tg_tensor *x, double alpha, double beta)
