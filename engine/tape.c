@@ -624,13 +624,17 @@ static enum tg_status reserve_grads(struct tg_tape *T)
  * gradient version counts the change its backward is about to make. */
 static inline void ready_inputs(struct tg_tape *T, struct tg_tensor *n, uint64_t s)
 {
-    for (uint32_t i = 0; i < n->n_in; i++) {
-        struct tg_tensor *x = n->in[i];
-        if (x->kind == TG_KIND_NODE) {
-            if (x->requires_grad && x->stamp != s) grad_ready(T, x, s);
-        } else if (x->requires_grad) {
+    /* in and n_in in locals: the stores below could alias n as far as the
+     * compiler knows, and would make it load both again for every input. */
+    struct tg_tensor *const *in = n->in;
+    const uint32_t n_in = n->n_in;
+    for (uint32_t i = 0; i < n_in; i++) {
+        struct tg_tensor *x = in[i];
+        if (!x->requires_grad) continue;
+        if (x->kind != TG_KIND_NODE)
             x->stamp++;
-        }
+        else if (x->stamp != s)
+            grad_ready(T, x, s);
     }
 }
 
