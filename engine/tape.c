@@ -462,6 +462,7 @@ struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc
     if (params) n->p = *params;
     n->aux = aux;
     if (desc->shape(n) || node_buffers(T, n, desc->name)) return NULL;
+    if (n->numel <= 1) n->grad = &n->sgrad; /* none: a valid pointer to nothing */
     n->requires_grad = needs_grad && T->no_grad == 0;
     if (n->requires_grad && n->numel > 1) T->grad_pending += grad_bytes(n);
     return run_and_link(T, n);
@@ -489,7 +490,7 @@ static inline struct tg_tensor *record_scalar(struct tg_tape *T, const struct tg
     struct tg_tensor *n = node_mem(T);
     if (!n) return NULL;
     n->data = &n->sval;
-    n->grad = NULL;
+    n->grad = &n->sgrad;
     n->tape = T;
     n->desc = desc;
     n->in = n->in2;
@@ -547,7 +548,8 @@ static enum tg_status anomaly_backward(const struct tg_tensor *n)
 
 bool tg__node_grad_current(const struct tg_tensor *t)
 {
-    return t->grad && t->epoch == t->tape->epoch && t->stamp == t->tape->sweep;
+    /* stamp 0: not reached by any sweep (sweep numbers start at 1) */
+    return t->stamp != 0 && t->epoch == t->tape->epoch && t->stamp == t->tape->sweep;
 }
 
 static enum tg_status check_root(const char *fn, struct tg_tensor *root,
@@ -587,13 +589,13 @@ static enum tg_status check_root(const char *fn, struct tg_tensor *root,
     return TG_OK;
 }
 
-/* Gives a reached node a zeroed gradient for sweep s: inline for one element,
- * else carved from the reserve (or reused from an earlier sweep of this recording). */
+/* Gives a reached node a zeroed gradient for sweep s: inline for one element
+ * (n->grad points at it from the recording on), else carved from the reserve
+ * (or reused from an earlier sweep of this recording). */
 static inline void grad_ready(struct tg_tape *T, struct tg_tensor *n, uint64_t s)
 {
     n->stamp = s;
-    if (n->numel <= 1) { /* one element inline; none: a valid pointer to nothing */
-        n->grad = &n->sgrad;
+    if (n->numel <= 1) {
         n->sgrad.d = 0;
         return;
     }
@@ -654,11 +656,12 @@ static enum tg_status sweep(struct tg_tape *T, struct tg_tensor *root, const str
     /* One reverse walk: creation order is topological, so every consumer of a node
      * comes before it. A node is reached when a reached consumer readied it (zeroed
      * its gradient and stamped it with this sweep); then its own backward adds its
-     * vector-Jacobian product into its inputs. The observed loop is separate so
-     * that the plain sweep stays as fast as without hooks. */
+     * vector-Jacobian product into its inputs. Only op nodes are on the list
+     * (run_and_link), so every node walked has a descriptor. The observed loop is
+     * separate so that the plain sweep stays as fast as without hooks. */
     if (!hook) {
         for (struct tg_tensor *n = root; n; n = n->prev) {
-            if (n->stamp != s || !n->desc) continue;
+            if (n->stamp != s) continue;
             ready_inputs(T, n, s);
             n->desc->backward(n);
             if (T->anomaly && (st = anomaly_backward(n))) return st;
@@ -666,7 +669,7 @@ static enum tg_status sweep(struct tg_tape *T, struct tg_tensor *root, const str
         return TG_OK;
     }
     for (struct tg_tensor *n = root; n; n = n->prev)
-        if (n->stamp == s && n->desc) {
+        if (n->stamp == s) {
             ready_inputs(T, n, s);
             hook(n, false, ctx);
             n->desc->backward(n);
