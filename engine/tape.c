@@ -414,10 +414,12 @@ static enum tg_status input_error(struct tg_tape *T, const struct tg_op_desc *de
     return tg__fail(TG_ERR_STATE, "%s: inputs rejected", desc->name);
 }
 
-/* Whether x may be an input on T (a leaf, or a node of T's current recording). */
+/* Whether x may be an input on T (not NULL): a leaf, or a tensor of T's current
+ * recording. Leaves have no tape, so the tape test comes first and settles a
+ * tape tensor in one more compare (most inputs of a scalar graph are nodes). */
 static inline bool input_ok(const struct tg_tape *T, const struct tg_tensor *x)
 {
-    return x && (x->kind == TG_KIND_LEAF || (x->tape == T && x->epoch == T->epoch));
+    return x && (x->tape == T ? x->epoch == T->epoch : x->kind == TG_KIND_LEAF);
 }
 
 /* Computes n's value and appends n to the tape (or fails in anomaly mode). */
