@@ -422,10 +422,9 @@ static inline bool input_ok(const struct tg_tape *T, const struct tg_tensor *x)
     return x && (x->tape == T ? x->epoch == T->epoch : x->kind == TG_KIND_LEAF);
 }
 
-/* Computes n's value and appends n to the tape (or fails in anomaly mode). */
-static inline struct tg_tensor *run_and_link(struct tg_tape *T, struct tg_tensor *n)
+/* Appends n, its value computed, to the tape (or fails in anomaly mode). */
+static inline struct tg_tensor *link(struct tg_tape *T, struct tg_tensor *n)
 {
-    n->desc->forward(n);
     if (T->anomaly && anomaly_forward(n)) return NULL;
     n->prev = T->last;
     T->last = n;
@@ -467,14 +466,18 @@ struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc
     if (n->numel <= 1) n->grad = &n->sgrad; /* none: a valid pointer to nothing */
     n->requires_grad = needs_grad && T->no_grad == 0;
     if (n->requires_grad && n->numel > 1) T->grad_pending += grad_bytes(n);
-    return run_and_link(T, n);
+    n->backward = desc->backward;
+    desc->forward(n);
+    return link(T, n);
 }
 
 /* ---- the scalar-graph fast path ----
  * A micrograd-style graph records one node per multiply or add, so recording
  * is most of its cost. For an elementwise op whose inputs are live rank-0
  * tensors of one dtype, the node is built here with no loops, no shape rule
- * and every field written once; anything else (including every error) goes to
+ * and every field written once, and its value computed by the op's one-element
+ * kernel for that dtype (desc->forward1), which also picks the one the sweep
+ * will call (desc->backward1); anything else (including every error) goes to
  * tg__op_record, which checks and reports it. */
 
 /* Whether x is a rank-0 tensor that may be an input on T. */
@@ -508,7 +511,9 @@ static inline struct tg_tensor *record_scalar(struct tg_tape *T, const struct tg
     n->rank = 0;
     n->kind = TG_KIND_NODE;
     n->requires_grad = (a->requires_grad | (b && b->requires_grad)) & (T->no_grad == 0);
-    return run_and_link(T, n);
+    n->backward = desc->backward1[a->dtype];
+    desc->forward1[a->dtype](n);
+    return link(T, n);
 }
 
 struct tg_tensor *tg__op_record_unary(struct tg_tape *T, const struct tg_op_desc *desc,
@@ -659,13 +664,13 @@ static enum tg_status sweep(struct tg_tape *T, struct tg_tensor *root, const str
      * comes before it. A node is reached when a reached consumer readied it (zeroed
      * its gradient and stamped it with this sweep); then its own backward adds its
      * vector-Jacobian product into its inputs. Only op nodes are on the list
-     * (run_and_link), so every node walked has a descriptor. The observed loop is
+     * (link), so every node walked has a backward kernel. The observed loop is
      * separate so that the plain sweep stays as fast as without hooks. */
     if (!hook) {
         for (struct tg_tensor *n = root; n; n = n->prev) {
             if (n->stamp != s) continue;
             ready_inputs(T, n, s);
-            n->desc->backward(n);
+            n->backward(n);
             if (T->anomaly && (st = anomaly_backward(n))) return st;
         }
         return TG_OK;
@@ -674,7 +679,7 @@ static enum tg_status sweep(struct tg_tape *T, struct tg_tensor *root, const str
         if (n->stamp == s) {
             ready_inputs(T, n, s);
             hook(n, false, ctx);
-            n->desc->backward(n);
+            n->backward(n);
             hook(n, true, ctx);
             if (T->anomaly && (st = anomaly_backward(n))) return st;
         }
