@@ -422,13 +422,24 @@ static inline bool input_ok(const struct tg_tape *T, const struct tg_tensor *x)
     return x && (x->tape == T ? x->epoch == T->epoch : x->kind == TG_KIND_LEAF);
 }
 
-/* Appends n, its value computed, to the tape (or fails in anomaly mode). */
-static inline struct tg_tensor *link(struct tg_tape *T, struct tg_tensor *n)
+/* Appends n to its tape, then computes its value with fwd; in anomaly mode a
+ * NaN or Inf in the value takes n off the tape again and fails. Linking first
+ * leaves only n live across the call (n->tape is the tape), which spares the
+ * scalar record path a saved register. */
+static inline struct tg_tensor *link_and_run(struct tg_tensor *n, void (*fwd)(struct tg_tensor *))
 {
-    if (T->anomaly && anomaly_forward(n)) return NULL;
+    struct tg_tape *T = n->tape;
     n->prev = T->last;
     T->last = n;
     T->n_nodes++;
+    fwd(n);
+    /* n->tape rather than T from here: T need not be kept across the call */
+    if (n->tape->anomaly && anomaly_forward(n)) {
+        T = n->tape;
+        T->last = n->prev;
+        T->n_nodes--;
+        return NULL;
+    }
     return n;
 }
 
@@ -467,8 +478,7 @@ struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc
     n->requires_grad = needs_grad && T->no_grad == 0;
     if (n->requires_grad && n->numel > 1) T->grad_pending += grad_bytes(n);
     n->backward = desc->backward;
-    desc->forward(n);
-    return link(T, n);
+    return link_and_run(n, desc->forward);
 }
 
 /* ---- the scalar-graph fast path ----
@@ -512,8 +522,7 @@ static inline struct tg_tensor *record_scalar(struct tg_tape *T, const struct tg
     n->kind = TG_KIND_NODE;
     n->requires_grad = (a->requires_grad | (b && b->requires_grad)) & (T->no_grad == 0);
     n->backward = desc->backward1[a->dtype];
-    desc->forward1[a->dtype](n);
-    return link(T, n);
+    return link_and_run(n, desc->forward1[a->dtype]);
 }
 
 struct tg_tensor *tg__op_record_unary(struct tg_tape *T, const struct tg_op_desc *desc,
@@ -664,7 +673,7 @@ static enum tg_status sweep(struct tg_tape *T, struct tg_tensor *root, const str
      * comes before it. A node is reached when a reached consumer readied it (zeroed
      * its gradient and stamped it with this sweep); then its own backward adds its
      * vector-Jacobian product into its inputs. Only op nodes are on the list
-     * (link), so every node walked has a backward kernel. The observed loop is
+     * (link_and_run), so every node walked has a backward kernel. The observed loop is
      * separate so that the plain sweep stays as fast as without hooks. */
     if (!hook) {
         for (struct tg_tensor *n = root; n; n = n->prev) {
