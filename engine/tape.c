@@ -414,9 +414,10 @@ static enum tg_status input_error(struct tg_tape *T, const struct tg_op_desc *de
     return tg__fail(TG_ERR_STATE, "%s: inputs rejected", desc->name);
 }
 
-/* Whether x may be an input on T (not NULL): a leaf, or a tensor of T's current
- * recording. Leaves have no tape, so the tape test comes first and settles a
- * tape tensor in one more compare (most inputs of a scalar graph are nodes). */
+/* Whether x may be an input on T (T not NULL): a leaf, or a tensor of T's
+ * current recording. Leaves have no tape, so the tape test comes first and
+ * settles a tape tensor in one more compare (most inputs of a scalar graph are
+ * nodes). */
 static inline bool input_ok(const struct tg_tape *T, const struct tg_tensor *x)
 {
     return x && (x->tape == T ? x->epoch == T->epoch : x->kind == TG_KIND_LEAF);
@@ -673,8 +674,8 @@ static enum tg_status sweep(struct tg_tape *T, struct tg_tensor *root, const str
      * comes before it. A node is reached when a reached consumer readied it (zeroed
      * its gradient and stamped it with this sweep); then its own backward adds its
      * vector-Jacobian product into its inputs. Only op nodes are on the list
-     * (link_and_run), so every node walked has a backward kernel. The observed loop is
-     * separate so that the plain sweep stays as fast as without hooks. */
+     * (link_and_run), so every node walked has a backward kernel. The observed
+     * loop is separate so that the plain sweep stays as fast as without hooks. */
     if (!hook) {
         for (struct tg_tensor *n = root; n; n = n->prev) {
             if (n->stamp != s) continue;
