@@ -36,6 +36,9 @@ struct tg_tensor {
     struct tg_tensor **in;         /* n_in inputs (points at in2 when n_in <= 2) */
     struct tg_tensor *in2[2];
     void *aux; /* op-specific data in the arena */
+    /* what the sweep calls: desc->backward, or desc->backward1 for a node of the
+     * scalar record path */
+    void (*backward)(struct tg_tensor *out);
     union tg_params p;
     union {
         double d;
@@ -69,6 +72,13 @@ struct tg_op_desc {
     enum tg_status (*shape)(struct tg_tensor *out);
     void (*forward)(struct tg_tensor *out);
     void (*backward)(struct tg_tensor *out);
+    /* Elementwise ops (those that record through tg__op_record_unary/_binary):
+     * forward and backward of a one-element output, per dtype (indexed by
+     * TG_F32, TG_F64), without the dtype and size dispatch of `forward` and
+     * `backward`. The scalar record path calls forward1 and keeps backward1 in
+     * the node, for the sweep. NULL for other ops. */
+    void (*forward1[2])(struct tg_tensor *out);
+    void (*backward1[2])(struct tg_tensor *out);
     /* Optional: whether backward can apply an update of input `slot` itself
      * (tg_backward_apply asks before its sweep, when that input is a listed leaf
      * whose only consumer is this node). Backward must then, whenever it runs,
@@ -77,9 +87,6 @@ struct tg_op_desc {
     bool (*can_fold)(const struct tg_tensor *out, uint32_t slot);
     /* set when inputs may have different dtypes (e.g. integer indices as f64) */
     bool mixed_dtypes;
-    /* set when the output has the broadcast shape of the inputs and the rule reads
-     * no parameter: scalar inputs then give a scalar without calling `shape` */
-    bool elementwise;
 };
 
 /* A leaf that tg_backward_apply updates (engine/tape.c), hung on the leaf's aux
@@ -153,6 +160,14 @@ void *tg__tape_alloc(struct tg_tape *T, size_t n);
 struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc, int n_in,
                                 struct tg_tensor *const *in, const union tg_params *params,
                                 void *aux);
+/* tg__op_record for an elementwise op of one input, with `params` (may be NULL),
+ * or of two: the same checks and results, with a straight-line path for rank-0
+ * inputs (scalar graphs). desc must have forward1 and backward1, and a shape
+ * rule that gives a rank-0 output for rank-0 inputs. */
+struct tg_tensor *tg__op_record_unary(struct tg_tape *T, const struct tg_op_desc *desc,
+                                      struct tg_tensor *x, const union tg_params *params);
+struct tg_tensor *tg__op_record_binary(struct tg_tape *T, const struct tg_op_desc *desc,
+                                       struct tg_tensor *a, struct tg_tensor *b);
 /* Anomaly-mode helpers: the first NaN/Inf element (or -1), and "[3,1]" for a
  * flat index. */
 int64_t tg__first_nonfinite(const void *buf, int dtype, int64_t numel);

@@ -30,6 +30,10 @@ struct arena {
 struct tg_tape {
     struct arena data;
     struct arena nodes[2];
+    /* The free room of the current node arena's chunk, as whole nodes: node_mem
+     * takes the next one with a compare and an add. The arena's counters lag
+     * behind by what was taken since the last node_sync. */
+    struct tg_tensor *node_next, *node_end;
     uint64_t epoch; /* the recording in progress; starts at 1 */
     uint64_t sweep; /* the last backward sweep's id */
     struct tg_tensor *last;
@@ -140,9 +144,26 @@ void tg_tape_free(struct tg_tape *T)
     tg__free(T);
 }
 
+/* Bytes of nodes taken from [node_next, node_end) that the arena has not counted. */
+static size_t node_lag(const struct tg_tape *T)
+{
+    const struct chunk *c = T->nodes[T->epoch % 2].cur;
+    return T->node_next ? (size_t)((unsigned char *)T->node_next - (c->mem + c->used)) : 0;
+}
+
+/* Brings the current node arena's counters up to date with node_next. */
+static void node_sync(struct tg_tape *T)
+{
+    struct arena *a = &T->nodes[T->epoch % 2];
+    size_t lag = node_lag(T);
+    if (!lag) return;
+    a->cur->used += lag;
+    a->used += lag;
+}
+
 static size_t tape_used(const struct tg_tape *T)
 {
-    return T->data.used + T->nodes[0].used + T->nodes[1].used;
+    return T->data.used + T->nodes[0].used + T->nodes[1].used + node_lag(T);
 }
 
 void tg_tape_reset(struct tg_tape *T)
@@ -150,6 +171,8 @@ void tg_tape_reset(struct tg_tape *T)
     if (!T) return;
     size_t u = tape_used(T);
     if (u > T->high_water) T->high_water = u;
+    node_sync(T);
+    T->node_next = T->node_end = NULL; /* the next node_mem finds the new arena */
     T->epoch++;
     arena_rewind(&T->data);
     arena_rewind(&T->nodes[T->epoch % 2]);
@@ -198,11 +221,29 @@ void tg_tape_stats(const struct tg_tape *T, struct tg_tape_stats *out)
     out->n_folded = T->n_folded;
 }
 
-/* Memory for one node struct in the current recording's node arena. */
+/* node_mem when [node_next, node_end) is empty: one node from the arena, and
+ * the rest of its chunk, cut into whole nodes, as the new free range. */
+static struct tg_tensor *node_mem_slow(struct tg_tape *T)
+{
+    struct arena *a = &T->nodes[T->epoch % 2];
+    node_sync(T);
+    struct tg_tensor *n = arena_alloc(a, sizeof *n, _Alignof(struct tg_tensor));
+    if (!n) return NULL;
+    /* Only nodes come from this arena, so c->used stays a multiple of the node
+     * size and the free range starts right after n. */
+    const struct chunk *c = a->cur;
+    T->node_next = n + 1;
+    T->node_end = n + 1 + (c->size - c->used) / sizeof *n;
+    return n;
+}
+
+/* Memory for one node struct in the current recording's node arena. Every op
+ * takes one, so the common case is a bump of a pointer with no arena
+ * bookkeeping (a scalar graph takes a node per multiply or add). */
 static inline struct tg_tensor *node_mem(struct tg_tape *T)
 {
-    return arena_alloc(&T->nodes[T->epoch % 2], sizeof(struct tg_tensor),
-                       _Alignof(struct tg_tensor));
+    if (T->node_next != T->node_end) return T->node_next++;
+    return node_mem_slow(T);
 }
 
 /* A node struct in the current node arena, every field cleared but the shape
@@ -373,54 +414,33 @@ static enum tg_status input_error(struct tg_tape *T, const struct tg_op_desc *de
     return tg__fail(TG_ERR_STATE, "%s: inputs rejected", desc->name);
 }
 
-/* Whether x may be an input on T (a leaf, or a node of T's current recording). */
+/* Whether x may be an input on T (T not NULL): a leaf, or a tensor of T's
+ * current recording. Leaves have no tape, so the tape test comes first and
+ * settles a tape tensor in one more compare (most inputs of a scalar graph are
+ * nodes). */
 static inline bool input_ok(const struct tg_tape *T, const struct tg_tensor *x)
 {
-    return x && (x->kind == TG_KIND_LEAF || (x->tape == T && x->epoch == T->epoch));
+    return x && (x->tape == T ? x->epoch == T->epoch : x->kind == TG_KIND_LEAF);
 }
 
-/* The scalar-graph fast path: an elementwise op of one or two rank-0 inputs of
- * one dtype. No loops, no shape rule, every field written once. NULL when the
- * case does not apply (the general path then runs, and reports any error). */
-static inline struct tg_tensor *record_scalar(struct tg_tape *T, const struct tg_op_desc *desc,
-                                              int n_in, struct tg_tensor *const *in,
-                                              const union tg_params *params, void *aux)
+/* Appends n to its tape, then computes its value with fwd; in anomaly mode a
+ * NaN or Inf in the value takes n off the tape again and fails. Linking first
+ * leaves only n live across the call (n->tape is the tape), which spares the
+ * scalar record path a saved register. */
+static inline struct tg_tensor *link_and_run(struct tg_tensor *n, void (*fwd)(struct tg_tensor *))
 {
-    if (!desc->elementwise || n_in < 1 || n_in > 2 || !T) return NULL;
-    struct tg_tensor *a = in[0], *b = n_in == 2 ? in[1] : NULL;
-    if (!input_ok(T, a) || a->rank ||
-        (n_in == 2 && (!input_ok(T, b) || b->rank || b->dtype != a->dtype)))
-        return NULL;
-    struct tg_tensor *n = node_mem(T);
-    if (!n) return NULL;
-    n->data = &n->sval;
-    n->grad = NULL;
-    n->tape = T;
-    n->desc = desc;
-    n->in = n->in2;
-    n->in2[0] = a;
-    n->in2[1] = b;
-    n->aux = aux;
-    n->p = params ? *params : (union tg_params){.i = {0, 0}};
-    n->epoch = T->epoch;
-    n->stamp = 0;
-    n->numel = 1;
-    n->n_in = (uint32_t)n_in;
-    n->dtype = a->dtype;
-    n->rank = 0;
-    n->kind = TG_KIND_NODE;
-    n->requires_grad = (a->requires_grad || (b && b->requires_grad)) && T->no_grad == 0;
-    return n;
-}
-
-/* Computes n's value and appends n to the tape (or fails in anomaly mode). */
-static inline struct tg_tensor *run_and_link(struct tg_tape *T, struct tg_tensor *n)
-{
-    n->desc->forward(n);
-    if (T->anomaly && anomaly_forward(n)) return NULL;
+    struct tg_tape *T = n->tape;
     n->prev = T->last;
     T->last = n;
     T->n_nodes++;
+    fwd(n);
+    /* n->tape rather than T from here: T need not be kept across the call */
+    if (n->tape->anomaly && anomaly_forward(n)) {
+        T = n->tape;
+        T->last = n->prev;
+        T->n_nodes--;
+        return NULL;
+    }
     return n;
 }
 
@@ -428,8 +448,6 @@ struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc
                                 struct tg_tensor *const *in, const union tg_params *params,
                                 void *aux)
 {
-    struct tg_tensor *f = record_scalar(T, desc, n_in, in, params, aux);
-    if (f) return run_and_link(T, f);
     /* One pass over the inputs checks everything the general case needs; any
      * failure is explained by input_error. */
     bool needs_grad = false, ok = T != NULL;
@@ -457,9 +475,72 @@ struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc
     if (params) n->p = *params;
     n->aux = aux;
     if (desc->shape(n) || node_buffers(T, n, desc->name)) return NULL;
+    if (n->numel <= 1) n->grad = &n->sgrad; /* none: a valid pointer to nothing */
     n->requires_grad = needs_grad && T->no_grad == 0;
     if (n->requires_grad && n->numel > 1) T->grad_pending += grad_bytes(n);
-    return run_and_link(T, n);
+    n->backward = desc->backward;
+    return link_and_run(n, desc->forward);
+}
+
+/* ---- the scalar-graph fast path ----
+ * A micrograd-style graph records one node per multiply or add, so recording
+ * is most of its cost. For an elementwise op whose inputs are live rank-0
+ * tensors of one dtype, the node is built here with no loops, no shape rule
+ * and every field written once, and its value computed by the op's one-element
+ * kernel for that dtype (desc->forward1), which also picks the one the sweep
+ * will call (desc->backward1); anything else (including every error) goes to
+ * tg__op_record, which checks and reports it. */
+
+/* Whether x is a rank-0 tensor that may be an input on T. */
+static inline bool scalar_input_ok(const struct tg_tape *T, const struct tg_tensor *x)
+{
+    return input_ok(T, x) && x->rank == 0;
+}
+
+/* A one-element node of desc with inputs a and b (NULL for a unary op),
+ * recorded on T. The inputs are checked. */
+static inline struct tg_tensor *record_scalar(struct tg_tape *T, const struct tg_op_desc *desc,
+                                              struct tg_tensor *a, struct tg_tensor *b,
+                                              union tg_params p)
+{
+    struct tg_tensor *n = node_mem(T);
+    if (!n) return NULL;
+    n->data = &n->sval;
+    n->grad = &n->sgrad;
+    n->tape = T;
+    n->desc = desc;
+    n->in = n->in2;
+    n->in2[0] = a;
+    n->in2[1] = b;
+    n->aux = NULL;
+    n->p = p;
+    n->epoch = T->epoch;
+    n->stamp = 0;
+    n->numel = 1;
+    n->n_in = b ? 2 : 1;
+    n->dtype = a->dtype;
+    n->rank = 0;
+    n->kind = TG_KIND_NODE;
+    n->requires_grad = (a->requires_grad | (b && b->requires_grad)) & (T->no_grad == 0);
+    n->backward = desc->backward1[a->dtype];
+    return link_and_run(n, desc->forward1[a->dtype]);
+}
+
+struct tg_tensor *tg__op_record_unary(struct tg_tape *T, const struct tg_op_desc *desc,
+                                      struct tg_tensor *x, const union tg_params *params)
+{
+    if (T && scalar_input_ok(T, x))
+        return record_scalar(T, desc, x, NULL, params ? *params : (union tg_params){.i = {0, 0}});
+    return tg__op_record(T, desc, 1, &x, params, NULL);
+}
+
+struct tg_tensor *tg__op_record_binary(struct tg_tape *T, const struct tg_op_desc *desc,
+                                       struct tg_tensor *a, struct tg_tensor *b)
+{
+    if (T && scalar_input_ok(T, a) && scalar_input_ok(T, b) && a->dtype == b->dtype)
+        return record_scalar(T, desc, a, b, (union tg_params){.i = {0, 0}});
+    struct tg_tensor *in[2] = {a, b};
+    return tg__op_record(T, desc, 2, in, NULL, NULL);
 }
 
 /* ---- backward ---- */
@@ -484,7 +565,8 @@ static enum tg_status anomaly_backward(const struct tg_tensor *n)
 
 bool tg__node_grad_current(const struct tg_tensor *t)
 {
-    return t->grad && t->epoch == t->tape->epoch && t->stamp == t->tape->sweep;
+    /* stamp 0: not reached by any sweep (sweep numbers start at 1) */
+    return t->stamp != 0 && t->epoch == t->tape->epoch && t->stamp == t->tape->sweep;
 }
 
 static enum tg_status check_root(const char *fn, struct tg_tensor *root,
@@ -524,13 +606,13 @@ static enum tg_status check_root(const char *fn, struct tg_tensor *root,
     return TG_OK;
 }
 
-/* Gives a reached node a zeroed gradient for sweep s: inline for one element,
- * else carved from the reserve (or reused from an earlier sweep of this recording). */
+/* Gives a reached node a zeroed gradient for sweep s: inline for one element
+ * (n->grad points at it from the recording on), else carved from the reserve
+ * (or reused from an earlier sweep of this recording). */
 static inline void grad_ready(struct tg_tape *T, struct tg_tensor *n, uint64_t s)
 {
     n->stamp = s;
-    if (n->numel <= 1) { /* one element inline; none: a valid pointer to nothing */
-        n->grad = &n->sgrad;
+    if (n->numel <= 1) {
         n->sgrad.d = 0;
         return;
     }
@@ -561,13 +643,17 @@ static enum tg_status reserve_grads(struct tg_tape *T)
  * gradient version counts the change its backward is about to make. */
 static inline void ready_inputs(struct tg_tape *T, struct tg_tensor *n, uint64_t s)
 {
-    for (uint32_t i = 0; i < n->n_in; i++) {
-        struct tg_tensor *x = n->in[i];
-        if (x->kind == TG_KIND_NODE) {
-            if (x->requires_grad && x->stamp != s) grad_ready(T, x, s);
-        } else if (x->requires_grad) {
+    /* in and n_in in locals: the stores below could alias n as far as the
+     * compiler knows, and would make it load both again for every input. */
+    struct tg_tensor *const *in = n->in;
+    const uint32_t n_in = n->n_in;
+    for (uint32_t i = 0; i < n_in; i++) {
+        struct tg_tensor *x = in[i];
+        if (!x->requires_grad) continue;
+        if (x->kind != TG_KIND_NODE)
             x->stamp++;
-        }
+        else if (x->stamp != s)
+            grad_ready(T, x, s);
     }
 }
 
@@ -587,22 +673,23 @@ static enum tg_status sweep(struct tg_tape *T, struct tg_tensor *root, const str
     /* One reverse walk: creation order is topological, so every consumer of a node
      * comes before it. A node is reached when a reached consumer readied it (zeroed
      * its gradient and stamped it with this sweep); then its own backward adds its
-     * vector-Jacobian product into its inputs. The observed loop is separate so
-     * that the plain sweep stays as fast as without hooks. */
+     * vector-Jacobian product into its inputs. Only op nodes are on the list
+     * (link_and_run), so every node walked has a backward kernel. The observed
+     * loop is separate so that the plain sweep stays as fast as without hooks. */
     if (!hook) {
         for (struct tg_tensor *n = root; n; n = n->prev) {
-            if (n->stamp != s || !n->desc) continue;
+            if (n->stamp != s) continue;
             ready_inputs(T, n, s);
-            n->desc->backward(n);
+            n->backward(n);
             if (T->anomaly && (st = anomaly_backward(n))) return st;
         }
         return TG_OK;
     }
     for (struct tg_tensor *n = root; n; n = n->prev)
-        if (n->stamp == s && n->desc) {
+        if (n->stamp == s) {
             ready_inputs(T, n, s);
             hook(n, false, ctx);
-            n->desc->backward(n);
+            n->backward(n);
             hook(n, true, ctx);
             if (T->anomaly && (st = anomaly_backward(n))) return st;
         }

@@ -46,14 +46,18 @@ enum tg_status tg__broadcast_shape(const char *fn, const struct tg_tensor *a,
             }                                                                                      \
         }                                                                                          \
     }                                                                                              \
-    static void NAME##_fwd_##T(struct tg_tensor *out)                                              \
+    /* one element: the scalar record path calls this directly */                                  \
+    static void NAME##_fwd1_##T(struct tg_tensor *out)                                             \
     {                                                                                              \
-        if (out->numel != 1) {                                                                     \
-            NAME##_fwd_loop_##T(out);                                                              \
-            return;                                                                                \
-        }                                                                                          \
         T x = *(const T *)out->in[0]->data, y = *(const T *)out->in[1]->data;                      \
         *(T *)out->data = (T)(FWD);                                                                \
+    }                                                                                              \
+    static void NAME##_fwd_##T(struct tg_tensor *out)                                              \
+    {                                                                                              \
+        if (out->numel != 1)                                                                       \
+            NAME##_fwd_loop_##T(out);                                                              \
+        else                                                                                       \
+            NAME##_fwd1_##T(out);                                                                  \
     }                                                                                              \
     __attribute__((noinline)) static void NAME##_bwd_loop_##T(struct tg_tensor *out)               \
     {                                                                                              \
@@ -72,18 +76,22 @@ enum tg_status tg__broadcast_shape(const char *fn, const struct tg_tensor *a,
             }                                                                                      \
         }                                                                                          \
     }                                                                                              \
-    static void NAME##_bwd_##T(struct tg_tensor *out)                                              \
+    /* one element: the sweep calls this directly for scalar-path nodes */                         \
+    static void NAME##_bwd1_##T(struct tg_tensor *out)                                             \
     {                                                                                              \
-        if (out->numel != 1) {                                                                     \
-            NAME##_bwd_loop_##T(out);                                                              \
-            return;                                                                                \
-        }                                                                                          \
         const struct tg_tensor *A = out->in[0], *B = out->in[1];                                   \
         T x = *(const T *)A->data, y = *(const T *)B->data, z = *(const T *)out->data,             \
           gz = *(const T *)out->grad;                                                              \
         (void)x, (void)y, (void)z;                                                                 \
         if (A->requires_grad) *(T *)A->grad += (T)(gz * (DA));                                     \
         if (B->requires_grad) *(T *)B->grad += (T)(gz * (DB));                                     \
+    }                                                                                              \
+    static void NAME##_bwd_##T(struct tg_tensor *out)                                              \
+    {                                                                                              \
+        if (out->numel != 1)                                                                       \
+            NAME##_bwd_loop_##T(out);                                                              \
+        else                                                                                       \
+            NAME##_bwd1_##T(out);                                                                  \
     }
 
 /* The descriptor, the dtype dispatch and the public constructor. */
@@ -108,20 +116,21 @@ enum tg_status tg__broadcast_shape(const char *fn, const struct tg_tensor *a,
     {                                                                                              \
         return tg__broadcast_shape(#NAME, o->in[0], o->in[1], o);                                  \
     }                                                                                              \
-    const struct tg_op_desc tg_op_desc_##NAME = {.op = TG_OP_##ENUM,                               \
-                                                 .name = #NAME,                                    \
-                                                 .arity = 2,                                       \
-                                                 .formula = FORMULA,                               \
-                                                 .vjp = VJP,                                       \
-                                                 .shape = NAME##_shape,                            \
-                                                 .forward = NAME##_fwd,                            \
-                                                 .backward = NAME##_bwd,                           \
-                                                 .mixed_dtypes = false,                            \
-                                                 .elementwise = true};                             \
+    const struct tg_op_desc tg_op_desc_##NAME = {                                                  \
+        .op = TG_OP_##ENUM,                                                                        \
+        .name = #NAME,                                                                             \
+        .arity = 2,                                                                                \
+        .formula = FORMULA,                                                                        \
+        .vjp = VJP,                                                                                \
+        .shape = NAME##_shape,                                                                     \
+        .forward = NAME##_fwd,                                                                     \
+        .backward = NAME##_bwd,                                                                    \
+        .forward1 = {NAME##_fwd1_float, NAME##_fwd1_double},                                       \
+        .backward1 = {NAME##_bwd1_float, NAME##_bwd1_double},                                      \
+        .mixed_dtypes = false};                                                                    \
     struct tg_tensor *tg_##NAME(struct tg_tape *T, struct tg_tensor *a, struct tg_tensor *b)       \
     {                                                                                              \
-        struct tg_tensor *in[2] = {a, b};                                                          \
-        return tg__op_record(T, &tg_op_desc_##NAME, 2, in, NULL, NULL);                            \
+        return tg__op_record_binary(T, &tg_op_desc_##NAME, a, b);                                  \
     }
 
 BINARY_OP(add, ADD, "y = a + b", "da += dy; db += dy", x + y, 1, 1)

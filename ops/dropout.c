@@ -47,8 +47,7 @@ const struct tg_op_desc tg_op_desc_dropout = {
     .shape = tg__shape_same,
     .forward = dropout_fwd,
     .backward = dropout_bwd,
-    .mixed_dtypes = false,
-    .elementwise = false};
+    .mixed_dtypes = false};
 
 struct tg_tensor *tg_dropout(struct tg_tape *T, struct tg_tensor *x, double p, bool training,
                              struct tg_rng *rng)

@@ -170,8 +170,7 @@ const struct tg_op_desc tg_op_desc_linear = {
     .forward = linear_fwd,
     .backward = linear_bwd,
     .can_fold = linear_can_fold,
-    .mixed_dtypes = false,
-    .elementwise = false};
+    .mixed_dtypes = false};
 
 struct tg_tensor *tg_linear(struct tg_tape *T, struct tg_tensor *x, struct tg_tensor *W,
                             struct tg_tensor *b, enum tg_linear_act act)

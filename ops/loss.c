@@ -200,8 +200,7 @@ const struct tg_op_desc tg_op_desc_mse = {
     .shape = ew_shape,
     .forward = ew_fwd,
     .backward = ew_bwd,
-    .mixed_dtypes = false,
-    .elementwise = false};
+    .mixed_dtypes = false};
 const struct tg_op_desc tg_op_desc_bce_logits = {
     .op = TG_OP_BCE_LOGITS,
     .name = "bce_logits",
@@ -211,8 +210,7 @@ const struct tg_op_desc tg_op_desc_bce_logits = {
     .shape = ew_shape,
     .forward = ew_fwd,
     .backward = ew_bwd,
-    .mixed_dtypes = false,
-    .elementwise = false};
+    .mixed_dtypes = false};
 const struct tg_op_desc tg_op_desc_hinge = {
     .op = TG_OP_HINGE,
     .name = "hinge",
@@ -222,8 +220,7 @@ const struct tg_op_desc tg_op_desc_hinge = {
     .shape = ew_shape,
     .forward = ew_fwd,
     .backward = ew_bwd,
-    .mixed_dtypes = true,
-    .elementwise = false};
+    .mixed_dtypes = true};
 const struct tg_op_desc tg_op_desc_l2_penalty = {.op = TG_OP_L2_PENALTY,
                                                  .name = "l2_penalty",
                                                  .arity = 1,
@@ -232,8 +229,7 @@ const struct tg_op_desc tg_op_desc_l2_penalty = {.op = TG_OP_L2_PENALTY,
                                                  .shape = ew_shape,
                                                  .forward = ew_fwd,
                                                  .backward = ew_bwd,
-                                                 .mixed_dtypes = false,
-                                                 .elementwise = false};
+                                                 .mixed_dtypes = false};
 
 struct tg_tensor *tg_mse(struct tg_tape *T, struct tg_tensor *pred, struct tg_tensor *target,
                          enum tg_reduction r)
@@ -423,8 +419,7 @@ const struct tg_op_desc tg_op_desc_cross_entropy = {
     .shape = rows_shape,
     .forward = ce_fwd,
     .backward = ce_bwd,
-    .mixed_dtypes = true,
-    .elementwise = false};
+    .mixed_dtypes = true};
 const struct tg_op_desc tg_op_desc_cross_entropy_probs = {
     .op = TG_OP_CROSS_ENTROPY_PROBS,
     .name = "cross_entropy_probs",
@@ -435,8 +430,7 @@ const struct tg_op_desc tg_op_desc_cross_entropy_probs = {
     .shape = rows_shape,
     .forward = ce_fwd,
     .backward = ce_bwd,
-    .mixed_dtypes = false,
-    .elementwise = false};
+    .mixed_dtypes = false};
 const struct tg_op_desc tg_op_desc_multi_margin = {
     .op = TG_OP_MULTI_MARGIN,
     .name = "multi_margin",
@@ -446,8 +440,7 @@ const struct tg_op_desc tg_op_desc_multi_margin = {
     .shape = rows_shape,
     .forward = margin_fwd,
     .backward = margin_bwd,
-    .mixed_dtypes = true,
-    .elementwise = false};
+    .mixed_dtypes = true};
 
 struct tg_tensor *tg_cross_entropy(struct tg_tape *T, struct tg_tensor *logits,
                                    struct tg_tensor *labels, enum tg_reduction r)

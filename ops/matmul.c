@@ -364,8 +364,7 @@ const struct tg_op_desc tg_op_desc_matmul = {
     .forward = matmul_fwd,
     .backward = matmul_bwd,
     .can_fold = matmul_can_fold,
-    .mixed_dtypes = false,
-    .elementwise = false};
+    .mixed_dtypes = false};
 
 struct tg_tensor *tg_matmul_t(struct tg_tape *T, struct tg_tensor *a, struct tg_tensor *b,
                               bool trans_a, bool trans_b)

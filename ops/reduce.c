@@ -70,8 +70,7 @@ const struct tg_op_desc tg_op_desc_sum = {.op = TG_OP_SUM,
                                           .shape = shape_scalar,
                                           .forward = sum_fwd,
                                           .backward = sum_bwd,
-                                          .mixed_dtypes = false,
-                                          .elementwise = false};
+                                          .mixed_dtypes = false};
 const struct tg_op_desc tg_op_desc_mean = {.op = TG_OP_MEAN,
                                            .name = "mean",
                                            .arity = 1,
@@ -80,8 +79,7 @@ const struct tg_op_desc tg_op_desc_mean = {.op = TG_OP_MEAN,
                                            .shape = mean_shape,
                                            .forward = mean_fwd,
                                            .backward = mean_bwd,
-                                           .mixed_dtypes = false,
-                                           .elementwise = false};
+                                           .mixed_dtypes = false};
 
 struct tg_tensor *tg_sum(struct tg_tape *T, struct tg_tensor *x)
 {

@@ -345,8 +345,7 @@ static struct tg_tensor *reduce(struct tg_tape *T, const struct tg_op_desc *desc
                                                  .shape = reduce_shape,                            \
                                                  .forward = reduce_fwd,                            \
                                                  .backward = reduce_bwd,                           \
-                                                 .mixed_dtypes = false,                            \
-                                                 .elementwise = false};                            \
+                                                 .mixed_dtypes = false};                           \
     struct tg_tensor *tg_##NAME(struct tg_tape *T, struct tg_tensor *x, const int *axes,           \
                                 int n_axes, bool keepdim)                                          \
     {                                                                                              \
@@ -372,8 +371,7 @@ const struct tg_op_desc tg_op_desc_var_axes = {.op = TG_OP_VAR_AXES,
                                                .shape = reduce_shape,
                                                .forward = reduce_fwd,
                                                .backward = reduce_bwd,
-                                               .mixed_dtypes = false,
-                                               .elementwise = false};
+                                               .mixed_dtypes = false};
 
 struct tg_tensor *tg_var_axes(struct tg_tape *T, struct tg_tensor *x, const int *axes, int n_axes,
                               double correction, bool keepdim)

@@ -190,8 +190,7 @@ const struct tg_op_desc tg_op_desc_reshape = {.op = TG_OP_RESHAPE,
                                               .shape = reshape_shape,
                                               .forward = copy_fwd,
                                               .backward = copy_bwd,
-                                              .mixed_dtypes = false,
-                                              .elementwise = false};
+                                              .mixed_dtypes = false};
 
 struct tg_tensor *tg_reshape(struct tg_tape *T, struct tg_tensor *x, int rank, const int64_t *shape)
 {
@@ -240,8 +239,7 @@ const struct tg_op_desc tg_op_desc_squeeze = {.op = TG_OP_SQUEEZE,
                                               .shape = squeeze_shape,
                                               .forward = copy_fwd,
                                               .backward = copy_bwd,
-                                              .mixed_dtypes = false,
-                                              .elementwise = false};
+                                              .mixed_dtypes = false};
 
 struct tg_tensor *tg_squeeze(struct tg_tape *T, struct tg_tensor *x, int axis)
 {
@@ -281,8 +279,7 @@ const struct tg_op_desc tg_op_desc_unsqueeze = {.op = TG_OP_UNSQUEEZE,
                                                 .shape = unsqueeze_shape,
                                                 .forward = copy_fwd,
                                                 .backward = copy_bwd,
-                                                .mixed_dtypes = false,
-                                                .elementwise = false};
+                                                .mixed_dtypes = false};
 
 struct tg_tensor *tg_unsqueeze(struct tg_tape *T, struct tg_tensor *x, int axis)
 {
@@ -329,8 +326,7 @@ const struct tg_op_desc tg_op_desc_transpose = {.op = TG_OP_TRANSPOSE,
                                                 .shape = transpose_shape,
                                                 .forward = transpose_fwd,
                                                 .backward = transpose_bwd,
-                                                .mixed_dtypes = false,
-                                                .elementwise = false};
+                                                .mixed_dtypes = false};
 
 struct tg_tensor *tg_transpose(struct tg_tape *T, struct tg_tensor *x, int a, int b)
 {
@@ -386,8 +382,7 @@ const struct tg_op_desc tg_op_desc_permute = {
     .shape = permute_shape,
     .forward = permute_fwd,
     .backward = permute_bwd,
-    .mixed_dtypes = false,
-    .elementwise = false};
+    .mixed_dtypes = false};
 
 struct tg_tensor *tg_permute(struct tg_tape *T, struct tg_tensor *x, int n, const int *perm)
 {
@@ -445,8 +440,7 @@ const struct tg_op_desc tg_op_desc_broadcast_to = {.op = TG_OP_BROADCAST_TO,
                                                    .shape = broadcast_to_shape,
                                                    .forward = broadcast_to_fwd,
                                                    .backward = broadcast_to_bwd,
-                                                   .mixed_dtypes = false,
-                                                   .elementwise = false};
+                                                   .mixed_dtypes = false};
 
 struct tg_tensor *tg_broadcast_to(struct tg_tape *T, struct tg_tensor *x, int rank,
                                   const int64_t *shape)
@@ -539,8 +533,7 @@ const struct tg_op_desc tg_op_desc_slice = {
     .shape = slice_shape,
     .forward = slice_fwd,
     .backward = slice_bwd,
-    .mixed_dtypes = false,
-    .elementwise = false};
+    .mixed_dtypes = false};
 
 struct tg_tensor *tg_slice(struct tg_tape *T, struct tg_tensor *x, int n,
                            const struct tg_slice_spec *spec)

@@ -119,8 +119,7 @@ const struct tg_op_desc tg_op_desc_softmax = {
     .shape = softmax_shape,
     .forward = softmax_fwd,
     .backward = softmax_bwd,
-    .mixed_dtypes = false,
-    .elementwise = false};
+    .mixed_dtypes = false};
 const struct tg_op_desc tg_op_desc_log_softmax = {
     .op = TG_OP_LOG_SOFTMAX,
     .name = "log_softmax",
@@ -130,8 +129,7 @@ const struct tg_op_desc tg_op_desc_log_softmax = {
     .shape = softmax_shape,
     .forward = log_softmax_fwd,
     .backward = log_softmax_bwd,
-    .mixed_dtypes = false,
-    .elementwise = false};
+    .mixed_dtypes = false};
 
 struct tg_tensor *tg_softmax(struct tg_tape *T, struct tg_tensor *x, int axis)
 {

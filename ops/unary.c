@@ -28,6 +28,14 @@ static inline double pow_scalar_d(double x, double p)
 }
 
 #define UNARY_KERNELS(NAME, T, FWD, DX)                                                            \
+    /* one element: the scalar record path calls this directly */                                  \
+    static void NAME##_fwd1_##T(struct tg_tensor *out)                                             \
+    {                                                                                              \
+        const double p0 = out->p.f[0], p1 = out->p.f[1];                                           \
+        (void)p0, (void)p1;                                                                        \
+        T x = *(const T *)out->in[0]->data;                                                        \
+        *(T *)out->data = (T)(FWD);                                                                \
+    }                                                                                              \
     static void NAME##_fwd_##T(struct tg_tensor *out)                                              \
     {                                                                                              \
         const T *restrict xs = out->in[0]->data;                                                   \
@@ -36,14 +44,24 @@ static inline double pow_scalar_d(double x, double p)
         const int64_t n = out->numel;                                                              \
         (void)p0, (void)p1;                                                                        \
         if (n == 1) { /* scalar graphs: no loop (and no vector-loop checks) */                     \
-            T x = xs[0];                                                                           \
-            o[0] = (T)(FWD);                                                                       \
+            NAME##_fwd1_##T(out);                                                                  \
             return;                                                                                \
         }                                                                                          \
         for (int64_t i = 0; i < n; i++) {                                                          \
             T x = xs[i];                                                                           \
             o[i] = (T)(FWD);                                                                       \
         }                                                                                          \
+    }                                                                                              \
+    /* one element: the sweep calls this directly for scalar-path nodes */                         \
+    static void NAME##_bwd1_##T(struct tg_tensor *out)                                             \
+    {                                                                                              \
+        struct tg_tensor *X = out->in[0];                                                          \
+        if (!X->requires_grad) return;                                                             \
+        const double p0 = out->p.f[0], p1 = out->p.f[1];                                           \
+        (void)p0, (void)p1;                                                                        \
+        T x = *(const T *)X->data, z = *(const T *)out->data;                                      \
+        (void)x, (void)z;                                                                          \
+        *(T *)X->grad += (T)(*(const T *)out->grad * (DX));                                        \
     }                                                                                              \
     static void NAME##_bwd_##T(struct tg_tensor *out)                                              \
     {                                                                                              \
@@ -55,9 +73,7 @@ static inline double pow_scalar_d(double x, double p)
         const int64_t n = out->numel;                                                              \
         (void)p0, (void)p1;                                                                        \
         if (n == 1) {                                                                              \
-            T x = xs[0], z = zs[0];                                                                \
-            (void)x, (void)z;                                                                      \
-            gx[0] += (T)(g[0] * (DX));                                                             \
+            NAME##_bwd1_##T(out);                                                                  \
             return;                                                                                \
         }                                                                                          \
         for (int64_t i = 0; i < n; i++) {                                                          \
@@ -84,23 +100,25 @@ static inline double pow_scalar_d(double x, double p)
         else                                                                                       \
             NAME##_bwd_float(o);                                                                   \
     }                                                                                              \
-    const struct tg_op_desc tg_op_desc_##NAME = {.op = TG_OP_##ENUM,                               \
-                                                 .name = #NAME,                                    \
-                                                 .arity = 1,                                       \
-                                                 .formula = FORMULA,                               \
-                                                 .vjp = VJP,                                       \
-                                                 .shape = tg__shape_same,                          \
-                                                 .forward = NAME##_fwd,                            \
-                                                 .backward = NAME##_bwd,                           \
-                                                 .mixed_dtypes = false,                            \
-                                                 .elementwise = true};
+    const struct tg_op_desc tg_op_desc_##NAME = {                                                  \
+        .op = TG_OP_##ENUM,                                                                        \
+        .name = #NAME,                                                                             \
+        .arity = 1,                                                                                \
+        .formula = FORMULA,                                                                        \
+        .vjp = VJP,                                                                                \
+        .shape = tg__shape_same,                                                                   \
+        .forward = NAME##_fwd,                                                                     \
+        .backward = NAME##_bwd,                                                                    \
+        .forward1 = {NAME##_fwd1_float, NAME##_fwd1_double},                                       \
+        .backward1 = {NAME##_bwd1_float, NAME##_bwd1_double},                                      \
+        .mixed_dtypes = false};
 
 /* An op without parameters and its constructor. */
 #define UNARY_OP(NAME, ENUM, FORMULA, VJP, FWD, DX)                                                \
     UNARY_DESC(NAME, ENUM, FORMULA, VJP, FWD, DX)                                                  \
     struct tg_tensor *tg_##NAME(struct tg_tape *T, struct tg_tensor *x)                            \
     {                                                                                              \
-        return tg__op_record(T, &tg_op_desc_##NAME, 1, &x, NULL, NULL);                            \
+        return tg__op_record_unary(T, &tg_op_desc_##NAME, x, NULL);                                \
     }
 
 UNARY_OP(neg, NEG, "y = -x", "dx -= dy", -x, -1)
@@ -138,7 +156,7 @@ static struct tg_tensor *with_params(struct tg_tape *T, const char *fn, const st
         return NULL;
     }
     union tg_params p = {.f = {p0, p1}};
-    return tg__op_record(T, d, 1, &x, &p, NULL);
+    return tg__op_record_unary(T, d, x, &p);
 }
 
 struct tg_tensor *tg_affine(struct tg_tape *T, struct tg_tensor *x, double alpha, double beta)

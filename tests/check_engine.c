@@ -434,6 +434,56 @@ START_TEST(test_anomaly_mode)
 }
 END_TEST
 
+/* The scalar record path (rank-0 inputs): a node's gradient is visible only after
+ * a sweep reached it; in anomaly mode a failed op leaves the tape as it was; the
+ * tape's byte count follows the nodes across node chunks and resets. */
+START_TEST(test_scalar_path)
+{
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor *x = leaf(0), *w = leaf(3);
+    struct tg_tensor *u = tg_mul(T, x, w), *v = tg_add(T, u, w);
+    ck_assert_ptr_null(tg_tensor_grad(u)); /* recorded, never swept */
+    struct tg_tape_stats st;
+    tg_tape_stats(T, &st);
+    ck_assert_uint_eq(st.n_nodes, 2);
+    ck_assert_int_eq(tg_tape_set_anomaly(T, true), TG_OK);
+    ck_assert_ptr_null(tg_log(T, u)); /* log 0 */
+    ck_assert_int_eq(tg_last_status(), TG_ERR_NUMERIC);
+    struct tg_tape_stats st2;
+    tg_tape_stats(T, &st2);
+    ck_assert_uint_eq(st2.n_nodes, 2);
+    ck_assert_int_eq(tg_tape_set_anomaly(T, false), TG_OK);
+    struct tg_tensor *unused = tg_exp(T, v); /* recorded after v, not reached from it */
+    ck_assert_int_eq(tg_backward(v, NULL), TG_OK);
+    ck_assert_double_eq(tg_tensor_grad_get(x, 0), 3); /* dv/dx = w */
+    ck_assert_double_eq(tg_tensor_grad_get(w, 0), 1); /* dv/dw = x + 1 */
+    ck_assert_double_eq(tg_tensor_grad_get(u, 0), 1);
+    ck_assert_ptr_null(tg_tensor_grad(unused));
+    /* enough nodes for several node chunks; bytes_used grows with every node */
+    size_t before = st2.bytes_used;
+    struct tg_tensor *y = v;
+    for (int i = 0; i < 5000; i++) y = tg_add(T, y, w);
+    tg_tape_stats(T, &st);
+    ck_assert_uint_eq(st.n_nodes, 5003);
+    ck_assert(st.bytes_used >= before + 5001 * 100);
+    ck_assert_int_eq(tg_backward(y, NULL), TG_OK);
+    ck_assert_double_eq(tg_tensor_grad_get(x, 0), 6);
+    /* after a reset the previous recording's nodes still count (their handles
+     * must read as stale), the new recording's add to them */
+    size_t used = st.bytes_used;
+    tg_tape_reset(T);
+    tg_tape_stats(T, &st);
+    ck_assert(st.bytes_used <= used && st.bytes_high_water >= used);
+    size_t kept = st.bytes_used;
+    ck_assert_ptr_nonnull(tg_mul(T, x, w));
+    tg_tape_stats(T, &st);
+    ck_assert(st.bytes_used > kept);
+    tg_tensor_free(x);
+    tg_tensor_free(w);
+    tg_tape_free(T);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
     Suite *s = suite_create("engine");
@@ -454,6 +504,7 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, test_reset_reuses_memory);
     tcase_add_test(tc, test_million_chain);
     tcase_add_test(tc, test_anomaly_mode);
+    tcase_add_test(tc, test_scalar_path);
     suite_add_tcase(s, tc);
     tc = tcase_create("gradcheck");
     tcase_add_test(tc, test_gradcheck_detects_wrong_gradient);
