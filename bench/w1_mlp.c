@@ -6,10 +6,11 @@
  * One step = tape reset, the batch copied onto the tape, forward (three fused
  * linear ops), loss, backward and SGD update (tg_optim_backward_step: the update
  * inside the weight-gradient GEMMs; --unfused: tg_backward, then tg_optim_step).
- * Built with BLAS, it also replays the step's eight GEMMs (gemm-floor.h) right
- * after every timed step, so that step and floor are timed on the same machine
- * state: floor_median_ms and floor_samples_ms (the buffers are allocated before
- * rss_base, so they are not counted in the model's memory).
+ * With --floor (and BLAS), it also replays the step's eight GEMMs (gemm-floor.h)
+ * right after every timed step and times them: floor_median_ms and
+ * floor_samples_ms (the buffers are allocated before rss_base, so they are not
+ * counted in the model's memory). Off by default: the replay's 5.5 MB of buffers
+ * push the model's out of the caches and slow the step by about 1%.
  * Prints the median step time, every sample, and the memory figures of issue 6:
  *   model_mib   parameters + gradients + one step's tape (values, gradients, op data)
  *   rss_base_mib the process before the model exists (libraries, the data pool)
@@ -17,7 +18,7 @@
  *   rss_model_mib = peak - base, which must stay <= 1.5 * model_mib + 20 (mem_ok=1)
  *   mallocs_steady  allocations during the last 50 steps (must be 0)
  * OpenBLAS threads come from OPENBLAS_NUM_THREADS (bench/run sets it).
- * Usage: w1_mlp [--reps N] [--warmup N] [--threads T] [--unfused] [--serve]
+ * Usage: w1_mlp [--reps N] [--warmup N] [--threads T] [--unfused] [--serve] [--floor]
  * --serve: steps in batches asked for on stdin (bench-util.h), at most --reps.
  */
 #include <stdlib.h>
@@ -63,6 +64,10 @@ int main(int argc, char **argv)
     int reps = bench_int_opt(argc, argv, "--reps", 200);
     int warmup = bench_int_opt(argc, argv, "--warmup", 20);
     bool unfused = bench_flag(argc, argv, "--unfused"), serve = bench_flag(argc, argv, "--serve");
+    bool with_floor = bench_flag(argc, argv, "--floor");
+#if !TG_BENCH_FLOOR
+    (void)with_floor;
+#endif
     struct tg_allocator counting = {count_malloc, count_realloc, count_free, NULL};
     tg_set_allocator(&counting);
     struct tg_rng rng;
@@ -72,9 +77,9 @@ int main(int argc, char **argv)
     double *t = malloc(sizeof *t * (size_t)reps);
     if (!X || !Y || !t) return 1;
 #if TG_BENCH_FLOOR
-    struct floor_bufs fb;
+    struct floor_bufs fb = {0};
     double *ft = malloc(sizeof *ft * (size_t)reps);
-    if (!floor_new(&fb) || !ft) return 1;
+    if (!ft || (with_floor && !floor_new(&fb))) return 1;
 #endif
     for (size_t i = 0; i < (size_t)BATCH * N_IN * POOL; i++) X[i] = (float)tg_rng_uniform(&rng);
     for (size_t i = 0; i < (size_t)BATCH * POOL; i++) Y[i] = (int64_t)tg_rng_below(&rng, N_OUT);
@@ -109,7 +114,7 @@ int main(int argc, char **argv)
             if (batch) { /* answer it */
                 bench_print_list("SAMPLES", t + done, batch);
 #if TG_BENCH_FLOOR
-                bench_print_list("FLOOR", ft + done, batch);
+                if (with_floor) bench_print_list("FLOOR", ft + done, batch);
 #endif
                 printf("\n");
                 fflush(stdout);
@@ -135,9 +140,11 @@ int main(int argc, char **argv)
         if (i >= 0) t[i] = bench_now_ms() - t0;
         loss = tg_item(l);
 #if TG_BENCH_FLOOR
-        t0 = bench_now_ms();
-        floor_step(&fb);
-        if (i >= 0) ft[i] = bench_now_ms() - t0;
+        if (with_floor) {
+            t0 = bench_now_ms();
+            floor_step(&fb);
+            if (i >= 0) ft[i] = bench_now_ms() - t0;
+        }
 #endif
     }
     reps = done;
@@ -155,9 +162,11 @@ int main(int argc, char **argv)
         unfused ? "unfused" : "fused", reps, bench_median(t, reps), loss, model_mib, rss_base, peak,
         rss_model, rss_model <= 1.5 * model_mib + 20, mallocs_steady);
 #if TG_BENCH_FLOOR
-    printf(" floor_median_ms=%.4f", bench_median(ft, reps));
-    bench_print_list("floor_samples_ms", ft, reps);
-    floor_free(&fb);
+    if (with_floor) {
+        printf(" floor_median_ms=%.4f", bench_median(ft, reps));
+        bench_print_list("floor_samples_ms", ft, reps);
+        floor_free(&fb);
+    }
     free(ft);
 #endif
     bench_print_samples(t, reps);

@@ -1,11 +1,13 @@
 /*
  * ops/linear.c - y = act(x W^T + b) as one op: a fused layer, for speed.
  *
- * Forward copies the bias into each output row and lets the GEMM add x W^T to it
- * (beta = 1), then applies the activation in place. Backward forms
- * g = dy * act'(y) (from the output: relu, tanh and sigmoid need no saved input)
- * in a buffer taken from the tape at record time, then three accumulations:
- * dx += g W and dW += g^T x through the GEMM with beta = 1, db += column sums of g.
+ * Forward: the GEMM writes x W^T, then one pass adds the bias and applies the
+ * activation in place. Backward forms g = dy * act'(y) (from the output: relu,
+ * tanh and sigmoid need no saved input) in a buffer taken from the tape at record
+ * time, adding the column sums of g into db in the same pass, then two GEMMs with
+ * beta = 1: dx += g W and dW += g^T x. The elementwise passes run on one core
+ * while the GEMMs use every BLAS thread, so each pass saved counts twice at two
+ * threads.
  * Under tg_backward_apply, W's and b's updates may be folded in: the GEMM writes
  * W = beta W + alpha g^T x straight into W (no dW, no separate update pass).
  */
@@ -58,42 +60,98 @@ static enum tg_status linear_shape(struct tg_tensor *o)
     return TG_OK;
 }
 
-/* y = act(y) in place, and g = dy * act'(y), for one element type. */
+/* Forward: y = act(y + b) in place, one pass over the GEMM's output (b may be
+ * NULL). Backward: g = dy * act'(y) and, in the same pass over the rows, the bias
+ * gradient db = beta db + alpha (column sums of g) (db may be NULL); with no
+ * activation, g is dy itself and only the column sums are taken. Rows are
+ * contiguous, so each inner loop is a vectorizable run over the outputs. */
 #define LINEAR_ACT(T)                                                                              \
-    static void act_fwd_##T(T *y, int64_t n, int act)                                              \
+    static inline T act_##T(T v, int act)                                                          \
     {                                                                                              \
-        if (act == TG_LINEAR_RELU)                                                                 \
-            for (int64_t i = 0; i < n; i++) y[i] = y[i] > 0 ? y[i] : 0;                            \
-        else if (act == TG_LINEAR_TANH)                                                            \
-            for (int64_t i = 0; i < n; i++) y[i] = TG_TANH(y[i]);                                  \
-        else if (act == TG_LINEAR_SIGMOID)                                                         \
-            for (int64_t i = 0; i < n; i++) y[i] = TG_SIGMOID(y[i]);                               \
+        return act == TG_LINEAR_RELU      ? (v > 0 ? v : 0)                                        \
+               : act == TG_LINEAR_TANH    ? TG_TANH(v)                                             \
+               : act == TG_LINEAR_SIGMOID ? TG_SIGMOID(v)                                          \
+                                          : v;                                                     \
     }                                                                                              \
-    static void act_bwd_##T(T *restrict g, const T *restrict dy, const T *restrict y, int64_t n,   \
+    /* inlined with a constant act, so each case is its own vectorized loop */                     \
+    static inline __attribute__((always_inline)) void fwd_rows_##T(                                \
+        T *restrict y, const T *restrict b, int64_t rows, int64_t cols, int act)                   \
+    {                                                                                              \
+        for (int64_t r = 0; r < rows; r++) {                                                       \
+            T *restrict yr = y + r * cols;                                                         \
+            if (b)                                                                                 \
+                for (int64_t c = 0; c < cols; c++) yr[c] = act_##T(yr[c] + b[c], act);             \
+            else if (act != TG_LINEAR_NONE)                                                        \
+                for (int64_t c = 0; c < cols; c++) yr[c] = act_##T(yr[c], act);                    \
+        }                                                                                          \
+    }                                                                                              \
+    static void act_fwd_##T(T *restrict y, const T *restrict b, int64_t rows, int64_t cols,        \
                             int act)                                                               \
     {                                                                                              \
-        if (act == TG_LINEAR_RELU)                                                                 \
-            for (int64_t i = 0; i < n; i++) { /* an unconditional load: the select vectorizes */   \
-                T d = dy[i];                                                                       \
-                g[i] = y[i] > 0 ? d : 0;                                                           \
-            }                                                                                      \
-        else if (act == TG_LINEAR_TANH)                                                            \
-            for (int64_t i = 0; i < n; i++) g[i] = dy[i] * (1 - y[i] * y[i]);                      \
-        else                                                                                       \
-            for (int64_t i = 0; i < n; i++) g[i] = dy[i] * y[i] * (1 - y[i]);                      \
+        switch (act) {                                                                             \
+        case TG_LINEAR_RELU:                                                                       \
+            fwd_rows_##T(y, b, rows, cols, TG_LINEAR_RELU);                                        \
+            break;                                                                                 \
+        case TG_LINEAR_TANH:                                                                       \
+            fwd_rows_##T(y, b, rows, cols, TG_LINEAR_TANH);                                        \
+            break;                                                                                 \
+        case TG_LINEAR_SIGMOID:                                                                    \
+            fwd_rows_##T(y, b, rows, cols, TG_LINEAR_SIGMOID);                                     \
+            break;                                                                                 \
+        default:                                                                                   \
+            fwd_rows_##T(y, b, rows, cols, TG_LINEAR_NONE);                                        \
+            break;                                                                                 \
+        }                                                                                          \
     }                                                                                              \
-    /* db = beta db + alpha (column sums of g) */                                                  \
+    static inline T dact_##T(T d, T y, int act)                                                    \
+    {                                                                                              \
+        return act == TG_LINEAR_RELU      ? (y > 0 ? d : 0)                                        \
+               : act == TG_LINEAR_TANH    ? d * (1 - y * y)                                        \
+               : act == TG_LINEAR_SIGMOID ? d * y * (1 - y)                                        \
+                                          : d;                                                     \
+    }                                                                                              \
+    static inline __attribute__((always_inline)) void bwd_rows_##T(                                \
+        T *restrict g, const T *restrict dy, const T *restrict y, T *restrict db, int64_t rows,    \
+        int64_t cols, int act, T alpha)                                                            \
+    {                                                                                              \
+        for (int64_t r = 0; r < rows; r++) {                                                       \
+            const T *restrict dyr = dy + r * cols, *restrict yr = y + r * cols;                    \
+            T *restrict gr = g + r * cols;                                                         \
+            if (db)                                                                                \
+                for (int64_t c = 0; c < cols; c++) {                                               \
+                    T v = dact_##T(dyr[c], yr[c], act);                                            \
+                    gr[c] = v;                                                                     \
+                    db[c] += alpha * v;                                                            \
+                }                                                                                  \
+            else                                                                                   \
+                for (int64_t c = 0; c < cols; c++) gr[c] = dact_##T(dyr[c], yr[c], act);           \
+        }                                                                                          \
+    }                                                                                              \
+    static void act_bwd_##T(T *restrict g, const T *restrict dy, const T *restrict y,              \
+                            T *restrict db, int64_t rows, int64_t cols, int act, T alpha, T beta)  \
+    {                                                                                              \
+        if (db && beta != 1)                                                                       \
+            for (int64_t c = 0; c < cols; c++) db[c] *= beta;                                      \
+        switch (act) {                                                                             \
+        case TG_LINEAR_RELU:                                                                       \
+            bwd_rows_##T(g, dy, y, db, rows, cols, TG_LINEAR_RELU, alpha);                         \
+            break;                                                                                 \
+        case TG_LINEAR_TANH:                                                                       \
+            bwd_rows_##T(g, dy, y, db, rows, cols, TG_LINEAR_TANH, alpha);                         \
+            break;                                                                                 \
+        default:                                                                                   \
+            bwd_rows_##T(g, dy, y, db, rows, cols, TG_LINEAR_SIGMOID, alpha);                      \
+            break;                                                                                 \
+        }                                                                                          \
+    }                                                                                              \
+    /* db = beta db + alpha (column sums of g), for no activation (g is dy) */                     \
     static void colsum_##T(T *restrict db, const T *restrict g, int64_t rows, int64_t cols,        \
                            T alpha, T beta)                                                        \
     {                                                                                              \
         if (beta != 1)                                                                             \
             for (int64_t c = 0; c < cols; c++) db[c] *= beta;                                      \
-        if (alpha == 1)                                                                            \
-            for (int64_t r = 0; r < rows; r++)                                                     \
-                for (int64_t c = 0; c < cols; c++) db[c] += g[r * cols + c];                       \
-        else                                                                                       \
-            for (int64_t r = 0; r < rows; r++)                                                     \
-                for (int64_t c = 0; c < cols; c++) db[c] += alpha * g[r * cols + c];               \
+        for (int64_t r = 0; r < rows; r++)                                                         \
+            for (int64_t c = 0; c < cols; c++) db[c] += alpha * g[r * cols + c];                   \
     }
 
 LINEAR_ACT(float)
@@ -104,18 +162,14 @@ static void linear_fwd(struct tg_tensor *o)
     const struct tg_tensor *x = o->in[0], *W = o->in[1], *b = o->n_in > 2 ? o->in[2] : NULL;
     struct linear_geom g;
     geom_of(o, &g);
-    size_t es = tg__esize(o->dtype);
-    char *y = o->data; /* (batch, out) */
-    if (b)
-        for (int64_t r = 0; r < g.batch; r++)
-            memcpy(y + (size_t)(r * g.out) * es, b->data, g.out * es);
-    tg__gemm(o->dtype, false, true, g.batch, g.out, g.in, 1.0, x->data, g.in, W->data, g.in,
-             b ? 1.0 : 0.0, y, g.out);
+    tg__gemm(o->dtype, false, true, g.batch, g.out, g.in, 1.0, x->data, g.in, W->data, g.in, 0.0,
+             o->data, g.out);
     int act = (int)o->p.i[0];
+    const void *bias = b ? b->data : NULL;
     if (o->dtype == TG_F64)
-        act_fwd_double(o->data, o->numel, act);
+        act_fwd_double(o->data, bias, g.batch, g.out, act);
     else
-        act_fwd_float(o->data, o->numel, act);
+        act_fwd_float(o->data, bias, g.batch, g.out, act);
 }
 
 static void linear_bwd(struct tg_tensor *o)
@@ -124,14 +178,25 @@ static void linear_bwd(struct tg_tensor *o)
     struct linear_geom g;
     geom_of(o, &g);
     int act = (int)o->p.i[0], dt = o->dtype;
+    /* b's gradient (or b itself, with its update folded in) from the same pass */
+    struct tg__apply *fb = b && b->requires_grad ? tg__fold_at(o, 2) : NULL;
+    void *db = b && b->requires_grad ? (fb ? b->data : b->grad) : NULL;
+    double alpha = fb ? fb->alpha : 1.0, beta = fb ? fb->beta : 1.0;
     const void *G = o->grad; /* (batch, out): dy, or dy * act'(y) in aux */
     if (act != TG_LINEAR_NONE) {
         if (dt == TG_F64)
-            act_bwd_double(o->aux, o->grad, o->data, o->numel, act);
+            act_bwd_double(o->aux, o->grad, o->data, db, g.batch, g.out, act, alpha, beta);
         else
-            act_bwd_float(o->aux, o->grad, o->data, o->numel, act);
+            act_bwd_float(o->aux, o->grad, o->data, db, g.batch, g.out, act, (float)alpha,
+                          (float)beta);
         G = o->aux;
+    } else if (db) {
+        if (dt == TG_F64)
+            colsum_double(db, G, g.batch, g.out, alpha, beta);
+        else
+            colsum_float(db, G, g.batch, g.out, (float)alpha, (float)beta);
     }
+    if (fb) fb->done = true;
     if (x->requires_grad) /* dx (batch, in) += G (batch, out) W (out, in), W's old value */
         tg__gemm(dt, false, false, g.batch, g.in, g.out, 1.0, G, g.out, W->data, g.in, 1.0, x->grad,
                  g.in);
@@ -139,16 +204,6 @@ static void linear_bwd(struct tg_tensor *o)
         struct tg__apply *f = tg__fold_at(o, 1);
         tg__gemm(dt, true, false, g.out, g.in, g.batch, f ? f->alpha : 1.0, G, g.out, x->data, g.in,
                  f ? f->beta : 1.0, f ? W->data : W->grad, g.in);
-        if (f) f->done = true;
-    }
-    if (b && b->requires_grad) {
-        struct tg__apply *f = tg__fold_at(o, 2);
-        void *db = f ? b->data : b->grad;
-        double alpha = f ? f->alpha : 1.0, beta = f ? f->beta : 1.0;
-        if (dt == TG_F64)
-            colsum_double(db, G, g.batch, g.out, alpha, beta);
-        else
-            colsum_float(db, G, g.batch, g.out, (float)alpha, (float)beta);
         if (f) f->done = true;
     }
 }
