@@ -30,8 +30,8 @@ enum tg_linear_act {
 
 /*
  * A fused layer, for speed: y = act(x W^T + b), the document's z = W y + b for a
- * batch of row vectors, with the bias and the activation folded into the GEMM's
- * output pass (the bias is copied into the output and the GEMM adds to it).
+ * batch of row vectors: the GEMM writes x W^T, and one pass over its output adds
+ * the bias and applies the activation.
  *   x: (B, in) or (in); W: (out, in) (PyTorch's layout); b: (out), or NULL for no
  *   bias (so a failed bias computation must be checked before the call).
  *   y: (B, out) or (out).
