@@ -53,10 +53,17 @@ static inline int bench_int_opt(int argc, char **argv, const char *name, int def
     return def;
 }
 
+/* Prints " <name>=a,b,..." (no end of line). */
+static inline void bench_print_list(const char *name, const double *v, int n)
+{
+    printf(" %s=", name);
+    for (int i = 0; i < n; i++) printf("%s%.4f", i ? "," : "", v[i]);
+}
+
 /* Serve mode (`--serve`, used by bench/run to interleave contestants finely):
  * after its warm-up a program prints READY, then runs each "STEP k" read from
- * stdin as k timed steps and answers one line " SAMPLES=t1,...,tk" (plus, for
- * w1_mlp, " FLOOR=f1,...,fk"); "QUIT" or the end of input ends it, and the
+ * stdin as k timed steps and answers one line " SAMPLES=t1,...,tk"; "QUIT" or
+ * the end of input ends it, and the
  * program prints its usual result line over all timed steps. */
 static inline void bench_serve_ready(void)
 {
@@ -71,6 +78,39 @@ static inline int bench_serve_next(void)
     int k;
     if (!fgets(line, sizeof line, stdin)) return 0;
     return sscanf(line, "STEP %d", &k) == 1 && k > 0 ? k : 0;
+}
+
+/* The step loop of w1_mlp and w5_small: warm-up steps i < 0, then timed steps
+ * 0, 1, ...: `reps` of them, or in serve mode the batches asked for on stdin, each
+ * answered with its samples from t, at most `reps` in all. */
+struct bench_steps {
+    int reps, done, batch;
+    bool serve;
+};
+
+static inline struct bench_steps bench_steps_start(int reps, bool serve)
+{
+    return (struct bench_steps){reps, 0, serve ? 0 : reps, serve};
+}
+
+/* Whether step i is to run; done counts the timed steps run once it says no. */
+static inline bool bench_steps_next(struct bench_steps *s, int i, const double *t)
+{
+    if (i == 0 && s->serve) bench_serve_ready();
+    if (i < 0 || i < s->done + s->batch) return true;
+    if (!s->serve) { /* the reps are done */
+        s->done = s->reps;
+        return false;
+    }
+    if (s->batch) { /* answer the batch that ended */
+        bench_print_list("SAMPLES", t + s->done, s->batch);
+        printf("\n");
+        fflush(stdout);
+    }
+    s->done += s->batch;
+    int k = bench_serve_next();
+    s->batch = k < s->reps - s->done ? k : s->reps - s->done;
+    return s->batch > 0;
 }
 
 /* Whether flag `name` (e.g. "--unfused") is in argv. */
@@ -92,13 +132,6 @@ static inline enum tg_status bench_backward_step(struct tg_optim *opt, struct tg
     return st ? st : tg_optim_step(opt, 1.0);
 }
 #endif
-
-/* Prints " <name>=a,b,..." (no end of line). */
-static inline void bench_print_list(const char *name, const double *v, int n)
-{
-    printf(" %s=", name);
-    for (int i = 0; i < n; i++) printf("%s%.4f", i ? "," : "", v[i]);
-}
 
 /* Prints " samples_ms=a,b,..." and the end of the line. */
 static inline void bench_print_samples(const double *v, int n)

@@ -103,27 +103,8 @@ int main(int argc, char **argv)
     long *mallocs_at = malloc(sizeof *mallocs_at * (size_t)reps); /* n_malloc before step i */
     if (!mallocs_at) return 1;
     double loss = 0;
-    int done = 0, batch = serve ? 0 : reps;
-    for (int i = -warmup;; i++) {
-        if (i == 0 && serve) bench_serve_ready();
-        if (i >= 0 && i == done + batch) { /* the batch is over */
-            if (!serve) {
-                done = reps;
-                break;
-            }
-            if (batch) { /* answer it */
-                bench_print_list("SAMPLES", t + done, batch);
-#if TG_BENCH_FLOOR
-                if (with_floor) bench_print_list("FLOOR", ft + done, batch);
-#endif
-                printf("\n");
-                fflush(stdout);
-            }
-            done += batch;
-            int k = bench_serve_next();
-            batch = k < reps - done ? k : reps - done;
-            if (batch == 0) break;
-        }
+    struct bench_steps steps = bench_steps_start(reps, serve);
+    for (int i = -warmup; bench_steps_next(&steps, i, t); i++) {
         if (i >= 0) mallocs_at[i] = n_malloc;
         int b = (i + warmup) % POOL;
         double t0 = bench_now_ms();
@@ -147,7 +128,7 @@ int main(int argc, char **argv)
         }
 #endif
     }
-    reps = done;
+    reps = steps.done;
     if (reps == 0) return 1;
     long mallocs_steady = n_malloc - mallocs_at[reps > 50 ? reps - 50 : 0];
     free(mallocs_at);

@@ -4,7 +4,8 @@
  * Inputs and targets uniform [-1, 1), a fixed pool of 64 batches cycled.
  * One step = tape reset, batch onto the tape, forward, loss, backward,
  * SGD update. Prints the median step time and every sample.
- * Usage: w5_small [--reps N] [--warmup N] [--threads T] [--unfused]
+ * Usage: w5_small [--reps N] [--warmup N] [--threads T] [--unfused] [--serve]
+ * --serve: steps in batches asked for on stdin (bench-util.h), at most --reps.
  * --unfused: tg_backward + tg_optim_step instead of tg_optim_backward_step.
  */
 #include <tapegrad/tapegrad.h>
@@ -16,7 +17,7 @@ int main(int argc, char **argv)
 {
     int reps = bench_int_opt(argc, argv, "--reps", 2000);
     int warmup = bench_int_opt(argc, argv, "--warmup", 100);
-    bool unfused = bench_flag(argc, argv, "--unfused");
+    bool unfused = bench_flag(argc, argv, "--unfused"), serve = bench_flag(argc, argv, "--serve");
     struct tg_rng rng;
     tg_rng_seed(&rng, 5);
     static float X[POOL][BATCH * N_IN], Y[POOL][BATCH]; /* (BATCH, 32), (BATCH, 1) */
@@ -39,7 +40,8 @@ int main(int argc, char **argv)
         return 1;
     }
     double loss = 0;
-    for (int i = -warmup; i < reps; i++) {
+    struct bench_steps steps = bench_steps_start(reps, serve);
+    for (int i = -warmup; bench_steps_next(&steps, i, t); i++) {
         int b = (i + warmup) % POOL;
         double t0 = bench_now_ms();
         tg_tape_reset(T);
@@ -53,6 +55,8 @@ int main(int argc, char **argv)
         if (i >= 0) t[i] = bench_now_ms() - t0;
         loss = tg_item(l);
     }
+    reps = steps.done;
+    if (reps == 0) return 1;
     printf("TG workload=w5 mode=%s reps=%d median_ms=%.5f loss=%.5f", unfused ? "unfused" : "fused",
            reps, bench_median(t, reps), loss);
     bench_print_samples(t, reps);
