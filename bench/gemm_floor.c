@@ -22,29 +22,13 @@ int main(int argc, char **argv)
         return 1;
     }
     for (int i = 0; i < warmup; i++) floor_step(&b);
-    int done = 0;
-    if (!serve) {
-        for (; done < reps; done++) {
-            double t0 = bench_now_ms();
-            floor_step(&b);
-            t[done] = bench_now_ms() - t0;
-        }
-    } else {
-        bench_serve_ready();
-        for (int k; (k = bench_serve_next()) > 0 && done < reps;) {
-            int end = done + k < reps ? done + k : reps;
-            for (int i = done; i < end; i++) {
-                double t0 = bench_now_ms();
-                floor_step(&b);
-                t[i] = bench_now_ms() - t0;
-            }
-            bench_print_list("SAMPLES", t + done, end - done);
-            printf("\n");
-            fflush(stdout);
-            done = end;
-        }
-        reps = done;
+    struct bench_steps steps = bench_steps_start(reps, serve);
+    for (int i = 0; bench_steps_next(&steps, i, t); i++) {
+        double t0 = bench_now_ms();
+        floor_step(&b);
+        t[i] = bench_now_ms() - t0;
     }
+    reps = steps.done;
     if (reps == 0) return 1;
     printf("FLOOR workload=w1 reps=%d median_ms=%.4f", reps, bench_median(t, reps));
     bench_print_samples(t, reps);

@@ -10,8 +10,6 @@ imported. Prints one line like peer_torch.py:
 """
 import argparse
 import os
-import sys
-import time
 
 ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 ap.add_argument("--threads", type=int, default=1)
@@ -24,6 +22,8 @@ os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.threads)
 os.environ["OMP_NUM_THREADS"] = str(ARGS.threads)
 
 import numpy as np  # noqa: E402
+
+import serve  # noqa: E402  (bench/serve.py, next to this script)
 
 
 def init(rng, n_in, n_out):
@@ -65,30 +65,14 @@ def main():
     xs = rng.random((60, 128, 784), dtype=np.float32)
     ys = rng.integers(0, 10, (60, 128))
     params = [init(rng, 784, 512), init(rng, 512, 512), init(rng, 512, 10)]
-    for i in range(ARGS.warmup):
-        step(params, xs[i % 60], ys[i % 60], 0.01)
-    samples = []
     loss = 0.0
 
-    def timed(k):
+    def one(i):
         nonlocal loss
-        for _ in range(k):
-            i = len(samples)
-            t0 = time.perf_counter()
-            loss = step(params, xs[i % 60], ys[i % 60], 0.01)
-            samples.append((time.perf_counter() - t0) * 1e3)
+        loss = step(params, xs[i % 60], ys[i % 60], 0.01)
 
-    if not ARGS.serve:
-        timed(ARGS.reps)
-    else:  # the protocol of bench/bench-util.h
-        print("READY", flush=True)
-        for line in sys.stdin:
-            parts = line.split()
-            if len(parts) != 2 or parts[0] != "STEP" or len(samples) >= ARGS.reps:
-                break
-            start = len(samples)
-            timed(min(int(parts[1]), ARGS.reps - start))
-            print(" SAMPLES=" + ",".join(f"{s:.4f}" for s in samples[start:]), flush=True)
+    # bench/serve.py: all --reps timed steps, or with --serve the batches bench/run asks for
+    samples = serve.time_steps(one, ARGS.reps, ARGS.warmup, ARGS.serve)
     s = sorted(samples)
     n = len(s)
     med = s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])

@@ -49,6 +49,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+import serve  # noqa: E402  (bench/serve.py, next to this script)
+
 torch.set_num_threads(ARGS.torch_threads)
 
 
@@ -79,33 +81,9 @@ def mlp(sizes, act):
 
 
 def time_steps(step, n_batches):
-    """Runs warm-up then timed steps over a cycled pool; returns ms per timed step.
-    With --serve, the timed steps run in batches asked for on stdin (the protocol of
-    bench/bench-util.h: READY, then "STEP k" answered by " SAMPLES=..."; "QUIT" ends),
-    at most --reps in all."""
-    for i in range(ARGS.warmup):
-        step(i % n_batches)
-    out = []
-
-    def timed(k):
-        for _ in range(k):
-            i = len(out)
-            t0 = time.perf_counter()
-            step(i % n_batches)
-            out.append((time.perf_counter() - t0) * 1e3)
-
-    if not ARGS.serve:
-        timed(ARGS.reps)
-        return out
-    print("READY", flush=True)
-    for line in sys.stdin:
-        parts = line.split()
-        if len(parts) != 2 or parts[0] != "STEP" or len(out) >= ARGS.reps:
-            break
-        start = len(out)
-        timed(min(int(parts[1]), ARGS.reps - start))
-        print(" SAMPLES=" + ",".join(f"{s:.4f}" for s in out[start:]), flush=True)
-    return out
+    """Warm-up, then timed steps over a cycled pool (bench/serve.py: all --reps of them,
+    or with --serve the batches bench/run asks for); returns ms per timed step."""
+    return serve.time_steps(lambda i: step(i % n_batches), ARGS.reps, ARGS.warmup, ARGS.serve)
 
 
 def run_w1():
