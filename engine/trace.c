@@ -66,7 +66,8 @@ static void fill_input(struct recorder *R, struct tg_trace_input *in, const stru
     int64_t k = tg__graph_find(&R->g, x);
     in->id = k >= 0 ? R->g.id[k] : 0;
     in->rank = x->rank;
-    memcpy(in->shape, x->shape, sizeof in->shape);
+    memset(in->shape, 0, sizeof in->shape); /* entries past the rank read 0 */
+    memcpy(in->shape, x->shape, (size_t)x->rank * sizeof *x->shape);
     in->uses = 0;
     for (uint32_t j = 0; j < n->n_in; j++) in->uses += n->in[j] == x;
     in->gets_grad = x->requires_grad && x->grad;
@@ -90,7 +91,7 @@ static void before(struct tg_tensor *n, struct recorder *R)
     int64_t k = tg__graph_find(&R->g, n);
     s->id = k >= 0 ? R->g.id[k] : 0;
     s->rank = n->rank;
-    memcpy(s->shape, n->shape, sizeof s->shape);
+    memcpy(s->shape, n->shape, (size_t)n->rank * sizeof *n->shape); /* the rest stays 0 */
     s->value = n->numel == 1 ? tg__load(n->data, n->dtype, 0) : norm2(n->data, n->dtype, n->numel);
     s->upstream =
         n->numel == 1 ? tg__load(n->grad, n->dtype, 0) : norm2(n->grad, n->dtype, n->numel);

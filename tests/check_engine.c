@@ -484,6 +484,52 @@ START_TEST(test_scalar_path)
 }
 END_TEST
 
+/* Nodes of the scalar record path are shorter than the others (no shape array);
+ * a recording that mixes both kinds over many node chunks keeps every value and
+ * gradient, and a node of the previous recording still reads as stale. */
+START_TEST(test_mixed_node_sizes)
+{
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor *w = leaf(0.5), *y = leaf(1);
+    struct tg_tape_stats st, st2;
+    /* 1000 scalar adds take less than 150 bytes of tape each: a full node
+     * (with its shape array of TG_MAX_DIM entries) would not fit in that */
+    struct tg_tensor *z = tg_add(T, y, w);
+    tg_tape_stats(T, &st);
+    for (int i = 0; i < 1000; i++) z = tg_add(T, z, w);
+    tg_tape_stats(T, &st2);
+    ck_assert_uint_eq(st2.n_nodes, st.n_nodes + 1000);
+    ck_assert(st2.bytes_used - st.bytes_used < 1000 * 150);
+    ck_assert(st2.bytes_used - st.bytes_used > 1000 * 8 * (size_t)TG_MAX_DIM / 2);
+    /* about 4 MB of nodes, two kinds alternating irregularly: tg_sum of a
+     * scalar records a full node, the adds scalar ones */
+    int n_add = 1000;
+    for (int i = 0; i < 25000; i++) {
+        if (i % 7 == 3 || i % 11 == 0) {
+            z = tg_sum(T, z);
+        } else {
+            z = tg_add(T, z, w);
+            n_add++;
+        }
+        ck_assert_ptr_nonnull(z);
+    }
+    ck_assert_double_eq_tol(tg_item(z), 1 + 0.5 * (n_add + 1), 1e-9);
+    ck_assert_int_eq(tg_backward(z, NULL), TG_OK);
+    ck_assert_double_eq(tg_tensor_grad_get(w, 0), n_add + 1);
+    ck_assert_double_eq(tg_tensor_grad_get(y, 0), 1);
+    /* the next recording: the old handle is stale, new nodes work */
+    tg_tape_reset(T);
+    ck_assert_ptr_null(tg_add(T, z, w));
+    ck_assert_int_eq(tg_last_status(), TG_ERR_STALE);
+    struct tg_tensor *u = tg_sum(T, tg_mul(T, y, w));
+    ck_assert_ptr_nonnull(u);
+    ck_assert_double_eq(tg_item(u), 0.5);
+    tg_tensor_free(w);
+    tg_tensor_free(y);
+    tg_tape_free(T);
+}
+END_TEST
+
 static Suite *engine_suite(void)
 {
     Suite *s = suite_create("engine");
@@ -505,6 +551,7 @@ static Suite *engine_suite(void)
     tcase_add_test(tc, test_million_chain);
     tcase_add_test(tc, test_anomaly_mode);
     tcase_add_test(tc, test_scalar_path);
+    tcase_add_test(tc, test_mixed_node_sizes);
     suite_add_tcase(s, tc);
     tc = tcase_create("gradcheck");
     tcase_add_test(tc, test_gradcheck_detects_wrong_gradient);

@@ -145,6 +145,12 @@ START_TEST(test_trace_accumulation)
     struct tg_trace *tr;
     ck_assert_int_eq(tg_backward_trace(f, NULL, &tr), TG_OK);
     ck_assert_int_eq(tr->n_steps, 2);
+    /* scalar nodes (short structs with no shape array): entries past the rank read 0 */
+    for (int k = 0; k < 2; k++)
+        for (int d = 0; d < TG_MAX_DIM; d++) {
+            ck_assert_int_eq(tr->steps[k].shape[d], 0);
+            ck_assert_int_eq(tr->steps[k].inputs[0].shape[d], 0);
+        }
     const struct tg_trace_input *ax = &tr->steps[0].inputs[1], *mx = &tr->steps[1].inputs[0];
     ck_assert_ptr_eq(ax->tensor, x);
     ck_assert_int_eq(ax->nth, 1);
@@ -189,6 +195,12 @@ START_TEST(test_trace_tensor)
     ck_assert_double_eq_tol(tr->steps[0].inputs[0].contrib, sqrt(6), TOL);
     const struct tg_trace_step *s = &tr->steps[1];
     ck_assert_int_eq(s->rank, 2);
+    ck_assert_int_eq(s->shape[0], 2);
+    ck_assert_int_eq(s->shape[1], 3);
+    ck_assert_int_eq(tr->steps[0].rank, 0);
+    for (int d = 0; d < TG_MAX_DIM; d++) ck_assert_int_eq(tr->steps[0].shape[d], 0);
+    ck_assert_int_eq(s->inputs[1].shape[0], 3);
+    for (int d = 1; d < TG_MAX_DIM; d++) ck_assert_int_eq(s->inputs[1].shape[d], 0);
     ck_assert_double_eq_tol(s->upstream, sqrt(6), TOL);
     ck_assert_double_eq_tol(s->inputs[0].contrib, sqrt(6), TOL);
     ck_assert_double_eq_tol(s->inputs[1].contrib, sqrt(12), TOL);

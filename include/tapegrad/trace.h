@@ -27,10 +27,10 @@ struct tg_trace_input {
     enum tg_graph_kind kind;
     int id; /* number within its kind, as in tg_graph_dot */
     int rank;
-    int64_t shape[TG_MAX_DIM];
-    int uses;       /* node input slots holding this tensor (2 for x * x) */
-    bool gets_grad; /* false when it needs no gradient: nothing was added */
-    int nth;        /* this was the nth contribution to it in the sweep (from 1) */
+    int64_t shape[TG_MAX_DIM]; /* rank entries, then zeros */
+    int uses;                  /* node input slots holding this tensor (2 for x * x) */
+    bool gets_grad;            /* false when it needs no gradient: nothing was added */
+    int nth;                   /* this was the nth contribution to it in the sweep (from 1) */
     double local;   /* scalar step: d(node)/d(input), all slots together; NaN otherwise */
     double contrib; /* scalar: the amount added; tensor: its L2 norm */
     double total;   /* scalar: the input's gradient after adding; tensor: its L2 norm */
@@ -42,11 +42,11 @@ struct tg_trace_step {
     enum tg_op op;
     int id;
     int rank;
-    int64_t shape[TG_MAX_DIM];
-    bool scalar;     /* the node and all its inputs hold one element */
-    double value;    /* scalar: the node's value; tensor: its L2 norm */
-    double upstream; /* scalar: dDiv/d(node); tensor: its L2 norm */
-    int n_params;    /* plain-number parameters of the op (tg_tensor_op_params) */
+    int64_t shape[TG_MAX_DIM]; /* rank entries, then zeros */
+    bool scalar;               /* the node and all its inputs hold one element */
+    double value;              /* scalar: the node's value; tensor: its L2 norm */
+    double upstream;           /* scalar: dDiv/d(node); tensor: its L2 norm */
+    int n_params;              /* plain-number parameters of the op (tg_tensor_op_params) */
     double params[2];
     int n_inputs; /* distinct inputs */
     struct tg_trace_input *inputs;
