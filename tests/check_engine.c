@@ -484,16 +484,18 @@ START_TEST(test_scalar_path)
 }
 END_TEST
 
-/* Nodes of the scalar record path are shorter than the others (no shape array);
- * a recording that mixes both kinds over many node chunks keeps every value and
- * gradient, and a node of the previous recording still reads as stale. */
+/* Nodes of the scalar record path are shorter than the others (no shape array).
+ * A recording that mixes them with full nodes over many node chunks keeps every
+ * value, parameter and gradient, and a node of the previous recording still
+ * reads as stale. */
 START_TEST(test_mixed_node_sizes)
 {
     struct tg_tape *T = tg_tape_new();
     struct tg_tensor *w = leaf(0.5), *y = leaf(1);
     struct tg_tape_stats st, st2;
-    /* 1000 scalar adds take less than 150 bytes of tape each: a full node
-     * (with its shape array of TG_MAX_DIM entries) would not fit in that */
+    /* 1000 scalar adds, and 1000 affine ops (with parameters), take less than
+     * 150 bytes of tape each: a full node, with its shape array of TG_MAX_DIM
+     * entries, would not fit in that */
     struct tg_tensor *z = tg_add(T, y, w);
     tg_tape_stats(T, &st);
     for (int i = 0; i < 1000; i++) z = tg_add(T, z, w);
@@ -501,19 +503,44 @@ START_TEST(test_mixed_node_sizes)
     ck_assert_uint_eq(st2.n_nodes, st.n_nodes + 1000);
     ck_assert(st2.bytes_used - st.bytes_used < 1000 * 150);
     ck_assert(st2.bytes_used - st.bytes_used > 1000 * 8 * (size_t)TG_MAX_DIM / 2);
-    /* about 4 MB of nodes, two kinds alternating irregularly: tg_sum of a
-     * scalar records a full node, the adds scalar ones */
-    int n_add = 1000;
+    st = st2;
+    for (int i = 0; i < 1000; i++) z = tg_mul_scalar(T, z, 1);
+    tg_tape_stats(T, &st2);
+    ck_assert(st2.bytes_used - st.bytes_used < 1000 * 150);
+    /* about 4 MB of nodes, three kinds in an irregular mix: tg_sum of a scalar
+     * records a full node, tg_add_scalar a scalar one with parameters (1, c),
+     * tg_add a scalar one without */
+    enum { N_AFF = 64 };
+    struct tg_tensor *aff[N_AFF];
+    double aff_c[N_AFF];
+    int n_add = 1000, n_aff = 0;
+    double c_sum = 0;
     for (int i = 0; i < 25000; i++) {
         if (i % 7 == 3 || i % 11 == 0) {
             z = tg_sum(T, z);
+        } else if (i % 5 == 1) {
+            double c = 0.25 * (i % 9);
+            z = tg_add_scalar(T, z, c);
+            c_sum += c;
+            if (n_aff < N_AFF && i % 3 == 0) {
+                aff_c[n_aff] = c;
+                aff[n_aff++] = z;
+            }
         } else {
             z = tg_add(T, z, w);
             n_add++;
         }
         ck_assert_ptr_nonnull(z);
     }
-    ck_assert_double_eq_tol(tg_item(z), 1 + 0.5 * (n_add + 1), 1e-9);
+    ck_assert_int_eq(n_aff, N_AFF);
+    ck_assert_double_eq_tol(tg_item(z), 1 + 0.5 * (n_add + 1) + c_sum, 1e-6);
+    /* the nodes recorded after each affine node left its parameters alone */
+    for (int k = 0; k < N_AFF; k++) {
+        double prm[2];
+        ck_assert_int_eq(tg_tensor_op_params(aff[k], prm), 2);
+        ck_assert_double_eq(prm[0], 1);
+        ck_assert_double_eq(prm[1], aff_c[k]);
+    }
     ck_assert_int_eq(tg_backward(z, NULL), TG_OK);
     ck_assert_double_eq(tg_tensor_grad_get(w, 0), n_add + 1);
     ck_assert_double_eq(tg_tensor_grad_get(y, 0), 1);
