@@ -839,8 +839,8 @@ enum tg_status tg_backward_apply(struct tg_tensor *root, const struct tg_tensor 
     /* Memory for scratch and for the sweep's gradients, before anything changes. */
     for (k = 0; k < n && !st; k++) {
         struct tg__apply *s = &a[k];
-        size_t bytes = (size_t)s->leaf->numel * tg__esize(s->leaf->dtype);
         if (s->fold) continue;
+        size_t bytes = (size_t)s->leaf->numel * tg__esize(s->leaf->dtype);
         s->scratch = s->leaf->numel <= 1 ? (void *)&s->one : tg__tape_alloc(T, bytes);
         if (s->scratch)
             memset(s->scratch, 0, bytes);

@@ -139,23 +139,17 @@ fail:
 
 /* SGD and momentum, torch.optim.SGD with dampening 0. */
 /* Plain SGD: w -= k g, and g = 0 in the same pass when zero is set. */
-__attribute__((noinline)) static void sgd_plain_f64(double *restrict p, double *restrict g,
-                                                    int64_t n, double k, bool zero)
-{
-    if (zero)
-        for (int64_t i = 0; i < n; i++) p[i] -= k * g[i], g[i] = 0;
-    else
-        for (int64_t i = 0; i < n; i++) p[i] -= k * g[i];
-}
-
-__attribute__((noinline)) static void sgd_plain_f32(float *restrict p, float *restrict g, int64_t n,
-                                                    float k, bool zero)
-{
-    if (zero)
-        for (int64_t i = 0; i < n; i++) p[i] -= k * g[i], g[i] = 0;
-    else
-        for (int64_t i = 0; i < n; i++) p[i] -= k * g[i];
-}
+#define SGD_PLAIN_LOOP(T, SUF)                                                                     \
+    __attribute__((noinline)) static void sgd_plain_##SUF(T *restrict p, T *restrict g, int64_t n, \
+                                                          T k, bool zero)                          \
+    {                                                                                              \
+        if (zero)                                                                                  \
+            for (int64_t i = 0; i < n; i++) p[i] -= k * g[i], g[i] = 0;                            \
+        else                                                                                       \
+            for (int64_t i = 0; i < n; i++) p[i] -= k * g[i];                                      \
+    }
+SGD_PLAIN_LOOP(double, f64)
+SGD_PLAIN_LOOP(float, f32)
 
 /* Plain SGD without weight decay, the common case: w -= lr scale g (k rounded to f32
  * for f32 parameters). */
@@ -194,53 +188,26 @@ static inline double sgd_one(const struct sgd_k *k, enum sgd_rule r, double w, d
     return w - k->lr * d;
 }
 
-__attribute__((noinline)) static void sgd_f64(double *restrict p, const double *restrict g,
-                                              double *restrict buf, int64_t n, struct sgd_k k,
-                                              enum sgd_rule r)
-{
-    switch (r) {
-    case SGD_L2:
-        for (int64_t i = 0; i < n; i++) p[i] = sgd_one(&k, SGD_L2, p[i], g[i], buf, i);
+/* One loop per rule, so that r is a constant in each (the result cast to T). */
+#define SGD_CASE(T, R)                                                                             \
+    case R:                                                                                        \
+        for (int64_t i = 0; i < n; i++) p[i] = (T)sgd_one(&k, R, p[i], g[i], buf, i);              \
         break;
-    case SGD_MOMENTUM:
-        for (int64_t i = 0; i < n; i++) p[i] = sgd_one(&k, SGD_MOMENTUM, p[i], g[i], buf, i);
-        break;
-    case SGD_MOMENTUM_FIRST:
-        for (int64_t i = 0; i < n; i++) p[i] = sgd_one(&k, SGD_MOMENTUM_FIRST, p[i], g[i], buf, i);
-        break;
-    case SGD_NESTEROV:
-        for (int64_t i = 0; i < n; i++) p[i] = sgd_one(&k, SGD_NESTEROV, p[i], g[i], buf, i);
-        break;
-    case SGD_NESTEROV_FIRST:
-        for (int64_t i = 0; i < n; i++) p[i] = sgd_one(&k, SGD_NESTEROV_FIRST, p[i], g[i], buf, i);
-        break;
+#define SGD_LOOP(T, SUF)                                                                           \
+    __attribute__((noinline)) static void sgd_##SUF(T *restrict p, const T *restrict g,            \
+                                                    double *restrict buf, int64_t n,               \
+                                                    struct sgd_k k, enum sgd_rule r)               \
+    {                                                                                              \
+        switch (r) {                                                                               \
+            SGD_CASE(T, SGD_L2)                                                                    \
+            SGD_CASE(T, SGD_MOMENTUM)                                                              \
+            SGD_CASE(T, SGD_MOMENTUM_FIRST)                                                        \
+            SGD_CASE(T, SGD_NESTEROV)                                                              \
+            SGD_CASE(T, SGD_NESTEROV_FIRST)                                                        \
+        }                                                                                          \
     }
-}
-
-__attribute__((noinline)) static void sgd_f32(float *restrict p, const float *restrict g,
-                                              double *restrict buf, int64_t n, struct sgd_k k,
-                                              enum sgd_rule r)
-{
-    switch (r) {
-    case SGD_L2:
-        for (int64_t i = 0; i < n; i++) p[i] = (float)sgd_one(&k, SGD_L2, p[i], g[i], buf, i);
-        break;
-    case SGD_MOMENTUM:
-        for (int64_t i = 0; i < n; i++) p[i] = (float)sgd_one(&k, SGD_MOMENTUM, p[i], g[i], buf, i);
-        break;
-    case SGD_MOMENTUM_FIRST:
-        for (int64_t i = 0; i < n; i++)
-            p[i] = (float)sgd_one(&k, SGD_MOMENTUM_FIRST, p[i], g[i], buf, i);
-        break;
-    case SGD_NESTEROV:
-        for (int64_t i = 0; i < n; i++) p[i] = (float)sgd_one(&k, SGD_NESTEROV, p[i], g[i], buf, i);
-        break;
-    case SGD_NESTEROV_FIRST:
-        for (int64_t i = 0; i < n; i++)
-            p[i] = (float)sgd_one(&k, SGD_NESTEROV_FIRST, p[i], g[i], buf, i);
-        break;
-    }
-}
+SGD_LOOP(double, f64)
+SGD_LOOP(float, f32)
 
 static void step_sgd(const struct tg_optim *o, struct slot *s, double scale)
 {
@@ -285,25 +252,18 @@ static inline double adam_one(const struct adam_k *k, bool decoupled, double w, 
     return w - k->step_size * mi / (sqrt(vi) / k->bc2_sqrt + k->eps);
 }
 
-__attribute__((noinline)) static void adam_f64(double *restrict p, const double *restrict g,
-                                               double *restrict m, double *restrict v, int64_t n,
-                                               struct adam_k k)
-{
-    if (k.decoupled)
-        for (int64_t i = 0; i < n; i++) p[i] = adam_one(&k, true, p[i], g[i], m, v, i);
-    else
-        for (int64_t i = 0; i < n; i++) p[i] = adam_one(&k, false, p[i], g[i], m, v, i);
-}
-
-__attribute__((noinline)) static void adam_f32(float *restrict p, const float *restrict g,
-                                               double *restrict m, double *restrict v, int64_t n,
-                                               struct adam_k k)
-{
-    if (k.decoupled)
-        for (int64_t i = 0; i < n; i++) p[i] = (float)adam_one(&k, true, p[i], g[i], m, v, i);
-    else
-        for (int64_t i = 0; i < n; i++) p[i] = (float)adam_one(&k, false, p[i], g[i], m, v, i);
-}
+#define ADAM_LOOP(T, SUF)                                                                          \
+    __attribute__((noinline)) static void adam_##SUF(T *restrict p, const T *restrict g,           \
+                                                     double *restrict m, double *restrict v,       \
+                                                     int64_t n, struct adam_k k)                   \
+    {                                                                                              \
+        if (k.decoupled)                                                                           \
+            for (int64_t i = 0; i < n; i++) p[i] = (T)adam_one(&k, true, p[i], g[i], m, v, i);     \
+        else                                                                                       \
+            for (int64_t i = 0; i < n; i++) p[i] = (T)adam_one(&k, false, p[i], g[i], m, v, i);    \
+    }
+ADAM_LOOP(double, f64)
+ADAM_LOOP(float, f32)
 
 /* Adam (L2 weight decay in g) and AdamW (decoupled: p *= 1 - lr wd first). */
 static void step_adam(const struct tg_optim *o, struct slot *s, double scale)

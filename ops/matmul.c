@@ -120,8 +120,8 @@ enum { KB = 64, NB = 128 };
 PORTABLE_GEMM(float)
 PORTABLE_GEMM(double)
 
-/* C = op(A) op(B) + beta C with the thread's backend; all sizes already checked
- * to fit in int. Empty products only clear C (beta 0) or do nothing. */
+/* C = alpha op(A) op(B) + beta C with the thread's backend; all sizes already
+ * checked to fit in int. An empty product (K = 0) only scales C by beta. */
 void tg__gemm(int dtype, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
               const void *A, int64_t lda, const void *B, int64_t ldb, double beta, void *C,
               int64_t ldc)
