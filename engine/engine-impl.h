@@ -87,6 +87,14 @@ struct tg_op_desc {
     bool (*can_fold)(const struct tg_tensor *out, uint32_t slot);
     /* set when inputs may have different dtypes (e.g. integer indices as f64) */
     bool mixed_dtypes;
+    /* Output element i depends on element i of each (broadcast) input alone: the
+     * graph draws and classifies the node as elementwise. */
+    bool elementwise;
+    /* The node's plain-number parameters (a scalar, an axis, flags, an
+     * activation) written into vals, at most TG_MAX_OP_PARAMS; returns how many.
+     * NULL: the op has none. The trace, the graph and tg_tensor_op_params read
+     * parameters only through this. */
+    int (*params)(const struct tg_tensor *out, double *vals);
 };
 
 /* A leaf that tg_backward_apply updates (engine/tape.c), hung on the leaf's aux
