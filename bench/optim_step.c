@@ -21,7 +21,7 @@ int main(int argc, char **argv)
     struct tg_params *params = tg_nn_mlp_params(mlp);
     for (size_t k = 0; k < tg_params_count(params); k++) {
         struct tg_tensor *p = tg_params_tensor(params, k);
-        float *g = tg_tensor_grad(p);
+        float *g = tg_tensor_grad_mut(p);
         for (int64_t i = 0; i < tg_tensor_numel(p); i++)
             g[i] = (float)(1e-3 * (tg_rng_uniform(&rng) - 0.5));
     }

@@ -96,7 +96,7 @@ static double step(struct tg_tape *T, struct model *m, double x[N_PTS][2], const
     for (int i = 0; i < N_PARAMS; i++) tg_zero_grad(m->p[i]);
     if (!L || tg_backward(L, NULL)) return NAN;
     for (int i = 0; i < N_PARAMS; i++) {
-        double *v = tg_tensor_data(m->p[i]), *g = tg_tensor_grad(m->p[i]);
+        double *v = tg_tensor_data(m->p[i]), *g = tg_tensor_grad_mut(m->p[i]);
         *v -= lr * *g;
     }
     return tg_item(L);

@@ -8,6 +8,7 @@
 #define TG_ENGINE_IMPL_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "tapegrad/ops.h"
@@ -35,7 +36,7 @@ struct tg_tensor {
     struct tg_tensor *prev;        /* the node recorded before this one */
     struct tg_tensor **in;         /* n_in inputs (points at in2 when n_in <= 2) */
     struct tg_tensor *in2[2];
-    void *aux; /* op-specific data in the arena */
+    void *aux; /* node: op-specific data in the arena (unused by leaves) */
     /* what the sweep calls: desc->backward, or desc->backward1 for a node of the
      * scalar record path */
     void (*backward)(struct tg_tensor *out);
@@ -45,8 +46,8 @@ struct tg_tensor {
         float f;
     } sval, sgrad;  /* inline storage for one-element nodes */
     uint64_t epoch; /* the tape recording this node belongs to */
-    uint64_t stamp; /* node: the last backward sweep that touched grad; leaf: the
-                       gradient's version (tg_tensor_grad_version) */
+    uint64_t sweep; /* node: the last backward sweep that readied grad (0: none);
+                       unused by leaves, whose own fields are in struct tg__leaf */
     int64_t numel;
     uint32_t n_in;
     uint8_t dtype;
@@ -97,8 +98,25 @@ struct tg_op_desc {
     int (*params)(const struct tg_tensor *out, double *vals);
 };
 
-/* A leaf that tg_backward_apply updates (engine/tape.c), hung on the leaf's aux
- * field (unused by leaves otherwise) for the duration of the call. */
+/* What only leaves have. A leaf is allocated as this struct (engine/tensor.c),
+ * so a tensor of kind TG_KIND_LEAF converts to it (tg__leaf_of). */
+struct tg__leaf {
+    struct tg_tensor t;
+    uint64_t grad_version;   /* tg_tensor_grad_version */
+    uint64_t rg_gen;         /* tg__rg_gen's value when requires-grad last changed */
+    struct tg__apply *apply; /* tg_backward_apply's state, during that call only */
+};
+static inline struct tg__leaf *tg__leaf_of(struct tg_tensor *t)
+{
+    return (struct tg__leaf *)t;
+}
+static inline const struct tg__leaf *tg__leaf_of_c(const struct tg_tensor *t)
+{
+    return (const struct tg__leaf *)t;
+}
+
+/* A leaf that tg_backward_apply updates (engine/tape.c), hung on the leaf's
+ * apply field for the duration of the call. */
 struct tg__apply {
     double alpha, beta; /* value = beta value + alpha g */
     struct tg_tensor *leaf;
@@ -121,15 +139,34 @@ struct tg__apply {
 static inline struct tg__apply *tg__fold_at(const struct tg_tensor *o, uint32_t slot)
 {
     const struct tg_tensor *x = o->in[slot];
-    struct tg__apply *a = x->kind == TG_KIND_LEAF ? (struct tg__apply *)x->aux : NULL;
+    struct tg__apply *a = x->kind == TG_KIND_LEAF ? tg__leaf_of_c(x)->apply : NULL;
     return a && a->fold && a->node == o ? a : NULL;
 }
 
 /* ---- errors (engine/status.c) ---- */
 enum tg_status tg__fail(enum tg_status s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* For a NULL input: keeps an earlier failure's message, else records TG_ERR_NULL. */
-void tg__null_input(const char *fn, const char *arg);
+/* For a NULL input (or root) `arg` of fn: when the last failure on this thread
+ * is still the pending cause (no call has succeeded since), keeps its message
+ * and status, else records TG_ERR_NULL "fn: arg is NULL". Returns the status. */
+enum tg_status tg__null_input(const char *fn, const char *arg);
+/* A call succeeded: the last failure can no longer be the cause of a NULL
+ * (calls that record an op instead see tg__fail_gen move, engine/tape.c). */
+void tg__cause_consumed(void);
+/* A message that starts with "from: " now starts with "to: " (derived ops name
+ * the function the user called rather than the descriptor they record). */
+void tg__rename_failure(const char *from, const char *to);
+/* Process-wide counters (relaxed atomics, engine/status.c): tg__fail_gen moves
+ * with every failure and every change of a leaf's requires-grad, tg__rg_gen
+ * with the latter only. Recording an op compares tg__fail_gen with what its
+ * tape saw last, so that a success after a failure is noticed at the cost of
+ * one load (engine/tape.c, link_and_run). */
+extern _Atomic uint64_t tg__fail_gen;
+extern _Atomic uint64_t tg__rg_gen;
+static inline uint64_t tg__gen_load(_Atomic uint64_t *g)
+{
+    return atomic_load_explicit(g, memory_order_relaxed);
+}
 void tg__format_shape(char *buf, size_t size, int rank, const int64_t *shape);
 
 /* ---- allocation (engine/status.c): every allocation goes through these ---- */

@@ -340,7 +340,7 @@ static void put_edges(FILE *out, const struct tg__graph *g, int64_t k,
 enum tg_status tg_graph_dot(const struct tg_tensor *root, FILE *out,
                             const struct tg_dot_options *opts)
 {
-    if (!root) return tg__fail(TG_ERR_NULL, "tg_graph_dot: root is NULL");
+    if (!root) return tg__null_input("tg_graph_dot", "root");
     if (!out) return tg__fail(TG_ERR_NULL, "tg_graph_dot: out is NULL");
     if (tg__check_input(root->tape, "tg_graph_dot", root)) return tg_last_status();
     struct tg__graph g;

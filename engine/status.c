@@ -2,8 +2,12 @@
  * engine/status.c - status strings, the per-thread last error, the allocator hook.
  *
  * The last error is thread-local so that tapes on different threads report their
- * own failures. The allocator hook is process-wide by design (set once, first).
+ * own failures. Beside it, a flag says whether it may still be the cause of a
+ * NULL that a later call receives: set by every failure, cleared by the next
+ * success (docs/errors.md, "Where a NULL came from"). The allocator hook is
+ * process-wide by design (set once, first).
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +15,11 @@
 
 static _Thread_local enum tg_status last_status = TG_OK;
 static _Thread_local char last_msg[512];
+/* The last failure has not been followed by a success on this thread. */
+static _Thread_local bool cause_pending;
+
+_Atomic uint64_t tg__fail_gen = 1;
+_Atomic uint64_t tg__rg_gen = 1;
 
 const char *tg_status_str(enum tg_status s)
 {
@@ -63,13 +72,31 @@ void tg_clear_error(void)
 {
     last_status = TG_OK;
     last_msg[0] = '\0';
+    cause_pending = false;
 }
 
 static enum tg_status record(enum tg_status s, const char *fmt, va_list ap)
 {
     vsnprintf(last_msg, sizeof last_msg, fmt, ap);
     last_status = s;
+    cause_pending = true;
+    /* every tape's next recorded op takes its slow path once and consumes it */
+    atomic_fetch_add_explicit(&tg__fail_gen, 1, memory_order_relaxed);
     return s;
+}
+
+void tg__cause_consumed(void)
+{
+    cause_pending = false;
+}
+
+void tg__rename_failure(const char *from, const char *to)
+{
+    size_t n = strlen(from);
+    if (!cause_pending || strncmp(last_msg, from, n) != 0 || last_msg[n] != ':') return;
+    char rest[sizeof last_msg];
+    snprintf(rest, sizeof rest, "%s", last_msg + n);
+    snprintf(last_msg, sizeof last_msg, "%s%s", to, rest);
 }
 
 enum tg_status tg__fail(enum tg_status s, const char *fmt, ...)
@@ -81,9 +108,10 @@ enum tg_status tg__fail(enum tg_status s, const char *fmt, ...)
     return s;
 }
 
-void tg__null_input(const char *fn, const char *arg)
+enum tg_status tg__null_input(const char *fn, const char *arg)
 {
-    if (last_status == TG_OK) tg__fail(TG_ERR_NULL, "%s: %s is NULL", fn, arg);
+    if (cause_pending && last_status != TG_OK) return last_status;
+    return tg__fail(TG_ERR_NULL, "%s: %s is NULL", fn, arg);
 }
 
 void tg__format_shape(char *buf, size_t size, int rank, const int64_t *shape)

@@ -13,6 +13,7 @@
 #include <string.h>
 #include "engine-impl.h"
 #include "sweep-hook.h"
+#include "tg-config.h"
 
 struct chunk {
     struct chunk *next;
@@ -43,6 +44,18 @@ struct tg_tape {
     size_t n_folded; /* updates the last tg_backward_apply folded into an op */
     int no_grad;
     bool anomaly;
+    /* The slow path of recording an op (op_recorded_slow) runs when tg__fail_gen
+     * differs from fail_seen: once after each failure or requires-grad change
+     * anywhere, always in anomaly mode (fail_seen 0), and for the first op of
+     * each recording. */
+    uint64_t fail_seen;
+    /* Requires-grad changes against this recording: tg__rg_gen at its first op
+     * (rec_started), and a checkpoint for each change seen while recording. */
+    bool rec_started;
+    bool ck_lost; /* a checkpoint could not be allocated: check conservatively */
+    uint64_t rec_rg;
+    struct rg_checkpoint *ck; /* the newest */
+    const void *owner; /* checked builds: the creating thread's tag */
     /* Gradient memory of multi-element nodes, reserved before a sweep so that a
      * sweep cannot run out of memory halfway. grad_pending: bytes recorded nodes
      * that need a gradient may still ask for; grad_cur/grad_left: the reserve. */
@@ -125,6 +138,38 @@ static void arena_free(struct arena *a)
     a->head = a->cur = NULL;
 }
 
+/* tg__rg_gen's value when `node`, the first op recorded after a change of some
+ * leaf's requires-grad, was recorded (in the data arena, newest first). */
+struct rg_checkpoint {
+    uint64_t rg;
+    const struct tg_tensor *node;
+    struct rg_checkpoint *older;
+};
+
+/* ---- the owning thread (checked builds) ---- */
+
+#if TG_CHECKED
+/* Its address tells the live threads apart. */
+static _Thread_local char thread_tag;
+#endif
+
+/* TG_ERR_STATE when T is used from a thread other than its creator's (checked
+ * builds; nothing otherwise). */
+static inline enum tg_status owner_check(const struct tg_tape *T, const char *fn)
+{
+#if TG_CHECKED
+    if (T->owner != &thread_tag)
+        return tg__fail(TG_ERR_STATE,
+                        "%s: tape used from a second thread (a tape belongs to the thread "
+                        "that created it)",
+                        fn);
+#else
+    (void)T;
+    (void)fn;
+#endif
+    return TG_OK;
+}
+
 struct tg_tape *tg_tape_new(void)
 {
     struct tg_tape *T = tg__calloc(1, sizeof *T);
@@ -132,12 +177,16 @@ struct tg_tape *tg_tape_new(void)
     T->epoch = 1;
     T->data.n_mallocs = &T->n_mallocs;
     T->nodes[0].n_mallocs = T->nodes[1].n_mallocs = &T->n_mallocs;
+#if TG_CHECKED
+    T->owner = &thread_tag;
+#endif
+    tg__cause_consumed();
     return T;
 }
 
 void tg_tape_free(struct tg_tape *T)
 {
-    if (!T) return;
+    if (!T || owner_check(T, "tg_tape_free")) return;
     arena_free(&T->data);
     arena_free(&T->nodes[0]);
     arena_free(&T->nodes[1]);
@@ -168,7 +217,11 @@ static size_t tape_used(const struct tg_tape *T)
 
 void tg_tape_reset(struct tg_tape *T)
 {
-    if (!T) return;
+    if (!T || owner_check(T, "tg_tape_reset")) return;
+    T->fail_seen = 0; /* the first op of the new recording notes where it starts */
+    T->rec_started = false;
+    T->ck = NULL;
+    tg__cause_consumed();
     size_t u = tape_used(T);
     if (u > T->high_water) T->high_water = u;
     node_sync(T);
@@ -184,12 +237,14 @@ void tg_tape_reset(struct tg_tape *T)
 
 void *tg__tape_alloc(struct tg_tape *T, size_t n)
 {
+    if (TG_CHECKED && owner_check(T, "tape")) return NULL;
     return arena_alloc(&T->data, n, n >= 64 ? 64 : 16);
 }
 
 enum tg_status tg_tape_no_grad_push(struct tg_tape *T)
 {
     if (!T) return tg__fail(TG_ERR_NULL, "tg_tape_no_grad_push: tape is NULL");
+    if (owner_check(T, "tg_tape_no_grad_push")) return TG_ERR_STATE;
     T->no_grad++;
     return TG_OK;
 }
@@ -197,6 +252,7 @@ enum tg_status tg_tape_no_grad_push(struct tg_tape *T)
 enum tg_status tg_tape_no_grad_pop(struct tg_tape *T)
 {
     if (!T) return tg__fail(TG_ERR_NULL, "tg_tape_no_grad_pop: tape is NULL");
+    if (owner_check(T, "tg_tape_no_grad_pop")) return TG_ERR_STATE;
     if (T->no_grad == 0)
         return tg__fail(TG_ERR_STATE, "tg_tape_no_grad_pop: no no-grad scope is open");
     T->no_grad--;
@@ -205,14 +261,14 @@ enum tg_status tg_tape_no_grad_pop(struct tg_tape *T)
 
 bool tg_tape_grad_enabled(const struct tg_tape *T)
 {
-    return T && T->no_grad == 0;
+    return T && !owner_check(T, "tg_tape_grad_enabled") && T->no_grad == 0;
 }
 
 void tg_tape_stats(const struct tg_tape *T, struct tg_tape_stats *out)
 {
     if (!out) return;
     memset(out, 0, sizeof *out);
-    if (!T) return;
+    if (!T || owner_check(T, "tg_tape_stats")) return;
     out->bytes_used = tape_used(T);
     out->bytes_high_water = T->high_water > out->bytes_used ? T->high_water : out->bytes_used;
     out->bytes_reserved = T->data.reserved + T->nodes[0].reserved + T->nodes[1].reserved;
@@ -324,6 +380,7 @@ struct tg_tensor *tg_tape_constant(struct tg_tape *T, enum tg_dtype dt, int rank
         tg__fail(TG_ERR_NULL, "tg_tape_constant: tape is NULL");
         return NULL;
     }
+    if (owner_check(T, "tg_tape_constant")) return NULL;
     if (dt != TG_F32 && dt != TG_F64) {
         tg__fail(TG_ERR_DTYPE, "tg_tape_constant: unknown dtype %d", (int)dt);
         return NULL;
@@ -344,6 +401,7 @@ struct tg_tensor *tg_tape_constant(struct tg_tape *T, enum tg_dtype dt, int rank
         memcpy(n->data, data, bytes);
     else
         memset(n->data, 0, bytes);
+    tg__cause_consumed();
     return n;
 }
 
@@ -352,13 +410,16 @@ struct tg_tensor *tg_tape_constant(struct tg_tape *T, enum tg_dtype dt, int rank
 enum tg_status tg_tape_set_anomaly(struct tg_tape *T, bool on)
 {
     if (!T) return tg__fail(TG_ERR_NULL, "tg_tape_set_anomaly: tape is NULL");
+    if (owner_check(T, "tg_tape_set_anomaly")) return TG_ERR_STATE;
     T->anomaly = on;
+    T->fail_seen = 0; /* on: every op takes the slow path, which checks */
+    tg__cause_consumed();
     return TG_OK;
 }
 
 bool tg_tape_anomaly(const struct tg_tape *T)
 {
-    return T && T->anomaly;
+    return T && !owner_check(T, "tg_tape_anomaly") && T->anomaly;
 }
 
 /* The first element of buf (numel, dtype) that is NaN or infinite, or -1. */
@@ -383,34 +444,68 @@ void tg__format_index(char *buf, size_t size, int rank, const int64_t *shape, in
     if (n) buf[n - 1] = ']';
 }
 
-/* The value of input x that met output element i (same shape or one element). */
-static void input_at(char *buf, size_t size, const struct tg_tensor *x, const struct tg_tensor *o,
-                     int64_t i)
+/* " at [3,1]" for flat index i of t, or "" for a one-element rank-0 tensor. */
+static void format_at(char *buf, size_t size, const struct tg_tensor *t, int64_t i)
 {
-    char sh[96];
-    tg__format_shape(sh, sizeof sh, x->rank, x->shape);
-    if (x->numel == o->numel || x->numel == 1)
-        snprintf(buf, size, "%g", tg__load(x->data, x->dtype, x->numel == 1 ? 0 : i));
-    else
-        snprintf(buf, size, "of shape %s", sh);
+    char idx[96];
+    if (t->rank == 0) {
+        if (size) buf[0] = '\0';
+        return;
+    }
+    tg__format_index(idx, sizeof idx, t->rank, t->shape, i);
+    snprintf(buf, size, " at %s", idx);
 }
 
-/* In anomaly mode: fails when n's forward produced a NaN or Inf. */
+/* v for a message: a NaN without the sign printf would show ("-nan"). */
+static double shown(double v)
+{
+    return isnan(v) ? NAN : v;
+}
+
+/* The flat index of x's element that output element i of o reads when x is
+ * broadcast to o's shape (elementwise ops). */
+static int64_t broadcast_index(const struct tg_tensor *x, const struct tg_tensor *o, int64_t i)
+{
+    int64_t k = 0, stride = 1;
+    for (int d = o->rank - 1, dx = x->rank - 1; d >= 0 && dx >= 0; d--, dx--) {
+        int64_t at = o->shape[d] ? i % o->shape[d] : 0;
+        i = o->shape[d] ? i / o->shape[d] : 0;
+        if (x->shape[dx] != 1) k += at * stride;
+        stride *= x->shape[dx];
+    }
+    return k;
+}
+
+/* In anomaly mode: fails when n's forward produced a NaN or Inf. An elementwise
+ * op names the input values at that element; any other op names the first
+ * input element that is NaN or Inf, or says that all inputs were finite. */
 static enum tg_status anomaly_forward(struct tg_tensor *n)
 {
     int64_t i = tg__first_nonfinite(n->data, n->dtype, n->numel);
     if (i < 0) return TG_OK;
-    char at[96], in[2][128] = {"", ""};
-    tg__format_index(at, sizeof at, n->rank, n->shape, i);
-    for (uint32_t k = 0; k < n->n_in && k < 2; k++) input_at(in[k], sizeof in[k], n->in[k], n, i);
-    double v = tg__load(n->data, n->dtype, i);
-    if (n->n_in == 1)
-        return tg__fail(TG_ERR_NUMERIC, "%s: input contains %s at %s -> %g", n->desc->name, in[0],
-                        at, v);
-    if (n->n_in == 2)
-        return tg__fail(TG_ERR_NUMERIC, "%s: inputs %s and %s at %s -> %g", n->desc->name, in[0],
-                        in[1], at, v);
-    return tg__fail(TG_ERR_NUMERIC, "%s: output is %g at %s", n->desc->name, v, at);
+    const char *op = n->desc->name;
+    char at[112], xat[112];
+    format_at(at, sizeof at, n, i);
+    double v = shown(tg__load(n->data, n->dtype, i));
+    /* elementwise: marked so, or with the one-element kernels of such ops */
+    if ((n->desc->elementwise || n->desc->forward1[0]) && n->n_in >= 1 && n->n_in <= 2) {
+        double in[2];
+        for (uint32_t k = 0; k < n->n_in; k++)
+            in[k] = shown(
+                tg__load(n->in[k]->data, n->in[k]->dtype, broadcast_index(n->in[k], n, i)));
+        if (n->n_in == 1)
+            return tg__fail(TG_ERR_NUMERIC, "%s: input contains %g%s -> %g", op, in[0], at, v);
+        return tg__fail(TG_ERR_NUMERIC, "%s: inputs %g and %g%s -> %g", op, in[0], in[1], at, v);
+    }
+    for (uint32_t k = 0; k < n->n_in; k++) {
+        const struct tg_tensor *x = n->in[k];
+        int64_t j = tg__first_nonfinite(x->data, x->dtype, x->numel);
+        if (j < 0) continue;
+        format_at(xat, sizeof xat, x, j);
+        return tg__fail(TG_ERR_NUMERIC, "%s: input %u contains %g%s -> output %g%s", op, k + 1,
+                        shown(tg__load(x->data, x->dtype, j)), xat, v, at);
+    }
+    return tg__fail(TG_ERR_NUMERIC, "%s: output is %g%s, from finite inputs", op, v, at);
 }
 
 /* Why inputs in[0..n_in) cannot be recorded on T (the slow path of the checks). */
@@ -421,8 +516,7 @@ static enum tg_status input_error(struct tg_tape *T, const struct tg_op_desc *de
         if (!in[i]) {
             char arg[32];
             snprintf(arg, sizeof arg, "input %d", i + 1);
-            tg__null_input(desc->name, arg);
-            return tg_last_status() ? tg_last_status() : TG_ERR_NULL;
+            return tg__null_input(desc->name, arg);
         }
     if (!T) return tg__fail(TG_ERR_NULL, "%s: tape is NULL", desc->name);
     for (int i = 0; i < n_in; i++) {
@@ -445,10 +539,42 @@ static inline bool input_ok(const struct tg_tape *T, const struct tg_tensor *x)
     return x && (x->tape == T ? x->epoch == T->epoch : x->kind == TG_KIND_LEAF);
 }
 
-/* Appends n to its tape, then computes its value with fwd; in anomaly mode a
- * NaN or Inf in the value takes n off the tape again and fails. Linking first
- * leaves only n live across the call (n->tape is the tape), which spares the
- * scalar record path a saved register. */
+/* What a recorded op n does when its tape's fail_seen is behind tg__fail_gen:
+ * the success consumes the last failure as the cause of later NULLs; anomaly
+ * mode checks n's value (a NaN or Inf takes n off the tape again and fails);
+ * the tape notes where its recording stands against requires-grad changes. */
+__attribute__((noinline, cold)) static struct tg_tensor *op_recorded_slow(struct tg_tensor *n)
+{
+    struct tg_tape *T = n->tape;
+    tg__cause_consumed();
+    if (T->anomaly && anomaly_forward(n)) {
+        T->last = n->prev;
+        T->n_nodes--;
+        return NULL; /* the failure moved tg__fail_gen: the next op comes here too */
+    }
+    uint64_t rg = tg__gen_load(&tg__rg_gen);
+    if (!T->rec_started) {
+        T->rec_started = true;
+        T->ck_lost = false;
+        T->rec_rg = rg;
+        T->ck = NULL;
+    } else if (rg != (T->ck ? T->ck->rg : T->rec_rg)) {
+        struct rg_checkpoint *c = tg__tape_alloc(T, sizeof *c);
+        if (c) {
+            *c = (struct rg_checkpoint){rg, n, T->ck};
+            T->ck = c;
+        } else {
+            T->ck_lost = true; /* the op itself succeeded */
+        }
+    }
+    tg__cause_consumed();
+    T->fail_seen = T->anomaly ? 0 : tg__gen_load(&tg__fail_gen);
+    return n;
+}
+
+/* Appends n to its tape, then computes its value with fwd. Linking first leaves
+ * only n live across the call (n->tape is the tape), which spares the scalar
+ * record path a saved register. */
 static inline struct tg_tensor *link_and_run(struct tg_tensor *n, void (*fwd)(struct tg_tensor *))
 {
     struct tg_tape *T = n->tape;
@@ -457,12 +583,7 @@ static inline struct tg_tensor *link_and_run(struct tg_tensor *n, void (*fwd)(st
     T->n_nodes++;
     fwd(n);
     /* n->tape rather than T from here: T need not be kept across the call */
-    if (n->tape->anomaly && anomaly_forward(n)) {
-        T = n->tape;
-        T->last = n->prev;
-        T->n_nodes--;
-        return NULL;
-    }
+    if (n->tape->fail_seen != tg__gen_load(&tg__fail_gen)) return op_recorded_slow(n);
     return n;
 }
 
@@ -483,6 +604,7 @@ struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc
         input_error(T, desc, n_in, in);
         return NULL;
     }
+    if (owner_check(T, desc->name)) return NULL;
     struct tg_tensor *n = node_alloc(T);
     if (!n) return NULL;
     n->kind = TG_KIND_NODE;
@@ -537,7 +659,7 @@ static inline struct tg_tensor *record_scalar(struct tg_tape *T, const struct tg
     n->aux = NULL;
     n->p = p;
     n->epoch = T->epoch;
-    n->stamp = 0;
+    n->sweep = 0;
     n->numel = 1;
     n->n_in = b ? 2 : 1;
     n->dtype = a->dtype;
@@ -551,7 +673,7 @@ static inline struct tg_tensor *record_scalar(struct tg_tape *T, const struct tg
 struct tg_tensor *tg__op_record_unary(struct tg_tape *T, const struct tg_op_desc *desc,
                                       struct tg_tensor *x, const union tg_params *params)
 {
-    if (T && scalar_input_ok(T, x))
+    if (T && !TG_CHECKED && scalar_input_ok(T, x))
         return record_scalar(T, desc, x, NULL, params ? *params : (union tg_params){.i = {0, 0}});
     return tg__op_record(T, desc, 1, &x, params, NULL);
 }
@@ -559,7 +681,8 @@ struct tg_tensor *tg__op_record_unary(struct tg_tape *T, const struct tg_op_desc
 struct tg_tensor *tg__op_record_binary(struct tg_tape *T, const struct tg_op_desc *desc,
                                        struct tg_tensor *a, struct tg_tensor *b)
 {
-    if (T && scalar_input_ok(T, a) && scalar_input_ok(T, b) && a->dtype == b->dtype)
+    if (T && !TG_CHECKED && scalar_input_ok(T, a) && scalar_input_ok(T, b) &&
+        a->dtype == b->dtype)
         return record_scalar(T, desc, a, b, (union tg_params){.i = {0, 0}});
     struct tg_tensor *in[2] = {a, b};
     return tg__op_record(T, desc, 2, in, NULL, NULL);
@@ -587,15 +710,15 @@ static enum tg_status anomaly_backward(const struct tg_tensor *n)
 
 bool tg__node_grad_current(const struct tg_tensor *t)
 {
-    /* stamp 0: not reached by any sweep (sweep numbers start at 1) */
-    return t->stamp != 0 && t->epoch == t->tape->epoch && t->stamp == t->tape->sweep;
+    /* sweep 0: not reached by any sweep (sweep numbers start at 1) */
+    return t->sweep != 0 && t->epoch == t->tape->epoch && t->sweep == t->tape->sweep;
 }
 
 static enum tg_status check_root(const char *fn, struct tg_tensor *root,
                                  const struct tg_tensor *seed)
 {
     char a[160], b[160];
-    if (!root) return tg__fail(TG_ERR_NULL, "%s: root is NULL", fn);
+    if (!root) return tg__null_input(fn, "root"); /* names a failed op's cause */
     if (root->kind != TG_KIND_NODE)
         return tg__fail(TG_ERR_TAPE, "%s: root was not recorded by an op (it is a %s)", fn,
                         root->kind == TG_KIND_LEAF ? "leaf" : "constant");
@@ -633,7 +756,7 @@ static enum tg_status check_root(const char *fn, struct tg_tensor *root,
  * (or reused from an earlier sweep of this recording). */
 static inline void grad_ready(struct tg_tape *T, struct tg_tensor *n, uint64_t s)
 {
-    n->stamp = s;
+    n->sweep = s;
     if (n->numel <= 1) {
         n->sgrad.d = 0;
         return;
@@ -673,8 +796,8 @@ static inline void ready_inputs(struct tg_tape *T, struct tg_tensor *n, uint64_t
         struct tg_tensor *x = in[i];
         if (!x->requires_grad) continue;
         if (x->kind != TG_KIND_NODE)
-            x->stamp++;
-        else if (x->stamp != s)
+            tg__leaf_of(x)->grad_version++; /* no constant requires grad */
+        else if (x->sweep != s)
             grad_ready(T, x, s);
     }
 }
@@ -700,7 +823,7 @@ static enum tg_status sweep(struct tg_tape *T, struct tg_tensor *root, const str
      * loop is separate so that the plain sweep stays as fast as without hooks. */
     if (!hook) {
         for (struct tg_tensor *n = root; n; n = n->prev) {
-            if (n->stamp != s) continue;
+            if (n->sweep != s) continue;
             ready_inputs(T, n, s);
             n->backward(n);
             if (T->anomaly && (st = anomaly_backward(n))) return st;
@@ -708,7 +831,7 @@ static enum tg_status sweep(struct tg_tape *T, struct tg_tensor *root, const str
         return TG_OK;
     }
     for (struct tg_tensor *n = root; n; n = n->prev)
-        if (n->stamp == s) {
+        if (n->sweep == s) {
             ready_inputs(T, n, s);
             hook(n, false, ctx);
             n->backward(n);
@@ -718,15 +841,49 @@ static enum tg_status sweep(struct tg_tape *T, struct tg_tensor *root, const str
     return TG_OK;
 }
 
+/* TG_ERR_STATE when a leaf that an op of T's recording takes as input had its
+ * requires-grad changed after that op was recorded (the op decided then whether
+ * its result needs a gradient). Walks the recording only when some leaf's
+ * requires-grad changed since its first op. */
+static enum tg_status check_leaf_flags(const struct tg_tape *T, const char *fn)
+{
+    if (!T->rec_started || tg__gen_load(&tg__rg_gen) == T->rec_rg) return TG_OK;
+    /* a node was recorded with the requires-grad flags of tg__rg_gen's value at
+     * the latest checkpoint at or before it (or at the first op): walking back,
+     * pass the checkpoints newest first. Without all checkpoints, a node only
+     * counts as recorded after the first op. */
+    const struct rg_checkpoint *c = T->ck_lost ? NULL : T->ck;
+    uint64_t seen = c ? c->rg : T->rec_rg;
+    for (const struct tg_tensor *n = T->last; n; n = n->prev) {
+        for (uint32_t k = 0; k < n->n_in; k++) {
+            const struct tg_tensor *x = n->in[k];
+            if (x->kind == TG_KIND_LEAF && tg__leaf_of_c(x)->rg_gen > seen)
+                return tg__fail(TG_ERR_STATE,
+                                "%s: requires-grad of input %u of %s was changed after the op "
+                                "was recorded; set it before recording (reset the tape and "
+                                "record again)",
+                                fn, k + 1, n->desc->name);
+        }
+        if (c && n == c->node) {
+            c = c->older;
+            seen = c ? c->rg : T->rec_rg;
+        }
+    }
+    return TG_OK;
+}
+
 enum tg_status tg__backward_ex(struct tg_tensor *root, const struct tg_tensor *seed,
                                tg__sweep_hook hook, void *ctx)
 {
     enum tg_status st = check_root("backward", root, seed);
     if (st) return st;
+    if ((st = owner_check(root->tape, "backward"))) return st;
+    if ((st = check_leaf_flags(root->tape, "backward"))) return st;
     /* Memory first: after this point nothing can fail for lack of it, so a
      * failure leaves every leaf gradient as it was. */
     if ((st = reserve_grads(root->tape))) return st;
-    return sweep(root->tape, root, seed, hook, ctx);
+    if (!(st = sweep(root->tape, root, seed, hook, ctx))) tg__cause_consumed();
+    return st;
 }
 
 enum tg_status tg_backward(struct tg_tensor *root, const struct tg_tensor *seed)
@@ -735,7 +892,7 @@ enum tg_status tg_backward(struct tg_tensor *root, const struct tg_tensor *seed)
 }
 
 /* ---- backward that updates leaves in place (tg_backward_apply) ----
- * Each listed leaf gets a state (struct tg__apply) hung on its aux field. Before
+ * Each listed leaf gets a state (struct tg__apply) hung on its apply field. Before
  * the sweep: the inputs of every recorded node are counted against the listed
  * leaves; a leaf with one consumer whose op can fold the update (linear: W and
  * b; matmul: one operand) is marked so, and that op's backward writes
@@ -745,10 +902,10 @@ enum tg_status tg_backward(struct tg_tensor *root, const struct tg_tensor *seed)
 
 static void apply_release(const struct tg_apply *list, size_t n)
 {
-    for (size_t k = 0; k < n; k++) list[k].leaf->aux = NULL;
+    for (size_t k = 0; k < n; k++) tg__leaf_of(list[k].leaf)->apply = NULL;
 }
 
-/* Checks entry k and hangs state a on its leaf (aux already set: listed twice,
+/* Checks entry k and hangs state a on its leaf (apply already set: listed twice,
  * or held by another update in progress). */
 static enum tg_status apply_claim(const struct tg_apply *e, size_t k, struct tg__apply *a)
 {
@@ -763,13 +920,13 @@ static enum tg_status apply_claim(const struct tg_apply *e, size_t k, struct tg_
     if (!isfinite(e->alpha) || !isfinite(e->beta))
         return tg__fail(TG_ERR_VALUE, "%s: entry %zu: alpha %g and beta %g must be finite", fn, k,
                         e->alpha, e->beta);
-    if (x->aux)
+    if (tg__leaf_of(x)->apply)
         return tg__fail(TG_ERR_VALUE, "%s: entry %zu repeats a leaf listed before it", fn, k);
     memset(a, 0, sizeof *a);
     a->alpha = e->alpha;
     a->beta = e->beta;
     a->leaf = x;
-    x->aux = a;
+    tg__leaf_of(x)->apply = a;
     return TG_OK;
 }
 
@@ -780,7 +937,7 @@ static void apply_count_uses(struct tg_tape *T, struct tg__apply *a, size_t n)
     for (struct tg_tensor *nd = T->last; nd; nd = nd->prev)
         for (uint32_t i = 0; i < nd->n_in; i++) {
             struct tg_tensor *x = nd->in[i];
-            struct tg__apply *s = x->kind == TG_KIND_LEAF ? x->aux : NULL;
+            struct tg__apply *s = x->kind == TG_KIND_LEAF ? tg__leaf_of(x)->apply : NULL;
             if (s >= a && s < a + n && s->uses++ == 0) {
                 s->node = nd; /* going back, the first seen is the last recorded */
                 s->slot = i;
@@ -823,6 +980,7 @@ enum tg_status tg_backward_apply(struct tg_tensor *root, const struct tg_tensor 
     static const char fn[] = "tg_backward_apply";
     enum tg_status st = check_root(fn, root, seed);
     if (st) return st;
+    if ((st = owner_check(root->tape, fn)) || (st = check_leaf_flags(root->tape, fn))) return st;
     if (n && !list) return tg__fail(TG_ERR_NULL, "%s: list is NULL but n is %zu", fn, n);
     struct tg_tape *T = root->tape;
     if (n > SIZE_MAX / sizeof(struct tg__apply))
@@ -832,7 +990,7 @@ enum tg_status tg_backward_apply(struct tg_tensor *root, const struct tg_tensor 
     size_t k;
     for (k = 0; k < n; k++)
         if ((st = apply_claim(&list[k], k, &a[k]))) {
-            apply_release(list, k); /* entry k's leaf is not ours: its aux stays */
+            apply_release(list, k); /* entry k's leaf is not ours: its state stays */
             return st;
         }
     apply_plan(T, a, n);
@@ -854,13 +1012,13 @@ enum tg_status tg_backward_apply(struct tg_tensor *root, const struct tg_tensor 
     }
     for (k = 0; k < n; k++) {
         a[k].own_grad = a[k].leaf->grad;
-        a[k].own_version = a[k].leaf->stamp;
+        a[k].own_version = tg__leaf_of(a[k].leaf)->grad_version;
         if (!a[k].fold) a[k].leaf->grad = a[k].scratch;
     }
     st = sweep(T, root, seed, NULL, NULL);
     for (k = 0; k < n; k++) {
         a[k].leaf->grad = a[k].own_grad;
-        a[k].leaf->stamp = a[k].own_version;
+        tg__leaf_of(a[k].leaf)->grad_version = a[k].own_version;
     }
     /* The sweep fails only in anomaly mode, where nothing folded: no value changed. */
     T->n_folded = 0;
@@ -876,5 +1034,6 @@ enum tg_status tg_backward_apply(struct tg_tensor *root, const struct tg_tensor 
             apply_float(s->leaf->data, g, s->leaf->numel, (float)s->alpha, (float)s->beta);
     }
     apply_release(list, n);
+    if (!st) tg__cause_consumed();
     return st;
 }

@@ -1,8 +1,9 @@
 /*
  * engine/tensor.c - leaf tensors: constructors, accessors, the random generator.
  *
- * A leaf is one allocation: the struct followed by its element buffer. Its
- * gradient buffer is a second allocation made when requires-grad is turned on.
+ * A leaf is one allocation: its struct (struct tg__leaf) followed by its element
+ * buffer. Its gradient buffer is a second allocation made when requires-grad is
+ * turned on.
  */
 #include <math.h>
 #include <stdio.h>
@@ -97,15 +98,16 @@ static struct tg_tensor *leaf_new(const char *fn, enum tg_dtype dt, int rank, co
         return NULL;
     }
     if (tg__check_shape(fn, rank, shape, tg__esize(dt), &numel)) return NULL;
-    size_t head = (sizeof(struct tg_tensor) + 63) & ~(size_t)63;
+    size_t head = (sizeof(struct tg__leaf) + 63) & ~(size_t)63;
     size_t bytes = (size_t)numel * tg__esize(dt);
     if (bytes > SIZE_MAX - head) {
         tg__fail(TG_ERR_RANGE, "%s: tensor too large", fn);
         return NULL;
     }
-    struct tg_tensor *t = tg__malloc(head + bytes);
-    if (!t) return NULL;
-    memset(t, 0, sizeof *t);
+    struct tg__leaf *l = tg__malloc(head + bytes);
+    if (!l) return NULL;
+    memset(l, 0, sizeof *l);
+    struct tg_tensor *t = &l->t;
     t->data = (char *)t + head;
     memset(t->data, 0, bytes);
     t->numel = numel;
@@ -114,6 +116,7 @@ static struct tg_tensor *leaf_new(const char *fn, enum tg_dtype dt, int rank, co
     t->dtype = (uint8_t)dt;
     t->kind = TG_KIND_LEAF;
     t->in = t->in2;
+    tg__cause_consumed();
     return t;
 }
 
@@ -279,6 +282,12 @@ enum tg_status tg_tensor_set_requires_grad(struct tg_tensor *t, bool on)
     if (t->kind != TG_KIND_LEAF)
         return tg__fail(TG_ERR_STATE,
                         "tg_tensor_set_requires_grad: only leaves can be made to require grad");
+    struct tg__leaf *l = tg__leaf_of(t);
+    if (on != (bool)t->requires_grad) {
+        /* a sweep checks its recording's leaves against this (engine/tape.c) */
+        l->rg_gen = atomic_fetch_add_explicit(&tg__rg_gen, 1, memory_order_relaxed) + 1;
+        atomic_fetch_add_explicit(&tg__fail_gen, 1, memory_order_relaxed);
+    }
     if (on && !t->grad) {
         t->grad = tg__calloc((size_t)t->numel, tg__esize(t->dtype));
         if (!t->grad) return tg_last_status();
@@ -287,7 +296,8 @@ enum tg_status tg_tensor_set_requires_grad(struct tg_tensor *t, bool on)
         t->grad = NULL;
     }
     t->requires_grad = on;
-    t->stamp++; /* the gradient version (tg_tensor_grad_version) */
+    l->grad_version++;
+    tg__cause_consumed();
     return TG_OK;
 }
 
@@ -295,7 +305,7 @@ enum tg_status tg_zero_grad(struct tg_tensor *t)
 {
     if (!t) return tg__fail(TG_ERR_NULL, "tg_zero_grad: t is NULL");
     if (t->grad) memset(t->grad, 0, (size_t)t->numel * tg__esize(t->dtype));
-    if (t->kind == TG_KIND_LEAF) t->stamp++;
+    if (t->kind == TG_KIND_LEAF) tg__leaf_of(t)->grad_version++;
     return TG_OK;
 }
 
@@ -343,19 +353,22 @@ static const void *grad_of(const struct tg_tensor *t)
     return t->grad;
 }
 
-void *tg_tensor_grad(const struct tg_tensor *t)
+const void *tg_tensor_grad(const struct tg_tensor *t)
+{
+    return grad_of(t);
+}
+
+void *tg_tensor_grad_mut(struct tg_tensor *t)
 {
     void *g = (void *)grad_of(t);
-    /* A writable pointer goes out: a leaf's gradient may change. Leaves are
-     * never defined const (they come from the allocator), so the count may be
-     * kept through the const pointer. */
-    if (g && t->kind == TG_KIND_LEAF) ((struct tg_tensor *)t)->stamp++;
+    /* a writable pointer goes out: the leaf's gradient may change */
+    if (g && t->kind == TG_KIND_LEAF) tg__leaf_of(t)->grad_version++;
     return g;
 }
 
 uint64_t tg_tensor_grad_version(const struct tg_tensor *t)
 {
-    return t && t->kind == TG_KIND_LEAF ? t->stamp : 0;
+    return t && t->kind == TG_KIND_LEAF ? tg__leaf_of_c(t)->grad_version : 0;
 }
 
 double tg_tensor_get(const struct tg_tensor *t, int64_t i)

@@ -162,7 +162,7 @@ enum tg_status tg_backward_trace(struct tg_tensor *root, const struct tg_tensor 
 {
     if (!out) return tg__fail(TG_ERR_NULL, "tg_backward_trace: out is NULL");
     *out = NULL;
-    if (!root) return tg__fail(TG_ERR_NULL, "backward: root is NULL");
+    if (!root) return tg__null_input("backward", "root");
     if (tg__check_input(root->tape, "backward", root)) return tg_last_status();
     struct recorder R;
     memset(&R, 0, sizeof R);

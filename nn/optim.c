@@ -159,9 +159,9 @@ static void step_sgd_plain(const struct tg_optim *o, struct slot *s, double scal
     int64_t n = tg_tensor_numel(s->t);
     bool zero = o->cfg.zero_grad;
     if (tg_tensor_dtype(s->t) == TG_F64)
-        sgd_plain_f64(tg_tensor_data(s->t), tg_tensor_grad(s->t), n, k, zero);
+        sgd_plain_f64(tg_tensor_data(s->t), tg_tensor_grad_mut(s->t), n, k, zero);
     else
-        sgd_plain_f32(tg_tensor_data(s->t), tg_tensor_grad(s->t), n, (float)k, zero);
+        sgd_plain_f32(tg_tensor_data(s->t), tg_tensor_grad_mut(s->t), n, (float)k, zero);
 }
 
 /* The variants of SGD with weight decay or momentum; _FIRST is a tensor's first update,

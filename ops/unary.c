@@ -148,15 +148,19 @@ UNARY_DESC(leaky_relu, LEAKY_RELU, "y = x > 0 ? x : s x", "dx += dy * (x > 0 ? 1
 static struct tg_tensor *with_params(struct tg_tape *T, const char *fn, const struct tg_op_desc *d,
                                      struct tg_tensor *x, double p0, double p1)
 {
+    if (!x) {
+        tg__null_input(fn, "input 1");
+        return NULL;
+    }
     if (!isfinite(p0) || !isfinite(p1)) {
-        if (x)
-            tg__fail(TG_ERR_VALUE, "%s: parameter is not finite (%s %g, %g)", fn, d->name, p0, p1);
-        else
-            tg__null_input(fn, "input 1");
+        tg__fail(TG_ERR_VALUE, "%s: parameter is not finite (%s %g, %g)", fn, d->name, p0, p1);
         return NULL;
     }
     union tg_params p = {.f = {p0, p1}};
-    return tg__op_record_unary(T, d, x, &p);
+    struct tg_tensor *y = tg__op_record_unary(T, d, x, &p);
+    /* x is not NULL: a failure is this call's own, and names what it records */
+    if (!y && strcmp(fn, d->name) != 0) tg__rename_failure(d->name, fn);
+    return y;
 }
 
 struct tg_tensor *tg_affine(struct tg_tape *T, struct tg_tensor *x, double alpha, double beta)

@@ -157,7 +157,7 @@ static struct tg_tensor *leaf(enum tg_dtype dt, int rank, const int64_t *shape, 
 /* Every gradient element of leaf t set to v (a sentinel the update must not touch). */
 static void fill_grad(struct tg_tensor *t, double v)
 {
-    void *g = tg_tensor_grad(t);
+    void *g = tg_tensor_grad_mut(t);
     for (int64_t i = 0; i < tg_tensor_numel(t); i++)
         if (tg_tensor_dtype(t) == TG_F64)
             ((double *)g)[i] = v;
@@ -452,7 +452,7 @@ START_TEST(test_grad_version)
     tg_zero_grad(x);
     ck_assert_uint_ne(tg_tensor_grad_version(x), v);
     v = tg_tensor_grad_version(x);
-    ck_assert_ptr_nonnull(tg_tensor_grad(x)); /* a writable pointer: counts */
+    ck_assert_ptr_nonnull(tg_tensor_grad_mut(x)); /* a writable pointer: counts */
     ck_assert_uint_ne(tg_tensor_grad_version(x), v);
     /* listed for an update: its own gradient is untouched, and so is its version */
     struct tg_tensor *m = tg_sum(T, tg_matmul(T, w, x));
@@ -567,7 +567,7 @@ static void write_gradient(struct trainer *t)
     struct tg_params *p = tg_nn_mlp_params(t->mlp);
     for (size_t k = 0; k < tg_params_count(p); k++) {
         struct tg_tensor *x = tg_params_tensor(p, k);
-        void *g = tg_tensor_grad(x);
+        void *g = tg_tensor_grad_mut(x);
         if (tg_tensor_dtype(x) == TG_F64)
             ((double *)g)[0] += 0.25;
         else

@@ -370,7 +370,7 @@ static void set_grads(struct tg_tensor *p0, struct tg_tensor *p1, const double *
     bool f64 = tg_tensor_dtype(p0) == TG_F64;
     for (int i = 0; i < 7; i++) {
         struct tg_tensor *t = i < 4 ? p0 : p1;
-        void *gb = tg_tensor_grad(t);
+        void *gb = tg_tensor_grad_mut(t);
         int j = i < 4 ? i : i - 4;
         if (f64)
             ((double *)gb)[j] = g[i];
@@ -454,9 +454,9 @@ START_TEST(test_optim_tiled)
         for (int k = 0; k < 3; k++) {
             for (int i = 0; i < N; i++)
                 if (f64)
-                    ((double *)tg_tensor_grad(t))[i] = G[k][i % 7];
+                    ((double *)tg_tensor_grad_mut(t))[i] = G[k][i % 7];
                 else
-                    ((float *)tg_tensor_grad(t))[i] = (float)G[k][i % 7];
+                    ((float *)tg_tensor_grad_mut(t))[i] = (float)G[k][i % 7];
             ck_assert_int_eq(tg_optim_step(opt, 0.5), TG_OK);
         }
         for (int i = 0; i < N; i++) {
@@ -491,7 +491,7 @@ START_TEST(test_optim_rules)
     struct tg_optim *opt = tg_optim_new(p, &c);
     /* p1 without requires-grad is skipped; p0 moves by lr * g */
     tg_tensor_set_requires_grad(p1, false);
-    for (int i = 0; i < 4; i++) ((double *)tg_tensor_grad(p0))[i] = G[0][i];
+    for (int i = 0; i < 4; i++) ((double *)tg_tensor_grad_mut(p0))[i] = G[0][i];
     ck_assert_int_eq(tg_optim_step(opt, 1.0), TG_OK);
     ck_assert_double_eq_tol(tg_tensor_get(p0, 0), 0.5 - 0.1 * 0.2, 1e-15);
     ck_assert_double_eq(tg_tensor_get(p1, 0), -0.3);

@@ -78,7 +78,12 @@ void tg_tensor_free(struct tg_tensor *t);
 /* ---- gradients of leaves ---- */
 
 /* Turns gradient tracking of leaf t on (allocating a zeroed gradient) or off
- * (freeing it). TG_ERR_STATE for a node. */
+ * (freeing it). TG_ERR_STATE for a node. Set it before recording ops that take
+ * t: ops decide at recording time whether their result needs a gradient, so a
+ * change after an op on a tape took t would give that sweep gradients that
+ * depend on the op. The next tg_backward or tg_backward_apply from that
+ * recording therefore fails with TG_ERR_STATE, changing nothing; reset the tape
+ * and record again. */
 enum tg_status tg_tensor_set_requires_grad(struct tg_tensor *t, bool on);
 /* Sets t's gradient to zero (leaves accumulate across backward calls until this). */
 enum tg_status tg_zero_grad(struct tg_tensor *t);
@@ -95,15 +100,19 @@ bool tg_tensor_is_leaf(const struct tg_tensor *t);
 /* The element buffer (float* or double*), writable for leaves. Nodes' buffers are
  * owned by the tape. */
 void *tg_tensor_data(const struct tg_tensor *t);
-/* The gradient buffer, same dtype and shape as the data; NULL when t has none
- * (no requires-grad, or a node that the last backward did not reach). For a
- * leaf, handing out this writable pointer counts as a change of the gradient
- * (tg_tensor_grad_version); write through a pointer got after the engine's last
- * use of t, not one kept from earlier. */
-void *tg_tensor_grad(const struct tg_tensor *t);
+/* The gradient buffer for reading, same dtype and shape as the data; NULL when t
+ * has none (NULL t, no requires-grad, or a node that the last backward did not
+ * reach). Changes nothing (the gradient version stays). Valid until the gradient
+ * is freed (requires-grad turned off, the leaf freed, the tape reset). */
+const void *tg_tensor_grad(const struct tg_tensor *t);
+/* The gradient buffer for writing: the same pointer as tg_tensor_grad, and for a
+ * leaf the call counts as a change of its gradient (tg_tensor_grad_version
+ * moves). Write through a pointer got after the engine's last use of t, not one
+ * kept from earlier. NULL (nothing recorded, nothing counted) when t has none. */
+void *tg_tensor_grad_mut(struct tg_tensor *t);
 /* A leaf's gradient version: a number that changes whenever its gradient may
  * have changed (a backward sweep reaching it, tg_zero_grad,
- * tg_tensor_set_requires_grad, tg_tensor_grad). Equal numbers at two moments
+ * tg_tensor_set_requires_grad, tg_tensor_grad_mut). Equal numbers at two moments
  * mean the gradient did not change in between. 0 for NULL and tape tensors. */
 uint64_t tg_tensor_grad_version(const struct tg_tensor *t);
 /* Element i (row-major flat index) of the value / gradient as a double.
