@@ -673,7 +673,8 @@ static inline struct tg_tensor *record_scalar(struct tg_tape *T, const struct tg
 struct tg_tensor *tg__op_record_unary(struct tg_tape *T, const struct tg_op_desc *desc,
                                       struct tg_tensor *x, const union tg_params *params)
 {
-    if (T && !TG_CHECKED && scalar_input_ok(T, x))
+    if (TG_CHECKED && T && owner_check(T, desc->name)) return NULL;
+    if (T && scalar_input_ok(T, x))
         return record_scalar(T, desc, x, NULL, params ? *params : (union tg_params){.i = {0, 0}});
     return tg__op_record(T, desc, 1, &x, params, NULL);
 }
@@ -681,8 +682,8 @@ struct tg_tensor *tg__op_record_unary(struct tg_tape *T, const struct tg_op_desc
 struct tg_tensor *tg__op_record_binary(struct tg_tape *T, const struct tg_op_desc *desc,
                                        struct tg_tensor *a, struct tg_tensor *b)
 {
-    if (T && !TG_CHECKED && scalar_input_ok(T, a) && scalar_input_ok(T, b) &&
-        a->dtype == b->dtype)
+    if (TG_CHECKED && T && owner_check(T, desc->name)) return NULL;
+    if (T && scalar_input_ok(T, a) && scalar_input_ok(T, b) && a->dtype == b->dtype)
         return record_scalar(T, desc, a, b, (union tg_params){.i = {0, 0}});
     struct tg_tensor *in[2] = {a, b};
     return tg__op_record(T, desc, 2, in, NULL, NULL);

@@ -4,9 +4,14 @@
  * Every public call that can fail either returns an `enum tg_status` or returns
  * NULL (op constructors, tensor constructors). The reason is kept per thread and
  * read back with tg_last_status() / tg_last_error(). A success does not clear it,
- * like errno: read it right after the call that failed. An op that receives a NULL
- * input returns NULL and keeps the message of the failure that produced the NULL,
- * so a chained expression reports its first cause.
+ * like errno: read it right after the call that failed. An op (or backward, or
+ * tg_graph_dot) that receives a NULL input returns NULL (or fails) and keeps the
+ * status and message of the last failure on the thread when no call has
+ * succeeded since, so a chained expression reports its first cause; otherwise
+ * the NULL was not made by a failure and it records TG_ERR_NULL naming itself
+ * ("exp: input 1 is NULL"). Successes that end a cause: an op recorded on any
+ * tape, a tensor or constant created, a tape created or reset, a backward, a
+ * change of requires-grad; tg_clear_error too.
  */
 #ifndef TAPEGRAD_STATUS_H
 #define TAPEGRAD_STATUS_H

@@ -13,6 +13,10 @@
  * A tape is not thread-safe: use one tape per thread. Different tapes on different
  * threads may share leaves only for reading (forward and backward write the
  * leaves' gradients, so parameters shared between threads need their own copies).
+ * In a checked build (meson -Dchecked=true) a tape remembers the thread that
+ * created it, and every call that takes the tape (or a node of it) from another
+ * thread fails with TG_ERR_STATE ("tape used from a second thread") and changes
+ * nothing; a default build does not check.
  */
 #ifndef TAPEGRAD_TAPE_H
 #define TAPEGRAD_TAPE_H
@@ -79,9 +83,12 @@ void tg_tape_stats(const struct tg_tape *T, struct tg_tape_stats *out);
  * gradients of the nodes (they start from zero every run) and adds once more into
  * the leaves' gradients.
  *
- * Errors: TG_ERR_NULL (root), TG_ERR_TAPE (root was not recorded by an op, or
+ * Errors: TG_ERR_NULL (root; when a failed op made the NULL, its status and
+ * message instead, see status.h), TG_ERR_TAPE (root was not recorded by an op, or
  * was computed without gradient), TG_ERR_STALE (root predates a reset),
- * TG_ERR_SHAPE / TG_ERR_DTYPE (seed), TG_ERR_NOMEM.
+ * TG_ERR_SHAPE / TG_ERR_DTYPE (seed), TG_ERR_STATE (a leaf's requires-grad was
+ * changed after an op that takes it was recorded, tensor.h; or, in a checked
+ * build, another thread's tape), TG_ERR_NOMEM. On any error nothing changed.
  */
 enum tg_status tg_backward(struct tg_tensor *root, const struct tg_tensor *seed);
 
