@@ -213,10 +213,14 @@ struct tg_tensor *tg__op_record_unary(struct tg_tape *T, const struct tg_op_desc
                                       struct tg_tensor *x, const union tg_params *params);
 struct tg_tensor *tg__op_record_binary(struct tg_tape *T, const struct tg_op_desc *desc,
                                        struct tg_tensor *a, struct tg_tensor *b);
-/* Anomaly-mode helpers: the first NaN/Inf element (or -1), and "[3,1]" for a
- * flat index. */
+/* ---- anomaly mode (engine/anomaly.c) ---- */
+/* The first NaN/Inf element (or -1), and "[3,1]" for a flat index. */
 int64_t tg__first_nonfinite(const void *buf, int dtype, int64_t numel);
 void tg__format_index(char *buf, size_t size, int rank, const int64_t *shape, int64_t i);
+/* TG_ERR_NUMERIC with a message when op node n's value holds a NaN or Inf. */
+enum tg_status tg__anomaly_forward(const struct tg_tensor *n);
+/* TG_ERR_NUMERIC when n's backward made an input's gradient NaN or Inf. */
+enum tg_status tg__anomaly_backward(const struct tg_tensor *n);
 /* Whether node t's gradient belongs to its tape's latest backward sweep. */
 bool tg__node_grad_current(const struct tg_tensor *t);
 /* Checks that t may be an input of an op on T (for ops that validate early). */
