@@ -36,14 +36,14 @@ enum tg_status tg__broadcast_shape(const char *fn, const struct tg_tensor *a,
 #define BINARY_OPS(X)                                                                              \
     X(add, ADD, "y = a + b", "da += dy; db += dy", a + b, 1, 1)                                    \
     X(sub, SUB, "y = a - b", "da += dy; db -= dy", a - b, 1, -1)                                   \
-    X(mul, MUL, "y = a * b", "da += dy * b; db += dy * a", a * b, b, a)                            \
+    X(mul, MUL, "y = a * b", "da += dy * b; db += dy * a", (a * b), b, a)                          \
     /* d(a/b)/db = -a/b^2 = -y/b */                                                                \
     X(div, DIV, "y = a / b", "da += dy / b; db -= dy * y / b", a / b, 1 / b, -y / b)               \
     /* d(a^b)/da = b a^(b-1); d(a^b)/db = y log a, taken as 0 where a == 0 */                      \
     X(pow, POW, "y = a ^ b", "da += dy * b * a^(b-1); db += dy * y * log(a)", pow(a, b),           \
       b == 0 ? 0 : b * pow(a, b - 1), a == 0 ? 0 : y * log(a))                                     \
-    /* at a tie each side receives half of the gradient; a NaN input gives y = NaN and            \
-       receives a NaN gradient (the other input, which y no longer depends on, 0) */              \
+    /* at a tie each side receives half of the gradient; a NaN input gives y = NaN and             \
+       receives a NaN gradient (the other input, which y no longer depends on, 0) */               \
     X(maximum, MAXIMUM, "y = max(a, b)  (NaN if a or b is NaN)",                                   \
       "da += dy * [a > b]; db += dy * [b > a]; half each at a tie; NaN to a NaN input",            \
       a > b || a != a ? a : b, a > b ? 1 : (a == b ? 0.5 : (a != a ? a : 0)),                      \

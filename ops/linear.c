@@ -4,12 +4,11 @@
  * Forward: the GEMM writes x W^T, then one pass adds the bias and applies the
  * activation in place. Backward forms g = dy * act'(y) (from the output: relu,
  * tanh and sigmoid need no saved input) in a buffer that forward takes from the
- * tape when the node needs a gradient, adding the column sums of g into db in the same pass, then two GEMMs with
- * beta = 1: dx += g W and dW += g^T x. The elementwise passes run on one core
- * while the GEMMs use every BLAS thread, so each pass saved counts twice at two
- * threads.
- * Under tg_backward_apply, W's and b's updates may be folded in: the GEMM writes
- * W = beta W + alpha g^T x straight into W (no dW, no separate update pass).
+ * tape when the node needs a gradient, adding the column sums of g into db in the same pass, then
+ * two GEMMs with beta = 1: dx += g W and dW += g^T x. The elementwise passes run on one core while
+ * the GEMMs use every BLAS thread, so each pass saved counts twice at two threads. Under
+ * tg_backward_apply, W's and b's updates may be folded in: the GEMM writes W = beta W + alpha g^T x
+ * straight into W (no dW, no separate update pass).
  */
 #include "ops-impl.h"
 

@@ -43,8 +43,9 @@ static inline double pow_scalar_d(double x, double p)
     X(abs, ABS, "y = |x|", "dx += dy * sign(x)  (0 at x = 0)", fabs(x),                            \
       x > 0 ? 1 : (x < 0 ? -1 : x))                                                                \
     X(tanh, TANH, "y = tanh x", "dx += dy * (1 - y^2)", TG_TANH(x), 1 - y * y)                     \
-    X(sigmoid, SIGMOID, "y = 1 / (1 + e^-x)", "dx += dy * y (1 - y)", TG_SIGMOID(x), y * (1 - y))  \
-    /* x <= 0 is false at a NaN, which passes through; so does its derivative */                  \
+    X(sigmoid, SIGMOID, "y = 1 / (1 + e^-x)", "dx += dy * y (1 - y)", TG_SIGMOID(x),               \
+      (y * (1 - y)))                                                                               \
+    /* x <= 0 is false at a NaN, which passes through; so does its derivative */                   \
     X(relu, RELU, "y = max(x, 0)  (NaN at a NaN)", "dx += dy * [x > 0]", x <= 0 ? 0 : x,           \
       x > 0 ? 1 : (x <= 0 ? 0 : x))                                                                \
     X(softplus, SOFTPLUS, "y = ln(1 + e^x)", "dx += dy * sigmoid(x)", softplus_d(x),               \
@@ -56,7 +57,7 @@ static inline double pow_scalar_d(double x, double p)
  * y(x), dy/dx (unused: a parameter the op does not have) */
 #define UNARY_PARAM_OPS(X)                                                                         \
     X(affine, AFFINE, two_params, alpha, beta, "y = alpha x + beta", "dx += alpha dy",             \
-      alpha * x + beta, alpha)                                                                     \
+      (alpha * x + beta), alpha)                                                                   \
     X(pow_scalar, POW_SCALAR, one_param, p, unused, "y = x^p", "dx += dy * p x^(p-1)", pow(x, p),  \
       pow_scalar_d(x, p))                                                                          \
     X(leaky_relu, LEAKY_RELU, one_param, s, unused, "y = x > 0 ? x : s x",                         \

@@ -70,8 +70,8 @@ static bool evaluate(const struct gc_case *gc, struct tg_tensor **in, int n, str
     if (ok) {
         e->n_out = (int)tg_tensor_numel(y);
         for (int i = 0; i < e->n_out; i++) e->out[i] = tg_tensor_get(y, i);
-        struct tg_tensor *seed = tg_tensor_ones(tg_tensor_dtype(y), tg_tensor_rank(y),
-                                                tg_tensor_shape(y));
+        struct tg_tensor *seed =
+            tg_tensor_ones(tg_tensor_dtype(y), tg_tensor_rank(y), tg_tensor_shape(y));
         ok = tg_backward(y, seed) == TG_OK;
         tg_tensor_free(seed);
     }
@@ -112,8 +112,8 @@ static void note(struct tally *t, const char *label, int dt, int rank, int k, in
                  const char *what)
 {
     if (t->first[0]) return;
-    snprintf(t->first, sizeof t->first, "%s, %s, rank %d: NaN at input %d element %lld: %s",
-             label, dt == TG_F64 ? "f64" : "f32", rank, k, (long long)i, what);
+    snprintf(t->first, sizeof t->first, "%s, %s, rank %d: NaN at input %d element %lld: %s", label,
+             dt == TG_F64 ? "f64" : "f32", rank, k, (long long)i, what);
 }
 
 /* Puts a NaN into each of (up to MAX_ELEMS) elements of each differentiable
@@ -134,7 +134,8 @@ static void probe(const struct gc_case *gc, struct tg_tensor **in, int n, struct
             for (size_t m = 0; m < sizeof moves / sizeof moves[0]; m++) {
                 tg_tensor_set(in[k], i, v + moves[m]);
                 if (!evaluate(gc, in, n, &moved)) continue;
-                out_moves |= moved.n_out == clean.n_out && differ(moved.out, clean.out, clean.n_out);
+                out_moves |=
+                    moved.n_out == clean.n_out && differ(moved.out, clean.out, clean.n_out);
                 grad_moves |=
                     moved.n_grad == clean.n_grad && differ(moved.grad, clean.grad, clean.n_grad);
             }
