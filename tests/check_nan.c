@@ -12,9 +12,10 @@
  *     value has no derivative, so it must not turn into a finite one (relu's
  *     0, maximum's 0 or 1). Ops whose derivative does not depend on the value
  *     (add, affine, sum, reshape, ...) are free to pass finite gradients on.
- * The same runs again with every input reduced to a rank-0 tensor (its first
- * element), which records through the scalar path of the elementwise ops; each op
- * of TG_OPS_ELEMENTWISE must take that path in both dtypes.
+ * Each case runs in f32 and f64 (the differentiable inputs converted), and again
+ * with the differentiable inputs reduced to rank-0 tensors (their first element),
+ * which records through the scalar path of the elementwise ops; each op of
+ * TG_OPS_ELEMENTWISE must take that path in both dtypes.
  *
  * Ops outside this helper's files that still lose a NaN are listed in
  * known_nan_losses below (expected failures, reported, not asserted).
@@ -156,12 +157,16 @@ static void probe(const struct gc_case *gc, struct tg_tensor **in, int n, struct
     }
 }
 
-/* in[] converted to dtype dt, and reduced to rank 0 (first element) if asked. */
+/* in[] with its differentiable inputs converted to dtype dt, and reduced to
+ * rank 0 (their first element) if asked. The other inputs (labels, indices, the
+ * cases' parameter tensors, read as f64) are copied as they are. */
 static bool variant(struct tg_tensor **in, int n, int dt, bool rank0, struct tg_tensor **out)
 {
     bool ok = true;
     for (int k = 0; k < n; k++) {
-        if (rank0)
+        if (!tg_tensor_requires_grad(in[k]))
+            out[k] = tg_tensor_copy(in[k]);
+        else if (rank0)
             out[k] = tg_tensor_numel(in[k]) > 0 ? tg_scalar(dt, tg_tensor_get(in[k], 0)) : NULL;
         else
             out[k] = tg_tensor_to(in[k], dt);
