@@ -32,6 +32,12 @@ enum tg_status tg__broadcast_shape(const char *fn, const struct tg_tensor *a,
     return TG_OK;
 }
 
+/* a^b, NaN when a or b is NaN (C's pow gives 1 for pow(1, NaN) and pow(NaN, 0)) */
+static inline double pow_nan(double a, double b)
+{
+    return a != a || b != b ? a + b : pow(a, b);
+}
+
 /* name, enum suffix, formula, VJP, y(a, b), dy/da, dy/db */
 #define BINARY_OPS(X)                                                                              \
     X(add, ADD, "y = a + b", "da += dy; db += dy", a + b, 1, 1)                                    \
@@ -40,7 +46,7 @@ enum tg_status tg__broadcast_shape(const char *fn, const struct tg_tensor *a,
     /* d(a/b)/db = -a/b^2 = -y/b */                                                                \
     X(div, DIV, "y = a / b", "da += dy / b; db -= dy * y / b", a / b, 1 / b, -y / b)               \
     /* d(a^b)/da = b a^(b-1); d(a^b)/db = y log a, taken as 0 where a == 0 */                      \
-    X(pow, POW, "y = a ^ b", "da += dy * b * a^(b-1); db += dy * y * log(a)", pow(a, b),           \
+    X(pow, POW, "y = a ^ b", "da += dy * b * a^(b-1); db += dy * y * log(a)", pow_nan(a, b),       \
       b == 0 ? 0 : b * pow(a, b - 1), a == 0 ? 0 : y * log(a))                                     \
     /* at a tie each side receives half of the gradient; a NaN input gives y = NaN and             \
        receives a NaN gradient (the other input, which y no longer depends on, 0) */               \

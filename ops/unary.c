@@ -27,6 +27,12 @@ static inline double softplus_d(double x)
     return (x > 0 ? x : 0) + log1p(exp(-fabs(x)));
 }
 
+/* x^p, NaN at a NaN even for p == 0 (where C's pow gives 1) */
+static inline double pow_scalar_y(double x, double p)
+{
+    return x != x ? x : pow(x, p);
+}
+
 /* d/dx x^p, defined as 0 for p == 0 (x^0 == 1 everywhere) */
 static inline double pow_scalar_d(double x, double p)
 {
@@ -58,8 +64,8 @@ static inline double pow_scalar_d(double x, double p)
 #define UNARY_PARAM_OPS(X)                                                                         \
     X(affine, AFFINE, two_params, alpha, beta, "y = alpha x + beta", "dx += alpha dy",             \
       (alpha * x + beta), alpha)                                                                   \
-    X(pow_scalar, POW_SCALAR, one_param, p, unused, "y = x^p", "dx += dy * p x^(p-1)", pow(x, p),  \
-      pow_scalar_d(x, p))                                                                          \
+    X(pow_scalar, POW_SCALAR, one_param, p, unused, "y = x^p", "dx += dy * p x^(p-1)",             \
+      pow_scalar_y(x, p), pow_scalar_d(x, p))                                                      \
     X(leaky_relu, LEAKY_RELU, one_param, s, unused, "y = x > 0 ? x : s x",                         \
       "dx += dy * (x > 0 ? 1 : s)", x > 0 ? x : s * x, x > 0 ? 1 : (x <= 0 ? s : x))
 

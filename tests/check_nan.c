@@ -239,7 +239,8 @@ static struct tg_tensor *vec(enum tg_dtype dt, int n, const double *v, bool grad
 }
 
 /* The cases of the issue, by hand: relu, fused relu, maximum/minimum in both
- * orders, hinge and multi_margin with a NaN score, a dropped NaN. */
+ * orders, pow and pow_scalar where C's pow drops a NaN, hinge and multi_margin
+ * with a NaN score, a dropped NaN. */
 START_TEST(test_nan_fixed_cases)
 {
     enum tg_dtype dt = _i ? TG_F64 : TG_F32;
@@ -264,6 +265,12 @@ START_TEST(test_nan_fixed_cases)
     ck_assert(isnan(tg_item(tg_minimum(T, nan, zero))));
     ck_assert(isnan(tg_item(tg_minimum(T, zero, nan))));
 
+    /* C's pow gives 1 for these */
+    struct tg_tensor *one = tg_scalar(dt, 1);
+    ck_assert(isnan(tg_item(tg_pow(T, one, nan))));
+    ck_assert(isnan(tg_item(tg_pow(T, nan, zero))));
+    ck_assert(isnan(tg_item(tg_pow_scalar(T, nan, 0))));
+
     struct tg_tensor *s = vec(dt, 2, (double[]){NAN, 3}, false);
     struct tg_tensor *sign = vec(dt, 2, (double[]){1, 1}, false);
     ck_assert(isnan(tg_item(tg_hinge(T, s, sign, TG_REDUCE_SUM))));
@@ -282,6 +289,7 @@ START_TEST(test_nan_fixed_cases)
     tg_tensor_free(W);
     tg_tensor_free(nan);
     tg_tensor_free(zero);
+    tg_tensor_free(one);
     tg_tensor_free(s);
     tg_tensor_free(sign);
     tg_tensor_free(scores);
