@@ -60,7 +60,8 @@ static enum tg_status linear_shape(struct tg_tensor *o)
 
 /* y = act(x W^T + b). When the node needs a gradient (the recorder has decided
  * by now) and has an activation, it also takes backward's buffer g (batch, out)
- * from the tape; if the tape cannot give it, backward works without it. */
+ * from the tape; if the tape cannot give it, backward works without it, and the
+ * call has not failed (the out-of-memory record is dropped). */
 static void linear_fwd(struct tg_tensor *o)
 {
     const struct tg_tensor *x = o->in[0], *W = o->in[1], *b = o->n_in > 2 ? o->in[2] : NULL;
@@ -75,8 +76,11 @@ static void linear_fwd(struct tg_tensor *o)
     else
         act_fwd_float(o->data, bias, g.batch, g.out, act);
     o->aux = NULL;
-    if (o->requires_grad && act != TG_LINEAR_NONE)
+    if (o->requires_grad && act != TG_LINEAR_NONE) {
+        enum tg_status before = tg_last_status();
         o->aux = tg__tape_alloc(o->tape, (size_t)(g.batch * g.out) * tg__esize(o->dtype));
+        if (!o->aux && before == TG_OK) tg_clear_error(); /* not a failure of the call */
+    }
 }
 
 enum { BLOCK = 256 };
