@@ -1,10 +1,15 @@
 /*
  * ops/binary.c - elementwise ops of two tensors, with NumPy broadcasting.
  *
- * Each op is one BINARY_OP line: its forward expression in x (= a), y (= b),
- * and its two local derivatives, which may also use z (= the output). Backward
- * adds g * da into a's gradient at a's (possibly broadcast) offset, so summing
- * over broadcast axes happens by accumulation, with no extra pass.
+ * Each op is one line of BINARY_OPS: its output y as an expression in the
+ * inputs a and b, and its two local derivatives dy/da and dy/db, which may also
+ * use y. Backward adds dy * dy/da into a's gradient at a's (possibly broadcast)
+ * offset, so summing over broadcast axes happens by accumulation, with no extra
+ * pass. The kernels come from ops/binary-kernels.inc, one body for both dtypes.
+ *
+ * NaN: a NaN input gives a NaN output in every op (maximum and minimum too, in
+ * either order), and a NaN derivative where the derivative depends on the NaN
+ * value (maximum's and minimum's selector); see docs/ops.md.
  */
 #include "ops-impl.h"
 
@@ -27,77 +32,42 @@ enum tg_status tg__broadcast_shape(const char *fn, const struct tg_tensor *a,
     return TG_OK;
 }
 
-/* Forward and backward of one op for one element type T. */
-#define BINARY_KERNELS(NAME, T, FWD, DA, DB)                                                       \
-    /* the broadcasting loops, out of line: the scalar case stays a leaf call */                   \
-    __attribute__((noinline)) static void NAME##_fwd_loop_##T(struct tg_tensor *out)               \
-    {                                                                                              \
-        const struct tg_tensor *A = out->in[0], *B = out->in[1];                                   \
-        const T *a = A->data, *b = B->data;                                                        \
-        T *o = out->data;                                                                          \
-        struct tg_bc it;                                                                           \
-        tg__bc_init(&it, out, A, B);                                                               \
-        for (int64_t r = 0; r < it.rows; r++, tg__bc_next(&it)) {                                  \
-            const T *ar = a + it.ia, *br = b + it.ib;                                              \
-            T *orow = o + r * it.n;                                                                \
-            for (int64_t j = 0; j < it.n; j++) {                                                   \
-                T x = ar[j * it.sa], y = br[j * it.sb];                                            \
-                orow[j] = (T)(FWD);                                                                \
-            }                                                                                      \
-        }                                                                                          \
-    }                                                                                              \
-    /* one element: the scalar record path calls this directly */                                  \
-    static void NAME##_fwd1_##T(struct tg_tensor *out)                                             \
-    {                                                                                              \
-        T x = *(const T *)out->in[0]->data, y = *(const T *)out->in[1]->data;                      \
-        *(T *)out->data = (T)(FWD);                                                                \
-    }                                                                                              \
-    static void NAME##_fwd_##T(struct tg_tensor *out)                                              \
-    {                                                                                              \
-        if (out->numel != 1)                                                                       \
-            NAME##_fwd_loop_##T(out);                                                              \
-        else                                                                                       \
-            NAME##_fwd1_##T(out);                                                                  \
-    }                                                                                              \
-    __attribute__((noinline)) static void NAME##_bwd_loop_##T(struct tg_tensor *out)               \
-    {                                                                                              \
-        const struct tg_tensor *A = out->in[0], *B = out->in[1];                                   \
-        const T *a = A->data, *b = B->data, *o = out->data, *g = out->grad;                        \
-        T *ga = A->requires_grad ? A->grad : NULL, *gb = B->requires_grad ? B->grad : NULL;        \
-        struct tg_bc it;                                                                           \
-        tg__bc_init(&it, out, A, B);                                                               \
-        for (int64_t r = 0; r < it.rows; r++, tg__bc_next(&it)) {                                  \
-            for (int64_t j = 0; j < it.n; j++) {                                                   \
-                int64_t ka = it.ia + j * it.sa, kb = it.ib + j * it.sb;                            \
-                T x = a[ka], y = b[kb], z = o[r * it.n + j], gz = g[r * it.n + j];                 \
-                (void)x, (void)y, (void)z;                                                         \
-                if (ga) ga[ka] += (T)(gz * (DA));                                                  \
-                if (gb) gb[kb] += (T)(gz * (DB));                                                  \
-            }                                                                                      \
-        }                                                                                          \
-    }                                                                                              \
-    /* one element: the sweep calls this directly for scalar-path nodes */                         \
-    static void NAME##_bwd1_##T(struct tg_tensor *out)                                             \
-    {                                                                                              \
-        const struct tg_tensor *A = out->in[0], *B = out->in[1];                                   \
-        T x = *(const T *)A->data, y = *(const T *)B->data, z = *(const T *)out->data,             \
-          gz = *(const T *)out->grad;                                                              \
-        (void)x, (void)y, (void)z;                                                                 \
-        if (A->requires_grad) *(T *)A->grad += (T)(gz * (DA));                                     \
-        if (B->requires_grad) *(T *)B->grad += (T)(gz * (DB));                                     \
-    }                                                                                              \
-    static void NAME##_bwd_##T(struct tg_tensor *out)                                              \
-    {                                                                                              \
-        if (out->numel != 1)                                                                       \
-            NAME##_bwd_loop_##T(out);                                                              \
-        else                                                                                       \
-            NAME##_bwd1_##T(out);                                                                  \
-    }
+/* a^b, NaN when a or b is NaN (C's pow gives 1 for pow(1, NaN) and pow(NaN, 0)) */
+static inline double pow_nan(double a, double b)
+{
+    return a != a || b != b ? a + b : pow(a, b);
+}
 
-/* The descriptor, the dtype dispatch and the public constructor. */
-#define BINARY_OP(NAME, ENUM, FORMULA, VJP, FWD, DA, DB)                                           \
-    BINARY_KERNELS(NAME, float, FWD, DA, DB)                                                       \
-    BINARY_KERNELS(NAME, double, FWD, DA, DB)                                                      \
+/* name, enum suffix, formula, VJP, y(a, b), dy/da, dy/db */
+#define BINARY_OPS(X)                                                                              \
+    X(add, ADD, "y = a + b", "da += dy; db += dy", a + b, 1, 1)                                    \
+    X(sub, SUB, "y = a - b", "da += dy; db -= dy", a - b, 1, -1)                                   \
+    X(mul, MUL, "y = a * b", "da += dy * b; db += dy * a", (a * b), b, a)                          \
+    /* d(a/b)/db = -a/b^2 = -y/b */                                                                \
+    X(div, DIV, "y = a / b", "da += dy / b; db -= dy * y / b", a / b, 1 / b, -y / b)               \
+    /* d(a^b)/da = b a^(b-1); d(a^b)/db = y log a, taken as 0 where a == 0 */                      \
+    X(pow, POW, "y = a ^ b", "da += dy * b * a^(b-1); db += dy * y * log(a)", pow_nan(a, b),       \
+      b == 0 ? 0 : b * pow(a, b - 1), a == 0 ? 0 : y * log(a))                                     \
+    /* at a tie each side receives half of the gradient; a NaN input gives y = NaN and             \
+       receives a NaN gradient (the other input, which y no longer depends on, 0) */               \
+    X(maximum, MAXIMUM, "y = max(a, b)  (NaN if a or b is NaN)",                                   \
+      "da += dy * [a > b]; db += dy * [b > a]; half each at a tie; NaN to a NaN input",            \
+      a > b || a != a ? a : b, a > b ? 1 : (a == b ? 0.5 : (a != a ? a : 0)),                      \
+      b > a ? 1 : (a == b ? 0.5 : (b != b ? b : 0)))                                               \
+    X(minimum, MINIMUM, "y = min(a, b)  (NaN if a or b is NaN)",                                   \
+      "da += dy * [a < b]; db += dy * [b < a]; half each at a tie; NaN to a NaN input",            \
+      a < b || a != a ? a : b, a < b ? 1 : (a == b ? 0.5 : (a != a ? a : 0)),                      \
+      b < a ? 1 : (a == b ? 0.5 : (b != b ? b : 0)))
+
+#define T float
+#include "binary-kernels.inc"
+#undef T
+#define T double
+#include "binary-kernels.inc"
+#undef T
+
+/* Each op's descriptor, with its dtype dispatch and shape rule. */
+#define X(NAME, ENUM, FORMULA, VJP, Y, DA, DB)                                                     \
     static void NAME##_fwd(struct tg_tensor *o)                                                    \
     {                                                                                              \
         if (o->dtype == TG_F64)                                                                    \
@@ -127,24 +97,38 @@ enum tg_status tg__broadcast_shape(const char *fn, const struct tg_tensor *a,
         .backward = NAME##_bwd,                                                                    \
         .forward1 = {NAME##_fwd1_float, NAME##_fwd1_double},                                       \
         .backward1 = {NAME##_bwd1_float, NAME##_bwd1_double},                                      \
-        .mixed_dtypes = false};                                                                    \
-    struct tg_tensor *tg_##NAME(struct tg_tape *T, struct tg_tensor *a, struct tg_tensor *b)       \
-    {                                                                                              \
-        return tg__op_record_binary(T, &tg_op_desc_##NAME, a, b);                                  \
-    }
+        .mixed_dtypes = false,                                                                     \
+        .elementwise = true};
+BINARY_OPS(X)
+#undef X
 
-BINARY_OP(add, ADD, "y = a + b", "da += dy; db += dy", x + y, 1, 1)
-BINARY_OP(sub, SUB, "y = a - b", "da += dy; db -= dy", x - y, 1, -1)
-BINARY_OP(mul, MUL, "y = a * b", "da += dy * b; db += dy * a", x *y, y, x)
-/* d(x/y)/dy = -x/y^2 = -z/y */
-BINARY_OP(div, DIV, "y = a / b", "da += dy / b; db -= dy * y / b", x / y, 1 / y, -z / y)
-/* d(x^y)/dx = y x^(y-1); d(x^y)/dy = z log x, taken as 0 where x == 0 */
-BINARY_OP(pow, POW, "y = a ^ b", "da += dy * b * a^(b-1); db += dy * y * log(a)", pow(x, y),
-          y == 0 ? 0 : y * pow(x, y - 1), x == 0 ? 0 : z * log(x))
-/* at a tie each side receives half of the gradient */
-BINARY_OP(maximum, MAXIMUM, "y = max(a, b)",
-          "da += dy * [a > b]; db += dy * [b > a]; half each at a tie", x > y ? x : y,
-          x > y ? 1 : (x == y ? 0.5 : 0), y > x ? 1 : (x == y ? 0.5 : 0))
-BINARY_OP(minimum, MINIMUM, "y = min(a, b)",
-          "da += dy * [a < b]; db += dy * [b < a]; half each at a tie", x < y ? x : y,
-          x < y ? 1 : (x == y ? 0.5 : 0), y < x ? 1 : (x == y ? 0.5 : 0))
+/* ---- the public constructors ---- */
+
+struct tg_tensor *tg_add(struct tg_tape *T, struct tg_tensor *a, struct tg_tensor *b)
+{
+    return tg__op_record_binary(T, &tg_op_desc_add, a, b);
+}
+struct tg_tensor *tg_sub(struct tg_tape *T, struct tg_tensor *a, struct tg_tensor *b)
+{
+    return tg__op_record_binary(T, &tg_op_desc_sub, a, b);
+}
+struct tg_tensor *tg_mul(struct tg_tape *T, struct tg_tensor *a, struct tg_tensor *b)
+{
+    return tg__op_record_binary(T, &tg_op_desc_mul, a, b);
+}
+struct tg_tensor *tg_div(struct tg_tape *T, struct tg_tensor *a, struct tg_tensor *b)
+{
+    return tg__op_record_binary(T, &tg_op_desc_div, a, b);
+}
+struct tg_tensor *tg_pow(struct tg_tape *T, struct tg_tensor *a, struct tg_tensor *b)
+{
+    return tg__op_record_binary(T, &tg_op_desc_pow, a, b);
+}
+struct tg_tensor *tg_maximum(struct tg_tape *T, struct tg_tensor *a, struct tg_tensor *b)
+{
+    return tg__op_record_binary(T, &tg_op_desc_maximum, a, b);
+}
+struct tg_tensor *tg_minimum(struct tg_tape *T, struct tg_tensor *a, struct tg_tensor *b)
+{
+    return tg__op_record_binary(T, &tg_op_desc_minimum, a, b);
+}

@@ -19,7 +19,8 @@ static void dropout_fwd(struct tg_tensor *out)
     double scale = 1.0 / (1.0 - out->p.f[0]);
     for (int64_t i = 0; i < out->numel; i++) {
         double v = tg__load(x->data, x->dtype, i);
-        tg__store(out->data, out->dtype, i, keep ? (keep[i] ? v * scale : 0.0) : v);
+        /* a dropped element is v * 0, so that a NaN stays NaN */
+        tg__store(out->data, out->dtype, i, keep ? v * (keep[i] ? scale : 0.0) : v);
     }
 }
 
@@ -37,6 +38,13 @@ static void dropout_bwd(struct tg_tensor *out)
     }
 }
 
+/* The parameter: p (the node's own; an identity node keeps the p it was given). */
+static int dropout_params(const struct tg_tensor *out, double *vals)
+{
+    vals[0] = out->p.f[0];
+    return 1;
+}
+
 const struct tg_op_desc tg_op_desc_dropout = {
     .op = TG_OP_DROPOUT,
     .name = "dropout",
@@ -47,7 +55,9 @@ const struct tg_op_desc tg_op_desc_dropout = {
     .shape = tg__shape_same,
     .forward = dropout_fwd,
     .backward = dropout_bwd,
-    .mixed_dtypes = false};
+    .mixed_dtypes = false,
+    .elementwise = true,
+    .params = dropout_params};
 
 struct tg_tensor *tg_dropout(struct tg_tape *T, struct tg_tensor *x, double p, bool training,
                              struct tg_rng *rng)

@@ -3,13 +3,12 @@
  *
  * Forward: the GEMM writes x W^T, then one pass adds the bias and applies the
  * activation in place. Backward forms g = dy * act'(y) (from the output: relu,
- * tanh and sigmoid need no saved input) in a buffer taken from the tape at record
- * time, adding the column sums of g into db in the same pass, then two GEMMs with
- * beta = 1: dx += g W and dW += g^T x. The elementwise passes run on one core
- * while the GEMMs use every BLAS thread, so each pass saved counts twice at two
- * threads.
- * Under tg_backward_apply, W's and b's updates may be folded in: the GEMM writes
- * W = beta W + alpha g^T x straight into W (no dW, no separate update pass).
+ * tanh and sigmoid need no saved input) in a buffer that forward takes from the
+ * tape when the node needs a gradient, adding the column sums of g into db in the same pass, then
+ * two GEMMs with beta = 1: dx += g W and dW += g^T x. The elementwise passes run on one core while
+ * the GEMMs use every BLAS thread, so each pass saved counts twice at two threads. Under
+ * tg_backward_apply, W's and b's updates may be folded in: the GEMM writes W = beta W + alpha g^T x
+ * straight into W (no dW, no separate update pass).
  */
 #include "ops-impl.h"
 
@@ -25,138 +24,44 @@ static void geom_of(const struct tg_tensor *o, struct linear_geom *g)
     g->out = W->shape[0];
 }
 
-/* Checks the shapes, sets y's, and takes the backward buffer g (batch, out) from
- * the tape when a gradient will be needed and the activation is not the identity. */
+/* Checks the shapes and sets y's; the message is formatted only on failure. */
 static enum tg_status linear_shape(struct tg_tensor *o)
 {
     const struct tg_tensor *x = o->in[0], *W = o->in[1], *b = o->n_in > 2 ? o->in[2] : NULL;
-    char sx[96], sw[96], sb[96] = "none";
-    tg__format_shape(sx, sizeof sx, x->rank, x->shape);
-    tg__format_shape(sw, sizeof sw, W->rank, W->shape);
-    if (b) tg__format_shape(sb, sizeof sb, b->rank, b->shape);
     bool ok = (x->rank == 1 || x->rank == 2) && W->rank == 2 &&
               x->shape[x->rank - 1] == W->shape[1] &&
               (!b || (b->rank == 1 && b->shape[0] == W->shape[0]));
-    if (!ok)
-        return tg__fail(TG_ERR_SHAPE,
-                        "linear: x %s, W %s and b %s do not fit (want x (B,in) or (in), "
-                        "W (out,in), b (out))",
-                        sx, sw, sb);
-    if (x->shape[x->rank - 1] > INT32_MAX || W->shape[0] > INT32_MAX ||
-        (x->rank == 2 && x->shape[0] > INT32_MAX))
+    bool fits = ok && x->shape[x->rank - 1] <= INT32_MAX && W->shape[0] <= INT32_MAX &&
+                (x->rank == 1 || x->shape[0] <= INT32_MAX);
+    if (!fits) {
+        char sx[96], sw[96], sb[96] = "none";
+        tg__format_shape(sx, sizeof sx, x->rank, x->shape);
+        tg__format_shape(sw, sizeof sw, W->rank, W->shape);
+        if (b) tg__format_shape(sb, sizeof sb, b->rank, b->shape);
+        if (!ok)
+            return tg__fail(TG_ERR_SHAPE,
+                            "linear: x %s, W %s and b %s do not fit (want x (B,in) or (in), "
+                            "W (out,in), b (out))",
+                            sx, sw, sb);
         return tg__fail(TG_ERR_RANGE, "linear: a dimension of %s or %s exceeds INT_MAX", sx, sw);
+    }
     o->rank = x->rank;
     if (x->rank == 2) o->shape[0] = x->shape[0];
     o->shape[x->rank - 1] = W->shape[0];
-    bool grad = tg_tape_grad_enabled(o->tape);
-    bool any = false;
-    for (uint32_t i = 0; i < o->n_in; i++) any |= o->in[i]->requires_grad;
-    if (grad && any && o->p.i[0] != TG_LINEAR_NONE) {
-        struct linear_geom g;
-        geom_of(o, &g);
-        o->aux = tg__tape_alloc(o->tape, (size_t)(g.batch * g.out) * tg__esize(o->dtype));
-        if (!o->aux) return tg_last_status();
-    }
     return TG_OK;
 }
 
-/* Forward: y = act(y + b) in place, one pass over the GEMM's output (b may be
- * NULL). Backward: g = dy * act'(y) and, in the same pass over the rows, the bias
- * gradient db = beta db + alpha (column sums of g) (db may be NULL); with no
- * activation, g is dy itself and only the column sums are taken. Rows are
- * contiguous, so each inner loop is a vectorizable run over the outputs. */
-#define LINEAR_ACT(T)                                                                              \
-    static inline T act_##T(T v, int act)                                                          \
-    {                                                                                              \
-        return act == TG_LINEAR_RELU      ? (v > 0 ? v : 0)                                        \
-               : act == TG_LINEAR_TANH    ? TG_TANH(v)                                             \
-               : act == TG_LINEAR_SIGMOID ? TG_SIGMOID(v)                                          \
-                                          : v;                                                     \
-    }                                                                                              \
-    /* inlined with a constant act, so each case is its own vectorized loop */                     \
-    static inline __attribute__((always_inline)) void fwd_rows_##T(                                \
-        T *restrict y, const T *restrict b, int64_t rows, int64_t cols, int act)                   \
-    {                                                                                              \
-        for (int64_t r = 0; r < rows; r++) {                                                       \
-            T *restrict yr = y + r * cols;                                                         \
-            if (b)                                                                                 \
-                for (int64_t c = 0; c < cols; c++) yr[c] = act_##T(yr[c] + b[c], act);             \
-            else if (act != TG_LINEAR_NONE)                                                        \
-                for (int64_t c = 0; c < cols; c++) yr[c] = act_##T(yr[c], act);                    \
-        }                                                                                          \
-    }                                                                                              \
-    static void act_fwd_##T(T *restrict y, const T *restrict b, int64_t rows, int64_t cols,        \
-                            int act)                                                               \
-    {                                                                                              \
-        switch (act) {                                                                             \
-        case TG_LINEAR_RELU:                                                                       \
-            fwd_rows_##T(y, b, rows, cols, TG_LINEAR_RELU);                                        \
-            break;                                                                                 \
-        case TG_LINEAR_TANH:                                                                       \
-            fwd_rows_##T(y, b, rows, cols, TG_LINEAR_TANH);                                        \
-            break;                                                                                 \
-        case TG_LINEAR_SIGMOID:                                                                    \
-            fwd_rows_##T(y, b, rows, cols, TG_LINEAR_SIGMOID);                                     \
-            break;                                                                                 \
-        default:                                                                                   \
-            fwd_rows_##T(y, b, rows, cols, TG_LINEAR_NONE);                                        \
-            break;                                                                                 \
-        }                                                                                          \
-    }                                                                                              \
-    static inline T dact_##T(T d, T y, int act)                                                    \
-    {                                                                                              \
-        return act == TG_LINEAR_RELU      ? (y > 0 ? d : 0)                                        \
-               : act == TG_LINEAR_TANH    ? d * (1 - y * y)                                        \
-               : act == TG_LINEAR_SIGMOID ? d * y * (1 - y)                                        \
-                                          : d;                                                     \
-    }                                                                                              \
-    static inline __attribute__((always_inline)) void bwd_rows_##T(                                \
-        T *restrict g, const T *restrict dy, const T *restrict y, T *restrict db, int64_t rows,    \
-        int64_t cols, int act, T alpha)                                                            \
-    {                                                                                              \
-        for (int64_t r = 0; r < rows; r++) {                                                       \
-            const T *restrict dyr = dy + r * cols, *restrict yr = y + r * cols;                    \
-            T *restrict gr = g + r * cols;                                                         \
-            if (db)                                                                                \
-                for (int64_t c = 0; c < cols; c++) {                                               \
-                    T v = dact_##T(dyr[c], yr[c], act);                                            \
-                    gr[c] = v;                                                                     \
-                    db[c] += alpha * v;                                                            \
-                }                                                                                  \
-            else                                                                                   \
-                for (int64_t c = 0; c < cols; c++) gr[c] = dact_##T(dyr[c], yr[c], act);           \
-        }                                                                                          \
-    }                                                                                              \
-    static void act_bwd_##T(T *restrict g, const T *restrict dy, const T *restrict y,              \
-                            T *restrict db, int64_t rows, int64_t cols, int act, T alpha, T beta)  \
-    {                                                                                              \
-        if (db && beta != 1)                                                                       \
-            for (int64_t c = 0; c < cols; c++) db[c] *= beta;                                      \
-        switch (act) {                                                                             \
-        case TG_LINEAR_RELU:                                                                       \
-            bwd_rows_##T(g, dy, y, db, rows, cols, TG_LINEAR_RELU, alpha);                         \
-            break;                                                                                 \
-        case TG_LINEAR_TANH:                                                                       \
-            bwd_rows_##T(g, dy, y, db, rows, cols, TG_LINEAR_TANH, alpha);                         \
-            break;                                                                                 \
-        default:                                                                                   \
-            bwd_rows_##T(g, dy, y, db, rows, cols, TG_LINEAR_SIGMOID, alpha);                      \
-            break;                                                                                 \
-        }                                                                                          \
-    }                                                                                              \
-    /* db = beta db + alpha (column sums of g), for no activation (g is dy) */                     \
-    static void colsum_##T(T *restrict db, const T *restrict g, int64_t rows, int64_t cols,        \
-                           T alpha, T beta)                                                        \
-    {                                                                                              \
-        if (beta != 1)                                                                             \
-            for (int64_t c = 0; c < cols; c++) db[c] *= beta;                                      \
-        for (int64_t r = 0; r < rows; r++)                                                         \
-            for (int64_t c = 0; c < cols; c++) db[c] += alpha * g[r * cols + c];                   \
-    }
+#define T float
+#include "linear-kernels.inc"
+#undef T
+#define T double
+#include "linear-kernels.inc"
+#undef T
 
-LINEAR_ACT(float)
-LINEAR_ACT(double)
-
+/* y = act(x W^T + b). When the node needs a gradient (the recorder has decided
+ * by now) and has an activation, it also takes backward's buffer g (batch, out)
+ * from the tape; if the tape cannot give it, backward works without it, and the
+ * call has not failed (the out-of-memory record is dropped). */
 static void linear_fwd(struct tg_tensor *o)
 {
     const struct tg_tensor *x = o->in[0], *W = o->in[1], *b = o->n_in > 2 ? o->in[2] : NULL;
@@ -170,6 +75,70 @@ static void linear_fwd(struct tg_tensor *o)
         act_fwd_double(o->data, bias, g.batch, g.out, act);
     else
         act_fwd_float(o->data, bias, g.batch, g.out, act);
+    o->aux = NULL;
+    if (o->requires_grad && act != TG_LINEAR_NONE) {
+        enum tg_status before = tg_last_status();
+        o->aux = tg__tape_alloc(o->tape, (size_t)(g.batch * g.out) * tg__esize(o->dtype));
+        if (!o->aux && before == TG_OK) tg_clear_error(); /* not a failure of the call */
+    }
+}
+
+enum { BLOCK = 256 };
+
+/* g for row r, outputs c0 .. c0+w-1 (w <= BLOCK), into blk; adds it into db
+ * (scaled by alpha) when db is not NULL. */
+static void g_block(const struct tg_tensor *o, int64_t r, int64_t c0, int64_t w, void *blk,
+                    void *db, double alpha, int act)
+{
+    int64_t at = r * o->shape[o->rank - 1] + c0;
+    if (o->dtype == TG_F64) {
+        const double *dy = (const double *)o->grad + at, *y = (const double *)o->data + at;
+        double *gb = blk, *d = db;
+        for (int64_t c = 0; c < w; c++) gb[c] = dact_double(dy[c], y[c], act);
+        for (int64_t c = 0; d && c < w; c++) d[c0 + c] += alpha * gb[c];
+    } else {
+        const float *dy = (const float *)o->grad + at, *y = (const float *)o->data + at;
+        float *gb = blk, *d = db;
+        for (int64_t c = 0; c < w; c++) gb[c] = dact_float(dy[c], y[c], act);
+        for (int64_t c = 0; d && c < w; c++) d[c0 + c] += (float)alpha * gb[c];
+    }
+}
+
+/* Backward without the buffer g (the tape had no memory for it in forward): the
+ * same products by blocks of one row and up to BLOCK outputs, g recomputed in
+ * each of two passes. The first (dx, db) reads W's old value, so it runs before
+ * the second (dW, or W updated in place). */
+static void linear_bwd_unbuffered(struct tg_tensor *o, const struct linear_geom *g, void *db,
+                                  double alpha, double beta)
+{
+    struct tg_tensor *x = o->in[0], *W = o->in[1];
+    int act = (int)o->p.i[0], dt = o->dtype;
+    size_t es = tg__esize(dt);
+    double blk[BLOCK]; /* (w) of dtype */
+    if (db && beta != 1)
+        for (int64_t c = 0; c < g->out; c++) tg__store(db, dt, c, beta * tg__load(db, dt, c));
+    for (int64_t r = 0; r < g->batch && (db || x->requires_grad); r++)
+        for (int64_t c0 = 0; c0 < g->out; c0 += BLOCK) {
+            int64_t w = g->out - c0 < BLOCK ? g->out - c0 : BLOCK;
+            g_block(o, r, c0, w, blk, db, alpha, act);
+            if (x->requires_grad) /* dx_r (1, in) += g (1, w) W[c0 .. c0+w) (w, in) */
+                tg__gemm(dt, false, false, 1, g->in, w, 1.0, blk, w,
+                         (const char *)W->data + (size_t)(c0 * g->in) * es, g->in, 1.0,
+                         (char *)x->grad + (size_t)(r * g->in) * es, g->in);
+        }
+    if (!W->requires_grad) return;
+    struct tg__apply *f = tg__fold_at(o, 1);
+    for (int64_t r = 0; r < g->batch; r++)
+        for (int64_t c0 = 0; c0 < g->out; c0 += BLOCK) {
+            int64_t w = g->out - c0 < BLOCK ? g->out - c0 : BLOCK;
+            g_block(o, r, c0, w, blk, NULL, 0, act);
+            /* dW[c0 .. c0+w) (w, in) += g^T (w, 1) x_r (1, in), or W updated */
+            tg__gemm(dt, true, false, w, g->in, 1, f ? f->alpha : 1.0, blk, w,
+                     (const char *)x->data + (size_t)(r * g->in) * es, g->in,
+                     f && r == 0 ? f->beta : 1.0,
+                     (char *)(f ? W->data : W->grad) + (size_t)(c0 * g->in) * es, g->in);
+        }
+    if (f) f->done = true;
 }
 
 static void linear_bwd(struct tg_tensor *o)
@@ -182,6 +151,11 @@ static void linear_bwd(struct tg_tensor *o)
     struct tg__apply *fb = b && b->requires_grad ? tg__fold_at(o, 2) : NULL;
     void *db = b && b->requires_grad ? (fb ? b->data : b->grad) : NULL;
     double alpha = fb ? fb->alpha : 1.0, beta = fb ? fb->beta : 1.0;
+    if (act != TG_LINEAR_NONE && !o->aux) {
+        linear_bwd_unbuffered(o, &g, db, alpha, beta);
+        if (fb) fb->done = true;
+        return;
+    }
     const void *G = o->grad; /* (batch, out): dy, or dy * act'(y) in aux */
     if (act != TG_LINEAR_NONE) {
         if (dt == TG_F64)
@@ -215,6 +189,13 @@ static bool linear_can_fold(const struct tg_tensor *o, uint32_t slot)
     return slot == 1 || slot == 2;
 }
 
+/* The parameter: the activation (enum tg_linear_act) as a number. */
+static int linear_params(const struct tg_tensor *o, double *vals)
+{
+    vals[0] = (double)o->p.i[0];
+    return 1;
+}
+
 const struct tg_op_desc tg_op_desc_linear = {
     .op = TG_OP_LINEAR,
     .name = "linear",
@@ -225,7 +206,8 @@ const struct tg_op_desc tg_op_desc_linear = {
     .forward = linear_fwd,
     .backward = linear_bwd,
     .can_fold = linear_can_fold,
-    .mixed_dtypes = false};
+    .mixed_dtypes = false,
+    .params = linear_params};
 
 struct tg_tensor *tg_linear(struct tg_tape *T, struct tg_tensor *x, struct tg_tensor *W,
                             struct tg_tensor *b, enum tg_linear_act act)

@@ -25,6 +25,20 @@ static enum tg_reduction red_of(const struct tg_tensor *o)
     return (enum tg_reduction)(int)o->p.f[0];
 }
 
+/* The parameters of a loss node (the descriptor's params): the reduction
+ * (enum tg_reduction as a number), and multi_margin's margin. */
+static int reduction_param(const struct tg_tensor *o, double *vals)
+{
+    vals[0] = o->p.f[0];
+    return 1;
+}
+static int margin_params(const struct tg_tensor *o, double *vals)
+{
+    vals[0] = o->p.f[0];
+    vals[1] = o->p.f[1];
+    return 2;
+}
+
 /* Sets out's shape for n_terms terms shaped like (rank, shape) under the reduction. */
 static enum tg_status reduced_shape(struct tg_tensor *out, int rank, const int64_t *shape,
                                     int64_t n_terms)
@@ -124,11 +138,12 @@ static struct ew_term bce_term(double x, double t)
     double e = exp(-fabs(x)), sig = x >= 0 ? 1 / (1 + e) : e / (1 + e);
     return (struct ew_term){(x > 0 ? x : 0) - x * t + log1p(e), sig - t, -x};
 }
-/* max(0, 1 - y s); d/ds = -y where the margin is violated (0 at the kink) */
+/* max(0, 1 - y s); d/ds = -y where the margin is violated (0 at the kink); a
+ * NaN score gives a NaN term and derivative (m <= 0 is false for a NaN m) */
 static struct ew_term hinge_term(double s, double y)
 {
     double m = 1 - y * s;
-    return (struct ew_term){m > 0 ? m : 0, m > 0 ? -y : 0, 0};
+    return (struct ew_term){m <= 0 ? 0 : m, m > 0 ? -y : (m <= 0 ? 0 : m), 0};
 }
 static struct ew_term l2_term(double w, double unused)
 {
@@ -200,7 +215,8 @@ const struct tg_op_desc tg_op_desc_mse = {
     .shape = ew_shape,
     .forward = ew_fwd,
     .backward = ew_bwd,
-    .mixed_dtypes = false};
+    .mixed_dtypes = false,
+    .params = reduction_param};
 const struct tg_op_desc tg_op_desc_bce_logits = {
     .op = TG_OP_BCE_LOGITS,
     .name = "bce_logits",
@@ -210,7 +226,8 @@ const struct tg_op_desc tg_op_desc_bce_logits = {
     .shape = ew_shape,
     .forward = ew_fwd,
     .backward = ew_bwd,
-    .mixed_dtypes = false};
+    .mixed_dtypes = false,
+    .params = reduction_param};
 const struct tg_op_desc tg_op_desc_hinge = {
     .op = TG_OP_HINGE,
     .name = "hinge",
@@ -220,7 +237,8 @@ const struct tg_op_desc tg_op_desc_hinge = {
     .shape = ew_shape,
     .forward = ew_fwd,
     .backward = ew_bwd,
-    .mixed_dtypes = true};
+    .mixed_dtypes = true,
+    .params = reduction_param};
 const struct tg_op_desc tg_op_desc_l2_penalty = {.op = TG_OP_L2_PENALTY,
                                                  .name = "l2_penalty",
                                                  .arity = 1,
@@ -261,11 +279,16 @@ static void rows_of(const struct tg_tensor *x, int64_t *rows, int64_t *C)
     for (int d = 0; d + 1 < x->rank; d++) *rows *= x->shape[d];
 }
 
-/* log sum_c e^(x_c) of one row (C contiguous), max-subtracted. */
+/* log sum_c e^(x_c) of one row (C contiguous), max-subtracted; NaN when the
+ * row holds a NaN (which fmax would skip). */
 static double row_lse(const struct tg_tensor *x, int64_t off, int64_t C)
 {
     double m = -INFINITY, s = 0;
-    for (int64_t c = 0; c < C; c++) m = fmax(m, tg__load(x->data, x->dtype, off + c));
+    for (int64_t c = 0; c < C; c++) {
+        double v = tg__load(x->data, x->dtype, off + c);
+        m = v > m || v != v ? v : m;
+    }
+    if (m != m) return m;
     if (m == -INFINITY) return m;
     for (int64_t c = 0; c < C; c++) s += exp(tg__load(x->data, x->dtype, off + c) - m);
     return m + log(s);
@@ -371,7 +394,8 @@ static void ce_bwd(struct tg_tensor *out)
     }
 }
 
-/* term_n = (1/C) sum_{c != y} max(0, margin - x_y + x_c) */
+/* term_n = (1/C) sum_{c != y} max(0, margin - x_y + x_c); a NaN score makes
+ * its v NaN, which !(v <= 0) keeps in the sum */
 static void margin_fwd(struct tg_tensor *out)
 {
     const struct tg_tensor *x = out->in[0], *lab = out->in[1];
@@ -383,14 +407,15 @@ static void margin_fwd(struct tg_tensor *out)
         double xy = tg__load(x->data, x->dtype, n * C + y), term = 0;
         for (int64_t c = 0; c < C; c++) {
             double v = margin - xy + tg__load(x->data, x->dtype, n * C + c);
-            if (c != y && v > 0) term += v;
+            if (c != y && !(v <= 0)) term += v;
         }
         emit(out, n, term / (double)C, &acc);
     }
     finish(out, acc, rows);
 }
 
-/* each violated class c: dx_c += dterm / C, dx_y -= dterm / C */
+/* each violated class c: dx_c += dterm / C, dx_y -= dterm / C; where v is NaN
+ * (a NaN score), both get a NaN: there is no derivative */
 static void margin_bwd(struct tg_tensor *out)
 {
     struct tg_tensor *x = out->in[0], *lab = out->in[1];
@@ -402,11 +427,14 @@ static void margin_bwd(struct tg_tensor *out)
         int64_t y = label_at(lab, n);
         double g = dterm(out, n, scale) / (double)C;
         double xy = tg__load(x->data, x->dtype, n * C + y);
-        for (int64_t c = 0; c < C; c++)
-            if (c != y && margin - xy + tg__load(x->data, x->dtype, n * C + c) > 0) {
-                add_at(x, n * C + c, g);
-                add_at(x, n * C + y, -g);
+        for (int64_t c = 0; c < C; c++) {
+            double v = margin - xy + tg__load(x->data, x->dtype, n * C + c);
+            if (c != y && !(v <= 0)) {
+                double d = v > 0 ? g : v;
+                add_at(x, n * C + c, d);
+                add_at(x, n * C + y, -d);
             }
+        }
     }
 }
 
@@ -419,7 +447,8 @@ const struct tg_op_desc tg_op_desc_cross_entropy = {
     .shape = rows_shape,
     .forward = ce_fwd,
     .backward = ce_bwd,
-    .mixed_dtypes = true};
+    .mixed_dtypes = true,
+    .params = reduction_param};
 const struct tg_op_desc tg_op_desc_cross_entropy_probs = {
     .op = TG_OP_CROSS_ENTROPY_PROBS,
     .name = "cross_entropy_probs",
@@ -430,7 +459,8 @@ const struct tg_op_desc tg_op_desc_cross_entropy_probs = {
     .shape = rows_shape,
     .forward = ce_fwd,
     .backward = ce_bwd,
-    .mixed_dtypes = false};
+    .mixed_dtypes = false,
+    .params = reduction_param};
 const struct tg_op_desc tg_op_desc_multi_margin = {
     .op = TG_OP_MULTI_MARGIN,
     .name = "multi_margin",
@@ -440,7 +470,8 @@ const struct tg_op_desc tg_op_desc_multi_margin = {
     .shape = rows_shape,
     .forward = margin_fwd,
     .backward = margin_bwd,
-    .mixed_dtypes = true};
+    .mixed_dtypes = true,
+    .params = margin_params};
 
 struct tg_tensor *tg_cross_entropy(struct tg_tape *T, struct tg_tensor *logits,
                                    struct tg_tensor *labels, enum tg_reduction r)

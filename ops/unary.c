@@ -1,10 +1,16 @@
 /*
  * ops/unary.c - elementwise ops of one tensor, some with plain-number parameters.
  *
- * Each op is one UNARY_OP line: the forward expression in x (the input) and the
- * parameters p0, p1, and the local derivative dz/dx, which may use z (the output).
- * Backward adds g * dz/dx into x's gradient: the Jacobian of an elementwise op is
- * diagonal, so the vector-Jacobian product is a plain elementwise product.
+ * Each op is one line of UNARY_OPS (or of UNARY_PARAM_OPS, which also names the
+ * op's parameters as its formula does): the output y as an expression in the
+ * input x, and the local derivative dy/dx, which may also use y. Backward adds
+ * dy * dy/dx into x's gradient: the Jacobian of an elementwise op is diagonal, so
+ * the vector-Jacobian product is a plain elementwise product. The kernels come
+ * from ops/unary-kernels.inc, one body for both dtypes.
+ *
+ * NaN: a NaN input gives a NaN output, and a NaN derivative where the derivative
+ * depends on the value (relu's, leaky_relu's and abs's selectors, too); see
+ * docs/ops.md.
  */
 #include "ops-impl.h"
 
@@ -21,71 +27,70 @@ static inline double softplus_d(double x)
     return (x > 0 ? x : 0) + log1p(exp(-fabs(x)));
 }
 
+/* x^p, NaN at a NaN even for p == 0 (where C's pow gives 1) */
+static inline double pow_scalar_y(double x, double p)
+{
+    return x != x ? x : pow(x, p);
+}
+
 /* d/dx x^p, defined as 0 for p == 0 (x^0 == 1 everywhere) */
 static inline double pow_scalar_d(double x, double p)
 {
     return p == 0 ? 0 : p * pow(x, p - 1);
 }
 
-#define UNARY_KERNELS(NAME, T, FWD, DX)                                                            \
-    /* one element: the scalar record path calls this directly */                                  \
-    static void NAME##_fwd1_##T(struct tg_tensor *out)                                             \
-    {                                                                                              \
-        const double p0 = out->p.f[0], p1 = out->p.f[1];                                           \
-        (void)p0, (void)p1;                                                                        \
-        T x = *(const T *)out->in[0]->data;                                                        \
-        *(T *)out->data = (T)(FWD);                                                                \
-    }                                                                                              \
-    static void NAME##_fwd_##T(struct tg_tensor *out)                                              \
-    {                                                                                              \
-        const T *restrict xs = out->in[0]->data;                                                   \
-        T *restrict o = out->data;                                                                 \
-        const double p0 = out->p.f[0], p1 = out->p.f[1];                                           \
-        const int64_t n = out->numel;                                                              \
-        (void)p0, (void)p1;                                                                        \
-        if (n == 1) { /* scalar graphs: no loop (and no vector-loop checks) */                     \
-            NAME##_fwd1_##T(out);                                                                  \
-            return;                                                                                \
-        }                                                                                          \
-        for (int64_t i = 0; i < n; i++) {                                                          \
-            T x = xs[i];                                                                           \
-            o[i] = (T)(FWD);                                                                       \
-        }                                                                                          \
-    }                                                                                              \
-    /* one element: the sweep calls this directly for scalar-path nodes */                         \
-    static void NAME##_bwd1_##T(struct tg_tensor *out)                                             \
-    {                                                                                              \
-        struct tg_tensor *X = out->in[0];                                                          \
-        if (!X->requires_grad) return;                                                             \
-        const double p0 = out->p.f[0], p1 = out->p.f[1];                                           \
-        (void)p0, (void)p1;                                                                        \
-        T x = *(const T *)X->data, z = *(const T *)out->data;                                      \
-        (void)x, (void)z;                                                                          \
-        *(T *)X->grad += (T)(*(const T *)out->grad * (DX));                                        \
-    }                                                                                              \
-    static void NAME##_bwd_##T(struct tg_tensor *out)                                              \
-    {                                                                                              \
-        struct tg_tensor *X = out->in[0];                                                          \
-        if (!X->requires_grad) return;                                                             \
-        const T *restrict xs = X->data, *restrict zs = out->data, *restrict g = out->grad;         \
-        T *restrict gx = X->grad;                                                                  \
-        const double p0 = out->p.f[0], p1 = out->p.f[1];                                           \
-        const int64_t n = out->numel;                                                              \
-        (void)p0, (void)p1;                                                                        \
-        if (n == 1) {                                                                              \
-            NAME##_bwd1_##T(out);                                                                  \
-            return;                                                                                \
-        }                                                                                          \
-        for (int64_t i = 0; i < n; i++) {                                                          \
-            T x = xs[i], z = zs[i];                                                                \
-            (void)x, (void)z;                                                                      \
-            gx[i] += (T)(g[i] * (DX));                                                             \
-        }                                                                                          \
-    }
+/* name, enum suffix, formula, VJP, y(x), dy/dx */
+#define UNARY_OPS(X)                                                                               \
+    X(neg, NEG, "y = -x", "dx -= dy", -x, -1)                                                      \
+    X(exp, EXP, "y = e^x", "dx += dy * y", exp(x), y)                                              \
+    X(log, LOG, "y = ln x", "dx += dy / x", log(x), 1 / x)                                         \
+    X(sqrt, SQRT, "y = sqrt(x)", "dx += dy / (2 y)", sqrt(x), 0.5 / y)                             \
+    /* sign(x): the last branch is x itself, 0 at x = 0 and NaN at a NaN */                        \
+    X(abs, ABS, "y = |x|", "dx += dy * sign(x)  (0 at x = 0)", fabs(x),                            \
+      x > 0 ? 1 : (x < 0 ? -1 : x))                                                                \
+    X(tanh, TANH, "y = tanh x", "dx += dy * (1 - y^2)", TG_TANH(x), 1 - y * y)                     \
+    X(sigmoid, SIGMOID, "y = 1 / (1 + e^-x)", "dx += dy * y (1 - y)", TG_SIGMOID(x),               \
+      (y * (1 - y)))                                                                               \
+    /* x <= 0 is false at a NaN, which passes through; so does its derivative */                   \
+    X(relu, RELU, "y = max(x, 0)  (NaN at a NaN)", "dx += dy * [x > 0]", x <= 0 ? 0 : x,           \
+      x > 0 ? 1 : (x <= 0 ? 0 : x))                                                                \
+    X(softplus, SOFTPLUS, "y = ln(1 + e^x)", "dx += dy * sigmoid(x)", softplus_d(x),               \
+      tg__sigmoid_d(x))                                                                            \
+    X(sin, SIN, "y = sin x", "dx += dy * cos x", sin(x), cos(x))                                   \
+    X(cos, COS, "y = cos x", "dx -= dy * sin x", cos(x), -sin(x))
 
-#define UNARY_DESC(NAME, ENUM, FORMULA, VJP, FWD, DX)                                              \
-    UNARY_KERNELS(NAME, float, FWD, DX)                                                            \
-    UNARY_KERNELS(NAME, double, FWD, DX)                                                           \
+/* name, enum suffix, params callback, the two parameters' names, formula, VJP,
+ * y(x), dy/dx (unused: a parameter the op does not have) */
+#define UNARY_PARAM_OPS(X)                                                                         \
+    X(affine, AFFINE, two_params, alpha, beta, "y = alpha x + beta", "dx += alpha dy",             \
+      (alpha * x + beta), alpha)                                                                   \
+    X(pow_scalar, POW_SCALAR, one_param, p, unused, "y = x^p", "dx += dy * p x^(p-1)",             \
+      pow_scalar_y(x, p), pow_scalar_d(x, p))                                                      \
+    X(leaky_relu, LEAKY_RELU, one_param, s, unused, "y = x > 0 ? x : s x",                         \
+      "dx += dy * (x > 0 ? 1 : s)", x > 0 ? x : s * x, x > 0 ? 1 : (x <= 0 ? s : x))
+
+#define T float
+#include "unary-kernels.inc"
+#undef T
+#define T double
+#include "unary-kernels.inc"
+#undef T
+
+/* The parameters of a node (see the descriptor's params): p.f[0], and p.f[1]. */
+static int one_param(const struct tg_tensor *out, double *vals)
+{
+    vals[0] = out->p.f[0];
+    return 1;
+}
+static int two_params(const struct tg_tensor *out, double *vals)
+{
+    vals[0] = out->p.f[0];
+    vals[1] = out->p.f[1];
+    return 2;
+}
+
+/* Each op's descriptor, with its dtype dispatch. */
+#define XP(NAME, ENUM, PARAMS, P0, P1, FORMULA, VJP, Y, DX)                                        \
     static void NAME##_fwd(struct tg_tensor *o)                                                    \
     {                                                                                              \
         if (o->dtype == TG_F64)                                                                    \
@@ -111,37 +116,63 @@ static inline double pow_scalar_d(double x, double p)
         .backward = NAME##_bwd,                                                                    \
         .forward1 = {NAME##_fwd1_float, NAME##_fwd1_double},                                       \
         .backward1 = {NAME##_bwd1_float, NAME##_bwd1_double},                                      \
-        .mixed_dtypes = false};
+        .mixed_dtypes = false,                                                                     \
+        .elementwise = true,                                                                       \
+        .params = PARAMS};
+#define X(NAME, ENUM, FORMULA, VJP, Y, DX) XP(NAME, ENUM, NULL, p0, p1, FORMULA, VJP, Y, DX)
+UNARY_OPS(X)
+UNARY_PARAM_OPS(XP)
+#undef X
+#undef XP
 
-/* An op without parameters and its constructor. */
-#define UNARY_OP(NAME, ENUM, FORMULA, VJP, FWD, DX)                                                \
-    UNARY_DESC(NAME, ENUM, FORMULA, VJP, FWD, DX)                                                  \
-    struct tg_tensor *tg_##NAME(struct tg_tape *T, struct tg_tensor *x)                            \
-    {                                                                                              \
-        return tg__op_record_unary(T, &tg_op_desc_##NAME, x, NULL);                                \
-    }
+/* ---- the public constructors ---- */
 
-UNARY_OP(neg, NEG, "y = -x", "dx -= dy", -x, -1)
-UNARY_OP(exp, EXP, "y = e^x", "dx += dy * y", exp(x), z)
-UNARY_OP(log, LOG, "y = ln x", "dx += dy / x", log(x), 1 / x)
-UNARY_OP(sqrt, SQRT, "y = sqrt(x)", "dx += dy / (2 y)", sqrt(x), 0.5 / z)
-UNARY_OP(abs, ABS, "y = |x|", "dx += dy * sign(x)  (0 at x = 0)", fabs(x),
-         x > 0 ? 1 : (x < 0 ? -1 : 0))
-UNARY_OP(tanh, TANH, "y = tanh x", "dx += dy * (1 - y^2)", TG_TANH(x), 1 - z * z)
-UNARY_OP(sigmoid, SIGMOID, "y = 1 / (1 + e^-x)", "dx += dy * y (1 - y)", TG_SIGMOID(x), z *(1 - z))
-UNARY_OP(relu, RELU, "y = max(x, 0)", "dx += dy * [x > 0]", x > 0 ? x : 0, x > 0 ? 1 : 0)
-UNARY_OP(softplus, SOFTPLUS, "y = ln(1 + e^x)", "dx += dy * sigmoid(x)", softplus_d(x),
-         tg__sigmoid_d(x))
-UNARY_OP(sin, SIN, "y = sin x", "dx += dy * cos x", sin(x), cos(x))
-UNARY_OP(cos, COS, "y = cos x", "dx -= dy * sin x", cos(x), -sin(x))
+struct tg_tensor *tg_neg(struct tg_tape *T, struct tg_tensor *x)
+{
+    return tg__op_record_unary(T, &tg_op_desc_neg, x, NULL);
+}
+struct tg_tensor *tg_exp(struct tg_tape *T, struct tg_tensor *x)
+{
+    return tg__op_record_unary(T, &tg_op_desc_exp, x, NULL);
+}
+struct tg_tensor *tg_log(struct tg_tape *T, struct tg_tensor *x)
+{
+    return tg__op_record_unary(T, &tg_op_desc_log, x, NULL);
+}
+struct tg_tensor *tg_sqrt(struct tg_tape *T, struct tg_tensor *x)
+{
+    return tg__op_record_unary(T, &tg_op_desc_sqrt, x, NULL);
+}
+struct tg_tensor *tg_abs(struct tg_tape *T, struct tg_tensor *x)
+{
+    return tg__op_record_unary(T, &tg_op_desc_abs, x, NULL);
+}
+struct tg_tensor *tg_tanh(struct tg_tape *T, struct tg_tensor *x)
+{
+    return tg__op_record_unary(T, &tg_op_desc_tanh, x, NULL);
+}
+struct tg_tensor *tg_sigmoid(struct tg_tape *T, struct tg_tensor *x)
+{
+    return tg__op_record_unary(T, &tg_op_desc_sigmoid, x, NULL);
+}
+struct tg_tensor *tg_relu(struct tg_tape *T, struct tg_tensor *x)
+{
+    return tg__op_record_unary(T, &tg_op_desc_relu, x, NULL);
+}
+struct tg_tensor *tg_softplus(struct tg_tape *T, struct tg_tensor *x)
+{
+    return tg__op_record_unary(T, &tg_op_desc_softplus, x, NULL);
+}
+struct tg_tensor *tg_sin(struct tg_tape *T, struct tg_tensor *x)
+{
+    return tg__op_record_unary(T, &tg_op_desc_sin, x, NULL);
+}
+struct tg_tensor *tg_cos(struct tg_tape *T, struct tg_tensor *x)
+{
+    return tg__op_record_unary(T, &tg_op_desc_cos, x, NULL);
+}
 
 /* ---- ops with plain-number parameters ---- */
-
-UNARY_DESC(affine, AFFINE, "y = alpha x + beta", "dx += alpha dy", p0 *x + p1, p0)
-UNARY_DESC(pow_scalar, POW_SCALAR, "y = x^p", "dx += dy * p x^(p-1)", pow(x, p0),
-           pow_scalar_d(x, p0))
-UNARY_DESC(leaky_relu, LEAKY_RELU, "y = x > 0 ? x : s x", "dx += dy * (x > 0 ? 1 : s)",
-           x > 0 ? x : p0 * x, x > 0 ? 1 : p0)
 
 /* fn: the function the user called, for the message (derived ops such as
    add_scalar record an affine node). */

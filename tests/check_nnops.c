@@ -17,6 +17,7 @@
 #include <string.h>
 #include <tapegrad/check.h>
 #include <tapegrad/tapegrad.h>
+#include "failalloc.h"
 
 static struct tg_tensor *mat(int rank, const int64_t *shape, const double *v, bool grad)
 {
@@ -459,6 +460,69 @@ START_TEST(test_dropout_identity_and_errors)
 }
 END_TEST
 
+/* tg_linear takes backward's buffer g in forward; when the tape cannot give it,
+ * backward works by blocks without it. Failing each allocation in turn (one at
+ * a time), every run that records and sweeps must give the unfailed results:
+ * gradients (tg_backward), and W, b updated in place (tg_backward_apply, where
+ * the update is folded into the GEMM). */
+enum { LB = 40, LIN = 7, LOUT = 300 }; /* y (40, 300): larger than a tape chunk */
+
+/* One run; with fail > 0, the fail-th allocation after the setup fails. */
+static bool linear_run(struct tg_tensor *const src[3], bool apply, long fail, double *res)
+{
+    struct tg_tensor *p[3];
+    for (int k = 0; k < 3; k++) {
+        p[k] = tg_tensor_copy(src[k]);
+        tg_tensor_set_requires_grad(p[k], true);
+    }
+    struct tg_tape *T = tg_tape_new();
+    tg_clear_error();
+    if (fail > 0) failalloc_arm(fail, false);
+    struct tg_tensor *y = tg_linear(T, p[0], p[1], p[2], TG_LINEAR_RELU);
+    struct tg_tensor *loss = tg_sum(T, tg_mul(T, y, y));
+    struct tg_apply list[2] = {{p[1], -0.1, 0.9}, {p[2], -0.1, 0.9}};
+    bool ok =
+        loss && (apply ? tg_backward_apply(loss, NULL, list, 2) : tg_backward(loss, NULL)) == TG_OK;
+    failalloc_disarm();
+    tg_set_allocator(NULL);
+    int64_t at = 0;
+    for (int k = 0; ok && k < 3; k++)
+        for (int64_t i = 0; i < tg_tensor_numel(p[k]); i++)
+            res[at++] = apply && k > 0 ? tg_tensor_get(p[k], i) : tg_tensor_grad_get(p[k], i);
+    for (int k = 0; k < 3; k++) tg_tensor_free(p[k]);
+    tg_tape_free(T);
+    return ok;
+}
+
+START_TEST(test_linear_without_buffer)
+{
+    bool apply = _i;
+    struct tg_rng rng;
+    tg_rng_seed(&rng, 5);
+    struct tg_tensor *src[3] = {tg_tensor_uniform(TG_F64, 2, (int64_t[]){LB, LIN}, &rng, -1, 1),
+                                tg_tensor_uniform(TG_F64, 2, (int64_t[]){LOUT, LIN}, &rng, -1, 1),
+                                tg_tensor_uniform(TG_F64, 1, (int64_t[]){LOUT}, &rng, -1, 1)};
+    enum { N = LB * LIN + LOUT * LIN + LOUT };
+    static double want[N], got[N];
+    ck_assert(linear_run(src, apply, 0, want));
+    int survived = 0; /* runs that succeeded although an allocation failed */
+    for (long n = 1; n < 60; n++) {
+        bool ok = linear_run(src, apply, n, got);
+        if (!ok) {
+            ck_assert_int_ne(tg_last_status(), TG_OK);
+            continue;
+        }
+        survived += failalloc_failures > 0;
+        ck_assert_int_eq(tg_last_status(), TG_OK); /* a run that worked reports no failure */
+        for (int i = 0; i < N; i++)
+            ck_assert_msg(fabs(got[i] - want[i]) <= 1e-12 * (1 + fabs(want[i])),
+                          "failing allocation %ld: [%d] %.17g vs %.17g", n, i, got[i], want[i]);
+    }
+    ck_assert_int_gt(survived, 0);
+    for (int k = 0; k < 3; k++) tg_tensor_free(src[k]);
+}
+END_TEST
+
 static Suite *nnops_suite(void)
 {
     Suite *s = suite_create("nnops");
@@ -476,6 +540,9 @@ static Suite *nnops_suite(void)
     tcase_add_test(tc, test_multi_margin);
     tcase_add_test(tc, test_bce_logits);
     tcase_add_test(tc, test_mse_hinge_l2);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("linear");
+    tcase_add_loop_test(tc, test_linear_without_buffer, 0, 2);
     suite_add_tcase(s, tc);
     tc = tcase_create("dropout");
     tcase_add_test(tc, test_dropout_train);
