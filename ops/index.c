@@ -131,7 +131,7 @@ const struct tg_op_desc tg_op_desc_index_select = {
     .shape = index_select_shape,
     .forward = index_select_fwd,
     .backward = index_select_bwd,
-    .mixed_dtypes = false};
+    .params = tg__axis_param};
 
 /* idx already in the arena */
 static struct tg_tensor *index_select_record(struct tg_tape *T, struct tg_tensor *x, int axis,
@@ -280,7 +280,7 @@ const struct tg_op_desc tg_op_desc_gather = {
     .shape = gather_shape,
     .forward = gather_fwd,
     .backward = gather_bwd,
-    .mixed_dtypes = false};
+    .params = tg__axis_param};
 
 /* g->idx already set (in the arena) */
 static struct tg_tensor *gather_record(struct tg_tape *T, struct tg_tensor *x, int axis, int rank,
@@ -424,7 +424,7 @@ const struct tg_op_desc tg_op_desc_concat = {.op = TG_OP_CONCAT,
                                              .shape = concat_shape,
                                              .forward = join_fwd,
                                              .backward = join_bwd,
-                                             .mixed_dtypes = false};
+                                             .params = tg__axis_param};
 
 static enum tg_status stack_shape(struct tg_tensor *out)
 {
@@ -458,7 +458,7 @@ const struct tg_op_desc tg_op_desc_stack = {.op = TG_OP_STACK,
                                             .shape = stack_shape,
                                             .forward = join_fwd,
                                             .backward = join_bwd,
-                                            .mixed_dtypes = false};
+                                            .params = tg__axis_param};
 
 static struct tg_tensor *join(struct tg_tape *T, const struct tg_op_desc *d, int n,
                               struct tg_tensor *const *xs, int axis)

@@ -60,6 +60,10 @@ static inline void tg__walk_next(struct tg_walk *w)
     }
 }
 
+/* A params callback (struct tg_op_desc) for ops whose one parameter is the axis
+ * in p.i[0], as the shape rule left it. */
+int tg__axis_param(const struct tg_tensor *out, double *vals);
+
 /* An arena copy of n int64 values (NULL with the error set; T may not be NULL). */
 int64_t *tg__arena_i64(struct tg_tape *T, const int64_t *v, int64_t n);
 

@@ -26,6 +26,12 @@ enum tg_status tg__norm_axis(const char *fn, int axis, int n, int rank, const in
     return TG_OK;
 }
 
+int tg__axis_param(const struct tg_tensor *out, double *vals)
+{
+    vals[0] = (double)out->p.i[0];
+    return 1;
+}
+
 int64_t *tg__arena_i64(struct tg_tape *T, const int64_t *v, int64_t n)
 {
     int64_t *a = tg__tape_alloc(T, (size_t)(n > 0 ? n : 1) * sizeof *a);
@@ -181,16 +187,16 @@ static enum tg_status reshape_shape(struct tg_tensor *out)
     return TG_OK;
 }
 
-const struct tg_op_desc tg_op_desc_reshape = {.op = TG_OP_RESHAPE,
-                                              .name = "reshape",
-                                              .arity = 1,
-                                              .formula =
-                                                  "y = x with a new shape (row-major order kept)",
-                                              .vjp = "dx += dy reshaped to x's shape",
-                                              .shape = reshape_shape,
-                                              .forward = copy_fwd,
-                                              .backward = copy_bwd,
-                                              .mixed_dtypes = false};
+const struct tg_op_desc tg_op_desc_reshape = {
+    .op = TG_OP_RESHAPE,
+    .name = "reshape",
+    .arity = 1,
+    .formula = "y = x with a new shape (row-major order kept)",
+    .vjp = "dx += dy reshaped to x's shape",
+    .shape = reshape_shape,
+    .forward = copy_fwd,
+    .backward = copy_bwd,
+};
 
 struct tg_tensor *tg_reshape(struct tg_tape *T, struct tg_tensor *x, int rank, const int64_t *shape)
 {
@@ -231,6 +237,15 @@ static enum tg_status squeeze_shape(struct tg_tensor *out)
     return TG_OK;
 }
 
+/* The parameter: the axis (0..rank-1 of x); none for squeeze_all. */
+static int squeeze_params(const struct tg_tensor *out, double *vals)
+{
+    if (out->p.i[1]) return 0;
+    int64_t a = out->p.i[0];
+    vals[0] = (double)(a < 0 ? a + out->in[0]->rank : a);
+    return 1;
+}
+
 const struct tg_op_desc tg_op_desc_squeeze = {.op = TG_OP_SQUEEZE,
                                               .name = "squeeze",
                                               .arity = 1,
@@ -239,7 +254,7 @@ const struct tg_op_desc tg_op_desc_squeeze = {.op = TG_OP_SQUEEZE,
                                               .shape = squeeze_shape,
                                               .forward = copy_fwd,
                                               .backward = copy_bwd,
-                                              .mixed_dtypes = false};
+                                              .params = squeeze_params};
 
 struct tg_tensor *tg_squeeze(struct tg_tape *T, struct tg_tensor *x, int axis)
 {
@@ -271,6 +286,14 @@ static enum tg_status unsqueeze_shape(struct tg_tensor *out)
     return TG_OK;
 }
 
+/* The parameter: where the new axis is (0..rank-1 of y). */
+static int unsqueeze_params(const struct tg_tensor *out, double *vals)
+{
+    int64_t a = out->p.i[0];
+    vals[0] = (double)(a < 0 ? a + out->rank : a);
+    return 1;
+}
+
 const struct tg_op_desc tg_op_desc_unsqueeze = {.op = TG_OP_UNSQUEEZE,
                                                 .name = "unsqueeze",
                                                 .arity = 1,
@@ -279,7 +302,7 @@ const struct tg_op_desc tg_op_desc_unsqueeze = {.op = TG_OP_UNSQUEEZE,
                                                 .shape = unsqueeze_shape,
                                                 .forward = copy_fwd,
                                                 .backward = copy_bwd,
-                                                .mixed_dtypes = false};
+                                                .params = unsqueeze_params};
 
 struct tg_tensor *tg_unsqueeze(struct tg_tape *T, struct tg_tensor *x, int axis)
 {
@@ -317,6 +340,14 @@ static void transpose_view(const struct tg_tensor *out, struct view *v)
 }
 VIEW_OP_KERNELS(transpose)
 
+/* The parameters: the two axes, as 0..rank-1. */
+static int transpose_params(const struct tg_tensor *out, double *vals)
+{
+    vals[0] = (double)out->p.i[0];
+    vals[1] = (double)out->p.i[1];
+    return 2;
+}
+
 const struct tg_op_desc tg_op_desc_transpose = {.op = TG_OP_TRANSPOSE,
                                                 .name = "transpose",
                                                 .arity = 1,
@@ -326,7 +357,7 @@ const struct tg_op_desc tg_op_desc_transpose = {.op = TG_OP_TRANSPOSE,
                                                 .shape = transpose_shape,
                                                 .forward = transpose_fwd,
                                                 .backward = transpose_bwd,
-                                                .mixed_dtypes = false};
+                                                .params = transpose_params};
 
 struct tg_tensor *tg_transpose(struct tg_tape *T, struct tg_tensor *x, int a, int b)
 {
@@ -373,6 +404,14 @@ static void permute_view(const struct tg_tensor *out, struct view *v)
 }
 VIEW_OP_KERNELS(permute)
 
+/* The parameters: the permutation, one axis of x per axis of y. */
+static int permute_params(const struct tg_tensor *out, double *vals)
+{
+    const int64_t *perm = out->aux;
+    for (int d = 0; d < out->rank; d++) vals[d] = (double)perm[d];
+    return out->rank;
+}
+
 const struct tg_op_desc tg_op_desc_permute = {
     .op = TG_OP_PERMUTE,
     .name = "permute",
@@ -382,7 +421,7 @@ const struct tg_op_desc tg_op_desc_permute = {
     .shape = permute_shape,
     .forward = permute_fwd,
     .backward = permute_bwd,
-    .mixed_dtypes = false};
+    .params = permute_params};
 
 struct tg_tensor *tg_permute(struct tg_tape *T, struct tg_tensor *x, int n, const int *perm)
 {
@@ -431,16 +470,16 @@ static void broadcast_to_view(const struct tg_tensor *out, struct view *v)
 }
 VIEW_OP_KERNELS(broadcast_to)
 
-const struct tg_op_desc tg_op_desc_broadcast_to = {.op = TG_OP_BROADCAST_TO,
-                                                   .name = "broadcast_to",
-                                                   .arity = 1,
-                                                   .formula =
-                                                       "y[i] = x[i with broadcast axes at 0]",
-                                                   .vjp = "dx += dy summed over the broadcast axes",
-                                                   .shape = broadcast_to_shape,
-                                                   .forward = broadcast_to_fwd,
-                                                   .backward = broadcast_to_bwd,
-                                                   .mixed_dtypes = false};
+const struct tg_op_desc tg_op_desc_broadcast_to = {
+    .op = TG_OP_BROADCAST_TO,
+    .name = "broadcast_to",
+    .arity = 1,
+    .formula = "y[i] = x[i with broadcast axes at 0]",
+    .vjp = "dx += dy summed over the broadcast axes",
+    .shape = broadcast_to_shape,
+    .forward = broadcast_to_fwd,
+    .backward = broadcast_to_bwd,
+};
 
 struct tg_tensor *tg_broadcast_to(struct tg_tape *T, struct tg_tensor *x, int rank,
                                   const int64_t *shape)
@@ -519,10 +558,25 @@ static void slice_view(const struct tg_tensor *out, struct view *v)
     v->off = 0;
     for (int d = 0; d < x->rank; d++) {
         v->off += s->start[d] * v->st[d];
-        v->st[d] *= s->step[d];
+        /* along an axis of length 0 or 1 the step is never taken (and may be
+         * as large as INT64_MAX: the product would overflow); above that,
+         * |step| < the axis length, so the product stays below numel */
+        v->st[d] = out->shape[d] > 1 ? v->st[d] * s->step[d] : 0;
     }
 }
 VIEW_OP_KERNELS(slice)
+
+/* The parameters: the start and the step of every axis of x, in turn
+ * (start_0, step_0, start_1, step_1, ...), as the shape rule resolved them. */
+static int slice_params(const struct tg_tensor *out, double *vals)
+{
+    const struct slice_aux *s = out->aux;
+    for (int d = 0; d < out->rank; d++) {
+        vals[2 * d] = (double)s->start[d];
+        vals[2 * d + 1] = (double)s->step[d];
+    }
+    return 2 * out->rank;
+}
 
 const struct tg_op_desc tg_op_desc_slice = {
     .op = TG_OP_SLICE,
@@ -533,7 +587,7 @@ const struct tg_op_desc tg_op_desc_slice = {
     .shape = slice_shape,
     .forward = slice_fwd,
     .backward = slice_bwd,
-    .mixed_dtypes = false};
+    .params = slice_params};
 
 struct tg_tensor *tg_slice(struct tg_tape *T, struct tg_tensor *x, int n,
                            const struct tg_slice_spec *spec)

@@ -1,0 +1,10 @@
+/* tests/opdesc_table.h - descriptor fields of the op table (tests/opdesc_table.c). */
+#ifndef TG_TEST_OPDESC_TABLE_H
+#define TG_TEST_OPDESC_TABLE_H
+
+#include <stdbool.h>
+
+bool opdesc_elementwise(int op); /* desc->elementwise of table entry op */
+int opdesc_op(int op);           /* desc->op of table entry op */
+
+#endif
