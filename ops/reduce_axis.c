@@ -53,9 +53,15 @@ static inline void walk_next(struct walk *w)
     }
 }
 
-/* Builds the merged walk of x for a mask. */
+/* Builds the merged walk of x for a mask. An empty x has nothing to walk (and
+ * merging its other axes could overflow: (0, 1e12, 1e12) reduced over the last
+ * two). */
 static void walk_init(struct walk *w, const struct tg_tensor *x, uint32_t mask)
 {
+    if (x->numel == 0) {
+        *w = (struct walk){.rank = 0, .n = 1, .rows = 0};
+        return;
+    }
     bool red[TG_MAX_DIM];
     int r = 0;
     for (int d = 0; d < x->rank; d++) {
