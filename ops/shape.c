@@ -28,7 +28,7 @@ enum tg_status tg__norm_axis(const char *fn, int axis, int n, int rank, const in
 
 int tg__axis_param(const struct tg_tensor *out, double *vals)
 {
-    vals[0] = (double)out->p.i[0];
+    vals[0] = tg__axis_of(out);
     return 1;
 }
 
@@ -310,7 +310,14 @@ struct tg_tensor *tg_unsqueeze(struct tg_tape *T, struct tg_tensor *x, int axis)
     return tg__op_record(T, &tg_op_desc_unsqueeze, 1, &x, &p, NULL);
 }
 
-/* ---- transpose: p.i = the two axes, normalised by the shape rule ---- */
+/* ---- transpose: p.i = the two axes (as given) ---- */
+
+/* Axis k (0 or 1) of a transpose as 0..rank-1. */
+static int transpose_axis(const struct tg_tensor *out, int k)
+{
+    int64_t a = out->p.i[k];
+    return (int)(a < 0 ? a + out->rank : a);
+}
 
 static enum tg_status transpose_shape(struct tg_tensor *out)
 {
@@ -319,8 +326,6 @@ static enum tg_status transpose_shape(struct tg_tensor *out)
     if (tg__norm_axis("transpose", (int)out->p.i[0], x->rank, x->rank, x->shape, &a) ||
         tg__norm_axis("transpose", (int)out->p.i[1], x->rank, x->rank, x->shape, &b))
         return tg_last_status();
-    out->p.i[0] = a;
-    out->p.i[1] = b;
     for (int d = 0; d < x->rank; d++) out->shape[d] = x->shape[d];
     out->shape[a] = x->shape[b];
     out->shape[b] = x->shape[a];
@@ -333,7 +338,8 @@ static void transpose_view(const struct tg_tensor *out, struct view *v)
 {
     const struct tg_tensor *x = out->in[0];
     tg__strides(x->rank, x->shape, v->st);
-    int64_t a = out->p.i[0], b = out->p.i[1], t = v->st[a];
+    int a = transpose_axis(out, 0), b = transpose_axis(out, 1);
+    int64_t t = v->st[a];
     v->st[a] = v->st[b];
     v->st[b] = t;
     v->off = 0;
@@ -343,8 +349,8 @@ VIEW_OP_KERNELS(transpose)
 /* The parameters: the two axes, as 0..rank-1. */
 static int transpose_params(const struct tg_tensor *out, double *vals)
 {
-    vals[0] = (double)out->p.i[0];
-    vals[1] = (double)out->p.i[1];
+    vals[0] = transpose_axis(out, 0);
+    vals[1] = transpose_axis(out, 1);
     return 2;
 }
 
@@ -365,12 +371,19 @@ struct tg_tensor *tg_transpose(struct tg_tape *T, struct tg_tensor *x, int a, in
     return tg__op_record(T, &tg_op_desc_transpose, 1, &x, &p, NULL);
 }
 
-/* ---- permute: aux = perm (p.i[0] entries), normalised by the shape rule ---- */
+/* ---- permute: aux = perm (p.i[0] entries, as given) ---- */
+
+/* Entry d of the permutation as an axis 0..rank-1 of x. */
+static int perm_at(const struct tg_tensor *out, int d)
+{
+    int64_t a = ((const int64_t *)out->aux)[d];
+    return (int)(a < 0 ? a + out->rank : a);
+}
 
 static enum tg_status permute_shape(struct tg_tensor *out)
 {
     const struct tg_tensor *x = out->in[0];
-    int64_t *perm = out->aux;
+    const int64_t *perm = out->aux;
     int n = (int)out->p.i[0];
     char s[160];
     tg__format_shape(s, sizeof s, x->rank, x->shape);
@@ -385,7 +398,6 @@ static enum tg_status permute_shape(struct tg_tensor *out)
             return tg__fail(TG_ERR_VALUE, "permute: axis %d appears twice in the permutation of %s",
                             a, s);
         seen |= 1u << a;
-        perm[d] = a;
         out->shape[d] = x->shape[a];
     }
     out->rank = x->rank;
@@ -396,10 +408,9 @@ static enum tg_status permute_shape(struct tg_tensor *out)
 static void permute_view(const struct tg_tensor *out, struct view *v)
 {
     const struct tg_tensor *x = out->in[0];
-    const int64_t *perm = out->aux;
     int64_t xs[TG_MAX_DIM];
     tg__strides(x->rank, x->shape, xs);
-    for (int d = 0; d < x->rank; d++) v->st[d] = xs[perm[d]];
+    for (int d = 0; d < x->rank; d++) v->st[d] = xs[perm_at(out, d)];
     v->off = 0;
 }
 VIEW_OP_KERNELS(permute)
@@ -407,8 +418,7 @@ VIEW_OP_KERNELS(permute)
 /* The parameters: the permutation, one axis of x per axis of y. */
 static int permute_params(const struct tg_tensor *out, double *vals)
 {
-    const int64_t *perm = out->aux;
-    for (int d = 0; d < out->rank; d++) vals[d] = (double)perm[d];
+    for (int d = 0; d < out->rank; d++) vals[d] = perm_at(out, d);
     return out->rank;
 }
 
@@ -499,8 +509,7 @@ struct tg_tensor *tg_broadcast_to(struct tg_tape *T, struct tg_tensor *x, int ra
     return tg__op_record(T, &tg_op_desc_broadcast_to, 1, &x, &p, aux);
 }
 
-/* ---- slice: aux = per-axis specs (p.i[0] given), normalised by the shape rule
- * into a start and a step for every axis ---- */
+/* ---- slice: aux = the per-axis specs as given (p.i[0] of them) ---- */
 
 struct slice_aux {
     int64_t start[TG_MAX_DIM], stop[TG_MAX_DIM], step[TG_MAX_DIM];
@@ -524,10 +533,24 @@ static int64_t slice_indices(int64_t len, int64_t *start, int64_t stop, int64_t 
     return v[0] > v[1] ? (v[0] - v[1] - 1) / -step + 1 : 0;
 }
 
+/* Axis d of a slice resolved: its first index in x, its step (a step of 0 is
+ * left for the shape rule to reject) and its length. Axes after the given ones
+ * are taken whole. */
+static int64_t slice_axis(const struct tg_tensor *out, int d, int64_t *start, int64_t *step)
+{
+    const struct tg_tensor *x = out->in[0];
+    const struct slice_aux *s = out->aux;
+    *start = 0;
+    *step = 1;
+    if (d >= (int)out->p.i[0]) return x->shape[d];
+    *start = s->start[d];
+    if (s->step[d] != TG_SLICE_NONE) *step = s->step[d];
+    return *step ? slice_indices(x->shape[d], start, s->stop[d], *step) : 0;
+}
+
 static enum tg_status slice_shape(struct tg_tensor *out)
 {
     const struct tg_tensor *x = out->in[0];
-    struct slice_aux *s = out->aux;
     int n = (int)out->p.i[0];
     if (n > x->rank) {
         char b[160];
@@ -535,15 +558,9 @@ static enum tg_status slice_shape(struct tg_tensor *out)
         return tg__fail(TG_ERR_RANGE, "slice: %d axes sliced but %s has rank %d", n, b, x->rank);
     }
     for (int d = 0; d < x->rank; d++) {
-        if (d >= n) { /* taken whole */
-            s->start[d] = 0;
-            s->step[d] = 1;
-            out->shape[d] = x->shape[d];
-            continue;
-        }
-        if (s->step[d] == TG_SLICE_NONE) s->step[d] = 1;
-        if (s->step[d] == 0) return tg__fail(TG_ERR_VALUE, "slice: step 0 on axis %d", d);
-        out->shape[d] = slice_indices(x->shape[d], &s->start[d], s->stop[d], s->step[d]);
+        int64_t start, step;
+        out->shape[d] = slice_axis(out, d, &start, &step);
+        if (step == 0) return tg__fail(TG_ERR_VALUE, "slice: step 0 on axis %d", d);
     }
     out->rank = x->rank;
     return TG_OK;
@@ -553,27 +570,30 @@ static enum tg_status slice_shape(struct tg_tensor *out)
 static void slice_view(const struct tg_tensor *out, struct view *v)
 {
     const struct tg_tensor *x = out->in[0];
-    const struct slice_aux *s = out->aux;
     tg__strides(x->rank, x->shape, v->st);
     v->off = 0;
     for (int d = 0; d < x->rank; d++) {
-        v->off += s->start[d] * v->st[d];
+        int64_t start, step;
+        slice_axis(out, d, &start, &step);
+        v->off += start * v->st[d];
         /* along an axis of length 0 or 1 the step is never taken (and may be
          * as large as INT64_MAX: the product would overflow); above that,
          * |step| < the axis length, so the product stays below numel */
-        v->st[d] = out->shape[d] > 1 ? v->st[d] * s->step[d] : 0;
+        v->st[d] = out->shape[d] > 1 ? v->st[d] * step : 0;
     }
 }
 VIEW_OP_KERNELS(slice)
 
 /* The parameters: the start and the step of every axis of x, in turn
- * (start_0, step_0, start_1, step_1, ...), as the shape rule resolved them. */
+ * (start_0, step_0, start_1, step_1, ...), resolved as Python's slice.indices
+ * does (x[-3:] of 10 elements: 7, 1). */
 static int slice_params(const struct tg_tensor *out, double *vals)
 {
-    const struct slice_aux *s = out->aux;
     for (int d = 0; d < out->rank; d++) {
-        vals[2 * d] = (double)s->start[d];
-        vals[2 * d + 1] = (double)s->step[d];
+        int64_t start, step;
+        slice_axis(out, d, &start, &step);
+        vals[2 * d] = (double)start;
+        vals[2 * d + 1] = (double)step;
     }
     return 2 * out->rank;
 }

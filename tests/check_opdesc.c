@@ -235,6 +235,37 @@ START_TEST(test_params_fit)
 }
 END_TEST
 
+/* Shape rules decide shapes and leave the parameters as the caller gave them
+ * (they once wrote normalised axes back into the node). */
+START_TEST(test_shape_rules_keep_params)
+{
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor *c = leaf(3, (int64_t[]){2, 3, 4}), *v = leaf(1, (int64_t[]){10});
+    struct tg_tensor *by_axis[] = {
+        tg_softmax(T, c, -1),
+        tg_log_softmax(T, c, -2),
+        tg_transpose(T, c, -1, 0),
+        tg_index_select(T, c, -1, (int64_t[]){0}, 1),
+        tg_gather(T, c, -2, 3, (int64_t[]){2, 1, 4}, (int64_t[]){0, 1, 2, 0, 1, 2, 0, 1}),
+        tg_concat(T, 2, (struct tg_tensor *[]){c, c}, -1),
+        tg_stack(T, 2, (struct tg_tensor *[]){c, c}, -1),
+        tg_unsqueeze(T, c, -1),
+    };
+    for (size_t k = 0; k < sizeof by_axis / sizeof by_axis[0]; k++) {
+        ck_assert_msg(by_axis[k] != NULL, "%s", tg_last_error());
+        ck_assert_msg(opdesc_param_i(by_axis[k], 0) < 0, "%s rewrote its axis to %lld",
+                      tg_op_name(tg_tensor_op(by_axis[k])), opdesc_param_i(by_axis[k], 0));
+    }
+    struct tg_tensor *p = tg_permute(T, c, 3, (int[]){-1, 0, 1});
+    ck_assert_int_eq(opdesc_aux_i64(p, 0), -1);
+    struct tg_tensor *s = tg_slice(T, v, 1, (struct tg_slice_spec[]){{-3, TG_SLICE_NONE, 1}});
+    ck_assert_int_eq(opdesc_aux_i64(s, 0), -3); /* start[0] as given */
+    tg_tape_free(T);
+    tg_tensor_free(c);
+    tg_tensor_free(v);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("opdesc");
@@ -244,6 +275,7 @@ int main(void)
     tcase_add_test(tc, test_params_softmax_matmul_reductions);
     tcase_add_test(tc, test_params_shape_and_index);
     tcase_add_test(tc, test_params_fit);
+    tcase_add_test(tc, test_shape_rules_keep_params);
     suite_add_tcase(s, tc);
     return tg_test_run_suite(s);
 }

@@ -15,3 +15,13 @@ int opdesc_op(int op)
 {
     return tg_op_table[op]->op;
 }
+
+long long opdesc_param_i(const struct tg_tensor *t, int k)
+{
+    return (long long)t->p.i[k];
+}
+
+long long opdesc_aux_i64(const struct tg_tensor *t, int k)
+{
+    return (long long)((const int64_t *)t->aux)[k];
+}
