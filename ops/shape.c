@@ -385,18 +385,21 @@ static enum tg_status permute_shape(struct tg_tensor *out)
     const struct tg_tensor *x = out->in[0];
     const int64_t *perm = out->aux;
     int n = (int)out->p.i[0];
-    char s[160];
-    tg__format_shape(s, sizeof s, x->rank, x->shape);
-    if (n != x->rank)
+    char s[160]; /* x's shape, formatted only for a message */
+    if (n != x->rank) {
+        tg__format_shape(s, sizeof s, x->rank, x->shape);
         return tg__fail(TG_ERR_SHAPE, "permute: %d axes given for %s of rank %d", n, s, x->rank);
+    }
     unsigned seen = 0;
     for (int d = 0; d < n; d++) {
         int a;
         if (tg__norm_axis("permute", (int)perm[d], n, x->rank, x->shape, &a))
             return tg_last_status();
-        if (seen & (1u << a))
+        if (seen & (1u << a)) {
+            tg__format_shape(s, sizeof s, x->rank, x->shape);
             return tg__fail(TG_ERR_VALUE, "permute: axis %d appears twice in the permutation of %s",
                             a, s);
+        }
         seen |= 1u << a;
         out->shape[d] = x->shape[a];
     }
