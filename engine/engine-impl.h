@@ -11,7 +11,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "tapegrad/ops.h"
+#include "tapegrad/tape.h"
 
 /* Where a tensor lives. */
 enum tg_kind {
@@ -58,14 +58,17 @@ struct tg_tensor {
 };
 
 /*
- * An op descriptor. `shape` validates the inputs and parameters already in `out`
- * and sets out->rank and out->shape (returning an error with the message set);
+ * An op descriptor: everything the engine (the sweep, the trace, the graph,
+ * gradcheck) knows about an op; the engine reads ops through descriptors only
+ * and never includes or calls ops/. `shape` validates the inputs and parameters
+ * already in `out` and sets out->rank and out->shape (returning an error with
+ * the message set), and changes nothing else;
  * `forward` fills out->data from the inputs; `backward` adds the vector-Jacobian
  * product of out->grad into the grad of every input whose requires_grad is set.
  * Both may use the values of the inputs and of out: they stay valid until reset.
  */
 struct tg_op_desc {
-    enum tg_op op;
+    int op; /* the op's index in the op table: its enum tg_op (tapegrad/ops.h) value */
     const char *name;
     int arity; /* -1: variable */
     const char *formula;

@@ -34,9 +34,10 @@ void tg__graph_label(const struct tg__graph *g, const struct tg_graph_names *nam
 bool tg__local_derivs(struct tg_tensor *n, double *d);
 
 /* The structure of the Jacobian of an op's output (out shape) with respect to
- * one input (in shape): "diagonal" (elementwise, equal shapes),
- * "broadcast-reduce" (elementwise, the input was broadcast) or "dense". */
-const char *tg__jacobian_kind(enum tg_op op, int out_rank, const int64_t *out_shape, int in_rank,
+ * one input (in shape), from the descriptor's elementwise flag: "diagonal"
+ * (elementwise, equal shapes), "broadcast-reduce" (elementwise, the input was
+ * broadcast) or "dense". */
+const char *tg__jacobian_kind(bool elementwise, int out_rank, const int64_t *out_shape, int in_rank,
                               const int64_t *in_shape);
 
 #endif

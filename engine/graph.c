@@ -278,11 +278,10 @@ static void put_node(FILE *out, const struct tg__graph *g, int64_t k,
     fputs("\"];\n", out);
 }
 
-const char *tg__jacobian_kind(enum tg_op op, int out_rank, const int64_t *out_shape, int in_rank,
+const char *tg__jacobian_kind(bool elementwise, int out_rank, const int64_t *out_shape, int in_rank,
                               const int64_t *in_shape)
 {
-    /* the elementwise family is ADD .. COS in TG_OPS_ELEMENTWISE (SUM, MEAN follow) */
-    if (op < TG_OP_ADD || op > TG_OP_COS) return "dense";
+    if (!elementwise) return "dense";
     bool same =
         out_rank == in_rank && !memcmp(out_shape, in_shape, (size_t)in_rank * sizeof *in_shape);
     return same ? "diagonal" : "broadcast-reduce";
@@ -306,7 +305,8 @@ static void put_edge_label(FILE *out, const struct tg__graph *g, const struct tg
     } else {
         tg__format_shape(ts, sizeof ts, t->rank, t->shape);
         tg__format_shape(xs, sizeof xs, x->rank, x->shape);
-        const char *j = tg__jacobian_kind(t->desc->op, t->rank, t->shape, x->rank, x->shape);
+        const char *j =
+            tg__jacobian_kind(t->desc->elementwise, t->rank, t->shape, x->rank, x->shape);
         if (j[0] == 'b')
             fprintf(out, "%s %s -> %s", j, ts, xs);
         else

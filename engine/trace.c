@@ -88,6 +88,9 @@ static void before(struct tg_tensor *n, struct recorder *R)
     memset(s, 0, sizeof *s);
     s->node = n;
     s->op = n->desc->op;
+    s->op_name = n->desc->name;
+    s->rule = n->desc->vjp;
+    s->elementwise = n->desc->elementwise;
     int64_t k = tg__graph_find(&R->g, n);
     s->id = k >= 0 ? R->g.id[k] : 0;
     s->rank = n->rank;
@@ -95,7 +98,7 @@ static void before(struct tg_tensor *n, struct recorder *R)
     s->value = n->numel == 1 ? tg__load(n->data, n->dtype, 0) : norm2(n->data, n->dtype, n->numel);
     s->upstream =
         n->numel == 1 ? tg__load(n->grad, n->dtype, 0) : norm2(n->grad, n->dtype, n->numel);
-    s->n_params = tg_tensor_op_params(n, s->params);
+    s->n_params = tg_tensor_op_params(n, s->params, TG_MAX_OP_PARAMS);
     int distinct = 0;
     for (uint32_t i = 0; i < n->n_in; i++) distinct += first_use(n, i);
     if (!(s->inputs = tg__calloc((size_t)distinct ? (size_t)distinct : 1, sizeof *s->inputs))) {
@@ -212,7 +215,7 @@ static void print_header(FILE *out, const struct tg_trace_step *s, const char *n
                          const char *root, const struct tg_graph_names *names, int64_t k)
 {
     char shape[160], in[128];
-    fprintf(out, "[%lld] %s = %s(", (long long)k + 1, node, tg_op_name(s->op));
+    fprintf(out, "[%lld] %s = %s(", (long long)k + 1, node, s->op_name);
     for (int i = 0; i < s->n_inputs; i++) {
         const struct tg_trace_input *x = &s->inputs[i];
         label(in, sizeof in, names, x->tensor, x->kind, x->id);
@@ -224,7 +227,7 @@ static void print_header(FILE *out, const struct tg_trace_step *s, const char *n
         fprintf(out, ") = %.6g\n", s->value);
     else
         fprintf(out, ")  shape %s, |value| = %.6g\n", shape, s->value);
-    fprintf(out, "    rule: %s\n", tg_op_vjp(s->op));
+    fprintf(out, "    rule: %s\n", s->rule);
     const char *bar = s->scalar ? "" : "|";
     fprintf(out, "    %sd%s/d%s%s = %.6g%s\n", bar, root, node, bar, s->upstream,
             k == 0 ? "   (the seed)" : "");
@@ -247,8 +250,8 @@ static void print_input(FILE *out, const struct tg_trace_step *s, const struct t
         tg__format_shape(si, sizeof si, x->rank, x->shape);
         tg__format_shape(so, sizeof so, s->rank, s->shape);
         fprintf(out, "    d%s/d%s += d%s/d%s J_%s(%s)  [%s Jacobian, %s by %s]", root, in, root,
-                node, node, in, tg__jacobian_kind(s->op, s->rank, s->shape, x->rank, x->shape), so,
-                si);
+                node, node, in,
+                tg__jacobian_kind(s->elementwise, s->rank, s->shape, x->rank, x->shape), so, si);
         fprintf(out, "  |added| = %.6g   -> |d%s/d%s| = %.6g", x->contrib, root, in, x->total);
     }
     if (x->nth > 1) fprintf(out, "  (sum of %d contributions)", x->nth);

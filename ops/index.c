@@ -69,7 +69,6 @@ static enum tg_status index_select_shape(struct tg_tensor *out)
     if (tg__norm_axis("index_select", (int)out->p.i[0], x->rank, x->rank, x->shape, &axis) ||
         check_range("index_select", out->aux, out->p.i[1], x, axis))
         return tg_last_status();
-    out->p.i[0] = axis;
     for (int d = 0; d < x->rank; d++) out->shape[d] = d == axis ? out->p.i[1] : x->shape[d];
     out->rank = x->rank;
     return TG_OK;
@@ -81,7 +80,7 @@ static void index_select_fwd(struct tg_tensor *out)
 {
     const struct tg_tensor *x = out->in[0];
     const int64_t *idx = out->aux;
-    int axis = (int)out->p.i[0];
+    int axis = tg__axis_of(out);
     int64_t n = out->p.i[1], dim = x->shape[axis], es = (int64_t)tg__esize(x->dtype);
     int64_t outer = span(x->shape, 0, axis), inner = span(x->shape, axis + 1, x->rank);
     const char *xb = x->data; /* (outer, dim, inner) */
@@ -97,7 +96,7 @@ static void index_select_fwd(struct tg_tensor *out)
     {                                                                                              \
         const struct tg_tensor *x = out->in[0];                                                    \
         const int64_t *idx = out->aux;                                                             \
-        int axis = (int)out->p.i[0];                                                               \
+        int axis = tg__axis_of(out);                                                               \
         int64_t n = out->p.i[1], dim = x->shape[axis];                                             \
         int64_t outer = span(x->shape, 0, axis), inner = span(x->shape, axis + 1, x->rank);        \
         T *gx = x->grad;         /* (outer, dim, inner) */                                         \
@@ -131,7 +130,7 @@ const struct tg_op_desc tg_op_desc_index_select = {
     .shape = index_select_shape,
     .forward = index_select_fwd,
     .backward = index_select_bwd,
-    .mixed_dtypes = false};
+    .params = tg__axis_param};
 
 /* idx already in the arena */
 static struct tg_tensor *index_select_record(struct tg_tape *T, struct tg_tensor *x, int axis,
@@ -206,7 +205,6 @@ static enum tg_status gather_shape(struct tg_tensor *out)
         }
     int64_t numel = span(g->shape, 0, rank);
     if (check_range("gather", g->idx, numel, x, axis)) return tg_last_status();
-    out->p.i[0] = axis;
     for (int d = 0; d < rank; d++) out->shape[d] = g->shape[d];
     out->rank = (uint8_t)rank;
     return TG_OK;
@@ -244,7 +242,7 @@ GATHER_KERNELS(double)
 static int64_t gather_strides(const struct tg_tensor *out, int64_t *st)
 {
     const struct tg_tensor *x = out->in[0];
-    int axis = (int)out->p.i[0];
+    int axis = tg__axis_of(out);
     tg__strides(x->rank, x->shape, st);
     int64_t sa = st[axis];
     st[axis] = 0;
@@ -280,7 +278,7 @@ const struct tg_op_desc tg_op_desc_gather = {
     .shape = gather_shape,
     .forward = gather_fwd,
     .backward = gather_bwd,
-    .mixed_dtypes = false};
+    .params = tg__axis_param};
 
 /* g->idx already set (in the arena) */
 static struct tg_tensor *gather_record(struct tg_tape *T, struct tg_tensor *x, int axis, int rank,
@@ -331,14 +329,14 @@ struct tg_tensor *tg_gather_tensor(struct tg_tape *T, struct tg_tensor *x, int a
     return gather_record(T, x, axis, index->rank, g);
 }
 
-/* ---- concat and stack: p.i[0] = the axis of y along which the inputs follow
+/* ---- concat and stack: p.i[0] = the axis of y (as given) along which the inputs follow
  * each other. With `outer` = the product of y's sizes before that axis, input k
  * is (outer, chunk_k) and y is (outer, sum_k chunk_k): forward copies, for each
  * o, one run of chunk_k elements from every input in turn. ---- */
 
 static void join_fwd(struct tg_tensor *out)
 {
-    int64_t outer = span(out->shape, 0, (int)out->p.i[0]), es = (int64_t)tg__esize(out->dtype);
+    int64_t outer = span(out->shape, 0, tg__axis_of(out)), es = (int64_t)tg__esize(out->dtype);
     if (outer == 0) return;
     char *y = out->data;
     for (int64_t o = 0; o < outer; o++)
@@ -371,7 +369,7 @@ JOIN_BWD(double)
 /* each input's gradient is its own block of dy */
 static void join_bwd(struct tg_tensor *out)
 {
-    int64_t outer = span(out->shape, 0, (int)out->p.i[0]);
+    int64_t outer = span(out->shape, 0, tg__axis_of(out));
     if (outer == 0) return;
     if (out->dtype == TG_F64)
         join_bwd_double(out, outer);
@@ -409,7 +407,6 @@ static enum tg_status concat_shape(struct tg_tensor *out)
             return tg__fail(TG_ERR_RANGE, "concat: the joined axis %d is too large", axis);
         total += x->shape[axis];
     }
-    out->p.i[0] = axis;
     for (int d = 0; d < x0->rank; d++) out->shape[d] = d == axis ? total : x0->shape[d];
     out->rank = x0->rank;
     return TG_OK;
@@ -424,7 +421,7 @@ const struct tg_op_desc tg_op_desc_concat = {.op = TG_OP_CONCAT,
                                              .shape = concat_shape,
                                              .forward = join_fwd,
                                              .backward = join_bwd,
-                                             .mixed_dtypes = false};
+                                             .params = tg__axis_param};
 
 static enum tg_status stack_shape(struct tg_tensor *out)
 {
@@ -443,7 +440,6 @@ static enum tg_status stack_shape(struct tg_tensor *out)
             return tg__fail(TG_ERR_SHAPE, "stack: shapes %s and %s (input %u) differ", s0, s1,
                             k + 1);
         }
-    out->p.i[0] = axis;
     for (int d = 0, j = 0; d <= x0->rank; d++)
         out->shape[d] = d == axis ? (int64_t)out->n_in : x0->shape[j++];
     out->rank = (uint8_t)(x0->rank + 1);
@@ -458,7 +454,7 @@ const struct tg_op_desc tg_op_desc_stack = {.op = TG_OP_STACK,
                                             .shape = stack_shape,
                                             .forward = join_fwd,
                                             .backward = join_bwd,
-                                            .mixed_dtypes = false};
+                                            .params = tg__axis_param};
 
 static struct tg_tensor *join(struct tg_tape *T, const struct tg_op_desc *d, int n,
                               struct tg_tensor *const *xs, int axis)

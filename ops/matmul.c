@@ -16,6 +16,7 @@
  * the tests can compare them on the same inputs.
  */
 #include <limits.h>
+#include <stdio.h>
 #include "ops-impl.h"
 #include "tg-config.h"
 #if TG_HAVE_BLAS
@@ -192,6 +193,17 @@ static void shape_name(char *buf, size_t size, const struct tg_tensor *x, bool t
     if (t && x->rank >= 2) strncat(buf, "^T", size - strlen(buf) - 1);
 }
 
+/* Fails with "matmul: shapes (a) and (b)<why>": the shapes are formatted only
+ * here, on failure. */
+static enum tg_status fail_shapes(enum tg_status st, const struct tg_tensor *a,
+                                  const struct tg_tensor *b, int flags, const char *why)
+{
+    char sa[160], sb[160];
+    shape_name(sa, sizeof sa, a, flags & FLAG_TA);
+    shape_name(sb, sizeof sb, b, flags & FLAG_TB);
+    return tg__fail(st, "matmul: shapes %s and %s%s", sa, sb, why);
+}
+
 /* Batch dims of A and B broadcast into g; strides in elements. */
 static bool batch_dims(const struct tg_tensor *a, const struct tg_tensor *b, struct geom *g)
 {
@@ -215,28 +227,30 @@ static bool batch_dims(const struct tg_tensor *a, const struct tg_tensor *b, str
     return true;
 }
 
+/* The loop of GEMMs for operands a and b with transpose flags, into g; fails
+ * (message set) when the shapes do not fit. */
 static enum tg_status geometry(const struct tg_tensor *a, const struct tg_tensor *b, int flags,
                                struct geom *g)
 {
-    char sa[160], sb[160];
     bool ta = flags & FLAG_TA, tb = flags & FLAG_TB;
-    shape_name(sa, sizeof sa, a, ta);
-    shape_name(sb, sizeof sb, b, tb);
     if (a->rank == 0 || b->rank == 0)
-        return tg__fail(TG_ERR_SHAPE, "matmul: shapes %s and %s: an operand is a scalar (use mul)",
-                        sa, sb);
+        return fail_shapes(TG_ERR_SHAPE, a, b, flags, ": an operand is a scalar (use mul)");
     int64_t kb;
     operand(a, ta, true, &g->m, &g->k, &g->lda, &g->ta);
     operand(b, tb, false, &g->n, &kb, &g->ldb, &g->tb);
-    if (g->k != kb)
-        return tg__fail(TG_ERR_SHAPE, "matmul: shapes %s and %s do not fit (%lld != %lld)", sa, sb,
-                        (long long)g->k, (long long)kb);
+    if (g->k != kb) {
+        char why[80];
+        snprintf(why, sizeof why, " do not fit (%lld != %lld)", (long long)g->k, (long long)kb);
+        return fail_shapes(TG_ERR_SHAPE, a, b, flags, why);
+    }
     if (!batch_dims(a, b, g))
-        return tg__fail(TG_ERR_SHAPE, "matmul: shapes %s and %s: batch dimensions cannot broadcast",
-                        sa, sb);
-    if (g->m > INT_MAX || g->n > INT_MAX || g->k > INT_MAX || g->lda > INT_MAX || g->ldb > INT_MAX)
-        return tg__fail(TG_ERR_RANGE, "matmul: shapes %s and %s: a dimension exceeds %d", sa, sb,
-                        INT_MAX);
+        return fail_shapes(TG_ERR_SHAPE, a, b, flags, ": batch dimensions cannot broadcast");
+    if (g->m > INT_MAX || g->n > INT_MAX || g->k > INT_MAX || g->lda > INT_MAX ||
+        g->ldb > INT_MAX) {
+        char why[64];
+        snprintf(why, sizeof why, ": a dimension exceeds %d", INT_MAX);
+        return fail_shapes(TG_ERR_RANGE, a, b, flags, why);
+    }
     return TG_OK;
 }
 
@@ -259,25 +273,34 @@ static enum tg_status geometry(const struct tg_tensor *a, const struct tg_tensor
         }                                                                                          \
     } while (0)
 
+/* The output shape, from the geometry, which stays in the node (out->aux, from
+ * the constructor) for forward and backward: it is worked out once per node. */
 static enum tg_status matmul_shape(struct tg_tensor *out)
 {
     const struct tg_tensor *a = out->in[0], *b = out->in[1];
-    struct geom g;
-    if (geometry(a, b, (int)out->p.i[0], &g)) return tg_last_status();
+    struct geom *g = out->aux;
+    if (geometry(a, b, (int)out->p.i[0], g)) return tg_last_status();
     int r = 0;
-    for (int d = 0; d < g.brank; d++) out->shape[r++] = g.bshape[d];
-    if (a->rank >= 2) out->shape[r++] = g.m;
-    if (b->rank >= 2) out->shape[r++] = g.n;
+    for (int d = 0; d < g->brank; d++) out->shape[r++] = g->bshape[d];
+    if (a->rank >= 2) out->shape[r++] = g->m;
+    if (b->rank >= 2) out->shape[r++] = g->n;
     out->rank = (uint8_t)r;
     return TG_OK;
+}
+
+/* The parameters: trans_a and trans_b, as 0 or 1. */
+static int matmul_params(const struct tg_tensor *out, double *vals)
+{
+    vals[0] = (out->p.i[0] & FLAG_TA) ? 1 : 0;
+    vals[1] = (out->p.i[0] & FLAG_TB) ? 1 : 0;
+    return 2;
 }
 
 /* Y_b = op(A_b) op(B_b) */
 static void matmul_fwd(struct tg_tensor *out)
 {
     const struct tg_tensor *a = out->in[0], *b = out->in[1];
-    struct geom g;
-    geometry(a, b, (int)out->p.i[0], &g);
+    const struct geom g = *(const struct geom *)out->aux;
     size_t es = tg__esize(out->dtype);
     const char *A = a->data, *B = b->data;
     char *C = out->data;
@@ -317,9 +340,8 @@ static void grad_b(const struct geom *g, int dt, const char *Ab, const char *dYb
  * is not folded too (each fold reads the other operand's old value). */
 static bool matmul_can_fold(const struct tg_tensor *out, uint32_t slot)
 {
-    struct geom g;
-    return slot < 2 && !geometry(out->in[0], out->in[1], (int)out->p.i[0], &g) && g.nbatch == 1 &&
-           !tg__fold_at(out, 1 - slot);
+    const struct geom *g = out->aux;
+    return slot < 2 && g->nbatch == 1 && !tg__fold_at(out, 1 - slot);
 }
 
 /* Accumulates into the gradients with beta = 1 (dA += dY op(B)^T, dB += op(A)^T dY).
@@ -328,8 +350,7 @@ static bool matmul_can_fold(const struct tg_tensor *out, uint32_t slot)
 static void matmul_bwd(struct tg_tensor *out)
 {
     struct tg_tensor *a = out->in[0], *b = out->in[1];
-    struct geom g;
-    geometry(a, b, (int)out->p.i[0], &g);
+    const struct geom g = *(const struct geom *)out->aux;
     size_t es = tg__esize(out->dtype);
     const char *A = a->data, *B = b->data, *dY = out->grad;
     char *dA = a->requires_grad ? a->grad : NULL, *dB = b->requires_grad ? b->grad : NULL;
@@ -364,14 +385,18 @@ const struct tg_op_desc tg_op_desc_matmul = {
     .forward = matmul_fwd,
     .backward = matmul_bwd,
     .can_fold = matmul_can_fold,
-    .mixed_dtypes = false};
+    .params = matmul_params};
 
 struct tg_tensor *tg_matmul_t(struct tg_tape *T, struct tg_tensor *a, struct tg_tensor *b,
                               bool trans_a, bool trans_b)
 {
     struct tg_tensor *in[2] = {a, b};
+    /* the geometry, filled in by the shape rule; without a tape (an error that
+     * tg__op_record reports) there is none */
+    struct geom *g = T ? tg__tape_alloc(T, sizeof *g) : NULL;
+    if (T && !g) return NULL;
     union tg_params p = {.i = {(trans_a ? FLAG_TA : 0) | (trans_b ? FLAG_TB : 0), 0}};
-    return tg__op_record(T, &tg_op_desc_matmul, 2, in, &p, NULL);
+    return tg__op_record(T, &tg_op_desc_matmul, 2, in, &p, g);
 }
 
 struct tg_tensor *tg_matmul(struct tg_tape *T, struct tg_tensor *a, struct tg_tensor *b)

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <string.h>
 #include "../engine/engine-impl.h"
+#include "tapegrad/ops.h"
 
 /* Every descriptor, named tg_op_desc_<name>, listed by TG_OP_LIST. */
 #define TG_X_DECL(E, n) extern const struct tg_op_desc tg_op_desc_##n;

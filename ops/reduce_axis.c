@@ -16,6 +16,7 @@
  * is kept (e.g. summing a (B,C) batch over B), the inner loop adds a row of x into
  * a row of accumulators, also contiguous. Accumulation is in double for f32.
  */
+#include <stdio.h>
 #include "ops-impl.h"
 
 enum red_kind { R_SUM, R_MEAN, R_MAX, R_MIN, R_LSE, R_VAR, R_ARGMAX, R_ARGMIN };
@@ -52,9 +53,15 @@ static inline void walk_next(struct walk *w)
     }
 }
 
-/* Builds the merged walk of x for a mask. */
+/* Builds the merged walk of x for a mask. An empty x has nothing to walk (and
+ * merging its other axes could overflow: (0, 1e12, 1e12) reduced over the last
+ * two). */
 static void walk_init(struct walk *w, const struct tg_tensor *x, uint32_t mask)
 {
+    if (x->numel == 0) {
+        *w = (struct walk){.rank = 0, .n = 1, .rows = 0};
+        return;
+    }
     bool red[TG_MAX_DIM];
     int r = 0;
     for (int d = 0; d < x->rank; d++) {
@@ -80,93 +87,106 @@ static void walk_init(struct walk *w, const struct tg_tensor *x, uint32_t mask)
     w->o = 0;
 }
 
-/* The first pass of each kind and the backward walk, for one element type. */
-#define REDUCE_KERNELS(T)                                                                          \
-    /* acc[o] += x: sums (sum, mean, var's mean) */                                                \
-    static void pass_sum_##T(struct walk w, const T *x, double *acc)                               \
-    {                                                                                              \
-        for (int64_t r = 0; r < w.rows; r++, walk_next(&w)) {                                      \
-            const T *xr = x + r * w.n;                                                             \
-            if (w.ost_n == 0) { /* the row is (part of) one slice: the fast path */                \
-                double s = 0;                                                                      \
-                for (int64_t j = 0; j < w.n; j++) s += xr[j];                                      \
-                acc[w.o] += s;                                                                     \
-            } else {                                                                               \
-                for (int64_t j = 0; j < w.n; j++) acc[w.o + j] += xr[j];                           \
-            }                                                                                      \
-        }                                                                                          \
-    }                                                                                              \
-    /* acc[o] = max (or min) and arg[o] its first flat index; a NaN wins */                        \
-    static void pass_ext_##T(struct walk w, const T *x, double *acc, int64_t *arg, double sign)    \
-    {                                                                                              \
-        for (int64_t r = 0; r < w.rows; r++, walk_next(&w)) {                                      \
-            const T *xr = x + r * w.n;                                                             \
-            for (int64_t j = 0; j < w.n; j++) {                                                    \
-                int64_t o = w.o + j * w.ost_n;                                                     \
-                double v = sign * (double)xr[j], best = acc[o];                                    \
-                if (arg[o] < 0 || v > best || (v != v && best == best)) {                          \
-                    acc[o] = v;                                                                    \
-                    arg[o] = r * w.n + j;                                                          \
-                }                                                                                  \
-            }                                                                                      \
-        }                                                                                          \
-    }                                                                                              \
-    /* acc2[o] += exp(x - m[o]) (lse) or (x - m[o])^2 (var) */                                     \
-    static void pass_second_##T(struct walk w, const T *x, const double *m, double *acc2,          \
-                                bool square)                                                       \
-    {                                                                                              \
-        for (int64_t r = 0; r < w.rows; r++, walk_next(&w)) {                                      \
-            const T *xr = x + r * w.n;                                                             \
-            for (int64_t j = 0; j < w.n; j++) {                                                    \
-                int64_t o = w.o + j * w.ost_n;                                                     \
-                double d = (double)xr[j] - m[o];                                                   \
-                acc2[o] += square ? d * d : exp(d);                                                \
-            }                                                                                      \
-        }                                                                                          \
-    }                                                                                              \
-    /* dx += dy[o] * c(x, o): sum, mean (scale), lse (exp(x - y)), var */                          \
-    static void backward_walk_##T(struct walk w, const struct red_aux *ra, const T *x, const T *g, \
-                                  T *gx, double scale)                                             \
-    {                                                                                              \
-        for (int64_t r = 0; r < w.rows; r++, walk_next(&w)) {                                      \
-            const T *xr = x + r * w.n;                                                             \
-            T *gr = gx + r * w.n;                                                                  \
-            for (int64_t j = 0; j < w.n; j++) {                                                    \
-                int64_t o = w.o + j * w.ost_n;                                                     \
-                double c = scale;                                                                  \
-                if (ra->kind == R_LSE) c = exp((double)xr[j] - ra->acc[o]);                        \
-                if (ra->kind == R_VAR) c = scale * ((double)xr[j] - ra->acc[o]);                   \
-                gr[j] += (T)((double)g[o] * c);                                                    \
-            }                                                                                      \
-        }                                                                                          \
+/* ---- the passes over x ----
+ * Each pass is written once, reading x through tg__load with a dtype argument;
+ * always_inline and the constant dtype of its two call sites make the compiler
+ * emit one loop per dtype with plain float or double loads (no per-element
+ * dispatch). Accumulators are double for both dtypes. */
+#define KERNEL static inline __attribute__((always_inline))
+
+/* acc[o] += x: sums (sum, mean, var's mean) */
+KERNEL void pass_sum_k(struct walk w, const void *x, int dt, double *acc)
+{
+    for (int64_t r = 0; r < w.rows; r++, walk_next(&w)) {
+        int64_t row = r * w.n;
+        if (w.ost_n == 0) { /* the row is (part of) one slice: the fast path */
+            double s = 0;
+            for (int64_t j = 0; j < w.n; j++) s += tg__load(x, dt, row + j);
+            acc[w.o] += s;
+        } else {
+            for (int64_t j = 0; j < w.n; j++) acc[w.o + j] += tg__load(x, dt, row + j);
+        }
     }
+}
 
-REDUCE_KERNELS(float)
-REDUCE_KERNELS(double)
+/* acc[o] = sign * max(sign * x) and arg[o] its first flat index; a NaN wins */
+KERNEL void pass_ext_k(struct walk w, const void *x, int dt, double *acc, int64_t *arg, double sign)
+{
+    for (int64_t r = 0; r < w.rows; r++, walk_next(&w)) {
+        for (int64_t j = 0; j < w.n; j++) {
+            int64_t o = w.o + j * w.ost_n;
+            double v = sign * tg__load(x, dt, r * w.n + j), best = acc[o];
+            if (arg[o] < 0 || v > best || (v != v && best == best)) {
+                acc[o] = v;
+                arg[o] = r * w.n + j;
+            }
+        }
+    }
+}
 
-/* Per-dtype dispatch of the passes. */
+/* acc2[o] += exp(x - m[o]) (lse) or (x - m[o])^2 (var) */
+KERNEL void pass_second_k(struct walk w, const void *x, int dt, const double *m, double *acc2,
+                          bool square)
+{
+    for (int64_t r = 0; r < w.rows; r++, walk_next(&w)) {
+        for (int64_t j = 0; j < w.n; j++) {
+            int64_t o = w.o + j * w.ost_n;
+            double d = tg__load(x, dt, r * w.n + j) - m[o];
+            acc2[o] += square ? d * d : exp(d);
+        }
+    }
+}
+
+/* dx += dy[o] * c(x, o): sum, mean (c = scale), lse (exp(x - y)), var
+ * (scale (x - mean)); the product is rounded to the dtype before the add, as
+ * a float += float would. */
+KERNEL void backward_walk_k(struct walk w, const struct red_aux *ra, const void *x, const void *g,
+                            void *gx, int dt, double scale)
+{
+    for (int64_t r = 0; r < w.rows; r++, walk_next(&w)) {
+        for (int64_t j = 0; j < w.n; j++) {
+            int64_t o = w.o + j * w.ost_n, i = r * w.n + j;
+            double c = scale;
+            if (ra->kind == R_LSE) c = exp(tg__load(x, dt, i) - ra->acc[o]);
+            if (ra->kind == R_VAR) c = scale * (tg__load(x, dt, i) - ra->acc[o]);
+            double add = tg__load(g, dt, o) * c;
+            if (dt == TG_F32) add = (float)add;
+            tg__store(gx, dt, i, tg__load(gx, dt, i) + add);
+        }
+    }
+}
+
+/* Per-dtype instances of the passes. */
 static void pass_sum(const struct tg_tensor *x, const struct red_aux *ra)
 {
     if (x->dtype == TG_F64)
-        pass_sum_double(ra->walk, x->data, ra->acc);
+        pass_sum_k(ra->walk, x->data, TG_F64, ra->acc);
     else
-        pass_sum_float(ra->walk, x->data, ra->acc);
+        pass_sum_k(ra->walk, x->data, TG_F32, ra->acc);
 }
 static void pass_ext(const struct tg_tensor *x, const struct red_aux *ra, double sign)
 {
     for (int64_t o = 0; o < ra->n_out; o++) ra->arg[o] = -1;
     if (x->dtype == TG_F64)
-        pass_ext_double(ra->walk, x->data, ra->acc, ra->arg, sign);
+        pass_ext_k(ra->walk, x->data, TG_F64, ra->acc, ra->arg, sign);
     else
-        pass_ext_float(ra->walk, x->data, ra->acc, ra->arg, sign);
+        pass_ext_k(ra->walk, x->data, TG_F32, ra->acc, ra->arg, sign);
     for (int64_t o = 0; o < ra->n_out; o++) ra->acc[o] *= sign;
 }
 static void pass_second(const struct tg_tensor *x, const struct red_aux *ra, bool square)
 {
     if (x->dtype == TG_F64)
-        pass_second_double(ra->walk, x->data, ra->acc, ra->acc2, square);
+        pass_second_k(ra->walk, x->data, TG_F64, ra->acc, ra->acc2, square);
     else
-        pass_second_float(ra->walk, x->data, ra->acc, ra->acc2, square);
+        pass_second_k(ra->walk, x->data, TG_F32, ra->acc, ra->acc2, square);
+}
+static void backward_walk(struct tg_tensor *out, const struct red_aux *ra, double scale)
+{
+    const struct tg_tensor *x = out->in[0];
+    if (x->dtype == TG_F64)
+        backward_walk_k(ra->walk, ra, x->data, out->grad, x->grad, TG_F64, scale);
+    else
+        backward_walk_k(ra->walk, ra, x->data, out->grad, x->grad, TG_F32, scale);
 }
 
 /* The position of flat index i of x within its slice (row-major over the
@@ -245,10 +265,17 @@ static void reduce_bwd(struct tg_tensor *out)
     double scale = 1.0;
     if (ra->kind == R_MEAN) scale = 1.0 / (double)ra->n_red;
     if (ra->kind == R_VAR) scale = 2.0 / ((double)ra->n_red - ra->correction);
-    if (x->dtype == TG_F64)
-        backward_walk_double(ra->walk, ra, x->data, out->grad, x->grad, scale);
-    else
-        backward_walk_float(ra->walk, ra, x->data, out->grad, x->grad, scale);
+    backward_walk(out, ra, scale);
+}
+
+/* Fails with "<fn>: <what> for shape (x's shape)<rest>"; the shape is formatted
+ * only here, on failure. */
+static enum tg_status fail_on(enum tg_status st, const char *fn, const struct tg_tensor *x,
+                              const char *what, const char *rest)
+{
+    char s[160];
+    tg__format_shape(s, sizeof s, x->rank, x->shape);
+    return tg__fail(st, "%s: %s%s%s", fn, what, s, rest);
 }
 
 /* Output shape, empty-slice checks, the walk. */
@@ -257,22 +284,21 @@ static enum tg_status reduce_shape(struct tg_tensor *out)
     const struct tg_tensor *x = out->in[0];
     struct red_aux *ra = out->aux;
     const char *fn = out->desc->name;
-    char s[160];
     int r = 0;
     for (int d = 0; d < x->rank; d++) {
         bool rd = (ra->mask >> d) & 1;
         if (!rd || ra->keepdim) out->shape[r++] = rd ? 1 : x->shape[d];
     }
     out->rank = (uint8_t)r;
-    tg__format_shape(s, sizeof s, x->rank, x->shape);
     bool need_elem = ra->kind != R_SUM && ra->kind != R_LSE;
     if (ra->n_out > 0 && need_elem && ra->n_red == 0)
-        return tg__fail(TG_ERR_SHAPE, "%s: the reduced axes of shape %s hold no element", fn, s);
-    if (ra->n_out > 0 && ra->kind == R_VAR && (double)ra->n_red - ra->correction <= 0)
-        return tg__fail(TG_ERR_SHAPE,
-                        "%s: %lld element(s) per slice of shape %s, correction %g leaves no degree "
-                        "of freedom",
-                        fn, (long long)ra->n_red, s, ra->correction);
+        return fail_on(TG_ERR_SHAPE, fn, x, "the reduced axes of shape ", " hold no element");
+    if (ra->n_out > 0 && ra->kind == R_VAR && (double)ra->n_red - ra->correction <= 0) {
+        char what[96], rest[96];
+        snprintf(what, sizeof what, "%lld element(s) per slice of shape ", (long long)ra->n_red);
+        snprintf(rest, sizeof rest, ", correction %g leaves no degree of freedom", ra->correction);
+        return fail_on(TG_ERR_SHAPE, fn, x, what, rest);
+    }
     if (ra->kind == R_ARGMAX || ra->kind == R_ARGMIN) out->dtype = TG_F64;
     walk_init(&ra->walk, x, ra->mask);
     return TG_OK;
@@ -282,21 +308,23 @@ static enum tg_status reduce_shape(struct tg_tensor *out)
 static enum tg_status axis_mask(const char *fn, const struct tg_tensor *x, const int *axes,
                                 int n_axes, uint32_t *mask)
 {
-    char s[160];
     int raw[TG_MAX_DIM] = {0};
-    tg__format_shape(s, sizeof s, x->rank, x->shape);
     if (n_axes < 0) return tg__fail(TG_ERR_RANGE, "%s: n_axes is %d (must be >= 0)", fn, n_axes);
     if (n_axes > 0 && !axes) return tg__fail(TG_ERR_NULL, "%s: axes is NULL", fn);
     *mask = n_axes == 0 ? (uint32_t)((1u << x->rank) - 1) : 0;
     for (int k = 0; k < n_axes; k++) {
         int a = axes[k], d = a < 0 ? a + x->rank : a;
-        if (d < 0 || d >= x->rank)
-            return tg__fail(TG_ERR_RANGE, "%s: axis %d is out of range for shape %s", fn, a, s);
+        char what[64];
+        if (d < 0 || d >= x->rank) {
+            snprintf(what, sizeof what, "axis %d is out of range for shape ", a);
+            return fail_on(TG_ERR_RANGE, fn, x, what, "");
+        }
         if ((*mask >> d) & 1) {
             if (raw[d] == a)
-                return tg__fail(TG_ERR_RANGE, "%s: axis %d is listed twice for shape %s", fn, a, s);
-            return tg__fail(TG_ERR_RANGE, "%s: axis %d repeats axis %d for shape %s", fn, a, raw[d],
-                            s);
+                snprintf(what, sizeof what, "axis %d is listed twice for shape ", a);
+            else
+                snprintf(what, sizeof what, "axis %d repeats axis %d for shape ", a, raw[d]);
+            return fail_on(TG_ERR_RANGE, fn, x, what, "");
         }
         raw[d] = a;
         *mask |= 1u << d;
@@ -304,14 +332,39 @@ static enum tg_status axis_mask(const char *fn, const struct tg_tensor *x, const
     return TG_OK;
 }
 
-/* Builds the aux in T's arena and records the op. */
+/* The parameters: keepdim (0 or 1), the correction (var_axes only), then the
+ * reduced axes in increasing order. */
+static int reduce_params(const struct tg_tensor *out, double *vals)
+{
+    const struct red_aux *ra = out->aux;
+    int n = 0;
+    vals[n++] = ra->keepdim ? 1 : 0;
+    if (ra->kind == R_VAR) vals[n++] = ra->correction;
+    for (int d = 0; d < out->in[0]->rank; d++)
+        if ((ra->mask >> d) & 1) vals[n++] = d;
+    return n;
+}
+
+/* Builds the aux in T's arena and records the op. The result's size is checked
+ * here, before the accumulators are sized from it: a tensor with no element
+ * can still have kept axes whose sizes multiply past any memory. */
 static struct tg_tensor *reduce(struct tg_tape *T, const struct tg_op_desc *desc,
                                 enum red_kind kind, struct tg_tensor *x, const int *axes,
                                 int n_axes, bool keepdim, double correction)
 {
     if (!x || !T) return tg__op_record(T, desc, 1, &x, NULL, NULL); /* reports the NULL */
+    if (tg__check_input(T, desc->name, x)) return NULL;
     uint32_t mask = 0;
     if (axis_mask(desc->name, x, axes, n_axes, &mask)) return NULL;
+    int64_t kept[TG_MAX_DIM], n_out, n_red = 1;
+    int r = 0;
+    for (int d = 0; d < x->rank; d++) {
+        if (!((mask >> d) & 1))
+            kept[r++] = x->shape[d];
+        else if (__builtin_mul_overflow(n_red, x->shape[d], &n_red))
+            n_red = INT64_MAX; /* only with a zero-size kept axis: no slice is visited */
+    }
+    if (tg__check_shape(desc->name, r, kept, sizeof(double), &n_out)) return NULL;
     struct red_aux *ra = tg__tape_alloc(T, sizeof *ra);
     if (!ra) return NULL;
     memset(ra, 0, sizeof *ra);
@@ -319,14 +372,9 @@ static struct tg_tensor *reduce(struct tg_tape *T, const struct tg_op_desc *desc
     ra->mask = mask;
     ra->keepdim = keepdim;
     ra->correction = correction;
-    ra->n_red = ra->n_out = 1;
-    for (int d = 0; d < x->rank; d++) {
-        if ((mask >> d) & 1)
-            ra->n_red *= x->shape[d];
-        else
-            ra->n_out *= x->shape[d];
-    }
-    size_t n = (size_t)ra->n_out;
+    ra->n_red = n_red;
+    ra->n_out = n_out;
+    size_t n = (size_t)n_out;
     bool two = kind == R_LSE || kind == R_VAR;
     bool arg =
         kind == R_MAX || kind == R_MIN || kind == R_LSE || kind == R_ARGMAX || kind == R_ARGMIN;
@@ -336,32 +384,115 @@ static struct tg_tensor *reduce(struct tg_tape *T, const struct tg_op_desc *desc
     return tg__op_record(T, desc, 1, &x, NULL, ra);
 }
 
-#define REDUCE_OP(NAME, ENUM, KIND, FORMULA, VJP)                                                  \
-    const struct tg_op_desc tg_op_desc_##NAME = {.op = TG_OP_##ENUM,                               \
-                                                 .name = #NAME,                                    \
-                                                 .arity = 1,                                       \
-                                                 .formula = FORMULA,                               \
-                                                 .vjp = VJP,                                       \
-                                                 .shape = reduce_shape,                            \
-                                                 .forward = reduce_fwd,                            \
-                                                 .backward = reduce_bwd,                           \
-                                                 .mixed_dtypes = false};                           \
-    struct tg_tensor *tg_##NAME(struct tg_tape *T, struct tg_tensor *x, const int *axes,           \
-                                int n_axes, bool keepdim)                                          \
-    {                                                                                              \
-        return reduce(T, &tg_op_desc_##NAME, KIND, x, axes, n_axes, keepdim, 0.0);                 \
-    }
+/* ---- the descriptors and the public constructors ---- */
 
-REDUCE_OP(sum_axes, SUM_AXES, R_SUM, "y = sum_S x (S: the reduced axes)", "dx += dy (broadcast)")
-REDUCE_OP(mean_axes, MEAN_AXES, R_MEAN, "y = (1/N) sum_S x", "dx += dy / N")
-REDUCE_OP(max_axes, MAX_AXES, R_MAX, "y = max_S x", "dx[argmax] += dy (first index at a tie)")
-REDUCE_OP(min_axes, MIN_AXES, R_MIN, "y = min_S x", "dx[argmin] += dy (first index at a tie)")
-REDUCE_OP(logsumexp_axes, LOGSUMEXP_AXES, R_LSE, "y = m + log sum_S exp(x - m), m = max_S x",
-          "dx += dy * exp(x - y)")
-REDUCE_OP(argmax_axes, ARGMAX_AXES, R_ARGMAX, "y = index of max_S x (f64, first at a tie)",
-          "none: an index has no gradient")
-REDUCE_OP(argmin_axes, ARGMIN_AXES, R_ARGMIN, "y = index of min_S x (f64, first at a tie)",
-          "none: an index has no gradient")
+const struct tg_op_desc tg_op_desc_sum_axes = {.op = TG_OP_SUM_AXES,
+                                               .name = "sum_axes",
+                                               .arity = 1,
+                                               .formula = "y = sum_S x (S: the reduced axes)",
+                                               .vjp = "dx += dy (broadcast)",
+                                               .shape = reduce_shape,
+                                               .forward = reduce_fwd,
+                                               .backward = reduce_bwd,
+                                               .params = reduce_params};
+struct tg_tensor *tg_sum_axes(struct tg_tape *T, struct tg_tensor *x, const int *axes, int n_axes,
+                              bool keepdim)
+{
+    return reduce(T, &tg_op_desc_sum_axes, R_SUM, x, axes, n_axes, keepdim, 0.0);
+}
+
+const struct tg_op_desc tg_op_desc_mean_axes = {.op = TG_OP_MEAN_AXES,
+                                                .name = "mean_axes",
+                                                .arity = 1,
+                                                .formula = "y = (1/N) sum_S x",
+                                                .vjp = "dx += dy / N",
+                                                .shape = reduce_shape,
+                                                .forward = reduce_fwd,
+                                                .backward = reduce_bwd,
+                                                .params = reduce_params};
+struct tg_tensor *tg_mean_axes(struct tg_tape *T, struct tg_tensor *x, const int *axes, int n_axes,
+                               bool keepdim)
+{
+    return reduce(T, &tg_op_desc_mean_axes, R_MEAN, x, axes, n_axes, keepdim, 0.0);
+}
+
+const struct tg_op_desc tg_op_desc_max_axes = {.op = TG_OP_MAX_AXES,
+                                               .name = "max_axes",
+                                               .arity = 1,
+                                               .formula = "y = max_S x",
+                                               .vjp = "dx[argmax] += dy (first index at a tie)",
+                                               .shape = reduce_shape,
+                                               .forward = reduce_fwd,
+                                               .backward = reduce_bwd,
+                                               .params = reduce_params};
+struct tg_tensor *tg_max_axes(struct tg_tape *T, struct tg_tensor *x, const int *axes, int n_axes,
+                              bool keepdim)
+{
+    return reduce(T, &tg_op_desc_max_axes, R_MAX, x, axes, n_axes, keepdim, 0.0);
+}
+
+const struct tg_op_desc tg_op_desc_min_axes = {.op = TG_OP_MIN_AXES,
+                                               .name = "min_axes",
+                                               .arity = 1,
+                                               .formula = "y = min_S x",
+                                               .vjp = "dx[argmin] += dy (first index at a tie)",
+                                               .shape = reduce_shape,
+                                               .forward = reduce_fwd,
+                                               .backward = reduce_bwd,
+                                               .params = reduce_params};
+struct tg_tensor *tg_min_axes(struct tg_tape *T, struct tg_tensor *x, const int *axes, int n_axes,
+                              bool keepdim)
+{
+    return reduce(T, &tg_op_desc_min_axes, R_MIN, x, axes, n_axes, keepdim, 0.0);
+}
+
+const struct tg_op_desc tg_op_desc_logsumexp_axes = {
+    .op = TG_OP_LOGSUMEXP_AXES,
+    .name = "logsumexp_axes",
+    .arity = 1,
+    .formula = "y = m + log sum_S exp(x - m), m = max_S x",
+    .vjp = "dx += dy * exp(x - y)",
+    .shape = reduce_shape,
+    .forward = reduce_fwd,
+    .backward = reduce_bwd,
+    .params = reduce_params};
+struct tg_tensor *tg_logsumexp_axes(struct tg_tape *T, struct tg_tensor *x, const int *axes,
+                                    int n_axes, bool keepdim)
+{
+    return reduce(T, &tg_op_desc_logsumexp_axes, R_LSE, x, axes, n_axes, keepdim, 0.0);
+}
+
+const struct tg_op_desc tg_op_desc_argmax_axes = {.op = TG_OP_ARGMAX_AXES,
+                                                  .name = "argmax_axes",
+                                                  .arity = 1,
+                                                  .formula =
+                                                      "y = index of max_S x (f64, first at a tie)",
+                                                  .vjp = "none: an index has no gradient",
+                                                  .shape = reduce_shape,
+                                                  .forward = reduce_fwd,
+                                                  .backward = reduce_bwd,
+                                                  .params = reduce_params};
+struct tg_tensor *tg_argmax_axes(struct tg_tape *T, struct tg_tensor *x, const int *axes,
+                                 int n_axes, bool keepdim)
+{
+    return reduce(T, &tg_op_desc_argmax_axes, R_ARGMAX, x, axes, n_axes, keepdim, 0.0);
+}
+
+const struct tg_op_desc tg_op_desc_argmin_axes = {.op = TG_OP_ARGMIN_AXES,
+                                                  .name = "argmin_axes",
+                                                  .arity = 1,
+                                                  .formula =
+                                                      "y = index of min_S x (f64, first at a tie)",
+                                                  .vjp = "none: an index has no gradient",
+                                                  .shape = reduce_shape,
+                                                  .forward = reduce_fwd,
+                                                  .backward = reduce_bwd,
+                                                  .params = reduce_params};
+struct tg_tensor *tg_argmin_axes(struct tg_tape *T, struct tg_tensor *x, const int *axes,
+                                 int n_axes, bool keepdim)
+{
+    return reduce(T, &tg_op_desc_argmin_axes, R_ARGMIN, x, axes, n_axes, keepdim, 0.0);
+}
 
 const struct tg_op_desc tg_op_desc_var_axes = {.op = TG_OP_VAR_AXES,
                                                .name = "var_axes",
@@ -371,8 +502,7 @@ const struct tg_op_desc tg_op_desc_var_axes = {.op = TG_OP_VAR_AXES,
                                                .shape = reduce_shape,
                                                .forward = reduce_fwd,
                                                .backward = reduce_bwd,
-                                               .mixed_dtypes = false};
-
+                                               .params = reduce_params};
 struct tg_tensor *tg_var_axes(struct tg_tape *T, struct tg_tensor *x, const int *axes, int n_axes,
                               double correction, bool keepdim)
 {

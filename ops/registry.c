@@ -1,5 +1,7 @@
 /*
  * ops/registry.c - the op table, indexed by enum tg_op, and its introspection.
+ * (What a recorded node says about itself, its inputs and parameters, is the
+ * engine's: engine/introspect.c reads it from the node's descriptor.)
  *
  * The table is generated from TG_OP_LIST, the same list that generates the enum,
  * so an op without a descriptor fails to link and the static assert below keeps
@@ -47,30 +49,5 @@ int tg_op_arity(enum tg_op op)
 
 enum tg_op tg_tensor_op(const struct tg_tensor *t)
 {
-    return (t && t->desc) ? t->desc->op : TG_OP_NONE;
-}
-int tg_tensor_n_inputs(const struct tg_tensor *t)
-{
-    return (t && t->desc) ? (int)t->n_in : 0;
-}
-struct tg_tensor *tg_tensor_input(const struct tg_tensor *t, int i)
-{
-    if (!t || !t->desc || i < 0 || (uint32_t)i >= t->n_in) return NULL;
-    return t->in[i];
-}
-int tg_tensor_op_params(const struct tg_tensor *t, double out[2])
-{
-    if (!t || !t->desc || !out) return 0;
-    switch (t->desc->op) {
-    case TG_OP_AFFINE:
-        out[0] = t->p.f[0];
-        out[1] = t->p.f[1];
-        return 2;
-    case TG_OP_POW_SCALAR:
-    case TG_OP_LEAKY_RELU:
-        out[0] = t->p.f[0];
-        return 1;
-    default:
-        return 0;
-    }
+    return (t && t->desc) ? (enum tg_op)t->desc->op : TG_OP_NONE;
 }

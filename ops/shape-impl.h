@@ -60,6 +60,18 @@ static inline void tg__walk_next(struct tg_walk *w)
     }
 }
 
+/* Axis p.i[0] of out as given (-rank..rank-1 of out, checked by the shape
+ * rule) as 0..rank-1: shape rules leave parameters as the caller gave them. */
+static inline int tg__axis_of(const struct tg_tensor *out)
+{
+    int64_t a = out->p.i[0];
+    return (int)(a < 0 ? a + out->rank : a);
+}
+
+/* A params callback (struct tg_op_desc) for ops whose one parameter is the axis
+ * in p.i[0], an axis of the output: tg__axis_of. */
+int tg__axis_param(const struct tg_tensor *out, double *vals);
+
 /* An arena copy of n int64 values (NULL with the error set; T may not be NULL). */
 int64_t *tg__arena_i64(struct tg_tape *T, const int64_t *v, int64_t n);
 

@@ -26,6 +26,12 @@ enum tg_status tg__norm_axis(const char *fn, int axis, int n, int rank, const in
     return TG_OK;
 }
 
+int tg__axis_param(const struct tg_tensor *out, double *vals)
+{
+    vals[0] = tg__axis_of(out);
+    return 1;
+}
+
 int64_t *tg__arena_i64(struct tg_tape *T, const int64_t *v, int64_t n)
 {
     int64_t *a = tg__tape_alloc(T, (size_t)(n > 0 ? n : 1) * sizeof *a);
@@ -181,16 +187,16 @@ static enum tg_status reshape_shape(struct tg_tensor *out)
     return TG_OK;
 }
 
-const struct tg_op_desc tg_op_desc_reshape = {.op = TG_OP_RESHAPE,
-                                              .name = "reshape",
-                                              .arity = 1,
-                                              .formula =
-                                                  "y = x with a new shape (row-major order kept)",
-                                              .vjp = "dx += dy reshaped to x's shape",
-                                              .shape = reshape_shape,
-                                              .forward = copy_fwd,
-                                              .backward = copy_bwd,
-                                              .mixed_dtypes = false};
+const struct tg_op_desc tg_op_desc_reshape = {
+    .op = TG_OP_RESHAPE,
+    .name = "reshape",
+    .arity = 1,
+    .formula = "y = x with a new shape (row-major order kept)",
+    .vjp = "dx += dy reshaped to x's shape",
+    .shape = reshape_shape,
+    .forward = copy_fwd,
+    .backward = copy_bwd,
+};
 
 struct tg_tensor *tg_reshape(struct tg_tape *T, struct tg_tensor *x, int rank, const int64_t *shape)
 {
@@ -231,6 +237,15 @@ static enum tg_status squeeze_shape(struct tg_tensor *out)
     return TG_OK;
 }
 
+/* The parameter: the axis (0..rank-1 of x); none for squeeze_all. */
+static int squeeze_params(const struct tg_tensor *out, double *vals)
+{
+    if (out->p.i[1]) return 0;
+    int64_t a = out->p.i[0];
+    vals[0] = (double)(a < 0 ? a + out->in[0]->rank : a);
+    return 1;
+}
+
 const struct tg_op_desc tg_op_desc_squeeze = {.op = TG_OP_SQUEEZE,
                                               .name = "squeeze",
                                               .arity = 1,
@@ -239,7 +254,7 @@ const struct tg_op_desc tg_op_desc_squeeze = {.op = TG_OP_SQUEEZE,
                                               .shape = squeeze_shape,
                                               .forward = copy_fwd,
                                               .backward = copy_bwd,
-                                              .mixed_dtypes = false};
+                                              .params = squeeze_params};
 
 struct tg_tensor *tg_squeeze(struct tg_tape *T, struct tg_tensor *x, int axis)
 {
@@ -271,6 +286,14 @@ static enum tg_status unsqueeze_shape(struct tg_tensor *out)
     return TG_OK;
 }
 
+/* The parameter: where the new axis is (0..rank-1 of y). */
+static int unsqueeze_params(const struct tg_tensor *out, double *vals)
+{
+    int64_t a = out->p.i[0];
+    vals[0] = (double)(a < 0 ? a + out->rank : a);
+    return 1;
+}
+
 const struct tg_op_desc tg_op_desc_unsqueeze = {.op = TG_OP_UNSQUEEZE,
                                                 .name = "unsqueeze",
                                                 .arity = 1,
@@ -279,7 +302,7 @@ const struct tg_op_desc tg_op_desc_unsqueeze = {.op = TG_OP_UNSQUEEZE,
                                                 .shape = unsqueeze_shape,
                                                 .forward = copy_fwd,
                                                 .backward = copy_bwd,
-                                                .mixed_dtypes = false};
+                                                .params = unsqueeze_params};
 
 struct tg_tensor *tg_unsqueeze(struct tg_tape *T, struct tg_tensor *x, int axis)
 {
@@ -287,7 +310,14 @@ struct tg_tensor *tg_unsqueeze(struct tg_tape *T, struct tg_tensor *x, int axis)
     return tg__op_record(T, &tg_op_desc_unsqueeze, 1, &x, &p, NULL);
 }
 
-/* ---- transpose: p.i = the two axes, normalised by the shape rule ---- */
+/* ---- transpose: p.i = the two axes (as given) ---- */
+
+/* Axis k (0 or 1) of a transpose as 0..rank-1. */
+static int transpose_axis(const struct tg_tensor *out, int k)
+{
+    int64_t a = out->p.i[k];
+    return (int)(a < 0 ? a + out->rank : a);
+}
 
 static enum tg_status transpose_shape(struct tg_tensor *out)
 {
@@ -296,8 +326,6 @@ static enum tg_status transpose_shape(struct tg_tensor *out)
     if (tg__norm_axis("transpose", (int)out->p.i[0], x->rank, x->rank, x->shape, &a) ||
         tg__norm_axis("transpose", (int)out->p.i[1], x->rank, x->rank, x->shape, &b))
         return tg_last_status();
-    out->p.i[0] = a;
-    out->p.i[1] = b;
     for (int d = 0; d < x->rank; d++) out->shape[d] = x->shape[d];
     out->shape[a] = x->shape[b];
     out->shape[b] = x->shape[a];
@@ -310,12 +338,21 @@ static void transpose_view(const struct tg_tensor *out, struct view *v)
 {
     const struct tg_tensor *x = out->in[0];
     tg__strides(x->rank, x->shape, v->st);
-    int64_t a = out->p.i[0], b = out->p.i[1], t = v->st[a];
+    int a = transpose_axis(out, 0), b = transpose_axis(out, 1);
+    int64_t t = v->st[a];
     v->st[a] = v->st[b];
     v->st[b] = t;
     v->off = 0;
 }
 VIEW_OP_KERNELS(transpose)
+
+/* The parameters: the two axes, as 0..rank-1. */
+static int transpose_params(const struct tg_tensor *out, double *vals)
+{
+    vals[0] = transpose_axis(out, 0);
+    vals[1] = transpose_axis(out, 1);
+    return 2;
+}
 
 const struct tg_op_desc tg_op_desc_transpose = {.op = TG_OP_TRANSPOSE,
                                                 .name = "transpose",
@@ -326,7 +363,7 @@ const struct tg_op_desc tg_op_desc_transpose = {.op = TG_OP_TRANSPOSE,
                                                 .shape = transpose_shape,
                                                 .forward = transpose_fwd,
                                                 .backward = transpose_bwd,
-                                                .mixed_dtypes = false};
+                                                .params = transpose_params};
 
 struct tg_tensor *tg_transpose(struct tg_tape *T, struct tg_tensor *x, int a, int b)
 {
@@ -334,27 +371,36 @@ struct tg_tensor *tg_transpose(struct tg_tape *T, struct tg_tensor *x, int a, in
     return tg__op_record(T, &tg_op_desc_transpose, 1, &x, &p, NULL);
 }
 
-/* ---- permute: aux = perm (p.i[0] entries), normalised by the shape rule ---- */
+/* ---- permute: aux = perm (p.i[0] entries, as given) ---- */
+
+/* Entry d of the permutation as an axis 0..rank-1 of x. */
+static int perm_at(const struct tg_tensor *out, int d)
+{
+    int64_t a = ((const int64_t *)out->aux)[d];
+    return (int)(a < 0 ? a + out->rank : a);
+}
 
 static enum tg_status permute_shape(struct tg_tensor *out)
 {
     const struct tg_tensor *x = out->in[0];
-    int64_t *perm = out->aux;
+    const int64_t *perm = out->aux;
     int n = (int)out->p.i[0];
-    char s[160];
-    tg__format_shape(s, sizeof s, x->rank, x->shape);
-    if (n != x->rank)
+    char s[160]; /* x's shape, formatted only for a message */
+    if (n != x->rank) {
+        tg__format_shape(s, sizeof s, x->rank, x->shape);
         return tg__fail(TG_ERR_SHAPE, "permute: %d axes given for %s of rank %d", n, s, x->rank);
+    }
     unsigned seen = 0;
     for (int d = 0; d < n; d++) {
         int a;
         if (tg__norm_axis("permute", (int)perm[d], n, x->rank, x->shape, &a))
             return tg_last_status();
-        if (seen & (1u << a))
+        if (seen & (1u << a)) {
+            tg__format_shape(s, sizeof s, x->rank, x->shape);
             return tg__fail(TG_ERR_VALUE, "permute: axis %d appears twice in the permutation of %s",
                             a, s);
+        }
         seen |= 1u << a;
-        perm[d] = a;
         out->shape[d] = x->shape[a];
     }
     out->rank = x->rank;
@@ -365,13 +411,19 @@ static enum tg_status permute_shape(struct tg_tensor *out)
 static void permute_view(const struct tg_tensor *out, struct view *v)
 {
     const struct tg_tensor *x = out->in[0];
-    const int64_t *perm = out->aux;
     int64_t xs[TG_MAX_DIM];
     tg__strides(x->rank, x->shape, xs);
-    for (int d = 0; d < x->rank; d++) v->st[d] = xs[perm[d]];
+    for (int d = 0; d < x->rank; d++) v->st[d] = xs[perm_at(out, d)];
     v->off = 0;
 }
 VIEW_OP_KERNELS(permute)
+
+/* The parameters: the permutation, one axis of x per axis of y. */
+static int permute_params(const struct tg_tensor *out, double *vals)
+{
+    for (int d = 0; d < out->rank; d++) vals[d] = perm_at(out, d);
+    return out->rank;
+}
 
 const struct tg_op_desc tg_op_desc_permute = {
     .op = TG_OP_PERMUTE,
@@ -382,7 +434,7 @@ const struct tg_op_desc tg_op_desc_permute = {
     .shape = permute_shape,
     .forward = permute_fwd,
     .backward = permute_bwd,
-    .mixed_dtypes = false};
+    .params = permute_params};
 
 struct tg_tensor *tg_permute(struct tg_tape *T, struct tg_tensor *x, int n, const int *perm)
 {
@@ -431,16 +483,16 @@ static void broadcast_to_view(const struct tg_tensor *out, struct view *v)
 }
 VIEW_OP_KERNELS(broadcast_to)
 
-const struct tg_op_desc tg_op_desc_broadcast_to = {.op = TG_OP_BROADCAST_TO,
-                                                   .name = "broadcast_to",
-                                                   .arity = 1,
-                                                   .formula =
-                                                       "y[i] = x[i with broadcast axes at 0]",
-                                                   .vjp = "dx += dy summed over the broadcast axes",
-                                                   .shape = broadcast_to_shape,
-                                                   .forward = broadcast_to_fwd,
-                                                   .backward = broadcast_to_bwd,
-                                                   .mixed_dtypes = false};
+const struct tg_op_desc tg_op_desc_broadcast_to = {
+    .op = TG_OP_BROADCAST_TO,
+    .name = "broadcast_to",
+    .arity = 1,
+    .formula = "y[i] = x[i with broadcast axes at 0]",
+    .vjp = "dx += dy summed over the broadcast axes",
+    .shape = broadcast_to_shape,
+    .forward = broadcast_to_fwd,
+    .backward = broadcast_to_bwd,
+};
 
 struct tg_tensor *tg_broadcast_to(struct tg_tape *T, struct tg_tensor *x, int rank,
                                   const int64_t *shape)
@@ -460,8 +512,7 @@ struct tg_tensor *tg_broadcast_to(struct tg_tape *T, struct tg_tensor *x, int ra
     return tg__op_record(T, &tg_op_desc_broadcast_to, 1, &x, &p, aux);
 }
 
-/* ---- slice: aux = per-axis specs (p.i[0] given), normalised by the shape rule
- * into a start and a step for every axis ---- */
+/* ---- slice: aux = the per-axis specs as given (p.i[0] of them) ---- */
 
 struct slice_aux {
     int64_t start[TG_MAX_DIM], stop[TG_MAX_DIM], step[TG_MAX_DIM];
@@ -485,10 +536,24 @@ static int64_t slice_indices(int64_t len, int64_t *start, int64_t stop, int64_t 
     return v[0] > v[1] ? (v[0] - v[1] - 1) / -step + 1 : 0;
 }
 
+/* Axis d of a slice resolved: its first index in x, its step (a step of 0 is
+ * left for the shape rule to reject) and its length. Axes after the given ones
+ * are taken whole. */
+static int64_t slice_axis(const struct tg_tensor *out, int d, int64_t *start, int64_t *step)
+{
+    const struct tg_tensor *x = out->in[0];
+    const struct slice_aux *s = out->aux;
+    *start = 0;
+    *step = 1;
+    if (d >= (int)out->p.i[0]) return x->shape[d];
+    *start = s->start[d];
+    if (s->step[d] != TG_SLICE_NONE) *step = s->step[d];
+    return *step ? slice_indices(x->shape[d], start, s->stop[d], *step) : 0;
+}
+
 static enum tg_status slice_shape(struct tg_tensor *out)
 {
     const struct tg_tensor *x = out->in[0];
-    struct slice_aux *s = out->aux;
     int n = (int)out->p.i[0];
     if (n > x->rank) {
         char b[160];
@@ -496,15 +561,9 @@ static enum tg_status slice_shape(struct tg_tensor *out)
         return tg__fail(TG_ERR_RANGE, "slice: %d axes sliced but %s has rank %d", n, b, x->rank);
     }
     for (int d = 0; d < x->rank; d++) {
-        if (d >= n) { /* taken whole */
-            s->start[d] = 0;
-            s->step[d] = 1;
-            out->shape[d] = x->shape[d];
-            continue;
-        }
-        if (s->step[d] == TG_SLICE_NONE) s->step[d] = 1;
-        if (s->step[d] == 0) return tg__fail(TG_ERR_VALUE, "slice: step 0 on axis %d", d);
-        out->shape[d] = slice_indices(x->shape[d], &s->start[d], s->stop[d], s->step[d]);
+        int64_t start, step;
+        out->shape[d] = slice_axis(out, d, &start, &step);
+        if (step == 0) return tg__fail(TG_ERR_VALUE, "slice: step 0 on axis %d", d);
     }
     out->rank = x->rank;
     return TG_OK;
@@ -514,15 +573,33 @@ static enum tg_status slice_shape(struct tg_tensor *out)
 static void slice_view(const struct tg_tensor *out, struct view *v)
 {
     const struct tg_tensor *x = out->in[0];
-    const struct slice_aux *s = out->aux;
     tg__strides(x->rank, x->shape, v->st);
     v->off = 0;
     for (int d = 0; d < x->rank; d++) {
-        v->off += s->start[d] * v->st[d];
-        v->st[d] *= s->step[d];
+        int64_t start, step;
+        slice_axis(out, d, &start, &step);
+        v->off += start * v->st[d];
+        /* along an axis of length 0 or 1 the step is never taken (and may be
+         * as large as INT64_MAX: the product would overflow); above that,
+         * |step| < the axis length, so the product stays below numel */
+        v->st[d] = out->shape[d] > 1 ? v->st[d] * step : 0;
     }
 }
 VIEW_OP_KERNELS(slice)
+
+/* The parameters: the start and the step of every axis of x, in turn
+ * (start_0, step_0, start_1, step_1, ...), resolved as Python's slice.indices
+ * does (x[-3:] of 10 elements: 7, 1). */
+static int slice_params(const struct tg_tensor *out, double *vals)
+{
+    for (int d = 0; d < out->rank; d++) {
+        int64_t start, step;
+        slice_axis(out, d, &start, &step);
+        vals[2 * d] = (double)start;
+        vals[2 * d + 1] = (double)step;
+    }
+    return 2 * out->rank;
+}
 
 const struct tg_op_desc tg_op_desc_slice = {
     .op = TG_OP_SLICE,
@@ -533,7 +610,7 @@ const struct tg_op_desc tg_op_desc_slice = {
     .shape = slice_shape,
     .forward = slice_fwd,
     .backward = slice_bwd,
-    .mixed_dtypes = false};
+    .params = slice_params};
 
 struct tg_tensor *tg_slice(struct tg_tape *T, struct tg_tensor *x, int n,
                            const struct tg_slice_spec *spec)

@@ -16,15 +16,24 @@ struct lines {
     int64_t outer, n, inner;
 };
 
-static struct lines lines_of(const struct tg_tensor *x, int axis)
+/* The axis as given (-rank..rank-1, checked by the shape rule) as 0..rank-1. */
+static int axis_of(const struct tg_tensor *out)
 {
+    int64_t axis = out->p.i[0];
+    return (int)(axis < 0 ? axis + out->rank : axis);
+}
+
+static struct lines lines_of(const struct tg_tensor *out)
+{
+    const struct tg_tensor *x = out->in[0];
+    int axis = axis_of(out);
     struct lines L = {1, x->shape[axis], 1};
     for (int d = 0; d < axis; d++) L.outer *= x->shape[d];
     for (int d = axis + 1; d < x->rank; d++) L.inner *= x->shape[d];
     return L;
 }
 
-/* Checks the axis, stores it normalised in p.i[0] and gives out x's shape. */
+/* Checks the axis and gives out x's shape. */
 static enum tg_status softmax_shape(struct tg_tensor *out)
 {
     const struct tg_tensor *x = out->in[0];
@@ -35,8 +44,14 @@ static enum tg_status softmax_shape(struct tg_tensor *out)
         return tg__fail(TG_ERR_RANGE, "%s: axis %lld is out of range for shape %s", out->desc->name,
                         (long long)axis, s);
     }
-    out->p.i[0] = axis < 0 ? axis + x->rank : axis;
     return tg__shape_same(out);
+}
+
+/* The parameter: the axis, as 0..rank-1. */
+static int softmax_params(const struct tg_tensor *out, double *vals)
+{
+    vals[0] = axis_of(out);
+    return 1;
 }
 
 /* One line: the maximum m and sum_k e^(x_k - m), in double. */
@@ -52,7 +67,7 @@ static enum tg_status softmax_shape(struct tg_tensor *out)
 #define SOFTMAX_KERNELS(T)                                                                         \
     static void softmax_fwd_##T(struct tg_tensor *out, bool log_space)                             \
     {                                                                                              \
-        struct lines L = lines_of(out->in[0], (int)out->p.i[0]);                                   \
+        struct lines L = lines_of(out);                                                            \
         for (int64_t o = 0; o < L.outer; o++)                                                      \
             for (int64_t i = 0; i < L.inner; i++) {                                                \
                 int64_t base = o * L.n * L.inner + i;                                              \
@@ -73,7 +88,7 @@ static enum tg_status softmax_shape(struct tg_tensor *out)
     {                                                                                              \
         struct tg_tensor *X = out->in[0];                                                          \
         if (!X->requires_grad) return;                                                             \
-        struct lines L = lines_of(X, (int)out->p.i[0]);                                            \
+        struct lines L = lines_of(out);                                                            \
         for (int64_t o = 0; o < L.outer; o++)                                                      \
             for (int64_t i = 0; i < L.inner; i++) {                                                \
                 int64_t base = o * L.n * L.inner + i;                                              \
@@ -93,20 +108,26 @@ static enum tg_status softmax_shape(struct tg_tensor *out)
 SOFTMAX_KERNELS(float)
 SOFTMAX_KERNELS(double)
 
+/* An empty tensor has no line to visit: return before the (outer, inner) loops,
+ * which an empty axis would otherwise run through without work. */
 static void softmax_fwd(struct tg_tensor *o)
 {
+    if (o->numel == 0) return;
     o->dtype == TG_F64 ? softmax_fwd_double(o, false) : softmax_fwd_float(o, false);
 }
 static void softmax_bwd(struct tg_tensor *o)
 {
+    if (o->numel == 0) return;
     o->dtype == TG_F64 ? softmax_bwd_double(o, false) : softmax_bwd_float(o, false);
 }
 static void log_softmax_fwd(struct tg_tensor *o)
 {
+    if (o->numel == 0) return;
     o->dtype == TG_F64 ? softmax_fwd_double(o, true) : softmax_fwd_float(o, true);
 }
 static void log_softmax_bwd(struct tg_tensor *o)
 {
+    if (o->numel == 0) return;
     o->dtype == TG_F64 ? softmax_bwd_double(o, true) : softmax_bwd_float(o, true);
 }
 
@@ -119,7 +140,7 @@ const struct tg_op_desc tg_op_desc_softmax = {
     .shape = softmax_shape,
     .forward = softmax_fwd,
     .backward = softmax_bwd,
-    .mixed_dtypes = false};
+    .params = softmax_params};
 const struct tg_op_desc tg_op_desc_log_softmax = {
     .op = TG_OP_LOG_SOFTMAX,
     .name = "log_softmax",
@@ -129,7 +150,7 @@ const struct tg_op_desc tg_op_desc_log_softmax = {
     .shape = softmax_shape,
     .forward = log_softmax_fwd,
     .backward = log_softmax_bwd,
-    .mixed_dtypes = false};
+    .params = softmax_params};
 
 struct tg_tensor *tg_softmax(struct tg_tape *T, struct tg_tensor *x, int axis)
 {

@@ -537,7 +537,7 @@ START_TEST(test_mixed_node_sizes)
     /* the nodes recorded after each affine node left its parameters alone */
     for (int k = 0; k < N_AFF; k++) {
         double prm[2];
-        ck_assert_int_eq(tg_tensor_op_params(aff[k], prm), 2);
+        ck_assert_int_eq(tg_tensor_op_params(aff[k], prm, 2), 2);
         ck_assert_double_eq(prm[0], 1);
         ck_assert_double_eq(prm[1], aff_c[k]);
     }

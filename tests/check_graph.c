@@ -176,6 +176,45 @@ START_TEST(test_trace_accumulation)
 }
 END_TEST
 
+/* A step holds its op's facts from the descriptor: name, rule, elementwise
+ * flag and parameters (softmax's axis, a reduction's keepdim and axes); the
+ * trace prints them after the tape is gone. */
+START_TEST(test_trace_op_facts)
+{
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor *A = tg_tensor_ones(TG_F64, 2, (int64_t[]){2, 3});
+    tg_tensor_set_requires_grad(A, true);
+    struct tg_tensor *L = tg_sum(T, tg_sum_axes(T, tg_softmax(T, A, -1), (int[]){0}, 1, false));
+    struct tg_trace *tr;
+    ck_assert_int_eq(tg_backward_trace(L, NULL, &tr), TG_OK);
+    ck_assert_int_eq(tr->n_steps, 3);
+    const struct tg_trace_step *s = tr->steps;
+    ck_assert_str_eq(s[0].op_name, "sum");
+    ck_assert_int_eq(s[0].n_params, 0);
+    ck_assert_str_eq(s[1].op_name, "sum_axes");
+    ck_assert_int_eq(s[1].op, TG_OP_SUM_AXES);
+    ck_assert_int_eq(s[1].n_params, 2); /* keepdim 0, axis 0 */
+    ck_assert(s[1].params[0] == 0 && s[1].params[1] == 0);
+    ck_assert_str_eq(s[2].op_name, "softmax");
+    ck_assert_str_eq(s[2].rule, tg_op_vjp(TG_OP_SOFTMAX));
+    ck_assert_int_eq(s[2].n_params, 1);
+    ck_assert_double_eq(s[2].params[0], 1);
+    for (int k = 0; k < 3; k++) ck_assert(!s[k].elementwise);
+    tg_tape_free(T);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_int_eq(tg_trace_print(tr, f, NULL), TG_OK);
+    fclose(f);
+    ck_assert_msg(strstr(buf, "= softmax(x1, 1)  shape (2,3)"), "%s", buf);
+    ck_assert_msg(strstr(buf, "= sum_axes(v1, 0, 0)  shape (3)"), "%s", buf);
+    ck_assert_msg(strstr(buf, "[dense Jacobian, (2,3) by (2,3)]"), "%s", buf);
+    free(buf);
+    tg_trace_free(tr);
+    tg_tensor_free(A);
+}
+END_TEST
+
 /* Tensors: s = A + b with A (2,3) of ones and b (3) broadcast, Div = sum(s).
  * dDiv/ds = ones(2,3): norm sqrt(6). A receives ones (diagonal Jacobian): norm
  * sqrt(6); b receives the column sums [2,2,2] (broadcast-reduce): norm sqrt(12). */
@@ -363,6 +402,7 @@ static Suite *graph_suite(void)
     tcase_add_test(tc, test_trace_neuron);
     tcase_add_test(tc, test_trace_accumulation);
     tcase_add_test(tc, test_trace_tensor);
+    tcase_add_test(tc, test_trace_op_facts);
     tcase_add_test(tc, test_trace_errors);
     tcase_add_test(tc, test_deep_chain);
     suite_add_tcase(s, tc);

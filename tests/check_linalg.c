@@ -733,6 +733,108 @@ START_TEST(test_fast_f32_activations)
 }
 END_TEST
 
+/* A tensor with no element but kept axes whose sizes multiply past int64: the
+ * result's size is checked (TG_ERR_RANGE, op named) before any buffer is sized
+ * from it; a reduced product past int64 over an empty kept axis is no error. */
+START_TEST(test_reduce_huge_empty)
+{
+    struct tg_tape *T = tg_tape_new();
+    const int64_t big = 1000000000000; /* 1e12 */
+    struct tg_tensor *x = tg_tensor_zeros(TG_F64, 3, (int64_t[]){0, big, big});
+    ck_assert_ptr_nonnull(x);
+    ck_assert_ptr_null(tg_sum_axes(T, x, (int[]){0}, 1, false));
+    ck_assert_int_eq(tg_last_status(), TG_ERR_RANGE);
+    ck_assert_str_eq(tg_last_error(),
+                     "sum_axes: shape (1000000000000,1000000000000) is too large (size overflows)");
+    ck_assert_ptr_null(tg_logsumexp_axes(T, x, (int[]){0}, 1, true));
+    ck_assert_int_eq(tg_last_status(), TG_ERR_RANGE);
+    ck_assert_ptr_null(tg_max_axes(T, x, (int[]){0}, 1, false));
+    ck_assert_int_eq(tg_last_status(), TG_ERR_RANGE);
+    ck_assert_msg(strncmp(tg_last_error(), "max_axes: ", 10) == 0, "%s", tg_last_error());
+    /* reducing the two huge axes leaves (0): an empty result, nothing to do */
+    struct tg_tensor *m = tg_mean_axes(T, x, (int[]){1, 2}, 2, false);
+    ck_assert_msg(m != NULL, "%s", tg_last_error());
+    ck_assert_int_eq(tg_tensor_numel(m), 0);
+    ck_assert_ptr_nonnull(tg_var_axes(T, x, (int[]){1, 2}, 2, 1.0, true));
+    tg_tensor_free(x);
+    tg_tape_free(T);
+}
+END_TEST
+
+/* softmax along an empty axis, or along a full axis beside an empty one, of a
+ * tensor whose other axis is huge returns at once (no walk over the other axis) */
+START_TEST(test_softmax_huge_empty)
+{
+    struct tg_tape *T = tg_tape_new();
+    const int64_t big = 1000000000000; /* 1e12 */
+    struct tg_tensor *a = mk(TG_F64, 2, (int64_t[]){0, big}, NULL);
+    struct tg_tensor *b = mk(TG_F64, 2, (int64_t[]){big, 0}, NULL);
+    for (int axis = 0; axis < 2; axis++) {
+        struct tg_tensor *ya = tg_softmax(T, a, axis), *yb = tg_log_softmax(T, b, axis);
+        ck_assert_msg(ya && yb, "%s", tg_last_error());
+        ck_assert_int_eq(tg_backward(tg_sum(T, tg_add(T, tg_sum(T, ya), tg_sum(T, yb))), NULL),
+                         TG_OK);
+    }
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+    tg_tape_free(T);
+}
+END_TEST
+
+/* NaN in gives NaN out: in the line (softmax), slice (reductions), row or
+ * column (matmul, on both backends, also where the NaN meets a 0) that holds it,
+ * and nowhere else. argmax/argmin point at the NaN. */
+START_TEST(test_nan_propagates)
+{
+    struct tg_tape *T = tg_tape_new();
+    const double nan = NAN;
+    /* (2,3): the NaN in row 0 */
+    struct tg_tensor *x = mk(TG_F64, 2, (int64_t[]){2, 3}, (double[]){1, nan, 2, 3, 4, 5});
+    struct tg_tensor *ys[] = {
+        tg_softmax(T, x, 1),
+        tg_log_softmax(T, x, 1),
+        tg_sum_axes(T, x, (int[]){1}, 1, false),
+        tg_mean_axes(T, x, (int[]){1}, 1, false),
+        tg_max_axes(T, x, (int[]){1}, 1, false),
+        tg_min_axes(T, x, (int[]){1}, 1, false),
+        tg_logsumexp_axes(T, x, (int[]){1}, 1, false),
+        tg_var_axes(T, x, (int[]){1}, 1, 1.0, false),
+    };
+    for (size_t k = 0; k < sizeof ys / sizeof ys[0]; k++) {
+        ck_assert_msg(ys[k] != NULL, "%s", tg_last_error());
+        int64_t per_row = tg_tensor_numel(ys[k]) / 2;
+        for (int64_t i = 0; i < 2 * per_row; i++)
+            ck_assert_msg(isnan(tg_tensor_get(ys[k], i)) == (i < per_row), "%s: element %lld is %g",
+                          tg_op_name(tg_tensor_op(ys[k])), (long long)i, tg_tensor_get(ys[k], i));
+    }
+    ck_assert(isnan(tg_item(tg_sum(T, x))) && isnan(tg_item(tg_mean(T, x))));
+    ck_assert_double_eq(tg_tensor_get(tg_argmax_axes(T, x, (int[]){1}, 1, false), 0), 1);
+    ck_assert_double_eq(tg_tensor_get(tg_argmin_axes(T, x, (int[]){1}, 1, false), 0), 1);
+    /* matmul: A (2,2) with a NaN at (0,0), B (2,2) = [[0, 1], [1, 1]]: the NaN
+     * meets the 0 of B (NaN * 0 is NaN), row 0 of C is NaN, row 1 is not */
+    struct tg_tensor *A = mk(TG_F64, 2, (int64_t[]){2, 2}, (double[]){nan, 1, 2, 3});
+    struct tg_tensor *B = mk(TG_F64, 2, (int64_t[]){2, 2}, (double[]){0, 1, 1, 1});
+    enum tg_matmul_backend be[2];
+    int nb = backends(be);
+    for (int k = 0; k < nb; k++) {
+        ck_assert_int_eq(tg_matmul_set_backend(be[k]), TG_OK);
+        struct tg_tensor *C = tg_matmul(T, A, B), *Ct = tg_matmul_t(T, B, A, true, true);
+        for (int i = 0; i < 4; i++) {
+            ck_assert_msg(isnan(tg_tensor_get(C, i)) == (i < 2), "backend %d: C[%d] = %g", k, i,
+                          tg_tensor_get(C, i));
+            /* (B^T A^T) = (A B)^T: column 0 is NaN */
+            ck_assert_msg(isnan(tg_tensor_get(Ct, i)) == (i % 2 == 0), "backend %d: Ct[%d] = %g", k,
+                          i, tg_tensor_get(Ct, i));
+        }
+    }
+    tg_matmul_set_backend(TG_MATMUL_AUTO);
+    tg_tensor_free(x);
+    tg_tensor_free(A);
+    tg_tensor_free(B);
+    tg_tape_free(T);
+}
+END_TEST
+
 static Suite *linalg_suite(void)
 {
     Suite *s = suite_create("linalg");
@@ -758,6 +860,13 @@ static Suite *linalg_suite(void)
     tcase_add_test(tc, test_reduce_errors);
     tcase_add_test(tc, test_reduce_zero_size);
     tcase_add_test(tc, test_reduce_f32_and_paths);
+    tcase_add_test(tc, test_reduce_huge_empty);
+    tcase_add_test(tc, test_nan_propagates);
+    suite_add_tcase(s, tc);
+    /* before its fix, softmax walked 1e12 empty lines: a short timeout */
+    tc = tcase_create("softmax-empty");
+    tcase_set_timeout(tc, 10);
+    tcase_add_test(tc, test_softmax_huge_empty);
     suite_add_tcase(s, tc);
     return s;
 }

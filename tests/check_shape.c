@@ -487,6 +487,44 @@ START_TEST(test_null_and_stale)
 }
 END_TEST
 
+/* A step as large as INT64_MAX (or as negative as -INT64_MAX) takes one
+ * element of an axis; the view's stride along such an axis must not be
+ * computed as stride * step, which overflows (UBSan reported it). */
+START_TEST(test_slice_huge_step)
+{
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor *x = iota(2, (int64_t[]){3, 4});
+    struct tg_tensor *y =
+        tg_slice(T, x, 2, (struct tg_slice_spec[]){{0, NONE, INT64_MAX}, {1, NONE, INT64_MAX}});
+    expect_shape(y, 2, (int64_t[]){1, 1});
+    expect_values(y, 1, (double[]){1});
+    backward_seed(y, (double[]){1});
+    expect_grad(x, 12, (double[]){0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
+    struct tg_tensor *z = tg_slice(T, x, 1, (struct tg_slice_spec[]){{-1, NONE, -INT64_MAX}});
+    expect_shape(z, 2, (int64_t[]){1, 4});
+    expect_values(z, 4, (double[]){8, 9, 10, 11});
+    tg_tensor_free(x);
+    tg_tape_free(T);
+}
+END_TEST
+
+/* The shape and indexing ops move a NaN like any other value. */
+START_TEST(test_nan_moves)
+{
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor *x = leaf(2, (int64_t[]){2, 2}, (double[]){1, NAN, 3, 4});
+    ck_assert(isnan(tg_tensor_get(tg_transpose(T, x, 0, 1), 2)));
+    ck_assert(isnan(tg_tensor_get(tg_slice_axis(T, x, 1, 1, 2, 1), 0)));
+    ck_assert(isnan(tg_tensor_get(tg_index_select(T, x, 1, (int64_t[]){1, 1}, 2), 1)));
+    ck_assert(isnan(tg_tensor_get(tg_gather(T, x, 1, 2, (int64_t[]){2, 1}, (int64_t[]){1, 0}), 0)));
+    struct tg_tensor *c = tg_concat(T, 2, (struct tg_tensor *[]){x, x}, 0);
+    ck_assert(isnan(tg_tensor_get(c, 1)) && isnan(tg_tensor_get(c, 5)));
+    ck_assert(isnan(tg_tensor_get(tg_broadcast_to(T, x, 3, (int64_t[]){2, 2, 2}), 5)));
+    tg_tensor_free(x);
+    tg_tape_free(T);
+}
+END_TEST
+
 static Suite *shape_suite(void)
 {
     Suite *s = suite_create("shape");
@@ -498,6 +536,8 @@ static Suite *shape_suite(void)
     tcase_add_test(tc, test_broadcast_to);
     tcase_add_test(tc, test_slice_1d);
     tcase_add_test(tc, test_slice_2d);
+    tcase_add_test(tc, test_slice_huge_step);
+    tcase_add_test(tc, test_nan_moves);
     tcase_add_test(tc, test_index_select);
     tcase_add_test(tc, test_gather);
     tcase_add_test(tc, test_concat);

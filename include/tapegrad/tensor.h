@@ -22,8 +22,9 @@ extern "C" {
 #endif
 
 #define TG_MAX_DIM 8
-/* The most plain-number parameters an op node reports (tg_tensor_op_params). */
-#define TG_MAX_OP_PARAMS 8
+/* The most plain-number parameters an op node reports (tg_tensor_op_params):
+ * slice reports a start and a step per axis. */
+#define TG_MAX_OP_PARAMS (2 * TG_MAX_DIM)
 
 enum tg_dtype { TG_F32 = 0, TG_F64 = 1 };
 

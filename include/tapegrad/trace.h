@@ -39,7 +39,10 @@ struct tg_trace_input {
 /* One node of the sweep, in sweep order (the root first). */
 struct tg_trace_step {
     const struct tg_tensor *node; /* borrowed, only compared */
-    enum tg_op op;
+    int op;                       /* the node's op: an enum tg_op value (ops.h) */
+    const char *op_name;          /* its name, e.g. "add" (static: valid for the program's life) */
+    const char *rule;             /* its VJP in one line, e.g. "da += dy; db += dy" (static) */
+    bool elementwise;             /* output element i depends on element i of each input alone */
     int id;
     int rank;
     int64_t shape[TG_MAX_DIM]; /* rank entries, then zeros */
@@ -47,7 +50,7 @@ struct tg_trace_step {
     double value;              /* scalar: the node's value; tensor: its L2 norm */
     double upstream;           /* scalar: dDiv/d(node); tensor: its L2 norm */
     int n_params;              /* plain-number parameters of the op (tg_tensor_op_params) */
-    double params[2];
+    double params[TG_MAX_OP_PARAMS];
     int n_inputs; /* distinct inputs */
     struct tg_trace_input *inputs;
 };
