@@ -1,13 +1,14 @@
 /*
- * tests/gradcases.h - gradient-check cases for the op-table loop test.
+ * gradcases/gradcases.h - gradient-check cases of the op table, shared by the
+ * `gradcheck` test suite (tests/check_ops.c) and `tapegrad gradcheck`.
  *
- * Every op family keeps its cases in tests/gradcases_<family>.c. A case builds
+ * Every op family keeps its cases in gradcases/gradcases_<family>.c. A case builds
  * random f64 inputs (random shapes, broadcasting, odd sizes) and a function that
  * applies the op; check_ops.c gradchecks every case of every op in the table and
  * fails for an op that has none.
  */
-#ifndef TG_TEST_GRADCASES_H
-#define TG_TEST_GRADCASES_H
+#ifndef TG_GRADCASES_H
+#define TG_GRADCASES_H
 
 #include <tapegrad/tapegrad.h>
 

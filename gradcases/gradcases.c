@@ -1,5 +1,5 @@
 /*
- * tests/gradcases.c - runs the gradient-check cases of one op: shared by the
+ * gradcases/gradcases.c - runs the gradient-check cases of one op: shared by the
  * op-table loop test (tests/check_ops.c) and `tapegrad gradcheck`.
  */
 #include <math.h>

@@ -1,5 +1,5 @@
 /*
- * tests/gradcases_linalg.c - gradient-check cases of the matrix product and the
+ * gradcases/gradcases_linalg.c - gradient-check cases of the matrix product and the
  * reductions along axes (ops/matmul.c, ops/reduce_axis.c).
  *
  * The loop test passes no context to a case's function, so the parameters that
