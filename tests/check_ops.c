@@ -252,6 +252,42 @@ START_TEST(test_f32_gradcheck)
 }
 END_TEST
 
+/* A function that returns NULL and sets no error. */
+static struct tg_tensor *silent_null_fn(struct tg_tape *T, struct tg_tensor *const *x, int n,
+                                        void *c)
+{
+    return NULL;
+}
+
+/* NULL on its first call only (the analytic side), then x * 2. */
+static struct tg_tensor *first_null_fn(struct tg_tape *T, struct tg_tensor *const *x, int n,
+                                       void *c)
+{
+    int *calls = c;
+    return (*calls)++ ? tg_mul_scalar(T, x[0], 2) : NULL;
+}
+
+/* Both sides of tg_gradcheck treat a NULL from the function as an error that
+ * says so: the analytic side used to pass it on as TG_OK, so with an empty input
+ * (nothing to compare) the whole check passed. */
+START_TEST(test_gradcheck_null_output)
+{
+    struct tg_tensor *x = leaf(0.5);
+    struct tg_gradcheck_report r;
+    ck_assert_int_eq(tg_gradcheck(silent_null_fn, &x, 1, NULL, NULL, &r), TG_ERR_NULL);
+    ck_assert_msg(strstr(r.message, "returned NULL"), "%s", r.message);
+    ck_assert_msg(strstr(tg_last_error(), "tg_gradcheck"), "%s", tg_last_error());
+    tg_tensor_free(x);
+    struct tg_tensor *e = tg_tensor_zeros(TG_F64, 1, (int64_t[]){0});
+    tg_tensor_set_requires_grad(e, true);
+    int calls = 0;
+    ck_assert_int_eq(tg_gradcheck(first_null_fn, &e, 1, &calls, NULL, &r), TG_ERR_NULL);
+    ck_assert_int_eq(calls, 1);
+    ck_assert(!r.passed);
+    tg_tensor_free(e);
+}
+END_TEST
+
 static Suite *ops_suite(void)
 {
     Suite *s = suite_create("ops");
@@ -271,6 +307,7 @@ static Suite *ops_suite(void)
     tcase_add_test(tc, test_scalar_operands);
     tcase_add_test(tc, test_edge_values);
     tcase_add_test(tc, test_f32_gradcheck);
+    tcase_add_test(tc, test_gradcheck_null_output);
     suite_add_tcase(s, tc);
     return s;
 }
