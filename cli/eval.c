@@ -28,9 +28,12 @@ static const char usage[] =
     "                from the end); default the one the model was trained with\n"
     "  -h, --help    this text\n"
     "\n"
+    "The model is read with the library's tg_nn_model_load (tapegrad/model.h), so a\n"
+    "program of your own gets the same predictions.\n"
+    "\n"
     "Exit status: 0 ok, 1 runtime failure (a missing or malformed file, metadata\n"
-    "missing or inconsistent with the tensors, data that do not fit the model),\n"
-    "2 usage error.\n";
+    "missing or inconsistent with the tensors, a NaN or Inf weight or datum, data\n"
+    "that do not fit the model), 2 usage error.\n";
 
 struct opts {
     const char *model, *data, *target;

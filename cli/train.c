@@ -57,7 +57,9 @@ static const char usage[] =
     "  --epochs N          passes over the data (default 10)\n"
     "  --seed N            seed of the initial weights and the shuffling (default 0)\n"
     "  --save FILE         write the model as safetensors, with the metadata that\n"
-    "                      `tapegrad eval` needs (sizes, activation, loss, normalization)\n"
+    "                      `tapegrad eval` needs (sizes, activation, loss, normalization);\n"
+    "                      checked before training, and temporary files that killed\n"
+    "                      saves to FILE left behind are removed first\n"
     "  --curve FILE.csv    write epoch,loss,accuracy,seconds per epoch (seconds since\n"
     "                      the start); with gnuplot on PATH also a plot FILE.png\n"
     "  --diagnostics       per epoch and layer: the gradient norm of the epoch's last\n"
@@ -69,8 +71,9 @@ static const char usage[] =
     "Hidden layers are initialized He-uniform (relu) or Xavier-uniform; weights\n"
     "and data are f32.\n"
     "Exit status: 0 ok, 1 runtime failure (a missing or malformed file, a column\n"
-    "that the file lacks, labels that are not class indices, a loss that became\n"
-    "NaN), 2 usage error (an unknown option or a bad option value).\n";
+    "that the file lacks, labels that are not class indices, a NaN or Inf in the\n"
+    "data, a loss or a weight that became NaN or Inf: then nothing is saved),\n"
+    "2 usage error (an unknown option or a bad option value).\n";
 
 struct opts {
     const char *data, *target, *save, *curve;
