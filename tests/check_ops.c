@@ -1,5 +1,6 @@
 /*
- * tests/check_ops.c - the op table: every op gradchecked in f64, fixed values
+ * tests/check_ops.c - the op table: every op gradchecked in f64 and f32 (and on
+ * scalars for the elementwise ops), fixed values
  * derived by hand, broadcasting and dtype rules, fan-out graphs.
  */
 #include <check.h>
@@ -21,6 +22,51 @@ START_TEST(test_gradcheck_op)
     ck_assert_msg(r.n_cases > 0, "op %s has no gradient-check case", tg_op_name(op));
     ck_assert_msg(r.n_failed == 0, "%s: %d of %d runs failed; first: %s", tg_op_name(op),
                   r.n_failed, r.n_runs, r.first_failure);
+}
+END_TEST
+
+/* The checks of a case catch what they claim to: a function that records
+ * another op than the one declared, an f32 backward that differs from the f64
+ * one (the f64 one being right), and elementwise cases run again on scalars. */
+static int make_x(struct tg_rng *r, struct tg_tensor **in)
+{
+    in[0] = gc_rand(r, 1, (int64_t[]){3}, -1, 1, true);
+    return 1;
+}
+static struct tg_tensor *cos_fn(struct tg_tape *T, struct tg_tensor *const *x, int n, void *c)
+{
+    return tg_cos(T, x[0]);
+}
+/* sin(x), plus 0.01 x^2 / 2 in f32 only: right forward values in f64, a wrong
+ * gradient (0.01 x too much) in f32 */
+static struct tg_tensor *skewed_f32_fn(struct tg_tape *T, struct tg_tensor *const *x, int n,
+                                       void *c)
+{
+    struct tg_tensor *y = tg_sin(T, x[0]);
+    if (tg_tensor_dtype(x[0]) == TG_F64) return y;
+    return tg_add(T, y, tg_mul_scalar(T, tg_mul(T, x[0], x[0]), 0.005));
+}
+
+START_TEST(test_case_checks)
+{
+    struct gc_op_result r;
+    struct gc_case mislabelled = {TG_OP_SIN, "sin that is cos", make_x, cos_fn};
+    gc_check_case(&mislabelled, false, 2, 0, &r);
+    ck_assert_int_eq(r.n_failed, 2);
+    ck_assert_msg(strstr(r.first_failure, "the function records no sin op"), "%s", r.first_failure);
+    struct gc_case skewed = {TG_OP_SIN, "sin, skewed in f32", make_x, skewed_f32_fn};
+    gc_check_case(&skewed, false, 2, 0, &r);
+    ck_assert_int_eq(r.n_failed, 2);
+    ck_assert_msg(strstr(r.first_failure, "f32 gradient of input 0"), "%s", r.first_failure);
+    ck_assert(r.max_f32 > 1);
+    /* the table's elementwise cases: every repeat twice (the second on scalars),
+     * f32 within its tolerance */
+    gc_check_op(TG_OP_TANH, 3, 0, &r);
+    ck_assert_int_eq(r.n_runs, 2 * 3);
+    ck_assert_int_eq(r.n_failed, 0);
+    ck_assert(r.max_f32 > 0 && r.max_f32 <= 1);
+    gc_check_op(TG_OP_MATMUL, 1, 0, &r);
+    ck_assert_int_eq(r.n_runs, r.n_cases);
 }
 END_TEST
 
@@ -294,6 +340,7 @@ static Suite *ops_suite(void)
     TCase *tc = tcase_create("table");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_table_complete);
+    tcase_add_test(tc, test_case_checks);
     tcase_add_loop_test(tc, test_gradcheck_op, 0, TG_OP_COUNT);
     suite_add_tcase(s, tc);
     tc = tcase_create("fixed");
