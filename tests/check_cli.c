@@ -1,7 +1,9 @@
 /*
  * tests/check_cli.c - the expression parser and builder of `tapegrad explain`
  * (cli/expr.c), called directly: precedence, associativity, numbers, calls,
- * error messages and their columns, nesting limits and domain errors.
+ * error messages and their columns, nesting limits and domain errors; the plain
+ * evaluation and numeric derivatives behind explain's numeric column; the check
+ * of trained parameters in cli/mlpio.c.
  * Expected values are plain arithmetic, worked out in the comments.
  */
 #include <check.h>
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "expr.h"
+#include "mlpio.h"
 
 /* The value of src with x = 3 and y = 0.5 (variables named otherwise are 1). */
 static double eval(const char *src)
@@ -339,6 +342,26 @@ START_TEST(test_many_variables)
 }
 END_TEST
 
+/* What training leaves is checked before anything is reported or saved: a NaN
+ * or Inf weight anywhere fails mlp_check_params (a ReLU turns a NaN input into
+ * 0, so the loss can stay finite while the weights are not). */
+START_TEST(test_check_params)
+{
+    struct mlp_model m = {
+        .sizes = {3, 4, 2}, .n_sizes = 3, .act = TG_ACT_RELU, .loss = TG_LOSS_XENT};
+    struct tg_rng rng;
+    tg_rng_seed(&rng, 0);
+    ck_assert_int_eq(mlp_model_new("test", &m, TG_INIT_HE_UNIFORM, &rng), 0);
+    ck_assert_int_eq(mlp_check_params("test", &m), 0);
+    tg_tensor_set(tg_nn_mlp_weight(m.mlp, 0), 5, NAN);
+    ck_assert_int_ne(mlp_check_params("test", &m), 0);
+    tg_tensor_set(tg_nn_mlp_weight(m.mlp, 0), 5, 0.5);
+    tg_tensor_set(tg_nn_mlp_bias(m.mlp, 1), 1, -INFINITY);
+    ck_assert_int_ne(mlp_check_params("test", &m), 0);
+    mlp_model_free(&m);
+}
+END_TEST
+
 static Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -351,6 +374,7 @@ static Suite *cli_suite(void)
     tcase_add_loop_test(tc, test_plain_values, 0, sizeof values / sizeof values[0]);
     tcase_add_loop_test(tc, test_numeric_grad, 0, 6);
     tcase_add_test(tc, test_many_variables);
+    tcase_add_test(tc, test_check_params);
     suite_add_tcase(s, tc);
     return s;
 }
