@@ -259,6 +259,8 @@ python3 - "$TMP" <<'PY'
 import random, struct, sys
 random.seed(1)
 px = [random.random() for _ in range(64 * 16)]
+open(sys.argv[1] + "/ok-images", "wb").write(
+    struct.pack(">IIII", 0x00000D03, 64, 4, 4) + struct.pack(">%df" % len(px), *px))
 px[5 * 16 + 3] = float("nan")
 open(sys.argv[1] + "/nan-images", "wb").write(
     struct.pack(">IIII", 0x00000D03, 64, 4, 4) + struct.pack(">%df" % len(px), *px))
@@ -271,6 +273,11 @@ contains err "nan-images" # the data are named (by the reader or by the check be
 lines err 1
 grep -q '^epoch ' "$TMP/out" && fail "trained on data with a NaN"
 [ ! -e "$TMP/nan.st" ] || fail "a model was saved from data with a NaN"
+expect 0 train "$TMP/ok-images,$TMP/nan-labels" --epochs 2 --save "$TMP/ok.st"
+expect 1 eval "$TMP/ok.st" "$TMP/nan-images,$TMP/nan-labels"
+contains err "nan"
+contains err "nan-images"
+lines err 1
 # a model file with a NaN weight: eval names the tensor and the element
 python3 - "$TMP/m.st" "$TMP/nanw.st" <<'PY'
 import json, struct, sys
