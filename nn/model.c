@@ -122,23 +122,34 @@ static enum tg_status check_data(const char *fn, const struct tg_nn_model *m,
     return TG_OK;
 }
 
+/* The index of the first NaN or Inf of t's n elements, or -1 (typed loops: a
+ * dataset may hold tens of millions). */
+static int64_t first_nonfinite(const struct tg_tensor *t, int64_t n)
+{
+    if (tg_tensor_dtype(t) == TG_F32) {
+        const float *x = tg_tensor_data(t);
+        for (int64_t i = 0; i < n; i++)
+            if (!isfinite(x[i])) return i;
+    } else {
+        const double *x = tg_tensor_data(t);
+        for (int64_t i = 0; i < n; i++)
+            if (!isfinite(x[i])) return i;
+    }
+    return -1;
+}
+
 /* TG_ERR_NUMERIC naming the first NaN or Inf of ds's inputs (and targets). */
 static enum tg_status check_finite(const char *fn, const struct tg_dataset *ds, bool targets)
 {
     const struct tg_tensor *X = tg_dataset_x(ds), *y = tg_dataset_y(ds);
     int64_t n = tg_dataset_len(ds), d = tg_dataset_features(ds);
-    for (int64_t i = 0; i < n * d; i++) {
-        double v = tg_tensor_get(X, i);
-        if (!isfinite(v))
-            return tg_set_error(TG_ERR_NUMERIC, "%s: example %lld, feature %lld (0-based) is %g",
-                                fn, (long long)(i / d), (long long)(i % d), v);
-    }
-    for (int64_t i = 0; targets && i < n; i++) {
-        double v = tg_tensor_get(y, i);
-        if (!isfinite(v))
-            return tg_set_error(TG_ERR_NUMERIC, "%s: example %lld (0-based), target is %g", fn,
-                                (long long)i, v);
-    }
+    int64_t i = first_nonfinite(X, n * d);
+    if (i >= 0)
+        return tg_set_error(TG_ERR_NUMERIC, "%s: example %lld, feature %lld (0-based) is %g", fn,
+                            (long long)(i / d), (long long)(i % d), tg_tensor_get(X, i));
+    if (targets && (i = first_nonfinite(y, n)) >= 0)
+        return tg_set_error(TG_ERR_NUMERIC, "%s: example %lld (0-based), target is %g", fn,
+                            (long long)i, tg_tensor_get(y, i));
     return TG_OK;
 }
 

@@ -191,6 +191,14 @@ START_TEST(test_nonfinite)
     ck_assert_msg(strstr(tg_last_error(), "example 2 (0-based), target is -inf"), "%s",
                   tg_last_error());
     tg_dataset_free(ds);
+    /* f64 data too */
+    struct tg_tensor *X = tg_tensor_zeros(TG_F64, 2, (int64_t[]){2, 3});
+    tg_tensor_set(X, 5, INFINITY);
+    ds = tg_dataset_new(X, tg_tensor_zeros(TG_F64, 1, (int64_t[]){2}));
+    ck_assert_int_eq(tg_nn_model_normalize(m, ds), TG_ERR_NUMERIC);
+    ck_assert_msg(strstr(tg_last_error(), "example 1, feature 2 (0-based) is inf"), "%s",
+                  tg_last_error());
+    tg_dataset_free(ds);
     tg_nn_model_free(m);
 }
 END_TEST
