@@ -28,9 +28,12 @@ static const char usage[] =
     "                from the end); default the one the model was trained with\n"
     "  -h, --help    this text\n"
     "\n"
+    "The model is read with the library's tg_nn_model_load (tapegrad/model.h), so a\n"
+    "program of your own gets the same predictions.\n"
+    "\n"
     "Exit status: 0 ok, 1 runtime failure (a missing or malformed file, metadata\n"
-    "missing or inconsistent with the tensors, data that do not fit the model),\n"
-    "2 usage error.\n";
+    "missing or inconsistent with the tensors, a NaN or Inf weight or datum, data\n"
+    "that do not fit the model), 2 usage error.\n";
 
 struct opts {
     const char *model, *data, *target;
@@ -90,11 +93,15 @@ static void print_confusion(const int64_t *conf, int64_t C)
 static int confusion(struct mlp_model *m, const struct tg_dataset *ds)
 {
     int64_t n = tg_dataset_len(ds), C = m->sizes[m->n_sizes - 1];
-    int64_t *pred = malloc((size_t)n * sizeof *pred);      /* (n) */
+    double *pred = malloc((size_t)n * sizeof *pred);       /* (n) */
     int64_t *conf = calloc((size_t)(C * C), sizeof *conf); /* (C, C) */
-    int rc = pred && conf ? mlp_predict(prog, m->mlp, ds, pred) : CLI_FAIL;
+    int rc = pred && conf ? CLI_OK : CLI_FAIL;
+    if (!rc && tg_nn_model_predict(m->nm, ds, pred)) {
+        fprintf(stderr, "%s: %s\n", prog, mlp_lib_error());
+        rc = CLI_FAIL;
+    }
     for (int64_t i = 0; !rc && i < n; i++)
-        conf[(int64_t)tg_tensor_get(tg_dataset_y(ds), i) * C + pred[i]]++;
+        conf[(int64_t)tg_tensor_get(tg_dataset_y(ds), i) * C + (int64_t)pred[i]]++;
     if (!rc) print_confusion(conf, C);
     free(pred);
     free(conf);
@@ -120,7 +127,7 @@ static int load(const struct opts *o, struct mlp_model *m, struct mlp_data *data
         return CLI_FAIL;
     }
     if (m->loss == TG_LOSS_XENT && (rc = mlp_check_classes(prog, *ds, &C))) return rc;
-    return mlp_norm_apply(prog, &m->norm, *ds);
+    return mlp_normalize(prog, m, o->data, *ds);
 }
 
 int tg_cli_eval(int argc, char **argv)

@@ -95,38 +95,45 @@ static int parse_args(int argc, char **argv, struct opts *o)
     return CLI_OK;
 }
 
-/* values[i] of variable i from the name=value arguments. */
+/* values[i] of variable i from the name=value arguments (the last one of a name
+ * wins); notes the names that are not variables. Linear in the arguments. */
 static int read_values(const struct expr *e, const struct opts *o, double *values)
 {
-    for (int i = 0; i < e->n_vars; i++) {
-        const char *found = NULL;
-        size_t len = strlen(e->vars[i]);
-        for (int j = 0; j < o->n_assign; j++)
-            if (!strncmp(o->assign[j], e->vars[i], len) && o->assign[j][len] == '=')
-                found = o->assign[j] + len + 1;
-        if (!found) {
+    int *from = malloc(((size_t)e->n_vars + 1) * sizeof *from); /* (n_vars) argument index */
+    bool *unused = calloc((size_t)o->n_assign + 1, sizeof *unused);
+    int rc = from && unused ? CLI_OK : CLI_FAIL;
+    for (int i = 0; !rc && i < e->n_vars; i++) from[i] = -1;
+    for (int j = 0; !rc && j < o->n_assign; j++) {
+        size_t len = (size_t)(strchr(o->assign[j], '=') - o->assign[j]);
+        int i = expr_var_find(e, o->assign[j], len);
+        if (i >= 0)
+            from[i] = j;
+        else
+            unused[j] = true;
+    }
+    for (int i = 0; !rc && i < e->n_vars; i++) {
+        if (from[i] < 0) {
             fprintf(stderr, "tapegrad explain: no value given for variable '%s' (add %s=VALUE)\n",
                     e->vars[i], e->vars[i]);
-            return CLI_USAGE;
+            rc = CLI_USAGE;
+            break;
         }
+        const char *found = strchr(o->assign[from[i]], '=') + 1;
         char *end;
         values[i] = strtod(found, &end);
         if (end == found || *end || !isfinite(values[i])) {
             fprintf(stderr, "tapegrad explain: bad value for '%s': '%s' (a finite number)\n",
                     e->vars[i], found);
-            return CLI_USAGE;
+            rc = CLI_USAGE;
         }
     }
-    for (int j = 0; j < o->n_assign; j++) {
-        size_t len = (size_t)(strchr(o->assign[j], '=') - o->assign[j]);
-        bool used = false;
-        for (int i = 0; i < e->n_vars; i++)
-            used |= strlen(e->vars[i]) == len && !strncmp(o->assign[j], e->vars[i], len);
-        if (!used)
-            fprintf(stderr, "tapegrad explain: note: '%.*s' is not in the expression\n", (int)len,
-                    o->assign[j]);
-    }
-    return CLI_OK;
+    for (int j = 0; !rc && j < o->n_assign; j++)
+        if (unused[j])
+            fprintf(stderr, "tapegrad explain: note: '%.*s' is not in the expression\n",
+                    (int)(strchr(o->assign[j], '=') - o->assign[j]), o->assign[j]);
+    free(from);
+    free(unused);
+    return rc;
 }
 
 struct session {
@@ -203,31 +210,11 @@ static int run_backward(struct session *s)
     return CLI_OK;
 }
 
-/* Central differences, on a second tape: (f(v + h) - f(v - h)) / 2h. */
+/* Central differences (f(v + h) - f(v - h)) / 2h of the expression in plain
+ * doubles, re-evaluating for each variable only the nodes that depend on it. */
 static int run_numeric(struct session *s)
 {
-    struct tg_tape *T = tg_tape_new();
-    struct tg_tensor **tmp = calloc((size_t)s->e.n, sizeof *tmp);
-    if (!T || !tmp) {
-        tg_tape_free(T);
-        free(tmp);
-        return CLI_FAIL;
-    }
-    struct expr_error err;
-    for (int i = 0; i < s->e.n_vars; i++) {
-        double v = s->values[i], h = 1e-6 * (fabs(v) > 1 ? fabs(v) : 1), f[2];
-        for (int side = 0; side < 2; side++) {
-            tg_tape_reset(T);
-            tg_tensor_set(s->leaves[i], 0, side ? v - h : v + h);
-            struct tg_tensor *r = expr_build(&s->e, T, s->leaves, tmp, false, &err);
-            f[side] = r ? tg_item(r) : NAN;
-        }
-        tg_tensor_set(s->leaves[i], 0, v);
-        s->numeric[i] = (f[0] - f[1]) / (2 * h);
-    }
-    tg_tape_free(T);
-    free(tmp);
-    return CLI_OK;
+    return expr_numeric_grad(&s->e, s->values, s->numeric) ? CLI_FAIL : CLI_OK;
 }
 
 static void print_head(const struct session *s)

@@ -9,6 +9,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+/* an out-of-memory during an insertion leaves the element out (hh.tbl NULL) */
+#define HASH_NONFATAL_OOM 1
+#include <uthash.h>
+
+/* A variable's entry in the name table. */
+struct expr_var {
+    const char *name; /* e->vars[index] */
+    int index;
+    UT_hash_handle hh;
+};
 
 /* ---- the functions an expression may call ---- */
 
@@ -124,16 +134,35 @@ static int parse_number(struct parser *p)
     return push(p, nd);
 }
 
+int expr_var_find(const struct expr *e, const char *name, size_t len)
+{
+    struct expr_var *v = NULL;
+    HASH_FIND(hh, e->by_name, name, len, v);
+    return v ? v->index : -1;
+}
+
 static int var_index(struct parser *p, const char *name, int len)
 {
     struct expr *e = p->e;
-    for (int i = 0; i < e->n_vars; i++)
-        if ((int)strlen(e->vars[i]) == len && !strncmp(e->vars[i], name, (size_t)len)) return i;
-    char **v = realloc(e->vars, (size_t)(e->n_vars + 1) * sizeof *v);
-    if (!v) return fail(p, p->pos, "out of memory");
-    e->vars = v;
-    if (!(v[e->n_vars] = strndup(name, (size_t)len))) return fail(p, p->pos, "out of memory");
-    return e->n_vars++;
+    int found = expr_var_find(e, name, (size_t)len);
+    if (found >= 0) return found;
+    if (e->n_vars == e->vars_cap) {
+        int cap = e->vars_cap ? 2 * e->vars_cap : 16;
+        char **vars = realloc(e->vars, (size_t)cap * sizeof *vars);
+        if (!vars) return fail(p, p->pos, "out of memory");
+        e->vars = vars;
+        e->vars_cap = cap;
+    }
+    struct expr_var *v = malloc(sizeof *v);
+    char *copy = strndup(name, (size_t)len);
+    if (v && copy) {
+        *v = (struct expr_var){.name = copy, .index = e->n_vars};
+        HASH_ADD_KEYPTR(hh, e->by_name, copy, (unsigned)len, v);
+        if (v->hh.tbl) return e->vars[e->n_vars] = copy, e->n_vars++;
+    }
+    free(v);
+    free(copy);
+    return fail(p, p->pos, "out of memory");
 }
 
 /* NAME '(' expr (',' expr)* ')' with the name at [start, start + len). */
@@ -288,6 +317,12 @@ int expr_parse(const char *src, struct expr *e, struct expr_error *err)
 
 void expr_free(struct expr *e)
 {
+    struct expr_var *v, *tmp;
+    HASH_ITER(hh, e->by_name, v, tmp)
+    {
+        HASH_DEL(e->by_name, v);
+        free(v);
+    }
     for (int i = 0; i < e->n_vars; i++) free(e->vars[i]);
     free(e->vars);
     free(e->nodes);
@@ -407,4 +442,223 @@ struct tg_tensor *expr_build(const struct expr *e, struct tg_tape *T, struct tg_
         out[k] = r;
     }
     return e->n ? out[e->n - 1] : NULL;
+}
+
+/* ---- plain double evaluation, for the numeric derivatives ---- */
+
+/* f(x) of function index f with the f64 kernels' formulas (ops/unary.c). */
+static double unary_value(int f, double x)
+{
+    switch (f) {
+    case F_FIRST_UNARY: /* neg */
+        return -x;
+    case F_FIRST_UNARY + 1:
+        return exp(x);
+    case F_FIRST_UNARY + 2:
+        return log(x);
+    case F_FIRST_UNARY + 3:
+        return sqrt(x);
+    case F_FIRST_UNARY + 4:
+        return fabs(x);
+    case F_FIRST_UNARY + 5:
+        return tanh(x);
+    case F_FIRST_UNARY + 6: /* sigmoid, stable on both sides */
+        return x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x));
+    case F_FIRST_UNARY + 7:
+        return x > 0 ? x : 0;
+    case F_FIRST_UNARY + 8: /* softplus */
+        return (x > 0 ? x : 0) + log1p(exp(-fabs(x)));
+    case F_FIRST_UNARY + 9:
+        return sin(x);
+    default:
+        return cos(x);
+    }
+}
+
+/* Node k's value from its operands' values a and b, x being the value of the
+ * variable of an EX_VAR node. */
+static double apply(const struct expr *e, int k, double a, double b, double x)
+{
+    const struct expr_node *nd = &e->nodes[k];
+    switch (nd->kind) {
+    case EX_NUM:
+        return nd->num;
+    case EX_VAR:
+        return x;
+    case EX_NEG:
+        return -a;
+    case EX_BIN:
+        switch (nd->op) {
+        case '+':
+            return a + b;
+        case '-':
+            return a - b;
+        case '*':
+            return a * b;
+        case '/':
+            return a / b;
+        default:
+            return pow(a, b);
+        }
+    case EX_CALL:
+        switch (nd->op) {
+        case F_POW:
+            return pow(a, b);
+        case F_MAX:
+            return a > b ? a : b;
+        case F_MIN:
+            return a < b ? a : b;
+        case F_LEAKY:
+            return a > 0 ? a : e->nodes[nd->b].num * a;
+        default:
+            return unary_value(nd->op, a);
+        }
+    }
+    return NAN;
+}
+
+double expr_node_value(const struct expr *e, int k, const double *val, const double *vars)
+{
+    const struct expr_node *nd = &e->nodes[k];
+    return apply(e, k, nd->a >= 0 ? val[nd->a] : 0, nd->b >= 0 ? val[nd->b] : 0,
+                 nd->kind == EX_VAR ? vars[nd->var] : 0);
+}
+
+/* Lists by node: cons[first[k] .. first[k+1]) are the nodes that take node k
+ * as an operand; occ[occ_first[i] .. occ_first[i+1]) the nodes of variable i. */
+struct links {
+    int *first, *cons, *occ_first, *occ;
+};
+
+static int links_new(const struct expr *e, struct links *l)
+{
+    int n = e->n;
+    l->first = calloc((size_t)n + 1, sizeof *l->first);
+    l->cons = malloc((size_t)(2 * n + 1) * sizeof *l->cons);
+    l->occ_first = calloc((size_t)e->n_vars + 1, sizeof *l->occ_first);
+    l->occ = malloc((size_t)n * sizeof *l->occ);
+    int *at = malloc(((size_t)n + (size_t)e->n_vars + 1) * sizeof *at);
+    if (!l->first || !l->cons || !l->occ_first || !l->occ || !at) {
+        free(at);
+        return -1;
+    }
+    for (int k = 0; k < n; k++) {
+        const struct expr_node *nd = &e->nodes[k];
+        if (nd->a >= 0) l->first[nd->a + 1]++;
+        if (nd->b >= 0) l->first[nd->b + 1]++;
+        if (nd->kind == EX_VAR) l->occ_first[nd->var + 1]++;
+    }
+    for (int k = 0; k < n; k++) l->first[k + 1] += l->first[k];
+    for (int i = 0; i < e->n_vars; i++) l->occ_first[i + 1] += l->occ_first[i];
+    memcpy(at, l->first, (size_t)n * sizeof *at);
+    memcpy(at + n, l->occ_first, (size_t)e->n_vars * sizeof *at);
+    for (int k = 0; k < n; k++) {
+        const struct expr_node *nd = &e->nodes[k];
+        if (nd->a >= 0) l->cons[at[nd->a]++] = k;
+        if (nd->b >= 0) l->cons[at[nd->b]++] = k;
+        if (nd->kind == EX_VAR) l->occ[at[n + nd->var]++] = k;
+    }
+    free(at);
+    return 0;
+}
+
+static void links_free(struct links *l)
+{
+    free(l->first);
+    free(l->cons);
+    free(l->occ_first);
+    free(l->occ);
+}
+
+/* The work of expr_numeric_grad; every array (n). */
+struct cone {
+    struct links l;
+    int *mark;         /* the variable whose cone a node was last put in, -1 for none */
+    int *order;        /* the cone */
+    int *stack, *next; /* the walk: nodes, and the index of the next consumer to visit */
+};
+
+/*
+ * The nodes that depend on variable i into order[0..m), in reverse topological
+ * order (a depth-first walk over consumers lists each node after all of its
+ * consumers): read backwards, it evaluates every node after its operands.
+ */
+static int cone_of(struct cone *w, int i)
+{
+    int m = 0, top = 0;
+    for (int o = w->l.occ_first[i]; o < w->l.occ_first[i + 1]; o++) {
+        int k = w->l.occ[o];
+        if (w->mark[k] == i) continue;
+        w->mark[k] = i;
+        w->stack[top] = k;
+        w->next[top++] = w->l.first[k];
+        while (top > 0) {
+            int t = w->stack[top - 1];
+            if (w->next[top - 1] == w->l.first[t + 1]) {
+                w->order[m++] = t;
+                top--;
+                continue;
+            }
+            int u = w->l.cons[w->next[top - 1]++];
+            if (w->mark[u] == i) continue;
+            w->mark[u] = i;
+            w->stack[top] = u;
+            w->next[top++] = w->l.first[u];
+        }
+    }
+    return m;
+}
+
+/* f(v + h) and f(v - h) for variable i into f[0], f[1]: the cone's nodes
+ * re-evaluated into vp and vm, its operands outside the cone read from val. */
+static void eval_cone(const struct expr *e, const struct cone *w, int i, int m, const double *val,
+                      double *vp, double *vm, double v, double h, double f[2])
+{
+    for (int j = m - 1; j >= 0; j--) {
+        int k = w->order[j], a = e->nodes[k].a, b = e->nodes[k].b;
+        bool ina = a >= 0 && w->mark[a] == i, inb = b >= 0 && w->mark[b] == i;
+        double a0 = a >= 0 ? val[a] : 0, b0 = b >= 0 ? val[b] : 0;
+        vp[k] = apply(e, k, ina ? vp[a] : a0, inb ? vp[b] : b0, v + h);
+        vm[k] = apply(e, k, ina ? vm[a] : a0, inb ? vm[b] : b0, v - h);
+    }
+    int root = e->n - 1;
+    f[0] = w->mark[root] == i ? vp[root] : val[root];
+    f[1] = w->mark[root] == i ? vm[root] : val[root];
+}
+
+int expr_numeric_grad(const struct expr *e, const double *vars, double *numeric)
+{
+    size_t n = (size_t)e->n + 1;
+    struct cone w;
+    memset(&w, 0, sizeof w);
+    double *val = malloc(n * sizeof *val), *vp = malloc(n * sizeof *vp);
+    double *vm = malloc(n * sizeof *vm);
+    w.mark = malloc(n * sizeof *w.mark);
+    w.order = malloc(n * sizeof *w.order);
+    w.stack = malloc(n * sizeof *w.stack);
+    w.next = malloc(n * sizeof *w.next);
+    int rc = -1;
+    if (!val || !vp || !vm || !w.mark || !w.order || !w.stack || !w.next || links_new(e, &w.l))
+        goto done;
+    for (int k = 0; k < e->n; k++) {
+        val[k] = expr_node_value(e, k, val, vars);
+        w.mark[k] = -1;
+    }
+    for (int i = 0; i < e->n_vars; i++) {
+        int m = cone_of(&w, i);
+        double v = vars[i], h = 1e-6 * (fabs(v) > 1 ? fabs(v) : 1), f[2];
+        eval_cone(e, &w, i, m, val, vp, vm, v, h, f);
+        numeric[i] = (f[0] - f[1]) / (2 * h);
+    }
+    rc = 0;
+done:
+    links_free(&w.l);
+    free(val);
+    free(vp);
+    free(vm);
+    free(w.mark);
+    free(w.order);
+    free(w.stack);
+    free(w.next);
+    return rc;
 }

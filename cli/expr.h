@@ -38,7 +38,8 @@ struct expr {
     struct expr_node *nodes; /* postorder; the root is the last */
     int n, cap;
     char **vars; /* variable names in order of first use */
-    int n_vars;
+    int n_vars, vars_cap;
+    struct expr_var *by_name; /* vars[] by name (a hash table; expr.c) */
 };
 
 struct expr_error {
@@ -54,6 +55,9 @@ void expr_free(struct expr *e);
 /* The name of function index i of an EX_CALL node ("sigmoid"). */
 const char *expr_func_name(int i);
 
+/* The index of the variable named name[0..len) in e->vars, or -1. */
+int expr_var_find(const struct expr *e, const char *name, size_t len);
+
 /*
  * Builds e on tape T (f64) with vars[i] the tensor of variable i and stores the
  * tensor of node k in out[k] (out has e->n entries). With check set, a domain
@@ -64,5 +68,23 @@ const char *expr_func_name(int i);
  */
 struct tg_tensor *expr_build(const struct expr *e, struct tg_tape *T, struct tg_tensor **vars,
                              struct tg_tensor **out, bool check, struct expr_error *err);
+
+/*
+ * The value of node k from the values of its operands, val[nodes[k].a] and
+ * val[nodes[k].b], and of the variables, vars[]: the formulas of the ops' f64
+ * kernels in plain double arithmetic, so the value is the graph's to the last bit.
+ * No domain checks: log(-1) is NaN.
+ */
+double expr_node_value(const struct expr *e, int k, const double *val, const double *vars);
+
+/*
+ * Central differences (f(v + h) - f(v - h)) / 2h, h = 1e-6 max(1, |v|), of the
+ * expression's value with respect to every variable, into numeric (n_vars), at
+ * the variables' values vars (n_vars). Each variable re-evaluates only the nodes
+ * that depend on it (in plain doubles, expr_node_value), so an expression whose
+ * variables each reach few nodes costs little more than one evaluation per
+ * variable. Returns 0, or -1 when out of memory.
+ */
+int expr_numeric_grad(const struct expr *e, const double *vars, double *numeric);
 
 #endif

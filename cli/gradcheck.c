@@ -2,9 +2,11 @@
  * cli/gradcheck.c - `tapegrad gradcheck`: the op-table gradient check as a table.
  *
  * Runs every gradient-check case of every op in the table (the cases of the
- * `gradcheck` test suite) in f64 on random shapes and prints, per op, the number
- * of runs, the largest absolute and relative error of the worst element, and
- * whether all runs passed (atol 1e-8, rtol 1e-6).
+ * `gradcheck` test suite, gradcases/) on random shapes and prints, per op, the
+ * number of runs, the largest absolute and relative error of the worst element
+ * in f64 (against central differences, atol 1e-8, rtol 1e-6), the largest f32
+ * error as a fraction of its tolerance (f32 backward against f64 backward), and
+ * whether all runs passed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,8 +18,11 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: tapegrad gradcheck [--op NAME] [--repeats N] [--seed N]\n\n"
-               "Gradient-checks every op of the table in f64 against central differences on\n"
-               "random shapes and prints: op, runs, max abs error, max rel error, pass.\n"
+               "Gradient-checks every op of the table on random shapes and prints: op, runs,\n"
+               "max abs and rel error in f64 (backward against central differences), the\n"
+               "largest f32 error / tolerance (backward in f32 against backward in f64 at\n"
+               "the same f32-rounded inputs), pass. Each case must record its op; the\n"
+               "elementwise ops run again on scalars (their one-element kernels).\n"
                "Exit status 0 when every op passes, 1 otherwise.\n\n"
                "  --op NAME     check only this op (e.g. matmul)\n"
                "  --repeats N   random shapes per case (default 4)\n"
@@ -60,14 +65,15 @@ int tg_cli_gradcheck(int argc, char **argv)
         return CLI_USAGE;
     }
     int n_ops = 0, n_bad = 0;
-    printf("%-18s %5s %12s %12s  %s\n", "op", "runs", "max abs err", "max rel err", "pass");
+    printf("%-18s %5s %12s %12s %12s  %s\n", "op", "runs", "max abs err", "max rel err",
+           "f32 err/tol", "pass");
     for (int op = 0; op < tg_op_count(); op++) {
         if (only && strcmp(only, tg_op_name((enum tg_op)op))) continue;
         struct gc_op_result r;
         gc_check_op((enum tg_op)op, (int)repeats, (uint64_t)seed, &r);
         bool pass = r.n_cases > 0 && r.n_failed == 0;
-        printf("%-18s %5d %12.3e %12.3e  %s\n", tg_op_name((enum tg_op)op), r.n_runs, r.max_abs,
-               r.max_rel, pass ? "yes" : "NO");
+        printf("%-18s %5d %12.3e %12.3e %12.3e  %s\n", tg_op_name((enum tg_op)op), r.n_runs,
+               r.max_abs, r.max_rel, r.max_f32, pass ? "yes" : "NO");
         if (!pass)
             printf("    %s\n", r.n_cases ? r.first_failure : "no gradient-check case for this op");
         n_ops++;

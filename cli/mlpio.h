@@ -1,8 +1,9 @@
 /*
  * cli/mlpio.h - what `tapegrad train` and `tapegrad eval` share: reading the
  * DATA argument (a CSV file, an IDX pair IMAGES,LABELS or an MNIST-style
- * folder), the input normalization, the checks on class labels, the model file
- * (an MLP's parameters plus the metadata that rebuilds it) and small parsers.
+ * folder), the checks on class labels and parameters, the model (its file
+ * format and normalization are the library's: tapegrad/model.h) and small
+ * parsers.
  *
  * Every function that can fail prints one line "PROG: problem" on stderr and
  * returns a CLI_* exit status (cli.h); success is CLI_OK.
@@ -16,6 +17,9 @@
 
 /* The most dense layers a model file may describe. */
 #define MLP_MAX_LAYERS 32
+
+/* The library's last message without its leading "tg_function: ". */
+const char *mlp_lib_error(void);
 
 /* ---- parsers of option values (0 on success, -1 otherwise) ---- */
 
@@ -59,59 +63,41 @@ void mlp_data_free(struct mlp_data *d);
  */
 int mlp_check_classes(const char *prog, const struct tg_dataset *ds, int64_t *C);
 
-/* ---- normalization of the inputs ---- */
+/* ---- the model: tapegrad/model.h, and what the command adds ---- */
 
-enum mlp_norm_kind { MLP_NORM_NONE = 0, MLP_NORM_STANDARDIZE = 1, MLP_NORM_SCALE = 2 };
-
-struct mlp_norm {
-    enum mlp_norm_kind kind;
-    struct tg_tensor *mean, *std; /* STANDARDIZE: f64 (d), owned */
-    double scale;                 /* SCALE: x * scale */
-};
-
-/* The normalization that training on ds uses: CSV data standardized with its
- * per-feature mean and std, IDX data divided by its largest absolute value
- * (255 for bytes; 1 when all are zero). */
-int mlp_norm_fit(const char *prog, const struct tg_dataset *ds, enum mlp_data_kind kind,
-                 struct mlp_norm *n);
-/* Applies n to ds's inputs in place (a feature-count mismatch is an error). */
-int mlp_norm_apply(const char *prog, const struct mlp_norm *n, struct tg_dataset *ds);
-void mlp_norm_free(struct mlp_norm *n);
-
-/* ---- the model file ---- */
-
-/* An MLP with what rebuilds it: sizes, activation, loss, normalization and the
- * target column it was trained on. */
+/* A model file's MLP (tg_nn_model) with the facts the command prints. */
 struct mlp_model {
-    struct tg_nn_mlp *mlp; /* owned */
+    struct tg_nn_model *nm; /* owned */
+    struct tg_nn_mlp *mlp;  /* borrowed from nm */
     int64_t sizes[MLP_MAX_LAYERS + 1];
     int n_sizes;
-    enum tg_nn_act act;
+    enum tg_nn_act act; /* of the hidden layers */
     enum tg_loss loss;
-    struct mlp_norm norm;
     char target[256]; /* the --target given to train, "" for the default */
 };
 
 /*
- * Writes m's parameters to `path` as safetensors with the metadata keys
- * format=tapegrad-mlp, architecture ("4,64,3"), activation, loss, normalization
- * ("none", "standardize" with norm_mean and norm_std, or "scale" with norm_scale;
- * numbers to 17 digits so they read back exactly) and target.
+ * Creates m's MLP (sizes, act; the output layer linear; weights drawn by init
+ * from rng, f32) and its model with `loss`; fills the other fields. The target
+ * is kept as the model file's metadata key "target".
  */
+int mlp_model_new(const char *prog, struct mlp_model *m, enum tg_nn_init init,
+                  struct tg_rng *rng);
+/* tg_nn_model_save with the target; the error names the file. */
 int mlp_model_save(const char *prog, struct mlp_model *m, const char *path);
-/* Reads `path` (tg_checkpoint_read), checks the metadata against the tensors and
- * rebuilds the MLP into *m (free with mlp_model_free). */
+/* tg_nn_model_load (f32) into *m (free with mlp_model_free). */
 int mlp_model_read(const char *prog, const char *path, struct mlp_model *m);
 void mlp_model_free(struct mlp_model *m);
 
+/* tg_nn_model_normalize on ds, named `what` (the DATA argument) in errors. */
+int mlp_normalize(const char *prog, const struct mlp_model *m, const char *what,
+                  struct tg_dataset *ds);
+
+/* Every parameter of the MLP is finite, or an error naming the first that is not. */
+int mlp_check_params(const char *prog, const struct mlp_model *m);
+
 /* "4-64-3": the layer sizes of m, into buf. */
 char *mlp_arch_str(const struct mlp_model *m, char *buf, size_t size);
-
-/* The predicted class of every sample of ds (argmax of the logits, the first on
- * ties, as tg_evaluate counts), into pred (n); forward in batches without
- * gradients. */
-int mlp_predict(const char *prog, struct tg_nn_mlp *mlp, const struct tg_dataset *ds,
-                int64_t *pred);
 
 /* Prints "LABEL loss L  accuracy A% (right/n)" (no accuracy for MSE). */
 void mlp_print_score(const char *label, enum tg_loss loss, double mean_loss, double accuracy,

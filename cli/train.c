@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "cli.h"
@@ -56,7 +57,9 @@ static const char usage[] =
     "  --epochs N          passes over the data (default 10)\n"
     "  --seed N            seed of the initial weights and the shuffling (default 0)\n"
     "  --save FILE         write the model as safetensors, with the metadata that\n"
-    "                      `tapegrad eval` needs (sizes, activation, loss, normalization)\n"
+    "                      `tapegrad eval` needs (sizes, activation, loss, normalization);\n"
+    "                      checked before training, and temporary files that killed\n"
+    "                      saves to FILE left behind are removed first\n"
     "  --curve FILE.csv    write epoch,loss,accuracy,seconds per epoch (seconds since\n"
     "                      the start); with gnuplot on PATH also a plot FILE.png\n"
     "  --diagnostics       per epoch and layer: the gradient norm of the epoch's last\n"
@@ -68,8 +71,9 @@ static const char usage[] =
     "Hidden layers are initialized He-uniform (relu) or Xavier-uniform; weights\n"
     "and data are f32.\n"
     "Exit status: 0 ok, 1 runtime failure (a missing or malformed file, a column\n"
-    "that the file lacks, labels that are not class indices, a loss that became\n"
-    "NaN), 2 usage error (an unknown option or a bad option value).\n";
+    "that the file lacks, labels that are not class indices, a NaN or Inf in the\n"
+    "data, a loss or a weight that became NaN or Inf: then nothing is saved),\n"
+    "2 usage error (an unknown option or a bad option value).\n";
 
 struct opts {
     const char *data, *target, *save, *curve;
@@ -275,21 +279,20 @@ static void diff_norms(const struct tg_tensor *a, const struct tg_tensor *b, dou
 }
 
 /* dead[k]: hidden units of layer k that are 0 on every one of the first (up to)
- * 1000 training samples, by a forward without gradients; -1 when not ReLU. */
+ * 1000 training samples, by the MLP's own forward up to layer k, without
+ * gradients; -1 when not ReLU. */
 static int dead_units(struct run *r, int64_t *dead)
 {
     int L = tg_nn_mlp_layers(r->m->mlp);
     int64_t m = r->n < 1000 ? r->n : 1000;
-    tg_tape_reset(r->T);
-    struct tg_tensor *h = tg_tape_constant(r->T, TG_F32, 2, (int64_t[]){m, r->d},
-                                           tg_tensor_data(tg_dataset_x(r->ds))); /* (m, d) */
     for (int k = 0; k < L - 1; k++) {
-        struct tg_nn_mlp *mlp = r->m->mlp;
-        h = tg_nn_linear(r->T, h, tg_nn_mlp_weight(mlp, k), tg_nn_mlp_bias(mlp, k));
-        h = tg_nn_activate(r->T, h, r->m->act); /* (m, units) */
-        if (!h) return CLI_FAIL;
         dead[k] = -1;
         if (r->m->act != TG_ACT_RELU) continue;
+        tg_tape_reset(r->T);
+        struct tg_tensor *x = tg_tape_constant(r->T, TG_F32, 2, (int64_t[]){m, r->d},
+                                               tg_tensor_data(tg_dataset_x(r->ds))); /* (m, d) */
+        struct tg_tensor *h = tg_nn_mlp_forward_to(r->m->mlp, r->T, x, k + 1); /* (m, units) */
+        if (!h) return CLI_FAIL;
         int64_t units = tg_tensor_dim(h, 1);
         const float *v = tg_tensor_data(h);
         dead[k] = 0;
@@ -344,6 +347,11 @@ static int on_epoch(const struct tg_epoch_info *info, void *ctx)
 {
     struct run *r = ctx;
     if (r->live) fputs("\r\033[K", stderr);
+    if (!isfinite(info->loss)) { /* stop here: a NaN must not reach the saved model */
+        fprintf(stderr, "%s: the loss became %g in epoch %d (too large a --lr?)\n", prog,
+                info->loss, info->epoch + 1);
+        return r->failed = true;
+    }
     printf("epoch %d/%ld  loss %.6f", info->epoch + 1, r->o->epochs, info->loss);
     if (r->o->loss == TG_LOSS_XENT) printf("  accuracy %.2f%%", 100.0 * info->accuracy);
     printf("  %.3fs  %.0f samples/s\n", info->seconds,
@@ -422,7 +430,8 @@ static int plot(const char *csv, bool accuracy)
 
 /* ======================= the command ======================= */
 
-/* Loads the data, checks the labels, normalizes; fills the model's sizes. */
+/* Loads the data, checks the labels, creates the model and normalizes the data
+ * as it says (fitted on the training set). */
 static int prepare(const struct opts *o, struct mlp_data *data, struct mlp_model *m)
 {
     int rc = mlp_data_load(prog, o->data, o->target, true, true, data);
@@ -430,10 +439,6 @@ static int prepare(const struct opts *o, struct mlp_data *data, struct mlp_model
     int64_t C = o->classes;
     if (o->loss == TG_LOSS_XENT && ((rc = mlp_check_classes(prog, data->train, &C)) ||
                                     (data->test && (rc = mlp_check_classes(prog, data->test, &C)))))
-        return rc;
-    if ((rc = mlp_norm_fit(prog, data->train, data->kind, &m->norm)) ||
-        (rc = mlp_norm_apply(prog, &m->norm, data->train)) ||
-        (data->test && (rc = mlp_norm_apply(prog, &m->norm, data->test))))
         return rc;
     m->sizes[0] = tg_dataset_features(data->train);
     for (int k = 0; k < o->n_hidden; k++) m->sizes[k + 1] = o->hidden[k];
@@ -444,12 +449,16 @@ static int prepare(const struct opts *o, struct mlp_data *data, struct mlp_model
     snprintf(m->target, sizeof m->target, "%s", o->target ? o->target : "");
     struct tg_rng rng;
     tg_rng_seed(&rng, (uint64_t)o->seed);
-    m->mlp =
-        tg_nn_mlp_new(m->sizes, m->n_sizes, m->act, TG_ACT_NONE, TG_F32,
-                      m->act == TG_ACT_RELU ? TG_INIT_HE_UNIFORM : TG_INIT_XAVIER_UNIFORM, &rng);
-    if (m->mlp) return CLI_OK;
-    fprintf(stderr, "%s: %s\n", prog, tg_last_error());
-    return CLI_FAIL;
+    if ((rc = mlp_model_new(
+             prog, m, m->act == TG_ACT_RELU ? TG_INIT_HE_UNIFORM : TG_INIT_XAVIER_UNIFORM, &rng)))
+        return rc;
+    enum tg_nn_norm norm = data->kind == MLP_DATA_CSV ? TG_NORM_STANDARDIZE : TG_NORM_SCALE;
+    if (tg_nn_model_fit_norm(m->nm, norm, data->train)) {
+        fprintf(stderr, "%s: %s: %s\n", prog, o->data, mlp_lib_error());
+        return CLI_FAIL;
+    }
+    if ((rc = mlp_normalize(prog, m, o->data, data->train))) return rc;
+    return data->test ? mlp_normalize(prog, m, o->data, data->test) : CLI_OK;
 }
 
 static void print_header(const struct opts *o, const struct mlp_data *data,
@@ -541,17 +550,37 @@ static int train(const struct opts *o, struct mlp_data *data, struct mlp_model *
         fprintf(stderr, "%s: training failed: %s\n", prog, tg_last_error());
         return CLI_FAIL;
     }
-    return final_scores(m, data);
+    return mlp_check_params(prog, m) ? CLI_FAIL : final_scores(m, data);
 }
 
-/* Whether the folder that `path` would be written in exists and is writable
- * (checked before training, not after it). */
-static bool can_write_beside(const char *path)
+/* Before training, not after it: removes the temporary files that killed saves
+ * to `path` left (tg_checkpoint_remove_temps), then makes sure that `path` is
+ * not a folder and that a file can be created beside it, by creating one with
+ * the save's own temporary name pattern and removing it. */
+static int check_save_path(const char *path)
 {
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + 1 : 1, slash ? path : ".");
-    return access(dir, W_OK | X_OK) == 0;
+    size_t removed = 0;
+    if (!tg_checkpoint_remove_temps(path, &removed) && removed)
+        fprintf(stderr, "%s: note: removed %zu temporary file%s of an interrupted save to %s\n",
+                prog, removed, removed == 1 ? "" : "s", path);
+    struct stat sb;
+    char tmp[4096];
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "%s: cannot write %s: %s\n", prog, path, strerror(EISDIR));
+        return CLI_FAIL;
+    }
+    int fd = -1;
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", path) >= sizeof tmp)
+        errno = ENAMETOOLONG;
+    else
+        fd = mkstemp(tmp);
+    if (fd < 0) {
+        fprintf(stderr, "%s: cannot write %s: %s\n", prog, path, strerror(errno));
+        return CLI_FAIL;
+    }
+    close(fd);
+    unlink(tmp);
+    return CLI_OK;
 }
 
 int tg_cli_train(int argc, char **argv)
@@ -559,10 +588,7 @@ int tg_cli_train(int argc, char **argv)
     struct opts o;
     int rc = parse_args(argc, argv, &o);
     if (rc) return rc < 0 ? CLI_OK : rc;
-    if (o.save && !can_write_beside(o.save)) {
-        fprintf(stderr, "%s: cannot write %s: %s\n", prog, o.save, strerror(errno));
-        return CLI_FAIL;
-    }
+    if (o.save && check_save_path(o.save)) return CLI_FAIL;
     struct mlp_data data;
     struct mlp_model m;
     memset(&m, 0, sizeof m);

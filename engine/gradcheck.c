@@ -27,13 +27,24 @@ struct run {
     int64_t out_numel;
 };
 
-/* L(x) for the current values of the copies into *L; an error when fn fails. */
-static enum tg_status eval(struct run *r, double *L)
+/* The one call of fn, for both sides: its output on a reset tape into *y. A NULL
+ * from fn is an error in every case: fn's own when it set one, else TG_ERR_NULL. */
+static enum tg_status call_fn(struct run *r, struct tg_tensor *const *x, struct tg_tensor **y)
 {
     tg_tape_reset(r->T);
     tg_clear_error(); /* so that a NULL from fn reports its own cause */
-    struct tg_tensor *y = r->fn(r->T, r->x, r->n, r->ctx);
-    if (!y) return tg_last_status() ? tg_last_status() : TG_ERR_NULL;
+    *y = r->fn(r->T, x, r->n, r->ctx);
+    if (*y) return TG_OK;
+    if (tg_last_status() != TG_OK) return tg_last_status();
+    return tg__fail(TG_ERR_NULL, "tg_gradcheck: the function returned NULL and set no error");
+}
+
+/* L(x) for the current values of the copies into *L; an error when fn fails. */
+static enum tg_status eval(struct run *r, double *L)
+{
+    struct tg_tensor *y;
+    enum tg_status st = call_fn(r, r->x, &y);
+    if (st) return st;
     if (y->numel != r->out_numel)
         return tg__fail(TG_ERR_SHAPE, "gradcheck: the function's output changed size");
     double s = 0;
@@ -67,10 +78,9 @@ static enum tg_status analytic(struct run *r, struct tg_tensor *const *in, doubl
                                const struct tg_gradcheck_options *o)
 {
     for (int i = 0; i < r->n; i++) tg_zero_grad(in[i]);
-    tg_tape_reset(r->T);
-    tg_clear_error();
-    struct tg_tensor *y = r->fn(r->T, (struct tg_tensor **)in, r->n, r->ctx);
-    if (!y) return tg_last_status();
+    struct tg_tensor *y;
+    enum tg_status st = call_fn(r, in, &y);
+    if (st) return st;
     r->out_numel = y->numel;
     struct tg_tensor *seed = NULL;
     if (y->numel != 1) {
@@ -86,7 +96,7 @@ static enum tg_status analytic(struct run *r, struct tg_tensor *const *in, doubl
         for (int64_t k = 0; k < y->numel; k++) v[k] = tg__load(seed->data, seed->dtype, k);
         r->v = v;
     }
-    enum tg_status st = tg_backward(y, seed);
+    st = tg_backward(y, seed);
     tg_tensor_free(seed);
     if (st) return st;
     for (int i = 0; i < r->n; i++)

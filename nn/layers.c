@@ -223,14 +223,20 @@ static int fused_act(enum tg_nn_act act)
     }
 }
 
-struct tg_tensor *tg_nn_mlp_forward(struct tg_nn_mlp *mlp, struct tg_tape *T, struct tg_tensor *x)
+struct tg_tensor *tg_nn_mlp_forward_to(struct tg_nn_mlp *mlp, struct tg_tape *T,
+                                       struct tg_tensor *x, int n_layers)
 {
     if (!mlp || !T || !x) {
         if (x) tg_set_error(TG_ERR_NULL, "tg_nn_mlp_forward: %s is NULL", mlp ? "T" : "mlp");
         return NULL;
     }
+    if (n_layers < 1 || n_layers > mlp->n_layers) {
+        tg_set_error(TG_ERR_RANGE, "tg_nn_mlp_forward_to: %d layers outside 1..%d", n_layers,
+                     mlp->n_layers);
+        return NULL;
+    }
     struct tg_tensor *y = x; /* y_0 = x */
-    for (int k = 0; k < mlp->n_layers && y; k++) {
+    for (int k = 0; k < n_layers && y; k++) {
         enum tg_nn_act act = tg_nn_mlp_act(mlp, k);
         int fused = fused_act(act);
         if (fused >= 0) { /* y_k = f_k(W_k y_{k-1} + b_k) as one op, for speed */
@@ -242,6 +248,11 @@ struct tg_tensor *tg_nn_mlp_forward(struct tg_nn_mlp *mlp, struct tg_tape *T, st
         y = tg_nn_activate(T, z, act);
     }
     return y;
+}
+
+struct tg_tensor *tg_nn_mlp_forward(struct tg_nn_mlp *mlp, struct tg_tape *T, struct tg_tensor *x)
+{
+    return tg_nn_mlp_forward_to(mlp, T, x, mlp ? mlp->n_layers : 0);
 }
 
 struct tg_params *tg_nn_mlp_params(const struct tg_nn_mlp *mlp)

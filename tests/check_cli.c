@@ -1,7 +1,9 @@
 /*
  * tests/check_cli.c - the expression parser and builder of `tapegrad explain`
  * (cli/expr.c), called directly: precedence, associativity, numbers, calls,
- * error messages and their columns, nesting limits and domain errors.
+ * error messages and their columns, nesting limits and domain errors; the plain
+ * evaluation and numeric derivatives behind explain's numeric column; the check
+ * of trained parameters in cli/mlpio.c.
  * Expected values are plain arithmetic, worked out in the comments.
  */
 #include <check.h>
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "expr.h"
+#include "mlpio.h"
 
 /* The value of src with x = 3 and y = 0.5 (variables named otherwise are 1). */
 static double eval(const char *src)
@@ -228,6 +231,137 @@ START_TEST(test_domain)
 }
 END_TEST
 
+/* The plain-double evaluation behind the numeric column: every node of every
+ * expression above gives the graph's value to the last bit (x = 3, y = 0.5,
+ * other variables 1); and the numeric derivatives of expressions with shared
+ * and repeated variables agree with backward's. */
+START_TEST(test_plain_values)
+{
+    struct expr e;
+    struct expr_error err;
+    ck_assert_int_eq(expr_parse(values[_i].src, &e, &err), 0);
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor **vars = calloc((size_t)e.n_vars + 1, sizeof *vars);
+    struct tg_tensor **nodes = calloc((size_t)e.n, sizeof *nodes);
+    double *x = calloc((size_t)e.n_vars + 1, sizeof *x), *val = calloc((size_t)e.n, sizeof *val);
+    for (int i = 0; i < e.n_vars; i++) {
+        x[i] = !strcmp(e.vars[i], "x") ? 3 : !strcmp(e.vars[i], "y") ? 0.5 : 1;
+        vars[i] = tg_scalar(TG_F64, x[i]);
+    }
+    ck_assert_ptr_nonnull(expr_build(&e, T, vars, nodes, true, &err));
+    for (int k = 0; k < e.n; k++) {
+        val[k] = expr_node_value(&e, k, val, x);
+        ck_assert_msg(val[k] == tg_item(nodes[k]), "%s: node %d: %.17g, graph %.17g",
+                      values[_i].src, k, val[k], tg_item(nodes[k]));
+    }
+    for (int i = 0; i < e.n_vars; i++) tg_tensor_free(vars[i]);
+    free(vars);
+    free(nodes);
+    free(x);
+    free(val);
+    tg_tape_free(T);
+    expr_free(&e);
+}
+END_TEST
+
+START_TEST(test_numeric_grad)
+{
+    static const char *const srcs[] = {
+        "a*b + sin(a) - c/a",
+        "x*x*x + x - exp(y*x)",
+        "((a + b) * (b + c)) * ((c + d) + a) + d",
+        "sigmoid(w*x + b) * softplus(x - w) + tanh(b)^2",
+        "max(a, b) + min(b, c) + leaky_relu(a - c, 0.1) + sqrt(a*a + b*b) + pow(a, b)",
+        "p + q",
+    };
+    static const double at[] = {0.7, 1.3, 1.9, 0.45, 1.1, 2.3};
+    struct expr e;
+    struct expr_error err;
+    ck_assert_int_eq(expr_parse(srcs[_i], &e, &err), 0);
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor **vars = calloc((size_t)e.n_vars, sizeof *vars);
+    struct tg_tensor **nodes = calloc((size_t)e.n, sizeof *nodes);
+    double x[6], num[6];
+    for (int i = 0; i < e.n_vars; i++) {
+        x[i] = at[i];
+        vars[i] = tg_scalar(TG_F64, x[i]);
+        tg_tensor_set_requires_grad(vars[i], true);
+    }
+    struct tg_tensor *root = expr_build(&e, T, vars, nodes, true, &err);
+    ck_assert_ptr_nonnull(root);
+    ck_assert_int_eq(tg_backward(root, NULL), TG_OK);
+    ck_assert_int_eq(expr_numeric_grad(&e, x, num), 0);
+    for (int i = 0; i < e.n_vars; i++) {
+        double g = tg_tensor_grad_get(vars[i], 0);
+        ck_assert_msg(fabs(num[i] - g) <= 1e-7 * (1 + fabs(g)),
+                      "%s: d/d%s numeric %.12g, backward %.12g", srcs[_i], e.vars[i], num[i], g);
+        tg_tensor_free(vars[i]);
+    }
+    free(vars);
+    free(nodes);
+    tg_tape_free(T);
+    expr_free(&e);
+}
+END_TEST
+
+/* Variables by name: found whatever their number, each once. */
+START_TEST(test_many_variables)
+{
+    enum { N = 3000 };
+    char *src = malloc(N * 16), *p = src;
+    for (int i = 0; i < N; i++) p += sprintf(p, "%sv%d*v%d", i ? " + " : "", i, (i * 7) % N);
+    struct expr e;
+    struct expr_error err;
+    ck_assert_int_eq(expr_parse(src, &e, &err), 0);
+    ck_assert_int_eq(e.n_vars, N);
+    char name[16];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "v%d", i);
+        int k = expr_var_find(&e, name, strlen(name));
+        ck_assert_int_ge(k, 0);
+        ck_assert_str_eq(e.vars[k], name);
+    }
+    ck_assert_int_eq(expr_var_find(&e, "v", 1), -1);
+    ck_assert_int_eq(expr_var_find(&e, "v30000", 6), -1);
+    double *x = malloc(N * sizeof *x), *num = malloc(N * sizeof *num);
+    for (int k = 0; k < N; k++) x[k] = 0.001 * atoi(e.vars[k] + 1); /* v_i = i / 1000 */
+    ck_assert_int_eq(expr_numeric_grad(&e, x, num), 0);
+    /* d/dv_i sum_j v_j v_{7j mod N} = v_{7i mod N} + v_j for the j with 7j = i mod N */
+    for (int i = 0; i < N; i++) {
+        double want = 0.001 * ((i * 7) % N);
+        for (int j = 0; j < N; j++)
+            if ((j * 7) % N == i) want += 0.001 * j;
+        snprintf(name, sizeof name, "v%d", i);
+        int k = expr_var_find(&e, name, strlen(name));
+        ck_assert_msg(fabs(num[k] - want) < 1e-6, "d/d%s: %g, want %g", name, num[k], want);
+    }
+    free(x);
+    free(num);
+    free(src);
+    expr_free(&e);
+}
+END_TEST
+
+/* What training leaves is checked before anything is reported or saved: a NaN
+ * or Inf weight anywhere fails mlp_check_params (a ReLU turns a NaN input into
+ * 0, so the loss can stay finite while the weights are not). */
+START_TEST(test_check_params)
+{
+    struct mlp_model m = {
+        .sizes = {3, 4, 2}, .n_sizes = 3, .act = TG_ACT_RELU, .loss = TG_LOSS_XENT};
+    struct tg_rng rng;
+    tg_rng_seed(&rng, 0);
+    ck_assert_int_eq(mlp_model_new("test", &m, TG_INIT_HE_UNIFORM, &rng), 0);
+    ck_assert_int_eq(mlp_check_params("test", &m), 0);
+    tg_tensor_set(tg_nn_mlp_weight(m.mlp, 0), 5, NAN);
+    ck_assert_int_ne(mlp_check_params("test", &m), 0);
+    tg_tensor_set(tg_nn_mlp_weight(m.mlp, 0), 5, 0.5);
+    tg_tensor_set(tg_nn_mlp_bias(m.mlp, 1), 1, -INFINITY);
+    ck_assert_int_ne(mlp_check_params("test", &m), 0);
+    mlp_model_free(&m);
+}
+END_TEST
+
 static Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -237,6 +371,10 @@ static Suite *cli_suite(void)
     tcase_add_loop_test(tc, test_errors, 0, sizeof errors / sizeof errors[0]);
     tcase_add_test(tc, test_depth);
     tcase_add_loop_test(tc, test_domain, 0, sizeof domain / sizeof domain[0]);
+    tcase_add_loop_test(tc, test_plain_values, 0, sizeof values / sizeof values[0]);
+    tcase_add_loop_test(tc, test_numeric_grad, 0, 6);
+    tcase_add_test(tc, test_many_variables);
+    tcase_add_test(tc, test_check_params);
     suite_add_tcase(s, tc);
     return s;
 }

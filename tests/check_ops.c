@@ -1,5 +1,6 @@
 /*
- * tests/check_ops.c - the op table: every op gradchecked in f64, fixed values
+ * tests/check_ops.c - the op table: every op gradchecked in f64 and f32 (and on
+ * scalars for the elementwise ops), fixed values
  * derived by hand, broadcasting and dtype rules, fan-out graphs.
  */
 #include <check.h>
@@ -21,6 +22,51 @@ START_TEST(test_gradcheck_op)
     ck_assert_msg(r.n_cases > 0, "op %s has no gradient-check case", tg_op_name(op));
     ck_assert_msg(r.n_failed == 0, "%s: %d of %d runs failed; first: %s", tg_op_name(op),
                   r.n_failed, r.n_runs, r.first_failure);
+}
+END_TEST
+
+/* The checks of a case catch what they claim to: a function that records
+ * another op than the one declared, an f32 backward that differs from the f64
+ * one (the f64 one being right), and elementwise cases run again on scalars. */
+static int make_x(struct tg_rng *r, struct tg_tensor **in)
+{
+    in[0] = gc_rand(r, 1, (int64_t[]){3}, -1, 1, true);
+    return 1;
+}
+static struct tg_tensor *cos_fn(struct tg_tape *T, struct tg_tensor *const *x, int n, void *c)
+{
+    return tg_cos(T, x[0]);
+}
+/* sin(x), plus 0.01 x^2 / 2 in f32 only: right forward values in f64, a wrong
+ * gradient (0.01 x too much) in f32 */
+static struct tg_tensor *skewed_f32_fn(struct tg_tape *T, struct tg_tensor *const *x, int n,
+                                       void *c)
+{
+    struct tg_tensor *y = tg_sin(T, x[0]);
+    if (tg_tensor_dtype(x[0]) == TG_F64) return y;
+    return tg_add(T, y, tg_mul_scalar(T, tg_mul(T, x[0], x[0]), 0.005));
+}
+
+START_TEST(test_case_checks)
+{
+    struct gc_op_result r;
+    struct gc_case mislabelled = {TG_OP_SIN, "sin that is cos", make_x, cos_fn};
+    gc_check_case(&mislabelled, false, 2, 0, &r);
+    ck_assert_int_eq(r.n_failed, 2);
+    ck_assert_msg(strstr(r.first_failure, "the function records no sin op"), "%s", r.first_failure);
+    struct gc_case skewed = {TG_OP_SIN, "sin, skewed in f32", make_x, skewed_f32_fn};
+    gc_check_case(&skewed, false, 2, 0, &r);
+    ck_assert_int_eq(r.n_failed, 2);
+    ck_assert_msg(strstr(r.first_failure, "f32 gradient of input 0"), "%s", r.first_failure);
+    ck_assert(r.max_f32 > 1);
+    /* the table's elementwise cases: every repeat twice (the second on scalars),
+     * f32 within its tolerance */
+    gc_check_op(TG_OP_TANH, 3, 0, &r);
+    ck_assert_int_eq(r.n_runs, 2 * 3);
+    ck_assert_int_eq(r.n_failed, 0);
+    ck_assert(r.max_f32 > 0 && r.max_f32 <= 1);
+    gc_check_op(TG_OP_MATMUL, 1, 0, &r);
+    ck_assert_int_eq(r.n_runs, r.n_cases);
 }
 END_TEST
 
@@ -252,12 +298,49 @@ START_TEST(test_f32_gradcheck)
 }
 END_TEST
 
+/* A function that returns NULL and sets no error. */
+static struct tg_tensor *silent_null_fn(struct tg_tape *T, struct tg_tensor *const *x, int n,
+                                        void *c)
+{
+    return NULL;
+}
+
+/* NULL on its first call only (the analytic side), then x * 2. */
+static struct tg_tensor *first_null_fn(struct tg_tape *T, struct tg_tensor *const *x, int n,
+                                       void *c)
+{
+    int *calls = c;
+    return (*calls)++ ? tg_mul_scalar(T, x[0], 2) : NULL;
+}
+
+/* Both sides of tg_gradcheck treat a NULL from the function as an error that
+ * says so: the analytic side used to pass it on as TG_OK, so with an empty input
+ * (nothing to compare) the whole check passed. */
+START_TEST(test_gradcheck_null_output)
+{
+    struct tg_tensor *x = leaf(0.5);
+    struct tg_gradcheck_report r;
+    ck_assert_int_eq(tg_gradcheck(silent_null_fn, &x, 1, NULL, NULL, &r), TG_ERR_NULL);
+    ck_assert_msg(strstr(r.message, "returned NULL"), "%s", r.message);
+    ck_assert_msg(strstr(tg_last_error(), "tg_gradcheck"), "%s", tg_last_error());
+    tg_tensor_free(x);
+    struct tg_tensor *e = tg_tensor_zeros(TG_F64, 1, (int64_t[]){0});
+    tg_tensor_set_requires_grad(e, true);
+    int calls = 0;
+    ck_assert_int_eq(tg_gradcheck(first_null_fn, &e, 1, &calls, NULL, &r), TG_ERR_NULL);
+    ck_assert_int_eq(calls, 1);
+    ck_assert(!r.passed);
+    tg_tensor_free(e);
+}
+END_TEST
+
 static Suite *ops_suite(void)
 {
     Suite *s = suite_create("ops");
     TCase *tc = tcase_create("table");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_table_complete);
+    tcase_add_test(tc, test_case_checks);
     tcase_add_loop_test(tc, test_gradcheck_op, 0, TG_OP_COUNT);
     suite_add_tcase(s, tc);
     tc = tcase_create("fixed");
@@ -271,6 +354,7 @@ static Suite *ops_suite(void)
     tcase_add_test(tc, test_scalar_operands);
     tcase_add_test(tc, test_edge_values);
     tcase_add_test(tc, test_f32_gradcheck);
+    tcase_add_test(tc, test_gradcheck_null_output);
     suite_add_tcase(s, tc);
     return s;
 }

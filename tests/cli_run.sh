@@ -91,7 +91,7 @@ contains out "dDiv/dx        7"
 
 # the op-table gradient check as a table
 expect 0 gradcheck --op tanh --repeats 2
-contains out "tanh                   2"
+contains out "tanh                   4"
 contains out "1 ops checked, 1 passed, 0 failed"
 expect 2 gradcheck --op no_such_op
 expect 2 gradcheck --repeats 0

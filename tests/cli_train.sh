@@ -253,6 +253,59 @@ expect 1 eval "$TMP/bad.st" "$CSV"
 contains err "architecture 4,32,3 needs layers.0.weight of shape (32,4), the file has (64,4)"
 lines err 1
 
+# ---- non-finite data and parameters are refused, naming where ----
+# an f32 IDX file with one NaN pixel (example 5, feature 3): nothing trained or saved
+python3 - "$TMP" <<'PY'
+import random, struct, sys
+random.seed(1)
+px = [random.random() for _ in range(64 * 16)]
+open(sys.argv[1] + "/ok-images", "wb").write(
+    struct.pack(">IIII", 0x00000D03, 64, 4, 4) + struct.pack(">%df" % len(px), *px))
+px[5 * 16 + 3] = float("nan")
+open(sys.argv[1] + "/nan-images", "wb").write(
+    struct.pack(">IIII", 0x00000D03, 64, 4, 4) + struct.pack(">%df" % len(px), *px))
+open(sys.argv[1] + "/nan-labels", "wb").write(
+    struct.pack(">II", 0x00000801, 64) + bytes(i % 2 for i in range(64)))
+PY
+expect 1 train "$TMP/nan-images,$TMP/nan-labels" --epochs 3 --save "$TMP/nan.st"
+contains err "nan"
+contains err "nan-images" # the data are named (by the reader or by the check before training)
+lines err 1
+grep -q '^epoch ' "$TMP/out" && fail "trained on data with a NaN"
+[ ! -e "$TMP/nan.st" ] || fail "a model was saved from data with a NaN"
+expect 0 train "$TMP/ok-images,$TMP/nan-labels" --epochs 2 --save "$TMP/ok.st"
+expect 1 eval "$TMP/ok.st" "$TMP/nan-images,$TMP/nan-labels"
+contains err "nan"
+contains err "nan-images"
+lines err 1
+# a model file with a NaN weight: eval names the tensor and the element
+python3 - "$TMP/m.st" "$TMP/nanw.st" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+s = json.loads(b[8:8 + n])["layers.1.weight"]["data_offsets"][0] + 8 + n + 4 * 7
+open(sys.argv[2], "wb").write(b[:s] + struct.pack("<f", float("nan")) + b[s + 4:])
+PY
+expect 1 eval "$TMP/nanw.st" "$CSV"
+contains err "nanw.st: layers.1.weight[7] is nan"
+lines err 1
+# a learning rate that blows the weights up: the run fails, nothing is saved
+expect 1 train "$CSV" --target species --epochs 3 --optimizer sgd --lr 1e30 --save "$TMP/big.st"
+contains err "nan"
+[ ! -e "$TMP/big.st" ] || fail "a model was saved after the loss became NaN"
+
+# ---- --save: checked before training; stale temporary files removed ----
+mkdir "$TMP/folder.st"
+expect 1 train "$CSV" --target species --epochs 2 --save "$TMP/folder.st"
+contains err "cannot write $TMP/folder.st: Is a directory"
+lines out 0
+touch "$TMP/s.st.tmp-AbC123" "$TMP/s.st.tmp-zz9zz9" "$TMP/s.st.tmp-short" "$TMP/s.st.old"
+expect 0 train "$CSV" --target species --epochs 2 --save "$TMP/s.st"
+contains err "removed 2 temporary files of an interrupted save to $TMP/s.st"
+[ ! -e "$TMP/s.st.tmp-AbC123" ] && [ ! -e "$TMP/s.st.tmp-zz9zz9" ] || fail "temporary files left"
+[ -e "$TMP/s.st.tmp-short" ] && [ -e "$TMP/s.st.old" ] || fail "other files removed"
+[ "$(ls "$TMP" | grep -c '^s\.st\.tmp-')" -eq 1 ] || fail "the write probe left a file"
+
 # ---- the progress line: on a terminal only ----
 expect 0 train "$CSV" --target species --epochs 2
 lines err 0

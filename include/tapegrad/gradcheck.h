@@ -61,7 +61,9 @@ struct tg_gradcheck_report {
  * The inputs' values are restored; their gradients are zeroed on return.
  * options may be NULL (defaults); report may be NULL.
  * Returns TG_OK when the check passed, TG_ERR_GRADCHECK when it ran and failed,
- * or the status of the error that stopped it (the function returned NULL, ...).
+ * or the status of the error that stopped it: TG_ERR_NULL (fn or inputs NULL, an
+ * input NULL, or fn returned NULL without setting an error), fn's own status when
+ * it returned NULL with one, TG_ERR_STATE (an input is not a leaf), TG_ERR_NOMEM.
  */
 enum tg_status tg_gradcheck(tg_gradcheck_fn fn, struct tg_tensor *const *inputs, int n_inputs,
                             void *ctx, const struct tg_gradcheck_options *options,

@@ -117,6 +117,12 @@ void tg_nn_mlp_free(struct tg_nn_mlp *mlp);
 /* Y = f_N(W_N f_{N-1}(... f_1(W_1 x + b_1) ...) + b_N) on T; x (in) or (B, in).
  * NULL with TG_ERR_NULL or the failing op's error (e.g. a wrong input width). */
 struct tg_tensor *tg_nn_mlp_forward(struct tg_nn_mlp *mlp, struct tg_tape *T, struct tg_tensor *x);
+/* The first n_layers layers only, each with its activation: y_{n_layers} on T,
+ * (B, sizes[n_layers]) or (sizes[n_layers]), e.g. a hidden layer's outputs;
+ * n_layers = tg_nn_mlp_layers(mlp) is tg_nn_mlp_forward. NULL with TG_ERR_NULL,
+ * TG_ERR_RANGE (n_layers outside 1..layers) or the failing op's error. */
+struct tg_tensor *tg_nn_mlp_forward_to(struct tg_nn_mlp *mlp, struct tg_tape *T,
+                                       struct tg_tensor *x, int n_layers);
 /* The parameters, borrowed (owned by the MLP), in order "layers.0.weight",
  * "layers.0.bias", "layers.1.weight", ... (PyTorch's nn.Sequential names when
  * the Linear modules sit at indices 0, 1, ...). NULL for NULL. */

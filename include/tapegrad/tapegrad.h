@@ -19,6 +19,7 @@
 #include "checkpoint.h"
 #include "dataset.h"
 #include "nn.h"
+#include "model.h"
 
 #define TAPEGRAD_VERSION "0.1.0"
 

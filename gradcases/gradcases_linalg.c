@@ -1,5 +1,5 @@
 /*
- * tests/gradcases_linalg.c - gradient-check cases of the matrix product and the
+ * gradcases/gradcases_linalg.c - gradient-check cases of the matrix product and the
  * reductions along axes (ops/matmul.c, ops/reduce_axis.c).
  *
  * The loop test passes no context to a case's function, so the parameters that
@@ -103,7 +103,9 @@ static struct tg_tensor *f_matmul(struct tg_tape *T, struct tg_tensor *const *x,
 static struct tg_tensor *f_reduce(struct tg_tape *T, struct tg_tensor *const *x, int n,
                                   enum tg_op op)
 {
-    const double *s = tg_tensor_data(x[1]);
+    double s[3 + TG_MAX_DIM]; /* read in any dtype: the f32 pass converts every input */
+    for (int64_t k = 0; k < tg_tensor_numel(x[1]) && k < 3 + TG_MAX_DIM; k++)
+        s[k] = tg_tensor_get(x[1], k);
     bool keep = s[0] != 0;
     int axes[TG_MAX_DIM], na = (int)s[2];
     for (int k = 0; k < na; k++) axes[k] = (int)s[3 + k];
@@ -128,7 +130,14 @@ static struct tg_tensor *f_reduce(struct tg_tape *T, struct tg_tensor *const *x,
                                                       : tg_argmin_axes(T, x[0], axes, na, keep);
         struct tg_tensor *v = op == TG_OP_ARGMAX_AXES ? tg_max_axes(T, x[0], axes, na, keep)
                                                       : tg_min_axes(T, x[0], axes, na, keep);
-        return tg_mul(T, v, tg_add_scalar(T, i, 1));
+        if (!i || !v || tg_tensor_dtype(v) == tg_tensor_dtype(i))
+            return tg_mul(T, v, tg_add_scalar(T, i, 1));
+        /* an f32 x: the index is f64 (see tg_argmax_axes), the weight a constant */
+        float w[7 * 7 * 7 * 7]; /* the largest result make_red makes */
+        int64_t m = tg_tensor_numel(i);
+        for (int64_t k = 0; k < m && k < 7 * 7 * 7 * 7; k++)
+            w[k] = 1.0f + (float)tg_tensor_get(i, k);
+        return tg_mul(T, v, tg_tape_constant(T, TG_F32, tg_tensor_rank(i), tg_tensor_shape(i), w));
     }
     default:
         return NULL;

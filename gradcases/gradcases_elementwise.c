@@ -1,5 +1,5 @@
 /*
- * tests/gradcases_elementwise.c - gradient-check cases of the elementwise ops
+ * gradcases/gradcases_elementwise.c - gradient-check cases of the elementwise ops
  * and the full reductions (ops/binary.c, ops/unary.c, ops/reduce.c).
  */
 #include "gradcases.h"

@@ -1,5 +1,5 @@
 /*
- * tests/gradcases_shape.c - gradient-check cases of the shape and indexing ops
+ * gradcases/gradcases_shape.c - gradient-check cases of the shape and indexing ops
  * (ops/shape.c, ops/index.c).
  *
  * The op parameters (target shapes, axes, slice specs, indices) are random too:

@@ -1,5 +1,5 @@
 /*
- * tests/gradcases_nn.c - gradient-check cases of softmax, the losses and dropout
+ * gradcases/gradcases_nn.c - gradient-check cases of softmax, the losses and dropout
  * (ops/softmax.c, ops/loss.c, ops/dropout.c).
  *
  * Labels are whole numbers drawn in range and never require a gradient; values
