@@ -34,20 +34,24 @@ struct arena {
     size_t *n_mallocs;
 };
 
-/* A ring of node slots of one size: chunks linked in a circle. Slots are taken
- * in order from [next, end) of the current chunk; at its end the ring moves to
- * the next chunk, unless that chunk holds nodes of the current or the previous
- * recording (it is `guard` or `rec_start`): then a new chunk goes in between. */
+/* A ring of node slots of one size: chunks linked in a circle (a chunk's `used`
+ * is the bytes of its slots). Slots are taken in ring order. The guard is the
+ * first slot of the previous recording (of this one while there was none): the
+ * ring stops there, and a new chunk goes in where it stopped. So the ring
+ * never hands out a slot of the current or the previous recording, and grows
+ * until it holds both. */
 struct ring {
-    unsigned char *next, *end; /* the free slots of cur (next <= end) */
-    unsigned char *limit;      /* the end of cur's slots (end is next after a reset) */
+    unsigned char *next, *end; /* the free slots of cur (end is next after a reset) */
+    unsigned char *limit;      /* where the free slots of cur end: its last slot, or the guard */
     struct chunk *cur;
-    struct chunk *rec_start; /* the chunk of this recording's first node, or NULL */
-    struct chunk *guard;     /* the chunk of the previous recording's first node */
-    unsigned char *mark;     /* slots of cur before mark are counted in rec_bytes */
-    size_t rec_bytes;        /* slot bytes taken by this recording (up to mark) */
-    size_t slot;             /* bytes per slot */
-    size_t reserved;         /* bytes of all chunks */
+    unsigned char *guard;      /* a slot in guard_chunk, or NULL for none */
+    struct chunk *guard_chunk;
+    unsigned char *first; /* this recording's first slot, or NULL */
+    struct chunk *first_chunk;
+    unsigned char *mark; /* slots of cur before mark are counted in rec_bytes */
+    size_t rec_bytes;    /* slot bytes taken by this recording (up to mark) */
+    size_t slot;         /* bytes per slot */
+    size_t reserved;     /* bytes of all chunks */
 };
 
 enum { RING_SCALAR = 0, RING_FULL = 1 };
@@ -160,11 +164,13 @@ enum {
 _Static_assert(NODE_SCALAR % _Alignof(struct tg_tensor) == 0,
                "a scalar node keeps the next node aligned");
 
-/* The first chunk of a ring, and the least it grows by. A recording of n nodes
- * needs about 2 n slots (its own and the previous recording's); a ring of
- * RING_MIN bytes tells a handle stale until about 7,000 scalar or 5,000 full
- * nodes have been recorded after it. */
-enum { RING_MIN = 1 << 20 };
+/* The first chunk of a ring, and the least it grows by: a handle is told stale
+ * at least until the ring has handed out all its other slots (RING_MIN bytes
+ * hold 7,281 scalar or 5,040 full slots; tape.h). Beyond RING_MIN * RING_STEP a
+ * ring grows by 1/RING_STEP of its size, so that it stays within about that of
+ * the two recordings it must hold (every slot of the ring is used in turn, so
+ * its size is the memory a long run of recordings moves through the caches). */
+enum { RING_MIN = 1 << 20, RING_STEP = 8 };
 
 struct tg_tape *tg_tape_new(void)
 {
@@ -210,14 +216,23 @@ static size_t tape_used(const struct tg_tape *T)
            ring_rec_bytes(&T->rings[RING_FULL]);
 }
 
+/* Where the free slots of cur, from next on, end. */
+static unsigned char *ring_limit(const struct ring *r)
+{
+    if (r->cur == r->guard_chunk && r->guard >= r->next) return r->guard;
+    return r->cur->mem + r->cur->used;
+}
+
 /* The ring's part of a reset: the recording that ends becomes the previous one,
- * whose slots (from its first chunk on) stay out of reach of the next. */
+ * whose slots stay out of reach of the next. */
 static void ring_reset(struct ring *r)
 {
-    r->guard = r->rec_start ? r->rec_start : r->cur;
-    r->rec_start = NULL;
+    r->guard = r->first; /* NULL when it had no node here: set by the next first node */
+    r->guard_chunk = r->first_chunk;
+    r->first = NULL;
     r->rec_bytes = 0;
     r->mark = r->end = r->next; /* the first node goes through node_mem_slow */
+    if (r->cur) r->limit = ring_limit(r);
 }
 
 void tg_tape_reset(struct tg_tape *T)
@@ -275,42 +290,64 @@ void tg_tape_stats(const struct tg_tape *T, struct tg_tape_stats *out)
     out->n_folded = T->n_folded;
 }
 
-/* Makes the chunk after r->cur the current one, or a new chunk inserted there
- * when that one holds nodes of this or the previous recording; the slots of the
- * chunk (all but the slack) become the free range. */
+/* Moves on when the free slots of cur are used up: to the next chunk, or to a
+ * new chunk inserted after cur when the ring has come round to the guard (or
+ * has no chunk). */
 static bool ring_advance(struct tg_tape *T, struct ring *r)
 {
-    if (r->cur) r->rec_bytes += (size_t)(r->next - r->mark);
     struct chunk *c = r->cur ? r->cur->next : NULL;
-    if (!c || c == r->guard || c == r->rec_start) {
-        size_t size = r->reserved / 2 > RING_MIN ? r->reserved / 2 : RING_MIN;
+    bool blocked = !c || (r->guard && r->limit == r->guard) ||
+                   (c == r->guard_chunk && r->guard == c->mem);
+#ifdef TG_CHECKED_HANDLES
+    blocked = true; /* never reuse a slot: every stale handle is told apart */
+#endif
+    if (r->cur) r->rec_bytes += (size_t)(r->next - r->mark);
+    if (blocked) {
+        size_t size = r->reserved / RING_STEP > RING_MIN ? r->reserved / RING_STEP : RING_MIN;
         c = tg__malloc(sizeof(struct chunk) + size);
         if (!c) return false;
         T->n_mallocs++;
         c->size = size;
-        c->used = 0;
+        c->used = (size - NODE_SLACK) / r->slot * r->slot;
         r->reserved += size;
         c->next = r->cur ? r->cur->next : c;
         if (r->cur) r->cur->next = c;
     }
     r->cur = c;
     r->next = r->mark = c->mem;
-    r->limit = c->mem + (c->size - NODE_SLACK) / r->slot * r->slot;
+    r->limit = ring_limit(r);
     return true;
 }
 
-/* node_mem when r's free range is empty: at the end of a chunk, and for the
- * first node of a recording (reset empties the range), which notes where the
- * recording starts in the ring. */
+/* node_mem when r's free range is empty: at the end of a chunk's free slots,
+ * and for the first node of a recording (reset empties the range), which notes
+ * where the recording starts. */
 static struct tg_tensor *node_mem_slow(struct tg_tape *T, struct ring *r)
 {
-    if (r->rec_start || r->next == r->limit) {
-        if (!ring_advance(T, r)) return NULL;
+    if (r->next == r->limit && !ring_advance(T, r)) return NULL;
+    if (!r->first) {
+        r->first = r->next;
+        r->first_chunk = r->cur;
+        if (!r->guard) {
+            r->guard = r->next;
+            r->guard_chunk = r->cur;
+        }
     }
-    if (!r->rec_start) r->rec_start = r->cur;
     r->end = r->limit;
     r->next += r->slot;
     return (struct tg_tensor *)(r->next - r->slot);
+}
+
+/* node_mem_slow for each ring, called with the tape alone: a call with one
+ * argument leaves the callers' other argument registers alone, which spares the
+ * scalar record path a saved register on its fast path. */
+__attribute__((noinline)) static struct tg_tensor *node_mem_slow_scalar(struct tg_tape *T)
+{
+    return node_mem_slow(T, &T->rings[RING_SCALAR]);
+}
+__attribute__((noinline)) static struct tg_tensor *node_mem_slow_full(struct tg_tape *T)
+{
+    return node_mem_slow(T, &T->rings[RING_FULL]);
 }
 
 /* Memory for one node struct: a slot of ring k (RING_SCALAR: NODE_SCALAR
@@ -321,12 +358,12 @@ static inline struct tg_tensor *node_mem(struct tg_tape *T, int k)
     struct ring *r = &T->rings[k];
     const size_t size = k == RING_SCALAR ? NODE_SCALAR : NODE_FULL;
     /* as integers: both are NULL until the ring's first node */
-    if ((uintptr_t)r->end - (uintptr_t)r->next >= size) {
+    if (__builtin_expect((uintptr_t)r->end - (uintptr_t)r->next >= size, 1)) {
         struct tg_tensor *n = (struct tg_tensor *)r->next;
         r->next += size;
         return n;
     }
-    return node_mem_slow(T, r);
+    return k == RING_SCALAR ? node_mem_slow_scalar(T) : node_mem_slow_full(T);
 }
 
 /* A node struct in the current node arena, every field cleared but the shape

@@ -176,10 +176,49 @@ START_TEST(test_large_recordings)
         last = y;
         ck_assert_double_eq(tg_item(last), N + 2);
     }
-    /* the node memory stays within a few recordings' worth */
+#ifndef TG_CHECKED_HANDLES
+    /* the node memory stays within about two recordings' worth */
     struct tg_tape_stats st;
     tg_tape_stats(T, &st);
-    ck_assert_uint_le(st.bytes_reserved, 6 * (size_t)(2 * N + 1) * 144 + (4 << 20));
+    ck_assert_uint_le(st.bytes_reserved, 3 * (size_t)(2 * N + 1) * 144 + (2 << 20));
+#endif
+    tg_tensor_free(x);
+    tg_tape_free(T);
+}
+END_TEST
+
+/* The window that tape.h promises: a handle reads as stale at least until the
+ * tape has recorded 7,280 more one-element results of elementwise ops (a
+ * one-element handle) or 5,039 more other tensors (any other handle) after it,
+ * over any number of resets. With -Dchecked_handles=true: at any age. */
+START_TEST(test_window)
+{
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor *x = leaf(1, true);
+    const double three[3] = {1, 2, 3};
+    struct tg_tensor *hs = tg_mul(T, x, x);
+    struct tg_tensor *hf = tg_tape_constant(T, TG_F64, 1, (int64_t[]){3}, three);
+    int resets = 0;
+#ifdef TG_CHECKED_HANDLES
+    const int rounds = 4; /* four times the window, with nothing reused */
+#else
+    const int rounds = 1;
+#endif
+    for (int round = 0; round < rounds; round++) {
+        int scalar_left = 7280, full_left = 5039;
+        while (scalar_left > 0 || full_left > 0) {
+            tg_tape_reset(T);
+            resets++;
+            struct tg_tensor *y = x;
+            for (int i = 0; i < 100 && scalar_left > 0; i++, scalar_left--) y = tg_add(T, y, x);
+            for (int i = 0; i < 70 && full_left > 0; i++, full_left--)
+                ck_assert_ptr_nonnull(tg_tape_constant(T, TG_F64, 1, (int64_t[]){3}, NULL));
+            ck_assert_ptr_nonnull(y);
+        }
+        check_all_stale(T, hs, x);
+        check_all_stale(T, hf, x);
+    }
+    ck_assert_int_ge(resets, 73);
     tg_tensor_free(x);
     tg_tape_free(T);
 }
@@ -362,6 +401,7 @@ static Suite *stale_suite(void)
     tcase_add_test(tc, test_scalar_handles_over_full_nodes);
     tcase_add_loop_test(tc, test_ages, 0, (int)(sizeof ages / sizeof ages[0]));
     tcase_add_test(tc, test_large_recordings);
+    tcase_add_test(tc, test_window);
     tcase_add_test(tc, test_accessors_after_one_reset);
     tcase_add_test(tc, test_set_stale_constant);
     tcase_add_test(tc, test_never_crashes);
