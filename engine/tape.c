@@ -44,7 +44,7 @@ struct ring {
     unsigned char *next, *end; /* the free slots of cur (end is next after a reset) */
     unsigned char *limit;      /* where the free slots of cur end: its last slot, or the guard */
     struct chunk *cur;
-    unsigned char *guard;      /* a slot in guard_chunk, or NULL for none */
+    unsigned char *guard; /* a slot in guard_chunk, or NULL for none */
     struct chunk *guard_chunk;
     unsigned char *first; /* this recording's first slot, or NULL */
     struct chunk *first_chunk;
@@ -230,6 +230,7 @@ static void ring_reset(struct ring *r)
     r->guard = r->first; /* NULL when it had no node here: set by the next first node */
     r->guard_chunk = r->first_chunk;
     r->first = NULL;
+    r->first_chunk = NULL;
     r->rec_bytes = 0;
     r->mark = r->end = r->next; /* the first node goes through node_mem_slow */
     if (r->cur) r->limit = ring_limit(r);
@@ -296,8 +297,8 @@ void tg_tape_stats(const struct tg_tape *T, struct tg_tape_stats *out)
 static bool ring_advance(struct tg_tape *T, struct ring *r)
 {
     struct chunk *c = r->cur ? r->cur->next : NULL;
-    bool blocked = !c || (r->guard && r->limit == r->guard) ||
-                   (c == r->guard_chunk && r->guard == c->mem);
+    bool blocked =
+        !c || (r->guard && r->limit == r->guard) || (c == r->guard_chunk && r->guard == c->mem);
 #ifdef TG_CHECKED_HANDLES
     blocked = true; /* never reuse a slot: every stale handle is told apart */
 #endif

@@ -134,8 +134,8 @@ START_TEST(test_ages)
     struct tg_tensor *x = leaf(1.25, true);
     struct tg_tensor *v = tg_tensor_full(TG_F64, 1, (int64_t[]){4}, 2.0);
     tg_tensor_set_requires_grad(v, true);
-    struct tg_tensor *hs = tg_mul(T, x, x);         /* one-element node */
-    struct tg_tensor *hv = tg_mul(T, v, v);         /* tensor node */
+    struct tg_tensor *hs = tg_mul(T, x, x); /* one-element node */
+    struct tg_tensor *hv = tg_mul(T, v, v); /* tensor node */
     struct tg_tensor *hc = tg_tape_constant(T, TG_F64, 1, (int64_t[]){4}, NULL); /* constant */
     for (int k = 0; k < age; k++) {
         tg_tape_reset(T);
