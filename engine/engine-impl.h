@@ -226,10 +226,16 @@ enum tg_status tg__anomaly_forward(const struct tg_tensor *n);
 enum tg_status tg__anomaly_backward(const struct tg_tensor *n);
 /* Whether node t's gradient belongs to its tape's latest backward sweep. */
 bool tg__node_grad_current(const struct tg_tensor *t);
-/* Checks that t may be an input of an op on T (for ops that validate early). */
-/* Whether t is a tape tensor recorded before its tape's last reset (its memory
- * has been handed out again). False for leaves. */
+/* Whether t (not NULL) is a tape tensor recorded before its tape's last reset.
+ * False for leaves. Safe for a handle of any age while its tape lives (it reads
+ * only t's kind, epoch and tape fields, which a stale handle's slot keeps
+ * valid); a stale handle whose slot the tape has reused reads as live. */
 bool tg__is_stale(const struct tg_tensor *t);
+/* TG_ERR_STALE with "fn: arg was recorded before its tape was reset" when t
+ * (not NULL) is stale, else TG_OK. The check every public call that takes a
+ * tensor makes before reading anything else of it. */
+enum tg_status tg__check_live(const char *fn, const char *arg, const struct tg_tensor *t);
+/* Checks that t may be an input of an op on T (for ops that validate early). */
 enum tg_status tg__check_input(struct tg_tape *T, const char *fn, const struct tg_tensor *t);
 
 #endif

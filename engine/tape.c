@@ -1,12 +1,19 @@
 /*
  * engine/tape.c - the tape: arena, recording of op nodes, and the backward sweep.
  *
- * Memory: values and gradients come from a chunked bump arena; nodes come from
- * two node arenas used in turn (recording k uses nodes[k % 2]), so a node handle
- * from the previous recording still reads its own epoch and is reported stale.
- * Reset rewinds the arenas; chunks are kept and reused in the same order, so a
- * repeated computation makes no allocation. One-element nodes keep their value
- * and gradient inline (scalar graphs touch the data arena not at all).
+ * Memory: values and gradients come from a chunked bump arena that reset
+ * rewinds; chunks are kept and reused in the same order, so a repeated
+ * computation makes no allocation. One-element nodes keep their value and
+ * gradient inline (scalar graphs touch the data arena not at all).
+ *
+ * Node structs come from two rings of fixed-size slots, one for the short nodes
+ * of the scalar record path and one for full nodes (see node_mem). A ring is
+ * never rewound: each recording continues where the previous one stopped and
+ * wraps around, and it never reuses the slots of the current or the previous
+ * recording (it grows instead). So a handle keeps pointing at the start of a
+ * slot of its own tape for as long as the tape lives, whose `tape`, `kind` and
+ * `epoch` fields are those of a real node: its epoch tells a stale handle apart
+ * until the ring comes round to its slot again, and reading it never crashes.
  */
 #include <math.h>
 #include <stdio.h>
@@ -28,15 +35,33 @@ struct arena {
     size_t *n_mallocs;
 };
 
+/* A ring of node slots of one size: chunks linked in a circle (a chunk's `used`
+ * is the bytes of its slots). Slots are taken in ring order. The guard is the
+ * first slot of the previous recording (of this one while there was none): the
+ * ring stops there, and a new chunk goes in where it stopped. So the ring
+ * never hands out a slot of the current or the previous recording, and grows
+ * until it holds both. */
+struct ring {
+    unsigned char *next, *end; /* the free slots of cur (end is next after a reset) */
+    unsigned char *limit;      /* where the free slots of cur end: its last slot, or the guard */
+    struct chunk *cur;
+    unsigned char *guard; /* a slot in guard_chunk, or NULL for none */
+    struct chunk *guard_chunk;
+    unsigned char *first; /* this recording's first slot, or NULL */
+    struct chunk *first_chunk;
+    unsigned char *mark; /* slots of cur before mark are counted in rec_bytes */
+    size_t rec_bytes;    /* slot bytes taken by this recording (up to mark) */
+    size_t slot;         /* bytes per slot */
+    size_t reserved;     /* bytes of all chunks */
+};
+
+enum { RING_SCALAR = 0, RING_FULL = 1 };
+
 struct tg_tape {
     struct arena data;
-    struct arena nodes[2];
-    /* The free room of the current node arena's chunk (node_next <= node_end):
-     * node_mem takes the next node from it with a compare and an add. The
-     * arena's counters lag behind by what was taken since the last node_sync. */
-    unsigned char *node_next, *node_end;
-    uint64_t epoch; /* the recording in progress; starts at 1 */
-    uint64_t sweep; /* the last backward sweep's id */
+    struct ring rings[2]; /* RING_SCALAR, RING_FULL */
+    uint64_t epoch;       /* the recording in progress; starts at 1 */
+    uint64_t sweep;       /* the last backward sweep's id */
     struct tg_tensor *last;
     size_t n_nodes;
     size_t high_water;
@@ -170,13 +195,36 @@ static inline enum tg_status owner_check(const struct tg_tape *T, const char *fn
     return TG_OK;
 }
 
+/* The sizes of node structs. A node of the scalar record path has rank 0 and
+ * never gets a shape, so it takes only the bytes before the shape array: 144
+ * instead of 208, so that a micrograd-style graph (a node per multiply or add)
+ * moves about 30% fewer bytes through the caches (docs/performance.md). Nothing
+ * reads a shape past its rank, but should something do so on such a node, it
+ * stays inside the chunk: every chunk keeps NODE_SLACK bytes after its slots. */
+enum {
+    NODE_FULL = sizeof(struct tg_tensor),
+    NODE_SCALAR = offsetof(struct tg_tensor, shape),
+    NODE_SLACK = NODE_FULL - NODE_SCALAR
+};
+_Static_assert(NODE_SCALAR % _Alignof(struct tg_tensor) == 0,
+               "a scalar node keeps the next node aligned");
+
+/* The first chunk of a ring, and the least it grows by: a handle is told stale
+ * at least until the ring has handed out all its other slots (RING_MIN bytes
+ * hold 7,281 scalar or 5,040 full slots; tape.h). Beyond RING_MIN * RING_STEP a
+ * ring grows by 1/RING_STEP of its size, so that it stays within about that of
+ * the two recordings it must hold (every slot of the ring is used in turn, so
+ * its size is the memory a long run of recordings moves through the caches). */
+enum { RING_MIN = 1 << 20, RING_STEP = 8 };
+
 struct tg_tape *tg_tape_new(void)
 {
     struct tg_tape *T = tg__calloc(1, sizeof *T);
     if (!T) return NULL;
     T->epoch = 1;
     T->data.n_mallocs = &T->n_mallocs;
-    T->nodes[0].n_mallocs = T->nodes[1].n_mallocs = &T->n_mallocs;
+    T->rings[RING_SCALAR].slot = NODE_SCALAR;
+    T->rings[RING_FULL].slot = NODE_FULL;
 #if TG_CHECKED
     T->owner = &thread_tag;
 #endif
@@ -184,35 +232,57 @@ struct tg_tape *tg_tape_new(void)
     return T;
 }
 
+static void ring_free(struct ring *r)
+{
+    if (!r->cur) return;
+    struct chunk *c = r->cur->next;
+    r->cur->next = NULL; /* break the circle */
+    for (struct chunk *n; c; c = n) {
+        n = c->next;
+        tg__free(c);
+    }
+    r->cur = NULL;
+}
+
 void tg_tape_free(struct tg_tape *T)
 {
     if (!T || owner_check(T, "tg_tape_free")) return;
     arena_free(&T->data);
-    arena_free(&T->nodes[0]);
-    arena_free(&T->nodes[1]);
+    ring_free(&T->rings[RING_SCALAR]);
+    ring_free(&T->rings[RING_FULL]);
     tg__free(T);
 }
 
-/* Bytes of nodes taken from [node_next, node_end) that the arena has not counted. */
-static size_t node_lag(const struct tg_tape *T)
+/* Slot bytes this recording has taken from r. */
+static size_t ring_rec_bytes(const struct ring *r)
 {
-    const struct chunk *c = T->nodes[T->epoch % 2].cur;
-    return T->node_next ? (size_t)(T->node_next - (c->mem + c->used)) : 0;
-}
-
-/* Brings the current node arena's counters up to date with node_next. */
-static void node_sync(struct tg_tape *T)
-{
-    struct arena *a = &T->nodes[T->epoch % 2];
-    size_t lag = node_lag(T);
-    if (!lag) return;
-    a->cur->used += lag;
-    a->used += lag;
+    return r->rec_bytes + (size_t)(r->next - r->mark);
 }
 
 static size_t tape_used(const struct tg_tape *T)
 {
-    return T->data.used + T->nodes[0].used + T->nodes[1].used + node_lag(T);
+    return T->data.used + ring_rec_bytes(&T->rings[RING_SCALAR]) +
+           ring_rec_bytes(&T->rings[RING_FULL]);
+}
+
+/* Where the free slots of cur, from next on, end. */
+static unsigned char *ring_limit(const struct ring *r)
+{
+    if (r->cur == r->guard_chunk && r->guard >= r->next) return r->guard;
+    return r->cur->mem + r->cur->used;
+}
+
+/* The ring's part of a reset: the recording that ends becomes the previous one,
+ * whose slots stay out of reach of the next. */
+static void ring_reset(struct ring *r)
+{
+    r->guard = r->first; /* NULL when it had no node here: set by the next first node */
+    r->guard_chunk = r->first_chunk;
+    r->first = NULL;
+    r->first_chunk = NULL;
+    r->rec_bytes = 0;
+    r->mark = r->end = r->next; /* the first node goes through node_mem_slow */
+    if (r->cur) r->limit = ring_limit(r);
 }
 
 void tg_tape_reset(struct tg_tape *T)
@@ -224,11 +294,10 @@ void tg_tape_reset(struct tg_tape *T)
     tg__cause_consumed();
     size_t u = tape_used(T);
     if (u > T->high_water) T->high_water = u;
-    node_sync(T);
-    T->node_next = T->node_end = NULL; /* the next node_mem finds the new arena */
     T->epoch++;
     arena_rewind(&T->data);
-    arena_rewind(&T->nodes[T->epoch % 2]);
+    ring_reset(&T->rings[RING_SCALAR]);
+    ring_reset(&T->rings[RING_FULL]);
     T->last = NULL;
     T->n_nodes = 0;
     T->grad_pending = T->grad_left = 0;
@@ -271,64 +340,94 @@ void tg_tape_stats(const struct tg_tape *T, struct tg_tape_stats *out)
     if (!T || owner_check(T, "tg_tape_stats")) return;
     out->bytes_used = tape_used(T);
     out->bytes_high_water = T->high_water > out->bytes_used ? T->high_water : out->bytes_used;
-    out->bytes_reserved = T->data.reserved + T->nodes[0].reserved + T->nodes[1].reserved;
+    out->bytes_reserved =
+        T->data.reserved + T->rings[RING_SCALAR].reserved + T->rings[RING_FULL].reserved;
     out->n_nodes = T->n_nodes;
     out->n_mallocs = T->n_mallocs;
     out->n_folded = T->n_folded;
 }
 
-/* The sizes of node structs. A node of the scalar record path has rank 0 and
- * never gets a shape, so it takes only the bytes before the shape array: 144
- * instead of 208, so that a micrograd-style graph (a node per multiply or add)
- * moves about 30% fewer bytes through the caches (W3's time per node fell to
- * about 0.8, docs/performance.md). Nothing reads a shape past its rank, but
- * should something do so on such a node, it stays inside the chunk: every chunk
- * keeps NODE_SLACK bytes after its free range. */
-enum {
-    NODE_FULL = sizeof(struct tg_tensor),
-    NODE_SCALAR = offsetof(struct tg_tensor, shape),
-    NODE_SLACK = NODE_FULL - NODE_SCALAR
-};
-_Static_assert(NODE_SCALAR % _Alignof(struct tg_tensor) == 0,
-               "a scalar node keeps the next node aligned");
-
-/* node_mem when [node_next, node_end) has no room for `size` bytes: a whole node
- * from the arena (whole, so that the first node of a chunk may be of either
- * kind), and the rest of its chunk but the slack as the new free range. */
-static struct tg_tensor *node_mem_slow(struct tg_tape *T)
+/* Moves on when the free slots of cur are used up: to the next chunk, or to a
+ * new chunk inserted after cur when the ring has come round to the guard (or
+ * has no chunk). */
+static bool ring_advance(struct tg_tape *T, struct ring *r)
 {
-    struct arena *a = &T->nodes[T->epoch % 2];
-    node_sync(T);
-    unsigned char *n = arena_alloc(a, NODE_FULL, _Alignof(struct tg_tensor));
-    if (!n) return NULL;
-    /* Only nodes come from this arena, in multiples of the alignment, so the
-     * free range starts right after n. */
-    struct chunk *c = a->cur;
-    unsigned char *end = c->mem + c->size - NODE_SLACK;
-    T->node_next = n + NODE_FULL;
-    T->node_end = end > T->node_next ? end : T->node_next;
-    return (struct tg_tensor *)n;
+    struct chunk *c = r->cur ? r->cur->next : NULL;
+    bool blocked =
+        !c || (r->guard && r->limit == r->guard) || (c == r->guard_chunk && r->guard == c->mem);
+#if TG_CHECKED
+    blocked = true; /* never reuse a slot: every stale handle is told apart */
+#endif
+    if (r->cur) r->rec_bytes += (size_t)(r->next - r->mark);
+    if (blocked) {
+        size_t size = r->reserved / RING_STEP > RING_MIN ? r->reserved / RING_STEP : RING_MIN;
+        c = tg__malloc(sizeof(struct chunk) + size);
+        if (!c) return false;
+        T->n_mallocs++;
+        c->size = size;
+        c->used = (size - NODE_SLACK) / r->slot * r->slot;
+        r->reserved += size;
+        c->next = r->cur ? r->cur->next : c;
+        if (r->cur) r->cur->next = c;
+    }
+    r->cur = c;
+    r->next = r->mark = c->mem;
+    r->limit = ring_limit(r);
+    return true;
 }
 
-/* Memory for one node struct of `size` bytes (NODE_FULL or NODE_SCALAR) in the
- * current recording's node arena. Every op takes one, so the common case is a
- * bump of a pointer with no arena bookkeeping. */
-static inline struct tg_tensor *node_mem(struct tg_tape *T, size_t size)
+/* node_mem when r's free range is empty: at the end of a chunk's free slots,
+ * and for the first node of a recording (reset empties the range), which notes
+ * where the recording starts. */
+static struct tg_tensor *node_mem_slow(struct tg_tape *T, struct ring *r)
 {
-    /* as integers: both are NULL until the first node of a recording */
-    if ((uintptr_t)T->node_end - (uintptr_t)T->node_next >= size) {
-        struct tg_tensor *n = (struct tg_tensor *)T->node_next;
-        T->node_next += size;
+    if (r->next == r->limit && !ring_advance(T, r)) return NULL;
+    if (!r->first) {
+        r->first = r->next;
+        r->first_chunk = r->cur;
+        if (!r->guard) {
+            r->guard = r->next;
+            r->guard_chunk = r->cur;
+        }
+    }
+    r->end = r->limit;
+    r->next += r->slot;
+    return (struct tg_tensor *)(r->next - r->slot);
+}
+
+/* node_mem_slow for each ring, called with the tape alone: a call with one
+ * argument leaves the callers' other argument registers alone, which spares the
+ * scalar record path a saved register on its fast path. */
+__attribute__((noinline)) static struct tg_tensor *node_mem_slow_scalar(struct tg_tape *T)
+{
+    return node_mem_slow(T, &T->rings[RING_SCALAR]);
+}
+__attribute__((noinline)) static struct tg_tensor *node_mem_slow_full(struct tg_tape *T)
+{
+    return node_mem_slow(T, &T->rings[RING_FULL]);
+}
+
+/* Memory for one node struct: a slot of ring k (RING_SCALAR: NODE_SCALAR
+ * bytes, RING_FULL: NODE_FULL). Every op takes one, so the common case is a
+ * bump of a pointer with no ring bookkeeping. */
+static inline struct tg_tensor *node_mem(struct tg_tape *T, int k)
+{
+    struct ring *r = &T->rings[k];
+    const size_t size = k == RING_SCALAR ? NODE_SCALAR : NODE_FULL;
+    /* as integers: both are NULL until the ring's first node */
+    if (__builtin_expect((uintptr_t)r->end - (uintptr_t)r->next >= size, 1)) {
+        struct tg_tensor *n = (struct tg_tensor *)r->next;
+        r->next += size;
         return n;
     }
-    return node_mem_slow(T);
+    return k == RING_SCALAR ? node_mem_slow_scalar(T) : node_mem_slow_full(T);
 }
 
 /* A node struct in the current node arena, every field cleared but the shape
  * (which the shape rule sets for its rank). */
 static struct tg_tensor *node_alloc(struct tg_tape *T)
 {
-    struct tg_tensor *n = node_mem(T, NODE_FULL);
+    struct tg_tensor *n = node_mem(T, RING_FULL);
     if (!n) return NULL;
     memset(n, 0, offsetof(struct tg_tensor, shape));
     n->tape = T;
@@ -358,18 +457,30 @@ static enum tg_status node_buffers(struct tg_tape *T, struct tg_tensor *n, const
     return n->data ? TG_OK : tg_last_status();
 }
 
+/* The tape field of a handle to a tape tensor can be trusted at any age: the
+ * handle points at the start of a slot of its tape's ring (see struct ring), and
+ * every node written there since has the same tape. Its kind and epoch fields
+ * are those of the node in the slot now, which is a node of this recording only
+ * if the ring has come round to the slot again. */
 bool tg__is_stale(const struct tg_tensor *t)
 {
     return t->kind != TG_KIND_LEAF && t->epoch != t->tape->epoch;
 }
 
+enum tg_status tg__check_live(const char *fn, const char *arg, const struct tg_tensor *t)
+{
+    if (!tg__is_stale(t)) return TG_OK;
+    return tg__fail(TG_ERR_STALE, "%s: %s was recorded before its tape was reset", fn, arg);
+}
+
 enum tg_status tg__check_input(struct tg_tape *T, const char *fn, const struct tg_tensor *t)
 {
     if (t->kind == TG_KIND_LEAF) return TG_OK;
+    /* stale first: a stale handle on another tape is reported as stale */
+    if (t->epoch != t->tape->epoch)
+        return tg__fail(TG_ERR_STALE, "%s: an input was recorded before the tape was reset", fn);
     if (t->tape != T)
         return tg__fail(TG_ERR_TAPE, "%s: an input was recorded on a different tape", fn);
-    if (t->epoch != T->epoch)
-        return tg__fail(TG_ERR_STALE, "%s: an input was recorded before the tape was reset", fn);
     return TG_OK;
 }
 
@@ -561,7 +672,7 @@ static inline struct tg_tensor *record_scalar(struct tg_tape *T, const struct tg
                                               struct tg_tensor *a, struct tg_tensor *b,
                                               union tg_params p)
 {
-    struct tg_tensor *n = node_mem(T, NODE_SCALAR);
+    struct tg_tensor *n = node_mem(T, RING_SCALAR);
     if (!n) return NULL;
     n->data = &n->sval;
     n->grad = &n->sgrad;
@@ -616,11 +727,15 @@ static enum tg_status check_root(const char *fn, struct tg_tensor *root,
 {
     char a[160], b[160];
     if (!root) return tg__null_input(fn, "root"); /* names a failed op's cause */
+    /* stale first: the kind of a stale handle is that of whatever node now
+     * holds its slot */
+    if (tg__is_stale(root))
+        return tg__fail(TG_ERR_STALE, "%s: root was recorded before the tape was reset", fn);
+    if (seed && tg__is_stale(seed))
+        return tg__fail(TG_ERR_STALE, "%s: seed was recorded before its tape was reset", fn);
     if (root->kind != TG_KIND_NODE)
         return tg__fail(TG_ERR_TAPE, "%s: root was not recorded by an op (it is a %s)", fn,
                         root->kind == TG_KIND_LEAF ? "leaf" : "constant");
-    if (root->epoch != root->tape->epoch)
-        return tg__fail(TG_ERR_STALE, "%s: root was recorded before the tape was reset", fn);
     if (!root->requires_grad)
         return tg__fail(TG_ERR_TAPE,
                         "%s: root needs no gradient (no input requires "
@@ -809,6 +924,9 @@ static enum tg_status apply_claim(const struct tg_apply *e, size_t k, struct tg_
     static const char fn[] = "tg_backward_apply";
     struct tg_tensor *x = e->leaf;
     if (!x) return tg__fail(TG_ERR_NULL, "%s: entry %zu: leaf is NULL", fn, k);
+    if (tg__is_stale(x))
+        return tg__fail(TG_ERR_STALE, "%s: entry %zu was recorded before its tape was reset", fn,
+                        k);
     if (x->kind != TG_KIND_LEAF)
         return tg__fail(TG_ERR_TAPE, "%s: entry %zu is not a leaf (it is a tape %s)", fn, k,
                         x->kind == TG_KIND_NODE ? "node" : "constant");

@@ -237,11 +237,7 @@ struct tg_tensor *tg_tensor_to(const struct tg_tensor *t, enum tg_dtype dt)
         tg__null_input("tg_tensor_to", "t");
         return NULL;
     }
-    if (tg__is_stale(t)) {
-        /* its values were in tape memory that the reset handed out again */
-        tg__fail(TG_ERR_STALE, "tg_tensor_to: t was recorded before its tape was reset");
-        return NULL;
-    }
+    if (tg__check_live("tg_tensor_to", "t", t)) return NULL;
     struct tg_tensor *c = leaf_new("tg_tensor_to", dt, t->rank, t->shape);
     if (!c) return NULL;
     if (dt == t->dtype)
@@ -258,16 +254,13 @@ struct tg_tensor *tg_tensor_copy(const struct tg_tensor *t)
         tg__null_input("tg_tensor_copy", "t");
         return NULL;
     }
-    if (tg__is_stale(t)) {
-        tg__fail(TG_ERR_STALE, "tg_tensor_copy: t was recorded before its tape was reset");
-        return NULL;
-    }
+    if (tg__check_live("tg_tensor_copy", "t", t)) return NULL;
     return tg_tensor_to(t, (enum tg_dtype)t->dtype);
 }
 
 void tg_tensor_free(struct tg_tensor *t)
 {
-    if (!t) return;
+    if (!t || tg__check_live("tg_tensor_free", "t", t)) return;
     if (t->kind != TG_KIND_LEAF) {
         tg__fail(TG_ERR_STATE, "tg_tensor_free: tensor belongs to a tape (reset or free the tape)");
         return;
@@ -279,6 +272,7 @@ void tg_tensor_free(struct tg_tensor *t)
 enum tg_status tg_tensor_set_requires_grad(struct tg_tensor *t, bool on)
 {
     if (!t) return tg__fail(TG_ERR_NULL, "tg_tensor_set_requires_grad: t is NULL");
+    if (tg__check_live("tg_tensor_set_requires_grad", "t", t)) return TG_ERR_STALE;
     if (t->kind != TG_KIND_LEAF)
         return tg__fail(TG_ERR_STATE,
                         "tg_tensor_set_requires_grad: only leaves can be made to require grad");
@@ -304,63 +298,74 @@ enum tg_status tg_tensor_set_requires_grad(struct tg_tensor *t, bool on)
 enum tg_status tg_zero_grad(struct tg_tensor *t)
 {
     if (!t) return tg__fail(TG_ERR_NULL, "tg_zero_grad: t is NULL");
+    /* a stale node's gradient buffer may be a live node's memory now */
+    if (tg__check_live("tg_zero_grad", "t", t)) return TG_ERR_STALE;
     if (t->grad) memset(t->grad, 0, (size_t)t->numel * tg__esize(t->dtype));
     if (t->kind == TG_KIND_LEAF) tg__leaf_of(t)->grad_version++;
     return TG_OK;
 }
 
-/* ---- accessors ---- */
+/* ---- accessors ----
+ * Each checks its tensor before reading it: a stale handle (a tape tensor
+ * recorded before its tape's last reset) gets the answer a NULL one gets, with
+ * TG_ERR_STALE recorded. Leaves are settled by one compare. */
+
+/* Whether t can be read: not NULL and not stale (recording TG_ERR_STALE). */
+static inline bool readable(const char *fn, const struct tg_tensor *t)
+{
+    return t && (t->kind == TG_KIND_LEAF || !tg__check_live(fn, "t", t));
+}
 
 enum tg_dtype tg_tensor_dtype(const struct tg_tensor *t)
 {
-    return t ? (enum tg_dtype)t->dtype : TG_F32;
+    return readable("tg_tensor_dtype", t) ? (enum tg_dtype)t->dtype : TG_F32;
 }
 int tg_tensor_rank(const struct tg_tensor *t)
 {
-    return t ? t->rank : 0;
+    return readable("tg_tensor_rank", t) ? t->rank : 0;
 }
 const int64_t *tg_tensor_shape(const struct tg_tensor *t)
 {
-    return t ? t->shape : NULL;
+    return readable("tg_tensor_shape", t) ? t->shape : NULL;
 }
 int64_t tg_tensor_dim(const struct tg_tensor *t, int axis)
 {
-    if (!t) return 0;
+    if (!readable("tg_tensor_dim", t)) return 0;
     if (axis < 0) axis += t->rank;
     return (axis >= 0 && axis < t->rank) ? t->shape[axis] : 0;
 }
 int64_t tg_tensor_numel(const struct tg_tensor *t)
 {
-    return t ? t->numel : 0;
+    return readable("tg_tensor_numel", t) ? t->numel : 0;
 }
 bool tg_tensor_requires_grad(const struct tg_tensor *t)
 {
-    return t && t->requires_grad;
+    return readable("tg_tensor_requires_grad", t) && t->requires_grad;
 }
 bool tg_tensor_is_leaf(const struct tg_tensor *t)
 {
-    return t && t->kind == TG_KIND_LEAF;
+    return readable("tg_tensor_is_leaf", t) && t->kind == TG_KIND_LEAF;
 }
 void *tg_tensor_data(const struct tg_tensor *t)
 {
-    return t ? t->data : NULL;
+    return readable("tg_tensor_data", t) ? t->data : NULL;
 }
 /* The gradient buffer, for reading (no change counted). */
-static const void *grad_of(const struct tg_tensor *t)
+static const void *grad_of(const char *fn, const struct tg_tensor *t)
 {
-    if (!t) return NULL;
+    if (!readable(fn, t)) return NULL;
     if (t->kind == TG_KIND_NODE && !tg__node_grad_current(t)) return NULL;
     return t->grad;
 }
 
 const void *tg_tensor_grad(const struct tg_tensor *t)
 {
-    return grad_of(t);
+    return grad_of("tg_tensor_grad", t);
 }
 
 void *tg_tensor_grad_mut(struct tg_tensor *t)
 {
-    void *g = (void *)grad_of(t);
+    void *g = (void *)grad_of("tg_tensor_grad_mut", t);
     /* a writable pointer goes out: the leaf's gradient may change */
     if (g && t->kind == TG_KIND_LEAF) tg__leaf_of(t)->grad_version++;
     return g;
@@ -368,7 +373,9 @@ void *tg_tensor_grad_mut(struct tg_tensor *t)
 
 uint64_t tg_tensor_grad_version(const struct tg_tensor *t)
 {
-    return t && t->kind == TG_KIND_LEAF ? tg__leaf_of_c(t)->grad_version : 0;
+    return readable("tg_tensor_grad_version", t) && t->kind == TG_KIND_LEAF
+               ? tg__leaf_of_c(t)->grad_version
+               : 0;
 }
 
 double tg_tensor_get(const struct tg_tensor *t, int64_t i)
@@ -377,6 +384,7 @@ double tg_tensor_get(const struct tg_tensor *t, int64_t i)
         tg__null_input("tg_tensor_get", "t");
         return NAN;
     }
+    if (tg__check_live("tg_tensor_get", "t", t)) return NAN;
     if (i < 0 || i >= t->numel) {
         tg__fail(TG_ERR_RANGE, "tg_tensor_get: index %lld outside 0..%lld", (long long)i,
                  (long long)t->numel - 1);
@@ -391,7 +399,8 @@ double tg_tensor_grad_get(const struct tg_tensor *t, int64_t i)
         tg__null_input("tg_tensor_grad_get", "t");
         return NAN;
     }
-    if (!grad_of(t)) {
+    if (tg__check_live("tg_tensor_grad_get", "t", t)) return NAN;
+    if (!grad_of("tg_tensor_grad_get", t)) {
         tg__fail(TG_ERR_STATE, "tg_tensor_grad_get: tensor has no gradient");
         return NAN;
     }
@@ -406,6 +415,8 @@ double tg_tensor_grad_get(const struct tg_tensor *t, int64_t i)
 enum tg_status tg_tensor_set(struct tg_tensor *t, int64_t i, double v)
 {
     if (!t) return tg__fail(TG_ERR_NULL, "tg_tensor_set: t is NULL");
+    /* a stale constant's buffer may be a live node's memory now */
+    if (tg__check_live("tg_tensor_set", "t", t)) return TG_ERR_STALE;
     if (t->kind == TG_KIND_NODE)
         return tg__fail(TG_ERR_STATE, "tg_tensor_set: cannot write an op's result");
     if (i < 0 || i >= t->numel)
@@ -421,6 +432,7 @@ double tg_item(const struct tg_tensor *t)
         tg__null_input("tg_item", "t");
         return NAN;
     }
+    if (tg__check_live("tg_item", "t", t)) return NAN;
     if (t->numel != 1) {
         char b[160];
         tg__format_shape(b, sizeof b, t->rank, t->shape);
@@ -436,6 +448,10 @@ char *tg_shape_str(const struct tg_tensor *t, char *buf, size_t size)
     if (!buf || !size) return buf;
     if (!t) {
         snprintf(buf, size, "(null)");
+        return buf;
+    }
+    if (tg__check_live("tg_shape_str", "t", t)) {
+        snprintf(buf, size, "(stale)");
         return buf;
     }
     tg__format_shape(buf, size, t->rank, t->shape);

@@ -468,8 +468,9 @@ START_TEST(test_scalar_path)
     ck_assert(st.bytes_used >= before + 5001 * 100);
     ck_assert_int_eq(tg_backward(y, NULL), TG_OK);
     ck_assert_double_eq(tg_tensor_grad_get(x, 0), 6);
-    /* after a reset the previous recording's nodes still count (their handles
-     * must read as stale), the new recording's add to them */
+    /* after a reset the count starts again from the data arena's (the previous
+     * recording's nodes stay in their ring so that their handles read as stale,
+     * but they are not this recording's), the new recording's nodes add to it */
     size_t used = st.bytes_used;
     tg_tape_reset(T);
     tg_tape_stats(T, &st);

@@ -6,9 +6,23 @@
  * order is a topological order. tg_tape_reset forgets every node in O(1) and keeps
  * the memory, so running the same computation again allocates nothing.
  *
- * Handles to nodes recorded before a reset are invalid after it. The engine keeps
- * nodes of two consecutive recordings apart, so backward from a node of the
- * previous recording reports TG_ERR_STALE rather than reading new data.
+ * Handles to tensors recorded before a reset (nodes and constants) are stale
+ * after it. Every call of tensor.h and tape.h, and every op, checks for that
+ * first and fails with TG_ERR_STALE (accessors that return a plain value return
+ * what they return for NULL, and record TG_ERR_STALE):
+ *   - a handle from the previous recording is always reported stale;
+ *   - an older one is reported stale at least until the tape has recorded, after
+ *     it, as many more tensors of its kind as the node memory for that kind
+ *     holds: 7,280 one-element results of elementwise ops on rank-0 inputs, or
+ *     5,039 other tensors (nodes and constants), and more once the memory has
+ *     grown for larger recordings (it always holds the current and the previous
+ *     recording). For small graphs that is thousands of resets;
+ *   - beyond that, the handle may refer to a tensor of the current recording and
+ *     act as it. Using it never crashes while the tape lives; after
+ *     tg_tape_free, any use of a handle of that tape is undefined.
+ * A build with -Dchecked=true never reuses node memory before
+ * tg_tape_free, so that every stale handle is reported (memory then grows with
+ * every recording: for debugging). docs/errors.md has the details.
  *
  * A tape is not thread-safe: use one tape per thread. Different tapes on different
  * threads may share leaves only for reading (forward and backward write the
@@ -33,7 +47,8 @@ struct tg_tape;
 struct tg_tape *tg_tape_new(void);
 /* Frees the tape and every node on it. NULL is a no-op. */
 void tg_tape_free(struct tg_tape *T);
-/* Forgets every node, keeps the memory. O(1). NULL is a no-op. */
+/* Forgets every node, keeps the memory. O(1). NULL is a no-op. Handles to the
+ * forgotten tensors become stale (see above). */
 void tg_tape_reset(struct tg_tape *T);
 
 /* No-grad scope: between push and pop, ops compute values on T but record no
@@ -56,9 +71,11 @@ bool tg_tape_anomaly(const struct tg_tape *T);
 struct tg_tensor *tg_tape_constant(struct tg_tape *T, enum tg_dtype dt, int rank,
                                    const int64_t *shape, const void *data);
 
-/* Memory statistics: bytes handed out by the arena in the current recording, the
- * highest that has been, the bytes reserved from the allocator, and how many
- * nodes are recorded now. */
+/* Memory statistics: bytes handed out by the arena in the current recording
+ * (values, gradients, op data and node structs), the highest that has been, the
+ * bytes reserved from the allocator (including node memory kept for telling
+ * stale handles apart, at least 1 MiB for each of the two node sizes a tape has
+ * used), and how many nodes are recorded now. */
 struct tg_tape_stats {
     size_t bytes_used;
     size_t bytes_high_water;
@@ -85,7 +102,7 @@ void tg_tape_stats(const struct tg_tape *T, struct tg_tape_stats *out);
  *
  * Errors: TG_ERR_NULL (root; when a failed op made the NULL, its status and
  * message instead, see status.h), TG_ERR_TAPE (root was not recorded by an op, or
- * was computed without gradient), TG_ERR_STALE (root predates a reset),
+ * was computed without gradient), TG_ERR_STALE (root or seed predates a reset),
  * TG_ERR_SHAPE / TG_ERR_DTYPE (seed), TG_ERR_STATE (a leaf's requires-grad was
  * changed after an op that takes it was recorded, tensor.h; or, in a checked
  * build, another thread's tape), TG_ERR_NOMEM. On any error nothing changed.

@@ -7,7 +7,9 @@
  *     (free it with tg_tensor_free); it owns its value and, once requires-grad is
  *     set, its gradient buffer. Parameters are leaves.
  *   - nodes, the results of ops. They live in a tape's arena (see tape.h), are
- *     owned by that tape and become invalid when the tape is reset or freed.
+ *     owned by that tape and become stale when the tape is reset (every call
+ *     below then fails with TG_ERR_STALE; tape.h says for how many resets that
+ *     is guaranteed) and invalid when it is freed.
  * The struct is opaque: read it through the accessors.
  */
 #ifndef TAPEGRAD_TENSOR_H
@@ -89,7 +91,8 @@ enum tg_status tg_tensor_set_requires_grad(struct tg_tensor *t, bool on);
 /* Sets t's gradient to zero (leaves accumulate across backward calls until this). */
 enum tg_status tg_zero_grad(struct tg_tensor *t);
 
-/* ---- read accessors (t borrowed; on NULL they return 0 / NULL / TG_F32) ---- */
+/* ---- read accessors (t borrowed; on NULL they return 0 / NULL / TG_F32 /
+ * false; on a stale tape tensor they return the same and record TG_ERR_STALE) ---- */
 
 enum tg_dtype tg_tensor_dtype(const struct tg_tensor *t);
 int tg_tensor_rank(const struct tg_tensor *t);
@@ -117,14 +120,19 @@ void *tg_tensor_grad_mut(struct tg_tensor *t);
  * mean the gradient did not change in between. 0 for NULL and tape tensors. */
 uint64_t tg_tensor_grad_version(const struct tg_tensor *t);
 /* Element i (row-major flat index) of the value / gradient as a double.
- * NaN with TG_ERR_RANGE when i is out of range or there is no gradient. */
+ * NaN with TG_ERR_RANGE when i is out of range, TG_ERR_STATE when there is no
+ * gradient, TG_ERR_STALE when t is stale. */
 double tg_tensor_get(const struct tg_tensor *t, int64_t i);
 double tg_tensor_grad_get(const struct tg_tensor *t, int64_t i);
-/* Writes element i of a leaf's value. */
+/* Writes element i of a leaf's or a tape constant's value. TG_ERR_STATE for an
+ * op's result, TG_ERR_RANGE for i out of range, TG_ERR_STALE for a constant
+ * recorded before its tape's last reset (nothing is written). */
 enum tg_status tg_tensor_set(struct tg_tensor *t, int64_t i, double v);
-/* The value of a one-element tensor; NaN with TG_ERR_SHAPE when numel != 1. */
+/* The value of a one-element tensor; NaN with TG_ERR_SHAPE when numel != 1,
+ * NaN with TG_ERR_STALE when t is stale. */
 double tg_item(const struct tg_tensor *t);
-/* Writes "(3,4)" (or "()" for a scalar) into buf; returns buf. */
+/* Writes "(3,4)" (or "()" for a scalar; "(null)" for NULL; "(stale)", recording
+ * TG_ERR_STALE, for a stale tensor) into buf; returns buf. */
 char *tg_shape_str(const struct tg_tensor *t, char *buf, size_t size);
 const char *tg_dtype_name(enum tg_dtype dt); /* "f32", "f64" */
 size_t tg_dtype_size(enum tg_dtype dt);      /* 4 or 8 */
