@@ -225,7 +225,7 @@ static enum tg_status idx_data(struct src *g, struct idx *x)
     const char *fn = g->fn, *path = g->path;
     uint64_t want = (uint64_t)x->numel * x->esize;
     if (want > SIZE_MAX / 2) return tg_set_error(TG_ERR_RANGE, "%s: %s: too large", fn, path);
-    size_t cap = want < (1u << 20) ? (size_t)want : (1u << 20), got = 0, r;
+    size_t cap = want < (1u << 16) ? (size_t)want : (1u << 16), got = 0, r;
     if (!(x->data = tg_malloc(cap ? cap : 1))) return TG_ERR_NOMEM;
     while (got < want) {
         if (got == cap) {
