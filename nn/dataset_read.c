@@ -2,11 +2,12 @@
  * nn/dataset_read.c - dataset readers: IDX (the MNIST family, optionally gzipped)
  * and CSV of numbers.
  *
- * IDX goes through zlib's gzopen/gzread, which also reads uncompressed files
- * unchanged. The element bytes are read in growing chunks, so a header that claims
- * more data than the file holds costs memory only for what is really there. CSV is
- * read whole into memory and split in place; every error names the file, line and
- * column.
+ * IDX files that start with the gzip magic are inflated member by member with
+ * zlib's inflate (others are read as they are); the declared size is checked
+ * against a limit first, and the element bytes are read in growing chunks, so a
+ * header that claims more data than the file holds costs memory only for what is
+ * really there. Every element must be finite and fit the result. CSV is read whole
+ * into memory and split in place; every error names the file, line and column.
  */
 #include <errno.h>
 #include <float.h>
