@@ -123,8 +123,9 @@ static enum tg_status src_next_member(struct src *s)
         s->in_member = true;
         return TG_OK;
     }
-    return tg_set_error(TG_ERR_FORMAT, "%s: %s: bytes after the end of the gzip data (at byte %llu)",
-                        s->fn, s->path, (unsigned long long)s->pos);
+    return tg_set_error(TG_ERR_FORMAT,
+                        "%s: %s: bytes after the end of the gzip data (at byte %llu)", s->fn,
+                        s->path, (unsigned long long)s->pos);
 }
 
 /* Reads up to n bytes into buf; *got is how many (fewer only at the end of the data). */
@@ -171,8 +172,7 @@ static enum tg_status src_read(struct src *s, unsigned char *buf, size_t n, size
 
 /* ---- IDX ---- */
 
-static enum tg_status idx_header(struct src *g, struct idx *x, uint64_t max_bytes,
-                                 enum tg_dtype dt)
+static enum tg_status idx_header(struct src *g, struct idx *x, uint64_t max_bytes, enum tg_dtype dt)
 {
     const char *fn = g->fn, *path = g->path;
     unsigned char h[4 + 4 * 255];
@@ -284,8 +284,8 @@ static double idx_get(const struct idx *x, int64_t i)
     }
 }
 
-static enum tg_status idx_open(const char *fn, const char *path, struct idx *x,
-                               uint64_t max_bytes, enum tg_dtype dt)
+static enum tg_status idx_open(const char *fn, const char *path, struct idx *x, uint64_t max_bytes,
+                               enum tg_dtype dt)
 {
     memset(x, 0, sizeof *x);
     if (!path) return tg_set_error(TG_ERR_NULL, "%s: path is NULL", fn);
@@ -299,8 +299,8 @@ static enum tg_status idx_open(const char *fn, const char *path, struct idx *x,
 
 /* Element i of x (raw), times scale (v), must be finite and fit dt: a NaN or an
  * infinity in the data, or one made by the conversion, would train on garbage. */
-static enum tg_status idx_value_ok(const char *fn, const char *path, const struct idx *x,
-                                   int64_t i, double raw, double v, double scale, enum tg_dtype dt)
+static enum tg_status idx_value_ok(const char *fn, const char *path, const struct idx *x, int64_t i,
+                                   double raw, double v, double scale, enum tg_dtype dt)
 {
     bool fits = isfinite(v) && (dt == TG_F64 || fabs(v) <= FLT_MAX);
     if (fits && isfinite(raw)) return TG_OK;
@@ -317,14 +317,14 @@ static enum tg_status idx_value_ok(const char *fn, const char *path, const struc
     if (scale == 1.0)
         return tg_set_error(TG_ERR_FORMAT, "%s: %s: element %lld at %s (%g) is too large for %s",
                             fn, path, (long long)i, at, raw, tg_dtype_name(dt));
-    return tg_set_error(TG_ERR_RANGE, "%s: %s: element %lld at %s (%g) times scale %g is too large for %s",
-                        fn, path, (long long)i, at, raw, scale, tg_dtype_name(dt));
+    return tg_set_error(TG_ERR_RANGE,
+                        "%s: %s: element %lld at %s (%g) times scale %g is too large for %s", fn,
+                        path, (long long)i, at, raw, scale, tg_dtype_name(dt));
 }
 
 /* x's elements times scale into a new leaf of the given shape. */
 static struct tg_tensor *idx_tensor(const char *fn, const char *path, const struct idx *x,
-                                    enum tg_dtype dt, int rank, const int64_t *shape,
-                                    double scale)
+                                    enum tg_dtype dt, int rank, const int64_t *shape, double scale)
 {
     struct tg_tensor *t = tg_tensor_zeros(dt, rank, shape);
     if (!t) return NULL;
@@ -434,8 +434,10 @@ static enum tg_status read_text(struct csv *c)
     while (c->text) {
         len += fread(c->text + len, 1, cap - 1 - len, fp);
         if (len > c->max_bytes) {
-            st = tg_set_error(TG_ERR_RANGE, "%s: %s: larger than the limit of %llu bytes "
-                              "(max_bytes)", c->fn, c->path, (unsigned long long)c->max_bytes);
+            st = tg_set_error(TG_ERR_RANGE,
+                              "%s: %s: larger than the limit of %llu bytes "
+                              "(max_bytes)",
+                              c->fn, c->path, (unsigned long long)c->max_bytes);
             break;
         }
         if (len < cap - 1) break;
@@ -659,10 +661,10 @@ struct tg_dataset *tg_dataset_load_csv(const char *path, const struct tg_csv_opt
     static const char fn[] = "tg_dataset_load_csv";
     struct tg_csv_options o = opt ? *opt : (struct tg_csv_options){.target_index = -1};
     struct csv c = {.fn = fn,
-                     .path = path,
-                     .delim = o.delimiter ? o.delimiter : ',',
-                     .dt = o.dtype,
-                     .max_bytes = o.max_bytes ? o.max_bytes : TG_DATASET_MAX_BYTES};
+                    .path = path,
+                    .delim = o.delimiter ? o.delimiter : ',',
+                    .dt = o.dtype,
+                    .max_bytes = o.max_bytes ? o.max_bytes : TG_DATASET_MAX_BYTES};
     struct tg_dataset *ds = NULL;
     int64_t target = 0;
     if (!path)

@@ -581,12 +581,12 @@ START_TEST(test_save_rejects_bad_utf8)
             ck_assert_int_eq(tg_params_add_owned(p, where == 0 ? bad[i] : "w",
                                                  tg_tensor_zeros(TG_F32, 1, (int64_t[]){2})),
                              TG_OK);
-            ck_assert_int_eq(tg_params_meta_set(p, where == 1 ? bad[i] : "k",
-                                                where == 2 ? bad[i] : "v"),
-                             TG_OK);
+            ck_assert_int_eq(
+                tg_params_meta_set(p, where == 1 ? bad[i] : "k", where == 2 ? bad[i] : "v"), TG_OK);
             ck_assert_error(tg_checkpoint_save(p, tmp_path("x.safetensors")), TG_ERR_VALUE,
-                            where == 0 ? "parameter name" : where == 1 ? "metadata key"
-                                                                       : "metadata value");
+                            where == 0   ? "parameter name"
+                            : where == 1 ? "metadata key"
+                                         : "metadata value");
             ck_assert_error(tg_last_status(), TG_ERR_VALUE, "not valid UTF-8");
             ck_assert_int_eq(count_files(), 0);
             tg_params_free(p);

@@ -70,7 +70,9 @@ static const struct idx_case {
     {{0, 0, 8, 1, 0, 0, 0, 4, 1, 2, 3}, 11, "announces 4 bytes of data, the file has 3"},
     {{0, 0, 8, 1, 0, 0, 0, 2, 1, 2, 3}, 11, "bytes after the 2 bytes of data"},
     {{0, 0, 0x0C, 1, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0}, 14, "announces 8 bytes"},
-    {{0, 0, 8, 1, 0xff, 0xff, 0xff, 0xff, 1}, 9, "declares (4294967295), 17179869180 bytes, more than the limit"},
+    {{0, 0, 8, 1, 0xff, 0xff, 0xff, 0xff, 1},
+     9,
+     "declares (4294967295), 17179869180 bytes, more than the limit"},
     {{0, 0, 8, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
      16,
      "too large"},
@@ -83,14 +85,18 @@ START_TEST(test_idx_errors)
     const char *plain = tmp_path("bad-idx");
     write_bytes(plain, c->bytes, c->n);
     ck_assert_ptr_null(tg_idx_read(plain, TG_F32));
-    ck_assert_error(tg_last_status(), strstr(c->expect, "large") || strstr(c->expect, "limit") ? TG_ERR_RANGE : TG_ERR_FORMAT,
+    ck_assert_error(tg_last_status(),
+                    strstr(c->expect, "large") || strstr(c->expect, "limit") ? TG_ERR_RANGE
+                                                                             : TG_ERR_FORMAT,
                     c->expect);
     ck_assert_error(tg_last_status(), tg_last_status(), "bad-idx");
     gzFile g = gzopen(tmp_path("bad-idx.gz"), "wb");
     ck_assert_int_eq(gzwrite(g, c->bytes, (unsigned)c->n), (int)c->n);
     gzclose(g);
     ck_assert_ptr_null(tg_idx_read(tmp_path("bad-idx.gz"), TG_F32));
-    ck_assert_error(tg_last_status(), strstr(c->expect, "large") || strstr(c->expect, "limit") ? TG_ERR_RANGE : TG_ERR_FORMAT,
+    ck_assert_error(tg_last_status(),
+                    strstr(c->expect, "large") || strstr(c->expect, "limit") ? TG_ERR_RANGE
+                                                                             : TG_ERR_FORMAT,
                     c->expect);
     remove_tmpdir();
 }
@@ -510,7 +516,8 @@ static const struct crafted_idx {
     {"f64-huge.idx", TG_F32, TG_ERR_FORMAT, "element 2 at (2) (1e+300) is too large for f32"},
     {"bomb.idx.gz", TG_F32, TG_ERR_RANGE,
      "declares (2000000000), 8000000000 bytes, more than the limit of 1073741824 bytes"},
-    {"garbage-after.idx.gz", TG_F32, TG_ERR_FORMAT, "bytes after the end of the gzip data (at byte 32)"},
+    {"garbage-after.idx.gz", TG_F32, TG_ERR_FORMAT,
+     "bytes after the end of the gzip data (at byte 32)"},
     {"zeros-after.idx.gz", TG_F32, TG_ERR_FORMAT, "bytes after the end of the gzip data"},
     {"no-trailer.idx.gz", TG_F32, TG_ERR_FORMAT, "truncated gzip data"},
 };
@@ -549,7 +556,8 @@ START_TEST(test_crafted_idx_valid)
     /* a scale that makes a value too large: the scale's fault, TG_ERR_RANGE */
     ck_assert_ptr_null(
         tg_dataset_load_idx(CRAFTED "labels.idx.gz", CRAFTED "labels.idx.gz", TG_F32, 1e38));
-    ck_assert_error(tg_last_status(), TG_ERR_RANGE, "element 2 at (2) (4) times scale 1e+38 is too large for f32");
+    ck_assert_error(tg_last_status(), TG_ERR_RANGE,
+                    "element 2 at (2) (4) times scale 1e+38 is too large for f32");
     ck_assert_ptr_null(
         tg_dataset_load_idx(CRAFTED "labels.idx.gz", CRAFTED "labels.idx.gz", TG_F64, NAN));
     ck_assert_error(tg_last_status(), TG_ERR_VALUE, "scale nan is not finite");

@@ -36,12 +36,13 @@ enum tg_status tg_checkpoint_save(const struct tg_params *params, const char *pa
 /*
  * Removes the temporary files that saves to `path` interrupted by a crash or a
  * kill left behind ("path.tmp-XXXXXX", six letters or digits, next to the file
- * that a symbolic link `path` leads to; nothing else is touched) and stores how many in *removed (may be NULL). A save that is killed
- * cannot clean up after itself, so call this at start-up, when no other process
- * or thread is saving to the same path (it would remove that save's temporary
- * file, and that save would then fail with TG_ERR_IO; `path` itself is never
- * harmed). Errors: TG_ERR_NULL, TG_ERR_IO (the directory cannot be read, or a
- * file cannot be removed: the others are still removed).
+ * that a symbolic link `path` leads to; nothing else is touched) and stores how
+ * many in *removed (may be NULL). A save that is killed cannot clean up after
+ * itself, so call this at start-up, when no other process or thread is saving to
+ * the same path (it would remove that save's temporary file, and that save
+ * would then fail with TG_ERR_IO; `path` itself is never harmed). Errors:
+ * TG_ERR_NULL, TG_ERR_IO (the directory cannot be read, or a file cannot be
+ * removed: the others are still removed).
  */
 enum tg_status tg_checkpoint_remove_temps(const char *path, size_t *removed);
 

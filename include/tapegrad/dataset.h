@@ -58,8 +58,8 @@ struct tg_tensor *tg_dataset_y(const struct tg_dataset *ds);
  * more members) is read transparently. NULL with TG_ERR_IO (cannot open or read),
  * TG_ERR_FORMAT (the message says which: bad magic or rank, truncated data or
  * bytes after the data; corrupt or truncated gzip data, or bytes after it; a NaN
- * or infinite element, or one too large for F32, with its index), TG_ERR_RANGE (the declared size exceeds TG_DATASET_MAX_BYTES), TG_ERR_DTYPE,
- * TG_ERR_NOMEM.
+ * or infinite element, or one too large for F32, with its index), TG_ERR_RANGE
+ * (the declared size exceeds TG_DATASET_MAX_BYTES), TG_ERR_DTYPE, TG_ERR_NOMEM.
  */
 struct tg_tensor *tg_idx_read(const char *path, enum tg_dtype dt);
 /* tg_idx_read with the limit max_bytes instead of TG_DATASET_MAX_BYTES (0: the
