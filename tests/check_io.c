@@ -7,7 +7,8 @@
  * torch_written.safetensors and reads back what we write; tests/data/
  * gen_idx_fixtures.py (struct + gzip) wrote the IDX fixtures; the Fashion-MNIST
  * values were derived with numpy from the installed files. Corrupt inputs are
- * built here byte by byte, each one breaking a single rule of the format.
+ * built here byte by byte, each one breaking a single rule of the format, or
+ * come from tests/make_crafted.py (struct + json), in tests/data/crafted/.
  */
 #include <check.h>
 #include "run-suite.h"

@@ -3,7 +3,8 @@
  * object, shuffling, batches, standardization and splits (the "dataset" tcase of
  * the io suite, run by tests/check_io.c).
  *
- * The IDX fixtures come from tests/data/gen_idx_fixtures.py (struct + gzip); the
+ * The IDX fixtures come from tests/data/gen_idx_fixtures.py (struct + gzip), the
+ * crafted IDX and CSV files from tests/make_crafted.py (tests/data/crafted/); the
  * Fashion-MNIST values were derived with numpy from the installed files.
  */
 #include <check.h>
