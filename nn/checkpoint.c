@@ -3,12 +3,13 @@
  *
  * A file is read into memory whole, then its header is parsed with cJSON and every
  * rule of the format is checked before any tensor is touched: the header fits the
- * file, its text is UTF-8 without a "\u0000" escape, the JSON is an object of well-formed entries
- * with known dtypes, each entry's shape matches its byte span, and the spans tile the data section
- * exactly (no overlap, no gap, nothing out of bounds, no trailing bytes). Only then does load
- * compare names, shapes and dtypes with the parameters (reporting every mismatch at once) and copy.
- * Saving writes a temporary file and renames it over the target (where a symbolic link leads), so a
- * crash mid-save never destroys the previous checkpoint.
+ * file, its text is UTF-8 without a "\u0000" escape, the JSON is an object of
+ * well-formed entries with known dtypes, each entry's shape matches its byte span,
+ * and the spans tile the data section exactly (no overlap, no gap, nothing out of
+ * bounds, no trailing bytes). Only then does load compare names, shapes and dtypes
+ * with the parameters (reporting every mismatch at once) and copy. Saving writes a
+ * temporary file and renames it over the target (where a symbolic link leads), so
+ * a crash mid-save never destroys the previous checkpoint.
  *
  * cJSON allocates with its own hooks (malloc): cJSON_InitHooks is process-wide and
  * would change the behaviour of a user's own cJSON calls, so it is left alone.
