@@ -3,12 +3,13 @@
  *
  * A file is read into memory whole, then its header is parsed with cJSON and every
  * rule of the format is checked before any tensor is touched: the header fits the
- * file, the JSON is an object of well-formed entries with known dtypes, each
- * entry's shape matches its byte span, and the spans tile the data section exactly
- * (no overlap, no gap, nothing out of bounds, no trailing bytes). Only then does
- * load compare names, shapes and dtypes with the parameters (reporting every
- * mismatch at once) and copy. Saving writes a temporary file and renames it over
- * the target, so a crash mid-save never destroys the previous checkpoint.
+ * file, its text is UTF-8 without a "\u0000" escape, the JSON is an object of
+ * well-formed entries with known dtypes, each entry's shape matches its byte span,
+ * and the spans tile the data section exactly (no overlap, no gap, nothing out of
+ * bounds, no trailing bytes). Only then does load compare names, shapes and dtypes
+ * with the parameters (reporting every mismatch at once) and copy. Saving writes a
+ * temporary file and renames it over the target (where a symbolic link leads), so
+ * a crash mid-save never destroys the previous checkpoint.
  *
  * cJSON allocates with its own hooks (malloc): cJSON_InitHooks is process-wide and
  * would change the behaviour of a user's own cJSON calls, so it is left alone.
@@ -27,7 +28,8 @@
 #include "nn-impl.h"
 #include "tapegrad/checkpoint.h"
 
-#define MAX_EXACT 9007199254740992.0 /* 2^53: larger JSON numbers are not exact */
+/* 2^53 - 1: from 2^53 on, distinct JSON integers parse to the same double */
+#define MAX_EXACT 9007199254740991.0
 
 /* One tensor entry of a parsed header. */
 struct ck_entry {
@@ -93,6 +95,64 @@ out:
 
 /* ---- the header ---- */
 
+/* Length of the well-formed UTF-8 sequence at s (n >= 1 bytes left), or 0: no
+ * overlong forms, no surrogates, nothing above U+10FFFF (RFC 3629). */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    if (s[0] < 0x80) return 1;
+    size_t len = s[0] >= 0xF0 ? 4 : s[0] >= 0xE0 ? 3 : 2;
+    uint32_t cp = s[0] & (0x7Fu >> len), min = len == 2 ? 0x80 : len == 3 ? 0x800 : 0x10000;
+    if (s[0] < 0xC0 || s[0] > 0xF4 || n < len) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3Fu);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return len;
+}
+
+/* The offset of the first byte of s (NUL-terminated) that is not well-formed
+ * UTF-8, or -1. */
+static long long utf8_bad(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = strlen(s);
+    for (size_t i = 0, k; i < n; i += k)
+        if (!(k = utf8_len(u + i, n - i))) return (long long)i;
+    return -1;
+}
+
+/* The rules for the header's text that cJSON leaves unchecked and other readers
+ * enforce (RFC 8259): well-formed UTF-8 throughout, no raw control character in a
+ * string, and no "\u0000" escape (the NUL would cut a name or value short, so two
+ * different names could read as one). */
+static enum tg_status check_text(const char *fn, const struct ck_file *f, const char *json,
+                                 size_t len)
+{
+    const unsigned char *s = (const unsigned char *)json;
+    const char *what = NULL;
+    bool in_str = false;
+    size_t i = 0;
+    while (i < len && !what) {
+        size_t k = 1;
+        if (s[i] >= 0x80 && !(k = utf8_len(s + i, len - i)))
+            what = "bytes that are not well-formed UTF-8";
+        else if (in_str && s[i] < 0x20)
+            what = "a control character inside a string";
+        else if (in_str && s[i] == '\\') {
+            if (len - i >= 6 && !memcmp(s + i + 1, "u0000", 5))
+                what = "a \"\\u0000\" escape (NUL) inside a string";
+            k = 2; /* the escaped character never ends the string */
+        } else if (s[i] == '"') {
+            in_str = !in_str;
+        }
+        if (!what) i += k;
+    }
+    if (!what) return TG_OK;
+    return tg_set_error(TG_ERR_FORMAT, "%s: %s: the header has %s at byte %zu", fn, f->path, what,
+                        i + 8);
+}
+
 static bool parse_dtype(const char *s, enum tg_dtype *dt)
 {
     if (!strcmp(s, "F32"))
@@ -104,7 +164,7 @@ static bool parse_dtype(const char *s, enum tg_dtype *dt)
     return true;
 }
 
-/* An integer in [0, 2^53] from a JSON number. */
+/* An integer in [0, 2^53 - 1] from a JSON number. */
 static bool json_uint(const cJSON *j, uint64_t *out)
 {
     if (!cJSON_IsNumber(j)) return false;
@@ -196,6 +256,9 @@ static enum tg_status parse_meta(const char *fn, struct ck_file *f, const cJSON 
     const cJSON *kv;
     cJSON_ArrayForEach(kv, j)
     {
+        if (!kv->string[0]) /* a map cannot hold it (tg_params_meta_set) */
+            return tg_set_error(TG_ERR_FORMAT, "%s: %s: \"__metadata__\" has an empty key", fn,
+                                f->path);
         if (!cJSON_IsString(kv))
             return tg_set_error(TG_ERR_FORMAT,
                                 "%s: %s: \"__metadata__\" value of \"%s\" is not a "
@@ -293,6 +356,7 @@ static enum tg_status ck_parse(const char *fn, struct ck_file *f)
                             "(%zu bytes after the length)",
                             fn, f->path, (unsigned long long)hlen, f->size - 8);
     const char *json = (const char *)f->buf + 8, *end = NULL;
+    if (check_text(fn, f, json, (size_t)hlen)) return TG_ERR_FORMAT;
     f->root = cJSON_ParseWithLengthOpts(json, (size_t)hlen, &end, false);
     if (!f->root)
         return tg_set_error(TG_ERR_FORMAT, "%s: %s: bad JSON in the header near byte %lld", fn,
@@ -471,14 +535,23 @@ struct tg_params *tg_checkpoint_read_buffer(const void *buf, size_t size)
 
 /* ---- public: save ---- */
 
+/* An integer as JSON integer text: cJSON prints numbers from 10^15 on in float
+ * syntax with 15 digits, which integer readers reject and which loses digits. */
+static cJSON *json_int(uint64_t v)
+{
+    char s[24];
+    snprintf(s, sizeof s, "%llu", (unsigned long long)v);
+    return cJSON_CreateRaw(s);
+}
+
 static cJSON *entry_json(const struct tg_tensor *t, uint64_t begin, uint64_t end)
 {
     cJSON *o = cJSON_CreateObject(), *shape = cJSON_CreateArray(), *off = cJSON_CreateArray();
     bool ok = o && shape && off;
     for (int i = 0; ok && i < tg_tensor_rank(t); i++)
-        ok = cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)tg_tensor_shape(t)[i]));
-    ok = ok && cJSON_AddItemToArray(off, cJSON_CreateNumber((double)begin)) &&
-         cJSON_AddItemToArray(off, cJSON_CreateNumber((double)end)) &&
+        ok = cJSON_AddItemToArray(shape, json_int((uint64_t)tg_tensor_shape(t)[i]));
+    ok = ok && cJSON_AddItemToArray(off, json_int(begin)) &&
+         cJSON_AddItemToArray(off, json_int(end)) &&
          cJSON_AddStringToObject(o, "dtype", tg_tensor_dtype(t) == TG_F64 ? "F64" : "F32");
     if (ok && cJSON_AddItemToObject(o, "shape", shape)) {
         shape = NULL;
@@ -592,27 +665,83 @@ static enum tg_status write_tmp(const char *fn, const struct tg_params *p, const
     return TG_OK;
 }
 
+/* Every name, metadata key and value must be UTF-8: JSON text is (RFC 8259), and
+ * other readers reject a file that is not. */
+static enum tg_status check_utf8(const char *fn, const struct tg_params *p)
+{
+    const char *what = NULL, *s = NULL;
+    long long at = -1;
+    for (size_t i = 0; at < 0 && i < tg_params_count(p); i++)
+        at = utf8_bad(s = tg_params_name(p, i)), what = "parameter name";
+    for (size_t i = 0; at < 0 && i < tg_params_meta_count(p); i++) {
+        at = utf8_bad(s = tg_params_meta_key(p, i)), what = "metadata key";
+        if (at < 0) at = utf8_bad(s = tg_params_meta_value(p, i)), what = "metadata value";
+    }
+    if (at < 0) return TG_OK;
+    return tg_set_error(TG_ERR_VALUE, "%s: %s \"%.*s...\" is not valid UTF-8 at byte %lld", fn,
+                        what, (int)at, s, at);
+}
+
+/* The file that a save to path replaces: path itself, or where the symbolic links
+ * it names lead (followed like the kernel does, at most 40), so that saving
+ * through a link replaces its target and keeps the link. A new string (tg_free),
+ * or NULL with the error set. */
+static char *save_target(const char *fn, const char *path)
+{
+    size_t n = strlen(path);
+    char *cur = tg_malloc(n + 1), link[4096];
+    if (cur) memcpy(cur, path, n + 1);
+    for (int hops = 0; cur; hops++) {
+        struct stat sb;
+        if (lstat(cur, &sb) != 0 || !S_ISLNK(sb.st_mode)) return cur;
+        ssize_t k = hops < 40 ? readlink(cur, link, sizeof link) : -1;
+        if (k < 0 || (size_t)k == sizeof link) {
+            tg_set_error(TG_ERR_IO, "%s: %s: cannot follow the symbolic link: %s", fn, path,
+                         strerror(hops >= 40 ? ELOOP
+                                  : k < 0    ? errno
+                                             : ENAMETOOLONG));
+            tg_free(cur);
+            return NULL;
+        }
+        /* a relative target is relative to the directory holding the link */
+        const char *slash = strrchr(cur, '/');
+        size_t dir = link[0] == '/' || !slash ? 0 : (size_t)(slash - cur) + 1;
+        char *next = tg_malloc(dir + (size_t)k + 1);
+        if (next) {
+            memcpy(next, cur, dir);
+            memcpy(next + dir, link, (size_t)k);
+            next[dir + (size_t)k] = '\0';
+        }
+        tg_free(cur);
+        cur = next;
+    }
+    return NULL;
+}
+
 enum tg_status tg_checkpoint_save(const struct tg_params *params, const char *path)
 {
     static const char fn[] = "tg_checkpoint_save";
     if (!params || !path)
         return tg_set_error(TG_ERR_NULL, "%s: %s is NULL", fn, params ? "path" : "params");
+    if (check_utf8(fn, params)) return TG_ERR_VALUE;
+    char *target = save_target(fn, path);
+    if (!target) return tg_last_status();
     char *json = header_json(fn, params);
-    if (!json) return TG_ERR_NOMEM;
-    size_t n = strlen(path);
-    char *tmp = tg_malloc(n + sizeof ".tmp-XXXXXX");
+    size_t n = strlen(target);
+    char *tmp = json ? tg_malloc(n + sizeof ".tmp-XXXXXX") : NULL;
     enum tg_status st = TG_ERR_NOMEM;
     if (tmp) {
-        memcpy(tmp, path, n);
+        memcpy(tmp, target, n);
         memcpy(tmp + n, ".tmp-XXXXXX", sizeof ".tmp-XXXXXX");
         int fd = mkstemp(tmp);
         if (fd < 0)
             st = tg_set_error(TG_ERR_IO, "%s: cannot create a temporary file next to %s: %s", fn,
-                              path, strerror(errno));
-        else if ((st = write_tmp(fn, params, json, fd, tmp, path)) != TG_OK)
+                              target, strerror(errno));
+        else if ((st = write_tmp(fn, params, json, fd, tmp, target)) != TG_OK)
             unlink(tmp); /* no-op after a successful rename */
     }
     tg_free(tmp);
+    tg_free(target);
     cJSON_free(json);
     return st;
 }
@@ -629,11 +758,8 @@ static bool is_temp_of(const char *name, const char *base, size_t blen)
     return x[6] == '\0';
 }
 
-enum tg_status tg_checkpoint_remove_temps(const char *path, size_t *removed)
+static enum tg_status remove_temps(const char *fn, const char *path, size_t *removed)
 {
-    static const char fn[] = "tg_checkpoint_remove_temps";
-    if (removed) *removed = 0;
-    if (!path) return tg_set_error(TG_ERR_NULL, "%s: path is NULL", fn);
     const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
     char dir[4096];
     if (slash && (size_t)(slash - path) >= sizeof dir)
@@ -655,5 +781,17 @@ enum tg_status tg_checkpoint_remove_temps(const char *path, size_t *removed)
     }
     closedir(d);
     if (removed) *removed = n;
+    return st;
+}
+
+enum tg_status tg_checkpoint_remove_temps(const char *path, size_t *removed)
+{
+    static const char fn[] = "tg_checkpoint_remove_temps";
+    if (removed) *removed = 0;
+    if (!path) return tg_set_error(TG_ERR_NULL, "%s: path is NULL", fn);
+    char *target = save_target(fn, path); /* where saves through a link put them */
+    if (!target) return tg_last_status();
+    enum tg_status st = remove_temps(fn, target, removed);
+    tg_free(target);
     return st;
 }

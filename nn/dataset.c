@@ -87,6 +87,11 @@ struct tg_tensor *tg_dataset_y(const struct tg_dataset *ds)
     return ds ? ds->y : NULL;
 }
 
+void tg__dataset_reset_order(struct tg_dataset *ds)
+{
+    for (int64_t i = 0; i < ds->n; i++) ds->order[i] = i;
+}
+
 enum tg_status tg_dataset_shuffle(struct tg_dataset *ds, struct tg_rng *rng)
 {
     if (!ds || !rng)

@@ -2,11 +2,12 @@
  * nn/dataset_read.c - dataset readers: IDX (the MNIST family, optionally gzipped)
  * and CSV of numbers.
  *
- * IDX goes through zlib's gzopen/gzread, which also reads uncompressed files
- * unchanged. The element bytes are read in growing chunks, so a header that claims
- * more data than the file holds costs memory only for what is really there. CSV is
- * read whole into memory and split in place; every error names the file, line and
- * column.
+ * IDX files that start with the gzip magic are inflated member by member with
+ * zlib's inflate (others are read as they are); the declared size is checked
+ * against a limit first, and the element bytes are read in growing chunks, so a
+ * header that claims more data than the file holds costs memory only for what is
+ * really there. Every element must be finite and fit the result. CSV is read whole
+ * into memory and split in place; every error names the file, line and column.
  */
 #include <errno.h>
 #include <float.h>
@@ -47,34 +48,136 @@ static size_t idx_esize(int type)
     return 0;
 }
 
-/* Reads up to n bytes; returns how many were read, or -1 on a zlib/read error. */
-static int64_t gz_read_n(gzFile g, unsigned char *buf, size_t n)
+/* ---- reading a file, inflating gzip members ---- */
+
+/* A file, inflated when it starts with the gzip magic, read as is otherwise.
+ * zlib's gzread would accept garbage after the last member and a member cut
+ * before its trailer (it reports the latter only through gzerror), so the members
+ * are inflated here, one after the other, and anything else is an error. */
+struct src {
+    const char *fn, *path;
+    FILE *fp;
+    bool gz, in_member, eof;
+    uint64_t pos; /* bytes of the file consumed */
+    z_stream z;   /* next_in/avail_in: the unconsumed part of `in`, also when plain */
+    unsigned char in[1 << 14];
+};
+
+/* zlib's allocations go through the library's hook too. */
+static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
 {
-    size_t got = 0;
-    while (got < n) {
-        unsigned chunk = n - got > (1u << 30) ? (1u << 30) : (unsigned)(n - got);
-        int r = gzread(g, buf + got, chunk);
-        if (r < 0) return -1;
-        if (r == 0) break;
-        got += (size_t)r;
+    (void)opaque;
+    return tg_malloc((size_t)items * size);
+}
+static void z_free(voidpf opaque, voidpf p)
+{
+    (void)opaque;
+    tg_free(p);
+}
+
+/* Tops up the input buffer, keeping what is not consumed yet. */
+static enum tg_status src_fill(struct src *s)
+{
+    if (s->z.avail_in) memmove(s->in, s->z.next_in, s->z.avail_in);
+    size_t k = fread(s->in + s->z.avail_in, 1, sizeof s->in - s->z.avail_in, s->fp);
+    if (ferror(s->fp))
+        return tg_set_error(TG_ERR_IO, "%s: %s: read failed: %s", s->fn, s->path, strerror(errno));
+    s->eof = k == 0;
+    s->z.next_in = s->in;
+    s->z.avail_in += (uInt)k;
+    return TG_OK;
+}
+
+static enum tg_status src_open(struct src *s, const char *fn, const char *path)
+{
+    s->fn = fn;
+    s->path = path;
+    s->z.zalloc = z_alloc;
+    s->z.zfree = z_free;
+    errno = 0;
+    if (!(s->fp = fopen(path, "rb")))
+        return tg_set_error(TG_ERR_IO, "%s: %s: %s", fn, path,
+                            errno ? strerror(errno) : "cannot open");
+    if (src_fill(s) || (s->z.avail_in < 2 && !s->eof && src_fill(s))) return tg_last_status();
+    s->gz = s->z.avail_in >= 2 && s->in[0] == 0x1f && s->in[1] == 0x8b;
+    if (!s->gz) return TG_OK;
+    int r = inflateInit2(&s->z, 15 + 16); /* a gzip wrapper, not zlib's */
+    if (r == Z_OK) return TG_OK;
+    s->gz = false; /* nothing to end */
+    if (r == Z_MEM_ERROR) return tg_set_error(TG_ERR_NOMEM, "%s: out of memory", fn);
+    return tg_set_error(TG_ERR_IO, "%s: %s: zlib failed to start (%d)", fn, path, r);
+}
+
+static void src_close(struct src *s)
+{
+    if (s->gz) inflateEnd(&s->z);
+    if (s->fp) fclose(s->fp);
+}
+
+/* Between members: the end of the file, or the start of another gzip member. */
+static enum tg_status src_next_member(struct src *s)
+{
+    if (s->z.avail_in < 2 && !s->eof && src_fill(s)) return tg_last_status();
+    if (s->z.avail_in >= 2 && s->z.next_in[0] == 0x1f && s->z.next_in[1] == 0x8b) {
+        inflateReset(&s->z);
+        s->in_member = true;
+        return TG_OK;
     }
-    return (int64_t)got;
+    return tg_set_error(TG_ERR_FORMAT,
+                        "%s: %s: bytes after the end of the gzip data (at byte %llu)", s->fn,
+                        s->path, (unsigned long long)s->pos);
 }
 
-static enum tg_status gz_fail(const char *fn, const char *path, gzFile g)
+/* Reads up to n bytes into buf; *got is how many (fewer only at the end of the data). */
+static enum tg_status src_read(struct src *s, unsigned char *buf, size_t n, size_t *got)
 {
-    int code;
-    const char *msg = gzerror(g, &code);
-    if (code == Z_ERRNO)
-        return tg_set_error(TG_ERR_IO, "%s: %s: read failed: %s", fn, path, strerror(errno));
-    return tg_set_error(TG_ERR_FORMAT, "%s: %s: corrupt gzip data: %s", fn, path, msg);
+    *got = 0;
+    while (*got < n) {
+        if (!s->z.avail_in && !s->eof && src_fill(s)) return tg_last_status();
+        if (!s->gz || !s->in_member) {
+            if (!s->z.avail_in) break; /* the end of the file */
+            if (s->gz) {
+                if (src_next_member(s)) return tg_last_status();
+                continue;
+            }
+            size_t k = n - *got < s->z.avail_in ? n - *got : s->z.avail_in;
+            memcpy(buf + *got, s->z.next_in, k);
+            s->z.next_in += k;
+            s->z.avail_in -= (uInt)k;
+            s->pos += k;
+            *got += k;
+            continue;
+        }
+        uInt room = n - *got > UINT_MAX ? UINT_MAX : (uInt)(n - *got), had = s->z.avail_in;
+        s->z.next_out = buf + *got;
+        s->z.avail_out = room;
+        int r = inflate(&s->z, Z_NO_FLUSH);
+        *got += room - s->z.avail_out;
+        s->pos += had - s->z.avail_in;
+        if (r == Z_STREAM_END)
+            s->in_member = false;
+        else if (r == Z_MEM_ERROR)
+            return tg_set_error(TG_ERR_NOMEM, "%s: out of memory", s->fn);
+        else if (r == Z_BUF_ERROR && !s->z.avail_in && s->eof)
+            return tg_set_error(TG_ERR_FORMAT,
+                                "%s: %s: truncated gzip data (the file ends inside a member, "
+                                "before its CRC and length trailer)",
+                                s->fn, s->path);
+        else if (r != Z_OK && r != Z_BUF_ERROR)
+            return tg_set_error(TG_ERR_FORMAT, "%s: %s: corrupt gzip data: %s", s->fn, s->path,
+                                s->z.msg ? s->z.msg : "inflate failed");
+    }
+    return TG_OK;
 }
 
-static enum tg_status idx_header(const char *fn, const char *path, gzFile g, struct idx *x)
+/* ---- IDX ---- */
+
+static enum tg_status idx_header(struct src *g, struct idx *x, uint64_t max_bytes, enum tg_dtype dt)
 {
+    const char *fn = g->fn, *path = g->path;
     unsigned char h[4 + 4 * 255];
-    int64_t r = gz_read_n(g, h, 4);
-    if (r < 0) return gz_fail(fn, path, g);
+    size_t r;
+    if (src_read(g, h, 4, &r)) return tg_last_status();
     if (r < 4)
         return tg_set_error(TG_ERR_FORMAT, "%s: %s: file too short for the IDX magic", fn, path);
     x->type = h[2];
@@ -88,9 +191,8 @@ static enum tg_status idx_header(const char *fn, const char *path, gzFile g, str
     if (x->rank < 1 || x->rank > TG_MAX_DIM)
         return tg_set_error(TG_ERR_FORMAT, "%s: %s: IDX rank %d is not in 1..%d", fn, path, x->rank,
                             TG_MAX_DIM);
-    r = gz_read_n(g, h + 4, 4 * (size_t)x->rank);
-    if (r < 0) return gz_fail(fn, path, g);
-    if (r < 4 * x->rank)
+    if (src_read(g, h + 4, 4 * (size_t)x->rank, &r)) return tg_last_status();
+    if (r < 4 * (size_t)x->rank)
         return tg_set_error(TG_ERR_FORMAT,
                             "%s: %s: truncated IDX header (%d dimensions "
                             "announced)",
@@ -104,16 +206,28 @@ static enum tg_status idx_header(const char *fn, const char *path, gzFile g, str
             return tg_set_error(TG_ERR_RANGE, "%s: %s: IDX dimensions are too large", fn, path);
         x->numel *= x->shape[i];
     }
+    /* the larger of the raw data and the tensor made of it */
+    size_t es = x->esize > tg_dtype_size(dt) ? x->esize : tg_dtype_size(dt);
+    if ((uint64_t)x->numel * es > max_bytes) {
+        char sh[160];
+        tg__nn_shape_str(sh, sizeof sh, x->rank, x->shape);
+        return tg_set_error(TG_ERR_RANGE,
+                            "%s: %s: the header declares %s, %llu bytes, more than the limit "
+                            "of %llu bytes (max_bytes)",
+                            fn, path, sh, (unsigned long long)x->numel * es,
+                            (unsigned long long)max_bytes);
+    }
     return TG_OK;
 }
 
 /* Reads exactly numel * esize bytes, growing the buffer as data really arrives. */
-static enum tg_status idx_data(const char *fn, const char *path, gzFile g, struct idx *x)
+static enum tg_status idx_data(struct src *g, struct idx *x)
 {
+    const char *fn = g->fn, *path = g->path;
     uint64_t want = (uint64_t)x->numel * x->esize;
     if (want > SIZE_MAX / 2) return tg_set_error(TG_ERR_RANGE, "%s: %s: too large", fn, path);
-    size_t cap = want < (1u << 20) ? (size_t)want : (1u << 20), got = 0;
-    if (!(x->data = tg_malloc(cap))) return TG_ERR_NOMEM;
+    size_t cap = want < (1u << 16) ? (size_t)want : (1u << 16), got = 0, r;
+    if (!(x->data = tg_malloc(cap ? cap : 1))) return TG_ERR_NOMEM;
     while (got < want) {
         if (got == cap) {
             size_t c = cap * 2 < want ? cap * 2 : (size_t)want;
@@ -122,10 +236,9 @@ static enum tg_status idx_data(const char *fn, const char *path, gzFile g, struc
             x->data = q;
             cap = c;
         }
-        int64_t r = gz_read_n(g, x->data + got, cap - got);
-        if (r < 0) return gz_fail(fn, path, g);
+        if (src_read(g, x->data + got, cap - got, &r)) return tg_last_status();
         if (r == 0) break;
-        got += (size_t)r;
+        got += r;
     }
     if (got < want)
         return tg_set_error(TG_ERR_FORMAT,
@@ -133,8 +246,7 @@ static enum tg_status idx_data(const char *fn, const char *path, gzFile g, struc
                             "of data, the file has %zu",
                             fn, path, (unsigned long long)want, got);
     unsigned char extra;
-    int64_t r = gz_read_n(g, &extra, 1);
-    if (r < 0) return gz_fail(fn, path, g);
+    if (src_read(g, &extra, 1, &r)) return tg_last_status();
     if (r > 0)
         return tg_set_error(TG_ERR_FORMAT,
                             "%s: %s: bytes after the %llu bytes of data that the "
@@ -172,30 +284,57 @@ static double idx_get(const struct idx *x, int64_t i)
     }
 }
 
-static enum tg_status idx_open(const char *fn, const char *path, struct idx *x)
+static enum tg_status idx_open(const char *fn, const char *path, struct idx *x, uint64_t max_bytes,
+                               enum tg_dtype dt)
 {
     memset(x, 0, sizeof *x);
     if (!path) return tg_set_error(TG_ERR_NULL, "%s: path is NULL", fn);
-    errno = 0;
-    gzFile g = gzopen(path, "rb");
-    if (!g)
-        return tg_set_error(TG_ERR_IO, "%s: %s: %s", fn, path,
-                            errno ? strerror(errno) : "cannot open");
-    enum tg_status st = idx_header(fn, path, g, x);
-    if (!st) st = idx_data(fn, path, g, x);
-    gzclose(g);
+    struct src g = {.fp = NULL};
+    enum tg_status st = src_open(&g, fn, path);
+    if (!st) st = idx_header(&g, x, max_bytes ? max_bytes : TG_DATASET_MAX_BYTES, dt);
+    if (!st) st = idx_data(&g, x);
+    src_close(&g);
     return st;
 }
 
+/* Element i of x (raw), times scale (v), must be finite and fit dt: a NaN or an
+ * infinity in the data, or one made by the conversion, would train on garbage. */
+static enum tg_status idx_value_ok(const char *fn, const char *path, const struct idx *x, int64_t i,
+                                   double raw, double v, double scale, enum tg_dtype dt)
+{
+    bool fits = isfinite(v) && (dt == TG_F64 || fabs(v) <= FLT_MAX);
+    if (fits && isfinite(raw)) return TG_OK;
+    char at[160];
+    int64_t c[TG_MAX_DIM], r = i;
+    for (int d = x->rank - 1; d >= 0; d--) {
+        c[d] = x->shape[d] ? r % x->shape[d] : 0;
+        r = x->shape[d] ? r / x->shape[d] : 0;
+    }
+    tg__nn_shape_str(at, sizeof at, x->rank, c);
+    if (!isfinite(raw))
+        return tg_set_error(TG_ERR_FORMAT, "%s: %s: element %lld at %s is %s", fn, path,
+                            (long long)i, at, isnan(raw) ? "NaN" : "infinite");
+    if (scale == 1.0)
+        return tg_set_error(TG_ERR_FORMAT, "%s: %s: element %lld at %s (%g) is too large for %s",
+                            fn, path, (long long)i, at, raw, tg_dtype_name(dt));
+    return tg_set_error(TG_ERR_RANGE,
+                        "%s: %s: element %lld at %s (%g) times scale %g is too large for %s", fn,
+                        path, (long long)i, at, raw, scale, tg_dtype_name(dt));
+}
+
 /* x's elements times scale into a new leaf of the given shape. */
-static struct tg_tensor *idx_tensor(const struct idx *x, enum tg_dtype dt, int rank,
-                                    const int64_t *shape, double scale)
+static struct tg_tensor *idx_tensor(const char *fn, const char *path, const struct idx *x,
+                                    enum tg_dtype dt, int rank, const int64_t *shape, double scale)
 {
     struct tg_tensor *t = tg_tensor_zeros(dt, rank, shape);
     if (!t) return NULL;
     void *d = tg_tensor_data(t); /* (numel) */
     for (int64_t i = 0; i < x->numel; i++) {
-        double v = idx_get(x, i) * scale;
+        double raw = idx_get(x, i), v = raw * scale;
+        if (idx_value_ok(fn, path, x, i, raw, v, scale, dt)) {
+            tg_tensor_free(t);
+            return NULL;
+        }
         if (dt == TG_F64)
             ((double *)d)[i] = v;
         else
@@ -211,23 +350,34 @@ static bool dtype_ok(const char *fn, enum tg_dtype dt)
     return false;
 }
 
-struct tg_tensor *tg_idx_read(const char *path, enum tg_dtype dt)
+struct tg_tensor *tg_idx_read_limit(const char *path, enum tg_dtype dt, uint64_t max_bytes)
 {
+    static const char fn[] = "tg_idx_read";
     struct idx x = {0};
     struct tg_tensor *t = NULL;
-    if (dtype_ok("tg_idx_read", dt) && !idx_open("tg_idx_read", path, &x))
-        t = idx_tensor(&x, dt, x.rank, x.shape, 1.0);
+    if (dtype_ok(fn, dt) && !idx_open(fn, path, &x, max_bytes, dt))
+        t = idx_tensor(fn, path, &x, dt, x.rank, x.shape, 1.0);
     tg_free(x.data);
     return t;
 }
 
-struct tg_dataset *tg_dataset_load_idx(const char *images_path, const char *labels_path,
-                                       enum tg_dtype dt, double scale)
+struct tg_tensor *tg_idx_read(const char *path, enum tg_dtype dt)
+{
+    return tg_idx_read_limit(path, dt, 0);
+}
+
+struct tg_dataset *tg_dataset_load_idx_limit(const char *images_path, const char *labels_path,
+                                             enum tg_dtype dt, double scale, uint64_t max_bytes)
 {
     static const char fn[] = "tg_dataset_load_idx";
     struct idx im = {0}, lb = {0};
     struct tg_tensor *X = NULL, *y = NULL;
-    if (!dtype_ok(fn, dt) || idx_open(fn, images_path, &im) || idx_open(fn, labels_path, &lb))
+    if (!isfinite(scale)) {
+        tg_set_error(TG_ERR_VALUE, "%s: scale %g is not finite", fn, scale);
+        return NULL;
+    }
+    if (!dtype_ok(fn, dt) || idx_open(fn, images_path, &im, max_bytes, dt) ||
+        idx_open(fn, labels_path, &lb, max_bytes, dt))
         goto out;
     if (lb.rank != 1 || lb.shape[0] != im.shape[0]) {
         char a[160], b[160];
@@ -241,13 +391,19 @@ struct tg_dataset *tg_dataset_load_idx(const char *images_path, const char *labe
     }
     int64_t n = im.shape[0], d = 1; /* images (n, ...) flatten to (n, d) */
     for (int i = 1; i < im.rank; i++) d *= im.shape[i];
-    X = idx_tensor(&im, dt, 2, (int64_t[]){n, d}, scale);
-    y = X ? idx_tensor(&lb, dt, 1, &n, 1.0) : NULL;
+    X = idx_tensor(fn, images_path, &im, dt, 2, (int64_t[]){n, d}, scale);
+    y = X ? idx_tensor(fn, labels_path, &lb, dt, 1, &n, 1.0) : NULL;
 out:
     tg_free(im.data);
     tg_free(lb.data);
     if (X && !y) tg_tensor_free(X);
     return X && y ? tg_dataset_new(X, y) : NULL;
+}
+
+struct tg_dataset *tg_dataset_load_idx(const char *images_path, const char *labels_path,
+                                       enum tg_dtype dt, double scale)
+{
+    return tg_dataset_load_idx_limit(images_path, labels_path, dt, scale, 0);
 }
 
 /* ---- CSV ---- */
@@ -256,7 +412,9 @@ out:
 struct csv {
     const char *fn, *path;
     char *text; /* NUL-terminated */
+    char *body; /* text after a UTF-8 byte order mark */
     char delim;
+    uint64_t max_bytes;
     enum tg_dtype dt; /* of the result: an F32 field must fit a float */
     int64_t ncols;
     double *vals; /* (nrows, ncols) */
@@ -275,6 +433,13 @@ static enum tg_status read_text(struct csv *c)
     c->text = tg_malloc(cap);
     while (c->text) {
         len += fread(c->text + len, 1, cap - 1 - len, fp);
+        if (len > c->max_bytes) {
+            st = tg_set_error(TG_ERR_RANGE,
+                              "%s: %s: larger than the limit of %llu bytes "
+                              "(max_bytes)",
+                              c->fn, c->path, (unsigned long long)c->max_bytes);
+            break;
+        }
         if (len < cap - 1) break;
         char *q = cap <= SIZE_MAX / 2 ? tg_realloc(c->text, cap *= 2) : NULL;
         if (!q) st = TG_ERR_NOMEM;
@@ -283,6 +448,8 @@ static enum tg_status read_text(struct csv *c)
     }
     if (!c->text)
         st = TG_ERR_NOMEM;
+    else if (st)
+        ;
     else if (ferror(fp))
         st = tg_set_error(TG_ERR_IO, "%s: %s: read failed: %s", c->fn, c->path, strerror(errno));
     else
@@ -295,6 +462,7 @@ static enum tg_status read_text(struct csv *c)
         st = tg_set_error(TG_ERR_FORMAT, "%s: %s:%lld: a NUL byte (not a text file?)", c->fn,
                           c->path, (long long)line);
     }
+    if (!st) c->body = c->text + (len >= 3 && !memcmp(c->text, "\xEF\xBB\xBF", 3) ? 3 : 0);
     return st;
 }
 
@@ -352,6 +520,14 @@ static enum tg_status parse_row(struct csv *c, char *line, int64_t lineno)
         int64_t cap = c->cap ? c->cap * 2 : 64;
         if ((uint64_t)cap > SIZE_MAX / sizeof(double) / (uint64_t)c->ncols)
             return tg_set_error(TG_ERR_RANGE, "%s: %s: too many rows", c->fn, c->path);
+        int64_t max_rows = (int64_t)(c->max_bytes / sizeof(double) / (uint64_t)c->ncols);
+        if (c->nrows >= max_rows)
+            return tg_set_error(TG_ERR_RANGE,
+                                "%s: %s:%lld: the values take more than the limit of %llu "
+                                "bytes (max_bytes)",
+                                c->fn, c->path, (long long)lineno,
+                                (unsigned long long)c->max_bytes);
+        if (cap > max_rows) cap = max_rows;
         double *q = tg_realloc(c->vals, (size_t)cap * (size_t)c->ncols * sizeof *q);
         if (!q) return TG_ERR_NOMEM;
         c->vals = q;
@@ -363,7 +539,8 @@ static enum tg_status parse_row(struct csv *c, char *line, int64_t lineno)
         char *end;
         errno = 0;
         row[j] = strtod(f[j], &end);
-        if (!f[j][0] || *end || !isfinite(row[j]))
+        /* strtod also takes hexadecimal ("0x1p3"), which is no CSV number */
+        if (!f[j][0] || *end || !isfinite(row[j]) || strpbrk(f[j], "xX"))
             return tg_set_error(TG_ERR_FORMAT,
                                 "%s: %s:%lld:%lld: field %lld \"%.40s\" is not a "
                                 "finite number",
@@ -433,8 +610,9 @@ static enum tg_status first_line(struct csv *c, char *line, int64_t lineno, bool
 static enum tg_status parse_lines(struct csv *c, bool header)
 {
     int64_t lineno = 0;
-    for (char *line = c->text; line;) {
-        char *nl = strchr(line, '\n');
+    for (char *line = c->body; line;) {
+        char *nl = strpbrk(line, "\r\n"); /* "\n", "\r\n" or a lone "\r" */
+        if (nl && nl[0] == '\r' && nl[1] == '\n') *nl++ = '\0';
         if (nl) *nl = '\0';
         lineno++;
         enum tg_status st = TG_OK;
@@ -482,8 +660,11 @@ struct tg_dataset *tg_dataset_load_csv(const char *path, const struct tg_csv_opt
 {
     static const char fn[] = "tg_dataset_load_csv";
     struct tg_csv_options o = opt ? *opt : (struct tg_csv_options){.target_index = -1};
-    struct csv c = {
-        .fn = fn, .path = path, .delim = o.delimiter ? o.delimiter : ',', .dt = o.dtype};
+    struct csv c = {.fn = fn,
+                    .path = path,
+                    .delim = o.delimiter ? o.delimiter : ',',
+                    .dt = o.dtype,
+                    .max_bytes = o.max_bytes ? o.max_bytes : TG_DATASET_MAX_BYTES};
     struct tg_dataset *ds = NULL;
     int64_t target = 0;
     if (!path)

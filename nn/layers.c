@@ -192,12 +192,11 @@ struct tg_nn_mlp *tg_nn_mlp_new(const int64_t *sizes, int n_sizes, enum tg_nn_ac
     m->hidden = hidden;
     m->output = output;
     size_t bytes = (size_t)m->n_layers * sizeof(struct tg_tensor *);
-    m->W = tg_malloc(bytes);
-    m->b = tg_malloc(bytes);
+    /* zeroed as soon as they exist: tg_nn_mlp_free reads them on the fail path */
+    if ((m->W = tg_malloc(bytes))) memset(m->W, 0, bytes);
+    if ((m->b = tg_malloc(bytes))) memset(m->b, 0, bytes);
     m->params = tg_params_new();
     if (!m->W || !m->b || !m->params) goto fail;
-    memset(m->W, 0, bytes);
-    memset(m->b, 0, bytes);
     for (int k = 0; k < m->n_layers; k++)
         if (make_layer(m, k, sizes[k], sizes[k + 1], dt, init, rng)) goto fail;
     return m;

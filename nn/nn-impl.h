@@ -17,6 +17,11 @@
 #define uthash_free(ptr, sz) tg_free(ptr)
 #include <uthash.h>
 
+struct tg_dataset;
+/* Puts ds's visiting order back to the storage order (nn/dataset.c): tg_train
+ * starts its shuffling from there, so that a seed gives one run, every time. */
+void tg__dataset_reset_order(struct tg_dataset *ds);
+
 /* Whether the host stores multi-byte numbers little-endian (safetensors' order). */
 static inline int tg__nn_little_endian(void)
 {

@@ -23,6 +23,7 @@
 #include <math.h>
 #include <string.h>
 #include <time.h>
+#include "nn-impl.h"
 #include "tapegrad/nn.h"
 
 static const char *const loss_names[] = {"mse", "xent", "bce", "hinge"};
@@ -348,6 +349,7 @@ enum tg_status tg_train(const struct tg_model *model, struct tg_dataset *train,
     struct trainer tr = {.m = model, .ds = train, .cfg = cfg};
     struct tg_train_result res = {0, NAN, NAN, 0.0, TG_STOP_MAX_EPOCHS};
     tg_rng_seed(&tr.rng, cfg->seed);
+    if (cfg->shuffle) tg__dataset_reset_order(train); /* not from the last run's order */
     tr.n_params = tg_params_count(model->params);
     size_t np = tr.n_params ? tr.n_params : 1;
     tr.names = tg_malloc(np * sizeof *tr.names);

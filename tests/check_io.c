@@ -7,7 +7,8 @@
  * torch_written.safetensors and reads back what we write; tests/data/
  * gen_idx_fixtures.py (struct + gzip) wrote the IDX fixtures; the Fashion-MNIST
  * values were derived with numpy from the installed files. Corrupt inputs are
- * built here byte by byte, each one breaking a single rule of the format.
+ * built here byte by byte, each one breaking a single rule of the format, or
+ * come from tests/make_crafted.py (struct + json), in tests/data/crafted/.
  */
 #include <check.h>
 #include "run-suite.h"
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <tapegrad/tapegrad.h>
 #include "io_common.h"
@@ -474,6 +476,176 @@ START_TEST(test_truncations_and_flips)
 }
 END_TEST
 
+/* ======================== crafted checkpoints ======================== */
+
+#define CRAFTED DATA "crafted/"
+
+/* The crafted files (tests/make_crafted.py) that break a text rule of the header:
+ * tg_checkpoint_read and tg_checkpoint_load give the same TG_ERR_FORMAT, naming
+ * the file (read used to give TG_ERR_VALUE from tg_params_meta_set for an empty
+ * metadata key, while load accepted it; the others were accepted by both). */
+static const struct crafted_case {
+    const char *file, *expect;
+} crafted_cases[] = {
+    {"meta-empty-key.safetensors", "\"__metadata__\" has an empty key"},
+    {"meta-nul-key.safetensors", "\"\\u0000\" escape (NUL) inside a string at byte 27"},
+    {"meta-nul-value.safetensors", "\"\\u0000\" escape"},
+    {"name-nul.safetensors", "\"\\u0000\" escape (NUL) inside a string at byte 11"},
+    {"name-latin1.safetensors", "not well-formed UTF-8 at byte 13"},
+    {"name-overlong.safetensors", "not well-formed UTF-8 at byte 11"},
+    {"meta-surrogate.safetensors", "not well-formed UTF-8"},
+    {"meta-above-max.safetensors", "not well-formed UTF-8"},
+    {"name-control.safetensors", "a control character inside a string at byte 11"},
+    {"shape-2p53.safetensors", "\"shape\" holds something other than a size"},
+};
+
+START_TEST(test_crafted_checkpoints)
+{
+    const struct crafted_case *c = &crafted_cases[_i];
+    char path[512];
+    snprintf(path, sizeof path, CRAFTED "%s", c->file);
+    tg_clear_error();
+    struct tg_params *r = tg_checkpoint_read(path);
+    ck_assert_ptr_null(r);
+    ck_assert_error(tg_last_status(), TG_ERR_FORMAT, c->expect);
+    ck_assert_error(tg_last_status(), TG_ERR_FORMAT, c->file);
+    /* the same rule for load, whatever the map */
+    struct tg_params *m = tg_params_new();
+    ck_assert_int_eq(tg_params_add_owned(m, "w", tg_tensor_zeros(TG_F32, 1, (int64_t[]){1})),
+                     TG_OK);
+    ck_assert_error(tg_checkpoint_load(m, path), TG_ERR_FORMAT, c->expect);
+    ck_assert_error(tg_last_status(), TG_ERR_FORMAT, c->file);
+    ck_assert_double_eq(tg_tensor_get(tg_params_get(m, "w"), 0), 0);
+    tg_params_free(m);
+}
+END_TEST
+
+/* The header of the checkpoint at path, NUL-terminated, in buf. */
+static void header_of(const char *path, char *buf, size_t size)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char le[8];
+    ck_assert(f && fread(le, 1, 8, f) == 8);
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--) n = n << 8 | le[i];
+    ck_assert_uint_lt(n, size);
+    ck_assert_uint_eq(fread(buf, 1, n, f), n);
+    buf[n] = '\0';
+    fclose(f);
+}
+
+/* Valid files at the edges: UTF-8 names (and a backslash before "u0000") are read
+ * and saved back the same; a size of 2^53 - 1 is saved as that integer (cJSON
+ * printed 9.00719925474099e+15: float syntax, and 2^53 - 11 when read back). */
+START_TEST(test_crafted_valid_checkpoints)
+{
+    make_tmpdir();
+    char hdr[512];
+    struct tg_params *p = tg_checkpoint_read(CRAFTED "name-utf8.safetensors");
+    ck_assert_msg(p != NULL, "%s", tg_last_error());
+    ck_assert_str_eq(tg_params_name(p, 0), "poids.\xc3\xa9\xe4\xb8\xad\xf0\x9f\x98\x80");
+    ck_assert_int_eq(tg_checkpoint_save(p, tmp_path("utf8.safetensors")), TG_OK);
+    header_of(tmp_path("utf8.safetensors"), hdr, sizeof hdr);
+    ck_assert_ptr_nonnull(strstr(hdr, "\"poids.\xc3\xa9\xe4\xb8\xad\xf0\x9f\x98\x80\""));
+    tg_params_free(p);
+    p = tg_checkpoint_read(CRAFTED "name-escaped-backslash.safetensors");
+    ck_assert_msg(p != NULL, "%s", tg_last_error());
+    ck_assert_str_eq(tg_params_name(p, 0), "w\\u0000");
+    tg_params_free(p);
+
+    p = tg_checkpoint_read(CRAFTED "shape-2p53-minus-1.safetensors");
+    ck_assert_msg(p != NULL, "%s", tg_last_error());
+    ck_assert_int_eq(tg_tensor_dim(tg_params_get(p, "z"), 0), 9007199254740991LL);
+    const char *out = tmp_path("big.safetensors");
+    ck_assert_int_eq(tg_checkpoint_save(p, out), TG_OK);
+    header_of(out, hdr, sizeof hdr);
+    ck_assert_msg(strstr(hdr, "\"shape\":[9007199254740991,0]"), "header %s", hdr);
+    ck_assert_msg(!strchr(hdr, 'e') || !strstr(hdr, "e+"), "header %s", hdr);
+    struct tg_params *q = tg_checkpoint_read(out);
+    ck_assert_msg(q != NULL, "%s", tg_last_error());
+    ck_assert_int_eq(tg_tensor_dim(tg_params_get(q, "z"), 0), 9007199254740991LL);
+    tg_params_free(p);
+    tg_params_free(q);
+    remove_tmpdir();
+}
+END_TEST
+
+/* Saving names or metadata that are not UTF-8 fails before anything is written. */
+START_TEST(test_save_rejects_bad_utf8)
+{
+    make_tmpdir();
+    static const char *const bad[] = {"caf\xe9", "a\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                                      "x\xe4\xb8"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        for (int where = 0; where < 3; where++) {
+            struct tg_params *p = tg_params_new();
+            ck_assert_int_eq(tg_params_add_owned(p, where == 0 ? bad[i] : "w",
+                                                 tg_tensor_zeros(TG_F32, 1, (int64_t[]){2})),
+                             TG_OK);
+            ck_assert_int_eq(
+                tg_params_meta_set(p, where == 1 ? bad[i] : "k", where == 2 ? bad[i] : "v"), TG_OK);
+            ck_assert_error(tg_checkpoint_save(p, tmp_path("x.safetensors")), TG_ERR_VALUE,
+                            where == 0   ? "parameter name"
+                            : where == 1 ? "metadata key"
+                                         : "metadata value");
+            ck_assert_error(tg_last_status(), TG_ERR_VALUE, "not valid UTF-8");
+            ck_assert_int_eq(count_files(), 0);
+            tg_params_free(p);
+        }
+    remove_tmpdir();
+}
+END_TEST
+
+/* Saving through a symbolic link replaces the file it points to (atomically, the
+ * temporary file next to the target) and leaves the link in place; the same for a
+ * dangling link and a chain of relative links. */
+START_TEST(test_save_through_symlink)
+{
+    make_tmpdir();
+    struct tg_params *p = c_written_params(), *q = zeros_like(p);
+    char target[512], link1[512], link2[512], dangling[512];
+    snprintf(target, sizeof target, "%s", tmp_path("real.safetensors"));
+    snprintf(link1, sizeof link1, "%s", tmp_path("link1"));
+    snprintf(link2, sizeof link2, "%s", tmp_path("link2"));
+    snprintf(dangling, sizeof dangling, "%s", tmp_path("dangling"));
+    ck_assert_int_eq(tg_checkpoint_save(q, target), TG_OK);
+    ck_assert_int_eq(symlink("real.safetensors", link1), 0); /* relative, like ln -s */
+    ck_assert_int_eq(symlink(link1, link2), 0);              /* absolute, to a link */
+    ck_assert_int_eq(tg_checkpoint_save(p, link2), TG_OK);
+    struct stat sb;
+    ck_assert_int_eq(lstat(link1, &sb), 0);
+    ck_assert(S_ISLNK(sb.st_mode));
+    ck_assert_int_eq(lstat(link2, &sb), 0);
+    ck_assert(S_ISLNK(sb.st_mode));
+    ck_assert_int_eq(lstat(target, &sb), 0);
+    ck_assert(S_ISREG(sb.st_mode));
+    ck_assert_int_eq(tg_checkpoint_load(q, target), TG_OK); /* the target got the new data */
+    assert_same_values(p, q);
+    ck_assert_int_eq(count_files(), 3);
+    /* a dangling link: the file it names is created */
+    ck_assert_int_eq(symlink("made.safetensors", dangling), 0);
+    ck_assert_int_eq(tg_checkpoint_save(p, dangling), TG_OK);
+    ck_assert_int_eq(lstat(dangling, &sb), 0);
+    ck_assert(S_ISLNK(sb.st_mode));
+    ck_assert_int_eq(lstat(tmp_path("made.safetensors"), &sb), 0);
+    ck_assert(S_ISREG(sb.st_mode));
+    ck_assert_int_eq(count_files(), 5);
+    /* temporaries of saves through the link are found through it */
+    FILE *f = fopen(tmp_path("real.safetensors.tmp-abc123"), "wb");
+    fclose(f);
+    size_t removed = 9;
+    ck_assert_int_eq(tg_checkpoint_remove_temps(link2, &removed), TG_OK);
+    ck_assert_uint_eq(removed, 1);
+    /* a loop of links */
+    ck_assert_int_eq(symlink("loop-b", tmp_path("loop-a")), 0);
+    ck_assert_int_eq(symlink("loop-a", tmp_path("loop-b")), 0);
+    ck_assert_error(tg_checkpoint_save(p, tmp_path("loop-a")), TG_ERR_IO, "symbolic link");
+    tg_params_free(p);
+    tg_params_free(q);
+    remove_tmpdir();
+}
+END_TEST
+
 static Suite *io_suite(void)
 {
     Suite *s = suite_create("io");
@@ -491,6 +663,11 @@ static Suite *io_suite(void)
     tcase_add_test(tc, test_load_mismatch);
     tcase_add_loop_test(tc, test_corrupt_files, 0, sizeof bad_cases / sizeof bad_cases[0]);
     tcase_add_test(tc, test_truncations_and_flips);
+    tcase_add_loop_test(tc, test_crafted_checkpoints, 0,
+                        sizeof crafted_cases / sizeof crafted_cases[0]);
+    tcase_add_test(tc, test_crafted_valid_checkpoints);
+    tcase_add_test(tc, test_save_rejects_bad_utf8);
+    tcase_add_test(tc, test_save_through_symlink);
     suite_add_tcase(s, tc);
     suite_add_tcase(s, io_dataset_tcase());
     return s;

@@ -3,7 +3,8 @@
  * object, shuffling, batches, standardization and splits (the "dataset" tcase of
  * the io suite, run by tests/check_io.c).
  *
- * The IDX fixtures come from tests/data/gen_idx_fixtures.py (struct + gzip); the
+ * The IDX fixtures come from tests/data/gen_idx_fixtures.py (struct + gzip), the
+ * crafted IDX and CSV files from tests/make_crafted.py (tests/data/crafted/); the
  * Fashion-MNIST values were derived with numpy from the installed files.
  */
 #include <check.h>
@@ -70,7 +71,9 @@ static const struct idx_case {
     {{0, 0, 8, 1, 0, 0, 0, 4, 1, 2, 3}, 11, "announces 4 bytes of data, the file has 3"},
     {{0, 0, 8, 1, 0, 0, 0, 2, 1, 2, 3}, 11, "bytes after the 2 bytes of data"},
     {{0, 0, 0x0C, 1, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0}, 14, "announces 8 bytes"},
-    {{0, 0, 8, 1, 0xff, 0xff, 0xff, 0xff, 1}, 9, "announces 4294967295 bytes"},
+    {{0, 0, 8, 1, 0xff, 0xff, 0xff, 0xff, 1},
+     9,
+     "declares (4294967295), 17179869180 bytes, more than the limit"},
     {{0, 0, 8, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
      16,
      "too large"},
@@ -83,14 +86,18 @@ START_TEST(test_idx_errors)
     const char *plain = tmp_path("bad-idx");
     write_bytes(plain, c->bytes, c->n);
     ck_assert_ptr_null(tg_idx_read(plain, TG_F32));
-    ck_assert_error(tg_last_status(), strstr(c->expect, "large") ? TG_ERR_RANGE : TG_ERR_FORMAT,
+    ck_assert_error(tg_last_status(),
+                    strstr(c->expect, "large") || strstr(c->expect, "limit") ? TG_ERR_RANGE
+                                                                             : TG_ERR_FORMAT,
                     c->expect);
     ck_assert_error(tg_last_status(), tg_last_status(), "bad-idx");
     gzFile g = gzopen(tmp_path("bad-idx.gz"), "wb");
     ck_assert_int_eq(gzwrite(g, c->bytes, (unsigned)c->n), (int)c->n);
     gzclose(g);
     ck_assert_ptr_null(tg_idx_read(tmp_path("bad-idx.gz"), TG_F32));
-    ck_assert_error(tg_last_status(), strstr(c->expect, "large") ? TG_ERR_RANGE : TG_ERR_FORMAT,
+    ck_assert_error(tg_last_status(),
+                    strstr(c->expect, "large") || strstr(c->expect, "limit") ? TG_ERR_RANGE
+                                                                             : TG_ERR_FORMAT,
                     c->expect);
     remove_tmpdir();
 }
@@ -491,6 +498,122 @@ START_TEST(test_standardize_and_split)
 }
 END_TEST
 
+/* ======================== crafted files (tests/make_crafted.py) ======================== */
+
+#define CRAFTED DATA "crafted/"
+
+/* IDX files that must fail, and how (the reader used to accept all but the bomb:
+ * NaN and Inf as data, 1e300 as an F32 inf, garbage or nothing after the gzip
+ * member; the bomb was inflated into a buffer of the declared 2 GB). */
+static const struct crafted_idx {
+    const char *file;
+    enum tg_dtype dt;
+    enum tg_status st;
+    const char *expect;
+} crafted_idx[] = {
+    {"f64-inf.idx", TG_F64, TG_ERR_FORMAT, "element 1 at (1) is infinite"},
+    {"f64-nan.idx", TG_F32, TG_ERR_FORMAT, "element 3 at (1,1) is NaN"},
+    {"f32-nan.idx.gz", TG_F64, TG_ERR_FORMAT, "element 0 at (0) is NaN"},
+    {"f64-huge.idx", TG_F32, TG_ERR_FORMAT, "element 2 at (2) (1e+300) is too large for f32"},
+    {"bomb.idx.gz", TG_F32, TG_ERR_RANGE,
+     "declares (2000000000), 8000000000 bytes, more than the limit of 1073741824 bytes"},
+    {"garbage-after.idx.gz", TG_F32, TG_ERR_FORMAT,
+     "bytes after the end of the gzip data (at byte 32)"},
+    {"zeros-after.idx.gz", TG_F32, TG_ERR_FORMAT, "bytes after the end of the gzip data"},
+    {"no-trailer.idx.gz", TG_F32, TG_ERR_FORMAT, "truncated gzip data"},
+};
+
+START_TEST(test_crafted_idx)
+{
+    const struct crafted_idx *c = &crafted_idx[_i];
+    char path[512];
+    snprintf(path, sizeof path, CRAFTED "%s", c->file);
+    tg_clear_error();
+    ck_assert_ptr_null(tg_idx_read(path, c->dt));
+    ck_assert_error(tg_last_status(), c->st, c->expect);
+    ck_assert_error(tg_last_status(), c->st, c->file);
+    /* as the images and the labels of a dataset: the same (the (2,2) file cannot
+       be labels) */
+    if (strcmp(c->file, "f64-nan.idx")) {
+        ck_assert_ptr_null(tg_dataset_load_idx(path, path, c->dt, 1.0));
+        ck_assert_error(tg_last_status(), c->st, c->expect);
+    }
+}
+END_TEST
+
+START_TEST(test_crafted_idx_valid)
+{
+    /* two concatenated gzip members (as `cat a.gz b.gz` makes) are one file */
+    struct tg_tensor *a = tg_idx_read(CRAFTED "two-members.idx.gz", TG_F64);
+    ck_assert_msg(a != NULL, "%s", tg_last_error());
+    const double want[4] = {3, 1, 4, 1};
+    for (int i = 0; i < 4; i++) ck_assert_double_eq(tg_tensor_get(a, i), want[i]);
+    tg_tensor_free(a);
+    /* 1e300 is fine as F64 */
+    a = tg_idx_read(CRAFTED "f64-huge.idx", TG_F64);
+    ck_assert_msg(a != NULL, "%s", tg_last_error());
+    ck_assert_double_eq(tg_tensor_get(a, 2), 1e300);
+    tg_tensor_free(a);
+    /* a scale that makes a value too large: the scale's fault, TG_ERR_RANGE */
+    ck_assert_ptr_null(
+        tg_dataset_load_idx(CRAFTED "labels.idx.gz", CRAFTED "labels.idx.gz", TG_F32, 1e38));
+    ck_assert_error(tg_last_status(), TG_ERR_RANGE,
+                    "element 2 at (2) (4) times scale 1e+38 is too large for f32");
+    ck_assert_ptr_null(
+        tg_dataset_load_idx(CRAFTED "labels.idx.gz", CRAFTED "labels.idx.gz", TG_F64, NAN));
+    ck_assert_error(tg_last_status(), TG_ERR_VALUE, "scale nan is not finite");
+    /* the limit: 4 elements of 8 bytes as F64 */
+    ck_assert_ptr_null(tg_idx_read_limit(CRAFTED "labels.idx.gz", TG_F64, 31));
+    ck_assert_error(tg_last_status(), TG_ERR_RANGE, "(4), 32 bytes, more than the limit of 31");
+    a = tg_idx_read_limit(CRAFTED "labels.idx.gz", TG_F64, 32);
+    ck_assert_msg(a != NULL, "%s", tg_last_error());
+    tg_tensor_free(a);
+    ck_assert_ptr_null(
+        tg_dataset_load_idx_limit(CRAFTED "labels.idx.gz", CRAFTED "labels.idx.gz", TG_F32, 1, 15));
+    ck_assert_error(tg_last_status(), TG_ERR_RANGE, "tg_dataset_load_idx");
+    struct tg_dataset *ds =
+        tg_dataset_load_idx_limit(CRAFTED "labels.idx.gz", CRAFTED "labels.idx.gz", TG_F32, 1, 16);
+    ck_assert_msg(ds != NULL, "%s", tg_last_error());
+    tg_dataset_free(ds);
+}
+END_TEST
+
+START_TEST(test_crafted_csv)
+{
+    /* a UTF-8 byte order mark is not part of the first name */
+    struct tg_csv_options o = {.dtype = TG_F64, .target = "x"};
+    struct tg_dataset *ds = tg_dataset_load_csv(CRAFTED "bom.csv", &o);
+    ck_assert_msg(ds != NULL, "%s", tg_last_error());
+    ck_assert_double_eq(tg_tensor_get(tg_dataset_y(ds), 1), 3);
+    ck_assert_double_eq(tg_tensor_get(tg_dataset_x(ds), 1), 4);
+    tg_dataset_free(ds);
+    /* CR-only line ends: two rows, not "no data rows" */
+    o = (struct tg_csv_options){.dtype = TG_F64, .target_index = -1};
+    ds = tg_dataset_load_csv(CRAFTED "cr-only.csv", &o);
+    ck_assert_msg(ds != NULL, "%s", tg_last_error());
+    ck_assert_int_eq(tg_dataset_len(ds), 2);
+    ck_assert_double_eq(tg_tensor_get(tg_dataset_y(ds), 1), 4);
+    ck_assert_double_eq(tg_tensor_get(tg_dataset_x(ds), 1), 3);
+    tg_dataset_free(ds);
+    /* hexadecimal, which strtod takes */
+    ck_assert_ptr_null(tg_dataset_load_csv(CRAFTED "hex.csv", &o));
+    ck_assert_error(tg_last_status(), TG_ERR_FORMAT, "hex.csv:3:1: field 1 \"0x10\"");
+    ck_assert_ptr_null(tg_dataset_load_csv(CRAFTED "hex-float.csv", &o));
+    ck_assert_error(tg_last_status(), TG_ERR_FORMAT, "hex-float.csv:3:1: field 1 \"0x1p3\"");
+    /* the limit: the file (15 bytes), then the values (8 bytes each) */
+    o.max_bytes = 14;
+    ck_assert_ptr_null(tg_dataset_load_csv(CRAFTED "bom.csv", &o));
+    ck_assert_error(tg_last_status(), TG_ERR_RANGE, "bom.csv: larger than the limit of 14 bytes");
+    o.max_bytes = 31; /* the second row's values would make 32 */
+    ck_assert_ptr_null(tg_dataset_load_csv(CRAFTED "bom.csv", &o));
+    ck_assert_error(tg_last_status(), TG_ERR_RANGE, "bom.csv:3: the values take more than");
+    o.max_bytes = 32;
+    ds = tg_dataset_load_csv(CRAFTED "bom.csv", &o);
+    ck_assert_msg(ds != NULL, "%s", tg_last_error());
+    tg_dataset_free(ds);
+}
+END_TEST
+
 TCase *io_dataset_tcase(void)
 {
     TCase *tc = tcase_create("dataset");
@@ -506,5 +629,8 @@ TCase *io_dataset_tcase(void)
     tcase_add_test(tc, test_shuffle);
     tcase_add_test(tc, test_batches);
     tcase_add_test(tc, test_standardize_and_split);
+    tcase_add_loop_test(tc, test_crafted_idx, 0, sizeof crafted_idx / sizeof crafted_idx[0]);
+    tcase_add_test(tc, test_crafted_idx_valid);
+    tcase_add_test(tc, test_crafted_csv);
     return tc;
 }

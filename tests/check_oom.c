@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 #include <tapegrad/tapegrad.h>
 #include "failalloc.h"
 
@@ -206,6 +207,176 @@ START_TEST(test_oom_checkpoint)
 }
 END_TEST
 
+/* ---- every constructor of nn/ ---- */
+
+static char nn_dir[64];
+
+static enum tg_status status_of(const void *p)
+{
+    return p ? TG_OK : tg_last_status();
+}
+
+static struct tg_nn_mlp *small_mlp(void)
+{
+    struct tg_rng rng;
+    tg_rng_seed(&rng, 3);
+    return tg_nn_mlp_new((int64_t[]){3, 5, 4, 2}, 4, TG_ACT_TANH, TG_ACT_NONE, TG_F64,
+                         TG_INIT_XAVIER_UNIFORM, &rng);
+}
+
+/* 6 rows of 3 features and a target in {0, 1}, as a new dataset. */
+static struct tg_dataset *small_ds(void)
+{
+    struct tg_tensor *X = tg_tensor_zeros(TG_F64, 2, (int64_t[]){6, 3});
+    struct tg_tensor *y = tg_tensor_zeros(TG_F64, 1, (int64_t[]){6});
+    for (int i = 0; X && y && i < 18; i++) tg_tensor_set(X, i, (i * 7 % 5) - 2.0);
+    for (int i = 0; X && y && i < 6; i++) tg_tensor_set(y, i, i % 2);
+    return tg_dataset_new(X, y);
+}
+
+static enum tg_status op_mlp(void)
+{
+    struct tg_nn_mlp *m = small_mlp();
+    enum tg_status st = status_of(m);
+    tg_nn_mlp_free(m);
+    return st;
+}
+
+static enum tg_status op_optim(enum tg_optim_kind kind)
+{
+    failalloc_pause(); /* the model is not what is tested */
+    struct tg_nn_mlp *m = small_mlp();
+    ck_assert_ptr_nonnull(m);
+    failalloc_resume();
+    struct tg_optim_config cfg = tg_optim_defaults(kind);
+    struct tg_optim *o = tg_optim_new(tg_nn_mlp_params(m), &cfg);
+    enum tg_status st = status_of(o);
+    tg_optim_free(o);
+    tg_nn_mlp_free(m);
+    return st;
+}
+
+static enum tg_status op_params(void)
+{
+    struct tg_params *p = tg_params_new();
+    enum tg_status st = status_of(p);
+    for (int i = 0; !st && i < 20; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "p.%d", i);
+        st = tg_params_add_owned(p, name, tg_tensor_full(TG_F32, 1, (int64_t[]){2}, i));
+    }
+    if (!st) st = tg_params_meta_set(p, "k", "v");
+    tg_params_free(p);
+    return st;
+}
+
+static enum tg_status op_dataset(void)
+{
+    struct tg_dataset *ds = small_ds(), *tr = NULL, *te = NULL;
+    struct tg_tensor *mean = NULL, *sd = NULL;
+    enum tg_status st = status_of(ds);
+    if (!st) st = tg_dataset_split(ds, 0.5, &tr, &te);
+    if (!st) st = tg_dataset_feature_stats(tr, &mean, &sd);
+    tg_tensor_free(mean);
+    tg_tensor_free(sd);
+    tg_dataset_free(tr);
+    tg_dataset_free(te);
+    tg_dataset_free(ds);
+    return st;
+}
+
+static char *nn_file(const char *name)
+{
+    static char p[128];
+    snprintf(p, sizeof p, "%s/%s", nn_dir, name);
+    return p;
+}
+
+static enum tg_status op_csv(void)
+{
+    struct tg_dataset *ds = tg_dataset_load_csv(nn_file("d.csv"), NULL);
+    enum tg_status st = status_of(ds);
+    tg_dataset_free(ds);
+    return st;
+}
+
+static enum tg_status op_idx(void)
+{
+    char im[128];
+    snprintf(im, sizeof im, "%s", nn_file("im.idx.gz"));
+    struct tg_dataset *ds = tg_dataset_load_idx(im, nn_file("lb.idx"), TG_F32, 1.0 / 255);
+    enum tg_status st = status_of(ds);
+    tg_dataset_free(ds);
+    return st;
+}
+
+static enum tg_status op_train(void)
+{
+    failalloc_pause();
+    struct tg_nn_mlp *m = small_mlp();
+    struct tg_dataset *ds = small_ds();
+    ck_assert(m && ds);
+    failalloc_resume();
+    struct tg_model model = tg_nn_mlp_model(m);
+    struct tg_train_config c = tg_train_defaults();
+    c.loss = TG_LOSS_XENT;
+    c.batch_size = 4;
+    c.shuffle = true;
+    c.max_epochs = 2;
+    c.optim = tg_optim_defaults(TG_OPTIM_ADAM);
+    enum tg_status st = tg_train(&model, ds, &c, NULL);
+    failalloc_pause();
+    tg_dataset_free(ds);
+    tg_nn_mlp_free(m);
+    return st;
+}
+
+static void write_file(const char *path, const void *bytes, size_t n, bool gz)
+{
+    if (gz) {
+        gzFile g = gzopen(path, "wb");
+        ck_assert_ptr_nonnull(g);
+        ck_assert_int_eq(gzwrite(g, bytes, (unsigned)n), (int)n);
+        ck_assert_int_eq(gzclose(g), Z_OK);
+        return;
+    }
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert(fwrite(bytes, 1, n, f) == n);
+    fclose(f);
+}
+
+/* Every constructor of nn/ with its allocations failing one after the other (once,
+ * then sticky), memory returned uninitialised: TG_ERR_NOMEM, no crash, no leak. */
+START_TEST(test_oom_nn_constructors)
+{
+    bool sticky = _i == 1;
+    snprintf(nn_dir, sizeof nn_dir, "/tmp/tg-oom-nn-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(nn_dir));
+    const char csv[] = "a,b,c\n1,2,0\n3,4,1\n5,6,0\n";
+    write_file(nn_file("d.csv"), csv, sizeof csv - 1, false);
+    unsigned char im[4 + 12 + 24], lb[8 + 2];
+    memcpy(im, (unsigned char[]){0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4}, 16);
+    for (int i = 0; i < 24; i++) im[16 + i] = (unsigned char)(i * 11);
+    memcpy(lb, (unsigned char[]){0, 0, 8, 1, 0, 0, 0, 2, 1, 0}, 10);
+    write_file(nn_file("im.idx.gz"), im, sizeof im, true);
+    write_file(nn_file("lb.idx"), lb, sizeof lb, false);
+    SWEEP(sticky, op_mlp(), (void)0);
+    SWEEP(sticky, op_params(), (void)0);
+    for (int k = TG_OPTIM_SGD; k <= TG_OPTIM_ADAMW; k++)
+        SWEEP(sticky, op_optim((enum tg_optim_kind)k), (void)0);
+    SWEEP(sticky, op_dataset(), (void)0);
+    SWEEP(sticky, op_csv(), (void)0);
+    SWEEP(sticky, op_idx(), (void)0);
+    SWEEP(sticky, op_train(), (void)0);
+    tg_set_allocator(NULL);
+    unlink(nn_file("d.csv"));
+    unlink(nn_file("im.idx.gz"));
+    unlink(nn_file("lb.idx"));
+    ck_assert_int_eq(rmdir(nn_dir), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("oom");
@@ -214,6 +385,7 @@ int main(void)
     tcase_add_test(tc, test_oom_sweep_step);
     tcase_add_test(tc, test_oom_constructors);
     tcase_add_loop_test(tc, test_oom_checkpoint, 0, 2); /* a single failure, then sticky */
+    tcase_add_loop_test(tc, test_oom_nn_constructors, 0, 2);
     suite_add_tcase(s, tc);
     return tg_test_run_suite(s);
 }

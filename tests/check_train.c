@@ -567,6 +567,38 @@ START_TEST(test_evaluate_by_hand)
 }
 END_TEST
 
+/* Two runs with the same seed on the same dataset object are the same run: each
+ * tg_train starts shuffling from the storage order, not from where the last run
+ * left it (that gave a different loss the second time). */
+START_TEST(test_same_seed_same_run)
+{
+    double X[10 * 2], y[10];
+    random_x(X, 10, 2, 9);
+    for (int i = 0; i < 10; i++) y[i] = X[2 * i] - 0.5 * X[2 * i + 1];
+    struct tg_dataset *ds = dataset(10, 2, X, y);
+    struct tg_train_config c = tg_train_defaults();
+    c.batch_size = 3;
+    c.shuffle = true;
+    c.seed = 42;
+    c.max_epochs = 3;
+    double loss[2], w[2];
+    for (int run = 0; run < 2; run++) {
+        struct tg_rng rng;
+        tg_rng_seed(&rng, 1);
+        struct tg_nn_mlp *m = tg_nn_mlp_new((int64_t[]){2, 4, 1}, 3, TG_ACT_TANH, TG_ACT_NONE,
+                                            TG_F64, TG_INIT_XAVIER_UNIFORM, &rng);
+        struct tg_model model = tg_nn_mlp_model(m);
+        struct tg_train_result res;
+        ck_assert_int_eq(tg_train(&model, ds, &c, &res), TG_OK);
+        loss[run] = res.loss;
+        w[run] = tg_tensor_get(tg_nn_mlp_weight(m, 0), 3);
+        tg_nn_mlp_free(m);
+    }
+    ck_assert_msg(loss[0] == loss[1] && w[0] == w[1], "loss %.17g then %.17g", loss[0], loss[1]);
+    tg_dataset_free(ds);
+}
+END_TEST
+
 START_TEST(test_train_errors)
 {
     double X[4 * 2] = {0, 0, 0, 1, 1, NAN, 1, 1};
@@ -613,6 +645,7 @@ static Suite *train_suite(void)
     tcase_add_test(tc, test_learns_classes_minibatch);
     tcase_add_test(tc, test_evaluate_by_hand);
     tcase_add_test(tc, test_train_errors);
+    tcase_add_test(tc, test_same_seed_same_run);
     suite_add_tcase(s, tc);
     return s;
 }

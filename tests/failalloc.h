@@ -4,12 +4,14 @@
  *
  *   failalloc_arm(n): allocations succeed until the n-th from now, which fails
  *   (and so do all later ones while `sticky` is set); failalloc_disarm() stops it.
+ *   Memory that malloc returns is not zeroed (filled with 0xA5).
  */
 #ifndef TG_TEST_FAILALLOC_H
 #define TG_TEST_FAILALLOC_H
 
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <tapegrad/status.h>
 
 static long failalloc_countdown = -1; /* < 0: disarmed */
@@ -28,10 +30,14 @@ static bool failalloc_should_fail(void)
     return false;
 }
 
+/* Returned memory is filled with 0xA5, as malloc may leave it: code that reads a
+ * field it never set (a pointer freed on a fail path) then crashes. */
 static void *failalloc_malloc(size_t n, void *ctx)
 {
     (void)ctx;
-    return failalloc_should_fail() ? NULL : malloc(n);
+    void *p = failalloc_should_fail() ? NULL : malloc(n);
+    if (p) memset(p, 0xA5, n);
+    return p;
 }
 static void *failalloc_realloc(void *p, size_t n, void *ctx)
 {
@@ -58,6 +64,18 @@ static inline void failalloc_arm(long n, bool sticky)
 static inline void failalloc_disarm(void)
 {
     failalloc_countdown = -1;
+}
+
+/* Stops counting and failing (for set-up inside a sweep) until failalloc_resume(). */
+static long failalloc_paused = -1;
+static inline void failalloc_pause(void)
+{
+    failalloc_paused = failalloc_countdown;
+    failalloc_countdown = -1;
+}
+static inline void failalloc_resume(void)
+{
+    failalloc_countdown = failalloc_paused;
 }
 
 #endif

@@ -25,20 +25,24 @@ extern "C" {
  * fsync'ed, then renamed over `path` and the directory fsync'ed: an interrupted
  * save leaves the previous file at `path` intact (and at worst a stray temporary
  * file: see tg_checkpoint_remove_temps). The new file takes the mode of the file it replaces, else
- * 0644. Errors: TG_ERR_NULL, TG_ERR_IO (with the path and the system's reason; the temporary file
- * is removed), TG_ERR_NOMEM.
+ * 0644. When `path` is a symbolic link (or a chain of them), the file it leads to is
+ * replaced that way and the link is kept. Errors: TG_ERR_NULL, TG_ERR_VALUE (a name,
+ * metadata key or value that is not well-formed UTF-8; nothing is written),
+ * TG_ERR_IO (with the path and the system's reason; the temporary file is removed;
+ * also a loop of links), TG_ERR_NOMEM.
  */
 enum tg_status tg_checkpoint_save(const struct tg_params *params, const char *path);
 
 /*
  * Removes the temporary files that saves to `path` interrupted by a crash or a
- * kill left behind ("path.tmp-XXXXXX", six letters or digits; nothing else is
- * touched) and stores how many in *removed (may be NULL). A save that is killed
- * cannot clean up after itself, so call this at start-up, when no other process
- * or thread is saving to the same path (it would remove that save's temporary
- * file, and that save would then fail with TG_ERR_IO; `path` itself is never
- * harmed). Errors: TG_ERR_NULL, TG_ERR_IO (the directory cannot be read, or a
- * file cannot be removed: the others are still removed).
+ * kill left behind ("path.tmp-XXXXXX", six letters or digits, next to the file
+ * that a symbolic link `path` leads to; nothing else is touched) and stores how
+ * many in *removed (may be NULL). A save that is killed cannot clean up after
+ * itself, so call this at start-up, when no other process or thread is saving to
+ * the same path (it would remove that save's temporary file, and that save
+ * would then fail with TG_ERR_IO; `path` itself is never harmed). Errors:
+ * TG_ERR_NULL, TG_ERR_IO (the directory cannot be read, or a file cannot be
+ * removed: the others are still removed).
  */
 enum tg_status tg_checkpoint_remove_temps(const char *path, size_t *removed);
 
@@ -48,7 +52,8 @@ enum tg_status tg_checkpoint_remove_temps(const char *path, size_t *removed);
  * (missing names, unexpected names, shape and dtype differences) is listed in the
  * message of TG_ERR_MISMATCH. Nothing is modified unless the whole file is valid
  * and matches. Metadata in the file is ignored (tg_checkpoint_read returns it).
- * Errors: TG_ERR_NULL, TG_ERR_IO, TG_ERR_FORMAT (a corrupt or truncated file: the
+ * Errors: TG_ERR_NULL, TG_ERR_IO, TG_ERR_FORMAT (a corrupt or truncated file, or a
+ * header with bytes that are not UTF-8, a "\u0000" escape or an empty metadata key: the
  * message says what is wrong), TG_ERR_MISMATCH, TG_ERR_NOMEM.
  */
 enum tg_status tg_checkpoint_load(struct tg_params *params, const char *path);

@@ -44,26 +44,43 @@ struct tg_tensor *tg_dataset_y(const struct tg_dataset *ds);
 
 /* ---- readers ---- */
 
+/* The readers' default limit on the size of what they build (1 GiB): the bytes of
+ * the largest tensor, or of the raw data, that one file may make them allocate. A
+ * few megabytes of gzip can inflate to gigabytes; the limit is checked against the
+ * size a file declares before anything is allocated for it. */
+#define TG_DATASET_MAX_BYTES ((uint64_t)1 << 30)
+
 /*
  * Reads an IDX file (the MNIST family format: magic 0x0000TTRR with element type
  * TT = 0x08 u8, 0x09 i8, 0x0B i16, 0x0C i32, 0x0D f32, 0x0E f64 and rank RR, then
  * RR big-endian u32 dimensions, then the big-endian elements) into a new leaf of
- * that rank and shape, converted to dt. A gzip-compressed file (".gz") is read
- * transparently. NULL with TG_ERR_IO (cannot open or read), TG_ERR_FORMAT (bad
- * magic, rank, truncated data or bytes after the data; the message says which),
- * TG_ERR_RANGE (too large), TG_ERR_DTYPE, TG_ERR_NOMEM.
+ * that rank and shape, converted to dt. A gzip-compressed file (".gz": one or
+ * more members) is read transparently. NULL with TG_ERR_IO (cannot open or read),
+ * TG_ERR_FORMAT (the message says which: bad magic or rank, truncated data or
+ * bytes after the data; corrupt or truncated gzip data, or bytes after it; a NaN
+ * or infinite element, or one too large for F32, with its index), TG_ERR_RANGE
+ * (the declared size exceeds TG_DATASET_MAX_BYTES), TG_ERR_DTYPE, TG_ERR_NOMEM.
  */
 struct tg_tensor *tg_idx_read(const char *path, enum tg_dtype dt);
+/* tg_idx_read with the limit max_bytes instead of TG_DATASET_MAX_BYTES (0: the
+ * default): the header's declared element count times the larger of the stored
+ * and the result element size must not exceed it (else TG_ERR_RANGE). */
+struct tg_tensor *tg_idx_read_limit(const char *path, enum tg_dtype dt, uint64_t max_bytes);
 
 /*
  * A dataset from an IDX images file (n, ...) and an IDX labels file (n): X is the
  * images flattened to (n, d) and multiplied by `scale` (1.0/255 maps bytes to
  * [0, 1]), y the labels. Errors as tg_idx_read, and TG_ERR_MISMATCH when the
  * counts differ or the labels file is not rank 1, TG_ERR_SHAPE when they hold no
- * examples (n == 0).
+ * examples (n == 0), TG_ERR_VALUE (scale not finite), TG_ERR_RANGE (an element
+ * times scale too large for dt).
  */
 struct tg_dataset *tg_dataset_load_idx(const char *images_path, const char *labels_path,
                                        enum tg_dtype dt, double scale);
+/* tg_dataset_load_idx with the limit max_bytes per file (0: TG_DATASET_MAX_BYTES),
+ * as tg_idx_read_limit. */
+struct tg_dataset *tg_dataset_load_idx_limit(const char *images_path, const char *labels_path,
+                                             enum tg_dtype dt, double scale, uint64_t max_bytes);
 
 /* Options of tg_dataset_load_csv; zero-initialise, then set what differs. */
 struct tg_csv_options {
@@ -73,18 +90,23 @@ struct tg_csv_options {
     const char *target;  /* the target column's name (needs a header), or NULL: */
     int target_index;    /* ... its 0-based index; negative counts from the end
                             (zero-initialised: column 0; use -1 for the last) */
+    uint64_t max_bytes;  /* the largest file, and value table (8 bytes a value),
+                            read; 0: TG_DATASET_MAX_BYTES */
 };
 
 /*
  * Reads a CSV file of numbers (a header row of names unless opt->no_header, then
  * one row per example, all with the same number of fields) into a dataset: y is
  * the target column, X the other columns in order. Fields may be surrounded by
- * spaces; empty lines are skipped; "\r\n" line ends are accepted; quotes are
- * allowed around header names only. opt NULL means the defaults with the last
- * column as the target. NULL with TG_ERR_IO, TG_ERR_FORMAT (a row with the wrong
- * number of fields, a field that is not a finite number, or one too large for
- * an F32 result: the message gives "path:line:column"), TG_ERR_VALUE (no such target column, fewer
- * than 2 columns, no data rows), TG_ERR_NOMEM.
+ * spaces; empty lines are skipped; "\n", "\r\n" and "\r" line ends are accepted;
+ * a UTF-8 byte order mark at the start is skipped; quotes are allowed around
+ * header names only. Numbers are decimal (strtod's syntax without hexadecimal,
+ * "inf" or "nan"). opt NULL means the defaults with the last column as the
+ * target. NULL with TG_ERR_IO, TG_ERR_FORMAT (a row with the wrong number of
+ * fields, a field that is not a finite decimal number, or one too large for an
+ * F32 result: the message gives "path:line:column"), TG_ERR_VALUE (no such target
+ * column, fewer than 2 columns, no data rows), TG_ERR_RANGE (the file or its
+ * values exceed max_bytes), TG_ERR_NOMEM.
  */
 struct tg_dataset *tg_dataset_load_csv(const char *path, const struct tg_csv_options *opt);
 

@@ -308,7 +308,8 @@ struct tg_train_result {
 };
 
 /*
- * Trains `model` on `train` (whose order is reshuffled when cfg->shuffle):
+ * Trains `model` on `train` (whose order is reshuffled when cfg->shuffle, each
+ * call starting from the storage order, so one seed always gives the same run):
  *   repeat per epoch e: lr = schedule(e); Loss = 0;
  *     for each batch of T samples: zero the gradients; for each sample (or the
  *       batch at once): forward, Div, Loss += Div, backward (accumulating);

@@ -3,9 +3,10 @@
  * when they start with the gzip magic, a gzip stream of one), read with
  * tg_idx_read; then the same bytes gzip-compressed by zlib are read again, and
  * the two results must agree exactly (the reader promises to decompress
- * transparently). A rank-1 result is also loaded as both images and labels by
- * tg_dataset_load_idx.
+ * transparently), and every value read must be finite. A rank-1 result is also
+ * loaded as both images and labels by tg_dataset_load_idx.
  */
+#include <math.h>
 #include <zlib.h>
 #include "fuzz.h"
 
@@ -47,6 +48,8 @@ static struct tg_tensor *read_checked(const uint8_t *data, size_t size, enum tg_
     *st = t ? TG_OK : tg_last_status();
     FUZZ_CHECK(*st == TG_OK || *st == TG_ERR_FORMAT || *st == TG_ERR_RANGE || *st == TG_ERR_NOMEM);
     if (*st == TG_ERR_FORMAT || *st == TG_ERR_RANGE) FUZZ_CHECK(fuzz_names("tg_idx_read"));
+    /* the reader rejects NaN, Inf and values that do not fit dt */
+    for (int64_t i = 0; t && i < tg_tensor_numel(t); i++) FUZZ_CHECK(isfinite(tg_tensor_get(t, i)));
     if (t && tg_tensor_rank(t) == 1) {
         struct tg_dataset *ds = tg_dataset_load_idx(path, path, dt, 0.5);
         /* a dataset needs n >= 1 examples */

@@ -5,7 +5,8 @@
  * F32 (3), "s" F64 ()).
  *
  * Invariants besides "no crash, no leak, no UB": the buffer and the file readers
- * agree (same success, same status, same tensors); every failure has a message
+ * agree (same success, same status, same tensors), and load rejects as malformed
+ * exactly the files that read does; every failure has a message
  * naming its function and a status the contract allows; a failed load leaves the
  * map's values untouched; a successful read saves and re-reads to the same bytes'
  * meaning (round trip).
@@ -61,12 +62,16 @@ static void round_trip(const struct tg_params *p)
     rmdir(dir);
 }
 
-static void check_load(const char *path)
+/* read_st: what tg_checkpoint_read said of the same file. One parser, one rule:
+ * a file that read rejects as malformed, load rejects so too, and the other way. */
+static void check_load(const char *path, enum tg_status read_st)
 {
     struct tg_params *m = fixed_map();
     if (!m) return;
     enum tg_status st = tg_checkpoint_load(m, path);
     FUZZ_CHECK(st == TG_OK || st == TG_ERR_FORMAT || st == TG_ERR_MISMATCH || st == TG_ERR_NOMEM);
+    if (st != TG_ERR_NOMEM && read_st != TG_ERR_NOMEM)
+        FUZZ_CHECK((st == TG_ERR_FORMAT) == (read_st == TG_ERR_FORMAT));
     if (st && st != TG_ERR_NOMEM) FUZZ_CHECK(fuzz_names("tg_checkpoint_load"));
     if (st) /* nothing modified */
         for (size_t i = 0; i < tg_params_count(m); i++)
@@ -91,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (sb == TG_ERR_FORMAT) FUZZ_CHECK(fuzz_names("tg_checkpoint_read"));
         if (a && b) FUZZ_CHECK(same_params(a, b));
         tg_params_free(b);
-        check_load(path);
+        check_load(path, sb);
         close(fd);
     }
     if (a) round_trip(a);
