@@ -122,14 +122,14 @@ static inline bool bench_flag(int argc, char **argv, const char *name)
 }
 
 #ifdef TAPEGRAD_TAPEGRAD_H /* the tapegrad programs (gemm_floor is plain CBLAS) */
-/* One training step's backward and update: tg_optim_backward_step, or with
- * `unfused` the two calls tg_backward and tg_optim_step. */
-static inline enum tg_status bench_backward_step(struct tg_optim *opt, struct tg_tensor *loss,
+/* One training step's backward and update: tg_nn_optim_backward_step, or with
+ * `unfused` the two calls tg_backward and tg_nn_optim_step. */
+static inline enum tg_status bench_backward_step(struct tg_nn_optim *opt, struct tg_tensor *loss,
                                                  bool unfused)
 {
-    if (!unfused) return tg_optim_backward_step(opt, loss, 1.0);
+    if (!unfused) return tg_nn_optim_backward_step(opt, loss, 1.0);
     enum tg_status st = tg_backward(loss, NULL);
-    return st ? st : tg_optim_step(opt, 1.0);
+    return st ? st : tg_nn_optim_step(opt, 1.0);
 }
 #endif
 

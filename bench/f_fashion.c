@@ -59,10 +59,10 @@ int main(int argc, char **argv)
     struct tg_nn_mlp *mlp =
         tg_nn_mlp_new(sizes, 4, TG_ACT_RELU, TG_ACT_NONE, TG_F32, TG_INIT_HE_UNIFORM, &rng);
     struct tg_params *params = tg_nn_mlp_params(mlp);
-    struct tg_optim_config oc = tg_optim_defaults(TG_OPTIM_ADAM);
+    struct tg_nn_optim_config oc = tg_nn_optim_defaults(TG_OPTIM_ADAM);
     oc.lr = 1e-3;
     oc.zero_grad = true; /* the step clears each gradient: no zero-grad pass */
-    struct tg_optim *opt = tg_optim_new(params, &oc);
+    struct tg_nn_optim *opt = tg_nn_optim_new(params, &oc);
     struct tg_tape *T = tg_tape_new();
     if (!mlp || !opt || !T) {
         fprintf(stderr, "f_fashion: %s\n", tg_last_error());
@@ -83,13 +83,13 @@ int main(int argc, char **argv)
         tg_dataset_shuffle(train, &rng);
         for (int64_t b = 0; b < nb; b++) {
             double k = (double)(e * nb + b); /* cosine over all steps, like the peer */
-            tg_optim_set_lr(opt, 0.5 * 1e-3 * (1 + cos(M_PI * k / total)));
+            tg_nn_optim_set_lr(opt, 0.5 * 1e-3 * (1 + cos(M_PI * k / total)));
             tg_tape_reset(T);
             struct tg_tensor *X, *y;
             enum tg_status st = tg_dataset_batch(train, T, b, B, &X, &y);
             struct tg_tensor *loss =
                 st ? NULL : tg_cross_entropy(T, tg_nn_mlp_forward(mlp, T, X), y, TG_REDUCE_MEAN);
-            if (!loss || tg_optim_backward_step(opt, loss, 1.0)) {
+            if (!loss || tg_nn_optim_backward_step(opt, loss, 1.0)) {
                 fprintf(stderr, "\nf_fashion: %s\n", tg_last_error());
                 return 1;
             }
@@ -116,7 +116,7 @@ int main(int argc, char **argv)
     bench_print_samples(epoch_ms, e);
     free(epoch_ms);
     free(accs);
-    tg_optim_free(opt);
+    tg_nn_optim_free(opt);
     tg_nn_mlp_free(mlp);
     tg_tape_free(T);
     tg_dataset_free(train);

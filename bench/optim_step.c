@@ -27,26 +27,26 @@ int main(int argc, char **argv)
     }
     static const struct {
         const char *name;
-        enum tg_optim_kind kind;
+        enum tg_nn_optim_kind kind;
         bool nesterov;
     } kinds[] = {{"sgd", TG_OPTIM_SGD, false},
                  {"momentum", TG_OPTIM_MOMENTUM, false},
                  {"nesterov", TG_OPTIM_MOMENTUM, true},
                  {"adam", TG_OPTIM_ADAM, false}};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
-        struct tg_optim_config oc = tg_optim_defaults(kinds[k].kind);
+        struct tg_nn_optim_config oc = tg_nn_optim_defaults(kinds[k].kind);
         oc.lr = 1e-6; /* small: the parameters barely move over the reps */
         oc.nesterov = kinds[k].nesterov;
-        struct tg_optim *opt = tg_optim_new(params, &oc);
+        struct tg_nn_optim *opt = tg_nn_optim_new(params, &oc);
         if (!opt) return 1;
         for (int i = -10; i < reps; i++) {
             double t0 = bench_now_ms();
-            if (tg_optim_step(opt, 1.0)) return 1;
+            if (tg_nn_optim_step(opt, 1.0)) return 1;
             if (i >= 0) t[i] = bench_now_ms() - t0;
         }
         printf("OPTIM kind=%s numel=%lld median_ms=%.4f\n", kinds[k].name,
                (long long)tg_params_numel(params), bench_median(t, reps));
-        tg_optim_free(opt);
+        tg_nn_optim_free(opt);
     }
     tg_nn_mlp_free(mlp);
     free(t);

@@ -4,8 +4,8 @@
  * Inputs uniform [0, 1), labels uniform 0..9, a fixed pool of 60 batches cycled.
  *
  * One step = tape reset, the batch copied onto the tape, forward (three fused
- * linear ops), loss, backward and SGD update (tg_optim_backward_step: the update
- * inside the weight-gradient GEMMs; --unfused: tg_backward, then tg_optim_step).
+ * linear ops), loss, backward and SGD update (tg_nn_optim_backward_step: the update
+ * inside the weight-gradient GEMMs; --unfused: tg_backward, then tg_nn_optim_step).
  * With --floor (and BLAS), it also replays the step's eight GEMMs (gemm-floor.h)
  * right after every timed step and times them: floor_median_ms and
  * floor_samples_ms (the buffers are allocated before rss_base, so they are not
@@ -89,10 +89,10 @@ int main(int argc, char **argv)
     struct tg_nn_mlp *mlp =
         tg_nn_mlp_new(sizes, 4, TG_ACT_RELU, TG_ACT_NONE, TG_F32, TG_INIT_HE_UNIFORM, &rng);
     struct tg_params *params = tg_nn_mlp_params(mlp);
-    struct tg_optim_config oc = tg_optim_defaults(TG_OPTIM_SGD);
+    struct tg_nn_optim_config oc = tg_nn_optim_defaults(TG_OPTIM_SGD);
     oc.lr = 0.01;
     oc.zero_grad = true; /* the step clears each gradient: no zero-grad pass */
-    struct tg_optim *opt = tg_optim_new(params, &oc);
+    struct tg_nn_optim *opt = tg_nn_optim_new(params, &oc);
     struct tg_tape *T = tg_tape_new();
     if (!mlp || !opt || !T) {
         fprintf(stderr, "w1_mlp: setup failed: %s\n", tg_last_error());
@@ -119,7 +119,7 @@ int main(int argc, char **argv)
             return 1;
         }
         if (i >= 0) t[i] = bench_now_ms() - t0;
-        loss = tg_item(l);
+        loss = tg_tensor_item(l);
 #if TG_BENCH_FLOOR
         if (with_floor) {
             t0 = bench_now_ms();
@@ -151,7 +151,7 @@ int main(int argc, char **argv)
     free(ft);
 #endif
     bench_print_samples(t, reps);
-    tg_optim_free(opt);
+    tg_nn_optim_free(opt);
     tg_nn_mlp_free(mlp);
     tg_tape_free(T);
     free(X);

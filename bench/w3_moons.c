@@ -42,7 +42,7 @@ static int model_init(struct model *m, struct tg_rng *rng)
     for (int i = 0; i < N_PARAMS; i++) {
         int is_bias = (m->p + i >= m->b1 && m->p + i < m->b1 + H) ||
                       (m->p + i >= m->b2 && m->p + i < m->b2 + H) || m->p + i == m->b3;
-        m->p[i] = tg_scalar(TG_F64, is_bias ? 0.0 : 2.0 * tg_rng_uniform(rng) - 1.0);
+        m->p[i] = tg_tensor_scalar(TG_F64, is_bias ? 0.0 : 2.0 * tg_rng_uniform(rng) - 1.0);
         if (!m->p[i] || tg_tensor_set_requires_grad(m->p[i], true)) return -1;
     }
     return 0;
@@ -76,7 +76,7 @@ static struct tg_tensor *loss(struct tg_tape *T, const struct model *m, double x
     for (int j = 0; j < N_PTS; j++) {
         struct tg_tensor *s = score(T, m, x[j]);
         if (!s) return NULL;
-        *correct += (tg_item(s) > 0) == (y[j] > 0);
+        *correct += (tg_tensor_item(s) > 0) == (y[j] > 0);
         struct tg_tensor *margin = tg_relu(T, tg_add_scalar(T, tg_mul_scalar(T, s, -y[j]), 1.0));
         total = total ? tg_add(T, total, margin) : margin;
     }
@@ -93,13 +93,13 @@ static double step(struct tg_tape *T, struct model *m, double x[N_PTS][2], const
 {
     tg_tape_reset(T);
     struct tg_tensor *L = loss(T, m, x, y, correct);
-    for (int i = 0; i < N_PARAMS; i++) tg_zero_grad(m->p[i]);
+    for (int i = 0; i < N_PARAMS; i++) tg_tensor_zero_grad(m->p[i]);
     if (!L || tg_backward(L, NULL)) return NAN;
     for (int i = 0; i < N_PARAMS; i++) {
         double *v = tg_tensor_data(m->p[i]), *g = tg_tensor_grad_mut(m->p[i]);
         *v -= lr * *g;
     }
-    return tg_item(L);
+    return tg_tensor_item(L);
 }
 
 int main(int argc, char **argv)

@@ -39,7 +39,7 @@ int main(int argc, char **argv)
     int warmup = bench_int_opt(argc, argv, "--warmup", 5);
     int iters = bench_int_opt(argc, argv, "--iters", 10000);
     struct tg_tape *T = tg_tape_new();
-    struct tg_tensor *x = tg_scalar(TG_F32, 0.5);
+    struct tg_tensor *x = tg_tensor_scalar(TG_F32, 0.5);
     double *t = malloc((size_t)reps * sizeof *t);
     if (!T || !x || !t || tg_tensor_set_requires_grad(x, true)) {
         fprintf(stderr, "w4_chain: setup failed: %s\n", tg_last_error());
@@ -57,12 +57,12 @@ int main(int argc, char **argv)
         }
         if (i >= 0) t[i] = bench_now_ms() - t0;
         if (i == -warmup) tg_tape_stats(T, &st);
-        if (i < reps - 1) tg_zero_grad(x);
+        if (i < reps - 1) tg_tensor_zero_grad(x);
     }
     double ry, rd, med = bench_median(t, reps);
     reference(0.5, iters, &ry, &rd);
     /* The sanity check: f32 arithmetic, so compare loosely with the f64 reference. */
-    double gy = tg_item(y), gd = tg_tensor_grad_get(x, 0);
+    double gy = tg_tensor_item(y), gd = tg_tensor_grad_get(x, 0);
     int ok = fabs(gy - ry) < 1e-3 && fabs(gd - rd) <= 1e-2 * fabs(rd);
     printf("TG workload=w4 reps=%d median_ms=%.4f n_nodes=%zu ns_per_node=%.2f y=%.6e dydx=%.6e "
            "ref_y=%.6e ref_dydx=%.6e check=%s",

@@ -6,7 +6,7 @@
  * SGD update. Prints the median step time and every sample.
  * Usage: w5_small [--reps N] [--warmup N] [--threads T] [--unfused] [--serve]
  * --serve: steps in batches asked for on stdin (bench-util.h), at most --reps.
- * --unfused: tg_backward + tg_optim_step instead of tg_optim_backward_step.
+ * --unfused: tg_backward + tg_nn_optim_step instead of tg_nn_optim_backward_step.
  */
 #include <tapegrad/tapegrad.h>
 #include "bench-util.h"
@@ -29,10 +29,10 @@ int main(int argc, char **argv)
     struct tg_nn_mlp *mlp =
         tg_nn_mlp_new(sizes, 4, TG_ACT_TANH, TG_ACT_NONE, TG_F32, TG_INIT_XAVIER_UNIFORM, &rng);
     struct tg_params *params = tg_nn_mlp_params(mlp);
-    struct tg_optim_config oc = tg_optim_defaults(TG_OPTIM_SGD);
+    struct tg_nn_optim_config oc = tg_nn_optim_defaults(TG_OPTIM_SGD);
     oc.lr = 0.01;
     oc.zero_grad = true; /* the step clears each gradient: no zero-grad pass */
-    struct tg_optim *opt = tg_optim_new(params, &oc);
+    struct tg_nn_optim *opt = tg_nn_optim_new(params, &oc);
     struct tg_tape *T = tg_tape_new();
     double *t = malloc(sizeof *t * (size_t)reps);
     if (!mlp || !opt || !T || !t) {
@@ -53,14 +53,14 @@ int main(int argc, char **argv)
             return 1;
         }
         if (i >= 0) t[i] = bench_now_ms() - t0;
-        loss = tg_item(l);
+        loss = tg_tensor_item(l);
     }
     reps = steps.done;
     if (reps == 0) return 1;
     printf("TG workload=w5 mode=%s reps=%d median_ms=%.5f loss=%.5f", unfused ? "unfused" : "fused",
            reps, bench_median(t, reps), loss);
     bench_print_samples(t, reps);
-    tg_optim_free(opt);
+    tg_nn_optim_free(opt);
     tg_nn_mlp_free(mlp);
     tg_tape_free(T);
     free(t);

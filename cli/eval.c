@@ -143,10 +143,10 @@ int tg_cli_eval(int argc, char **argv)
     char arch[MLP_MAX_LAYERS * 8 + 8];
     if (!rc)
         printf("model: %s %s, loss %s; data: %lld examples\n", mlp_arch_str(&m, arch, sizeof arch),
-               tg_nn_act_name(m.act), tg_loss_name(m.loss), (long long)tg_dataset_len(ds));
-    struct tg_model model = tg_nn_mlp_model(m.mlp);
+               tg_nn_act_name(m.act), tg_nn_loss_name(m.loss), (long long)tg_dataset_len(ds));
+    struct tg_nn_module model = tg_nn_mlp_module(m.mlp);
     double loss, acc;
-    if (!rc && tg_evaluate(&model, ds, m.loss, &loss, &acc)) {
+    if (!rc && tg_nn_evaluate(&model, ds, m.loss, &loss, &acc)) {
         fprintf(stderr, "%s: evaluation failed: %s\n", prog, tg_last_error());
         rc = CLI_FAIL;
     }

@@ -276,7 +276,7 @@ static int write_dot(const struct session *s)
         fprintf(stderr, "tapegrad explain: cannot write '%s'\n", s->o->dot);
         return CLI_FAIL;
     }
-    struct tg_dot_options d = {&s->names, 0, NULL};
+    struct tg_graph_dot_options d = {&s->names, 0, NULL};
     enum tg_status st = tg_graph_dot(s->root, f, &d);
     if ((!std && fclose(f)) || st) {
         fprintf(stderr, "tapegrad explain: writing the graph to '%s' failed\n", s->o->dot);
@@ -299,7 +299,7 @@ static int build(struct session *s)
     int rc = read_values(&s->e, s->o, s->values);
     if (rc) return rc;
     for (int i = 0; i < nv; i++) {
-        if (!(s->leaves[i] = tg_scalar(TG_F64, s->values[i]))) return CLI_FAIL;
+        if (!(s->leaves[i] = tg_tensor_scalar(TG_F64, s->values[i]))) return CLI_FAIL;
         tg_tensor_set_requires_grad(s->leaves[i], true);
     }
     struct expr_error err;
@@ -308,7 +308,7 @@ static int build(struct session *s)
         report(s->o->src, &err);
         return CLI_FAIL;
     }
-    s->value = tg_item(s->root);
+    s->value = tg_tensor_item(s->root);
     return make_names(s);
 }
 

@@ -346,7 +346,7 @@ static struct tg_tensor *build_pow(struct tg_tape *T, struct tg_tensor *a, struc
                                    const struct expr_node *ne, const struct expr_node *nd,
                                    bool check, struct expr_error *err)
 {
-    double x = tg_item(a), y = tg_item(b);
+    double x = tg_tensor_item(a), y = tg_tensor_item(b);
     if (check && x < 0 && ne->kind != EX_NUM)
         return bfail(err, nd->col,
                      "domain error: power of a negative base (%g) with a "
@@ -375,7 +375,7 @@ static struct tg_tensor *build_bin(struct tg_tape *T, const struct expr *e,
     case '*':
         return tg_mul(T, a, b);
     case '/':
-        if (check && tg_item(b) == 0) return bfail(err, nd->col, "domain error: division by zero");
+        if (check && tg_tensor_item(b) == 0) return bfail(err, nd->col, "domain error: division by zero");
         return tg_div(T, a, b);
     default:
         return build_pow(T, a, b, &e->nodes[nd->b], nd, check, err);
@@ -388,7 +388,7 @@ static struct tg_tensor *build_call(struct tg_tape *T, const struct expr *e,
 {
     const struct func *f = &funcs[nd->op];
     struct tg_tensor *a = t[nd->a];
-    double x = tg_item(a);
+    double x = tg_tensor_item(a);
     if (nd->op == F_POW) return build_pow(T, a, t[nd->b], &e->nodes[nd->b], nd, check, err);
     if (nd->op == F_LEAKY) return tg_leaky_relu(T, a, e->nodes[nd->b].num);
     if (f->bin) return f->bin(T, a, t[nd->b]);
@@ -436,7 +436,7 @@ struct tg_tensor *expr_build(const struct expr *e, struct tg_tape *T, struct tg_
             break;
         }
         if (!r) return err->msg[0] ? NULL : bfail(err, nd->col, "%s", tg_last_error());
-        double v = tg_item(r);
+        double v = tg_tensor_item(r);
         if (check && !isfinite(v))
             return bfail(err, nd->col, "numeric error: %s produced %g", node_what(nd), v);
         out[k] = r;

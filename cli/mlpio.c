@@ -113,7 +113,7 @@ static int load_folder_set(const char *prog, const char *dir, const char *set,
 
 static int load_csv(const char *prog, const char *path, const char *target, struct tg_dataset **out)
 {
-    struct tg_csv_options opt = {.dtype = TG_F32, .target_index = -1};
+    struct tg_dataset_csv_options opt = {.dtype = TG_F32, .target_index = -1};
     long index;
     if (target && !mlp_parse_long(target, INT_MIN, INT_MAX, &index))
         opt.target_index = (int)index;
@@ -206,7 +206,7 @@ int mlp_model_new(const char *prog, struct mlp_model *m, enum tg_nn_init init, s
         fprintf(stderr, "%s: %s\n", prog, mlp_lib_error());
         return CLI_FAIL;
     }
-    enum tg_nn_act act = m->act;
+    enum tg_act act = m->act;
     describe(m);
     m->act = act; /* a model without hidden layers still prints the --activation */
     return CLI_OK;
@@ -280,7 +280,7 @@ char *mlp_arch_str(const struct mlp_model *m, char *buf, size_t size)
     return buf;
 }
 
-void mlp_print_score(const char *label, enum tg_loss loss, double mean_loss, double accuracy,
+void mlp_print_score(const char *label, enum tg_nn_loss loss, double mean_loss, double accuracy,
                      int64_t n)
 {
     printf("%s%sloss %.6f", label, *label ? " " : "", mean_loss);

@@ -71,8 +71,8 @@ struct mlp_model {
     struct tg_nn_mlp *mlp;  /* borrowed from nm */
     int64_t sizes[MLP_MAX_LAYERS + 1];
     int n_sizes;
-    enum tg_nn_act act; /* of the hidden layers */
-    enum tg_loss loss;
+    enum tg_act act; /* of the hidden layers */
+    enum tg_nn_loss loss;
     char target[256]; /* the --target given to train, "" for the default */
 };
 
@@ -100,7 +100,7 @@ int mlp_check_params(const char *prog, const struct mlp_model *m);
 char *mlp_arch_str(const struct mlp_model *m, char *buf, size_t size);
 
 /* Prints "LABEL loss L  accuracy A% (right/n)" (no accuracy for MSE). */
-void mlp_print_score(const char *label, enum tg_loss loss, double mean_loss, double accuracy,
+void mlp_print_score(const char *label, enum tg_nn_loss loss, double mean_loss, double accuracy,
                      int64_t n);
 
 #endif

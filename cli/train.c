@@ -1,15 +1,15 @@
 /*
  * cli/train.c - `tapegrad train`: trains an MLP on a CSV file or IDX data with
- * the library's trainer (tg_train), and reports as it goes.
+ * the library's trainer (tg_nn_train), and reports as it goes.
  *
- * The trainer calls back once per epoch (tg_epoch_info: loss, accuracy, time,
+ * The trainer calls back once per epoch (tg_nn_epoch_info: loss, accuracy, time,
  * gradient norms); that callback prints the epoch line, the learning curve row
  * and the diagnostics. The live progress line needs news of every batch, which
  * the trainer does not give: the model handed to it wraps the MLP's forward
- * (a struct tg_model is just params + forward), counts the batches, and reads
+ * (a struct tg_nn_module is just params + forward), counts the batches, and reads
  * their targets from the dataset to keep a running loss and accuracy. That
- * relies on tg_train visiting each epoch's batches in order, one forward each
- * (TG_TRAIN_MINIBATCH), which is what tg_train documents.
+ * relies on tg_nn_train visiting each epoch's batches in order, one forward each
+ * (TG_TRAIN_MINIBATCH), which is what tg_nn_train documents.
  */
 #include <errno.h>
 #include <math.h>
@@ -79,9 +79,9 @@ struct opts {
     const char *data, *target, *save, *curve;
     int64_t hidden[MLP_MAX_LAYERS];
     int n_hidden;
-    enum tg_nn_act act;
-    enum tg_loss loss;
-    enum tg_optim_kind optim;
+    enum tg_act act;
+    enum tg_nn_loss loss;
+    enum tg_nn_optim_kind optim;
     double lr; /* 0: the optimizer's default */
     long batch, epochs, classes, seed;
     bool diagnostics;
@@ -117,7 +117,7 @@ static int parse_value(struct opts *o, const char *a, const char *v)
     }
     if (!strcmp(a, "--optimizer")) {
         if (parse_name(v, optims, 3, &i)) return -1;
-        return o->optim = (enum tg_optim_kind)i, 0;
+        return o->optim = (enum tg_nn_optim_kind)i, 0;
     }
     if (!strcmp(a, "--lr")) return mlp_parse_positive(v, &o->lr);
     if (!strcmp(a, "--batch")) return mlp_parse_long(v, 1, 1L << 30, &o->batch);
@@ -210,7 +210,7 @@ static double now(void)
 }
 
 /* Loss and correct count of the batch `out` (rows, C) against targets y (rows):
- * the same divergences as tg_train's (softmax cross-entropy, squared error). */
+ * the same divergences as tg_nn_train's (softmax cross-entropy, squared error). */
 static void score_batch(struct run *r, const struct tg_tensor *out, const struct tg_tensor *y,
                         int64_t rows)
 {
@@ -246,7 +246,7 @@ static void draw(struct run *r)
     r->last_draw = now();
 }
 
-/* The model given to tg_train: the MLP's forward, and on a terminal the running
+/* The model given to tg_nn_train: the MLP's forward, and on a terminal the running
  * score of each batch (its targets copied from the dataset onto the tape). */
 static struct tg_tensor *forward(void *self, struct tg_tape *T, struct tg_tensor *x)
 {
@@ -306,7 +306,7 @@ static int dead_units(struct run *r, int64_t *dead)
 }
 
 /* The gradient norm of layer k (weight and bias together) from the trainer's list. */
-static double layer_grad_norm(const struct tg_epoch_info *info, int k)
+static double layer_grad_norm(const struct tg_nn_epoch_info *info, int k)
 {
     char w[48], b[48];
     snprintf(w, sizeof w, "layers.%d.weight", k);
@@ -318,7 +318,7 @@ static double layer_grad_norm(const struct tg_epoch_info *info, int k)
     return sqrt(s);
 }
 
-static int diagnostics(struct run *r, const struct tg_epoch_info *info)
+static int diagnostics(struct run *r, const struct tg_nn_epoch_info *info)
 {
     int64_t dead[MLP_MAX_LAYERS];
     if (dead_units(r, dead)) return CLI_FAIL;
@@ -343,7 +343,7 @@ static int diagnostics(struct run *r, const struct tg_epoch_info *info)
     return CLI_OK;
 }
 
-static int on_epoch(const struct tg_epoch_info *info, void *ctx)
+static int on_epoch(const struct tg_nn_epoch_info *info, void *ctx)
 {
     struct run *r = ctx;
     if (r->live) fputs("\r\033[K", stderr);
@@ -462,7 +462,7 @@ static int prepare(const struct opts *o, struct mlp_data *data, struct mlp_model
 }
 
 static void print_header(const struct opts *o, const struct mlp_data *data,
-                         const struct mlp_model *m, const struct tg_optim_config *oc)
+                         const struct mlp_model *m, const struct tg_nn_optim_config *oc)
 {
     static const char *const optims[] = {"sgd", "momentum", "adam"};
     char arch[MLP_MAX_LAYERS * 8 + 8];
@@ -471,7 +471,7 @@ static void print_header(const struct opts *o, const struct mlp_data *data,
     if (o->loss == TG_LOSS_XENT) printf(", %lld classes", (long long)m->sizes[m->n_sizes - 1]);
     printf(" (%s)\n", data->kind == MLP_DATA_CSV ? "CSV, standardized" : "IDX, scaled to [0,1]");
     printf("model: %s %s, loss %s, %s lr %g, batch %ld, %ld epochs, seed %ld\n",
-           mlp_arch_str(m, arch, sizeof arch), tg_nn_act_name(m->act), tg_loss_name(m->loss),
+           mlp_arch_str(m, arch, sizeof arch), tg_nn_act_name(m->act), tg_nn_loss_name(m->loss),
            optims[o->optim], oc->lr, o->batch, o->epochs, o->seed);
 }
 
@@ -504,12 +504,12 @@ static void close_reports(struct run *r)
 /* The final scores on the training data and, for a folder, the test set. */
 static int final_scores(const struct mlp_model *m, const struct mlp_data *data)
 {
-    struct tg_model model = tg_nn_mlp_model(m->mlp);
+    struct tg_nn_module model = tg_nn_mlp_module(m->mlp);
     double loss, acc;
     for (int s = 0; s < 2; s++) {
         const struct tg_dataset *ds = s ? data->test : data->train;
         if (!ds) continue;
-        if (tg_evaluate(&model, ds, m->loss, &loss, &acc)) {
+        if (tg_nn_evaluate(&model, ds, m->loss, &loss, &acc)) {
             fprintf(stderr, "%s: evaluation failed: %s\n", prog, tg_last_error());
             return CLI_FAIL;
         }
@@ -520,13 +520,13 @@ static int final_scores(const struct mlp_model *m, const struct mlp_data *data)
 
 static int train(const struct opts *o, struct mlp_data *data, struct mlp_model *m)
 {
-    struct tg_train_config cfg = tg_train_defaults();
+    struct tg_nn_train_config cfg = tg_nn_train_defaults();
     cfg.loss = o->loss;
     cfg.mode = TG_TRAIN_MINIBATCH;
     cfg.batch_size = o->batch;
     cfg.shuffle = true;
     cfg.seed = (uint64_t)o->seed;
-    cfg.optim = tg_optim_defaults(o->optim);
+    cfg.optim = tg_nn_optim_defaults(o->optim);
     if (o->lr > 0) cfg.optim.lr = o->lr;
     cfg.max_epochs = (int)o->epochs;
     print_header(o, data, m, &cfg.optim);
@@ -540,9 +540,9 @@ static int train(const struct opts *o, struct mlp_data *data, struct mlp_model *
     }
     cfg.on_epoch = on_epoch;
     cfg.ctx = &r;
-    struct tg_model model = {tg_nn_mlp_params(m->mlp), forward, &r};
+    struct tg_nn_module model = {tg_nn_mlp_params(m->mlp), forward, &r};
     r.t0 = now();
-    enum tg_status st = tg_train(&model, r.ds, &cfg, NULL);
+    enum tg_status st = tg_nn_train(&model, r.ds, &cfg, NULL);
     if (r.live) fputs("\r\033[K", stderr);
     close_reports(&r);
     if (r.failed) return CLI_FAIL;

@@ -77,7 +77,7 @@ static enum tg_status make_copies(struct tg_tensor *const *in, int n, bool promo
 static enum tg_status analytic(struct run *r, struct tg_tensor *const *in, double **grads,
                                const struct tg_gradcheck_options *o)
 {
-    for (int i = 0; i < r->n; i++) tg_zero_grad(in[i]);
+    for (int i = 0; i < r->n; i++) tg_tensor_zero_grad(in[i]);
     struct tg_tensor *y;
     enum tg_status st = call_fn(r, in, &y);
     if (st) return st;
@@ -245,7 +245,7 @@ enum tg_status tg_gradcheck(tg_gradcheck_fn fn, struct tg_tensor *const *inputs,
         }
     }
     for (int i = 0; i < n_inputs; i++) {
-        tg_zero_grad(inputs[i]);
+        tg_tensor_zero_grad(inputs[i]);
         if (grads) tg__free(grads[i]);
     }
     tg__free(grads);

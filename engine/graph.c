@@ -253,7 +253,7 @@ static const char *const kind_style[4] = {
 static const char *const kind_word[4] = {"", "param", "input", "const"};
 
 static void put_node(FILE *out, const struct tg__graph *g, int64_t k,
-                     const struct tg_dot_options *o, int max_values)
+                     const struct tg_graph_dot_options *o, int max_values)
 {
     const struct tg_tensor *t = g->order[k];
     enum tg_graph_kind kind = tg_graph_kind(t);
@@ -338,7 +338,7 @@ static void put_edges(FILE *out, const struct tg__graph *g, int64_t k,
 }
 
 enum tg_status tg_graph_dot(const struct tg_tensor *root, FILE *out,
-                            const struct tg_dot_options *opts)
+                            const struct tg_graph_dot_options *opts)
 {
     if (!root) return tg__null_input("tg_graph_dot", "root");
     if (!out) return tg__fail(TG_ERR_NULL, "tg_graph_dot: out is NULL");

@@ -61,7 +61,7 @@ static enum tg_status sweep(struct rec *r, const struct tg_tensor *seed, double 
             row[j] = r->y == r->x ? tg__load(seed->data, seed->dtype, j) : 0.0;
         return TG_OK;
     }
-    tg_zero_grad(r->x);
+    tg_tensor_zero_grad(r->x);
     enum tg_status st = tg_backward(r->y, seed);
     if (st) return st;
     for (int64_t j = 0; j < n; j++) row[j] = tg__load(r->x->grad, r->x->dtype, j);
@@ -199,7 +199,7 @@ enum tg_status tg_jacobian_classify(const double *J, int64_t rows, int64_t cols,
     return TG_OK;
 }
 
-const char *tg_jac_structure_name(enum tg_jac_structure s)
+const char *tg_jacobian_structure_name(enum tg_jacobian_structure s)
 {
     switch (s) {
     case TG_JAC_ZERO:

@@ -168,9 +168,9 @@ struct tg_tensor *tg_tensor_from_f64(enum tg_dtype dt, int rank, const int64_t *
     return t;
 }
 
-struct tg_tensor *tg_scalar(enum tg_dtype dt, double v)
+struct tg_tensor *tg_tensor_scalar(enum tg_dtype dt, double v)
 {
-    struct tg_tensor *t = leaf_new("tg_scalar", dt, 0, NULL);
+    struct tg_tensor *t = leaf_new("tg_tensor_scalar", dt, 0, NULL);
     if (t) fill(t, v);
     return t;
 }
@@ -295,11 +295,11 @@ enum tg_status tg_tensor_set_requires_grad(struct tg_tensor *t, bool on)
     return TG_OK;
 }
 
-enum tg_status tg_zero_grad(struct tg_tensor *t)
+enum tg_status tg_tensor_zero_grad(struct tg_tensor *t)
 {
-    if (!t) return tg__fail(TG_ERR_NULL, "tg_zero_grad: t is NULL");
+    if (!t) return tg__fail(TG_ERR_NULL, "tg_tensor_zero_grad: t is NULL");
     /* a stale node's gradient buffer may be a live node's memory now */
-    if (tg__check_live("tg_zero_grad", "t", t)) return TG_ERR_STALE;
+    if (tg__check_live("tg_tensor_zero_grad", "t", t)) return TG_ERR_STALE;
     if (t->grad) memset(t->grad, 0, (size_t)t->numel * tg__esize(t->dtype));
     if (t->kind == TG_KIND_LEAF) tg__leaf_of(t)->grad_version++;
     return TG_OK;
@@ -426,31 +426,31 @@ enum tg_status tg_tensor_set(struct tg_tensor *t, int64_t i, double v)
     return TG_OK;
 }
 
-double tg_item(const struct tg_tensor *t)
+double tg_tensor_item(const struct tg_tensor *t)
 {
     if (!t) {
-        tg__null_input("tg_item", "t");
+        tg__null_input("tg_tensor_item", "t");
         return NAN;
     }
-    if (tg__check_live("tg_item", "t", t)) return NAN;
+    if (tg__check_live("tg_tensor_item", "t", t)) return NAN;
     if (t->numel != 1) {
         char b[160];
         tg__format_shape(b, sizeof b, t->rank, t->shape);
-        tg__fail(TG_ERR_SHAPE, "tg_item: tensor of shape %s has %lld elements, not 1", b,
+        tg__fail(TG_ERR_SHAPE, "tg_tensor_item: tensor of shape %s has %lld elements, not 1", b,
                  (long long)t->numel);
         return NAN;
     }
     return tg__load(t->data, t->dtype, 0);
 }
 
-char *tg_shape_str(const struct tg_tensor *t, char *buf, size_t size)
+char *tg_tensor_shape_str(const struct tg_tensor *t, char *buf, size_t size)
 {
     if (!buf || !size) return buf;
     if (!t) {
         snprintf(buf, size, "(null)");
         return buf;
     }
-    if (tg__check_live("tg_shape_str", "t", t)) {
+    if (tg__check_live("tg_tensor_shape_str", "t", t)) {
         snprintf(buf, size, "(stale)");
         return buf;
     }

@@ -22,7 +22,7 @@ int main(int argc, char **argv)
 {
     double x0 = argc > 1 ? strtod(argv[1], NULL) : 1.5;
     struct tg_tape *T = tg_tape_new();
-    struct tg_tensor *x = tg_scalar(TG_F64, x0);
+    struct tg_tensor *x = tg_tensor_scalar(TG_F64, x0);
     if (!T || !x || tg_tensor_set_requires_grad(x, true)) {
         fprintf(stderr, "chain_rule: %s\n", tg_last_error());
         return 1;
@@ -33,10 +33,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "chain_rule: %s\n", tg_last_error());
         return 1;
     }
-    double dz_dx = 2 * x0, dy_dz = cos(tg_item(z)), h = 1e-6;
+    double dz_dx = 2 * x0, dy_dz = cos(tg_tensor_item(z)), h = 1e-6;
     double numeric = (f_of_g(x0 + h) - f_of_g(x0 - h)) / (2 * h);
     printf("y = f(g(x)) with g(x) = x^2, f(z) = sin(z), at x = %g\n", x0);
-    printf("forward:  z = g(x) = %.10f   y = f(z) = %.10f\n", tg_item(z), tg_item(y));
+    printf("forward:  z = g(x) = %.10f   y = f(z) = %.10f\n", tg_tensor_item(z), tg_tensor_item(y));
     printf("local:    dz/dx = 2x = %.10f   dy/dz = cos(z) = %.10f\n", dz_dx, dy_dz);
     printf("chain:    dy/dx = dy/dz * dz/dx = %.10f\n", dy_dz * dz_dx);
     printf("engine:   dy/dx = %.10f   (tg_backward)\n", tg_tensor_grad_get(x, 0));

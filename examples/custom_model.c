@@ -111,9 +111,9 @@ static double train(struct model *m, struct tg_tensor *X, struct tg_tensor *labe
         if (!loss) break;
         acc = accuracy(logits, y);
         if (k % 100 == 0 || k == steps)
-            printf("step %5ld  loss %.6f  accuracy %5.1f%%\n", k, tg_item(loss), 100 * acc);
+            printf("step %5ld  loss %.6f  accuracy %5.1f%%\n", k, tg_tensor_item(loss), 100 * acc);
         if (k == steps) break; /* the last pass only measures */
-        for (int i = 0; i < 4; i++) tg_zero_grad(params[i]);
+        for (int i = 0; i < 4; i++) tg_tensor_zero_grad(params[i]);
         if (tg_backward(loss, NULL) != TG_OK) {
             acc = -1;
             break;

@@ -4,10 +4,10 @@
  * Data: Debian's dataset-fashion-mnist (60,000 training and 10,000 test images
  * of 28x28 clothes in 10 classes), read from the gzipped IDX files with
  * tg_dataset_load_idx and scaled to [0, 1]. Model: tg_nn_mlp with relu hidden
- * layers, He-uniform weights, f32. Training: tg_train in mini-batch mode,
+ * layers, He-uniform weights, f32. Training: tg_nn_train in mini-batch mode,
  * cross-entropy, Adam (lr 1e-3) with a cosine decay to 0 over the epochs,
  * batches of 128 reshuffled every epoch. After each epoch the callback measures
- * the test set with tg_evaluate; the final line is `test accuracy: NN.NN%`.
+ * the test set with tg_nn_evaluate; the final line is `test accuracy: NN.NN%`.
  * The published MLP baseline (256-128-100 relu) reaches 88.33%; a full run
  * (all images, at least 20 epochs) must reach 88.5%, other runs the figure
  * given with --min-accuracy (default 0). docs/examples.md has a measured run.
@@ -48,7 +48,7 @@ struct options {
 
 /* What the epoch callback needs to measure the test set. */
 struct progress {
-    const struct tg_model *model;
+    const struct tg_nn_module *model;
     const struct tg_dataset *test;
     double test_accuracy;
     double train_seconds; /* the epochs' own time, without the test passes */
@@ -127,10 +127,10 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int on_epoch(const struct tg_epoch_info *e, void *ctx)
+static int on_epoch(const struct tg_nn_epoch_info *e, void *ctx)
 {
     struct progress *p = ctx;
-    if (tg_evaluate(p->model, p->test, TG_LOSS_XENT, NULL, &p->test_accuracy) != TG_OK)
+    if (tg_nn_evaluate(p->model, p->test, TG_LOSS_XENT, NULL, &p->test_accuracy) != TG_OK)
         return 1; /* stops training; main reports the error */
     p->train_seconds += e->seconds;
     printf("epoch %3d  lr %.6f  loss %.4f  train acc %6.2f%%  test acc %6.2f%%  %5.1f s\n",
@@ -144,21 +144,21 @@ static double train(struct tg_nn_mlp *mlp, struct tg_dataset *train_set,
                     const struct tg_dataset *test_set, long epochs)
 {
     double t0 = now_seconds();
-    struct tg_model model = tg_nn_mlp_model(mlp);
+    struct tg_nn_module model = tg_nn_mlp_module(mlp);
     struct progress p = {&model, test_set, -1, 0};
-    struct tg_train_config cfg = tg_train_defaults();
+    struct tg_nn_train_config cfg = tg_nn_train_defaults();
     cfg.loss = TG_LOSS_XENT;
     cfg.mode = TG_TRAIN_MINIBATCH;
     cfg.batch_size = 128;
     cfg.shuffle = true;
     cfg.seed = 1;
-    cfg.optim = tg_optim_defaults(TG_OPTIM_ADAM); /* lr 1e-3 */
-    cfg.schedule = (struct tg_lr_schedule){.kind = TG_LR_COSINE, .t_max = (int)epochs};
+    cfg.optim = tg_nn_optim_defaults(TG_OPTIM_ADAM); /* lr 1e-3 */
+    cfg.schedule = (struct tg_nn_lr_schedule){.kind = TG_LR_COSINE, .t_max = (int)epochs};
     cfg.max_epochs = (int)epochs;
     cfg.on_epoch = on_epoch;
     cfg.ctx = &p;
-    struct tg_train_result res;
-    if (tg_train(&model, train_set, &cfg, &res) != TG_OK || res.stop != TG_STOP_MAX_EPOCHS)
+    struct tg_nn_train_result res;
+    if (tg_nn_train(&model, train_set, &cfg, &res) != TG_OK || res.stop != TG_STOP_MAX_EPOCHS)
         return -1;
     printf("training time: %.1f s for %d epochs (%.1f s per epoch; %.1f s with the test passes)\n",
            p.train_seconds, res.epochs, p.train_seconds / res.epochs, now_seconds() - t0);

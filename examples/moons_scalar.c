@@ -29,7 +29,7 @@ struct mlp {
 
 static struct tg_tensor *param(struct mlp *m, struct tg_rng *rng, bool bias)
 {
-    struct tg_tensor *p = tg_scalar(TG_F64, bias ? 0.0 : 2 * tg_rng_uniform(rng) - 1);
+    struct tg_tensor *p = tg_tensor_scalar(TG_F64, bias ? 0.0 : 2 * tg_rng_uniform(rng) - 1);
     if (p) tg_tensor_set_requires_grad(p, true);
     m->all[m->n++] = p;
     return p;
@@ -88,7 +88,7 @@ int main(int argc, char **argv)
                 xs[p][i] = tg_tape_constant(T, TG_F64, 0, NULL, &X[p][i]);
             ys[p] = tg_tape_constant(T, TG_F64, 0, NULL, &y[p]);
             struct tg_tensor *s = score(T, &m, xs[p]);
-            correct += (tg_item(s) > 0) == (y[p] > 0);
+            correct += (tg_tensor_item(s) > 0) == (y[p] > 0);
             struct tg_tensor *h = tg_relu(T, tg_rsub_scalar(T, 1, tg_mul(T, ys[p], s)));
             hinge = hinge ? tg_add(T, hinge, h) : h;
         }
@@ -98,16 +98,16 @@ int main(int argc, char **argv)
         }
         struct tg_tensor *loss =
             tg_add(T, tg_mul_scalar(T, hinge, 1.0 / N_POINTS), tg_mul_scalar(T, l2, 1e-4));
-        for (int i = 0; i < m.n; i++) tg_zero_grad(m.all[i]);
+        for (int i = 0; i < m.n; i++) tg_tensor_zero_grad(m.all[i]);
         if (!loss || tg_backward(loss, NULL)) {
             fprintf(stderr, "moons_scalar: %s\n", tg_last_error());
             return 1;
         }
         double lr = 1.0 - 0.9 * k / 100.0;
         for (int i = 0; i < m.n; i++)
-            tg_tensor_set(m.all[i], 0, tg_item(m.all[i]) - lr * tg_tensor_grad_get(m.all[i], 0));
+            tg_tensor_set(m.all[i], 0, tg_tensor_item(m.all[i]) - lr * tg_tensor_grad_get(m.all[i], 0));
         acc = (double)correct / N_POINTS;
-        loss_v = tg_item(loss);
+        loss_v = tg_tensor_item(loss);
         if (k % 10 == 0 || k == steps - 1) {
             struct tg_tape_stats st;
             tg_tape_stats(T, &st);

@@ -9,10 +9,10 @@
  * programs start from the same network; the full batch X (100, 2) goes through
  * it at once. Loss: the max-margin loss mean(relu(1 - y * score)) (tg_hinge)
  * plus the L2 penalty 1e-4 * sum(p^2) over every parameter (tg_l2_penalty is
- * 0.5 sum(p^2), hence the factor 2e-4). SGD (tg_optim) with the rate
+ * 0.5 sum(p^2), hence the factor 2e-4). SGD (tg_nn_optim) with the rate
  * 1.0 - 0.9 k / 100 at step k, 100 steps.
  *
- * This program writes its own loop instead of calling tg_train: the trainer
+ * This program writes its own loop instead of calling tg_nn_train: the trainer
  * has no L2 term in its reported loss and no linear schedule (its SGD
  * weight_decay 2e-4 would give the same updates, but not the same printed loss,
  * and the rate must change every step).
@@ -69,7 +69,7 @@ static double train(struct tg_nn_mlp *mlp, double X[N_POINTS][2], const double y
                     long steps)
 {
     struct tg_params *params = tg_nn_mlp_params(mlp);
-    struct tg_optim *opt = tg_optim_new(params, &(struct tg_optim_config){.kind = TG_OPTIM_SGD});
+    struct tg_nn_optim *opt = tg_nn_optim_new(params, &(struct tg_nn_optim_config){.kind = TG_OPTIM_SGD});
     struct tg_tape *T = tg_tape_new();
     double acc = opt && T ? 0 : -1, loss_v = 0;
     for (long k = 0; acc >= 0 && k < steps; k++) {
@@ -79,12 +79,12 @@ static double train(struct tg_nn_mlp *mlp, double X[N_POINTS][2], const double y
         struct tg_tensor *score = tg_nn_mlp_forward(mlp, T, Xt); /* (N, 1) */
         struct tg_tensor *loss = objective(T, params, score, yt);
         if (!loss || tg_params_zero_grad(params) || tg_backward(loss, NULL) ||
-            tg_optim_set_lr(opt, 1.0 - 0.9 * k / 100.0) || tg_optim_step(opt, 1.0)) {
+            tg_nn_optim_set_lr(opt, 1.0 - 0.9 * k / 100.0) || tg_nn_optim_step(opt, 1.0)) {
             acc = -1;
             break;
         }
         acc = accuracy(score, y);
-        loss_v = tg_item(loss);
+        loss_v = tg_tensor_item(loss);
         if (k % 10 == 0 || k == steps - 1) {
             struct tg_tape_stats st;
             tg_tape_stats(T, &st);
@@ -94,7 +94,7 @@ static double train(struct tg_nn_mlp *mlp, double X[N_POINTS][2], const double y
     }
     if (acc >= 0) printf("final: loss %.6f, training accuracy %.1f%%\n", loss_v, 100 * acc);
     tg_tape_free(T);
-    tg_optim_free(opt);
+    tg_nn_optim_free(opt);
     return acc;
 }
 

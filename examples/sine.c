@@ -3,7 +3,7 @@
  *
  * Data: N_TRAIN points x spread evenly over [-pi, pi] with targets sin(x).
  * Model: tg_nn_mlp 1-32-32-1, tanh hidden layers, a linear output,
- * Xavier-uniform weights. Training: tg_train in mini-batch mode, MSE, batches
+ * Xavier-uniform weights. Training: tg_nn_train in mini-batch mode, MSE, batches
  * of 32 reshuffled every epoch, Adam with lr 0.01 decaying along a cosine to 0.
  * Every 100 epochs the mean training loss is printed; at the end the network
  * is evaluated on a grid of N_GRID points (most of them not training points)
@@ -24,7 +24,7 @@
 #define LR        0.01
 enum { N_TRAIN = 256, N_GRID = 1001, BATCH = 32, PRINT_EVERY = 100 };
 
-static int print_loss(const struct tg_epoch_info *e, void *ctx)
+static int print_loss(const struct tg_nn_epoch_info *e, void *ctx)
 {
     int last = *(const int *)ctx;
     if (e->epoch % PRINT_EVERY == 0 || e->epoch == last - 1)
@@ -84,22 +84,22 @@ int main(int argc, char **argv)
     struct tg_nn_mlp *mlp =
         tg_nn_mlp_new(sizes, 4, TG_ACT_TANH, TG_ACT_NONE, TG_F64, TG_INIT_XAVIER_UNIFORM, &rng);
     struct tg_dataset *train = sine_data(N_TRAIN), *grid = sine_data(N_GRID);
-    struct tg_model model = tg_nn_mlp_model(mlp);
+    struct tg_nn_module model = tg_nn_mlp_module(mlp);
     int last = (int)epochs;
-    struct tg_train_config cfg = tg_train_defaults();
+    struct tg_nn_train_config cfg = tg_nn_train_defaults();
     cfg.mode = TG_TRAIN_MINIBATCH;
     cfg.batch_size = BATCH;
     cfg.shuffle = true;
     cfg.seed = 5;
-    cfg.optim = tg_optim_defaults(TG_OPTIM_ADAM);
+    cfg.optim = tg_nn_optim_defaults(TG_OPTIM_ADAM);
     cfg.optim.lr = LR;
-    cfg.schedule = (struct tg_lr_schedule){.kind = TG_LR_COSINE, .t_max = last};
+    cfg.schedule = (struct tg_nn_lr_schedule){.kind = TG_LR_COSINE, .t_max = last};
     cfg.max_epochs = last;
     cfg.on_epoch = print_loss;
     cfg.ctx = &last;
-    struct tg_train_result res;
+    struct tg_nn_train_result res;
     double err = -1;
-    if (mlp && train && grid && tg_train(&model, train, &cfg, &res) == TG_OK) {
+    if (mlp && train && grid && tg_nn_train(&model, train, &cfg, &res) == TG_OK) {
         printf("trained %d epochs in %.2f s\n", res.epochs, res.seconds);
         err = max_error(mlp, grid);
     }

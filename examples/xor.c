@@ -3,7 +3,7 @@
  *
  * The four points (0,0) (0,1) (1,0) (1,1) with targets 0 1 1 0; an MLP 2-4-1
  * (tanh hidden layer, sigmoid output, Xavier-uniform weights, zero biases);
- * the divergence Div(Y, d) = (Y - d)^2 (MSE). tg_train in TG_TRAIN_PER_SAMPLE
+ * the divergence Div(Y, d) = (Y - d)^2 (MSE). tg_nn_train in TG_TRAIN_PER_SAMPLE
  * mode runs the document's loop as written:
  *
  *     do: Loss = 0; zero the gradients
@@ -32,7 +32,7 @@ enum { N = 4, PRINT_EVERY = 100 };
 static const double X[N][2] = {{0, 0}, {0, 1}, {1, 0}, {1, 1}}; /* (4, 2) */
 static const double D[N] = {0, 1, 1, 0};                        /* (4) */
 
-static int print_loss(const struct tg_epoch_info *e, void *ctx)
+static int print_loss(const struct tg_nn_epoch_info *e, void *ctx)
 {
     (void)ctx;
     if (e->epoch % PRINT_EVERY == 0 || e->loss <= TARGET_LOSS)
@@ -74,17 +74,17 @@ int main(int argc, char **argv)
     struct tg_tensor *Xt = tg_tensor_from_f64(TG_F64, 2, (int64_t[]){N, 2}, &X[0][0]);
     struct tg_dataset *ds =
         tg_dataset_new(tg_tensor_copy(Xt), tg_tensor_from_f64(TG_F64, 1, (int64_t[]){N}, D));
-    struct tg_model model = tg_nn_mlp_model(mlp);
-    struct tg_train_config cfg = tg_train_defaults(); /* MSE, per sample, T = all, SGD */
+    struct tg_nn_module model = tg_nn_mlp_module(mlp);
+    struct tg_nn_train_config cfg = tg_nn_train_defaults(); /* MSE, per sample, T = all, SGD */
     cfg.optim.lr = ETA;
     cfg.max_epochs = (int)max_epochs;
     cfg.target_loss = TARGET_LOSS;
     cfg.on_epoch = print_loss;
-    struct tg_train_result res;
+    struct tg_nn_train_result res;
     int right = -1;
-    if (mlp && Xt && ds && tg_train(&model, ds, &cfg, &res) == TG_OK) {
+    if (mlp && Xt && ds && tg_nn_train(&model, ds, &cfg, &res) == TG_OK) {
         printf("stopped after %d epochs (%s), Loss/T %.6f\n", res.epochs,
-               tg_train_stop_name(res.stop), res.loss);
+               tg_nn_train_stop_name(res.stop), res.loss);
         right = report(mlp, Xt);
     }
     if (right < 0)

@@ -82,7 +82,7 @@ static const char *analytic(const struct gc_case *gc, struct tg_tensor **in, int
         if (!bad && tg_tensor_requires_grad(in[i]))
             for (int64_t j = 0; j < tg_tensor_numel(in[i]); j++)
                 g[i][j] = tg_tensor_grad_get(in[i], j);
-        tg_zero_grad(in[i]);
+        tg_tensor_zero_grad(in[i]);
     }
     if (bad && bad != why) snprintf(why, size, "%s", bad);
     tg_tensor_free(v);
@@ -108,7 +108,7 @@ static bool scalars(struct tg_tensor *const *in, int n, struct tg_tensor **out)
 {
     bool ok = true;
     for (int i = 0; i < n; i++) {
-        out[i] = tg_tensor_numel(in[i]) ? tg_scalar(TG_F64, tg_tensor_get(in[i], 0)) : NULL;
+        out[i] = tg_tensor_numel(in[i]) ? tg_tensor_scalar(TG_F64, tg_tensor_get(in[i], 0)) : NULL;
         if (out[i] && tg_tensor_requires_grad(in[i])) tg_tensor_set_requires_grad(out[i], true);
         ok &= out[i] != NULL;
     }

@@ -242,26 +242,26 @@ static int make_linear(struct tg_rng *r, struct tg_tensor **in, int act, bool bi
 }
 static int lin_none(struct tg_rng *r, struct tg_tensor **in)
 {
-    return make_linear(r, in, TG_LINEAR_NONE, true, false);
+    return make_linear(r, in, TG_ACT_NONE, true, false);
 }
 static int lin_relu(struct tg_rng *r, struct tg_tensor **in)
 {
-    return make_linear(r, in, TG_LINEAR_RELU, true, false);
+    return make_linear(r, in, TG_ACT_RELU, true, false);
 }
 static int lin_tanh_nobias(struct tg_rng *r, struct tg_tensor **in)
 {
-    return make_linear(r, in, TG_LINEAR_TANH, false, false);
+    return make_linear(r, in, TG_ACT_TANH, false, false);
 }
 static int lin_sigmoid_vec(struct tg_rng *r, struct tg_tensor **in)
 {
-    return make_linear(r, in, TG_LINEAR_SIGMOID, true, true);
+    return make_linear(r, in, TG_ACT_SIGMOID, true, true);
 }
 
 static struct tg_tensor *f_linear(struct tg_tape *T, struct tg_tensor *const *x, int n, void *c)
 {
     int act = (int)tg_tensor_get(x[3], 0);
     bool bias = tg_tensor_get(x[3], 1) != 0;
-    return tg_linear(T, x[0], x[1], bias ? x[2] : NULL, (enum tg_linear_act)act);
+    return tg_linear(T, x[0], x[1], bias ? x[2] : NULL, (enum tg_act)act);
 }
 
 const struct gc_case gc_cases_linalg[] = {

@@ -350,9 +350,9 @@ static bool dtype_ok(const char *fn, enum tg_dtype dt)
     return false;
 }
 
-struct tg_tensor *tg_idx_read_limit(const char *path, enum tg_dtype dt, uint64_t max_bytes)
+struct tg_tensor *tg_dataset_read_idx_limit(const char *path, enum tg_dtype dt, uint64_t max_bytes)
 {
-    static const char fn[] = "tg_idx_read";
+    static const char fn[] = "tg_dataset_read_idx";
     struct idx x = {0};
     struct tg_tensor *t = NULL;
     if (dtype_ok(fn, dt) && !idx_open(fn, path, &x, max_bytes, dt))
@@ -361,9 +361,9 @@ struct tg_tensor *tg_idx_read_limit(const char *path, enum tg_dtype dt, uint64_t
     return t;
 }
 
-struct tg_tensor *tg_idx_read(const char *path, enum tg_dtype dt)
+struct tg_tensor *tg_dataset_read_idx(const char *path, enum tg_dtype dt)
 {
-    return tg_idx_read_limit(path, dt, 0);
+    return tg_dataset_read_idx_limit(path, dt, 0);
 }
 
 struct tg_dataset *tg_dataset_load_idx_limit(const char *images_path, const char *labels_path,
@@ -558,7 +558,7 @@ static enum tg_status parse_row(struct csv *c, char *line, int64_t lineno)
 }
 
 /* Resolves the target column from the options and the header names (or NULL). */
-static enum tg_status find_target(const struct csv *c, const struct tg_csv_options *o,
+static enum tg_status find_target(const struct csv *c, const struct tg_dataset_csv_options *o,
                                   int64_t *target)
 {
     char **names = c->names;
@@ -656,10 +656,10 @@ static enum tg_status csv_check(const struct csv *c)
     return TG_OK;
 }
 
-struct tg_dataset *tg_dataset_load_csv(const char *path, const struct tg_csv_options *opt)
+struct tg_dataset *tg_dataset_load_csv(const char *path, const struct tg_dataset_csv_options *opt)
 {
     static const char fn[] = "tg_dataset_load_csv";
-    struct tg_csv_options o = opt ? *opt : (struct tg_csv_options){.target_index = -1};
+    struct tg_dataset_csv_options o = opt ? *opt : (struct tg_dataset_csv_options){.target_index = -1};
     struct csv c = {.fn = fn,
                     .path = path,
                     .delim = o.delimiter ? o.delimiter : ',',

@@ -13,36 +13,22 @@
 #include <string.h>
 #include "tapegrad/nn.h"
 
-struct tg_tensor *tg_nn_linear(struct tg_tape *T, struct tg_tensor *x, struct tg_tensor *W,
-                               struct tg_tensor *b)
-{
-    if (!T || !x || !W) {
-        if (!x || !W) return NULL; /* keeps the message of the failure that made the NULL */
-        tg_set_error(TG_ERR_NULL, "tg_nn_linear: T is NULL");
-        return NULL;
-    }
-    /* (out, in) x (in) -> (out): z = W y.  (B, in) x (in, out)^T-view -> (B, out). */
-    struct tg_tensor *z =
-        tg_tensor_rank(x) == 1 ? tg_matmul(T, W, x) : tg_matmul_t(T, x, W, false, true);
-    return b ? tg_add(T, z, b) : z; /* b (out) broadcasts over the rows */
-}
-
 static const char *const act_names[] = {"none",    "relu",       "tanh",
                                         "sigmoid", "leaky_relu", "softplus"};
 #define N_ACTS ((int)(sizeof act_names / sizeof act_names[0]))
 
-const char *tg_nn_act_name(enum tg_nn_act act)
+const char *tg_nn_act_name(enum tg_act act)
 {
     return (int)act >= 0 && (int)act < N_ACTS ? act_names[act] : "?";
 }
 
-enum tg_status tg_nn_act_parse(const char *name, enum tg_nn_act *act)
+enum tg_status tg_nn_act_parse(const char *name, enum tg_act *act)
 {
     if (!name || !act)
         return tg_set_error(TG_ERR_NULL, "tg_nn_act_parse: %s is NULL", name ? "act" : "name");
     for (int i = 0; i < N_ACTS; i++)
         if (!strcmp(name, act_names[i])) {
-            *act = (enum tg_nn_act)i;
+            *act = (enum tg_act)i;
             return TG_OK;
         }
     return tg_set_error(TG_ERR_VALUE,
@@ -51,7 +37,7 @@ enum tg_status tg_nn_act_parse(const char *name, enum tg_nn_act *act)
                         name);
 }
 
-struct tg_tensor *tg_nn_activate(struct tg_tape *T, struct tg_tensor *x, enum tg_nn_act act)
+struct tg_tensor *tg_nn_activate(struct tg_tape *T, struct tg_tensor *x, enum tg_act act)
 {
     switch (act) {
     case TG_ACT_NONE:
@@ -122,7 +108,7 @@ struct tg_nn_mlp {
     int n_layers;
     struct tg_tensor **W; /* (n_layers), W[k] (sizes[k+1], sizes[k]) */
     struct tg_tensor **b; /* (n_layers), b[k] (sizes[k+1]) */
-    enum tg_nn_act hidden, output;
+    enum tg_act hidden, output;
     struct tg_params *params;
 };
 
@@ -139,8 +125,8 @@ void tg_nn_mlp_free(struct tg_nn_mlp *mlp)
     tg_free(mlp);
 }
 
-static enum tg_status check_mlp_args(const int64_t *sizes, int n_sizes, enum tg_nn_act hidden,
-                                     enum tg_nn_act output, enum tg_dtype dt, enum tg_nn_init init)
+static enum tg_status check_mlp_args(const int64_t *sizes, int n_sizes, enum tg_act hidden,
+                                     enum tg_act output, enum tg_dtype dt, enum tg_nn_init init)
 {
     static const char fn[] = "tg_nn_mlp_new";
     if (!sizes) return tg_set_error(TG_ERR_NULL, "%s: sizes is NULL", fn);
@@ -176,8 +162,8 @@ static enum tg_status make_layer(struct tg_nn_mlp *m, int k, int64_t in, int64_t
     return st;
 }
 
-struct tg_nn_mlp *tg_nn_mlp_new(const int64_t *sizes, int n_sizes, enum tg_nn_act hidden,
-                                enum tg_nn_act output, enum tg_dtype dt, enum tg_nn_init init,
+struct tg_nn_mlp *tg_nn_mlp_new(const int64_t *sizes, int n_sizes, enum tg_act hidden,
+                                enum tg_act output, enum tg_dtype dt, enum tg_nn_init init,
                                 struct tg_rng *rng)
 {
     if (check_mlp_args(sizes, n_sizes, hidden, output, dt, init)) return NULL;
@@ -206,17 +192,17 @@ fail:
 }
 
 /* The fused linear op's activation for act, or -1 when tg_linear has none. */
-static int fused_act(enum tg_nn_act act)
+static int fused_act(enum tg_act act)
 {
     switch (act) {
     case TG_ACT_NONE:
-        return TG_LINEAR_NONE;
+        return TG_ACT_NONE;
     case TG_ACT_RELU:
-        return TG_LINEAR_RELU;
+        return TG_ACT_RELU;
     case TG_ACT_TANH:
-        return TG_LINEAR_TANH;
+        return TG_ACT_TANH;
     case TG_ACT_SIGMOID:
-        return TG_LINEAR_SIGMOID;
+        return TG_ACT_SIGMOID;
     default:
         return -1;
     }
@@ -236,14 +222,14 @@ struct tg_tensor *tg_nn_mlp_forward_to(struct tg_nn_mlp *mlp, struct tg_tape *T,
     }
     struct tg_tensor *y = x; /* y_0 = x */
     for (int k = 0; k < n_layers && y; k++) {
-        enum tg_nn_act act = tg_nn_mlp_act(mlp, k);
+        enum tg_act act = tg_nn_mlp_act(mlp, k);
         int fused = fused_act(act);
         if (fused >= 0) { /* y_k = f_k(W_k y_{k-1} + b_k) as one op, for speed */
-            y = tg_linear(T, y, mlp->W[k], mlp->b[k], (enum tg_linear_act)fused);
+            y = tg_linear(T, y, mlp->W[k], mlp->b[k], (enum tg_act)fused);
             continue;
         }
         /* z_k = W_k y_{k-1} + b_k as one op too, then y_k = f_k(z_k) */
-        struct tg_tensor *z = tg_linear(T, y, mlp->W[k], mlp->b[k], TG_LINEAR_NONE);
+        struct tg_tensor *z = tg_linear(T, y, mlp->W[k], mlp->b[k], TG_ACT_NONE);
         y = tg_nn_activate(T, z, act);
     }
     return y;
@@ -284,7 +270,7 @@ struct tg_tensor *tg_nn_mlp_bias(const struct tg_nn_mlp *mlp, int k)
     return layer_ok(mlp, k, "tg_nn_mlp_bias") ? mlp->b[k] : NULL;
 }
 
-enum tg_nn_act tg_nn_mlp_act(const struct tg_nn_mlp *mlp, int k)
+enum tg_act tg_nn_mlp_act(const struct tg_nn_mlp *mlp, int k)
 {
     if (!mlp || k < 0 || k >= mlp->n_layers) return TG_ACT_NONE;
     return k == mlp->n_layers - 1 ? mlp->output : mlp->hidden;
@@ -295,7 +281,7 @@ static struct tg_tensor *mlp_forward_cb(void *self, struct tg_tape *T, struct tg
     return tg_nn_mlp_forward(self, T, x);
 }
 
-struct tg_model tg_nn_mlp_model(struct tg_nn_mlp *mlp)
+struct tg_nn_module tg_nn_mlp_module(struct tg_nn_mlp *mlp)
 {
-    return (struct tg_model){tg_nn_mlp_params(mlp), mlp_forward_cb, mlp};
+    return (struct tg_nn_module){tg_nn_mlp_params(mlp), mlp_forward_cb, mlp};
 }

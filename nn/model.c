@@ -26,7 +26,7 @@
 
 struct tg_nn_model {
     struct tg_nn_mlp *mlp; /* owned */
-    enum tg_loss loss;
+    enum tg_nn_loss loss;
     enum tg_nn_norm norm;
     struct tg_tensor *mean, *std; /* STANDARDIZE: f64 (in) each, owned */
     double scale;                 /* SCALE */
@@ -48,17 +48,17 @@ static int64_t out_size(const struct tg_nn_mlp *mlp)
 }
 
 /* TG_ERR_VALUE unless loss is known and fits `outputs`. */
-static enum tg_status check_loss(const char *fn, enum tg_loss loss, int64_t outputs)
+static enum tg_status check_loss(const char *fn, enum tg_nn_loss loss, int64_t outputs)
 {
     if ((int)loss < 0 || (int)loss >= N_LOSSES)
         return tg_set_error(TG_ERR_VALUE, "%s: unknown loss %d", fn, (int)loss);
     if (loss == TG_LOSS_XENT ? outputs < 2 : outputs != 1)
         return tg_set_error(TG_ERR_VALUE, "%s: loss '%s' does not fit %lld outputs", fn,
-                            tg_loss_name(loss), (long long)outputs);
+                            tg_nn_loss_name(loss), (long long)outputs);
     return TG_OK;
 }
 
-struct tg_nn_model *tg_nn_model_new(struct tg_nn_mlp *mlp, enum tg_loss loss)
+struct tg_nn_model *tg_nn_model_new(struct tg_nn_mlp *mlp, enum tg_nn_loss loss)
 {
     if (!mlp) {
         if (tg_last_status() == TG_OK) tg_set_error(TG_ERR_NULL, "tg_nn_model_new: mlp is NULL");
@@ -95,7 +95,7 @@ struct tg_nn_mlp *tg_nn_model_mlp(const struct tg_nn_model *m)
     return m ? m->mlp : NULL;
 }
 
-enum tg_loss tg_nn_model_loss(const struct tg_nn_model *m)
+enum tg_nn_loss tg_nn_model_loss(const struct tg_nn_model *m)
 {
     return m ? m->loss : TG_LOSS_MSE;
 }
@@ -297,7 +297,7 @@ enum tg_status tg_nn_model_save(struct tg_nn_model *m, const char *path)
         !(st = tg_params_meta_set(p, "activation", hidden)) &&
         !(st = tg_params_meta_set(p, "output_activation",
                                   tg_nn_act_name(tg_nn_mlp_act(m->mlp, L - 1)))) &&
-        !(st = tg_params_meta_set(p, "loss", tg_loss_name(m->loss))) && !(st = set_norm_meta(p, m)))
+        !(st = tg_params_meta_set(p, "loss", tg_nn_loss_name(m->loss))) && !(st = set_norm_meta(p, m)))
         st = tg_checkpoint_save(p, path);
     return st;
 }
@@ -308,8 +308,8 @@ enum tg_status tg_nn_model_save(struct tg_nn_model *m, const char *path)
 struct header {
     int64_t sizes[MAX_LAYERS + 1];
     int n_sizes;
-    enum tg_nn_act hidden, output;
-    enum tg_loss loss;
+    enum tg_act hidden, output;
+    enum tg_nn_loss loss;
 };
 
 /* The value of key, or NULL with TG_ERR_FORMAT naming it. */
@@ -347,10 +347,10 @@ static enum tg_status parse_arch(const char *path, const char *s, struct header 
     return bad_meta(path, "architecture", s, "sizes such as 4,64,3");
 }
 
-static enum tg_status parse_loss(const char *path, const char *s, enum tg_loss *loss)
+static enum tg_status parse_loss(const char *path, const char *s, enum tg_nn_loss *loss)
 {
     for (int i = 0; i < N_LOSSES; i++)
-        if (!strcmp(s, tg_loss_name((enum tg_loss)i))) return *loss = (enum tg_loss)i, TG_OK;
+        if (!strcmp(s, tg_nn_loss_name((enum tg_nn_loss)i))) return *loss = (enum tg_nn_loss)i, TG_OK;
     return bad_meta(path, "loss", s, "xent, mse, bce or hinge");
 }
 
@@ -401,7 +401,7 @@ static enum tg_status check_tensors(const char *path, const struct tg_params *p,
                                 "tg_nn_model_load: %s: architecture %s needs %s of shape %s, "
                                 "the file has %s",
                                 path, arch, name, want,
-                                t ? tg_shape_str(t, got, sizeof got) : "none");
+                                t ? tg_tensor_shape_str(t, got, sizeof got) : "none");
         }
     if (tg_params_count(p) != (size_t)(2 * L))
         return tg_set_error(TG_ERR_MISMATCH,

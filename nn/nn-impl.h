@@ -18,7 +18,7 @@
 #include <uthash.h>
 
 struct tg_dataset;
-/* Puts ds's visiting order back to the storage order (nn/dataset.c): tg_train
+/* Puts ds's visiting order back to the storage order (nn/dataset.c): tg_nn_train
  * starts its shuffling from there, so that a seed gives one run, every time. */
 void tg__dataset_reset_order(struct tg_dataset *ds);
 

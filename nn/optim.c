@@ -9,7 +9,7 @@
  * 1/T out of the accumulated gradient lets per-sample and batched training
  * accumulate identical sums. State (momentum buffer, Adam's first and second
  * moments) is kept in f64 for f32 parameters too, allocated once in
- * tg_optim_new, so a step allocates nothing.
+ * tg_nn_optim_new, so a step allocates nothing.
  */
 #include <math.h>
 #include <string.h>
@@ -17,26 +17,26 @@
 
 struct slot {
     struct tg_tensor *t; /* borrowed from the map */
-    bool applied;        /* tg_optim_backward_step: updated by the sweep itself */
+    bool applied;        /* tg_nn_optim_backward_step: updated by the sweep itself */
     bool zero_known;     /* the gradient was zero at version zero_version */
     uint64_t zero_version;
     double *s1, *s2; /* (numel) momentum buffer / Adam's m; Adam's v (NULL if unused) */
     int64_t steps;   /* updates of this tensor (PyTorch counts per parameter too) */
 };
 
-struct tg_optim {
+struct tg_nn_optim {
     struct tg_params *params;
-    struct tg_optim_config cfg;
+    struct tg_nn_optim_config cfg;
     size_t n;               /* entries in the map at creation */
     struct slot *slots;     /* (n) */
-    struct tg_apply *apply; /* (n) the update list of tg_optim_backward_step */
+    struct tg_apply *apply; /* (n) the update list of tg_nn_optim_backward_step */
     int64_t steps;
 };
 
-struct tg_optim_config tg_optim_defaults(enum tg_optim_kind kind)
+struct tg_nn_optim_config tg_nn_optim_defaults(enum tg_nn_optim_kind kind)
 {
     bool adam = kind == TG_OPTIM_ADAM || kind == TG_OPTIM_ADAMW;
-    return (struct tg_optim_config){.kind = kind,
+    return (struct tg_nn_optim_config){.kind = kind,
                                     .lr = adam ? 1e-3 : 1e-2,
                                     .momentum = 0.9,
                                     .nesterov = false,
@@ -51,9 +51,9 @@ static bool in01(double x)
     return x >= 0.0 && x < 1.0;
 }
 
-static enum tg_status check_config(const struct tg_optim_config *c)
+static enum tg_status check_config(const struct tg_nn_optim_config *c)
 {
-    static const char fn[] = "tg_optim_new";
+    static const char fn[] = "tg_nn_optim_new";
     if ((int)c->kind < TG_OPTIM_SGD || (int)c->kind > TG_OPTIM_ADAMW)
         return tg_set_error(TG_ERR_VALUE, "%s: unknown kind %d", fn, (int)c->kind);
     if (!(c->lr >= 0.0) || !isfinite(c->lr))
@@ -73,7 +73,7 @@ static enum tg_status check_config(const struct tg_optim_config *c)
     return TG_OK;
 }
 
-void tg_optim_free(struct tg_optim *opt)
+void tg_nn_optim_free(struct tg_nn_optim *opt)
 {
     if (!opt) return;
     for (size_t i = 0; opt->slots && i < opt->n; i++) {
@@ -94,14 +94,14 @@ static double *zeroed(int64_t n)
     return p;
 }
 
-struct tg_optim *tg_optim_new(struct tg_params *params, const struct tg_optim_config *cfg)
+struct tg_nn_optim *tg_nn_optim_new(struct tg_params *params, const struct tg_nn_optim_config *cfg)
 {
     if (!params || !cfg) {
-        tg_set_error(TG_ERR_NULL, "tg_optim_new: %s is NULL", params ? "cfg" : "params");
+        tg_set_error(TG_ERR_NULL, "tg_nn_optim_new: %s is NULL", params ? "cfg" : "params");
         return NULL;
     }
     if (check_config(cfg)) return NULL;
-    struct tg_optim *o = tg_malloc(sizeof *o);
+    struct tg_nn_optim *o = tg_malloc(sizeof *o);
     if (!o) return NULL;
     memset(o, 0, sizeof *o);
     o->params = params;
@@ -121,7 +121,7 @@ struct tg_optim *tg_optim_new(struct tg_params *params, const struct tg_optim_co
     }
     return o;
 fail:
-    tg_optim_free(o);
+    tg_nn_optim_free(o);
     return NULL;
 }
 
@@ -153,7 +153,7 @@ SGD_PLAIN_LOOP(float, f32)
 
 /* Plain SGD without weight decay, the common case: w -= lr scale g (k rounded to f32
  * for f32 parameters). */
-static void step_sgd_plain(const struct tg_optim *o, struct slot *s, double scale)
+static void step_sgd_plain(const struct tg_nn_optim *o, struct slot *s, double scale)
 {
     double k = o->cfg.lr * scale;
     int64_t n = tg_tensor_numel(s->t);
@@ -209,9 +209,9 @@ static inline double sgd_one(const struct sgd_k *k, enum sgd_rule r, double w, d
 SGD_LOOP(double, f64)
 SGD_LOOP(float, f32)
 
-static void step_sgd(const struct tg_optim *o, struct slot *s, double scale)
+static void step_sgd(const struct tg_nn_optim *o, struct slot *s, double scale)
 {
-    const struct tg_optim_config *c = &o->cfg;
+    const struct tg_nn_optim_config *c = &o->cfg;
     if (c->kind == TG_OPTIM_SGD && c->weight_decay == 0) {
         step_sgd_plain(o, s, scale);
         return;
@@ -266,9 +266,9 @@ ADAM_LOOP(double, f64)
 ADAM_LOOP(float, f32)
 
 /* Adam (L2 weight decay in g) and AdamW (decoupled: p *= 1 - lr wd first). */
-static void step_adam(const struct tg_optim *o, struct slot *s, double scale)
+static void step_adam(const struct tg_nn_optim *o, struct slot *s, double scale)
 {
-    const struct tg_optim_config *c = &o->cfg;
+    const struct tg_nn_optim_config *c = &o->cfg;
     double t = (double)(s->steps + 1);
     struct adam_k k = {.scale = scale,
                        .beta1 = c->beta1,
@@ -289,7 +289,7 @@ static void step_adam(const struct tg_optim *o, struct slot *s, double scale)
 }
 
 /* The checks of a step: TG_OK, or the error recorded under fn's name. */
-static enum tg_status check_step(const struct tg_optim *opt, double grad_scale, const char *fn)
+static enum tg_status check_step(const struct tg_nn_optim *opt, double grad_scale, const char *fn)
 {
     if (!opt) return tg_set_error(TG_ERR_NULL, "%s: opt is NULL", fn);
     if (!isfinite(grad_scale))
@@ -305,14 +305,14 @@ static enum tg_status check_step(const struct tg_optim *opt, double grad_scale, 
 }
 
 /* One parameter's update from its gradient (and the zeroing the config asks for). */
-static void step_slot(struct tg_optim *opt, struct slot *s, double grad_scale)
+static void step_slot(struct tg_nn_optim *opt, struct slot *s, double grad_scale)
 {
     bool plain = opt->cfg.kind == TG_OPTIM_SGD && opt->cfg.weight_decay == 0;
     if (opt->cfg.kind >= TG_OPTIM_ADAM)
         step_adam(opt, s, grad_scale);
     else
         step_sgd(opt, s, grad_scale);
-    if (opt->cfg.zero_grad && !plain) tg_zero_grad(s->t); /* plain SGD zeroes in its loop */
+    if (opt->cfg.zero_grad && !plain) tg_tensor_zero_grad(s->t); /* plain SGD zeroes in its loop */
     s->steps++;
     s->zero_known = opt->cfg.zero_grad;
     s->zero_version = tg_tensor_grad_version(s->t);
@@ -326,9 +326,9 @@ static bool has_grad(const struct slot *s)
     return tg_tensor_requires_grad(s->t);
 }
 
-enum tg_status tg_optim_step(struct tg_optim *opt, double grad_scale)
+enum tg_status tg_nn_optim_step(struct tg_nn_optim *opt, double grad_scale)
 {
-    enum tg_status st = check_step(opt, grad_scale, "tg_optim_step");
+    enum tg_status st = check_step(opt, grad_scale, "tg_nn_optim_step");
     if (st) return st;
     for (size_t i = 0; i < opt->n; i++)
         if (has_grad(&opt->slots[i])) step_slot(opt, &opt->slots[i], grad_scale);
@@ -354,17 +354,17 @@ static bool grad_is_zero(const struct tg_tensor *t)
     return true;
 }
 
-enum tg_status tg_optim_backward_step(struct tg_optim *opt, struct tg_tensor *loss,
+enum tg_status tg_nn_optim_backward_step(struct tg_nn_optim *opt, struct tg_tensor *loss,
                                       double grad_scale)
 {
-    static const char fn[] = "tg_optim_backward_step";
+    static const char fn[] = "tg_nn_optim_backward_step";
     enum tg_status st = check_step(opt, grad_scale, fn);
     if (st) return st;
     if (!loss) return tg_set_error(TG_ERR_NULL, "%s: loss is NULL", fn);
-    const struct tg_optim_config *c = &opt->cfg;
+    const struct tg_nn_optim_config *c = &opt->cfg;
     if (c->kind != TG_OPTIM_SGD || !c->zero_grad) { /* nothing to fold */
         if ((st = tg_backward(loss, NULL))) return st;
-        return tg_optim_step(opt, grad_scale);
+        return tg_nn_optim_step(opt, grad_scale);
     }
     /* SGD with zeroing: p = (1 - lr wd) p - lr scale g, applied by the sweep to
      * every parameter whose gradient is zero now (the usual case: the last step
@@ -396,28 +396,28 @@ enum tg_status tg_optim_backward_step(struct tg_optim *opt, struct tg_tensor *lo
     return TG_OK;
 }
 
-enum tg_status tg_optim_set_lr(struct tg_optim *opt, double lr)
+enum tg_status tg_nn_optim_set_lr(struct tg_nn_optim *opt, double lr)
 {
-    if (!opt) return tg_set_error(TG_ERR_NULL, "tg_optim_set_lr: opt is NULL");
+    if (!opt) return tg_set_error(TG_ERR_NULL, "tg_nn_optim_set_lr: opt is NULL");
     if (!(lr >= 0.0) || !isfinite(lr))
-        return tg_set_error(TG_ERR_VALUE, "tg_optim_set_lr: lr %g must be finite and >= 0", lr);
+        return tg_set_error(TG_ERR_VALUE, "tg_nn_optim_set_lr: lr %g must be finite and >= 0", lr);
     opt->cfg.lr = lr;
     return TG_OK;
 }
 
-double tg_optim_lr(const struct tg_optim *opt)
+double tg_nn_optim_lr(const struct tg_nn_optim *opt)
 {
     return opt ? opt->cfg.lr : NAN;
 }
 
-int64_t tg_optim_steps(const struct tg_optim *opt)
+int64_t tg_nn_optim_steps(const struct tg_nn_optim *opt)
 {
     return opt ? opt->steps : 0;
 }
 
 /* ---- schedules (the closed forms of torch.optim.lr_scheduler) ---- */
 
-double tg_lr_at(const struct tg_lr_schedule *s, double base_lr, int epoch)
+double tg_nn_lr_at(const struct tg_nn_lr_schedule *s, double base_lr, int epoch)
 {
     if (!s || epoch < 0) return NAN;
     switch (s->kind) {

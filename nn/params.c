@@ -194,7 +194,7 @@ enum tg_status tg_params_zero_grad(struct tg_params *p)
     if (!p) return tg_set_error(TG_ERR_NULL, "tg_params_zero_grad: p is NULL");
     for (size_t i = 0; i < p->n; i++)
         if (tg_tensor_requires_grad(p->order[i]->t)) {
-            enum tg_status st = tg_zero_grad(p->order[i]->t);
+            enum tg_status st = tg_tensor_zero_grad(p->order[i]->t);
             if (st) return st;
         }
     return TG_OK;

@@ -9,7 +9,7 @@
  *         W -= eta/T grad_W Loss;  b -= eta/T grad_b Loss
  *     until Loss has converged
  * Here "backward" is tg_backward on the tape (leaves accumulate, so "+=" is the
- * engine's own rule), "W -= eta/T grad" is tg_optim_step(opt, 1/T) (SGD gives the
+ * engine's own rule), "W -= eta/T grad" is tg_nn_optim_step(opt, 1/T) (SGD gives the
  * document's update exactly; other optimizers replace only that line), and T is
  * the batch size (the whole set for full-batch training). TG_TRAIN_PER_SAMPLE runs
  * the t-loop literally, one sample (a vector (in)) per forward; TG_TRAIN_MINIBATCH
@@ -29,23 +29,23 @@
 static const char *const loss_names[] = {"mse", "xent", "bce", "hinge"};
 static const char *const stop_names[] = {"max_epochs", "converged", "target", "callback"};
 
-const char *tg_loss_name(enum tg_loss loss)
+const char *tg_nn_loss_name(enum tg_nn_loss loss)
 {
     return (int)loss >= 0 && (int)loss < 4 ? loss_names[loss] : "?";
 }
 
-const char *tg_train_stop_name(enum tg_train_stop s)
+const char *tg_nn_train_stop_name(enum tg_nn_train_stop s)
 {
     return (int)s >= 0 && (int)s < 4 ? stop_names[s] : "?";
 }
 
-struct tg_train_config tg_train_defaults(void)
+struct tg_nn_train_config tg_nn_train_defaults(void)
 {
-    struct tg_train_config c;
+    struct tg_nn_train_config c;
     memset(&c, 0, sizeof c);
     c.loss = TG_LOSS_MSE;
     c.mode = TG_TRAIN_PER_SAMPLE;
-    c.optim = tg_optim_defaults(TG_OPTIM_SGD);
+    c.optim = tg_nn_optim_defaults(TG_OPTIM_SGD);
     c.optim.lr = 0.1;
     c.max_epochs = 1000;
     c.patience = 1;
@@ -86,7 +86,7 @@ static enum tg_status load(const struct tg_dataset *ds, struct tg_tape *T, int64
 /* Sum over the rows of Div(out_row, y_row), a rank-0 node; out is (rows, C) or,
  * for a vector sample, (C) (XENT), or holds one value per row (the others). */
 static struct tg_tensor *divergence(struct tg_tape *T, struct tg_tensor *out, struct tg_tensor *y,
-                                    enum tg_loss loss, int64_t rows, bool vector)
+                                    enum tg_nn_loss loss, int64_t rows, bool vector)
 {
     char s[64];
     if (!out) return NULL;
@@ -111,9 +111,9 @@ static struct tg_tensor *divergence(struct tg_tape *T, struct tg_tensor *out, st
     }
 bad:
     tg_set_error(TG_ERR_SHAPE,
-                 "tg_train: the model's output %s does not fit loss %s for %lld sample%s "
+                 "tg_nn_train: the model's output %s does not fit loss %s for %lld sample%s "
                  "(%s expected)",
-                 tg_shape_str(out, s, sizeof s), tg_loss_name(loss), (long long)rows,
+                 tg_tensor_shape_str(out, s, sizeof s), tg_nn_loss_name(loss), (long long)rows,
                  rows == 1 ? "" : "s",
                  loss != TG_LOSS_XENT ? "one value per sample"
                  : vector             ? "(C) logits"
@@ -127,9 +127,9 @@ static inline double at(const struct tg_tensor *t, int64_t i)
     return tg_tensor_dtype(t) == TG_F64 ? ((const double *)p)[i] : (double)((const float *)p)[i];
 }
 
-/* Correct predictions among the rows of out against targets y (see tg_epoch_info). */
+/* Correct predictions among the rows of out against targets y (see tg_nn_epoch_info). */
 static int64_t count_correct(const struct tg_tensor *out, const struct tg_tensor *y,
-                             enum tg_loss loss, int64_t rows)
+                             enum tg_nn_loss loss, int64_t rows)
 {
     int64_t right = 0;
     if (loss == TG_LOSS_MSE) return 0;
@@ -151,8 +151,8 @@ static int64_t count_correct(const struct tg_tensor *out, const struct tg_tensor
 
 /* Resets T, runs samples start .. start+rows-1 forward (backward when asked),
  * adds the divergence and correct count. */
-static enum tg_status run(const struct tg_model *m, struct tg_tape *T, const struct tg_dataset *ds,
-                          int64_t start, int64_t rows, enum tg_loss loss, bool vector,
+static enum tg_status run(const struct tg_nn_module *m, struct tg_tape *T, const struct tg_dataset *ds,
+                          int64_t start, int64_t rows, enum tg_nn_loss loss, bool vector,
                           bool backward, double *loss_sum, int64_t *n_correct)
 {
     struct tg_tensor *x = NULL, *y = NULL;
@@ -162,18 +162,18 @@ static enum tg_status run(const struct tg_model *m, struct tg_tape *T, const str
     struct tg_tensor *out = m->forward(m->self, T, x);
     struct tg_tensor *div = divergence(T, out, y, loss, rows, vector);
     if (!div) return tg_last_status() ? tg_last_status() : TG_ERR_NULL;
-    double v = tg_item(div);
+    double v = tg_tensor_item(div);
     if (!isfinite(v))
-        return tg_set_error(TG_ERR_NUMERIC, "tg_train: the %s loss of samples %lld..%lld is %g",
-                            tg_loss_name(loss), (long long)start, (long long)(start + rows - 1), v);
+        return tg_set_error(TG_ERR_NUMERIC, "tg_nn_train: the %s loss of samples %lld..%lld is %g",
+                            tg_nn_loss_name(loss), (long long)start, (long long)(start + rows - 1), v);
     if (backward && (st = tg_backward(div, NULL))) return st;
     if (loss_sum) *loss_sum += v;
     if (n_correct) *n_correct += count_correct(out, y, loss, rows);
     return TG_OK;
 }
 
-static enum tg_status check_model(const char *fn, const struct tg_model *m, const void *T,
-                                  const struct tg_dataset *ds, enum tg_loss loss)
+static enum tg_status check_model(const char *fn, const struct tg_nn_module *m, const void *T,
+                                  const struct tg_dataset *ds, enum tg_nn_loss loss)
 {
     if (!m || !m->forward || !T || !ds)
         return tg_set_error(TG_ERR_NULL, "%s: %s is NULL", fn,
@@ -186,12 +186,12 @@ static enum tg_status check_model(const char *fn, const struct tg_model *m, cons
     return TG_OK;
 }
 
-enum tg_status tg_train_accumulate(const struct tg_model *model, struct tg_tape *T,
+enum tg_status tg_nn_train_accumulate(const struct tg_nn_module *model, struct tg_tape *T,
                                    const struct tg_dataset *ds, int64_t start, int64_t count,
-                                   enum tg_loss loss, enum tg_train_mode mode, double *loss_sum,
+                                   enum tg_nn_loss loss, enum tg_nn_train_mode mode, double *loss_sum,
                                    int64_t *n_correct)
 {
-    static const char fn[] = "tg_train_accumulate";
+    static const char fn[] = "tg_nn_train_accumulate";
     enum tg_status st = check_model(fn, model, T, ds, loss);
     if (st) return st;
     if (mode != TG_TRAIN_PER_SAMPLE && mode != TG_TRAIN_MINIBATCH)
@@ -207,10 +207,10 @@ enum tg_status tg_train_accumulate(const struct tg_model *model, struct tg_tape 
     return TG_OK;
 }
 
-enum tg_status tg_evaluate(const struct tg_model *model, const struct tg_dataset *ds,
-                           enum tg_loss loss, double *mean_loss, double *accuracy)
+enum tg_status tg_nn_evaluate(const struct tg_nn_module *model, const struct tg_dataset *ds,
+                           enum tg_nn_loss loss, double *mean_loss, double *accuracy)
 {
-    static const char fn[] = "tg_evaluate";
+    static const char fn[] = "tg_nn_evaluate";
     enum tg_status st = check_model(fn, model, "", ds, loss);
     if (st) return st;
     struct tg_tape *T = tg_tape_new();
@@ -229,9 +229,9 @@ enum tg_status tg_evaluate(const struct tg_model *model, const struct tg_dataset
 
 /* ---- the trainer ---- */
 
-static enum tg_status check_config(const struct tg_train_config *c)
+static enum tg_status check_config(const struct tg_nn_train_config *c)
 {
-    static const char fn[] = "tg_train";
+    static const char fn[] = "tg_nn_train";
     if (c->mode != TG_TRAIN_PER_SAMPLE && c->mode != TG_TRAIN_MINIBATCH)
         return tg_set_error(TG_ERR_VALUE, "%s: unknown mode %d", fn, (int)c->mode);
     if (c->batch_size < 0)
@@ -240,7 +240,7 @@ static enum tg_status check_config(const struct tg_train_config *c)
         return tg_set_error(TG_ERR_VALUE, "%s: max_epochs %d < 1", fn, c->max_epochs);
     if (!(c->tol >= 0.0) || c->patience < 0)
         return tg_set_error(TG_ERR_VALUE, "%s: tol %g or patience %d < 0", fn, c->tol, c->patience);
-    if (isnan(tg_lr_at(&c->schedule, c->optim.lr, 0)))
+    if (isnan(tg_nn_lr_at(&c->schedule, c->optim.lr, 0)))
         return tg_set_error(TG_ERR_VALUE, "%s: bad learning-rate schedule (kind %d)", fn,
                             (int)c->schedule.kind);
     return TG_OK;
@@ -248,10 +248,10 @@ static enum tg_status check_config(const struct tg_train_config *c)
 
 /* What one run keeps between epochs; the arrays are allocated once. */
 struct trainer {
-    const struct tg_model *m;
+    const struct tg_nn_module *m;
     struct tg_dataset *ds;
-    const struct tg_train_config *cfg;
-    struct tg_optim *opt;
+    const struct tg_nn_train_config *cfg;
+    struct tg_nn_optim *opt;
     struct tg_tape *T;
     struct tg_rng rng;
     const char **names; /* (n_params) */
@@ -277,7 +277,7 @@ static void grad_norms(struct trainer *tr, double scale)
 /* One epoch: every batch of T samples is zero-grad, accumulate, one update. */
 static enum tg_status epoch(struct trainer *tr, double *loss_sum, int64_t *right)
 {
-    const struct tg_train_config *c = tr->cfg;
+    const struct tg_nn_train_config *c = tr->cfg;
     int64_t n = tg_dataset_len(tr->ds);
     int64_t bs = c->batch_size > 0 && c->batch_size < n ? c->batch_size : n;
     enum tg_status st = TG_OK;
@@ -287,26 +287,26 @@ static enum tg_status epoch(struct trainer *tr, double *loss_sum, int64_t *right
         int64_t cnt = n - start < bs ? n - start : bs;
         scale = 1.0 / (double)cnt; /* the document's eta/T: lr = eta, scale = 1/T */
         if ((st = tg_params_zero_grad(tr->m->params))) return st;
-        st = tg_train_accumulate(tr->m, tr->T, tr->ds, start, cnt, c->loss, c->mode, loss_sum,
+        st = tg_nn_train_accumulate(tr->m, tr->T, tr->ds, start, cnt, c->loss, c->mode, loss_sum,
                                  right);
-        if (st || (st = tg_optim_step(tr->opt, scale))) return st;
+        if (st || (st = tg_nn_optim_step(tr->opt, scale))) return st;
     }
     grad_norms(tr, scale);
     return TG_OK;
 }
 
 /* Runs the epochs until a stopping rule fires; fills res. */
-static enum tg_status loop(struct trainer *tr, struct tg_train_result *res)
+static enum tg_status loop(struct trainer *tr, struct tg_nn_train_result *res)
 {
-    const struct tg_train_config *c = tr->cfg;
+    const struct tg_nn_train_config *c = tr->cfg;
     double t0 = now(), prev = NAN, n = (double)tg_dataset_len(tr->ds);
     int streak = 0;
     for (int e = 0; e < c->max_epochs; e++) {
-        double te = now(), sum = 0.0, lr = tg_lr_at(&c->schedule, c->optim.lr, e);
+        double te = now(), sum = 0.0, lr = tg_nn_lr_at(&c->schedule, c->optim.lr, e);
         int64_t right = 0;
-        enum tg_status st = tg_optim_set_lr(tr->opt, lr);
+        enum tg_status st = tg_nn_optim_set_lr(tr->opt, lr);
         if (st || (st = epoch(tr, &sum, &right))) return st;
-        struct tg_epoch_info info = {e,
+        struct tg_nn_epoch_info info = {e,
                                      sum / n,
                                      c->loss == TG_LOSS_MSE ? NAN : (double)right / n,
                                      lr,
@@ -315,7 +315,7 @@ static enum tg_status loop(struct trainer *tr, struct tg_train_result *res)
                                      tr->n_params,
                                      tr->names,
                                      tr->norms};
-        *res = (struct tg_train_result){e + 1, info.loss, info.accuracy, info.total_seconds,
+        *res = (struct tg_nn_train_result){e + 1, info.loss, info.accuracy, info.total_seconds,
                                         TG_STOP_MAX_EPOCHS};
         if (c->on_epoch && c->on_epoch(&info, c->ctx)) {
             res->stop = TG_STOP_CALLBACK;
@@ -338,23 +338,23 @@ static enum tg_status loop(struct trainer *tr, struct tg_train_result *res)
     return TG_OK;
 }
 
-enum tg_status tg_train(const struct tg_model *model, struct tg_dataset *train,
-                        const struct tg_train_config *cfg, struct tg_train_result *result)
+enum tg_status tg_nn_train(const struct tg_nn_module *model, struct tg_dataset *train,
+                        const struct tg_nn_train_config *cfg, struct tg_nn_train_result *result)
 {
-    static const char fn[] = "tg_train";
+    static const char fn[] = "tg_nn_train";
     if (!cfg) return tg_set_error(TG_ERR_NULL, "%s: cfg is NULL", fn);
     enum tg_status st = check_model(fn, model, "", train, cfg->loss);
     if (st || (st = check_config(cfg))) return st;
     if (!model->params) return tg_set_error(TG_ERR_NULL, "%s: model->params is NULL", fn);
     struct trainer tr = {.m = model, .ds = train, .cfg = cfg};
-    struct tg_train_result res = {0, NAN, NAN, 0.0, TG_STOP_MAX_EPOCHS};
+    struct tg_nn_train_result res = {0, NAN, NAN, 0.0, TG_STOP_MAX_EPOCHS};
     tg_rng_seed(&tr.rng, cfg->seed);
     if (cfg->shuffle) tg__dataset_reset_order(train); /* not from the last run's order */
     tr.n_params = tg_params_count(model->params);
     size_t np = tr.n_params ? tr.n_params : 1;
     tr.names = tg_malloc(np * sizeof *tr.names);
     tr.norms = tg_malloc(np * sizeof *tr.norms);
-    tr.opt = tr.names && tr.norms ? tg_optim_new(model->params, &cfg->optim) : NULL;
+    tr.opt = tr.names && tr.norms ? tg_nn_optim_new(model->params, &cfg->optim) : NULL;
     tr.T = tr.opt ? tg_tape_new() : NULL;
     if (!tr.T) {
         st = tg_last_status();
@@ -367,7 +367,7 @@ enum tg_status tg_train(const struct tg_model *model, struct tg_dataset *train,
     st = loop(&tr, &res);
 out:
     tg_tape_free(tr.T);
-    tg_optim_free(tr.opt);
+    tg_nn_optim_free(tr.opt);
     tg_free(tr.names);
     tg_free(tr.norms);
     if (result) *result = res;

@@ -76,7 +76,7 @@ static void linear_fwd(struct tg_tensor *o)
     else
         act_fwd_float(o->data, bias, g.batch, g.out, act);
     o->aux = NULL;
-    if (o->requires_grad && act != TG_LINEAR_NONE) {
+    if (o->requires_grad && act != TG_ACT_NONE) {
         enum tg_status before = tg_last_status();
         o->aux = tg__tape_alloc(o->tape, (size_t)(g.batch * g.out) * tg__esize(o->dtype));
         if (!o->aux && before == TG_OK) tg_clear_error(); /* not a failure of the call */
@@ -151,13 +151,13 @@ static void linear_bwd(struct tg_tensor *o)
     struct tg__apply *fb = b && b->requires_grad ? tg__fold_at(o, 2) : NULL;
     void *db = b && b->requires_grad ? (fb ? b->data : b->grad) : NULL;
     double alpha = fb ? fb->alpha : 1.0, beta = fb ? fb->beta : 1.0;
-    if (act != TG_LINEAR_NONE && !o->aux) {
+    if (act != TG_ACT_NONE && !o->aux) {
         linear_bwd_unbuffered(o, &g, db, alpha, beta);
         if (fb) fb->done = true;
         return;
     }
     const void *G = o->grad; /* (batch, out): dy, or dy * act'(y) in aux */
-    if (act != TG_LINEAR_NONE) {
+    if (act != TG_ACT_NONE) {
         if (dt == TG_F64)
             act_bwd_double(o->aux, o->grad, o->data, db, g.batch, g.out, act, alpha, beta);
         else
@@ -189,7 +189,7 @@ static bool linear_can_fold(const struct tg_tensor *o, uint32_t slot)
     return slot == 1 || slot == 2;
 }
 
-/* The parameter: the activation (enum tg_linear_act) as a number. */
+/* The parameter: the activation (enum tg_act) as a number. */
 static int linear_params(const struct tg_tensor *o, double *vals)
 {
     vals[0] = (double)o->p.i[0];
@@ -210,11 +210,16 @@ const struct tg_op_desc tg_op_desc_linear = {
     .params = linear_params};
 
 struct tg_tensor *tg_linear(struct tg_tape *T, struct tg_tensor *x, struct tg_tensor *W,
-                            struct tg_tensor *b, enum tg_linear_act act)
+                            struct tg_tensor *b, enum tg_act act)
 {
-    if ((int)act < TG_LINEAR_NONE || (int)act > TG_LINEAR_SIGMOID) {
+    if ((int)act < TG_ACT_NONE || (int)act > TG_ACT_SIGMOID) {
         if (x && W)
-            tg__fail(TG_ERR_VALUE, "linear: unknown activation %d", (int)act);
+            tg__fail(TG_ERR_VALUE,
+                     act == TG_ACT_LEAKY_RELU || act == TG_ACT_SOFTPLUS
+                         ? "linear: activation %d is not fused (record it after a linear "
+                           "with TG_ACT_NONE)"
+                         : "linear: unknown activation %d",
+                     (int)act);
         else
             tg__null_input("linear", x ? "W" : "x");
         return NULL;

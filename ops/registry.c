@@ -49,5 +49,6 @@ int tg_op_arity(enum tg_op op)
 
 enum tg_op tg_tensor_op(const struct tg_tensor *t)
 {
-    return (t && t->desc) ? (enum tg_op)t->desc->op : TG_OP_NONE;
+    if (!t || tg__check_live("tg_tensor_op", "t", t)) return TG_OP_NONE;
+    return t->desc ? (enum tg_op)t->desc->op : TG_OP_NONE;
 }

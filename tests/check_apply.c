@@ -8,7 +8,7 @@
  * the unlisted leaves must get tg_backward's gradients, and the tape must report
  * how many updates an op folded into its backward (linear's W and b, one operand
  * of a non-batched matmul) so that the fast path is known to be taken.
- * tg_optim_backward_step is checked against tg_backward + tg_optim_step the same
+ * tg_nn_optim_backward_step is checked against tg_backward + tg_nn_optim_step the same
  * way, for every optimizer.
  */
 #include <check.h>
@@ -38,35 +38,35 @@ struct apply_case {
 
 static struct tg_tensor *g_linear_relu(struct tg_tape *T, struct tg_tensor **L)
 {
-    struct tg_tensor *y = tg_linear(T, L[0], L[1], L[2], TG_LINEAR_RELU);
+    struct tg_tensor *y = tg_linear(T, L[0], L[1], L[2], TG_ACT_RELU);
     return tg_mean(T, tg_mul(T, y, y));
 }
 
 static struct tg_tensor *g_linear_none_nobias(struct tg_tape *T, struct tg_tensor **L)
 {
-    return tg_sum(T, tg_tanh(T, tg_linear(T, L[0], L[1], NULL, TG_LINEAR_NONE)));
+    return tg_sum(T, tg_tanh(T, tg_linear(T, L[0], L[1], NULL, TG_ACT_NONE)));
 }
 
 /* two layers; x (leaf 0) requires grad but is not listed */
 static struct tg_tensor *g_mlp2(struct tg_tape *T, struct tg_tensor **L)
 {
-    struct tg_tensor *h = tg_linear(T, L[0], L[1], NULL, TG_LINEAR_TANH);
-    struct tg_tensor *y = tg_linear(T, h, L[2], L[3], TG_LINEAR_SIGMOID);
+    struct tg_tensor *h = tg_linear(T, L[0], L[1], NULL, TG_ACT_TANH);
+    struct tg_tensor *y = tg_linear(T, h, L[2], L[3], TG_ACT_SIGMOID);
     return tg_sum(T, y);
 }
 
 /* one W in two layers: two consumers, so no fold */
 static struct tg_tensor *g_shared(struct tg_tape *T, struct tg_tensor **L)
 {
-    struct tg_tensor *h = tg_linear(T, L[0], L[1], NULL, TG_LINEAR_TANH);
-    struct tg_tensor *y = tg_linear(T, h, L[1], NULL, TG_LINEAR_TANH);
+    struct tg_tensor *h = tg_linear(T, L[0], L[1], NULL, TG_ACT_TANH);
+    struct tg_tensor *y = tg_linear(T, h, L[1], NULL, TG_ACT_TANH);
     return tg_sum(T, y);
 }
 
 /* W in a layer and in an L2 penalty */
 static struct tg_tensor *g_penalty(struct tg_tape *T, struct tg_tensor **L)
 {
-    struct tg_tensor *y = tg_linear(T, L[0], L[1], L[2], TG_LINEAR_RELU);
+    struct tg_tensor *y = tg_linear(T, L[0], L[1], L[2], TG_ACT_RELU);
     return tg_add(T, tg_sum(T, y), tg_sum(T, tg_mul(T, L[1], L[1])));
 }
 
@@ -102,8 +102,8 @@ static struct tg_tensor *g_elementwise(struct tg_tape *T, struct tg_tensor **L)
 /* leaf 2 is consumed by a branch the root does not depend on, leaf 3 not at all */
 static struct tg_tensor *g_unreached(struct tg_tape *T, struct tg_tensor **L)
 {
-    struct tg_tensor *y = tg_linear(T, L[0], L[1], NULL, TG_LINEAR_TANH);
-    tg_linear(T, L[0], L[2], NULL, TG_LINEAR_NONE);
+    struct tg_tensor *y = tg_linear(T, L[0], L[1], NULL, TG_ACT_TANH);
+    tg_linear(T, L[0], L[2], NULL, TG_ACT_NONE);
     return tg_sum(T, y);
 }
 
@@ -111,9 +111,9 @@ static struct tg_tensor *g_unreached(struct tg_tape *T, struct tg_tensor **L)
 static struct tg_tensor *g_nograd(struct tg_tape *T, struct tg_tensor **L)
 {
     tg_tape_no_grad_push(T);
-    struct tg_tensor *c = tg_linear(T, L[0], L[1], NULL, TG_LINEAR_NONE);
+    struct tg_tensor *c = tg_linear(T, L[0], L[1], NULL, TG_ACT_NONE);
     tg_tape_no_grad_pop(T);
-    return tg_sum(T, tg_mul(T, tg_linear(T, L[0], L[2], NULL, TG_LINEAR_TANH), c));
+    return tg_sum(T, tg_mul(T, tg_linear(T, L[0], L[2], NULL, TG_ACT_TANH), c));
 }
 
 static const struct apply_case cases[] = {
@@ -262,16 +262,16 @@ START_TEST(test_apply_seed_and_steps)
     struct tg_apply list[2] = {{W, -0.2, 1}, {b, -0.2, 1}};
     for (int step = 0; step < 5; step++) {
         tg_tape_reset(T);
-        struct tg_tensor *y = tg_linear(T, x, W2, b2, TG_LINEAR_TANH);
+        struct tg_tensor *y = tg_linear(T, x, W2, b2, TG_ACT_TANH);
         ck_assert_int_eq(tg_backward(y, seed), TG_OK);
         for (int64_t i = 0; i < 12; i++)
             tg_tensor_set(W2, i, tg_tensor_get(W2, i) - 0.2 * tg_tensor_grad_get(W2, i));
         for (int64_t i = 0; i < 3; i++)
             tg_tensor_set(b2, i, tg_tensor_get(b2, i) - 0.2 * tg_tensor_grad_get(b2, i));
-        tg_zero_grad(W2);
-        tg_zero_grad(b2);
+        tg_tensor_zero_grad(W2);
+        tg_tensor_zero_grad(b2);
         tg_tape_reset(T);
-        y = tg_linear(T, x, W, b, TG_LINEAR_TANH);
+        y = tg_linear(T, x, W, b, TG_ACT_TANH);
         ck_assert_int_eq(tg_backward_apply(y, seed, list, 2), TG_OK);
         for (int64_t i = 0; i < 12; i++)
             ck_assert(close_to(tg_tensor_get(W, i), tg_tensor_get(W2, i), 1e-12));
@@ -323,7 +323,7 @@ START_TEST(test_apply_errors)
     double before[8];
     snapshot(leaves, 2, before);
     struct tg_tape *T = tg_tape_new();
-    struct tg_tensor *y = tg_linear(T, x, W, b, TG_LINEAR_RELU), *l = tg_sum(T, y);
+    struct tg_tensor *y = tg_linear(T, x, W, b, TG_ACT_RELU), *l = tg_sum(T, y);
     struct tg_apply ok[2] = {{W, -0.1, 1}, {b, -0.1, 1}};
 
     expect_error(tg_backward_apply(NULL, NULL, ok, 2), TG_ERR_NULL, "root is NULL");
@@ -347,7 +347,7 @@ START_TEST(test_apply_errors)
     expect_error(tg_backward_apply(l, NULL, ok, 2), TG_ERR_STALE, "before the tape was reset");
 
     /* the leaves were released every time: a good call works and folds both */
-    y = tg_linear(T, x, W, b, TG_LINEAR_RELU);
+    y = tg_linear(T, x, W, b, TG_ACT_RELU);
     l = tg_sum(T, y);
     ck_assert_int_eq(tg_backward_apply(l, NULL, ok, 2), TG_OK);
     struct tg_tape_stats st;
@@ -373,7 +373,7 @@ START_TEST(test_apply_anomaly)
     struct tg_tape *T = tg_tape_new();
     tg_tape_set_anomaly(T, true);
     /* x W^T = (0, 5): sqrt's gradient at 0 is infinite */
-    struct tg_tensor *l = tg_sum(T, tg_sqrt(T, tg_linear(T, x, W, NULL, TG_LINEAR_NONE)));
+    struct tg_tensor *l = tg_sum(T, tg_sqrt(T, tg_linear(T, x, W, NULL, TG_ACT_NONE)));
     ck_assert_ptr_nonnull(l);
     struct tg_apply list[1] = {{W, -0.1, 1}};
     ck_assert_int_eq(tg_backward_apply(l, NULL, list, 1), TG_ERR_NUMERIC);
@@ -402,8 +402,8 @@ START_TEST(test_apply_oom)
     for (long n = 1; n < 50 && !succeeded; n++) {
         struct tg_tape *T = tg_tape_new();
         ck_assert_ptr_nonnull(T);
-        struct tg_tensor *l = tg_sum(T, tg_mul(T, tg_linear(T, x, W, b, TG_LINEAR_TANH),
-                                               tg_linear(T, x, W, b, TG_LINEAR_TANH)));
+        struct tg_tensor *l = tg_sum(T, tg_mul(T, tg_linear(T, x, W, b, TG_ACT_TANH),
+                                               tg_linear(T, x, W, b, TG_ACT_TANH)));
         ck_assert_ptr_nonnull(l);
         snapshot(leaves, 2, before);
         failalloc_arm(n, true);
@@ -449,7 +449,7 @@ START_TEST(test_grad_version)
     ck_assert_uint_eq(tg_tensor_grad_version(x), v);
     ck_assert_int_eq(tg_backward(other, NULL), TG_ERR_TAPE); /* needs no gradient */
     ck_assert_uint_eq(tg_tensor_grad_version(x), v);
-    tg_zero_grad(x);
+    tg_tensor_zero_grad(x);
     ck_assert_uint_ne(tg_tensor_grad_version(x), v);
     v = tg_tensor_grad_version(x);
     ck_assert_ptr_nonnull(tg_tensor_grad_mut(x)); /* a writable pointer: counts */
@@ -469,18 +469,18 @@ START_TEST(test_grad_version)
 }
 END_TEST
 
-/* ---- tg_optim_backward_step: the same training as tg_backward + tg_optim_step ---- */
+/* ---- tg_nn_optim_backward_step: the same training as tg_backward + tg_nn_optim_step ---- */
 
 enum { BATCH = 10, N_IN = 6 };
 
 struct trainer {
     struct tg_nn_mlp *mlp;
-    struct tg_optim *opt;
+    struct tg_nn_optim *opt;
     struct tg_tape *T;
 };
 
-static struct trainer trainer_new(enum tg_dtype dt, enum tg_nn_act act,
-                                  const struct tg_optim_config *c)
+static struct trainer trainer_new(enum tg_dtype dt, enum tg_act act,
+                                  const struct tg_nn_optim_config *c)
 {
     struct tg_rng rng;
     tg_rng_seed(&rng, 11);
@@ -488,7 +488,7 @@ static struct trainer trainer_new(enum tg_dtype dt, enum tg_nn_act act,
     struct trainer t;
     t.mlp = tg_nn_mlp_new(sizes, 4, act, TG_ACT_NONE, dt, TG_INIT_HE_UNIFORM, &rng);
     ck_assert_ptr_nonnull(t.mlp);
-    t.opt = tg_optim_new(tg_nn_mlp_params(t.mlp), c);
+    t.opt = tg_nn_optim_new(tg_nn_mlp_params(t.mlp), c);
     t.T = tg_tape_new();
     ck_assert(t.opt && t.T);
     return t;
@@ -496,7 +496,7 @@ static struct trainer trainer_new(enum tg_dtype dt, enum tg_nn_act act,
 
 static void trainer_free(struct trainer *t)
 {
-    tg_optim_free(t->opt);
+    tg_nn_optim_free(t->opt);
     tg_nn_mlp_free(t->mlp);
     tg_tape_free(t->T);
 }
@@ -544,10 +544,10 @@ static void expect_same_params(struct trainer *a, struct trainer *b, double tol,
 
 struct fused_case {
     const char *name;
-    enum tg_optim_kind kind;
+    enum tg_nn_optim_kind kind;
     double weight_decay;
     bool zero_grad;
-    enum tg_nn_act act;
+    enum tg_act act;
     size_t folded; /* updates folded per step when no gradient is held */
 };
 
@@ -584,7 +584,7 @@ START_TEST(test_optim_backward_step)
     for (int d = 0; d < 2; d++) {
         enum tg_dtype dt = d ? TG_F64 : TG_F32;
         double tol = dt == TG_F64 ? 1e-12 : 2e-6;
-        struct tg_optim_config c = tg_optim_defaults(fc->kind);
+        struct tg_nn_optim_config c = tg_nn_optim_defaults(fc->kind);
         c.lr = 0.1;
         c.weight_decay = fc->weight_decay;
         c.zero_grad = fc->zero_grad;
@@ -599,17 +599,17 @@ START_TEST(test_optim_backward_step)
                 write_gradient(&b);
             }
             struct tg_tensor *la = batch_loss(&a, dt, step), *lb = batch_loss(&b, dt, step);
-            ck_assert_msg(tg_optim_backward_step(a.opt, la, 0.5) == TG_OK, "%s: %s", fc->name,
+            ck_assert_msg(tg_nn_optim_backward_step(a.opt, la, 0.5) == TG_OK, "%s: %s", fc->name,
                           tg_last_error());
             ck_assert_int_eq(tg_backward(lb, NULL), TG_OK);
-            ck_assert_int_eq(tg_optim_step(b.opt, 0.5), TG_OK);
+            ck_assert_int_eq(tg_nn_optim_step(b.opt, 0.5), TG_OK);
             struct tg_tape_stats st;
             tg_tape_stats(a.T, &st);
             ck_assert_msg(st.n_folded == (step == 2 || step == 3 ? 0 : fc->folded),
                           "%s (%s) step %d: %zu updates folded", fc->name, tg_dtype_name(dt), step,
                           st.n_folded);
             expect_same_params(&a, &b, tol, true, fc->name);
-            ck_assert_int_eq(tg_optim_steps(a.opt), step + 1);
+            ck_assert_int_eq(tg_nn_optim_steps(a.opt), step + 1);
         }
         trainer_free(&a);
         trainer_free(&b);
@@ -619,26 +619,26 @@ END_TEST
 
 START_TEST(test_optim_backward_step_errors)
 {
-    struct tg_optim_config c = tg_optim_defaults(TG_OPTIM_SGD);
+    struct tg_nn_optim_config c = tg_nn_optim_defaults(TG_OPTIM_SGD);
     c.zero_grad = true;
     struct trainer a = trainer_new(TG_F64, TG_ACT_RELU, &c),
                    b = trainer_new(TG_F64, TG_ACT_RELU, &c);
     struct tg_tensor *l = batch_loss(&a, TG_F64, 0);
-    ck_assert_int_eq(tg_optim_backward_step(NULL, l, 1), TG_ERR_NULL);
-    ck_assert_ptr_nonnull(strstr(tg_last_error(), "tg_optim_backward_step"));
-    ck_assert_int_eq(tg_optim_backward_step(a.opt, NULL, 1), TG_ERR_NULL);
+    ck_assert_int_eq(tg_nn_optim_backward_step(NULL, l, 1), TG_ERR_NULL);
+    ck_assert_ptr_nonnull(strstr(tg_last_error(), "tg_nn_optim_backward_step"));
+    ck_assert_int_eq(tg_nn_optim_backward_step(a.opt, NULL, 1), TG_ERR_NULL);
     ck_assert_ptr_nonnull(strstr(tg_last_error(), "loss is NULL"));
-    ck_assert_int_eq(tg_optim_backward_step(a.opt, l, NAN), TG_ERR_VALUE);
+    ck_assert_int_eq(tg_nn_optim_backward_step(a.opt, l, NAN), TG_ERR_VALUE);
     ck_assert_ptr_nonnull(strstr(tg_last_error(), "grad_scale"));
     tg_tape_reset(a.T);
-    ck_assert_int_eq(tg_optim_backward_step(a.opt, l, 1), TG_ERR_STALE); /* a stale loss */
+    ck_assert_int_eq(tg_nn_optim_backward_step(a.opt, l, 1), TG_ERR_STALE); /* a stale loss */
     expect_same_params(&a, &b, 0, true, "after errors");
-    ck_assert_int_eq(tg_optim_steps(a.opt), 0);
+    ck_assert_int_eq(tg_nn_optim_steps(a.opt), 0);
     /* the map changed under the optimizer: refused, nothing updated */
     tg_params_add_owned(tg_nn_mlp_params(a.mlp), "extra",
                         tg_tensor_zeros(TG_F64, 1, (int64_t[]){1}));
     l = batch_loss(&a, TG_F64, 0);
-    ck_assert_int_eq(tg_optim_backward_step(a.opt, l, 1), TG_ERR_STATE);
+    ck_assert_int_eq(tg_nn_optim_backward_step(a.opt, l, 1), TG_ERR_STATE);
     trainer_free(&a);
     trainer_free(&b);
 }

@@ -39,7 +39,7 @@ static void fx_init(struct fx *f)
     f->b23 = tg_tensor_full(TG_F32, 2, (int64_t[]){2, 3}, 2.0);
     f->c5 = tg_tensor_full(TG_F32, 1, (int64_t[]){5}, 1.0);
     f->d23 = tg_tensor_full(TG_F64, 2, (int64_t[]){2, 3}, 1.0);
-    f->s = tg_scalar(TG_F32, 3.0);
+    f->s = tg_tensor_scalar(TG_F32, 3.0);
     f->n0 = tg_tensor_zeros(TG_F32, 2, (int64_t[]){0, 3});
     tg_tensor_set_requires_grad(f->a23, true);
     f->stale = tg_mul(f->T, f->a23, f->b23);
@@ -104,7 +104,7 @@ ROW(ones_rank9, OBJ(tg_tensor_ones(TG_F64, 9, rank9)))
 ROW(full_ovf, OBJ(tg_tensor_full(TG_F32, 2, big, 1.0)))
 ROW(from_null_data, OBJ(tg_tensor_from(TG_F32, 1, (int64_t[]){3}, NULL)))
 ROW(from_f64_null, OBJ(tg_tensor_from_f64(TG_F32, 1, (int64_t[]){3}, NULL)))
-ROW(scalar_dtype, OBJ(tg_scalar((enum tg_dtype) - 1, 1.0)))
+ROW(scalar_dtype, OBJ(tg_tensor_scalar((enum tg_dtype) - 1, 1.0)))
 ROW(arange_step0, OBJ(tg_tensor_arange(TG_F32, 0, 1, 0)))
 ROW(arange_nan, OBJ(tg_tensor_arange(TG_F32, 0, NAN, 1)))
 ROW(arange_inf, OBJ(tg_tensor_arange(TG_F64, 0, INFINITY, 1)))
@@ -119,18 +119,18 @@ ROW(to_null, OBJ(tg_tensor_to(NULL, TG_F64)))
 ROW(to_dtype, OBJ(tg_tensor_to(f->a23, (enum tg_dtype)5)))
 ROW(set_rg_null, tg_tensor_set_requires_grad(NULL, true))
 ROW(set_rg_node, tg_tensor_set_requires_grad(f->node, false))
-ROW(zero_grad_null, tg_zero_grad(NULL))
+ROW(zero_grad_null, tg_tensor_zero_grad(NULL))
 ROW(set_null, tg_tensor_set(NULL, 0, 1.0))
 ROW(set_range, tg_tensor_set(f->a23, 6, 1.0))
 ROW(set_neg_index, tg_tensor_set(f->a23, -1, 1.0))
 ROW(set_node, tg_tensor_set(f->node, 0, 1.0))
 ROW(get_range, VAL(isnan(tg_tensor_get(f->a23, 6)), 1))
 ROW(grad_get_range, VAL(isnan(tg_tensor_grad_get(f->a23, 99)), 1))
-ROW(item_many, VAL(isnan(tg_item(f->a23)), 1))
-ROW(item_null, VAL(isnan(tg_item(NULL)), 1))
+ROW(item_many, VAL(isnan(tg_tensor_item(f->a23)), 1))
+ROW(item_null, VAL(isnan(tg_tensor_item(NULL)), 1))
 ROW(dim_range, VAL(tg_tensor_dim(f->a23, 5), 0))
 ROW(rank_null, VAL(tg_tensor_rank(NULL), 0))
-ROW(shape_str_null, VAL(tg_shape_str(f->a23, NULL, 10), NULL))
+ROW(shape_str_null, VAL(tg_tensor_shape_str(f->a23, NULL, 10), NULL))
 /* ---- tape.h ---- */
 ROW(pop_unpushed, tg_tape_no_grad_pop(f->T))
 ROW(push_null, tg_tape_no_grad_push(NULL))
@@ -159,7 +159,7 @@ ROW(apply_inf, tg_backward_apply(f->node, f->a23, &(struct tg_apply){f->a23, -1,
 ROW(apply_twice,
     tg_backward_apply(f->node, f->a23, (struct tg_apply[]){{f->a23, -1, 1}, {f->a23, -1, 1}}, 2))
 ROW(apply_huge_n, tg_backward_apply(f->node, f->a23, &(struct tg_apply){f->a23, -1, 1}, SIZE_MAX))
-ROW(optim_backward_null, tg_optim_backward_step(NULL, f->node, 1))
+ROW(optim_backward_null, tg_nn_optim_backward_step(NULL, f->node, 1))
 /* ---- ops.h ---- */
 ROW(add_null_tape, OBJ(tg_add(NULL, f->a23, f->b23)))
 ROW(add_null_input, OBJ(tg_add(f->T, f->a23, NULL)))
@@ -270,7 +270,7 @@ ROW(vjp_null_out, tg_vjp(sq_fn, NULL, f->a23, f->a23, NULL))
 ROW(classify_null, tg_jacobian_classify(NULL, 2, 2, &(struct tg_jacobian_info){0}))
 ROW(classify_neg, tg_jacobian_classify((double[]){0}, -1, 1, &(struct tg_jacobian_info){0}))
 ROW(classify_ovf, tg_jacobian_classify((double[]){0}, INT64_MAX, 4, &(struct tg_jacobian_info){0}))
-ROW(jac_name_range, VAL(strcmp(tg_jac_structure_name((enum tg_jac_structure)77), "?"), 0))
+ROW(jac_name_range, VAL(strcmp(tg_jacobian_structure_name((enum tg_jacobian_structure)77), "?"), 0))
 /* ---- graph.h, trace.h ---- */
 ROW(dot_null_root, tg_graph_dot(NULL, stdout, NULL))
 ROW(dot_null_out, tg_graph_dot(f->node, NULL, NULL))
@@ -310,12 +310,12 @@ ROW(ds_new_dtype, OBJ(tg_dataset_new(tg_tensor_zeros(TG_F32, 2, (int64_t[]){2, 3
                                      tg_tensor_zeros(TG_F64, 1, (int64_t[]){2}))))
 ROW(ds_new_empty, OBJ(tg_dataset_new(tg_tensor_zeros(TG_F32, 2, (int64_t[]){0, 3}),
                                      tg_tensor_zeros(TG_F32, 1, (int64_t[]){0}))))
-ROW(idx_null, OBJ(tg_idx_read(NULL, TG_F32)))
-ROW(idx_dtype, OBJ(tg_idx_read("/nonexistent", (enum tg_dtype)3)))
-ROW(idx_missing, OBJ(tg_idx_read("/nonexistent-dir/x.idx", TG_F32)))
+ROW(idx_null, OBJ(tg_dataset_read_idx(NULL, TG_F32)))
+ROW(idx_dtype, OBJ(tg_dataset_read_idx("/nonexistent", (enum tg_dtype)3)))
+ROW(idx_missing, OBJ(tg_dataset_read_idx("/nonexistent-dir/x.idx", TG_F32)))
 ROW(load_idx_null, OBJ(tg_dataset_load_idx(NULL, "/x", TG_F32, 1.0)))
 ROW(csv_null, OBJ(tg_dataset_load_csv(NULL, NULL)))
-ROW(csv_delim, OBJ(tg_dataset_load_csv("/x", &(struct tg_csv_options){.delimiter = '\n'})))
+ROW(csv_delim, OBJ(tg_dataset_load_csv("/x", &(struct tg_dataset_csv_options){.delimiter = '\n'})))
 ROW(csv_missing, OBJ(tg_dataset_load_csv("/nonexistent-dir/x.csv", NULL)))
 ROW(shuffle_null, tg_dataset_shuffle(NULL, &f->rng))
 ROW(batch_count_zero, (tg_dataset_batch_count(f->ds, 0), tg_last_status()))
@@ -368,7 +368,7 @@ static const struct row rows[] = {
     R(full_ovf, TG_ERR_RANGE, "tg_tensor_full"),
     R(from_null_data, TG_ERR_NULL, "tg_tensor_from"),
     R(from_f64_null, TG_ERR_NULL, "tg_tensor_from_f64"),
-    R(scalar_dtype, TG_ERR_DTYPE, "tg_scalar"),
+    R(scalar_dtype, TG_ERR_DTYPE, "tg_tensor_scalar"),
     R(arange_step0, TG_ERR_VALUE, "tg_tensor_arange"),
     R(arange_nan, TG_ERR_VALUE, "tg_tensor_arange"),
     R(arange_inf, TG_ERR_VALUE, "tg_tensor_arange"),
@@ -383,7 +383,7 @@ static const struct row rows[] = {
     R(to_dtype, TG_ERR_DTYPE, "tg_tensor_to"),
     R(set_rg_null, TG_ERR_NULL, "tg_tensor_set_requires_grad"),
     R(set_rg_node, TG_ERR_STATE, "tg_tensor_set_requires_grad"),
-    R(zero_grad_null, TG_ERR_NULL, "tg_zero_grad"),
+    R(zero_grad_null, TG_ERR_NULL, "tg_tensor_zero_grad"),
     R(set_null, TG_ERR_NULL, "tg_tensor_set"),
     R(set_range, TG_ERR_RANGE, "tg_tensor_set"),
     R(set_neg_index, TG_ERR_RANGE, "tg_tensor_set"),
@@ -421,7 +421,7 @@ static const struct row rows[] = {
     R(apply_inf, TG_ERR_VALUE, "tg_backward_apply"),
     R(apply_twice, TG_ERR_VALUE, "tg_backward_apply"),
     R(apply_huge_n, TG_ERR_RANGE, "tg_backward_apply"),
-    R(optim_backward_null, TG_ERR_NULL, "tg_optim_backward_step"),
+    R(optim_backward_null, TG_ERR_NULL, "tg_nn_optim_backward_step"),
     R(add_null_tape, TG_ERR_NULL, "add"),
     R(add_null_input, TG_ERR_NULL, "add"),
     R(add_shapes, TG_ERR_SHAPE, "add"),
@@ -560,9 +560,9 @@ static const struct row rows[] = {
     R(ds_new_shape, TG_ERR_SHAPE, "tg_dataset_new"),
     R(ds_new_dtype, TG_ERR_DTYPE, "tg_dataset_new"),
     R(ds_new_empty, TG_ERR_SHAPE, "tg_dataset_new"),
-    R(idx_null, TG_ERR_NULL, "tg_idx_read"),
-    R(idx_dtype, TG_ERR_DTYPE, "tg_idx_read"),
-    R(idx_missing, TG_ERR_IO, "tg_idx_read"),
+    R(idx_null, TG_ERR_NULL, "tg_dataset_read_idx"),
+    R(idx_dtype, TG_ERR_DTYPE, "tg_dataset_read_idx"),
+    R(idx_missing, TG_ERR_IO, "tg_dataset_read_idx"),
     R(load_idx_null, TG_ERR_NULL, "tg_dataset_load_idx"),
     R(csv_null, TG_ERR_NULL, "tg_dataset_load_csv"),
     R(csv_delim, TG_ERR_VALUE, "tg_dataset_load_csv"),

@@ -48,7 +48,7 @@ START_TEST(test_second_thread_refused)
     struct shared sh = {0};
     sh.T = tg_tape_new();
     sh.a = tg_tensor_ones(TG_F64, 1, (int64_t[]){3});
-    sh.s = tg_scalar(TG_F64, 2);
+    sh.s = tg_tensor_scalar(TG_F64, 2);
     tg_tensor_set_requires_grad(sh.a, true);
     tg_tensor_set_requires_grad(sh.s, true);
     sh.root = tg_sum(sh.T, tg_mul(sh.T, sh.a, sh.a));
@@ -73,7 +73,7 @@ static void *own_tape(void *arg)
 {
     int *ok = arg;
     struct tg_tape *T = tg_tape_new();
-    struct tg_tensor *x = tg_scalar(TG_F64, 3);
+    struct tg_tensor *x = tg_tensor_scalar(TG_F64, 3);
     tg_tensor_set_requires_grad(x, true);
     struct tg_tensor *y = tg_mul(T, x, x);
     *ok = y && tg_backward(y, NULL) == TG_OK && tg_tensor_grad_get(x, 0) == 6;

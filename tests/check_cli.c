@@ -24,12 +24,12 @@ static double eval(const char *src)
     struct tg_tensor **vars = calloc((size_t)e.n_vars + 1, sizeof *vars);
     struct tg_tensor **nodes = calloc((size_t)e.n, sizeof *nodes);
     for (int i = 0; i < e.n_vars; i++)
-        vars[i] = tg_scalar(TG_F64, !strcmp(e.vars[i], "x")   ? 3
+        vars[i] = tg_tensor_scalar(TG_F64, !strcmp(e.vars[i], "x")   ? 3
                                     : !strcmp(e.vars[i], "y") ? 0.5
                                                               : 1);
     struct tg_tensor *r = expr_build(&e, T, vars, nodes, true, &err);
     ck_assert_msg(r != NULL, "%s: %s", src, err.msg);
-    double v = tg_item(r);
+    double v = tg_tensor_item(r);
     for (int i = 0; i < e.n_vars; i++) tg_tensor_free(vars[i]);
     free(vars);
     free(nodes);
@@ -210,7 +210,7 @@ START_TEST(test_domain)
     struct expr_error err;
     ck_assert_int_eq(expr_parse(domain[_i].src, &e, &err), 0);
     struct tg_tape *T = tg_tape_new();
-    struct tg_tensor *vars[2] = {tg_scalar(TG_F64, 3), tg_scalar(TG_F64, 0.5)};
+    struct tg_tensor *vars[2] = {tg_tensor_scalar(TG_F64, 3), tg_tensor_scalar(TG_F64, 0.5)};
     if (e.n_vars == 2 && !strcmp(e.vars[0], "y")) { /* keep x = 3, y = 0.5 */
         struct tg_tensor *t = vars[0];
         vars[0] = vars[1];
@@ -246,13 +246,13 @@ START_TEST(test_plain_values)
     double *x = calloc((size_t)e.n_vars + 1, sizeof *x), *val = calloc((size_t)e.n, sizeof *val);
     for (int i = 0; i < e.n_vars; i++) {
         x[i] = !strcmp(e.vars[i], "x") ? 3 : !strcmp(e.vars[i], "y") ? 0.5 : 1;
-        vars[i] = tg_scalar(TG_F64, x[i]);
+        vars[i] = tg_tensor_scalar(TG_F64, x[i]);
     }
     ck_assert_ptr_nonnull(expr_build(&e, T, vars, nodes, true, &err));
     for (int k = 0; k < e.n; k++) {
         val[k] = expr_node_value(&e, k, val, x);
-        ck_assert_msg(val[k] == tg_item(nodes[k]), "%s: node %d: %.17g, graph %.17g",
-                      values[_i].src, k, val[k], tg_item(nodes[k]));
+        ck_assert_msg(val[k] == tg_tensor_item(nodes[k]), "%s: node %d: %.17g, graph %.17g",
+                      values[_i].src, k, val[k], tg_tensor_item(nodes[k]));
     }
     for (int i = 0; i < e.n_vars; i++) tg_tensor_free(vars[i]);
     free(vars);
@@ -284,7 +284,7 @@ START_TEST(test_numeric_grad)
     double x[6], num[6];
     for (int i = 0; i < e.n_vars; i++) {
         x[i] = at[i];
-        vars[i] = tg_scalar(TG_F64, x[i]);
+        vars[i] = tg_tensor_scalar(TG_F64, x[i]);
         tg_tensor_set_requires_grad(vars[i], true);
     }
     struct tg_tensor *root = expr_build(&e, T, vars, nodes, true, &err);

@@ -29,7 +29,7 @@ static void count_free(void *p, void *c)
 
 static struct tg_tensor *leaf(double v)
 {
-    struct tg_tensor *t = tg_scalar(TG_F64, v);
+    struct tg_tensor *t = tg_tensor_scalar(TG_F64, v);
     tg_tensor_set_requires_grad(t, true);
     return t;
 }
@@ -59,11 +59,11 @@ START_TEST(test_constructors)
     struct tg_tensor *cp = tg_tensor_copy(fr);
     ck_assert_double_eq(((float *)tg_tensor_data(cp))[1], 2);
     char buf[32];
-    ck_assert_str_eq(tg_shape_str(z, buf, sizeof buf), "(2,3)");
-    struct tg_tensor *sc = tg_scalar(TG_F64, 4);
-    ck_assert_str_eq(tg_shape_str(sc, buf, sizeof buf), "()");
-    ck_assert_double_eq(tg_item(sc), 4);
-    ck_assert(isnan(tg_item(z)));
+    ck_assert_str_eq(tg_tensor_shape_str(z, buf, sizeof buf), "(2,3)");
+    struct tg_tensor *sc = tg_tensor_scalar(TG_F64, 4);
+    ck_assert_str_eq(tg_tensor_shape_str(sc, buf, sizeof buf), "()");
+    ck_assert_double_eq(tg_tensor_item(sc), 4);
+    ck_assert(isnan(tg_tensor_item(z)));
     ck_assert_int_eq(tg_last_status(), TG_ERR_SHAPE);
     tg_tensor_free(z);
     tg_tensor_free(o);
@@ -137,7 +137,7 @@ START_TEST(test_leaf_accumulates)
         ck_assert_double_eq(tg_tensor_grad_get(x, 0), 6.0 * (k + 1));
         tg_tape_reset(T);
     }
-    tg_zero_grad(x);
+    tg_tensor_zero_grad(x);
     ck_assert_double_eq(tg_tensor_grad_get(x, 0), 0);
     tg_tensor_free(x);
     tg_tape_free(T);
@@ -166,7 +166,7 @@ END_TEST
 START_TEST(test_backward_misuse)
 {
     struct tg_tape *T = tg_tape_new(), *T2 = tg_tape_new();
-    struct tg_tensor *x = leaf(1), *k = tg_scalar(TG_F64, 2);
+    struct tg_tensor *x = leaf(1), *k = tg_tensor_scalar(TG_F64, 2);
     ck_assert_int_eq(tg_backward(NULL, NULL), TG_ERR_NULL);
     ck_assert_int_eq(tg_backward(x, NULL), TG_ERR_TAPE);            /* a leaf was not recorded */
     ck_assert_int_eq(tg_backward(tg_exp(T, k), NULL), TG_ERR_TAPE); /* needs no grad */
@@ -229,7 +229,7 @@ START_TEST(test_no_grad_scope)
     ck_assert_int_eq(tg_tape_no_grad_push(T), TG_OK);
     ck_assert(!tg_tape_grad_enabled(T));
     struct tg_tensor *y = tg_mul(T, x, x);
-    ck_assert_double_eq(tg_item(y), 4);
+    ck_assert_double_eq(tg_tensor_item(y), 4);
     ck_assert(!tg_tensor_requires_grad(y));
     ck_assert_int_eq(tg_backward(y, NULL), TG_ERR_TAPE);
     tg_tape_no_grad_pop(T);
@@ -250,7 +250,7 @@ START_TEST(test_constants_on_tape)
     struct tg_tensor *w = tg_tensor_full(TG_F64, 1, (int64_t[]){3}, 2);
     tg_tensor_set_requires_grad(w, true);
     struct tg_tensor *y = tg_sum(T, tg_mul(T, c, w));
-    ck_assert_double_eq(tg_item(y), 12);
+    ck_assert_double_eq(tg_tensor_item(y), 12);
     ck_assert_int_eq(tg_backward(y, NULL), TG_OK);
     ck_assert_double_eq(tg_tensor_grad_get(w, 2), 3);
     ck_assert_ptr_null(tg_tensor_grad(c));
@@ -309,7 +309,7 @@ START_TEST(test_million_chain)
     ck_assert_ptr_nonnull(y);
     ck_assert_int_eq(tg_backward(y, NULL), TG_OK);
     ck_assert_double_eq(tg_tensor_grad_get(x, 0), 1.0);
-    ck_assert_double_eq_tol(tg_item(y), 1.5, 1e-9);
+    ck_assert_double_eq_tol(tg_tensor_item(y), 1.5, 1e-9);
     tg_tensor_free(x);
     tg_tape_free(T);
 }
@@ -534,7 +534,7 @@ START_TEST(test_mixed_node_sizes)
         ck_assert_ptr_nonnull(z);
     }
     ck_assert_int_eq(n_aff, N_AFF);
-    ck_assert_double_eq_tol(tg_item(z), 1 + 0.5 * (n_add + 1) + c_sum, 1e-6);
+    ck_assert_double_eq_tol(tg_tensor_item(z), 1 + 0.5 * (n_add + 1) + c_sum, 1e-6);
     /* the nodes recorded after each affine node left its parameters alone */
     for (int k = 0; k < N_AFF; k++) {
         double prm[2];
@@ -551,7 +551,7 @@ START_TEST(test_mixed_node_sizes)
     ck_assert_int_eq(tg_last_status(), TG_ERR_STALE);
     struct tg_tensor *u = tg_sum(T, tg_mul(T, y, w));
     ck_assert_ptr_nonnull(u);
-    ck_assert_double_eq(tg_item(u), 0.5);
+    ck_assert_double_eq(tg_tensor_item(u), 0.5);
     tg_tensor_free(w);
     tg_tensor_free(y);
     tg_tape_free(T);

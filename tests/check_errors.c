@@ -25,7 +25,7 @@ static struct tg_tensor *vec(int n, const double *v, bool rg)
 
 static struct tg_tensor *scalar(double v, bool rg)
 {
-    struct tg_tensor *t = tg_scalar(TG_F64, v);
+    struct tg_tensor *t = tg_tensor_scalar(TG_F64, v);
     ck_assert_ptr_nonnull(t);
     if (rg) ck_assert_int_eq(tg_tensor_set_requires_grad(t, true), TG_OK);
     return t;
@@ -58,7 +58,7 @@ START_TEST(test_null_after_handled_failure)
     ck_assert_str_eq(tg_last_error(), "log: input 1 is NULL");
     /* ... or by a constructor's success, or a reset */
     ck_assert_ptr_null(tg_add(T, a, b));
-    struct tg_tensor *c = tg_scalar(TG_F64, 1);
+    struct tg_tensor *c = tg_tensor_scalar(TG_F64, 1);
     ck_assert_ptr_null(tg_neg(T, NULL));
     ck_assert_str_eq(tg_last_error(), "neg: input 1 is NULL");
     ck_assert_ptr_null(tg_add(T, a, b));

@@ -16,7 +16,7 @@
 
 static struct tg_tensor *leaf(double v, bool grad)
 {
-    struct tg_tensor *t = tg_scalar(TG_F64, v);
+    struct tg_tensor *t = tg_tensor_scalar(TG_F64, v);
     if (grad) tg_tensor_set_requires_grad(t, true);
     return t;
 }
@@ -105,8 +105,8 @@ START_TEST(test_trace_neuron)
     /* the trace changes nothing: same gradients as a plain backward */
     ck_assert_double_eq_tol(tg_tensor_grad_get(n.w, 0), -0.35489383469854746, TOL);
     ck_assert_double_eq_tol(tg_tensor_grad_get(n.b, 0), -0.17744691734927373, TOL);
-    tg_zero_grad(n.w);
-    tg_zero_grad(n.b);
+    tg_tensor_zero_grad(n.w);
+    tg_tensor_zero_grad(n.b);
     ck_assert_int_eq(tg_backward(n.loss, NULL), TG_OK);
     ck_assert_double_eq_tol(tg_tensor_grad_get(n.w, 0), -0.35489383469854746, TOL);
 
@@ -162,7 +162,7 @@ START_TEST(test_trace_accumulation)
     tg_trace_free(tr);
 
     tg_tape_reset(T);
-    tg_zero_grad(x);
+    tg_tensor_zero_grad(x);
     struct tg_tensor *g = tg_mul(T, x, x);
     ck_assert_int_eq(tg_backward_trace(g, NULL, &tr), TG_OK);
     ck_assert_int_eq(tr->steps[0].n_inputs, 1);
@@ -279,7 +279,7 @@ START_TEST(test_trace_errors)
 }
 END_TEST
 
-static char *dot_of(const struct tg_tensor *root, const struct tg_dot_options *o)
+static char *dot_of(const struct tg_tensor *root, const struct tg_graph_dot_options *o)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -316,7 +316,7 @@ START_TEST(test_dot_neuron)
     ck_assert_int_eq(tg_backward(n.loss, NULL), TG_OK);
     const struct tg_graph_name nm[] = {{n.w, "w"}, {n.b, "b"}, {n.x, "x"}, {n.t, "t\"q"}};
     struct tg_graph_names names = {nm, 4};
-    struct tg_dot_options o = {&names, 0, NULL};
+    struct tg_graph_dot_options o = {&names, 0, NULL};
     char *d = dot_of(n.loss, &o);
     ck_assert_msg(strstr(d, "digraph tapegrad {"), "%s", d);
     /* 4 leaves + 5 op nodes; parameters, inputs and ops look different */
@@ -352,7 +352,7 @@ START_TEST(test_dot_tensor)
     tg_tensor_set_requires_grad(A, true);
     struct tg_tensor *c = tg_tape_constant(T, TG_F64, 0, NULL, (double[]){2});
     struct tg_tensor *L = tg_sum(T, tg_mul(T, tg_tanh(T, tg_add(T, A, b)), c));
-    char *d = dot_of(L, &(struct tg_dot_options){NULL, 3, "BT"});
+    char *d = dot_of(L, &(struct tg_graph_dot_options){NULL, 3, "BT"});
     ck_assert_msg(strstr(d, "rankdir=BT;"), "%s", d);
     ck_assert_msg(strstr(d, "[label=\"broadcast-reduce (2,3) -> (3)\"]"), "%s", d);
     ck_assert_msg(strstr(d, "[label=\"diagonal 6x6\"]"), "%s", d);

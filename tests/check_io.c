@@ -38,14 +38,14 @@ START_TEST(test_params_basic)
     struct tg_tensor *w = vec(TG_F32, 6, 0), *b = vec(TG_F64, 3, 10), *other = vec(TG_F32, 2, 0);
     ck_assert_int_eq(tg_params_add(p, "layers.0.weight", w), TG_OK);
     ck_assert_int_eq(tg_params_add(p, "layers.0.bias", b), TG_OK);
-    ck_assert_int_eq(tg_params_add_owned(p, "extra", tg_scalar(TG_F64, 7)), TG_OK);
+    ck_assert_int_eq(tg_params_add_owned(p, "extra", tg_tensor_scalar(TG_F64, 7)), TG_OK);
     ck_assert_uint_eq(tg_params_count(p), 3);
     ck_assert_str_eq(tg_params_name(p, 0), "layers.0.weight");
     ck_assert_str_eq(tg_params_name(p, 1), "layers.0.bias");
     ck_assert_str_eq(tg_params_name(p, 2), "extra");
     ck_assert_ptr_eq(tg_params_tensor(p, 1), b);
     ck_assert_ptr_eq(tg_params_get(p, "layers.0.weight"), w);
-    ck_assert_double_eq(tg_item(tg_params_get(p, "extra")), 7);
+    ck_assert_double_eq(tg_tensor_item(tg_params_get(p, "extra")), 7);
     ck_assert_int_eq(tg_params_numel(p), 10);
     /* errors leave the map unchanged */
     ck_assert_error(tg_params_add(p, "layers.0.bias", other), TG_ERR_VALUE, "already present");
@@ -104,11 +104,11 @@ START_TEST(test_params_many_and_meta)
     char name[32];
     for (int i = 0; i < 2000; i++) {
         snprintf(name, sizeof name, "layers.%d.weight", i);
-        ck_assert_int_eq(tg_params_add_owned(p, name, tg_scalar(TG_F32, i)), TG_OK);
+        ck_assert_int_eq(tg_params_add_owned(p, name, tg_tensor_scalar(TG_F32, i)), TG_OK);
     }
     for (int i = 1999; i >= 0; i--) {
         snprintf(name, sizeof name, "layers.%d.weight", i);
-        ck_assert_double_eq(tg_item(tg_params_get(p, name)), i);
+        ck_assert_double_eq(tg_tensor_item(tg_params_get(p, name)), i);
         ck_assert_str_eq(tg_params_name(p, (size_t)i), name);
     }
     ck_assert_int_eq(tg_params_numel(p), 2000);
@@ -154,14 +154,14 @@ START_TEST(test_params_out_of_memory)
         char name[16];
         for (int i = 0; i < 40 && !st; i++) {
             snprintf(name, sizeof name, "p%d", i);
-            st = tg_params_add_owned(p, name, tg_scalar(TG_F32, i));
+            st = tg_params_add_owned(p, name, tg_tensor_scalar(TG_F32, i));
         }
         if (!st) st = tg_params_meta_set(p, "k", "v");
         tg_set_allocator(NULL);
         if (st) {
             ck_assert_msg(st == TG_ERR_NOMEM, "k=%ld: %s", k, tg_last_error());
             for (size_t i = 0; i < tg_params_count(p); i++)
-                ck_assert_double_eq(tg_item(tg_params_tensor(p, i)), (double)i);
+                ck_assert_double_eq(tg_tensor_item(tg_params_tensor(p, i)), (double)i);
         }
         completed = st == TG_OK;
         tg_params_free(p);
@@ -182,7 +182,7 @@ static struct tg_params *c_written_params(void)
     for (int i = 0; i < 4; i++) tg_tensor_set(b, i, 1.0 / (i + 1));
     tg_params_add_owned(p, "a", a);
     tg_params_add_owned(p, "b", b);
-    tg_params_add_owned(p, "c", tg_scalar(TG_F64, 42));
+    tg_params_add_owned(p, "c", tg_tensor_scalar(TG_F64, 42));
     tg_params_meta_set(p, "epoch", "3");
     tg_params_meta_set(p, "note", "tapegrad \"test\"");
     ck_assert_uint_eq(tg_params_count(p), 3);
@@ -239,7 +239,7 @@ START_TEST(test_save_load_roundtrip)
     tg_tensor_set(tg_params_get(p, "c"), 0, -1);
     ck_assert_int_eq(tg_checkpoint_save(p, path), TG_OK);
     ck_assert_int_eq(tg_checkpoint_load(q, path), TG_OK);
-    ck_assert_double_eq(tg_item(tg_params_get(q, "c")), -1);
+    ck_assert_double_eq(tg_tensor_item(tg_params_get(q, "c")), -1);
     ck_assert_int_eq(count_files(), 1);
     tg_params_free(p);
     tg_params_free(q);
@@ -300,7 +300,7 @@ START_TEST(test_load_torch_fixture)
     const struct tg_tensor *s = tg_params_get(r, "sin");
     for (int i = 0; i < 6; i++) ck_assert_double_eq_tol(tg_tensor_get(s, i), sin(i), 1e-15);
     ck_assert_int_eq(tg_tensor_rank(tg_params_get(r, "scale")), 0);
-    ck_assert_double_eq(tg_item(tg_params_get(r, "scale")), -2.5);
+    ck_assert_double_eq(tg_tensor_item(tg_params_get(r, "scale")), -2.5);
     ck_assert_int_eq(tg_tensor_numel(tg_params_get(r, "empty")), 0);
     ck_assert_int_eq(tg_tensor_dim(tg_params_get(r, "empty"), 1), 2);
     ck_assert_str_eq(tg_params_meta_get(r, "format"), "pt");
@@ -356,7 +356,7 @@ START_TEST(test_load_mismatch)
     char name[64];
     for (int i = 0; i < 100; i++) {
         snprintf(name, sizeof name, "a.rather.long.parameter.name.%d", i);
-        tg_params_add_owned(many, name, tg_scalar(TG_F32, 0));
+        tg_params_add_owned(many, name, tg_tensor_scalar(TG_F32, 0));
     }
     ck_assert_error(tg_checkpoint_load(many, path), TG_ERR_MISMATCH, "103 mismatches");
     ck_assert_msg(strstr(tg_last_error(), "more"), "%s", tg_last_error());

@@ -24,7 +24,7 @@
 START_TEST(test_idx_fixtures)
 {
     /* tiny-images: u8 (5, 3, 4), element i = (37 i + 11) % 256 */
-    struct tg_tensor *im = tg_idx_read(DATA "tiny-images-idx3-ubyte.gz", TG_F32);
+    struct tg_tensor *im = tg_dataset_read_idx(DATA "tiny-images-idx3-ubyte.gz", TG_F32);
     ck_assert_msg(im != NULL, "%s", tg_last_error());
     ck_assert_int_eq(tg_tensor_rank(im), 3);
     ck_assert_int_eq(tg_tensor_dim(im, 0), 5);
@@ -32,18 +32,18 @@ START_TEST(test_idx_fixtures)
     ck_assert_int_eq(tg_tensor_dim(im, 2), 4);
     for (int i = 0; i < 60; i++) ck_assert_double_eq(tg_tensor_get(im, i), (37 * i + 11) % 256);
     /* labels 3 1 4 1 5, gzipped and plain */
-    struct tg_tensor *lg = tg_idx_read(DATA "tiny-labels-idx1-ubyte.gz", TG_F64);
-    struct tg_tensor *lp = tg_idx_read(DATA "tiny-labels-idx1-ubyte", TG_F64);
+    struct tg_tensor *lg = tg_dataset_read_idx(DATA "tiny-labels-idx1-ubyte.gz", TG_F64);
+    struct tg_tensor *lp = tg_dataset_read_idx(DATA "tiny-labels-idx1-ubyte", TG_F64);
     const double labels[5] = {3, 1, 4, 1, 5};
     for (int i = 0; i < 5; i++) {
         ck_assert_double_eq(tg_tensor_get(lg, i), labels[i]);
         ck_assert_double_eq(tg_tensor_get(lp, i), labels[i]);
     }
     /* i16 (2, 3): -300 -1 0 1 255 32767; f64 (3): 0.1 -2.5 1e300 */
-    struct tg_tensor *s = tg_idx_read(DATA "tiny-i16-idx2.gz", TG_F64);
+    struct tg_tensor *s = tg_dataset_read_idx(DATA "tiny-i16-idx2.gz", TG_F64);
     const double sv[6] = {-300, -1, 0, 1, 255, 32767};
     for (int i = 0; i < 6; i++) ck_assert_double_eq(tg_tensor_get(s, i), sv[i]);
-    struct tg_tensor *d = tg_idx_read(DATA "tiny-f64-idx1", TG_F64);
+    struct tg_tensor *d = tg_dataset_read_idx(DATA "tiny-f64-idx1", TG_F64);
     ck_assert_double_eq(tg_tensor_get(d, 0), 0.1);
     ck_assert_double_eq(tg_tensor_get(d, 1), -2.5);
     ck_assert_double_eq(tg_tensor_get(d, 2), 1e300);
@@ -85,7 +85,7 @@ START_TEST(test_idx_errors)
     make_tmpdir();
     const char *plain = tmp_path("bad-idx");
     write_bytes(plain, c->bytes, c->n);
-    ck_assert_ptr_null(tg_idx_read(plain, TG_F32));
+    ck_assert_ptr_null(tg_dataset_read_idx(plain, TG_F32));
     ck_assert_error(tg_last_status(),
                     strstr(c->expect, "large") || strstr(c->expect, "limit") ? TG_ERR_RANGE
                                                                              : TG_ERR_FORMAT,
@@ -94,7 +94,7 @@ START_TEST(test_idx_errors)
     gzFile g = gzopen(tmp_path("bad-idx.gz"), "wb");
     ck_assert_int_eq(gzwrite(g, c->bytes, (unsigned)c->n), (int)c->n);
     gzclose(g);
-    ck_assert_ptr_null(tg_idx_read(tmp_path("bad-idx.gz"), TG_F32));
+    ck_assert_ptr_null(tg_dataset_read_idx(tmp_path("bad-idx.gz"), TG_F32));
     ck_assert_error(tg_last_status(),
                     strstr(c->expect, "large") || strstr(c->expect, "limit") ? TG_ERR_RANGE
                                                                              : TG_ERR_FORMAT,
@@ -106,11 +106,11 @@ END_TEST
 START_TEST(test_idx_io_and_gzip_errors)
 {
     make_tmpdir();
-    ck_assert_ptr_null(tg_idx_read(tmp_path("none.gz"), TG_F32));
+    ck_assert_ptr_null(tg_dataset_read_idx(tmp_path("none.gz"), TG_F32));
     ck_assert_error(tg_last_status(), TG_ERR_IO, "none.gz");
-    ck_assert_ptr_null(tg_idx_read(NULL, TG_F32));
-    ck_assert_error(tg_last_status(), TG_ERR_NULL, "tg_idx_read");
-    ck_assert_ptr_null(tg_idx_read(DATA "tiny-f64-idx1", (enum tg_dtype)7));
+    ck_assert_ptr_null(tg_dataset_read_idx(NULL, TG_F32));
+    ck_assert_error(tg_last_status(), TG_ERR_NULL, "tg_dataset_read_idx");
+    ck_assert_ptr_null(tg_dataset_read_idx(DATA "tiny-f64-idx1", (enum tg_dtype)7));
     ck_assert_error(tg_last_status(), TG_ERR_DTYPE, "unknown dtype");
     /* a gzip stream whose compressed data is garbage, and one cut short */
     FILE *f = fopen(DATA "tiny-images-idx3-ubyte.gz", "rb");
@@ -118,11 +118,11 @@ START_TEST(test_idx_io_and_gzip_errors)
     size_t n = fread(buf, 1, sizeof buf, f);
     fclose(f);
     write_bytes(tmp_path("cut.gz"), buf, n - 30);
-    ck_assert_ptr_null(tg_idx_read(tmp_path("cut.gz"), TG_F32));
+    ck_assert_ptr_null(tg_dataset_read_idx(tmp_path("cut.gz"), TG_F32));
     ck_assert_int_eq(tg_last_status(), TG_ERR_FORMAT);
     for (size_t i = 12; i < n - 8; i++) buf[i] ^= 0xa5;
     write_bytes(tmp_path("garbage.gz"), buf, n);
-    ck_assert_ptr_null(tg_idx_read(tmp_path("garbage.gz"), TG_F32));
+    ck_assert_ptr_null(tg_dataset_read_idx(tmp_path("garbage.gz"), TG_F32));
     ck_assert_error(tg_last_status(), TG_ERR_FORMAT, "garbage.gz");
     remove_tmpdir();
 }
@@ -199,7 +199,7 @@ END_TEST
 START_TEST(test_csv)
 {
     /* small.csv: sepal_length, sepal_width, "species", petal_length; a blank line */
-    struct tg_csv_options o = {.dtype = TG_F64, .target = "species"};
+    struct tg_dataset_csv_options o = {.dtype = TG_F64, .target = "species"};
     struct tg_dataset *ds = tg_dataset_load_csv(DATA "small.csv", &o);
     ck_assert_msg(ds != NULL, "%s", tg_last_error());
     ck_assert_int_eq(tg_dataset_len(ds), 4);
@@ -216,7 +216,7 @@ START_TEST(test_csv)
     ck_assert_double_eq(tg_tensor_get(tg_dataset_x(ds), 5), 0); /* species of row 1 */
     tg_dataset_free(ds);
     /* semicolons, CRLF, target by index 0 */
-    o = (struct tg_csv_options){.dtype = TG_F64, .delimiter = ';', .target_index = 0};
+    o = (struct tg_dataset_csv_options){.dtype = TG_F64, .delimiter = ';', .target_index = 0};
     ds = tg_dataset_load_csv(DATA "semicolon_crlf.csv", &o);
     ck_assert_msg(ds != NULL, "%s", tg_last_error());
     ck_assert_double_eq(tg_tensor_get(tg_dataset_y(ds), 1), -4.5);
@@ -224,7 +224,7 @@ START_TEST(test_csv)
     ck_assert_double_eq(tg_tensor_get(tg_dataset_x(ds), 3), 6);
     tg_dataset_free(ds);
     /* no header: the first line is data */
-    o = (struct tg_csv_options){.dtype = TG_F64, .no_header = true, .target_index = -2};
+    o = (struct tg_dataset_csv_options){.dtype = TG_F64, .no_header = true, .target_index = -2};
     make_tmpdir();
     write_bytes(tmp_path("nh.csv"), "1,2,3\n4,5,6", 11);
     ds = tg_dataset_load_csv(tmp_path("nh.csv"), &o);
@@ -238,7 +238,7 @@ END_TEST
 
 static const struct csv_case {
     const char *text;
-    struct tg_csv_options opt;
+    struct tg_dataset_csv_options opt;
     enum tg_status st;
     const char *expect;
 } csv_cases[] = {
@@ -529,7 +529,7 @@ START_TEST(test_crafted_idx)
     char path[512];
     snprintf(path, sizeof path, CRAFTED "%s", c->file);
     tg_clear_error();
-    ck_assert_ptr_null(tg_idx_read(path, c->dt));
+    ck_assert_ptr_null(tg_dataset_read_idx(path, c->dt));
     ck_assert_error(tg_last_status(), c->st, c->expect);
     ck_assert_error(tg_last_status(), c->st, c->file);
     /* as the images and the labels of a dataset: the same (the (2,2) file cannot
@@ -544,13 +544,13 @@ END_TEST
 START_TEST(test_crafted_idx_valid)
 {
     /* two concatenated gzip members (as `cat a.gz b.gz` makes) are one file */
-    struct tg_tensor *a = tg_idx_read(CRAFTED "two-members.idx.gz", TG_F64);
+    struct tg_tensor *a = tg_dataset_read_idx(CRAFTED "two-members.idx.gz", TG_F64);
     ck_assert_msg(a != NULL, "%s", tg_last_error());
     const double want[4] = {3, 1, 4, 1};
     for (int i = 0; i < 4; i++) ck_assert_double_eq(tg_tensor_get(a, i), want[i]);
     tg_tensor_free(a);
     /* 1e300 is fine as F64 */
-    a = tg_idx_read(CRAFTED "f64-huge.idx", TG_F64);
+    a = tg_dataset_read_idx(CRAFTED "f64-huge.idx", TG_F64);
     ck_assert_msg(a != NULL, "%s", tg_last_error());
     ck_assert_double_eq(tg_tensor_get(a, 2), 1e300);
     tg_tensor_free(a);
@@ -563,9 +563,9 @@ START_TEST(test_crafted_idx_valid)
         tg_dataset_load_idx(CRAFTED "labels.idx.gz", CRAFTED "labels.idx.gz", TG_F64, NAN));
     ck_assert_error(tg_last_status(), TG_ERR_VALUE, "scale nan is not finite");
     /* the limit: 4 elements of 8 bytes as F64 */
-    ck_assert_ptr_null(tg_idx_read_limit(CRAFTED "labels.idx.gz", TG_F64, 31));
+    ck_assert_ptr_null(tg_dataset_read_idx_limit(CRAFTED "labels.idx.gz", TG_F64, 31));
     ck_assert_error(tg_last_status(), TG_ERR_RANGE, "(4), 32 bytes, more than the limit of 31");
-    a = tg_idx_read_limit(CRAFTED "labels.idx.gz", TG_F64, 32);
+    a = tg_dataset_read_idx_limit(CRAFTED "labels.idx.gz", TG_F64, 32);
     ck_assert_msg(a != NULL, "%s", tg_last_error());
     tg_tensor_free(a);
     ck_assert_ptr_null(
@@ -581,14 +581,14 @@ END_TEST
 START_TEST(test_crafted_csv)
 {
     /* a UTF-8 byte order mark is not part of the first name */
-    struct tg_csv_options o = {.dtype = TG_F64, .target = "x"};
+    struct tg_dataset_csv_options o = {.dtype = TG_F64, .target = "x"};
     struct tg_dataset *ds = tg_dataset_load_csv(CRAFTED "bom.csv", &o);
     ck_assert_msg(ds != NULL, "%s", tg_last_error());
     ck_assert_double_eq(tg_tensor_get(tg_dataset_y(ds), 1), 3);
     ck_assert_double_eq(tg_tensor_get(tg_dataset_x(ds), 1), 4);
     tg_dataset_free(ds);
     /* CR-only line ends: two rows, not "no data rows" */
-    o = (struct tg_csv_options){.dtype = TG_F64, .target_index = -1};
+    o = (struct tg_dataset_csv_options){.dtype = TG_F64, .target_index = -1};
     ds = tg_dataset_load_csv(CRAFTED "cr-only.csv", &o);
     ck_assert_msg(ds != NULL, "%s", tg_last_error());
     ck_assert_int_eq(tg_dataset_len(ds), 2);

@@ -83,7 +83,7 @@ START_TEST(test_elementwise_diagonal)
     ck_assert_int_eq(tg_tensor_dim(J, 3), 3);
     ck_assert_int_eq(tg_tensor_dtype(J), TG_F64);
     ck_assert_int_eq(info.structure, TG_JAC_DIAGONAL);
-    ck_assert_str_eq(tg_jac_structure_name(info.structure), "diagonal");
+    ck_assert_str_eq(tg_jacobian_structure_name(info.structure), "diagonal");
     ck_assert_int_eq(info.rows, 6);
     ck_assert_int_eq(info.n_blocks, 6);
     ck_assert_int_eq(info.nnz, 6);
@@ -307,7 +307,7 @@ START_TEST(test_classify)
     ck_assert_int_eq(info.structure, TG_JAC_ZERO);
     ck_assert_int_eq(tg_jacobian_classify(NULL, 2, 2, &info), TG_ERR_NULL);
     ck_assert_int_eq(tg_jacobian_classify(eye, -1, 2, &info), TG_ERR_RANGE);
-    ck_assert_str_eq(tg_jac_structure_name((enum tg_jac_structure)9), "?");
+    ck_assert_str_eq(tg_jacobian_structure_name((enum tg_jacobian_structure)9), "?");
 }
 END_TEST
 

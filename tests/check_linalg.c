@@ -98,7 +98,7 @@ START_TEST(test_matmul_vectors)
     ck_assert_int_eq(tg_tensor_rank(vm), 1);
     expect_values(vm, (double[]){5, 7, 9}, 3, 0);
     ck_assert_int_eq(tg_tensor_rank(dot), 0);
-    ck_assert_double_eq(tg_item(dot), 32);
+    ck_assert_double_eq(tg_tensor_item(dot), 32);
     ck_assert_int_eq(tg_backward(dot, NULL), TG_OK);
     expect_grad(u, (double[]){4, 5, 6}, 3, 0);
     expect_grad(z, (double[]){1, 2, 3}, 3, 0);
@@ -215,8 +215,8 @@ static void run_mm(enum tg_matmul_backend be, struct tg_tensor *a, struct tg_ten
                    bool tb, double *y, double *da, double *db)
 {
     ck_assert_int_eq(tg_matmul_set_backend(be), TG_OK);
-    tg_zero_grad(a);
-    tg_zero_grad(b);
+    tg_tensor_zero_grad(a);
+    tg_tensor_zero_grad(b);
     struct tg_tape *T = tg_tape_new();
     struct tg_tensor *out = tg_matmul_t(T, a, b, ta, tb);
     ck_assert_ptr_nonnull(out);
@@ -328,7 +328,7 @@ START_TEST(test_matmul_errors)
     struct tg_tensor *b = tg_tensor_zeros(TG_F64, 2, (int64_t[]){4, 5});
     struct tg_tensor *c = tg_tensor_zeros(TG_F64, 3, (int64_t[]){2, 3, 4});
     struct tg_tensor *d = tg_tensor_zeros(TG_F64, 3, (int64_t[]){5, 4, 6});
-    struct tg_tensor *s = tg_scalar(TG_F64, 1), *f = tg_tensor_zeros(TG_F32, 2, (int64_t[]){3, 4});
+    struct tg_tensor *s = tg_tensor_scalar(TG_F64, 1), *f = tg_tensor_zeros(TG_F32, 2, (int64_t[]){3, 4});
     ck_assert_ptr_null(tg_matmul(T, a, b));
     ck_assert_int_eq(tg_last_status(), TG_ERR_SHAPE);
     ck_assert_str_eq(tg_last_error(), "matmul: shapes (2,3) and (4,5) do not fit (3 != 4)");
@@ -415,7 +415,7 @@ START_TEST(test_sum_mean_axes)
     struct tg_tensor *seed = tg_tensor_from_f64(TG_F64, 1, (int64_t[]){3}, (double[]){1, 2, 3});
     ck_assert_int_eq(tg_backward(s2, seed), TG_OK);
     for (int i = 0; i < 12; i++) ck_assert_double_eq(tg_tensor_grad_get(x, i), 1 + (i / 2) % 3);
-    tg_zero_grad(x);
+    tg_tensor_zero_grad(x);
     struct tg_tensor *m = tg_mean_axes(T, x, (int[]){1}, 1, false);
     expect_values(m, (double[]){2, 3, 8, 9}, 4, 1e-15);
     ck_assert_int_eq(tg_backward(tg_sum(T, m), NULL), TG_OK);
@@ -423,10 +423,10 @@ START_TEST(test_sum_mean_axes)
     /* every axis: NULL list; keepdim gives (1,1,1) */
     struct tg_tensor *all = tg_sum_axes(T, x, NULL, 0, false);
     ck_assert_int_eq(tg_tensor_rank(all), 0);
-    ck_assert_double_eq(tg_item(all), 66);
+    ck_assert_double_eq(tg_tensor_item(all), 66);
     struct tg_tensor *allk = tg_mean_axes(T, x, NULL, 0, true);
     ck_assert_int_eq(tg_tensor_rank(allk), 3);
-    ck_assert_double_eq(tg_item(allk), 5.5);
+    ck_assert_double_eq(tg_tensor_item(allk), 5.5);
     tg_tensor_free(seed);
     tg_tensor_free(x);
     tg_tape_free(T);
@@ -444,7 +444,7 @@ START_TEST(test_max_min_ties)
     ck_assert_int_eq(tg_backward(tg_sum(T, mx), NULL), TG_OK);
     expect_grad(x, (double[]){1, 0, 0, 1, 0, 0}, 6, 0);
     expect_values(tg_argmax_axes(T, x, (int[]){-1}, 1, false), (double[]){0, 0}, 2, 0);
-    tg_zero_grad(x);
+    tg_tensor_zero_grad(x);
     struct tg_tensor *mn = tg_min_axes(T, x, (int[]){1}, 1, true);
     ck_assert_int_eq(tg_tensor_dim(mn, 1), 1);
     expect_values(mn, (double[]){1, 2}, 2, 0);
@@ -455,7 +455,7 @@ START_TEST(test_max_min_ties)
     expect_values(tg_argmax_axes(T, x, (int[]){0}, 1, false), (double[]){0, 1, 0}, 3, 0);
     struct tg_tensor *am = tg_argmax_axes(T, x, NULL, 0, false);
     ck_assert_int_eq(tg_tensor_dtype(am), TG_F64);
-    ck_assert_double_eq(tg_item(am), 0);
+    ck_assert_double_eq(tg_tensor_item(am), 0);
     tg_tensor_free(x);
     /* several axes: the flat index within the reduced axes (0 and 2) of (2,2,3);
      * for j = 0 the max sits at i = 1, k = 2: 1*3 + 2 = 5; for j = 1 at i = 0, k = 1 */
@@ -486,7 +486,7 @@ START_TEST(test_logsumexp)
         tg_tensor_free(x);
     }
     struct tg_tensor *ni = tg_tensor_full(TG_F64, 1, (int64_t[]){2}, -INFINITY);
-    double r = tg_item(tg_logsumexp_axes(T, ni, NULL, 0, false));
+    double r = tg_tensor_item(tg_logsumexp_axes(T, ni, NULL, 0, false));
     ck_assert(isinf(r) && r < 0);
     tg_tensor_free(ni);
     tg_tape_free(T);
@@ -500,8 +500,8 @@ START_TEST(test_var)
     struct tg_tape *T = tg_tape_new();
     struct tg_tensor *x = mk(TG_F64, 1, (int64_t[]){4}, (double[]){1, 2, 3, 4});
     struct tg_tensor *v0 = tg_var_axes(T, x, (int[]){0}, 1, 0, false);
-    ck_assert_double_eq_tol(tg_item(v0), 1.25, 1e-15);
-    ck_assert_double_eq_tol(tg_item(tg_var_axes(T, x, NULL, 0, 1, false)), 5.0 / 3, 1e-15);
+    ck_assert_double_eq_tol(tg_tensor_item(v0), 1.25, 1e-15);
+    ck_assert_double_eq_tol(tg_tensor_item(tg_var_axes(T, x, NULL, 0, 1, false)), 5.0 / 3, 1e-15);
     ck_assert_int_eq(tg_backward(v0, NULL), TG_OK);
     expect_grad(x, (double[]){-0.75, -0.25, 0.25, 0.75}, 4, 1e-15);
     struct tg_tensor *one = mk(TG_F64, 2, (int64_t[]){3, 1}, (double[]){1, 2, 3});
@@ -583,7 +583,7 @@ START_TEST(test_reduce_f32_and_paths)
 {
     struct tg_tape *T = tg_tape_new();
     struct tg_tensor *x = tg_tensor_from_f64(TG_F32, 1, (int64_t[]){3}, (double[]){1e8, 1, -1e8});
-    ck_assert_double_eq(tg_item(tg_sum_axes(T, x, (int[]){0}, 1, false)), 1);
+    ck_assert_double_eq(tg_tensor_item(tg_sum_axes(T, x, (int[]){0}, 1, false)), 1);
     tg_tensor_free(x);
     struct tg_rng rng;
     tg_rng_seed(&rng, 5);
@@ -612,15 +612,15 @@ END_TEST
 /* The fused layer equals its unfused composition (matmul_t, add, activation),
  * values and all three gradients, in f32 and f64, on both GEMM backends. */
 static struct tg_tensor *unfused(struct tg_tape *T, struct tg_tensor *x, struct tg_tensor *W,
-                                 struct tg_tensor *b, enum tg_linear_act act)
+                                 struct tg_tensor *b, enum tg_act act)
 {
     struct tg_tensor *z = tg_add(T, tg_matmul_t(T, x, W, false, true), b);
     switch (act) {
-    case TG_LINEAR_RELU:
+    case TG_ACT_RELU:
         return tg_relu(T, z);
-    case TG_LINEAR_TANH:
+    case TG_ACT_TANH:
         return tg_tanh(T, z);
-    case TG_LINEAR_SIGMOID:
+    case TG_ACT_SIGMOID:
         return tg_sigmoid(T, z);
     default:
         return z;
@@ -641,7 +641,7 @@ START_TEST(test_linear_fused_matches)
             for (int fused = 0; fused < 2; fused++) {
                 for (int k = 0; k < 3; k++) {
                     tg_tensor_set_requires_grad(p[k], true);
-                    tg_zero_grad(p[k]);
+                    tg_tensor_zero_grad(p[k]);
                 }
                 struct tg_tape *T = tg_tape_new();
                 struct tg_tensor *y =
@@ -673,14 +673,14 @@ START_TEST(test_linear_errors)
     struct tg_tensor *x = tg_tensor_zeros(TG_F32, 2, (int64_t[]){4, 3});
     struct tg_tensor *W = tg_tensor_zeros(TG_F32, 2, (int64_t[]){5, 2});
     struct tg_tensor *b = tg_tensor_zeros(TG_F32, 1, (int64_t[]){5});
-    ck_assert_ptr_null(tg_linear(T, x, W, b, TG_LINEAR_RELU));
+    ck_assert_ptr_null(tg_linear(T, x, W, b, TG_ACT_RELU));
     ck_assert_int_eq(tg_last_status(), TG_ERR_SHAPE);
     ck_assert_str_eq(tg_last_error(), "linear: x (4,3), W (5,2) and b (5) do not fit (want x "
                                       "(B,in) or (in), W (out,in), b (out))");
-    ck_assert_ptr_null(tg_linear(T, x, W, b, (enum tg_linear_act)9));
+    ck_assert_ptr_null(tg_linear(T, x, W, b, (enum tg_act)9));
     ck_assert_int_eq(tg_last_status(), TG_ERR_VALUE);
     tg_clear_error();
-    ck_assert_ptr_null(tg_linear(T, NULL, W, b, TG_LINEAR_NONE));
+    ck_assert_ptr_null(tg_linear(T, NULL, W, b, TG_ACT_NONE));
     ck_assert_int_eq(tg_last_status(), TG_ERR_NULL);
     tg_tensor_free(x);
     tg_tensor_free(W);
@@ -807,7 +807,7 @@ START_TEST(test_nan_propagates)
             ck_assert_msg(isnan(tg_tensor_get(ys[k], i)) == (i < per_row), "%s: element %lld is %g",
                           tg_op_name(tg_tensor_op(ys[k])), (long long)i, tg_tensor_get(ys[k], i));
     }
-    ck_assert(isnan(tg_item(tg_sum(T, x))) && isnan(tg_item(tg_mean(T, x))));
+    ck_assert(isnan(tg_tensor_item(tg_sum(T, x))) && isnan(tg_tensor_item(tg_mean(T, x))));
     ck_assert_double_eq(tg_tensor_get(tg_argmax_axes(T, x, (int[]){1}, 1, false), 0), 1);
     ck_assert_double_eq(tg_tensor_get(tg_argmin_axes(T, x, (int[]){1}, 1, false), 0), 1);
     /* matmul: A (2,2) with a NaN at (0,0), B (2,2) = [[0, 1], [1, 1]]: the NaN

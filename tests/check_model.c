@@ -38,8 +38,8 @@ static struct tg_dataset *random_data(struct tg_rng *rng, int64_t n, int64_t d, 
     return ds;
 }
 
-static struct tg_nn_model *new_model(const int64_t *sizes, int n, enum tg_nn_act act,
-                                     enum tg_loss loss, uint64_t seed)
+static struct tg_nn_model *new_model(const int64_t *sizes, int n, enum tg_act act,
+                                     enum tg_nn_loss loss, uint64_t seed)
 {
     struct tg_rng rng;
     tg_rng_seed(&rng, seed);
@@ -306,7 +306,7 @@ static int run(const char *cmd, char *out, size_t size)
 }
 
 /* A program (this test) loads the model that `tapegrad train --save` wrote and
- * gets what `tapegrad eval` prints: the loss line (tg_evaluate on the normalized
+ * gets what `tapegrad eval` prints: the loss line (tg_nn_evaluate on the normalized
  * data) and the confusion matrix (tg_nn_model_predict). */
 START_TEST(test_cli_model)
 {
@@ -324,15 +324,15 @@ START_TEST(test_cli_model)
     struct tg_nn_model *m = tg_nn_model_load(model, TG_F32);
     ck_assert_msg(m != NULL, "%s", tg_last_error());
     struct tg_nn_mlp *mlp = tg_nn_model_mlp(m);
-    struct tg_csv_options opt = {.dtype = TG_F32,
+    struct tg_dataset_csv_options opt = {.dtype = TG_F32,
                                  .target = tg_params_meta_get(tg_nn_mlp_params(mlp), "target")};
     ck_assert_str_eq(opt.target, "species");
     struct tg_dataset *ds = tg_dataset_load_csv(csv, &opt);
     ck_assert_ptr_nonnull(ds);
     ck_assert_int_eq(tg_nn_model_normalize(m, ds), TG_OK);
-    struct tg_model model_if = tg_nn_mlp_model(mlp);
+    struct tg_nn_module model_if = tg_nn_mlp_module(mlp);
     double loss, acc;
-    ck_assert_int_eq(tg_evaluate(&model_if, ds, tg_nn_model_loss(m), &loss, &acc), TG_OK);
+    ck_assert_int_eq(tg_nn_evaluate(&model_if, ds, tg_nn_model_loss(m), &loss, &acc), TG_OK);
     int64_t n = tg_dataset_len(ds), conf[3][3] = {{0}}, right = 0;
     double pred[150];
     ck_assert_int_eq(n, 150);

@@ -64,7 +64,7 @@ struct eval {
 static bool evaluate(const struct gc_case *gc, struct tg_tensor **in, int n, struct eval *e)
 {
     for (int k = 0; k < n; k++)
-        if (tg_tensor_requires_grad(in[k])) tg_zero_grad(in[k]);
+        if (tg_tensor_requires_grad(in[k])) tg_tensor_zero_grad(in[k]);
     struct tg_tape *T = tg_tape_new();
     struct tg_tensor *y = gc->fn(T, in, n, NULL);
     bool ok = y && tg_tensor_numel(y) > 0 && tg_tensor_numel(y) <= MAX_VALS;
@@ -167,7 +167,7 @@ static bool variant(struct tg_tensor **in, int n, int dt, bool rank0, struct tg_
         if (!tg_tensor_requires_grad(in[k]))
             out[k] = tg_tensor_copy(in[k]);
         else if (rank0)
-            out[k] = tg_tensor_numel(in[k]) > 0 ? tg_scalar(dt, tg_tensor_get(in[k], 0)) : NULL;
+            out[k] = tg_tensor_numel(in[k]) > 0 ? tg_tensor_scalar(dt, tg_tensor_get(in[k], 0)) : NULL;
         else
             out[k] = tg_tensor_to(in[k], dt);
         if (out[k] && tg_tensor_requires_grad(in[k])) tg_tensor_set_requires_grad(out[k], true);
@@ -256,27 +256,27 @@ START_TEST(test_nan_fixed_cases)
     ck_assert_double_eq(tg_tensor_grad_get(x, 2), 0);
 
     struct tg_tensor *W = tg_tensor_ones(dt, 2, (int64_t[]){1, 3});
-    struct tg_tensor *fused = tg_linear(T, x, W, NULL, TG_LINEAR_RELU);
+    struct tg_tensor *fused = tg_linear(T, x, W, NULL, TG_ACT_RELU);
     ck_assert(isnan(tg_tensor_get(fused, 0)));
 
-    struct tg_tensor *nan = tg_scalar(dt, NAN), *zero = tg_scalar(dt, 0);
-    ck_assert(isnan(tg_item(tg_maximum(T, nan, zero))));
-    ck_assert(isnan(tg_item(tg_maximum(T, zero, nan))));
-    ck_assert(isnan(tg_item(tg_minimum(T, nan, zero))));
-    ck_assert(isnan(tg_item(tg_minimum(T, zero, nan))));
+    struct tg_tensor *nan = tg_tensor_scalar(dt, NAN), *zero = tg_tensor_scalar(dt, 0);
+    ck_assert(isnan(tg_tensor_item(tg_maximum(T, nan, zero))));
+    ck_assert(isnan(tg_tensor_item(tg_maximum(T, zero, nan))));
+    ck_assert(isnan(tg_tensor_item(tg_minimum(T, nan, zero))));
+    ck_assert(isnan(tg_tensor_item(tg_minimum(T, zero, nan))));
 
     /* C's pow gives 1 for these */
-    struct tg_tensor *one = tg_scalar(dt, 1);
-    ck_assert(isnan(tg_item(tg_pow(T, one, nan))));
-    ck_assert(isnan(tg_item(tg_pow(T, nan, zero))));
-    ck_assert(isnan(tg_item(tg_pow_scalar(T, nan, 0))));
+    struct tg_tensor *one = tg_tensor_scalar(dt, 1);
+    ck_assert(isnan(tg_tensor_item(tg_pow(T, one, nan))));
+    ck_assert(isnan(tg_tensor_item(tg_pow(T, nan, zero))));
+    ck_assert(isnan(tg_tensor_item(tg_pow_scalar(T, nan, 0))));
 
     struct tg_tensor *s = vec(dt, 2, (double[]){NAN, 3}, false);
     struct tg_tensor *sign = vec(dt, 2, (double[]){1, 1}, false);
-    ck_assert(isnan(tg_item(tg_hinge(T, s, sign, TG_REDUCE_SUM))));
+    ck_assert(isnan(tg_tensor_item(tg_hinge(T, s, sign, TG_REDUCE_SUM))));
     struct tg_tensor *scores = tg_tensor_from_f64(dt, 2, (int64_t[]){1, 2}, (double[]){NAN, 0});
     struct tg_tensor *label = vec(dt, 1, (double[]){1}, false);
-    ck_assert(isnan(tg_item(tg_multi_margin(T, scores, label, 1.0, TG_REDUCE_SUM))));
+    ck_assert(isnan(tg_tensor_item(tg_multi_margin(T, scores, label, 1.0, TG_REDUCE_SUM))));
 
     /* p = 0.999: with this seed, element 0 is dropped */
     struct tg_rng rng;

@@ -32,25 +32,25 @@ START_TEST(test_linear_vector_and_batch)
     struct tg_tensor *x = tg_tensor_from_f64(TG_F64, 1, (int64_t[]){3}, (double[]){1, -1, 2});
     struct tg_tensor *X =
         tg_tensor_from_f64(TG_F64, 2, (int64_t[]){2, 3}, (double[]){1, -1, 2, 0, 1, 0});
-    struct tg_tensor *z = tg_nn_linear(T, x, W, b);
+    struct tg_tensor *z = tg_linear(T, x, W, b, TG_ACT_NONE);
     ck_assert_int_eq(tg_tensor_rank(z), 1);
     ck_assert_double_eq(tg_tensor_get(z, 0), 5.5);
     ck_assert_double_eq(tg_tensor_get(z, 1), -1);
-    struct tg_tensor *Z = tg_nn_linear(T, X, W, b);
+    struct tg_tensor *Z = tg_linear(T, X, W, b, TG_ACT_NONE);
     ck_assert_int_eq(tg_tensor_dim(Z, 0), 2);
     ck_assert_int_eq(tg_tensor_dim(Z, 1), 2);
     double want[] = {5.5, -1, 2.5, -1};
     for (int i = 0; i < 4; i++) ck_assert_double_eq(tg_tensor_get(Z, i), want[i]);
-    /* the product goes through matmul with W transposed by a flag, not a copy */
-    ck_assert_int_eq(tg_tensor_op(tg_tensor_input(Z, 0)), TG_OP_MATMUL);
-    struct tg_tensor *nob = tg_nn_linear(T, x, W, NULL);
+    /* one fused node reads W (out, in) as it is, with no copy */
+    ck_assert_int_eq(tg_tensor_op(Z), TG_OP_LINEAR);
+    struct tg_tensor *nob = tg_linear(T, x, W, NULL, TG_ACT_NONE);
     ck_assert_double_eq(tg_tensor_get(nob, 0), 5);
     /* a wrong width names the shapes */
     struct tg_tensor *bad = tg_tensor_zeros(TG_F64, 1, (int64_t[]){4});
-    ck_assert_ptr_null(tg_nn_linear(T, bad, W, b));
+    ck_assert_ptr_null(tg_linear(T, bad, W, b, TG_ACT_NONE));
     ck_assert_int_eq(tg_last_status(), TG_ERR_SHAPE);
     ck_assert_ptr_nonnull(strstr(tg_last_error(), "(2,3)"));
-    ck_assert_ptr_null(tg_nn_linear(NULL, x, W, b));
+    ck_assert_ptr_null(tg_linear(NULL, x, W, b, TG_ACT_NONE));
     ck_assert_int_eq(tg_last_status(), TG_ERR_NULL);
     tg_tensor_free(bad);
     tg_tensor_free(W);
@@ -74,19 +74,19 @@ START_TEST(test_activations)
                          {-0.02, 0, 1.5},
                          {log1p(exp(-2.0)), log(2.0), log1p(exp(1.5))}};
     for (int a = TG_ACT_NONE; a <= TG_ACT_SOFTPLUS; a++) {
-        struct tg_tensor *y = tg_nn_activate(T, x, (enum tg_nn_act)a);
+        struct tg_tensor *y = tg_nn_activate(T, x, (enum tg_act)a);
         ck_assert_ptr_nonnull(y);
         for (int i = 0; i < 3; i++) assert_close(tg_tensor_get(y, i), want[a][i], 1e-15, "act", a);
-        enum tg_nn_act back;
-        ck_assert_int_eq(tg_nn_act_parse(tg_nn_act_name((enum tg_nn_act)a), &back), TG_OK);
+        enum tg_act back;
+        ck_assert_int_eq(tg_nn_act_parse(tg_nn_act_name((enum tg_act)a), &back), TG_OK);
         ck_assert_int_eq(back, a);
     }
     ck_assert_ptr_eq(tg_nn_activate(T, x, TG_ACT_NONE), x);
-    ck_assert_ptr_null(tg_nn_activate(T, x, (enum tg_nn_act)17));
+    ck_assert_ptr_null(tg_nn_activate(T, x, (enum tg_act)17));
     ck_assert_int_eq(tg_last_status(), TG_ERR_VALUE);
-    enum tg_nn_act act;
+    enum tg_act act;
     ck_assert_int_eq(tg_nn_act_parse("gelu", &act), TG_ERR_VALUE);
-    ck_assert_str_eq(tg_nn_act_name((enum tg_nn_act) - 1), "?");
+    ck_assert_str_eq(tg_nn_act_name((enum tg_act) - 1), "?");
     tg_tensor_free(x);
     tg_tape_free(T);
 }
@@ -179,7 +179,7 @@ START_TEST(test_mlp_structure)
     ck_assert_int_eq(tg_nn_mlp_act(m, 2), TG_ACT_NONE);
     ck_assert_ptr_null(tg_nn_mlp_weight(m, 3));
     ck_assert_int_eq(tg_last_status(), TG_ERR_RANGE);
-    struct tg_model model = tg_nn_mlp_model(m);
+    struct tg_nn_module model = tg_nn_mlp_module(m);
     ck_assert_ptr_eq(model.params, p);
     ck_assert_ptr_eq(model.self, m);
     tg_nn_mlp_free(m);
@@ -285,7 +285,7 @@ static const double G[3][7] = {{0.2, -0.4, 1.5, -0.05, 0.9, -2.0, 0.3},
 
 struct optim_case {
     const char *name;
-    struct tg_optim_config cfg;
+    struct tg_nn_optim_config cfg;
     double after[2][7]; /* after step 1 and after step 3 */
 };
 
@@ -394,13 +394,13 @@ START_TEST(test_optim_vs_pytorch)
     for (int zero = 0; zero < 2; zero++) { /* zero_grad changes no update */
         struct tg_tensor *p0, *p1;
         struct tg_params *p = make_pair(TG_F64, &p0, &p1);
-        struct tg_optim_config cfg = c->cfg;
+        struct tg_nn_optim_config cfg = c->cfg;
         cfg.zero_grad = zero;
-        struct tg_optim *opt = tg_optim_new(p, &cfg);
+        struct tg_nn_optim *opt = tg_nn_optim_new(p, &cfg);
         ck_assert_ptr_nonnull(opt);
         for (int k = 0; k < 3; k++) {
             set_grads(p0, p1, G[k]);
-            ck_assert_int_eq(tg_optim_step(opt, 0.5), TG_OK);
+            ck_assert_int_eq(tg_nn_optim_step(opt, 0.5), TG_OK);
             if (k == 0) check_values(p0, p1, c->after[0], 1e-14, c->name);
             for (int64_t i = 0; zero && i < tg_tensor_numel(p0); i++)
                 ck_assert_double_eq(tg_tensor_grad_get(p0, i), 0);
@@ -408,8 +408,8 @@ START_TEST(test_optim_vs_pytorch)
                 ck_assert_double_eq(tg_tensor_grad_get(p1, i), 0);
         }
         check_values(p0, p1, c->after[1], 1e-13, c->name);
-        ck_assert_int_eq(tg_optim_steps(opt), 3);
-        tg_optim_free(opt);
+        ck_assert_int_eq(tg_nn_optim_steps(opt), 3);
+        tg_nn_optim_free(opt);
         tg_params_free(p);
     }
 }
@@ -421,13 +421,13 @@ START_TEST(test_optim_f32)
     const struct optim_case *c = &optim_ref[_i];
     struct tg_tensor *p0, *p1;
     struct tg_params *p = make_pair(TG_F32, &p0, &p1);
-    struct tg_optim *opt = tg_optim_new(p, &c->cfg);
+    struct tg_nn_optim *opt = tg_nn_optim_new(p, &c->cfg);
     for (int k = 0; k < 3; k++) {
         set_grads(p0, p1, G[k]);
-        ck_assert_int_eq(tg_optim_step(opt, 0.5), TG_OK);
+        ck_assert_int_eq(tg_nn_optim_step(opt, 0.5), TG_OK);
     }
     check_values(p0, p1, c->after[1], 2e-6, c->name);
-    tg_optim_free(opt);
+    tg_nn_optim_free(opt);
     tg_params_free(p);
 }
 END_TEST
@@ -447,9 +447,9 @@ START_TEST(test_optim_tiled)
         struct tg_tensor *t = tg_tensor_from_f64(f64 ? TG_F64 : TG_F32, 1, (int64_t[]){N}, p0);
         tg_tensor_set_requires_grad(t, true);
         tg_params_add_owned(p, "t", t);
-        struct tg_optim_config cfg = c->cfg;
+        struct tg_nn_optim_config cfg = c->cfg;
         cfg.zero_grad = _i % 2 == 0;
-        struct tg_optim *opt = tg_optim_new(p, &cfg);
+        struct tg_nn_optim *opt = tg_nn_optim_new(p, &cfg);
         ck_assert_ptr_nonnull(opt);
         for (int k = 0; k < 3; k++) {
             for (int i = 0; i < N; i++)
@@ -457,14 +457,14 @@ START_TEST(test_optim_tiled)
                     ((double *)tg_tensor_grad_mut(t))[i] = G[k][i % 7];
                 else
                     ((float *)tg_tensor_grad_mut(t))[i] = (float)G[k][i % 7];
-            ck_assert_int_eq(tg_optim_step(opt, 0.5), TG_OK);
+            ck_assert_int_eq(tg_nn_optim_step(opt, 0.5), TG_OK);
         }
         for (int i = 0; i < N; i++) {
             assert_close(tg_tensor_get(t, i), c->after[1][i % 7], f64 ? 1e-13 : 2e-6, c->name, i);
             double g = f64 ? G[2][i % 7] : (double)(float)G[2][i % 7]; /* the last gradient */
             ck_assert_double_eq(tg_tensor_grad_get(t, i), cfg.zero_grad ? 0 : g);
         }
-        tg_optim_free(opt);
+        tg_nn_optim_free(opt);
         tg_params_free(p);
     }
 }
@@ -474,38 +474,38 @@ START_TEST(test_optim_rules)
 {
     struct tg_tensor *p0, *p1;
     struct tg_params *p = make_pair(TG_F64, &p0, &p1);
-    struct tg_optim_config c = tg_optim_defaults(TG_OPTIM_ADAMW);
+    struct tg_nn_optim_config c = tg_nn_optim_defaults(TG_OPTIM_ADAMW);
     ck_assert_double_eq(c.lr, 1e-3);
     ck_assert_double_eq(c.weight_decay, 1e-2);
     ck_assert_double_eq(c.beta2, 0.999);
     c.beta1 = 1.0;
-    ck_assert_ptr_null(tg_optim_new(p, &c));
+    ck_assert_ptr_null(tg_nn_optim_new(p, &c));
     ck_assert_int_eq(tg_last_status(), TG_ERR_VALUE);
     ck_assert_ptr_nonnull(strstr(tg_last_error(), "betas"));
-    c = tg_optim_defaults(TG_OPTIM_SGD);
+    c = tg_nn_optim_defaults(TG_OPTIM_SGD);
     c.lr = -1;
-    ck_assert_ptr_null(tg_optim_new(p, &c));
+    ck_assert_ptr_null(tg_nn_optim_new(p, &c));
     c.lr = 0.1;
-    ck_assert_ptr_null(tg_optim_new(NULL, &c));
+    ck_assert_ptr_null(tg_nn_optim_new(NULL, &c));
     ck_assert_int_eq(tg_last_status(), TG_ERR_NULL);
-    struct tg_optim *opt = tg_optim_new(p, &c);
+    struct tg_nn_optim *opt = tg_nn_optim_new(p, &c);
     /* p1 without requires-grad is skipped; p0 moves by lr * g */
     tg_tensor_set_requires_grad(p1, false);
     for (int i = 0; i < 4; i++) ((double *)tg_tensor_grad_mut(p0))[i] = G[0][i];
-    ck_assert_int_eq(tg_optim_step(opt, 1.0), TG_OK);
+    ck_assert_int_eq(tg_nn_optim_step(opt, 1.0), TG_OK);
     ck_assert_double_eq_tol(tg_tensor_get(p0, 0), 0.5 - 0.1 * 0.2, 1e-15);
     ck_assert_double_eq(tg_tensor_get(p1, 0), -0.3);
-    ck_assert_int_eq(tg_optim_step(opt, NAN), TG_ERR_VALUE);
-    ck_assert_int_eq(tg_optim_set_lr(opt, -0.5), TG_ERR_VALUE);
-    ck_assert_int_eq(tg_optim_set_lr(opt, 0.25), TG_OK);
-    ck_assert_double_eq(tg_optim_lr(opt), 0.25);
+    ck_assert_int_eq(tg_nn_optim_step(opt, NAN), TG_ERR_VALUE);
+    ck_assert_int_eq(tg_nn_optim_set_lr(opt, -0.5), TG_ERR_VALUE);
+    ck_assert_int_eq(tg_nn_optim_set_lr(opt, 0.25), TG_OK);
+    ck_assert_double_eq(tg_nn_optim_lr(opt), 0.25);
     /* the map changed under the optimizer: refused, nothing updated */
     tg_params_add_owned(p, "p2", tg_tensor_zeros(TG_F64, 1, (int64_t[]){1}));
     double before = tg_tensor_get(p0, 0);
-    ck_assert_int_eq(tg_optim_step(opt, 1.0), TG_ERR_STATE);
+    ck_assert_int_eq(tg_nn_optim_step(opt, 1.0), TG_ERR_STATE);
     ck_assert_double_eq(tg_tensor_get(p0, 0), before);
-    tg_optim_free(opt);
-    tg_optim_free(NULL);
+    tg_nn_optim_free(opt);
+    tg_nn_optim_free(NULL);
     tg_params_free(p);
 }
 END_TEST
@@ -514,28 +514,28 @@ END_TEST
 
 START_TEST(test_schedules)
 {
-    struct tg_lr_schedule s = {0};
-    ck_assert_double_eq(tg_lr_at(&s, 0.3, 17), 0.3);
-    s = (struct tg_lr_schedule){.kind = TG_LR_STEP, .step_size = 3, .gamma = 0.5};
+    struct tg_nn_lr_schedule s = {0};
+    ck_assert_double_eq(tg_nn_lr_at(&s, 0.3, 17), 0.3);
+    s = (struct tg_nn_lr_schedule){.kind = TG_LR_STEP, .step_size = 3, .gamma = 0.5};
     /* epochs 0-2: 0.1; 3-5: 0.05; 6-8: 0.025 */
-    ck_assert_double_eq(tg_lr_at(&s, 0.1, 0), 0.1);
-    ck_assert_double_eq(tg_lr_at(&s, 0.1, 2), 0.1);
-    ck_assert_double_eq(tg_lr_at(&s, 0.1, 3), 0.05);
-    ck_assert_double_eq(tg_lr_at(&s, 0.1, 8), 0.025);
-    s = (struct tg_lr_schedule){.kind = TG_LR_COSINE, .t_max = 4, .eta_min = 0.1};
+    ck_assert_double_eq(tg_nn_lr_at(&s, 0.1, 0), 0.1);
+    ck_assert_double_eq(tg_nn_lr_at(&s, 0.1, 2), 0.1);
+    ck_assert_double_eq(tg_nn_lr_at(&s, 0.1, 3), 0.05);
+    ck_assert_double_eq(tg_nn_lr_at(&s, 0.1, 8), 0.025);
+    s = (struct tg_nn_lr_schedule){.kind = TG_LR_COSINE, .t_max = 4, .eta_min = 0.1};
     /* 0.1 + 0.9 (1 + cos(pi e / 4)) / 2: e=0: 1; e=1: 0.1 + 0.45 (1 + 1/sqrt 2)
      * = 0.86819805153394639; e=2: 0.55; e=4: 0.1; e=6 (past t_max): 0.55 again */
-    assert_close(tg_lr_at(&s, 1.0, 0), 1.0, 1e-15, "cos", 0);
-    assert_close(tg_lr_at(&s, 1.0, 1), 0.86819805153394639, 1e-15, "cos", 1);
-    assert_close(tg_lr_at(&s, 1.0, 2), 0.55, 1e-15, "cos", 2);
-    assert_close(tg_lr_at(&s, 1.0, 4), 0.1, 1e-15, "cos", 4);
-    assert_close(tg_lr_at(&s, 1.0, 6), 0.55, 1e-15, "cos", 6);
-    ck_assert(isnan(tg_lr_at(&s, 1.0, -1)));
+    assert_close(tg_nn_lr_at(&s, 1.0, 0), 1.0, 1e-15, "cos", 0);
+    assert_close(tg_nn_lr_at(&s, 1.0, 1), 0.86819805153394639, 1e-15, "cos", 1);
+    assert_close(tg_nn_lr_at(&s, 1.0, 2), 0.55, 1e-15, "cos", 2);
+    assert_close(tg_nn_lr_at(&s, 1.0, 4), 0.1, 1e-15, "cos", 4);
+    assert_close(tg_nn_lr_at(&s, 1.0, 6), 0.55, 1e-15, "cos", 6);
+    ck_assert(isnan(tg_nn_lr_at(&s, 1.0, -1)));
     s.t_max = 0;
-    ck_assert(isnan(tg_lr_at(&s, 1.0, 1)));
-    s = (struct tg_lr_schedule){.kind = TG_LR_STEP};
-    ck_assert(isnan(tg_lr_at(&s, 1.0, 1)));
-    ck_assert(isnan(tg_lr_at(NULL, 1.0, 1)));
+    ck_assert(isnan(tg_nn_lr_at(&s, 1.0, 1)));
+    s = (struct tg_nn_lr_schedule){.kind = TG_LR_STEP};
+    ck_assert(isnan(tg_nn_lr_at(&s, 1.0, 1)));
+    ck_assert(isnan(tg_nn_lr_at(NULL, 1.0, 1)));
 }
 END_TEST
 

@@ -95,7 +95,7 @@ START_TEST(test_softmax_grad)
     struct tg_tensor *x = mat(2, SX, X, true), *w = mat(2, SX, W, false);
     ck_assert_int_eq(tg_backward(tg_sum(T, tg_mul(T, tg_softmax(T, x, -1), w)), NULL), TG_OK);
     EXPECT_GRAD(x, g_sm_last, 1e-13);
-    tg_zero_grad(x);
+    tg_tensor_zero_grad(x);
     ck_assert_int_eq(tg_backward(tg_sum(T, tg_mul(T, tg_log_softmax(T, x, 0), w)), NULL), TG_OK);
     EXPECT_GRAD(x, g_lsm_first, 1e-13);
     tg_tensor_free(x);
@@ -121,7 +121,7 @@ END_TEST
 START_TEST(test_softmax_errors)
 {
     struct tg_tape *T = tg_tape_new();
-    struct tg_tensor *x = mat(2, SX, X, false), *s = tg_scalar(TG_F64, 1);
+    struct tg_tensor *x = mat(2, SX, X, false), *s = tg_tensor_scalar(TG_F64, 1);
     ck_assert_ptr_null(tg_softmax(T, x, 2));
     ck_assert_int_eq(tg_last_status(), TG_ERR_RANGE);
     ck_assert_str_eq(tg_last_error(), "softmax: axis 2 is out of range for shape (2,3)");
@@ -217,11 +217,11 @@ START_TEST(test_cross_entropy_stable)
     struct tg_tape *T = tg_tape_new();
     const double big[4] = {1e4, 0, -1e4, 1e4 - 1};
     struct tg_tensor *z = mat(1, (int64_t[]){4}, big, true), *z32 = tg_tensor_to(z, TG_F32);
-    struct tg_tensor *y = tg_scalar(TG_F64, 3);
+    struct tg_tensor *y = tg_tensor_scalar(TG_F64, 3);
     /* term = log(e^0 + e^-1) + 1e4 - (1e4 - 1) = log1p(e^-1) + 1 */
     struct tg_tensor *l = tg_cross_entropy(T, z, y, TG_REDUCE_SUM);
-    ck_assert_double_eq_tol(tg_item(l), log1p(exp(-1)) + 1, 1e-12);
-    ck_assert_double_eq_tol(tg_item(tg_cross_entropy(T, z32, y, TG_REDUCE_SUM)), log1p(exp(-1)) + 1,
+    ck_assert_double_eq_tol(tg_tensor_item(l), log1p(exp(-1)) + 1, 1e-12);
+    ck_assert_double_eq_tol(tg_tensor_item(tg_cross_entropy(T, z32, y, TG_REDUCE_SUM)), log1p(exp(-1)) + 1,
                             1e-3);
     ck_assert_int_eq(tg_backward(l, NULL), TG_OK);
     for (int i = 0; i < 4; i++) ck_assert(isfinite(tg_tensor_grad_get(z, i)));
@@ -268,7 +268,7 @@ START_TEST(test_cross_entropy_errors)
     struct tg_tensor *ey = tg_tensor_zeros(TG_F64, 1, (int64_t[]){0});
     ck_assert_ptr_null(tg_cross_entropy(T, e, ey, TG_REDUCE_MEAN));
     ck_assert_int_eq(tg_last_status(), TG_ERR_SHAPE);
-    ck_assert_double_eq(tg_item(tg_cross_entropy(T, e, ey, TG_REDUCE_SUM)), 0);
+    ck_assert_double_eq(tg_tensor_item(tg_cross_entropy(T, e, ey, TG_REDUCE_SUM)), 0);
     tg_tensor_free(e);
     tg_tensor_free(ey);
     tg_tensor_free(y4);
@@ -478,7 +478,7 @@ static bool linear_run(struct tg_tensor *const src[3], bool apply, long fail, do
     struct tg_tape *T = tg_tape_new();
     tg_clear_error();
     if (fail > 0) failalloc_arm(fail, false);
-    struct tg_tensor *y = tg_linear(T, p[0], p[1], p[2], TG_LINEAR_RELU);
+    struct tg_tensor *y = tg_linear(T, p[0], p[1], p[2], TG_ACT_RELU);
     struct tg_tensor *loss = tg_sum(T, tg_mul(T, y, y));
     struct tg_apply list[2] = {{p[1], -0.1, 0.9}, {p[2], -0.1, 0.9}};
     bool ok =

@@ -42,7 +42,7 @@ START_TEST(test_oom_sweep_step)
     tg_tape_free(R);
     int completed = 0;
     for (long n = 1; n < 1000 && !completed; n++) {
-        tg_zero_grad(w);
+        tg_tensor_zero_grad(w);
         failalloc_arm(n, true);
         struct tg_tape *T = tg_tape_new();
         enum tg_status st = TG_OK;
@@ -242,16 +242,16 @@ static enum tg_status op_mlp(void)
     return st;
 }
 
-static enum tg_status op_optim(enum tg_optim_kind kind)
+static enum tg_status op_optim(enum tg_nn_optim_kind kind)
 {
     failalloc_pause(); /* the model is not what is tested */
     struct tg_nn_mlp *m = small_mlp();
     ck_assert_ptr_nonnull(m);
     failalloc_resume();
-    struct tg_optim_config cfg = tg_optim_defaults(kind);
-    struct tg_optim *o = tg_optim_new(tg_nn_mlp_params(m), &cfg);
+    struct tg_nn_optim_config cfg = tg_nn_optim_defaults(kind);
+    struct tg_nn_optim *o = tg_nn_optim_new(tg_nn_mlp_params(m), &cfg);
     enum tg_status st = status_of(o);
-    tg_optim_free(o);
+    tg_nn_optim_free(o);
     tg_nn_mlp_free(m);
     return st;
 }
@@ -317,14 +317,14 @@ static enum tg_status op_train(void)
     struct tg_dataset *ds = small_ds();
     ck_assert(m && ds);
     failalloc_resume();
-    struct tg_model model = tg_nn_mlp_model(m);
-    struct tg_train_config c = tg_train_defaults();
+    struct tg_nn_module model = tg_nn_mlp_module(m);
+    struct tg_nn_train_config c = tg_nn_train_defaults();
     c.loss = TG_LOSS_XENT;
     c.batch_size = 4;
     c.shuffle = true;
     c.max_epochs = 2;
-    c.optim = tg_optim_defaults(TG_OPTIM_ADAM);
-    enum tg_status st = tg_train(&model, ds, &c, NULL);
+    c.optim = tg_nn_optim_defaults(TG_OPTIM_ADAM);
+    enum tg_status st = tg_nn_train(&model, ds, &c, NULL);
     failalloc_pause();
     tg_dataset_free(ds);
     tg_nn_mlp_free(m);
@@ -364,7 +364,7 @@ START_TEST(test_oom_nn_constructors)
     SWEEP(sticky, op_mlp(), (void)0);
     SWEEP(sticky, op_params(), (void)0);
     for (int k = TG_OPTIM_SGD; k <= TG_OPTIM_ADAMW; k++)
-        SWEEP(sticky, op_optim((enum tg_optim_kind)k), (void)0);
+        SWEEP(sticky, op_optim((enum tg_nn_optim_kind)k), (void)0);
     SWEEP(sticky, op_dataset(), (void)0);
     SWEEP(sticky, op_csv(), (void)0);
     SWEEP(sticky, op_idx(), (void)0);

@@ -37,8 +37,8 @@ START_TEST(test_descriptor_params)
     ck_assert(t->desc->elementwise);
     ck_assert_int_eq(params_of(t = tg_maximum(T, x, x), v), 0);
     ck_assert(t->desc->elementwise);
-    ck_assert_int_eq(params_of(t = tg_linear(T, x, w, NULL, TG_LINEAR_TANH), v), 1);
-    ck_assert(v[0] == TG_LINEAR_TANH && !t->desc->elementwise);
+    ck_assert_int_eq(params_of(t = tg_linear(T, x, w, NULL, TG_ACT_TANH), v), 1);
+    ck_assert(v[0] == TG_ACT_TANH && !t->desc->elementwise);
     struct tg_rng rng;
     tg_rng_seed(&rng, 1);
     ck_assert_int_eq(params_of(t = tg_dropout(T, x, 0.3, true, &rng), v), 1);

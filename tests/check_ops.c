@@ -86,7 +86,7 @@ END_TEST
 
 static struct tg_tensor *leaf(double v)
 {
-    struct tg_tensor *t = tg_scalar(TG_F64, v);
+    struct tg_tensor *t = tg_tensor_scalar(TG_F64, v);
     tg_tensor_set_requires_grad(t, true);
     return t;
 }
@@ -98,7 +98,7 @@ START_TEST(test_fixed_chain_rule)
     struct tg_tensor *x = leaf(1.5);
     struct tg_tensor *y = tg_sin(T, tg_mul(T, x, x));
     ck_assert_int_eq(tg_backward(y, NULL), TG_OK);
-    ck_assert_double_eq_tol(tg_item(y), sin(2.25), 1e-15);
+    ck_assert_double_eq_tol(tg_tensor_item(y), sin(2.25), 1e-15);
     ck_assert_double_eq_tol(tg_tensor_grad_get(x, 0), cos(2.25) * 3.0, 1e-15);
     tg_tensor_free(x);
     tg_tape_free(T);
@@ -114,7 +114,7 @@ START_TEST(test_fixed_two_inputs)
     struct tg_tensor *f =
         tg_sub(T, tg_add(T, tg_mul(T, a, b), tg_div(T, a, b)), tg_pow_scalar(T, b, 2));
     ck_assert_int_eq(tg_backward(f, NULL), TG_OK);
-    ck_assert_double_eq(tg_item(f), 8 + 0.5 - 16);
+    ck_assert_double_eq(tg_tensor_item(f), 8 + 0.5 - 16);
     ck_assert_double_eq(tg_tensor_grad_get(a, 0), 4.25);
     ck_assert_double_eq(tg_tensor_grad_get(b, 0), -6.125);
     tg_tensor_free(a);
@@ -135,7 +135,7 @@ START_TEST(test_broadcast_reduces)
     tg_tensor_set_requires_grad(b, true);
     struct tg_tensor *y = tg_sum(T, tg_mul(T, a, b));
     ck_assert_int_eq(tg_backward(y, NULL), TG_OK);
-    ck_assert_double_eq(tg_item(y), 10 + 40 + 90 + 40 + 100 + 180);
+    ck_assert_double_eq(tg_tensor_item(y), 10 + 40 + 90 + 40 + 100 + 180);
     double want_b[3] = {5, 7, 9};
     for (int j = 0; j < 3; j++) ck_assert_double_eq(tg_tensor_grad_get(b, j), want_b[j]);
     for (int i = 0; i < 6; i++) ck_assert_double_eq(tg_tensor_grad_get(a, i), bv[i % 3]);
@@ -178,7 +178,7 @@ END_TEST
 START_TEST(test_dtype_mismatch)
 {
     struct tg_tape *T = tg_tape_new();
-    struct tg_tensor *a = tg_scalar(TG_F32, 1), *b = tg_scalar(TG_F64, 2);
+    struct tg_tensor *a = tg_tensor_scalar(TG_F32, 1), *b = tg_tensor_scalar(TG_F64, 2);
     ck_assert_ptr_null(tg_add(T, a, b));
     ck_assert_int_eq(tg_last_status(), TG_ERR_DTYPE);
     ck_assert_str_eq(tg_last_error(), "add: inputs have different dtypes (f32 and f64)");
@@ -238,12 +238,12 @@ START_TEST(test_scalar_operands)
 {
     struct tg_tape *T = tg_tape_new();
     struct tg_tensor *x = leaf(2);
-    ck_assert_double_eq(tg_item(tg_add_scalar(T, x, 1)), 3);
-    ck_assert_double_eq(tg_item(tg_mul_scalar(T, x, 2.5)), 5);
-    ck_assert_double_eq(tg_item(tg_rsub_scalar(T, 1, x)), -1);
-    ck_assert_double_eq(tg_item(tg_div_scalar(T, x, 4)), 0.5);
-    ck_assert_double_eq(tg_item(tg_rdiv_scalar(T, 3, x)), 1.5);
-    ck_assert_double_eq(tg_item(tg_sub_scalar(T, x, 2)), 0);
+    ck_assert_double_eq(tg_tensor_item(tg_add_scalar(T, x, 1)), 3);
+    ck_assert_double_eq(tg_tensor_item(tg_mul_scalar(T, x, 2.5)), 5);
+    ck_assert_double_eq(tg_tensor_item(tg_rsub_scalar(T, 1, x)), -1);
+    ck_assert_double_eq(tg_tensor_item(tg_div_scalar(T, x, 4)), 0.5);
+    ck_assert_double_eq(tg_tensor_item(tg_rdiv_scalar(T, 3, x)), 1.5);
+    ck_assert_double_eq(tg_tensor_item(tg_sub_scalar(T, x, 2)), 0);
     struct tg_tensor *y = tg_rdiv_scalar(T, 3, x); /* d(3/x)/dx = -3/x^2 */
     ck_assert_int_eq(tg_backward(y, NULL), TG_OK);
     ck_assert_double_eq(tg_tensor_grad_get(x, 0), -0.75);

@@ -78,10 +78,10 @@ START_TEST(test_reshape)
     /* (6) -> (1,6,1,1), and a scalar -> (1) */
     expect_shape(tg_reshape(T, tg_reshape(T, x, 1, (int64_t[]){6}), 4, (int64_t[]){1, -1, 1, 1}), 4,
                  (int64_t[]){1, 6, 1, 1});
-    struct tg_tensor *s = tg_scalar(TG_F64, 2.5);
+    struct tg_tensor *s = tg_tensor_scalar(TG_F64, 2.5);
     struct tg_tensor *s1 = tg_reshape(T, s, 1, (int64_t[]){-1});
     expect_shape(s1, 1, (int64_t[]){1});
-    ck_assert_double_eq(tg_item(s1), 2.5);
+    ck_assert_double_eq(tg_tensor_item(s1), 2.5);
     tg_tensor_free(s);
     tg_tensor_free(x);
     tg_tape_free(T);
@@ -111,7 +111,7 @@ START_TEST(test_squeeze_unsqueeze)
     expect_shape(tg_unsqueeze(T, v, -1), 2, (int64_t[]){3, 1});
     expect_shape(tg_unsqueeze(T, v, -2), 2, (int64_t[]){1, 3});
     expect_error(tg_unsqueeze(T, v, 2), TG_ERR_RANGE, "unsqueeze: axis 2 is out of range for (3)");
-    struct tg_tensor *s = tg_scalar(TG_F64, 4);
+    struct tg_tensor *s = tg_tensor_scalar(TG_F64, 4);
     expect_shape(tg_unsqueeze(T, s, 0), 1, (int64_t[]){1});
     struct tg_tensor *big = tg_tensor_zeros(TG_F64, 8, (int64_t[]){1, 1, 1, 1, 1, 1, 1, 1});
     expect_error(tg_unsqueeze(T, big, 0), TG_ERR_RANGE, NULL);
@@ -264,7 +264,7 @@ START_TEST(test_index_select)
     struct tg_tensor *z = tg_index_select(T, x, -1, (int64_t[]){1, 1, 0}, 3);
     expect_shape(z, 2, (int64_t[]){3, 3});
     expect_values(z, 9, (double[]){2, 2, 1, 4, 4, 3, 6, 6, 5});
-    tg_zero_grad(x);
+    tg_tensor_zero_grad(x);
     backward_seed(z, (double[]){1, 1, 1, 1, 1, 1, 1, 1, 1});
     expect_grad(x, 6, (double[]){1, 2, 1, 2, 1, 2});
     /* the tensor form */
@@ -351,7 +351,7 @@ START_TEST(test_concat)
     expect_error(tg_concat(T, 2, (struct tg_tensor *[]){a, tg_transpose(T, a, 0, 1)}, 1),
                  TG_ERR_SHAPE, "concat: shapes (2,1) and (1,2) (input 2) differ outside axis 1");
     expect_error(tg_concat(T, 0, NULL, 0), TG_ERR_VALUE, "concat: no tensors to join (n = 0)");
-    struct tg_tensor *s = tg_scalar(TG_F64, 1);
+    struct tg_tensor *s = tg_tensor_scalar(TG_F64, 1);
     expect_error(tg_concat(T, 1, &s, 0), TG_ERR_RANGE, "concat: axis 0 is out of range for ()");
     struct tg_tensor *f = tg_tensor_zeros(TG_F32, 2, (int64_t[]){2, 1});
     expect_error(tg_concat(T, 2, (struct tg_tensor *[]){a, f}, 1), TG_ERR_DTYPE, NULL);
@@ -384,7 +384,7 @@ START_TEST(test_stack)
     expect_grad(a, 2, (double[]){1, 3});
     expect_grad(b, 2, (double[]){2, 4});
     /* scalars stack into a vector */
-    struct tg_tensor *s = tg_scalar(TG_F64, 5), *ss[3] = {s, s, s};
+    struct tg_tensor *s = tg_tensor_scalar(TG_F64, 5), *ss[3] = {s, s, s};
     expect_values(tg_stack(T, 3, ss, 0), 3, (double[]){5, 5, 5});
     struct tg_tensor *c = leaf(1, (int64_t[]){3}, (double[]){1, 2, 3});
     expect_error(tg_stack(T, 2, (struct tg_tensor *[]){a, c}, 0), TG_ERR_SHAPE,
@@ -419,7 +419,7 @@ START_TEST(test_f32)
     expect_values(i, 4, (double[]){5, 5, 3, 3});
     expect_values(b, 4, (double[]){2, 2, 3, 3});
     /* y = sum(i^2) + sum(b^2) = 25+25+9+9 + 4+4+9+9 */
-    ck_assert_double_eq(tg_item(y), 94);
+    ck_assert_double_eq(tg_tensor_item(y), 94);
     ck_assert_int_eq(tg_backward(y, NULL), TG_OK);
     /* dy/di = 2i, and i's entries 5 (x[5]) and 3 (x[3]) each appear twice:
      * dx5 = 2*5*2 = 20, dx3 = 2*3*2 = 12; b = g broadcast: g[0] = x[2] twice,
@@ -451,7 +451,7 @@ START_TEST(test_zero_size)
     struct tg_tensor *c = tg_concat(T, 2, (struct tg_tensor *[]){x, tg_unsqueeze(T, w, 0)}, 0);
     expect_shape(c, 2, (int64_t[]){1, 3});
     struct tg_tensor *y = tg_sum(T, tg_mul(T, c, tg_slice_axis(T, c, 0, 5, 2, 1)));
-    ck_assert_double_eq(tg_item(y), 0); /* c[5:2] is empty, broadcast to (0,3) */
+    ck_assert_double_eq(tg_tensor_item(y), 0); /* c[5:2] is empty, broadcast to (0,3) */
     ck_assert_int_eq(tg_backward(y, NULL), TG_OK);
     expect_grad(w, 3, (double[]){0, 0, 0});
     tg_tensor_free(w);

@@ -16,7 +16,7 @@
 
 static struct tg_tensor *leaf(double v, bool grad)
 {
-    struct tg_tensor *t = tg_scalar(TG_F64, v);
+    struct tg_tensor *t = tg_tensor_scalar(TG_F64, v);
     ck_assert_ptr_nonnull(t);
     if (grad) ck_assert_int_eq(tg_tensor_set_requires_grad(t, true), TG_OK);
     return t;
@@ -38,7 +38,7 @@ static void check_all_stale(struct tg_tape *T, struct tg_tensor *h, struct tg_te
     tg_clear_error();
     ck_assert_int_eq(tg_backward(h, NULL), TG_ERR_STALE);
     EXPECT_STALE();
-    ck_assert(isnan(tg_item(h)));
+    ck_assert(isnan(tg_tensor_item(h)));
     EXPECT_STALE();
     ck_assert(isnan(tg_tensor_get(h, 0)));
     EXPECT_STALE();
@@ -60,7 +60,7 @@ static void check_all_stale(struct tg_tape *T, struct tg_tensor *h, struct tg_te
     EXPECT_STALE();
     ck_assert_int_eq(tg_tensor_set(h, 0, -999), TG_ERR_STALE);
     EXPECT_STALE();
-    ck_assert_int_eq(tg_zero_grad(h), TG_ERR_STALE);
+    ck_assert_int_eq(tg_tensor_zero_grad(h), TG_ERR_STALE);
     EXPECT_STALE();
 }
 
@@ -71,23 +71,23 @@ START_TEST(test_two_recordings_back)
     struct tg_tape *T = tg_tape_new();
     struct tg_tensor *x = leaf(3, true), *w = leaf(5, true), *c100 = leaf(100, false);
     struct tg_tensor *y = tg_mul(T, x, x);
-    ck_assert_double_eq(tg_item(y), 9);
+    ck_assert_double_eq(tg_tensor_item(y), 9);
     tg_tape_reset(T);
     ck_assert_ptr_nonnull(tg_add(T, w, w));
     tg_tape_reset(T);
     struct tg_tensor *z = tg_mul(T, w, c100);
-    ck_assert_double_eq(tg_item(z), 500);
+    ck_assert_double_eq(tg_tensor_item(z), 500);
     ck_assert_int_eq(tg_backward(y, NULL), TG_ERR_STALE);
     ck_assert_double_eq(tg_tensor_grad_get(w, 0), 0); /* no gradient went anywhere */
     ck_assert_double_eq(tg_tensor_grad_get(x, 0), 0);
-    ck_assert(isnan(tg_item(y)));
+    ck_assert(isnan(tg_tensor_item(y)));
     ck_assert_int_eq(tg_last_status(), TG_ERR_STALE);
     ck_assert_ptr_null(tg_add(T, y, x));
     ck_assert_int_eq(tg_last_status(), TG_ERR_STALE);
     ck_assert_str_eq(tg_last_error(), "add: an input was recorded before the tape was reset");
     check_all_stale(T, y, x);
     /* the live node is untouched and still works */
-    ck_assert_double_eq(tg_item(z), 500);
+    ck_assert_double_eq(tg_tensor_item(z), 500);
     ck_assert_int_eq(tg_backward(z, NULL), TG_OK);
     ck_assert_double_eq(tg_tensor_grad_get(w, 0), 100);
     tg_tensor_free(x);
@@ -110,7 +110,7 @@ START_TEST(test_scalar_handles_over_full_nodes)
     struct tg_tensor *h[N_H];
     h[0] = tg_mul(T, x, x);
     for (int i = 1; i < N_H; i++) h[i] = tg_add(T, h[i - 1], x);
-    ck_assert_double_eq(tg_item(h[N_H - 1]), 4 + 2 * (N_H - 1));
+    ck_assert_double_eq(tg_tensor_item(h[N_H - 1]), 4 + 2 * (N_H - 1));
     for (int r = 0; r < 2; r++) {
         tg_tape_reset(T);
         struct tg_tensor *s = big;
@@ -167,7 +167,7 @@ START_TEST(test_large_recordings)
         if (first) {
             struct tg_tensor *y = x;
             for (int i = 0; i < N; i++) y = tg_add(T, y, x);
-            ck_assert_double_eq(tg_item(y), N + 1);
+            ck_assert_double_eq(tg_tensor_item(y), N + 1);
             check_all_stale(T, first, x);
             check_all_stale(T, last, x);
         }
@@ -175,7 +175,7 @@ START_TEST(test_large_recordings)
         first = y;
         for (int i = 0; i < N; i++) y = tg_add(T, y, x);
         last = y;
-        ck_assert_double_eq(tg_item(last), N + 2);
+        ck_assert_double_eq(tg_tensor_item(last), N + 2);
     }
 #if !TG_CHECKED
     /* the node memory stays within about two recordings' worth */
@@ -272,13 +272,22 @@ START_TEST(test_accessors_after_one_reset)
         EXPECT_STALE();
         ck_assert_uint_eq(tg_tensor_grad_version(t), 0);
         EXPECT_STALE();
+        ck_assert_int_eq(tg_tensor_op(t), TG_OP_NONE);
+        EXPECT_STALE();
+        ck_assert_int_eq(tg_tensor_n_inputs(t), 0);
+        EXPECT_STALE();
+        ck_assert_ptr_null(tg_tensor_input(t, 0));
+        EXPECT_STALE();
+        double params[TG_MAX_OP_PARAMS];
+        ck_assert_int_eq(tg_tensor_op_params(t, params, TG_MAX_OP_PARAMS), 0);
+        EXPECT_STALE();
         ck_assert(isnan(tg_tensor_get(t, 0)));
         EXPECT_STALE();
         ck_assert(isnan(tg_tensor_grad_get(t, 0)));
         EXPECT_STALE();
-        ck_assert(isnan(tg_item(t)));
+        ck_assert(isnan(tg_tensor_item(t)));
         EXPECT_STALE();
-        ck_assert_str_eq(tg_shape_str(t, buf, sizeof buf), "(stale)");
+        ck_assert_str_eq(tg_tensor_shape_str(t, buf, sizeof buf), "(stale)");
         EXPECT_STALE();
         ck_assert_ptr_null(tg_tensor_copy(t));
         EXPECT_STALE();
@@ -286,7 +295,7 @@ START_TEST(test_accessors_after_one_reset)
         EXPECT_STALE();
         ck_assert_int_eq(tg_tensor_set(t, 2, -999), TG_ERR_STALE);
         EXPECT_STALE();
-        ck_assert_int_eq(tg_zero_grad(t), TG_ERR_STALE);
+        ck_assert_int_eq(tg_tensor_zero_grad(t), TG_ERR_STALE);
         EXPECT_STALE();
         ck_assert_int_eq(tg_tensor_set_requires_grad(t, true), TG_ERR_STALE);
         EXPECT_STALE();
@@ -307,7 +316,7 @@ START_TEST(test_accessors_after_one_reset)
         ck_assert_double_eq(tg_tensor_grad_get(node2, i), 1);
         ck_assert_double_eq(tg_tensor_grad_get(a, i), 2 + 3);
     }
-    ck_assert_double_eq(tg_item(sc2), 3 * 210);
+    ck_assert_double_eq(tg_tensor_item(sc2), 3 * 210);
     ck_assert_int_eq(tg_last_status(), TG_OK);
     tg_tensor_free(a);
     tg_tape_free(T);

@@ -33,7 +33,7 @@ static void *train(void *arg)
     tg_rng_seed(&rng, j->seed);
     struct tg_tensor *c[K];
     for (int k = 0; k < K; k++) {
-        c[k] = tg_scalar(TG_F64, 0.5 * tg_rng_normal(&rng));
+        c[k] = tg_tensor_scalar(TG_F64, 0.5 * tg_rng_normal(&rng));
         tg_tensor_set_requires_grad(c[k], true);
     }
     struct tg_tape *T = tg_tape_new();
@@ -48,11 +48,11 @@ static void *train(void *arg)
         }
         struct tg_tensor *y = tg_tape_constant(T, TG_F64, 1, (int64_t[]){N}, ys);
         struct tg_tensor *loss = tg_mean(T, tg_pow_scalar(T, tg_sub(T, tg_tanh(T, z), y), 2));
-        for (int k = 0; k < K; k++) tg_zero_grad(c[k]);
+        for (int k = 0; k < K; k++) tg_tensor_zero_grad(c[k]);
         j->status = loss ? tg_backward(loss, NULL) : tg_last_status();
         for (int k = 0; k < K && j->status == TG_OK; k++)
-            tg_tensor_set(c[k], 0, tg_item(c[k]) - 0.5 * tg_tensor_grad_get(c[k], 0));
-        if (loss) j->final_loss = tg_item(loss);
+            tg_tensor_set(c[k], 0, tg_tensor_item(c[k]) - 0.5 * tg_tensor_grad_get(c[k], 0));
+        if (loss) j->final_loss = tg_tensor_item(loss);
     }
     tg_tape_free(T);
     for (int k = 0; k < K; k++) tg_tensor_free(c[k]);

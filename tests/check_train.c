@@ -53,7 +53,7 @@ static int64_t grads_of(const struct tg_params *p, double *g)
 
 START_TEST(test_per_sample_equals_minibatch)
 {
-    enum tg_loss loss = (enum tg_loss)_i;
+    enum tg_nn_loss loss = (enum tg_nn_loss)_i;
     double X[7 * 3], y[7] = {0.3, -1.2, 0.8, 0.1, 2.0, -0.4, 0.9};
     random_x(X, 7, 3, 5);
     if (loss == TG_LOSS_XENT) memcpy(y, (double[]){0, 2, 1, 1, 0, 2, 2}, sizeof y);
@@ -66,7 +66,7 @@ START_TEST(test_per_sample_equals_minibatch)
     struct tg_nn_mlp *m =
         tg_nn_mlp_new(sizes, 3, TG_ACT_TANH, TG_ACT_NONE, TG_F64, TG_INIT_XAVIER_UNIFORM, &rng);
     tg_tensor_set(tg_nn_mlp_bias(m, 0), 2, 0.3);
-    struct tg_model model = tg_nn_mlp_model(m);
+    struct tg_nn_module model = tg_nn_mlp_module(m);
     struct tg_tape *T = tg_tape_new();
     double ga[64], gb[64];
     /* all samples, then a middle range */
@@ -75,22 +75,22 @@ START_TEST(test_per_sample_equals_minibatch)
         double la = 0, lb = 0;
         int64_t ca = 0, cb = 0;
         tg_params_zero_grad(model.params);
-        ck_assert_int_eq(tg_train_accumulate(&model, T, ds, ranges[r][0], ranges[r][1], loss,
+        ck_assert_int_eq(tg_nn_train_accumulate(&model, T, ds, ranges[r][0], ranges[r][1], loss,
                                              TG_TRAIN_PER_SAMPLE, &la, &ca),
                          TG_OK);
         int64_t n = grads_of(model.params, ga);
         tg_params_zero_grad(model.params);
-        ck_assert_int_eq(tg_train_accumulate(&model, T, ds, ranges[r][0], ranges[r][1], loss,
+        ck_assert_int_eq(tg_nn_train_accumulate(&model, T, ds, ranges[r][0], ranges[r][1], loss,
                                              TG_TRAIN_MINIBATCH, &lb, &cb),
                          TG_OK);
         ck_assert_int_eq(grads_of(model.params, gb), n);
         for (int64_t i = 0; i < n; i++)
-            assert_close(ga[i], gb[i], 1e-10, tg_loss_name(loss), (int)i);
+            assert_close(ga[i], gb[i], 1e-10, tg_nn_loss_name(loss), (int)i);
         assert_close(la, lb, 1e-12, "loss", r);
         ck_assert_int_eq(ca, cb);
         ck_assert(la > 0);
     }
-    ck_assert_int_eq(tg_train_accumulate(&model, T, ds, 5, 3, loss, TG_TRAIN_MINIBATCH, NULL, NULL),
+    ck_assert_int_eq(tg_nn_train_accumulate(&model, T, ds, 5, 3, loss, TG_TRAIN_MINIBATCH, NULL, NULL),
                      TG_ERR_RANGE);
     tg_tape_free(T);
     tg_nn_mlp_free(m);
@@ -101,7 +101,7 @@ END_TEST
 /* ---- the tape against the document's explicit backward formulas ---- */
 
 /* f(z) and f'(z) for each activation, by hand. */
-static double act_f(enum tg_nn_act a, double z)
+static double act_f(enum tg_act a, double z)
 {
     switch (a) {
     case TG_ACT_RELU:
@@ -118,7 +118,7 @@ static double act_f(enum tg_nn_act a, double z)
         return z;
     }
 }
-static double act_df(enum tg_nn_act a, double z)
+static double act_df(enum tg_act a, double z)
 {
     switch (a) {
     case TG_ACT_RELU:
@@ -190,7 +190,7 @@ static void compare_layers(struct tg_nn_mlp *m, double gW[L][MX * MX], double gb
 
 START_TEST(test_tape_vs_document_formulas)
 {
-    enum tg_nn_act hidden = (enum tg_nn_act)_i;
+    enum tg_act hidden = (enum tg_act)_i;
     struct tg_rng rng;
     tg_rng_seed(&rng, 100 + (uint64_t)_i);
     struct tg_nn_mlp *m =
@@ -239,20 +239,20 @@ START_TEST(test_update_is_document_formula)
     tg_rng_seed(&rng, 4);
     struct tg_nn_mlp *m = tg_nn_mlp_new((int64_t[]){2, 3, 1}, 3, TG_ACT_SIGMOID, TG_ACT_NONE,
                                         TG_F64, TG_INIT_XAVIER_NORMAL, &rng);
-    struct tg_model model = tg_nn_mlp_model(m);
+    struct tg_nn_module model = tg_nn_mlp_module(m);
     double w0[64], g[64];
     int64_t n = 0;
     for (size_t i = 0; i < tg_params_count(model.params); i++) /* the initial weights */
         for (int64_t j = 0; j < tg_tensor_numel(tg_params_tensor(model.params, i)); j++)
             w0[n++] = tg_tensor_get(tg_params_tensor(model.params, i), j);
     struct tg_tape *T = tg_tape_new();
-    tg_train_accumulate(&model, T, ds, 0, 6, TG_LOSS_MSE, TG_TRAIN_PER_SAMPLE, NULL, NULL);
+    tg_nn_train_accumulate(&model, T, ds, 0, 6, TG_LOSS_MSE, TG_TRAIN_PER_SAMPLE, NULL, NULL);
     grads_of(model.params, g);
-    struct tg_train_config c = tg_train_defaults();
+    struct tg_nn_train_config c = tg_nn_train_defaults();
     c.optim.lr = 0.7; /* eta */
     c.max_epochs = 1;
-    struct tg_train_result res;
-    ck_assert_int_eq(tg_train(&model, ds, &c, &res), TG_OK);
+    struct tg_nn_train_result res;
+    ck_assert_int_eq(tg_nn_train(&model, ds, &c, &res), TG_OK);
     ck_assert_int_eq(res.epochs, 1);
     ck_assert_int_eq(res.stop, TG_STOP_MAX_EPOCHS);
     n = 0;
@@ -276,7 +276,7 @@ struct watch {
     bool sane;
 };
 
-static int on_epoch(const struct tg_epoch_info *e, void *ctx)
+static int on_epoch(const struct tg_nn_epoch_info *e, void *ctx)
 {
     struct watch *w = ctx;
     bool ok = e->epoch == w->calls && isfinite(e->loss) && e->loss >= 0 && e->seconds >= 0 &&
@@ -303,31 +303,31 @@ START_TEST(test_learns_xor)
 {
     struct tg_dataset *ds = dataset(4, 2, XOR_X, XOR_Y);
     struct tg_nn_mlp *m = xor_net(1);
-    struct tg_model model = tg_nn_mlp_model(m);
+    struct tg_nn_module model = tg_nn_mlp_module(m);
     struct watch w = {0, -1, NAN, true};
-    struct tg_train_config c = tg_train_defaults(); /* MSE, per sample, full batch, SGD */
+    struct tg_nn_train_config c = tg_nn_train_defaults(); /* MSE, per sample, full batch, SGD */
     c.optim.lr = 2.0;
     c.max_epochs = 20000;
     c.tol = 1e-4;
     c.patience = 10;
     c.on_epoch = on_epoch;
     c.ctx = &w;
-    struct tg_train_result res;
-    ck_assert_int_eq(tg_train(&model, ds, &c, &res), TG_OK);
+    struct tg_nn_train_result res;
+    ck_assert_int_eq(tg_nn_train(&model, ds, &c, &res), TG_OK);
     ck_assert_msg(res.stop == TG_STOP_CONVERGED, "stopped by %s after %d epochs, loss %g",
-                  tg_train_stop_name(res.stop), res.epochs, res.loss);
+                  tg_nn_train_stop_name(res.stop), res.epochs, res.loss);
     ck_assert_msg(res.loss < 0.01, "loss %g", res.loss);
     ck_assert(res.epochs < c.max_epochs);
     ck_assert_int_eq(w.calls, res.epochs);
     ck_assert_double_eq(w.last_loss, res.loss);
     ck_assert(w.sane);
-    /* the trained net separates XOR, and tg_evaluate agrees with the trainer */
+    /* the trained net separates XOR, and tg_nn_evaluate agrees with the trainer */
     struct tg_tape *T = tg_tape_new();
     struct tg_tensor *X = tg_tape_constant(T, TG_F64, 2, (int64_t[]){4, 2}, XOR_X);
     struct tg_tensor *Y = tg_nn_mlp_forward(m, T, X);
     for (int i = 0; i < 4; i++) ck_assert_double_eq(round(tg_tensor_get(Y, i)), XOR_Y[i]);
     double loss, acc;
-    ck_assert_int_eq(tg_evaluate(&model, ds, TG_LOSS_MSE, &loss, &acc), TG_OK);
+    ck_assert_int_eq(tg_nn_evaluate(&model, ds, TG_LOSS_MSE, &loss, &acc), TG_OK);
     ck_assert(loss < 0.01 && isnan(acc));
     tg_tape_free(T);
     tg_nn_mlp_free(m);
@@ -339,14 +339,14 @@ START_TEST(test_callback_and_target_stop)
 {
     struct tg_dataset *ds = dataset(4, 2, XOR_X, XOR_Y);
     struct tg_nn_mlp *m = xor_net(1);
-    struct tg_model model = tg_nn_mlp_model(m);
+    struct tg_nn_module model = tg_nn_mlp_module(m);
     struct watch w = {0, 4, NAN, true};
-    struct tg_train_config c = tg_train_defaults();
+    struct tg_nn_train_config c = tg_nn_train_defaults();
     c.optim.lr = 2.0;
     c.on_epoch = on_epoch;
     c.ctx = &w;
-    struct tg_train_result res;
-    ck_assert_int_eq(tg_train(&model, ds, &c, &res), TG_OK);
+    struct tg_nn_train_result res;
+    ck_assert_int_eq(tg_nn_train(&model, ds, &c, &res), TG_OK);
     ck_assert_int_eq(res.stop, TG_STOP_CALLBACK);
     ck_assert_int_eq(res.epochs, 5);
     ck_assert_int_eq(w.calls, 5);
@@ -354,10 +354,10 @@ START_TEST(test_callback_and_target_stop)
     c.on_epoch = NULL;
     c.target_loss = 0.05;
     c.max_epochs = 20000;
-    ck_assert_int_eq(tg_train(&model, ds, &c, &res), TG_OK);
+    ck_assert_int_eq(tg_nn_train(&model, ds, &c, &res), TG_OK);
     ck_assert_int_eq(res.stop, TG_STOP_TARGET);
     ck_assert(res.loss <= 0.05 && res.loss > 0.02); /* stopped at the first epoch below */
-    ck_assert_str_eq(tg_train_stop_name(res.stop), "target");
+    ck_assert_str_eq(tg_nn_train_stop_name(res.stop), "target");
     tg_nn_mlp_free(m);
     tg_dataset_free(ds);
 }
@@ -385,7 +385,7 @@ static void count_free(void *p, void *ctx)
 }
 
 static long allocs_at[8];
-static int record_allocs(const struct tg_epoch_info *e, void *ctx)
+static int record_allocs(const struct tg_nn_epoch_info *e, void *ctx)
 {
     (void)ctx;
     if (e->epoch < 8) allocs_at[e->epoch] = n_alloc;
@@ -407,17 +407,17 @@ START_TEST(test_steady_state_no_malloc)
     tg_rng_seed(&rng, 2);
     struct tg_nn_mlp *m = tg_nn_mlp_new((int64_t[]){3, 8, xent ? 3 : 1}, 3, TG_ACT_RELU,
                                         TG_ACT_NONE, TG_F64, TG_INIT_HE_UNIFORM, &rng);
-    struct tg_model model = tg_nn_mlp_model(m);
-    struct tg_train_config c = tg_train_defaults();
+    struct tg_nn_module model = tg_nn_mlp_module(m);
+    struct tg_nn_train_config c = tg_nn_train_defaults();
     c.loss = xent ? TG_LOSS_XENT : TG_LOSS_MSE;
     c.mode = xent ? TG_TRAIN_MINIBATCH : TG_TRAIN_PER_SAMPLE;
     c.batch_size = 3;
     c.shuffle = true;
-    c.optim = tg_optim_defaults(TG_OPTIM_ADAM);
-    c.schedule = (struct tg_lr_schedule){.kind = TG_LR_COSINE, .t_max = 6};
+    c.optim = tg_nn_optim_defaults(TG_OPTIM_ADAM);
+    c.schedule = (struct tg_nn_lr_schedule){.kind = TG_LR_COSINE, .t_max = 6};
     c.max_epochs = 6;
     c.on_epoch = record_allocs;
-    ck_assert_int_eq(tg_train(&model, ds, &c, NULL), TG_OK);
+    ck_assert_int_eq(tg_nn_train(&model, ds, &c, NULL), TG_OK);
     ck_assert(allocs_at[0] > 0); /* the counter sees the trainer's allocations */
     ck_assert_msg(allocs_at[5] == allocs_at[2], "%ld allocations in epochs 3-5",
                   allocs_at[5] - allocs_at[2]);
@@ -453,22 +453,22 @@ START_TEST(test_user_model)
     struct tg_params *p = tg_params_new();
     tg_params_add(p, "w", r.w);
     tg_params_add(p, "c", r.c);
-    struct tg_model model = {p, linreg_forward, &r};
+    struct tg_nn_module model = {p, linreg_forward, &r};
     for (int mode = 0; mode < 2; mode++) {
         tg_tensor_set(r.w, 0, 0);
         tg_tensor_set(r.w, 1, 0);
         tg_tensor_set(r.c, 0, 0);
-        struct tg_train_config c = tg_train_defaults();
-        c.mode = (enum tg_train_mode)mode;
+        struct tg_nn_train_config c = tg_nn_train_defaults();
+        c.mode = (enum tg_nn_train_mode)mode;
         c.batch_size = 8;
         c.shuffle = true;
         c.seed = 5;
-        c.optim = tg_optim_defaults(TG_OPTIM_MOMENTUM);
+        c.optim = tg_nn_optim_defaults(TG_OPTIM_MOMENTUM);
         c.optim.lr = 0.1;
         c.max_epochs = 300;
         c.target_loss = 1e-12;
-        struct tg_train_result res;
-        ck_assert_int_eq(tg_train(&model, ds, &c, &res), TG_OK);
+        struct tg_nn_train_result res;
+        ck_assert_int_eq(tg_nn_train(&model, ds, &c, &res), TG_OK);
         ck_assert_int_eq(res.stop, TG_STOP_TARGET);
         assert_close(tg_tensor_get(r.w, 0), 2, 1e-5, "w", 0);
         assert_close(tg_tensor_get(r.w, 1), -3, 1e-5, "w", 1);
@@ -499,20 +499,20 @@ START_TEST(test_learns_classes_minibatch)
     struct tg_dataset *ds = dataset(N, 2, X, y);
     struct tg_nn_mlp *m = tg_nn_mlp_new((int64_t[]){2, 16, 3}, 3, TG_ACT_RELU, TG_ACT_NONE, TG_F64,
                                         TG_INIT_HE_NORMAL, &rng);
-    struct tg_model model = tg_nn_mlp_model(m);
-    struct tg_train_config c = tg_train_defaults();
+    struct tg_nn_module model = tg_nn_mlp_module(m);
+    struct tg_nn_train_config c = tg_nn_train_defaults();
     c.loss = TG_LOSS_XENT;
     c.mode = TG_TRAIN_MINIBATCH;
     c.batch_size = 16;
     c.shuffle = true;
-    c.optim = tg_optim_defaults(TG_OPTIM_ADAM);
+    c.optim = tg_nn_optim_defaults(TG_OPTIM_ADAM);
     c.optim.lr = 0.05;
-    c.schedule = (struct tg_lr_schedule){.kind = TG_LR_STEP, .step_size = 50, .gamma = 0.5};
+    c.schedule = (struct tg_nn_lr_schedule){.kind = TG_LR_STEP, .step_size = 50, .gamma = 0.5};
     c.max_epochs = 150;
-    struct tg_train_result res;
-    ck_assert_int_eq(tg_train(&model, ds, &c, &res), TG_OK);
+    struct tg_nn_train_result res;
+    ck_assert_int_eq(tg_nn_train(&model, ds, &c, &res), TG_OK);
     double loss, acc;
-    ck_assert_int_eq(tg_evaluate(&model, ds, TG_LOSS_XENT, &loss, &acc), TG_OK);
+    ck_assert_int_eq(tg_nn_evaluate(&model, ds, TG_LOSS_XENT, &loss, &acc), TG_OK);
     ck_assert_double_eq(acc, 1.0);
     ck_assert_msg(loss < 0.1, "loss %g", loss);
     ck_assert(res.accuracy > 0.9);
@@ -532,34 +532,34 @@ START_TEST(test_evaluate_by_hand)
     struct tg_dataset *ds = dataset(5, 2, X, (double[]){0, 1, 2, 0, 2});
     struct tg_nn_mlp *m = tg_nn_mlp_new((int64_t[]){2, 3}, 2, TG_ACT_NONE, TG_ACT_NONE, TG_F64,
                                         TG_INIT_UNIFORM, &rng);
-    struct tg_model model = tg_nn_mlp_model(m);
+    struct tg_nn_module model = tg_nn_mlp_module(m);
     for (int i = 0; i < 6; i++) tg_tensor_set(tg_nn_mlp_weight(m, 0), i, 0);
     double loss, acc;
-    ck_assert_int_eq(tg_evaluate(&model, ds, TG_LOSS_XENT, &loss, &acc), TG_OK);
+    ck_assert_int_eq(tg_nn_evaluate(&model, ds, TG_LOSS_XENT, &loss, &acc), TG_OK);
     assert_close(loss, log(3.0), 1e-15, "xent", 0);
     ck_assert_double_eq(acc, 0.4);
     /* MSE on that 3-output net: a shape error naming the output */
-    ck_assert_int_eq(tg_evaluate(&model, ds, TG_LOSS_MSE, &loss, &acc), TG_ERR_SHAPE);
+    ck_assert_int_eq(tg_nn_evaluate(&model, ds, TG_LOSS_MSE, &loss, &acc), TG_ERR_SHAPE);
     ck_assert_ptr_nonnull(strstr(tg_last_error(), "(5,3)"));
     tg_nn_mlp_free(m);
     tg_dataset_free(ds);
     m = tg_nn_mlp_new((int64_t[]){2, 1}, 2, TG_ACT_NONE, TG_ACT_NONE, TG_F64, 0, &rng);
-    model = tg_nn_mlp_model(m);
+    model = tg_nn_mlp_module(m);
     tg_tensor_set(tg_nn_mlp_weight(m, 0), 0, 0);
     tg_tensor_set(tg_nn_mlp_weight(m, 0), 1, 0);
     /* BCE: logit 0 -> log 2; predicted negative: right where d <= 0.5, 3 of 5 */
     ds = dataset(5, 2, X, (double[]){0, 1, 1, 0, 0});
-    ck_assert_int_eq(tg_evaluate(&model, ds, TG_LOSS_BCE, &loss, &acc), TG_OK);
+    ck_assert_int_eq(tg_nn_evaluate(&model, ds, TG_LOSS_BCE, &loss, &acc), TG_OK);
     assert_close(loss, log(2.0), 1e-15, "bce", 0);
     ck_assert_double_eq(acc, 0.6);
     /* MSE: mean of d^2 = 2/5 */
-    ck_assert_int_eq(tg_evaluate(&model, ds, TG_LOSS_MSE, &loss, &acc), TG_OK);
+    ck_assert_int_eq(tg_nn_evaluate(&model, ds, TG_LOSS_MSE, &loss, &acc), TG_OK);
     assert_close(loss, 0.4, 1e-15, "mse", 0);
     ck_assert(isnan(acc));
     tg_dataset_free(ds);
     /* HINGE: score 0 -> max(0, 1 - 0) = 1; 3 of 5 labels are -1 */
     ds = dataset(5, 2, X, (double[]){-1, 1, 1, -1, -1});
-    ck_assert_int_eq(tg_evaluate(&model, ds, TG_LOSS_HINGE, &loss, &acc), TG_OK);
+    ck_assert_int_eq(tg_nn_evaluate(&model, ds, TG_LOSS_HINGE, &loss, &acc), TG_OK);
     assert_close(loss, 1.0, 1e-15, "hinge", 0);
     ck_assert_double_eq(acc, 0.6);
     tg_nn_mlp_free(m);
@@ -568,7 +568,7 @@ START_TEST(test_evaluate_by_hand)
 END_TEST
 
 /* Two runs with the same seed on the same dataset object are the same run: each
- * tg_train starts shuffling from the storage order, not from where the last run
+ * tg_nn_train starts shuffling from the storage order, not from where the last run
  * left it (that gave a different loss the second time). */
 START_TEST(test_same_seed_same_run)
 {
@@ -576,7 +576,7 @@ START_TEST(test_same_seed_same_run)
     random_x(X, 10, 2, 9);
     for (int i = 0; i < 10; i++) y[i] = X[2 * i] - 0.5 * X[2 * i + 1];
     struct tg_dataset *ds = dataset(10, 2, X, y);
-    struct tg_train_config c = tg_train_defaults();
+    struct tg_nn_train_config c = tg_nn_train_defaults();
     c.batch_size = 3;
     c.shuffle = true;
     c.seed = 42;
@@ -587,9 +587,9 @@ START_TEST(test_same_seed_same_run)
         tg_rng_seed(&rng, 1);
         struct tg_nn_mlp *m = tg_nn_mlp_new((int64_t[]){2, 4, 1}, 3, TG_ACT_TANH, TG_ACT_NONE,
                                             TG_F64, TG_INIT_XAVIER_UNIFORM, &rng);
-        struct tg_model model = tg_nn_mlp_model(m);
-        struct tg_train_result res;
-        ck_assert_int_eq(tg_train(&model, ds, &c, &res), TG_OK);
+        struct tg_nn_module model = tg_nn_mlp_module(m);
+        struct tg_nn_train_result res;
+        ck_assert_int_eq(tg_nn_train(&model, ds, &c, &res), TG_OK);
         loss[run] = res.loss;
         w[run] = tg_tensor_get(tg_nn_mlp_weight(m, 0), 3);
         tg_nn_mlp_free(m);
@@ -604,26 +604,26 @@ START_TEST(test_train_errors)
     double X[4 * 2] = {0, 0, 0, 1, 1, NAN, 1, 1};
     struct tg_dataset *ds = dataset(4, 2, X, XOR_Y);
     struct tg_nn_mlp *m = xor_net(1);
-    struct tg_model model = tg_nn_mlp_model(m);
-    struct tg_train_config c = tg_train_defaults();
-    struct tg_train_result res;
-    ck_assert_int_eq(tg_train(&model, ds, &c, &res), TG_ERR_NUMERIC); /* NaN input */
+    struct tg_nn_module model = tg_nn_mlp_module(m);
+    struct tg_nn_train_config c = tg_nn_train_defaults();
+    struct tg_nn_train_result res;
+    ck_assert_int_eq(tg_nn_train(&model, ds, &c, &res), TG_ERR_NUMERIC); /* NaN input */
     ck_assert_ptr_nonnull(strstr(tg_last_error(), "mse"));
     c.max_epochs = 0;
-    ck_assert_int_eq(tg_train(&model, ds, &c, &res), TG_ERR_VALUE);
-    c = tg_train_defaults();
+    ck_assert_int_eq(tg_nn_train(&model, ds, &c, &res), TG_ERR_VALUE);
+    c = tg_nn_train_defaults();
     c.schedule.kind = TG_LR_STEP; /* step_size 0 */
-    ck_assert_int_eq(tg_train(&model, ds, &c, &res), TG_ERR_VALUE);
-    c = tg_train_defaults();
+    ck_assert_int_eq(tg_nn_train(&model, ds, &c, &res), TG_ERR_VALUE);
+    c = tg_nn_train_defaults();
     c.optim.momentum = 2;
     c.optim.kind = TG_OPTIM_MOMENTUM;
-    ck_assert_int_eq(tg_train(&model, ds, &c, &res), TG_ERR_VALUE);
-    ck_assert_int_eq(tg_train(NULL, ds, &c, &res), TG_ERR_NULL);
-    ck_assert_int_eq(tg_train(&model, ds, NULL, &res), TG_ERR_NULL);
-    c = tg_train_defaults();
+    ck_assert_int_eq(tg_nn_train(&model, ds, &c, &res), TG_ERR_VALUE);
+    ck_assert_int_eq(tg_nn_train(NULL, ds, &c, &res), TG_ERR_NULL);
+    ck_assert_int_eq(tg_nn_train(&model, ds, NULL, &res), TG_ERR_NULL);
+    c = tg_nn_train_defaults();
     c.loss = TG_LOSS_XENT; /* per sample: one logit (1) is fine for XENT shape-wise, but */
-    ck_assert_int_eq(tg_train(&model, ds, &c, &res), TG_ERR_RANGE); /* label 1 of 1 class */
-    ck_assert_str_eq(tg_loss_name(TG_LOSS_HINGE), "hinge");
+    ck_assert_int_eq(tg_nn_train(&model, ds, &c, &res), TG_ERR_RANGE); /* label 1 of 1 class */
+    ck_assert_str_eq(tg_nn_loss_name(TG_LOSS_HINGE), "hinge");
     tg_nn_mlp_free(m);
     tg_dataset_free(ds);
 }

@@ -61,16 +61,16 @@ struct tg_tensor *tg_dataset_y(const struct tg_dataset *ds);
  * or infinite element, or one too large for F32, with its index), TG_ERR_RANGE
  * (the declared size exceeds TG_DATASET_MAX_BYTES), TG_ERR_DTYPE, TG_ERR_NOMEM.
  */
-struct tg_tensor *tg_idx_read(const char *path, enum tg_dtype dt);
-/* tg_idx_read with the limit max_bytes instead of TG_DATASET_MAX_BYTES (0: the
+struct tg_tensor *tg_dataset_read_idx(const char *path, enum tg_dtype dt);
+/* tg_dataset_read_idx with the limit max_bytes instead of TG_DATASET_MAX_BYTES (0: the
  * default): the header's declared element count times the larger of the stored
  * and the result element size must not exceed it (else TG_ERR_RANGE). */
-struct tg_tensor *tg_idx_read_limit(const char *path, enum tg_dtype dt, uint64_t max_bytes);
+struct tg_tensor *tg_dataset_read_idx_limit(const char *path, enum tg_dtype dt, uint64_t max_bytes);
 
 /*
  * A dataset from an IDX images file (n, ...) and an IDX labels file (n): X is the
  * images flattened to (n, d) and multiplied by `scale` (1.0/255 maps bytes to
- * [0, 1]), y the labels. Errors as tg_idx_read, and TG_ERR_MISMATCH when the
+ * [0, 1]), y the labels. Errors as tg_dataset_read_idx, and TG_ERR_MISMATCH when the
  * counts differ or the labels file is not rank 1, TG_ERR_SHAPE when they hold no
  * examples (n == 0), TG_ERR_VALUE (scale not finite), TG_ERR_RANGE (an element
  * times scale too large for dt).
@@ -78,12 +78,12 @@ struct tg_tensor *tg_idx_read_limit(const char *path, enum tg_dtype dt, uint64_t
 struct tg_dataset *tg_dataset_load_idx(const char *images_path, const char *labels_path,
                                        enum tg_dtype dt, double scale);
 /* tg_dataset_load_idx with the limit max_bytes per file (0: TG_DATASET_MAX_BYTES),
- * as tg_idx_read_limit. */
+ * as tg_dataset_read_idx_limit. */
 struct tg_dataset *tg_dataset_load_idx_limit(const char *images_path, const char *labels_path,
                                              enum tg_dtype dt, double scale, uint64_t max_bytes);
 
 /* Options of tg_dataset_load_csv; zero-initialise, then set what differs. */
-struct tg_csv_options {
+struct tg_dataset_csv_options {
     enum tg_dtype dtype; /* of X and y (TG_F32 when zero-initialised) */
     char delimiter;      /* ',' when 0 */
     bool no_header;      /* the first line is data, not column names */
@@ -108,7 +108,7 @@ struct tg_csv_options {
  * column, fewer than 2 columns, no data rows), TG_ERR_RANGE (the file or its
  * values exceed max_bytes), TG_ERR_NOMEM.
  */
-struct tg_dataset *tg_dataset_load_csv(const char *path, const struct tg_csv_options *opt);
+struct tg_dataset *tg_dataset_load_csv(const char *path, const struct tg_dataset_csv_options *opt);
 
 /* ---- order and batches ---- */
 

@@ -22,25 +22,6 @@
 extern "C" {
 #endif
 
-/* ---- the recorded node behind a tensor ----
- * These read only the node (its inputs and its op's descriptor), so they work
- * for every op; tg_tensor_op (ops.h) gives the op itself. */
-
-/* The number of inputs of the op that produced t; 0 for leaves, constants and
- * a NULL t. */
-int tg_tensor_n_inputs(const struct tg_tensor *t);
-/* Input i (0-based) of the op that produced t (borrowed), or NULL when t is
- * NULL, a leaf or a constant, or i is out of range. */
-struct tg_tensor *tg_tensor_input(const struct tg_tensor *t, int i);
-/* The plain-number parameters of the op that produced t, in the op's order
- * (docs/ops.md lists them: alpha and beta of affine, the axis of softmax, the
- * transpose flags of matmul, the axes of a reduction, ...): writes the first
- * min(n, max) of them into out and returns n, the number the op has (at most
- * TG_MAX_OP_PARAMS), so that a return above max says the output was cut.
- * Returns 0 for a NULL t, a leaf or a constant, or an op without parameters;
- * out may be NULL when max is 0. Never fails. */
-int tg_tensor_op_params(const struct tg_tensor *t, double *out, int max);
-
 /* A name for a tensor (both borrowed). */
 struct tg_graph_name {
     const struct tg_tensor *tensor;
@@ -66,7 +47,7 @@ enum tg_graph_kind {
 };
 enum tg_graph_kind tg_graph_kind(const struct tg_tensor *t); /* t not NULL */
 
-struct tg_dot_options {
+struct tg_graph_dot_options {
     const struct tg_graph_names *names; /* may be NULL */
     /* Show values (and gradients) of tensors with at most this many elements;
      * 0 picks 4; negative shows none. */
@@ -91,7 +72,7 @@ struct tg_dot_options {
  * TG_ERR_NOMEM, TG_ERR_IO (writing failed).
  */
 enum tg_status tg_graph_dot(const struct tg_tensor *root, FILE *out,
-                            const struct tg_dot_options *opts);
+                            const struct tg_graph_dot_options *opts);
 
 #ifdef __cplusplus
 }

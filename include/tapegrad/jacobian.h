@@ -20,7 +20,7 @@ extern "C" {
 
 /* The nonzero pattern of a Jacobian seen as a (rows, cols) matrix, rows = the
  * output's elements and cols = the input's, both in row-major order. */
-enum tg_jac_structure {
+enum tg_jacobian_structure {
     TG_JAC_ZERO = 0,           /* every entry is exactly 0 */
     TG_JAC_DIAGONAL = 1,       /* rows == cols and only the diagonal is nonzero */
     TG_JAC_BLOCK_DIAGONAL = 2, /* n_blocks > 1 equal blocks along the diagonal */
@@ -28,7 +28,7 @@ enum tg_jac_structure {
 };
 
 struct tg_jacobian_info {
-    enum tg_jac_structure structure;
+    enum tg_jacobian_structure structure;
     int64_t rows, cols; /* the output's numel, the input's numel */
     int64_t nnz;        /* entries that are not exactly 0 */
     /* The finest split into equal diagonal blocks that holds every nonzero:
@@ -72,7 +72,7 @@ enum tg_status tg_jacobian_classify(const double *J, int64_t rows, int64_t cols,
                                     struct tg_jacobian_info *info);
 
 /* "zero", "diagonal", "block-diagonal", "dense"; "?" when out of range. */
-const char *tg_jac_structure_name(enum tg_jac_structure s);
+const char *tg_jacobian_structure_name(enum tg_jacobian_structure s);
 
 #ifdef __cplusplus
 }

@@ -45,15 +45,15 @@ struct tg_nn_model;
  * failure's message is kept), TG_ERR_VALUE (an unknown loss, or one that does
  * not fit), TG_ERR_NOMEM. Free with tg_nn_model_free.
  */
-struct tg_nn_model *tg_nn_model_new(struct tg_nn_mlp *mlp, enum tg_loss loss);
+struct tg_nn_model *tg_nn_model_new(struct tg_nn_mlp *mlp, enum tg_nn_loss loss);
 /* Frees the model, its MLP and its normalization. NULL is a no-op. */
 void tg_nn_model_free(struct tg_nn_model *m);
 
-/* The MLP (borrowed, owned by the model), for training and for tg_nn_mlp_model.
+/* The MLP (borrowed, owned by the model), for training and for tg_nn_mlp_module.
  * Its parameter map also carries the file's metadata. NULL for NULL. */
 struct tg_nn_mlp *tg_nn_model_mlp(const struct tg_nn_model *m);
 /* The loss the model was trained with (TG_LOSS_MSE for NULL). */
-enum tg_loss tg_nn_model_loss(const struct tg_nn_model *m);
+enum tg_nn_loss tg_nn_model_loss(const struct tg_nn_model *m);
 /* The normalization's kind, and (each pointer may be NULL) its per-feature mean
  * and std, f64 (in) borrowed (NULL unless STANDARDIZE), and its scale (1 unless
  * SCALE). TG_NORM_NONE for NULL. */
@@ -85,7 +85,7 @@ enum tg_status tg_nn_model_normalize(const struct tg_nn_model *m, struct tg_data
 /*
  * The prediction for every sample of ds (already normalized), in the dataset's
  * order, into out (n = tg_dataset_len): for TG_LOSS_XENT the class, the index of
- * the largest logit (the first on ties, as tg_evaluate counts); for the other
+ * the largest logit (the first on ties, as tg_nn_evaluate counts); for the other
  * losses the MLP's one output. Forward in batches of 256 on a tape of its own,
  * without gradients. Errors: TG_ERR_NULL, the forward's (TG_ERR_SHAPE for the
  * wrong feature count), TG_ERR_NOMEM; out is then partly written.

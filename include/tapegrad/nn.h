@@ -31,34 +31,19 @@ extern "C" {
 
 /* ======================= layers ======================= */
 
-/*
- * The dense layer z = W y + b on tape T. W (out, in) and b (out) (b may be NULL:
- * no bias) are usually parameter leaves; x is (in), giving (out), or (B, in),
- * giving (B, out). NULL with the error of the failing op (TG_ERR_SHAPE names
- * the shapes) or TG_ERR_NULL.
- */
-struct tg_tensor *tg_nn_linear(struct tg_tape *T, struct tg_tensor *x, struct tg_tensor *W,
-                               struct tg_tensor *b);
-
-/* Activation functions f_k, elementwise. LEAKY_RELU uses slope 0.01 (PyTorch's
- * default); SOFTPLUS is log(1 + e^z). */
-enum tg_nn_act {
-    TG_ACT_NONE = 0, /* identity: y = z (no op is recorded) */
-    TG_ACT_RELU = 1,
-    TG_ACT_TANH = 2,
-    TG_ACT_SIGMOID = 3,
-    TG_ACT_LEAKY_RELU = 4,
-    TG_ACT_SOFTPLUS = 5
-};
+/* The dense layer z = W y + b is the op tg_linear (tapegrad/ops_linalg.h), with
+ * TG_ACT_NONE or a fused activation. Activation functions f_k are enum tg_act
+ * (tapegrad/ops_linalg.h); LEAKY_RELU uses slope TG_NN_LEAKY_SLOPE (PyTorch's
+ * default). */
 #define TG_NN_LEAKY_SLOPE 0.01
 
 /* y = f(x) on T; TG_ACT_NONE returns x itself. NULL with TG_ERR_VALUE for an
  * unknown act (and the op's error otherwise). */
-struct tg_tensor *tg_nn_activate(struct tg_tape *T, struct tg_tensor *x, enum tg_nn_act act);
+struct tg_tensor *tg_nn_activate(struct tg_tape *T, struct tg_tensor *x, enum tg_act act);
 /* "none", "relu", "tanh", "sigmoid", "leaky_relu", "softplus"; "?" when unknown. */
-const char *tg_nn_act_name(enum tg_nn_act act);
+const char *tg_nn_act_name(enum tg_act act);
 /* The activation named `name` (as above) into *act; TG_ERR_VALUE when unknown. */
-enum tg_status tg_nn_act_parse(const char *name, enum tg_nn_act *act);
+enum tg_status tg_nn_act_parse(const char *name, enum tg_act *act);
 
 /* ======================= initializers ======================= */
 
@@ -91,7 +76,7 @@ double tg_nn_init_scale(enum tg_nn_init kind, int64_t fan_in, int64_t fan_out);
  * (B, out) or (out); return NULL with the error set on failure. `self` is passed
  * back unchanged. A user's own model fills this struct with its own function.
  */
-struct tg_model {
+struct tg_nn_module {
     struct tg_params *params;
     struct tg_tensor *(*forward)(void *self, struct tg_tape *T, struct tg_tensor *x);
     void *self;
@@ -109,8 +94,8 @@ struct tg_nn_mlp;
  * (n_sizes < 2, a size < 1, unknown act/init), TG_ERR_DTYPE, TG_ERR_NOMEM.
  * Free with tg_nn_mlp_free.
  */
-struct tg_nn_mlp *tg_nn_mlp_new(const int64_t *sizes, int n_sizes, enum tg_nn_act hidden,
-                                enum tg_nn_act output, enum tg_dtype dt, enum tg_nn_init init,
+struct tg_nn_mlp *tg_nn_mlp_new(const int64_t *sizes, int n_sizes, enum tg_act hidden,
+                                enum tg_act output, enum tg_dtype dt, enum tg_nn_init init,
                                 struct tg_rng *rng);
 /* Frees the MLP, its weights and its parameter map. NULL is a no-op. */
 void tg_nn_mlp_free(struct tg_nn_mlp *mlp);
@@ -133,13 +118,13 @@ int tg_nn_mlp_layers(const struct tg_nn_mlp *mlp);
 struct tg_tensor *tg_nn_mlp_weight(const struct tg_nn_mlp *mlp, int k);
 struct tg_tensor *tg_nn_mlp_bias(const struct tg_nn_mlp *mlp, int k);
 /* The activation after layer k (hidden or output). TG_ACT_NONE when out of range. */
-enum tg_nn_act tg_nn_mlp_act(const struct tg_nn_mlp *mlp, int k);
+enum tg_act tg_nn_mlp_act(const struct tg_nn_mlp *mlp, int k);
 /* The MLP as a generic model (params and forward borrow mlp). */
-struct tg_model tg_nn_mlp_model(struct tg_nn_mlp *mlp);
+struct tg_nn_module tg_nn_mlp_module(struct tg_nn_mlp *mlp);
 
 /* ======================= optimizers ======================= */
 
-enum tg_optim_kind {
+enum tg_nn_optim_kind {
     TG_OPTIM_SGD = 0,      /* p -= lr * g */
     TG_OPTIM_MOMENTUM = 1, /* heavy ball (or Nesterov), PyTorch's SGD(momentum=...) */
     TG_OPTIM_ADAM = 2,     /* Adam with bias correction; weight decay as L2 in g */
@@ -156,8 +141,8 @@ enum tg_optim_kind {
  *              p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
  *              (ADAMW first does p *= 1 - lr weight_decay, and g has no decay term)
  */
-struct tg_optim_config {
-    enum tg_optim_kind kind;
+struct tg_nn_optim_config {
+    enum tg_nn_optim_kind kind;
     double lr;
     double momentum;     /* MOMENTUM only, in [0, 1) */
     bool nesterov;       /* MOMENTUM only */
@@ -172,9 +157,9 @@ struct tg_optim_config {
 /* PyTorch's defaults for `kind`: lr 0.01 (SGD, MOMENTUM; PyTorch has none),
  * 0.001 (ADAM, ADAMW); momentum 0.9; betas (0.9, 0.999); eps 1e-8; weight_decay
  * 0, or 0.01 for ADAMW; nesterov false. */
-struct tg_optim_config tg_optim_defaults(enum tg_optim_kind kind);
+struct tg_nn_optim_config tg_nn_optim_defaults(enum tg_nn_optim_kind kind);
 
-struct tg_optim;
+struct tg_nn_optim;
 
 /*
  * An optimizer over the entries of `params` (borrowed: it must outlive the
@@ -183,48 +168,48 @@ struct tg_optim;
  * skipped at every step. NULL with TG_ERR_NULL, TG_ERR_VALUE (a config value out
  * of range, naming it), TG_ERR_NOMEM.
  */
-struct tg_optim *tg_optim_new(struct tg_params *params, const struct tg_optim_config *cfg);
+struct tg_nn_optim *tg_nn_optim_new(struct tg_params *params, const struct tg_nn_optim_config *cfg);
 /* Frees the optimizer (not the parameters). NULL is a no-op. */
-void tg_optim_free(struct tg_optim *opt);
+void tg_nn_optim_free(struct tg_nn_optim *opt);
 /*
  * One update of every parameter from its gradient times grad_scale (the
  * document's eta/T is lr = eta, grad_scale = 1/T). Gradients are read, and
  * zeroed only when the config's zero_grad is set. A parameter whose gradient buffer is absent is
  * skipped. Allocates nothing. TG_ERR_NULL; TG_ERR_VALUE for a non-finite grad_scale; TG_ERR_STATE
- * when the map's entries changed since tg_optim_new (nothing is updated).
+ * when the map's entries changed since tg_nn_optim_new (nothing is updated).
  */
-enum tg_status tg_optim_step(struct tg_optim *opt, double grad_scale);
+enum tg_status tg_nn_optim_step(struct tg_nn_optim *opt, double grad_scale);
 /*
- * tg_backward(loss) followed by tg_optim_step(opt, grad_scale), in one call that
+ * tg_backward(loss) followed by tg_nn_optim_step(opt, grad_scale), in one call that
  * can be faster: for SGD with zero_grad set, each parameter whose gradient is
  * zero (as the previous step left it) is updated by the backward sweep itself
  * (tg_backward_apply): a weight whose only consumer is a tg_linear or a plain
  * tg_matmul gets p = (1 - lr weight_decay) p - lr grad_scale g inside the
  * weight-gradient GEMM, with no gradient stored and no update pass. A parameter
  * holding a gradient gets the new one added and the usual step. Parameters end
- * with zero gradients, as after tg_optim_step. Other optimizers and SGD without
+ * with zero gradients, as after tg_nn_optim_step. Other optimizers and SGD without
  * zero_grad run the two calls. The result equals the two calls' up to rounding.
- * Errors: those of tg_optim_step (checked first: then nothing has changed), of
+ * Errors: those of tg_nn_optim_step (checked first: then nothing has changed), of
  * tg_backward / tg_backward_apply (nothing updated), TG_ERR_NULL for loss.
  */
-enum tg_status tg_optim_backward_step(struct tg_optim *opt, struct tg_tensor *loss,
+enum tg_status tg_nn_optim_backward_step(struct tg_nn_optim *opt, struct tg_tensor *loss,
                                       double grad_scale);
 /* Sets / reads the learning rate (for schedules). TG_ERR_VALUE for lr < 0 or NaN. */
-enum tg_status tg_optim_set_lr(struct tg_optim *opt, double lr);
-double tg_optim_lr(const struct tg_optim *opt);
+enum tg_status tg_nn_optim_set_lr(struct tg_nn_optim *opt, double lr);
+double tg_nn_optim_lr(const struct tg_nn_optim *opt);
 /* Number of steps taken (Adam's t). */
-int64_t tg_optim_steps(const struct tg_optim *opt);
+int64_t tg_nn_optim_steps(const struct tg_nn_optim *opt);
 
 /* ======================= learning-rate schedules ======================= */
 
-enum tg_lr_kind {
+enum tg_nn_lr_kind {
     TG_LR_CONSTANT = 0, /* lr = base */
     TG_LR_STEP = 1,     /* lr = base * gamma^floor(epoch / step_size) */
     TG_LR_COSINE = 2    /* lr = eta_min + (base - eta_min) (1 + cos(pi epoch / t_max)) / 2 */
 };
 /* A schedule; zero-initialised it is constant. */
-struct tg_lr_schedule {
-    enum tg_lr_kind kind;
+struct tg_nn_lr_schedule {
+    enum tg_nn_lr_kind kind;
     int step_size;  /* STEP, >= 1 */
     double gamma;   /* STEP */
     int t_max;      /* COSINE, >= 1; epochs past t_max follow the same closed form
@@ -233,21 +218,21 @@ struct tg_lr_schedule {
 };
 /* The learning rate of 0-based epoch `epoch` (PyTorch's closed forms). NaN for
  * a NULL schedule, an unknown kind, step_size < 1, t_max < 1 or epoch < 0. */
-double tg_lr_at(const struct tg_lr_schedule *s, double base_lr, int epoch);
+double tg_nn_lr_at(const struct tg_nn_lr_schedule *s, double base_lr, int epoch);
 
 /* ======================= the trainer ======================= */
 
 /* The divergence Div(Y, d) between a sample's output Y and its target d. */
-enum tg_loss {
+enum tg_nn_loss {
     TG_LOSS_MSE = 0,  /* (Y - d)^2; one output per sample, y holds d */
     TG_LOSS_XENT = 1, /* cross-entropy of logits (C) with the class index d in y */
     TG_LOSS_BCE = 2,  /* binary cross-entropy of one logit with d in [0, 1] */
     TG_LOSS_HINGE = 3 /* max(0, 1 - d Y) of one score with d = -1 or +1 */
 };
 /* "mse", "xent", "bce", "hinge"; "?" when unknown. */
-const char *tg_loss_name(enum tg_loss loss);
+const char *tg_nn_loss_name(enum tg_nn_loss loss);
 
-enum tg_train_mode {
+enum tg_nn_train_mode {
     /* The document's loop literally: one forward and one backward per sample x (in),
      * gradients accumulating over the T samples of a batch, then one update. */
     TG_TRAIN_PER_SAMPLE = 0,
@@ -257,7 +242,7 @@ enum tg_train_mode {
 };
 
 /* What the per-epoch callback sees (everything borrowed, valid during the call). */
-struct tg_epoch_info {
+struct tg_nn_epoch_info {
     int epoch;       /* 0-based */
     double loss;     /* mean divergence over the epoch's samples */
     double accuracy; /* fraction right (XENT: argmax; BCE: logit > 0 vs d > 0.5;
@@ -272,39 +257,39 @@ struct tg_epoch_info {
 };
 
 /* Why training stopped. */
-enum tg_train_stop {
+enum tg_nn_train_stop {
     TG_STOP_MAX_EPOCHS = 0,
     TG_STOP_CONVERGED = 1, /* relative change below tol for `patience` epochs */
     TG_STOP_TARGET = 2,    /* loss <= target_loss */
     TG_STOP_CALLBACK = 3   /* on_epoch returned nonzero */
 };
-const char *tg_train_stop_name(enum tg_train_stop s); /* "max_epochs", "converged", ... */
+const char *tg_nn_train_stop_name(enum tg_nn_train_stop s); /* "max_epochs", "converged", ... */
 
-struct tg_train_config {
-    enum tg_loss loss;
-    enum tg_train_mode mode;
+struct tg_nn_train_config {
+    enum tg_nn_loss loss;
+    enum tg_nn_train_mode mode;
     int64_t batch_size; /* T, samples per update; 0: the whole set (full batch) */
     bool shuffle;       /* reshuffle the dataset's order before every epoch */
     uint64_t seed;      /* of the shuffling generator */
-    struct tg_optim_config optim;
-    struct tg_lr_schedule schedule; /* lr of epoch e = tg_lr_at(schedule, optim.lr, e) */
+    struct tg_nn_optim_config optim;
+    struct tg_nn_lr_schedule schedule; /* lr of epoch e = tg_nn_lr_at(schedule, optim.lr, e) */
     int max_epochs;                 /* >= 1 */
     double tol;                     /* converged when |L_e - L_{e-1}| <= tol |L_{e-1}| ... */
     int patience;       /* ... for this many consecutive epochs (0 counts as 1); tol 0: off */
     double target_loss; /* stop when the epoch loss <= target_loss; 0 or less: off */
-    int (*on_epoch)(const struct tg_epoch_info *info, void *ctx); /* NULL: none */
+    int (*on_epoch)(const struct tg_nn_epoch_info *info, void *ctx); /* NULL: none */
     void *ctx;
 };
 /* Defaults: MSE, PER_SAMPLE, full batch, no shuffle, seed 0, SGD with lr 0.1,
  * constant schedule, 1000 epochs, tol 0 (off), patience 1, no target, no callback. */
-struct tg_train_config tg_train_defaults(void);
+struct tg_nn_train_config tg_nn_train_defaults(void);
 
-struct tg_train_result {
+struct tg_nn_train_result {
     int epochs;              /* epochs run */
     double loss;             /* the last epoch's mean loss */
     double accuracy;         /* the last epoch's accuracy (NaN for MSE) */
     double seconds;          /* wall time */
-    enum tg_train_stop stop; /* why it stopped */
+    enum tg_nn_train_stop stop; /* why it stopped */
 };
 
 /*
@@ -323,30 +308,30 @@ struct tg_train_result {
  * NaN or Inf), errors of the model's forward, TG_ERR_NOMEM; parameters keep the
  * updates made until the failure.
  */
-enum tg_status tg_train(const struct tg_model *model, struct tg_dataset *train,
-                        const struct tg_train_config *cfg, struct tg_train_result *result);
+enum tg_status tg_nn_train(const struct tg_nn_module *model, struct tg_dataset *train,
+                        const struct tg_nn_train_config *cfg, struct tg_nn_train_result *result);
 
 /*
- * The building block of tg_train: on tape T (reset here, once per sample in
+ * The building block of tg_nn_train: on tape T (reset here, once per sample in
  * PER_SAMPLE mode or once in MINIBATCH mode), forward and backward over the
  * `count` samples at positions start .. start+count-1 of the dataset's order,
  * adding their gradients into the parameters' gradients (not zeroed here) and
  * their divergences into *loss_sum, and the number of correct predictions into
- * *n_correct (both may be NULL; both added to, not set). Errors as tg_train,
+ * *n_correct (both may be NULL; both added to, not set). Errors as tg_nn_train,
  * and TG_ERR_RANGE for samples outside the dataset.
  */
-enum tg_status tg_train_accumulate(const struct tg_model *model, struct tg_tape *T,
+enum tg_status tg_nn_train_accumulate(const struct tg_nn_module *model, struct tg_tape *T,
                                    const struct tg_dataset *ds, int64_t start, int64_t count,
-                                   enum tg_loss loss, enum tg_train_mode mode, double *loss_sum,
+                                   enum tg_nn_loss loss, enum tg_nn_train_mode mode, double *loss_sum,
                                    int64_t *n_correct);
 
 /*
  * The mean divergence and the accuracy (NaN for MSE) of `model` over `ds`,
  * in batches of 256 without recording gradients. loss and accuracy may be NULL.
- * Errors as tg_train (nothing written on failure).
+ * Errors as tg_nn_train (nothing written on failure).
  */
-enum tg_status tg_evaluate(const struct tg_model *model, const struct tg_dataset *ds,
-                           enum tg_loss loss, double *mean_loss, double *accuracy);
+enum tg_status tg_nn_evaluate(const struct tg_nn_module *model, const struct tg_dataset *ds,
+                           enum tg_nn_loss loss, double *mean_loss, double *accuracy);
 
 #ifdef __cplusplus
 }

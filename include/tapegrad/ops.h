@@ -17,7 +17,6 @@
 #ifndef TAPEGRAD_OPS_H
 #define TAPEGRAD_OPS_H
 
-#include "graph.h" /* tg_tensor_n_inputs, tg_tensor_input, tg_tensor_op_params */
 
 #ifdef __cplusplus
 extern "C" {
@@ -112,9 +111,10 @@ const char *tg_op_name(enum tg_op op);    /* "add"; "?" when out of range */
 const char *tg_op_formula(enum tg_op op); /* one line, e.g. "y = a + b" */
 const char *tg_op_vjp(enum tg_op op);     /* one line, e.g. "da += dy; db += dy" */
 int tg_op_arity(enum tg_op op);           /* -1 for a variable number of inputs */
-/* The op that produced t (TG_OP_NONE for leaves and constants). The node's
- * inputs and parameters: tg_tensor_n_inputs, tg_tensor_input and
- * tg_tensor_op_params (graph.h). */
+/* The op that produced t (TG_OP_NONE for leaves, constants and NULL; also for
+ * a stale handle, with TG_ERR_STALE recorded). The node's inputs and
+ * parameters: tg_tensor_n_inputs, tg_tensor_input and tg_tensor_op_params
+ * (tensor.h). */
 enum tg_op tg_tensor_op(const struct tg_tensor *t);
 
 #ifdef __cplusplus

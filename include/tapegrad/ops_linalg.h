@@ -20,12 +20,17 @@
 
 /* ---- matrix products ---- */
 
-/* The activation a fused linear op applies to its output. */
-enum tg_linear_act {
-    TG_LINEAR_NONE = 0,
-    TG_LINEAR_RELU = 1,
-    TG_LINEAR_TANH = 2,
-    TG_LINEAR_SIGMOID = 3,
+/* Activation functions, elementwise: the one enum of the library (nn's layers
+ * and MLPs use it too). tg_linear fuses NONE to SIGMOID; LEAKY_RELU (slope
+ * TG_NN_LEAKY_SLOPE in nn.h) and SOFTPLUS (log(1 + e^z)) are recorded as their
+ * own ops after it (tg_nn_activate). */
+enum tg_act {
+    TG_ACT_NONE = 0, /* identity: y = z (no op is recorded) */
+    TG_ACT_RELU = 1,
+    TG_ACT_TANH = 2,
+    TG_ACT_SIGMOID = 3,
+    TG_ACT_LEAKY_RELU = 4,
+    TG_ACT_SOFTPLUS = 5
 };
 
 /*
@@ -38,10 +43,11 @@ enum tg_linear_act {
  * Backward: g = dy * act'(y); dx += g W; dW += g^T x; db += sum over the batch of g
  * (all with GEMM accumulation, beta = 1). Same as tg_matmul_t + tg_add + the
  * activation op, with fewer passes and no intermediate nodes.
- * Errors: TG_ERR_SHAPE naming the shapes, TG_ERR_VALUE for an unknown activation.
+ * Errors: TG_ERR_SHAPE naming the shapes, TG_ERR_VALUE for an activation it does
+ * not fuse (LEAKY_RELU, SOFTPLUS) or an unknown one.
  */
 struct tg_tensor *tg_linear(struct tg_tape *T, struct tg_tensor *x, struct tg_tensor *W,
-                            struct tg_tensor *b, enum tg_linear_act act);
+                            struct tg_tensor *b, enum tg_act act);
 
 /*
  * The matrix product, with NumPy's matmul rules:

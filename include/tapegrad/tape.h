@@ -94,7 +94,7 @@ void tg_tape_stats(const struct tg_tape *T, struct tg_tape_stats *out);
  *                 gradient; the sweep computes the vector-Jacobian product.
  * Visits only the nodes reachable from root, in reverse creation order, without
  * recursion. Gradients are summed (+=): a node used several times gets the sum.
- * Leaves accumulate across calls until tg_zero_grad.
+ * Leaves accumulate across calls until tg_tensor_zero_grad.
  *
  * Backward may run several times over one recording: each run recomputes the
  * gradients of the nodes (they start from zero every run) and adds once more into

@@ -60,7 +60,7 @@ struct tg_tensor *tg_tensor_from(enum tg_dtype dt, int rank, const int64_t *shap
 struct tg_tensor *tg_tensor_from_f64(enum tg_dtype dt, int rank, const int64_t *shape,
                                      const double *data);
 /* A rank-0 tensor holding v. */
-struct tg_tensor *tg_scalar(enum tg_dtype dt, double v);
+struct tg_tensor *tg_tensor_scalar(enum tg_dtype dt, double v);
 /* 1-D tensor start, start+step, ... < stop (> stop for a negative step). step != 0. */
 struct tg_tensor *tg_tensor_arange(enum tg_dtype dt, double start, double stop, double step);
 /* Elements uniform in [lo, hi) / normal(mean, std) drawn from rng in row-major order. */
@@ -89,7 +89,7 @@ void tg_tensor_free(struct tg_tensor *t);
  * and record again. */
 enum tg_status tg_tensor_set_requires_grad(struct tg_tensor *t, bool on);
 /* Sets t's gradient to zero (leaves accumulate across backward calls until this). */
-enum tg_status tg_zero_grad(struct tg_tensor *t);
+enum tg_status tg_tensor_zero_grad(struct tg_tensor *t);
 
 /* ---- read accessors (t borrowed; on NULL they return 0 / NULL / TG_F32 /
  * false; on a stale tape tensor they return the same and record TG_ERR_STALE) ---- */
@@ -115,7 +115,7 @@ const void *tg_tensor_grad(const struct tg_tensor *t);
  * kept from earlier. NULL (nothing recorded, nothing counted) when t has none. */
 void *tg_tensor_grad_mut(struct tg_tensor *t);
 /* A leaf's gradient version: a number that changes whenever its gradient may
- * have changed (a backward sweep reaching it, tg_zero_grad,
+ * have changed (a backward sweep reaching it, tg_tensor_zero_grad,
  * tg_tensor_set_requires_grad, tg_tensor_grad_mut). Equal numbers at two moments
  * mean the gradient did not change in between. 0 for NULL and tape tensors. */
 uint64_t tg_tensor_grad_version(const struct tg_tensor *t);
@@ -130,12 +130,33 @@ double tg_tensor_grad_get(const struct tg_tensor *t, int64_t i);
 enum tg_status tg_tensor_set(struct tg_tensor *t, int64_t i, double v);
 /* The value of a one-element tensor; NaN with TG_ERR_SHAPE when numel != 1,
  * NaN with TG_ERR_STALE when t is stale. */
-double tg_item(const struct tg_tensor *t);
+double tg_tensor_item(const struct tg_tensor *t);
 /* Writes "(3,4)" (or "()" for a scalar; "(null)" for NULL; "(stale)", recording
  * TG_ERR_STALE, for a stale tensor) into buf; returns buf. */
-char *tg_shape_str(const struct tg_tensor *t, char *buf, size_t size);
+char *tg_tensor_shape_str(const struct tg_tensor *t, char *buf, size_t size);
 const char *tg_dtype_name(enum tg_dtype dt); /* "f32", "f64" */
 size_t tg_dtype_size(enum tg_dtype dt);      /* 4 or 8 */
+
+/* ---- the recorded node behind a tensor ----
+ * These read only the node (its inputs and its op's descriptor), so they work
+ * for every op; tg_tensor_op (ops.h) gives the op itself. */
+
+/* The number of inputs of the op that produced t; 0 for leaves, constants and
+ * a NULL t; 0 with TG_ERR_STALE recorded for a stale handle. */
+int tg_tensor_n_inputs(const struct tg_tensor *t);
+/* Input i (0-based) of the op that produced t (borrowed), or NULL when t is
+ * NULL, a leaf or a constant, or i is out of range (NULL with TG_ERR_STALE
+ * recorded for a stale handle). */
+struct tg_tensor *tg_tensor_input(const struct tg_tensor *t, int i);
+/* The plain-number parameters of the op that produced t, in the op's order
+ * (docs/ops.md lists them: alpha and beta of affine, the axis of softmax, the
+ * transpose flags of matmul, the axes of a reduction, ...): writes the first
+ * min(n, max) of them into out and returns n, the number the op has (at most
+ * TG_MAX_OP_PARAMS), so that a return above max says the output was cut.
+ * Returns 0 for a NULL t, a leaf or a constant, or an op without parameters;
+ * out may be NULL when max is 0. A stale handle returns 0 with TG_ERR_STALE
+ * recorded. */
+int tg_tensor_op_params(const struct tg_tensor *t, double *out, int max);
 
 #ifdef __cplusplus
 }

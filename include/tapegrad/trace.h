@@ -64,7 +64,7 @@ struct tg_trace {
  * tg_backward(root, seed) that also records the trace into *out (owned by the
  * caller: free it with tg_trace_free). The gradients it computes are exactly
  * those of tg_backward. The totals of leaves include what they held before the
- * sweep (leaves accumulate until tg_zero_grad).
+ * sweep (leaves accumulate until tg_tensor_zero_grad).
  * On failure *out is NULL and the status is that of tg_backward, or
  * TG_ERR_NOMEM while recording (the gradients may then be complete or not).
  */

@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1) return 0;
     static const char delims[] = {0, ',', ';', '\t', ' ', '|', 'e', '"'};
     uint8_t sel = data[0];
-    struct tg_csv_options o = {
+    struct tg_dataset_csv_options o = {
         .dtype = sel & 0x80 ? TG_F64 : TG_F32,
         .delimiter = delims[sel & 7],
         .no_header = (sel & 8) != 0,

@@ -39,7 +39,7 @@ static void build(const struct expr *e, bool check)
     if (!root) {
         FUZZ_CHECK(err.msg[0]);
     } else if (check) {
-        FUZZ_CHECK(isfinite(tg_item(root)));
+        FUZZ_CHECK(isfinite(tg_tensor_item(root)));
         enum tg_status st = tg_backward(root, NULL);
         /* an expression of numbers only has nothing to differentiate */
         FUZZ_CHECK(st == TG_OK || st == TG_ERR_TAPE || st == TG_ERR_NOMEM);

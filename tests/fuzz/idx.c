@@ -1,7 +1,7 @@
 /*
  * tests/fuzz/idx.c - fuzzes the IDX reader: the input bytes are an IDX file (or,
  * when they start with the gzip magic, a gzip stream of one), read with
- * tg_idx_read; then the same bytes gzip-compressed by zlib are read again, and
+ * tg_dataset_read_idx; then the same bytes gzip-compressed by zlib are read again, and
  * the two results must agree exactly (the reader promises to decompress
  * transparently), and every value read must be finite. A rank-1 result is also
  * loaded as both images and labels by tg_dataset_load_idx.
@@ -44,10 +44,10 @@ static struct tg_tensor *read_checked(const uint8_t *data, size_t size, enum tg_
     int fd = fuzz_memfile(data, size, path, sizeof path);
     if (fd < 0) return (*st = TG_ERR_IO), NULL;
     tg_clear_error();
-    struct tg_tensor *t = tg_idx_read(path, dt);
+    struct tg_tensor *t = tg_dataset_read_idx(path, dt);
     *st = t ? TG_OK : tg_last_status();
     FUZZ_CHECK(*st == TG_OK || *st == TG_ERR_FORMAT || *st == TG_ERR_RANGE || *st == TG_ERR_NOMEM);
-    if (*st == TG_ERR_FORMAT || *st == TG_ERR_RANGE) FUZZ_CHECK(fuzz_names("tg_idx_read"));
+    if (*st == TG_ERR_FORMAT || *st == TG_ERR_RANGE) FUZZ_CHECK(fuzz_names("tg_dataset_read_idx"));
     /* the reader rejects NaN, Inf and values that do not fit dt */
     for (int64_t i = 0; t && i < tg_tensor_numel(t); i++) FUZZ_CHECK(isfinite(tg_tensor_get(t, i)));
     if (t && tg_tensor_rank(t) == 1) {

@@ -4,8 +4,8 @@
 int main(void)
 {
     struct tg_tape *T = tg_tape_new();
-    struct tg_tensor *w = tg_scalar(TG_F64, 0.5), *x = tg_scalar(TG_F64, 2.0);
-    struct tg_tensor *b = tg_scalar(TG_F64, -0.3);
+    struct tg_tensor *w = tg_tensor_scalar(TG_F64, 0.5), *x = tg_tensor_scalar(TG_F64, 2.0);
+    struct tg_tensor *b = tg_tensor_scalar(TG_F64, -0.3);
     tg_tensor_set_requires_grad(w, true);
     tg_tensor_set_requires_grad(b, true);
     /* one neuron: y = tanh(w x + b), loss = (y - 1)^2 */
@@ -15,7 +15,7 @@ int main(void)
         fprintf(stderr, "error: %s\n", tg_last_error());
         return 1;
     }
-    printf("loss = %.6f  dloss/dw = %.6f  dloss/db = %.6f\n", tg_item(loss),
+    printf("loss = %.6f  dloss/dw = %.6f  dloss/db = %.6f\n", tg_tensor_item(loss),
            tg_tensor_grad_get(w, 0), tg_tensor_grad_get(b, 0));
     tg_tensor_free(w), tg_tensor_free(x), tg_tensor_free(b), tg_tape_free(T);
     return 0;
