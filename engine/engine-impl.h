@@ -99,6 +99,17 @@ struct tg_op_desc {
      * NULL: the op has none. The trace, the graph and tg_tensor_op_params read
      * parameters only through this. */
     int (*params)(const struct tg_tensor *out, double *vals);
+    /* Higher order: the vector-Jacobian product recorded as ops of the table on
+     * T, so that it can be differentiated again. dy is the gradient of node out
+     * (out's shape and dtype; a node of T, a constant of T or a leaf). For each
+     * input i with need[i] set, stores in dx[i] a tensor of input i's shape and
+     * dtype on T, or NULL when that gradient is identically zero; leaves dx[i]
+     * alone where need[i] is false. Returns TG_OK, or the status of the op that
+     * failed (its message set). Reads out, its inputs and its parameters, never
+     * writes them. Values it needs that are piecewise constant in the inputs
+     * (masks, signs, argmax positions) may be recorded as constants of T. */
+    enum tg_status (*vjp_graph)(struct tg_tape *T, struct tg_tensor *out, struct tg_tensor *dy,
+                                const bool *need, struct tg_tensor **dx);
 };
 
 /* What only leaves have. A leaf is allocated as this struct (engine/tensor.c),
