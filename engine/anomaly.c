@@ -26,7 +26,7 @@ void tg__format_index(char *buf, size_t size, int rank, const int64_t *shape, in
         idx[d] = shape[d] ? i % shape[d] : 0;
         i = shape[d] ? i / shape[d] : 0;
     }
-    tg__format_shape(buf, size, rank, idx);
+    tg_tensor_format_shape(buf, size, rank, idx);
     buf[0] = '[';
     size_t n = strlen(buf);
     if (n) buf[n - 1] = ']';

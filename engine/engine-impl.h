@@ -129,7 +129,7 @@ static inline const struct tg__leaf *tg__leaf_of_c(const struct tg_tensor *t)
     return (const struct tg__leaf *)t;
 }
 
-/* A leaf that tg_backward_apply updates (engine/tape.c), hung on the leaf's
+/* A leaf that tg_backward_apply updates (engine/apply.c), hung on the leaf's
  * apply field for the duration of the call. */
 struct tg__apply {
     double alpha, beta; /* value = beta value + alpha g */
@@ -158,14 +158,15 @@ static inline struct tg__apply *tg__fold_at(const struct tg_tensor *o, uint32_t 
 }
 
 /* ---- errors (engine/status.c) ---- */
-enum tg_status tg__fail(enum tg_status s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* A failure is recorded with tg_set_error (status.h), the same call nn/ and
+ * users make; engine and ops call it tg__fail. */
+#define tg__fail tg_set_error
 /* For a NULL input (or root) `arg` of fn: when the last failure on this thread
  * is still the pending cause (no call has succeeded since), keeps its message
  * and status, else records TG_ERR_NULL "fn: arg is NULL". Returns the status. */
 enum tg_status tg__null_input(const char *fn, const char *arg);
 /* A call succeeded: the last failure can no longer be the cause of a NULL
- * (calls that record an op instead see tg__fail_gen move, engine/tape.c). */
+ * (calls that record an op instead see tg__fail_gen move, engine/record.c). */
 void tg__cause_consumed(void);
 /* A message that starts with "from: " now starts with "to: " (derived ops name
  * the function the user called rather than the descriptor they record). */
@@ -174,14 +175,13 @@ void tg__rename_failure(const char *from, const char *to);
  * with every failure and every change of a leaf's requires-grad, tg__rg_gen
  * with the latter only. Recording an op compares tg__fail_gen with what its
  * tape saw last, so that a success after a failure is noticed at the cost of
- * one load (engine/tape.c, link_and_run). */
+ * one load (engine/record.c, link_and_run). */
 extern _Atomic uint64_t tg__fail_gen;
 extern _Atomic uint64_t tg__rg_gen;
 static inline uint64_t tg__gen_load(_Atomic uint64_t *g)
 {
     return atomic_load_explicit(g, memory_order_relaxed);
 }
-void tg__format_shape(char *buf, size_t size, int rank, const int64_t *shape);
 
 /* ---- allocation (engine/status.c): every allocation goes through these ---- */
 void *tg__malloc(size_t n);
@@ -209,7 +209,7 @@ static inline void tg__store(void *p, int dtype, int64_t i, double v)
         ((float *)p)[i] = (float)v;
 }
 
-/* ---- the tape (engine/tape.c) ---- */
+/* ---- the tape (engine/tape.c, record.c; layout in engine/tape-impl.h) ---- */
 /* Bump-allocates n bytes (64-byte aligned) for the current recording. */
 void *tg__tape_alloc(struct tg_tape *T, size_t n);
 /* A node with its data buffer allocated and inputs linked, ready for forward.

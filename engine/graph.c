@@ -259,7 +259,7 @@ static void put_node(FILE *out, const struct tg__graph *g, int64_t k,
     enum tg_graph_kind kind = tg_graph_kind(t);
     char name[128], shape[160];
     tg__graph_label(g, o ? o->names : NULL, t, name, sizeof name);
-    tg__format_shape(shape, sizeof shape, t->rank, t->shape);
+    tg_tensor_format_shape(shape, sizeof shape, t->rank, t->shape);
     fprintf(out, "  t%lld [%s, label=\"", (long long)k, kind_style[kind]);
     put_escaped(out, name);
     if (kind == TG_GRAPH_OP)
@@ -303,8 +303,8 @@ static void put_edge_label(FILE *out, const struct tg__graph *g, const struct tg
         put_escaped(out, xn);
         fprintf(out, " = %.6g", local[i]);
     } else {
-        tg__format_shape(ts, sizeof ts, t->rank, t->shape);
-        tg__format_shape(xs, sizeof xs, x->rank, x->shape);
+        tg_tensor_format_shape(ts, sizeof ts, t->rank, t->shape);
+        tg_tensor_format_shape(xs, sizeof xs, x->rank, x->shape);
         const char *j =
             tg__jacobian_kind(t->desc->elementwise, t->rank, t->shape, x->rank, x->shape);
         if (j[0] == 'b')

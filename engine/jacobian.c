@@ -124,8 +124,8 @@ enum tg_status tg_vjp(tg_gradcheck_fn fn, void *ctx, const struct tg_tensor *inp
     for (int d = 0; same && d < v->rank; d++) same = v->shape[d] == r.y->shape[d];
     if (!same) {
         char a[160], b[160];
-        tg__format_shape(a, sizeof a, v->rank, v->shape);
-        tg__format_shape(b, sizeof b, r.y->rank, r.y->shape);
+        tg_tensor_format_shape(a, sizeof a, v->rank, v->shape);
+        tg_tensor_format_shape(b, sizeof b, r.y->rank, r.y->shape);
         rec_free(&r);
         return tg__fail(TG_ERR_SHAPE, "tg_vjp: v has shape %s but the output has shape %s", a, b);
     }

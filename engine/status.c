@@ -99,29 +99,21 @@ void tg__rename_failure(const char *from, const char *to)
     snprintf(last_msg, sizeof last_msg, "%s%s", to, rest);
 }
 
-enum tg_status tg__fail(enum tg_status s, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    record(s, fmt, ap);
-    va_end(ap);
-    return s;
-}
-
 enum tg_status tg__null_input(const char *fn, const char *arg)
 {
     if (cause_pending && last_status != TG_OK) return last_status;
     return tg__fail(TG_ERR_NULL, "%s: %s is NULL", fn, arg);
 }
 
-void tg__format_shape(char *buf, size_t size, int rank, const int64_t *shape)
+char *tg_tensor_format_shape(char *buf, size_t size, int rank, const int64_t *shape)
 {
     size_t n = 0;
-    if (size == 0) return;
+    if (!buf || size == 0) return buf;
     n += (size_t)snprintf(buf + n, size - n, "(");
     for (int i = 0; i < rank && n < size; i++)
         n += (size_t)snprintf(buf + n, size - n, i ? ",%lld" : "%lld", (long long)shape[i]);
     if (n < size) snprintf(buf + n, size - n, ")");
+    return buf;
 }
 
 /* ---- the allocator hook ---- */

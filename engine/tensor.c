@@ -81,7 +81,7 @@ enum tg_status tg__check_shape(const char *fn, int rank, const int64_t *shape, s
                             (long long)shape[i]);
         if (shape[i] && n > (int64_t)(PTRDIFF_MAX / (ptrdiff_t)elem) / shape[i]) {
             char b[160];
-            tg__format_shape(b, sizeof b, rank, shape);
+            tg_tensor_format_shape(b, sizeof b, rank, shape);
             return tg__fail(TG_ERR_RANGE, "%s: shape %s is too large (size overflows)", fn, b);
         }
         n *= shape[i];
@@ -278,7 +278,7 @@ enum tg_status tg_tensor_set_requires_grad(struct tg_tensor *t, bool on)
                         "tg_tensor_set_requires_grad: only leaves can be made to require grad");
     struct tg__leaf *l = tg__leaf_of(t);
     if (on != (bool)t->requires_grad) {
-        /* a sweep checks its recording's leaves against this (engine/tape.c) */
+        /* a sweep checks its recording's leaves against this (engine/sweep.c) */
         l->rg_gen = atomic_fetch_add_explicit(&tg__rg_gen, 1, memory_order_relaxed) + 1;
         atomic_fetch_add_explicit(&tg__fail_gen, 1, memory_order_relaxed);
     }
@@ -435,7 +435,7 @@ double tg_tensor_item(const struct tg_tensor *t)
     if (tg__check_live("tg_tensor_item", "t", t)) return NAN;
     if (t->numel != 1) {
         char b[160];
-        tg__format_shape(b, sizeof b, t->rank, t->shape);
+        tg_tensor_format_shape(b, sizeof b, t->rank, t->shape);
         tg__fail(TG_ERR_SHAPE, "tg_tensor_item: tensor of shape %s has %lld elements, not 1", b,
                  (long long)t->numel);
         return NAN;
@@ -454,7 +454,7 @@ char *tg_tensor_shape_str(const struct tg_tensor *t, char *buf, size_t size)
         snprintf(buf, size, "(stale)");
         return buf;
     }
-    tg__format_shape(buf, size, t->rank, t->shape);
+    tg_tensor_format_shape(buf, size, t->rank, t->shape);
     return buf;
 }
 

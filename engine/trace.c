@@ -1,7 +1,7 @@
 /*
  * engine/trace.c - the chain-rule trace: tg_backward with a recorder.
  *
- * The sweep itself is tg__backward_ex in tape.c; this file only observes it.
+ * The sweep itself is tg__backward_ex in sweep.c; this file only observes it.
  * Before a node's backward rule runs, the gradients of its inputs are copied;
  * after it ran, the difference is that node's contribution to each input. This
  * is generic: it works for every op, present and future, without knowing its
@@ -222,7 +222,7 @@ static void print_header(FILE *out, const struct tg_trace_step *s, const char *n
         for (int u = 0; u < x->uses; u++) fprintf(out, "%s%s", i || u ? ", " : "", in);
     }
     for (int p = 0; p < s->n_params; p++) fprintf(out, ", %.6g", s->params[p]);
-    tg__format_shape(shape, sizeof shape, s->rank, s->shape);
+    tg_tensor_format_shape(shape, sizeof shape, s->rank, s->shape);
     if (s->scalar)
         fprintf(out, ") = %.6g\n", s->value);
     else
@@ -247,8 +247,8 @@ static void print_input(FILE *out, const struct tg_trace_step *s, const struct t
         fprintf(out, "   -> d%s/d%s = %.6g", root, in, x->total);
     } else {
         char si[160], so[160];
-        tg__format_shape(si, sizeof si, x->rank, x->shape);
-        tg__format_shape(so, sizeof so, s->rank, s->shape);
+        tg_tensor_format_shape(si, sizeof si, x->rank, x->shape);
+        tg_tensor_format_shape(so, sizeof so, s->rank, s->shape);
         fprintf(out, "    d%s/d%s += d%s/d%s J_%s(%s)  [%s Jacobian, %s by %s]", root, in, root,
                 node, node, in,
                 tg__jacobian_kind(s->elementwise, s->rank, s->shape, x->rank, x->shape), so, si);

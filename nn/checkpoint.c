@@ -214,7 +214,7 @@ static enum tg_status check_span(const char *fn, const struct ck_file *f, const 
     }
     if (!overflow && bytes == e->end - e->begin) return TG_OK;
     char sh[160];
-    tg__nn_shape_str(sh, sizeof sh, e->rank, e->shape);
+    tg_tensor_format_shape(sh, sizeof sh, e->rank, e->shape);
     return tg_set_error(
         TG_ERR_FORMAT,
         "%s: %s: tensor \"%s\": shape %s of %s needs %s%llu bytes but "
@@ -432,8 +432,8 @@ static void compare_entry(struct msgbuf *m, const struct ck_entry *e, const stru
     bool same = tg_tensor_rank(t) == e->rank;
     for (int i = 0; same && i < e->rank; i++) same = tg_tensor_shape(t)[i] == e->shape[i];
     if (!same) {
-        tg__nn_shape_str(a, sizeof a, e->rank, e->shape);
-        tg__nn_shape_str(b, sizeof b, tg_tensor_rank(t), tg_tensor_shape(t));
+        tg_tensor_format_shape(a, sizeof a, e->rank, e->shape);
+        tg_tensor_format_shape(b, sizeof b, tg_tensor_rank(t), tg_tensor_shape(t));
         add_mismatch(m, "\"%s\": shape %s in the file, %s in the model", e->name, a, b);
     }
     if (tg_tensor_dtype(t) != e->dtype)

@@ -210,7 +210,7 @@ static enum tg_status idx_header(struct src *g, struct idx *x, uint64_t max_byte
     size_t es = x->esize > tg_dtype_size(dt) ? x->esize : tg_dtype_size(dt);
     if ((uint64_t)x->numel * es > max_bytes) {
         char sh[160];
-        tg__nn_shape_str(sh, sizeof sh, x->rank, x->shape);
+        tg_tensor_format_shape(sh, sizeof sh, x->rank, x->shape);
         return tg_set_error(TG_ERR_RANGE,
                             "%s: %s: the header declares %s, %llu bytes, more than the limit "
                             "of %llu bytes (max_bytes)",
@@ -310,7 +310,7 @@ static enum tg_status idx_value_ok(const char *fn, const char *path, const struc
         c[d] = x->shape[d] ? r % x->shape[d] : 0;
         r = x->shape[d] ? r / x->shape[d] : 0;
     }
-    tg__nn_shape_str(at, sizeof at, x->rank, c);
+    tg_tensor_format_shape(at, sizeof at, x->rank, c);
     if (!isfinite(raw))
         return tg_set_error(TG_ERR_FORMAT, "%s: %s: element %lld at %s is %s", fn, path,
                             (long long)i, at, isnan(raw) ? "NaN" : "infinite");
@@ -381,8 +381,8 @@ struct tg_dataset *tg_dataset_load_idx_limit(const char *images_path, const char
         goto out;
     if (lb.rank != 1 || lb.shape[0] != im.shape[0]) {
         char a[160], b[160];
-        tg__nn_shape_str(a, sizeof a, im.rank, im.shape);
-        tg__nn_shape_str(b, sizeof b, lb.rank, lb.shape);
+        tg_tensor_format_shape(a, sizeof a, im.rank, im.shape);
+        tg_tensor_format_shape(b, sizeof b, lb.rank, lb.shape);
         tg_set_error(TG_ERR_MISMATCH,
                      "%s: images %s of %s do not match labels %s of %s (need "
                      "(n, ...) and (n))",

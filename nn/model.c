@@ -396,7 +396,7 @@ static enum tg_status check_tensors(const char *path, const struct tg_params *p,
             bool fits = t && tg_tensor_rank(t) == 2 - b && tg_tensor_dim(t, 0) == shape[0] &&
                         (b || tg_tensor_dim(t, 1) == shape[1]);
             if (fits) continue;
-            tg__nn_shape_str(want, sizeof want, 2 - b, shape);
+            tg_tensor_format_shape(want, sizeof want, 2 - b, shape);
             return tg_set_error(TG_ERR_MISMATCH,
                                 "tg_nn_model_load: %s: architecture %s needs %s of shape %s, "
                                 "the file has %s",

@@ -29,13 +29,5 @@ static inline int tg__nn_little_endian(void)
     return *(const uint8_t *)&one == 1;
 }
 
-/* Writes "(3,4)" ("()" for rank 0) into buf. */
-static inline void tg__nn_shape_str(char *buf, size_t size, int rank, const int64_t *shape)
-{
-    size_t n = (size_t)snprintf(buf, size, "(");
-    for (int i = 0; i < rank && n < size; i++)
-        n += (size_t)snprintf(buf + n, size - n, i ? ",%lld" : "%lld", (long long)shape[i]);
-    if (n < size) snprintf(buf + n, size - n, ")");
-}
 
 #endif

@@ -132,8 +132,7 @@ fail:
  * takes no loop that needs a remainder) and -fno-math-errno (so sqrt is sqrtpd). Each
  * rule is written once, for one element, as an inline function whose variant argument
  * is a constant at every call, so no branch is left in a loop; its operations and their
- * order are those of the per-element rule it replaced, so the results are the same to
- * the bit. The loop functions take restrict parameters and are kept out of line:
+ * order match PyTorch's update formula term by term (docs/nn.md). The loop functions take restrict parameters and are kept out of line:
  * inlined into their caller they lose the restrict, and gcc adds a run-time overlap
  * check to each loop. */
 

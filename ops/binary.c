@@ -22,8 +22,8 @@ enum tg_status tg__broadcast_shape(const char *fn, const struct tg_tensor *a,
         int64_t da = ka >= 0 ? a->shape[ka] : 1, db = kb >= 0 ? b->shape[kb] : 1;
         if (da != db && da != 1 && db != 1) {
             char sa[160], sb[160];
-            tg__format_shape(sa, sizeof sa, a->rank, a->shape);
-            tg__format_shape(sb, sizeof sb, b->rank, b->shape);
+            tg_tensor_format_shape(sa, sizeof sa, a->rank, a->shape);
+            tg_tensor_format_shape(sb, sizeof sb, b->rank, b->shape);
             return tg__fail(TG_ERR_SHAPE, "%s: shapes %s and %s cannot broadcast", fn, sa, sb);
         }
         out->shape[d] = da == 1 ? db : da;

@@ -33,7 +33,7 @@ static enum tg_status check_range(const char *fn, const int64_t *idx, int64_t n,
     for (int64_t k = 0; k < n; k++)
         if (idx[k] < 0 || idx[k] >= dim) {
             char s[160];
-            tg__format_shape(s, sizeof s, x->rank, x->shape);
+            tg_tensor_format_shape(s, sizeof s, x->rank, x->shape);
             return tg__fail(TG_ERR_RANGE,
                             "%s: index %lld at position %lld is out of range for "
                             "axis %d of %s",
@@ -167,7 +167,7 @@ struct tg_tensor *tg_index_select_tensor(struct tg_tape *T, struct tg_tensor *x,
     if (tg__check_input(T, "index_select", index)) return NULL;
     if (index->rank != 1) {
         char s[160];
-        tg__format_shape(s, sizeof s, index->rank, index->shape);
+        tg_tensor_format_shape(s, sizeof s, index->rank, index->shape);
         tg__fail(TG_ERR_SHAPE, "index_select: the index must have rank 1, not shape %s", s);
         return NULL;
     }
@@ -189,8 +189,8 @@ static enum tg_status gather_shape(struct tg_tensor *out)
     int rank = (int)out->p.i[1], axis;
     if (rank != x->rank) {
         char si[160], sx[160];
-        tg__format_shape(si, sizeof si, rank, g->shape);
-        tg__format_shape(sx, sizeof sx, x->rank, x->shape);
+        tg_tensor_format_shape(si, sizeof si, rank, g->shape);
+        tg_tensor_format_shape(sx, sizeof sx, x->rank, x->shape);
         return tg__fail(TG_ERR_SHAPE, "gather: index shape %s and input %s differ in rank", si, sx);
     }
     if (tg__norm_axis("gather", (int)out->p.i[0], x->rank, x->rank, x->shape, &axis))
@@ -198,8 +198,8 @@ static enum tg_status gather_shape(struct tg_tensor *out)
     for (int d = 0; d < rank; d++)
         if (d != axis && g->shape[d] > x->shape[d]) {
             char si[160], sx[160];
-            tg__format_shape(si, sizeof si, rank, g->shape);
-            tg__format_shape(sx, sizeof sx, x->rank, x->shape);
+            tg_tensor_format_shape(si, sizeof si, rank, g->shape);
+            tg_tensor_format_shape(sx, sizeof sx, x->rank, x->shape);
             return tg__fail(TG_ERR_SHAPE, "gather: index shape %s exceeds input %s on axis %d", si,
                             sx, d);
         }
@@ -396,8 +396,8 @@ static enum tg_status concat_shape(struct tg_tensor *out)
         const struct tg_tensor *x = out->in[k];
         if (!same_shape(x0, x, axis)) {
             char s0[160], s1[160];
-            tg__format_shape(s0, sizeof s0, x0->rank, x0->shape);
-            tg__format_shape(s1, sizeof s1, x->rank, x->shape);
+            tg_tensor_format_shape(s0, sizeof s0, x0->rank, x0->shape);
+            tg_tensor_format_shape(s1, sizeof s1, x->rank, x->shape);
             return tg__fail(TG_ERR_SHAPE,
                             "concat: shapes %s and %s (input %u) differ outside "
                             "axis %d",
@@ -435,8 +435,8 @@ static enum tg_status stack_shape(struct tg_tensor *out)
     for (uint32_t k = 1; k < out->n_in; k++)
         if (!same_shape(x0, out->in[k], -1)) {
             char s0[160], s1[160];
-            tg__format_shape(s0, sizeof s0, x0->rank, x0->shape);
-            tg__format_shape(s1, sizeof s1, out->in[k]->rank, out->in[k]->shape);
+            tg_tensor_format_shape(s0, sizeof s0, x0->rank, x0->shape);
+            tg_tensor_format_shape(s1, sizeof s1, out->in[k]->rank, out->in[k]->shape);
             return tg__fail(TG_ERR_SHAPE, "stack: shapes %s and %s (input %u) differ", s0, s1,
                             k + 1);
         }

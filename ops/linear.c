@@ -35,9 +35,9 @@ static enum tg_status linear_shape(struct tg_tensor *o)
                 (x->rank == 1 || x->shape[0] <= INT32_MAX);
     if (!fits) {
         char sx[96], sw[96], sb[96] = "none";
-        tg__format_shape(sx, sizeof sx, x->rank, x->shape);
-        tg__format_shape(sw, sizeof sw, W->rank, W->shape);
-        if (b) tg__format_shape(sb, sizeof sb, b->rank, b->shape);
+        tg_tensor_format_shape(sx, sizeof sx, x->rank, x->shape);
+        tg_tensor_format_shape(sw, sizeof sw, W->rank, W->shape);
+        if (b) tg_tensor_format_shape(sb, sizeof sb, b->rank, b->shape);
         if (!ok)
             return tg__fail(TG_ERR_SHAPE,
                             "linear: x %s, W %s and b %s do not fit (want x (B,in) or (in), "

@@ -88,8 +88,8 @@ static enum tg_status shapes_differ(const char *fn, const struct tg_tensor *a,
                                     const struct tg_tensor *b, const char *what)
 {
     char sa[160], sb[160];
-    tg__format_shape(sa, sizeof sa, a->rank, a->shape);
-    tg__format_shape(sb, sizeof sb, b->rank, b->shape);
+    tg_tensor_format_shape(sa, sizeof sa, a->rank, a->shape);
+    tg_tensor_format_shape(sb, sizeof sb, b->rank, b->shape);
     return tg__fail(TG_ERR_SHAPE, "%s: shapes %s and %s %s", fn, sa, sb, what);
 }
 
@@ -505,7 +505,7 @@ struct tg_tensor *tg_cross_entropy_idx(struct tg_tape *T, struct tg_tensor *logi
     rows_of(logits, &rows, &C);
     if (n != rows) {
         char s[160];
-        tg__format_shape(s, sizeof s, logits->rank, logits->shape);
+        tg_tensor_format_shape(s, sizeof s, logits->rank, logits->shape);
         tg__fail(TG_ERR_SHAPE, "cross_entropy: %lld labels for logits %s (%lld samples)",
                  (long long)n, s, (long long)rows);
         return NULL;

@@ -189,7 +189,7 @@ static void operand(const struct tg_tensor *x, bool trans, bool left, int64_t *o
 /* "(2,3)" or "(3,2)^T" */
 static void shape_name(char *buf, size_t size, const struct tg_tensor *x, bool t)
 {
-    tg__format_shape(buf, size, x->rank, x->shape);
+    tg_tensor_format_shape(buf, size, x->rank, x->shape);
     if (t && x->rank >= 2) strncat(buf, "^T", size - strlen(buf) - 1);
 }
 

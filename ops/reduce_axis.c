@@ -274,7 +274,7 @@ static enum tg_status fail_on(enum tg_status st, const char *fn, const struct tg
                               const char *what, const char *rest)
 {
     char s[160];
-    tg__format_shape(s, sizeof s, x->rank, x->shape);
+    tg_tensor_format_shape(s, sizeof s, x->rank, x->shape);
     return tg__fail(st, "%s: %s%s%s", fn, what, s, rest);
 }
 

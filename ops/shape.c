@@ -19,7 +19,7 @@ enum tg_status tg__norm_axis(const char *fn, int axis, int n, int rank, const in
 {
     if (axis < -n || axis >= n) {
         char s[160];
-        tg__format_shape(s, sizeof s, rank, shape);
+        tg_tensor_format_shape(s, sizeof s, rank, shape);
         return tg__fail(TG_ERR_RANGE, "%s: axis %d is out of range for %s", fn, axis, s);
     }
     *out = axis < 0 ? axis + n : axis;
@@ -145,8 +145,8 @@ static enum tg_status fail_shape2(enum tg_status st, const char *fmt, int ra, co
                                   int rb, const int64_t *b)
 {
     char sa[160], sb[160];
-    tg__format_shape(sa, sizeof sa, ra, a);
-    tg__format_shape(sb, sizeof sb, rb, b);
+    tg_tensor_format_shape(sa, sizeof sa, ra, a);
+    tg_tensor_format_shape(sb, sizeof sb, rb, b);
     return tg__fail(st, fmt, sa, sb);
 }
 
@@ -226,7 +226,7 @@ static enum tg_status squeeze_shape(struct tg_tensor *out)
             return tg_last_status();
         if (x->shape[axis] != 1) {
             char s[160];
-            tg__format_shape(s, sizeof s, x->rank, x->shape);
+            tg_tensor_format_shape(s, sizeof s, x->rank, x->shape);
             return tg__fail(TG_ERR_SHAPE, "squeeze: axis %d of %s has size %lld, not 1",
                             (int)out->p.i[0], s, (long long)x->shape[axis]);
         }
@@ -275,7 +275,7 @@ static enum tg_status unsqueeze_shape(struct tg_tensor *out)
     int axis;
     if (x->rank >= TG_MAX_DIM) {
         char s[160];
-        tg__format_shape(s, sizeof s, x->rank, x->shape);
+        tg_tensor_format_shape(s, sizeof s, x->rank, x->shape);
         return tg__fail(TG_ERR_RANGE, "unsqueeze: %s already has the maximum rank %d", s,
                         TG_MAX_DIM);
     }
@@ -387,7 +387,7 @@ static enum tg_status permute_shape(struct tg_tensor *out)
     int n = (int)out->p.i[0];
     char s[160]; /* x's shape, formatted only for a message */
     if (n != x->rank) {
-        tg__format_shape(s, sizeof s, x->rank, x->shape);
+        tg_tensor_format_shape(s, sizeof s, x->rank, x->shape);
         return tg__fail(TG_ERR_SHAPE, "permute: %d axes given for %s of rank %d", n, s, x->rank);
     }
     unsigned seen = 0;
@@ -396,7 +396,7 @@ static enum tg_status permute_shape(struct tg_tensor *out)
         if (tg__norm_axis("permute", (int)perm[d], n, x->rank, x->shape, &a))
             return tg_last_status();
         if (seen & (1u << a)) {
-            tg__format_shape(s, sizeof s, x->rank, x->shape);
+            tg_tensor_format_shape(s, sizeof s, x->rank, x->shape);
             return tg__fail(TG_ERR_VALUE, "permute: axis %d appears twice in the permutation of %s",
                             a, s);
         }
@@ -557,7 +557,7 @@ static enum tg_status slice_shape(struct tg_tensor *out)
     int n = (int)out->p.i[0];
     if (n > x->rank) {
         char b[160];
-        tg__format_shape(b, sizeof b, x->rank, x->shape);
+        tg_tensor_format_shape(b, sizeof b, x->rank, x->shape);
         return tg__fail(TG_ERR_RANGE, "slice: %d axes sliced but %s has rank %d", n, b, x->rank);
     }
     for (int d = 0; d < x->rank; d++) {

@@ -40,7 +40,7 @@ static enum tg_status softmax_shape(struct tg_tensor *out)
     int64_t axis = out->p.i[0];
     if (axis < -(int64_t)x->rank || axis >= (int64_t)x->rank) {
         char s[160];
-        tg__format_shape(s, sizeof s, x->rank, x->shape);
+        tg_tensor_format_shape(s, sizeof s, x->rank, x->shape);
         return tg__fail(TG_ERR_RANGE, "%s: axis %lld is out of range for shape %s", out->desc->name,
                         (long long)axis, s);
     }

@@ -134,6 +134,9 @@ double tg_tensor_item(const struct tg_tensor *t);
 /* Writes "(3,4)" (or "()" for a scalar; "(null)" for NULL; "(stale)", recording
  * TG_ERR_STALE, for a stale tensor) into buf; returns buf. */
 char *tg_tensor_shape_str(const struct tg_tensor *t, char *buf, size_t size);
+/* Writes the shape of `rank` entries as "(3,4)" ("()" for rank 0) into buf of
+ * `size` bytes, cut to fit; returns buf. The form every message uses. */
+char *tg_tensor_format_shape(char *buf, size_t size, int rank, const int64_t *shape);
 const char *tg_dtype_name(enum tg_dtype dt); /* "f32", "f64" */
 size_t tg_dtype_size(enum tg_dtype dt);      /* 4 or 8 */
 
