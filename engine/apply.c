@@ -97,7 +97,7 @@ enum tg_status tg_backward_apply(struct tg_tensor *root, const struct tg_tensor 
     static const char fn[] = "tg_backward_apply";
     enum tg_status st = tg__check_root(fn, root, seed);
     if (st) return st;
-    if ((st = owner_check(root->tape, fn)) || (st = tg__check_leaf_flags(root->tape, fn))) return st;
+    if ((st = owner_check(root->tape, fn)) || (st = tg__check_leaf_flags(root, fn))) return st;
     if (n && !list) return tg__fail(TG_ERR_NULL, "%s: list is NULL but n is %zu", fn, n);
     struct tg_tape *T = root->tape;
     if (n > SIZE_MAX / sizeof(struct tg__apply))

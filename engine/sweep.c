@@ -143,12 +143,15 @@ enum tg_status tg__sweep(struct tg_tape *T, struct tg_tensor *root, const struct
     return TG_OK;
 }
 
-/* TG_ERR_STATE when a leaf that an op of T's recording takes as input had its
- * requires-grad changed after that op was recorded (the op decided then whether
- * its result needs a gradient). Walks the recording only when some leaf's
- * requires-grad changed since its first op. */
-enum tg_status tg__check_leaf_flags(const struct tg_tape *T, const char *fn)
+/* TG_ERR_STATE when a leaf that an op of the sweep from root takes as input had
+ * its requires-grad changed after that op was recorded (the op decided then
+ * whether its result needs a gradient). Walks the recording only when some
+ * leaf's requires-grad changed since its first op, and then reads only the
+ * nodes the sweep will reach (marked with a sweep number of their own), so that
+ * a leaf freed after it fed an unrelated part of the recording is never read. */
+enum tg_status tg__check_leaf_flags(struct tg_tensor *root, const char *fn)
 {
+    struct tg_tape *T = root->tape;
     if (!T->rec_started || tg__gen_load(&tg__rg_gen) == T->rec_rg) return TG_OK;
     /* a node was recorded with the requires-grad flags of tg__rg_gen's value at
      * the latest checkpoint at or before it (or at the first op): walking back,
@@ -156,15 +159,23 @@ enum tg_status tg__check_leaf_flags(const struct tg_tape *T, const char *fn)
      * counts as recorded after the first op. */
     const struct rg_checkpoint *c = T->ck_lost ? NULL : T->ck;
     uint64_t seen = c ? c->rg : T->rec_rg;
+    uint64_t mark = ++T->sweep; /* the real sweep takes the next number */
+    root->sweep = mark;
     for (const struct tg_tensor *n = T->last; n; n = n->prev) {
-        for (uint32_t k = 0; k < n->n_in; k++) {
-            const struct tg_tensor *x = n->in[k];
-            if (x->kind == TG_KIND_LEAF && tg__leaf_of_c(x)->rg_gen > seen)
+        /* checkpoints count whether or not n is reached */
+        bool reached = n->sweep == mark;
+        for (uint32_t k = 0; reached && k < n->n_in; k++) {
+            struct tg_tensor *x = n->in[k];
+            if (x->kind == TG_KIND_NODE) {
+                x->sweep = mark;
+            } else if (x->kind == TG_KIND_LEAF && tg__leaf_of_c(x)->rg_gen > seen) {
+                T->sweep++; /* no node's gradient reads as current: none is */
                 return tg__fail(TG_ERR_STATE,
                                 "%s: requires-grad of input %u of %s was changed after the op "
                                 "was recorded; set it before recording (reset the tape and "
                                 "record again)",
                                 fn, k + 1, n->desc->name);
+            }
         }
         if (c && n == c->node) {
             c = c->older;
@@ -180,7 +191,7 @@ enum tg_status tg__backward_ex(struct tg_tensor *root, const struct tg_tensor *s
     enum tg_status st = tg__check_root("backward", root, seed);
     if (st) return st;
     if ((st = owner_check(root->tape, "backward"))) return st;
-    if ((st = tg__check_leaf_flags(root->tape, "backward"))) return st;
+    if ((st = tg__check_leaf_flags(root, "backward"))) return st;
     /* Memory first: after this point nothing can fail for lack of it, so a
      * failure leaves every leaf gradient as it was. */
     if ((st = tg__reserve_grads(root->tape))) return st;

@@ -129,8 +129,9 @@ enum tg_status tg__node_buffers(struct tg_tape *T, struct tg_tensor *n, const ch
 /* ---- engine/sweep.c: what tg_backward and tg_backward_apply share ---- */
 /* The checks of a backward call's root and seed (fn names the call). */
 enum tg_status tg__check_root(const char *fn, struct tg_tensor *root, const struct tg_tensor *seed);
-/* TG_ERR_STATE when a leaf's requires-grad changed under T's recording. */
-enum tg_status tg__check_leaf_flags(const struct tg_tape *T, const char *fn);
+/* TG_ERR_STATE when a leaf that the sweep from root reaches had its
+ * requires-grad changed after an op that takes it was recorded. */
+enum tg_status tg__check_leaf_flags(struct tg_tensor *root, const char *fn);
 /* Reserves gradient memory for every node recorded since the last reservation. */
 enum tg_status tg__reserve_grads(struct tg_tape *T);
 /* The sweep, after the checks and with the gradient memory reserved. */
