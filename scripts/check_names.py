@@ -34,6 +34,7 @@ MODULES = {
     "dataset.h": ["dataset"],
     "nn.h": ["nn"],
     "model.h": ["nn"],
+    "grad.h": ["grad"],
 }
 # named for what they compute (docs/design.md, "Naming")
 ALGORITHMS = {"tg_backward", "tg_backward_apply", "tg_backward_trace", "tg_gradcheck",

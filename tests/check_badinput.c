@@ -271,6 +271,30 @@ ROW(classify_null, tg_jacobian_classify(NULL, 2, 2, &(struct tg_jacobian_info){0
 ROW(classify_neg, tg_jacobian_classify((double[]){0}, -1, 1, &(struct tg_jacobian_info){0}))
 ROW(classify_ovf, tg_jacobian_classify((double[]){0}, INT64_MAX, 4, &(struct tg_jacobian_info){0}))
 ROW(jac_name_range, VAL(strcmp(tg_jacobian_structure_name((enum tg_jacobian_structure)77), "?"), 0))
+/* ---- grad.h ---- */
+#define G1 (struct tg_tensor *[]){NULL}
+ROW(grad_outputs_null, tg_grad(1, NULL, NULL, 1, &f->a23, NULL, G1))
+ROW(grad_n_out, tg_grad(0, &f->node, NULL, 1, &f->a23, NULL, G1))
+ROW(grad_inputs_null, tg_grad(1, &f->node, &f->b23, 1, NULL, NULL, G1))
+ROW(grad_grads_null, tg_grad(1, &f->node, &f->b23, 1, &f->a23, NULL, NULL))
+ROW(grad_output_entry_null, tg_grad(1, (struct tg_tensor *[]){NULL}, NULL, 1, &f->a23, NULL, G1))
+ROW(grad_input_entry_null, tg_grad(1, &f->node, &f->b23, 1, (struct tg_tensor *[]){NULL}, NULL, G1))
+ROW(grad_stale_output, tg_grad(1, &f->stale, NULL, 1, &f->a23, NULL, G1))
+ROW(grad_stale_input, tg_grad(1, &f->node, &f->b23, 1, &f->stale, NULL, G1))
+ROW(grad_stale_seed, tg_grad(1, &f->node, &f->stale, 1, &f->a23, NULL, G1))
+ROW(grad_output_leaf, tg_grad(1, &f->a23, NULL, 1, &f->a23, NULL, G1))
+ROW(grad_no_seed, tg_grad(1, &f->node, NULL, 1, &f->a23, NULL, G1))
+ROW(grad_seed_shape, tg_grad(1, &f->node, &f->c5, 1, &f->a23, NULL, G1))
+ROW(grad_seed_dtype, tg_grad(1, &f->node, &f->d23, 1, &f->a23, NULL, G1))
+ROW(grad_seed_tape, tg_grad(1, &f->node, (struct tg_tensor *[]){tg_add(f->T2, f->b23, f->b23)},
+                            1, &f->a23, NULL, G1))
+ROW(grad_input_tape, tg_grad(1, &f->node, &f->b23, 1,
+                             (struct tg_tensor *[]){tg_add(f->T2, f->a23, f->b23)}, NULL, G1))
+ROW(grad_outputs_tapes, tg_grad(2, (struct tg_tensor *[]){f->node, tg_add(f->T2, f->a23, f->a23)},
+                                (struct tg_tensor *[]){f->b23, f->b23}, 1, &f->a23, NULL, G1))
+ROW(grad_input_no_rg, tg_grad(1, &f->node, &f->b23, 1, &f->b23, NULL, G1))
+ROW(grad_unused, (tg_tensor_set_requires_grad(f->c5, true),
+                  tg_grad(1, &f->node, &f->b23, 1, &f->c5, NULL, G1)))
 /* ---- graph.h, trace.h ---- */
 ROW(dot_null_root, tg_graph_dot(NULL, stdout, NULL))
 ROW(dot_null_out, tg_graph_dot(f->node, NULL, NULL))
@@ -527,6 +551,24 @@ static const struct row rows[] = {
     R(classify_neg, TG_ERR_RANGE, "tg_jacobian_classify"),
     R(classify_ovf, TG_ERR_RANGE, "tg_jacobian_classify"),
     R(jac_name_range, TG_OK, NULL),
+    R(grad_outputs_null, TG_ERR_NULL, "tg_grad"),
+    R(grad_n_out, TG_ERR_NULL, "tg_grad"),
+    R(grad_inputs_null, TG_ERR_NULL, "tg_grad"),
+    R(grad_grads_null, TG_ERR_NULL, "tg_grad"),
+    R(grad_output_entry_null, TG_ERR_NULL, "tg_grad"),
+    R(grad_input_entry_null, TG_ERR_NULL, "tg_grad"),
+    R(grad_stale_output, TG_ERR_STALE, "tg_grad"),
+    R(grad_stale_input, TG_ERR_STALE, "tg_grad"),
+    R(grad_stale_seed, TG_ERR_STALE, "tg_grad"),
+    R(grad_output_leaf, TG_ERR_TAPE, "tg_grad"),
+    R(grad_no_seed, TG_ERR_SHAPE, "tg_grad"),
+    R(grad_seed_shape, TG_ERR_SHAPE, "tg_grad"),
+    R(grad_seed_dtype, TG_ERR_DTYPE, "tg_grad"),
+    R(grad_seed_tape, TG_ERR_TAPE, "tg_grad"),
+    R(grad_input_tape, TG_ERR_TAPE, "tg_grad"),
+    R(grad_outputs_tapes, TG_ERR_TAPE, "tg_grad"),
+    R(grad_input_no_rg, TG_ERR_STATE, "tg_grad"),
+    R(grad_unused, TG_ERR_TAPE, "input 0 is not on the graph"),
     R(dot_null_root, TG_ERR_NULL, "tg_graph_dot"),
     R(dot_null_out, TG_ERR_NULL, "tg_graph_dot"),
     R(dot_stale, TG_ERR_STALE, "tg_graph_dot"),

@@ -1,0 +1,82 @@
+/*
+ * tapegrad/grad.h - gradients as tensors: the functional form of backward, and
+ * higher-order derivatives.
+ *
+ * tg_backward adds numbers into the leaves' gradient buffers with each op's fast
+ * kernel. tg_grad instead records the backward pass itself as ops on the tape
+ * (each op's vector-Jacobian product written in ops of the table, the
+ * descriptor's vjp_graph) and returns the gradients as tensors of the tape. With
+ * create_graph they are nodes like any other: they can enter a loss (a gradient
+ * penalty ||dD/dx||^2) and be differentiated again, to any order. No leaf's
+ * accumulated gradient is touched. docs/higher-order.md explains the idea.
+ */
+#ifndef TAPEGRAD_GRAD_H
+#define TAPEGRAD_GRAD_H
+
+#include "gradcheck.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct tg_grad_options {
+    /* Record the gradients so that they can be differentiated again: the ops of
+     * the backward pass are recorded with gradient tracking, and a returned
+     * gradient requires grad when it depends on a tensor that does. Off: they
+     * are recorded in a no-grad scope and no returned gradient requires grad. */
+    bool create_graph;
+    /* An input that no output depends on gets a zero gradient instead of an
+     * error. */
+    bool allow_unused;
+};
+
+/*
+ * The gradients of sum_k <seeds[k], outputs[k]> with respect to each of
+ * inputs[0..n_in), as tensors of the outputs' tape in grads[0..n_in) (grads[i] has
+ * inputs[i]'s shape and dtype; owned by the tape, valid until its reset).
+ *
+ * outputs: tensors recorded on one tape (nodes or constants; borrowed).
+ * seeds: NULL, or n_out entries, each NULL or a tensor of that output's shape and
+ *   dtype (a leaf, or a tensor of the same tape; borrowed); a NULL seed means 1
+ *   and needs a one-element output. A seed that requires grad is tracked with
+ *   create_graph: the gradients can be differentiated with respect to it.
+ * inputs: leaves, or nodes of the outputs' tape (e.g. x inside D(x)), each
+ *   requiring grad; borrowed. The gradient with respect to a node is that of the
+ *   outputs through that node (the node's consumers), as tg_backward would put in
+ *   its grad.
+ * options: NULL for {create_graph = false, allow_unused = false}.
+ *
+ * A gradient that is identically zero (an input on the graph through ops whose
+ * derivative there is zero, or an unused input with allow_unused) is a zero
+ * constant of the tape. Without create_graph no returned gradient requires grad.
+ * No leaf's grad buffer or gradient version changes; nodes' gradients of
+ * tg_backward are not touched either. With anomaly mode on the tape, every op the
+ * backward pass records is checked like any other op (TG_ERR_NUMERIC on a NaN or
+ * Inf). In a no-grad scope the gradients are computed but require no grad, even
+ * with create_graph.
+ *
+ * Returns TG_OK, or (every grads[i] NULL then):
+ *   TG_ERR_NULL   outputs, inputs or grads NULL, n_out or n_in < 1, an entry NULL;
+ *   TG_ERR_STALE  an output, seed or input recorded before its tape's last reset;
+ *   TG_ERR_TAPE   an output that is a leaf, outputs (or a seed or an input) on
+ *                 different tapes, an input that no output depends on (without
+ *                 allow_unused; the message names it);
+ *   TG_ERR_SHAPE  a seed whose shape differs from its output's, or no seed for an
+ *                 output with more than one element;
+ *   TG_ERR_DTYPE  a seed whose dtype differs from its output's;
+ *   TG_ERR_STATE  an input that requires no grad, or an op on the way from the
+ *                 outputs to the inputs without a differentiable VJP ("tg_grad: op
+ *                 X has no differentiable VJP yet");
+ *   TG_ERR_NOMEM, or the status of an op of the backward pass that failed
+ *                 (TG_ERR_NUMERIC in anomaly mode).
+ * The checks run before anything is recorded, except for the failure of an op
+ * of the backward pass: the ops recorded until then stay on the tape, unused.
+ */
+enum tg_status tg_grad(int n_out, struct tg_tensor *const *outputs,
+                       struct tg_tensor *const *seeds, int n_in, struct tg_tensor *const *inputs,
+                       const struct tg_grad_options *options, struct tg_tensor **grads);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
