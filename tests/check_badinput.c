@@ -295,6 +295,11 @@ ROW(grad_outputs_tapes, tg_grad(2, (struct tg_tensor *[]){f->node, tg_add(f->T2,
 ROW(grad_input_no_rg, tg_grad(1, &f->node, &f->b23, 1, &f->b23, NULL, G1))
 ROW(grad_unused, (tg_tensor_set_requires_grad(f->c5, true),
                   tg_grad(1, &f->node, &f->b23, 1, &f->c5, NULL, G1)))
+ROW(ggc_fn_null, tg_gradgradcheck(NULL, &f->a23, 1, NULL, NULL, NULL))
+ROW(ggc_inputs_null, tg_gradgradcheck(sq_fn, NULL, 1, NULL, NULL, NULL))
+ROW(ggc_n, tg_gradgradcheck(sq_fn, &f->a23, 0, NULL, NULL, NULL))
+ROW(ggc_input_null, tg_gradgradcheck(sq_fn, (struct tg_tensor *[]){NULL}, 1, NULL, NULL, NULL))
+ROW(ggc_node, tg_gradgradcheck(sq_fn, &f->node, 1, NULL, NULL, NULL))
 /* ---- graph.h, trace.h ---- */
 ROW(dot_null_root, tg_graph_dot(NULL, stdout, NULL))
 ROW(dot_null_out, tg_graph_dot(f->node, NULL, NULL))
@@ -569,6 +574,11 @@ static const struct row rows[] = {
     R(grad_outputs_tapes, TG_ERR_TAPE, "tg_grad"),
     R(grad_input_no_rg, TG_ERR_STATE, "tg_grad"),
     R(grad_unused, TG_ERR_TAPE, "input 0 is not on the graph"),
+    R(ggc_fn_null, TG_ERR_NULL, "tg_gradgradcheck"),
+    R(ggc_inputs_null, TG_ERR_NULL, "tg_gradgradcheck"),
+    R(ggc_n, TG_ERR_NULL, "tg_gradgradcheck"),
+    R(ggc_input_null, TG_ERR_NULL, "tg_gradgradcheck"),
+    R(ggc_node, TG_ERR_STATE, "tg_gradgradcheck"),
     R(dot_null_root, TG_ERR_NULL, "tg_graph_dot"),
     R(dot_null_out, TG_ERR_NULL, "tg_graph_dot"),
     R(dot_stale, TG_ERR_STALE, "tg_graph_dot"),

@@ -175,6 +175,23 @@ static const struct tg_op_desc expand_desc = {.op = -1, .name = "t_expand", .ari
                                               .shape = expand_shape, .forward = expand_fwd,
                                               .backward = expand_bwd, .vjp_graph = expand_vjp};
 
+/* ---- sin whose VJP records cos x as a constant: right to first order, wrong
+ * (zero) to second: what tg_gradgradcheck must catch ---- */
+static enum tg_status flat_vjp(struct tg_tape *T, struct tg_tensor *o, struct tg_tensor *dy,
+                               const bool *need, struct tg_tensor **dx)
+{
+    (void)need;
+    struct tg_tensor *x = o->in[0];
+    struct tg_tensor *c = tg_tape_constant(T, (enum tg_dtype)x->dtype, x->rank, x->shape, NULL);
+    if (!c) return tg_last_status();
+    for (int64_t i = 0; i < c->numel; i++) tg__store(c->data, c->dtype, i, cos(LD(x, i)));
+    dx[0] = t_mul(T, dy, c);
+    return dx[0] ? TG_OK : tg_last_status();
+}
+static const struct tg_op_desc flat_desc = {.op = -1, .name = "t_sin_flat", .arity = 1,
+                                            .shape = same_shape, .forward = sin_fwd,
+                                            .backward = sin_bwd, .vjp_graph = flat_vjp};
+
 /* ---- without a vjp_graph ---- */
 static void novjp_fwd(struct tg_tensor *o)
 {
@@ -214,4 +231,8 @@ struct tg_tensor *t_expand(struct tg_tape *T, struct tg_tensor *s, struct tg_ten
 struct tg_tensor *t_novjp(struct tg_tape *T, struct tg_tensor *x)
 {
     return rec(T, &novjp_desc, x, NULL);
+}
+struct tg_tensor *t_sin_flat(struct tg_tape *T, struct tg_tensor *x)
+{
+    return rec(T, &flat_desc, x, NULL);
 }

@@ -18,6 +18,8 @@ struct tg_tensor *t_neg(struct tg_tape *T, struct tg_tensor *x);
 struct tg_tensor *t_sum(struct tg_tape *T, struct tg_tensor *x); /* rank 0 */
 /* s (one element) repeated to like's shape */
 struct tg_tensor *t_expand(struct tg_tape *T, struct tg_tensor *s, struct tg_tensor *like);
+/* sin x, whose VJP wrongly treats cos x as a constant */
+struct tg_tensor *t_sin_flat(struct tg_tape *T, struct tg_tensor *x);
 /* 2x, without a vjp_graph */
 struct tg_tensor *t_novjp(struct tg_tape *T, struct tg_tensor *x);
 

@@ -76,6 +76,34 @@ enum tg_status tg_grad(int n_out, struct tg_tensor *const *outputs,
                        struct tg_tensor *const *seeds, int n_in, struct tg_tensor *const *inputs,
                        const struct tg_grad_options *options, struct tg_tensor **grads);
 
+/*
+ * The second-order check: for a function of leaf inputs (the type tg_gradcheck
+ * takes), compares the Hessian-vector product H w that tg_grad computes (the
+ * gradient of w . dL/dx, recorded with create_graph, for a fixed random w over
+ * the inputs that require grad) with central differences of w . dL/dx(x), where
+ * dL/dx comes from tg_backward (the ops' fast kernels, which tg_gradcheck checks).
+ * L is the output for one element, else its projection onto a fixed random
+ * vector, as in tg_gradcheck. It first checks that the first-order gradient tg_grad
+ * records equals tg_backward's (TG_ERR_GRADCHECK naming the element if not).
+ * Kinks (one-sided differences that disagree) are counted, not failed.
+ * options: as tg_gradcheck's (NULL: defaults), but the default tolerances are
+ * atol 1e-7, rtol 1e-5 when every input is f64 and atol 1e-4, rtol 1e-2
+ * otherwise; eps defaults to 1e-6 (numerics in f64) or 1e-3. The numeric side
+ * runs on f64 copies of the inputs unless options->no_promote (no fallback to
+ * f32: fn must accept f64 inputs). report: as tg_gradcheck's (may be NULL), its
+ * elements being those of H w.
+ * The inputs' values are restored and their gradients zeroed on return.
+ * Returns TG_OK when the check passed, TG_ERR_GRADCHECK when it ran and failed,
+ * or the status of the error that stopped it: TG_ERR_NULL (fn or inputs NULL, an
+ * input NULL, fn returned NULL without setting an error), fn's own status,
+ * TG_ERR_STATE (an input is not a leaf; an op of fn without a differentiable
+ * VJP, from tg_grad), TG_ERR_RANGE (more than 64 inputs require grad),
+ * TG_ERR_NOMEM.
+ */
+enum tg_status tg_gradgradcheck(tg_gradcheck_fn fn, struct tg_tensor *const *inputs, int n_inputs,
+                                void *ctx, const struct tg_gradcheck_options *options,
+                                struct tg_gradcheck_report *report);
+
 #ifdef __cplusplus
 }
 #endif
