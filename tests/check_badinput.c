@@ -300,6 +300,29 @@ ROW(ggc_inputs_null, tg_gradgradcheck(sq_fn, NULL, 1, NULL, NULL, NULL))
 ROW(ggc_n, tg_gradgradcheck(sq_fn, &f->a23, 0, NULL, NULL, NULL))
 ROW(ggc_input_null, tg_gradgradcheck(sq_fn, (struct tg_tensor *[]){NULL}, 1, NULL, NULL, NULL))
 ROW(ggc_node, tg_gradgradcheck(sq_fn, &f->node, 1, NULL, NULL, NULL))
+ROW(hvp_hv_null, tg_hvp(f->node, 1, &f->a23, &f->b23, NULL, NULL))
+ROW(hvp_inputs_null, tg_hvp(f->node, 1, NULL, &f->b23, NULL, G1))
+ROW(hvp_output_null, tg_hvp(NULL, 1, &f->a23, &f->b23, NULL, G1))
+ROW(hvp_v_null, tg_hvp(f->node, 1, &f->a23, NULL, NULL, G1))
+ROW(hvp_v_shape, tg_hvp(f->node, 1, &f->a23, &f->c5, NULL, G1))
+ROW(hvp_v_dtype, tg_hvp(f->node, 1, &f->a23, &f->d23, NULL, G1))
+ROW(hvp_stale, tg_hvp(f->stale, 1, &f->a23, &f->b23, NULL, G1))
+ROW(hvp_not_scalar, tg_hvp(f->node, 1, &f->a23, &f->b23, NULL, G1))
+ROW(hvp_unused, (tg_tensor_set_requires_grad(f->c5, true),
+                 tg_hvp(tg_sum(f->T, f->node), 1, &f->c5, &f->c5, NULL, G1)))
+ROW(hessian_null_out, tg_hessian(sq_fn, NULL, f->a23, NULL, NULL))
+ROW(hessian_null_fn, tg_hessian(NULL, NULL, f->a23, G1, NULL))
+ROW(hessian_null_input, tg_hessian(sq_fn, NULL, NULL, G1, NULL))
+ROW(hessian_stale, tg_hessian(sq_fn, NULL, f->stale, G1, NULL))
+static enum tg_status hessian_too_large(struct fx *f)
+{
+    struct tg_tensor *x = tg_tensor_zeros(TG_F32, 2, (int64_t[]){1000, 1000});
+    enum tg_status st = tg_hessian(sq_fn, NULL, x, G1, NULL);
+    tg_tensor_free(x);
+    (void)f;
+    return st;
+}
+ROW(hessian_not_scalar, tg_hessian(sq_fn, NULL, f->a23, G1, NULL))
 /* ---- graph.h, trace.h ---- */
 ROW(dot_null_root, tg_graph_dot(NULL, stdout, NULL))
 ROW(dot_null_out, tg_graph_dot(f->node, NULL, NULL))
@@ -579,6 +602,21 @@ static const struct row rows[] = {
     R(ggc_n, TG_ERR_NULL, "tg_gradgradcheck"),
     R(ggc_input_null, TG_ERR_NULL, "tg_gradgradcheck"),
     R(ggc_node, TG_ERR_STATE, "tg_gradgradcheck"),
+    R(hvp_hv_null, TG_ERR_NULL, "tg_hvp"),
+    R(hvp_inputs_null, TG_ERR_NULL, "tg_hvp"),
+    R(hvp_output_null, TG_ERR_NULL, "tg_hvp"),
+    R(hvp_v_null, TG_ERR_NULL, "tg_hvp"),
+    R(hvp_v_shape, TG_ERR_SHAPE, "tg_hvp"),
+    R(hvp_v_dtype, TG_ERR_DTYPE, "tg_hvp"),
+    R(hvp_stale, TG_ERR_STALE, "tg_hvp"),
+    R(hvp_not_scalar, TG_ERR_SHAPE, "tg_hvp"),
+    R(hvp_unused, TG_ERR_TAPE, "tg_hvp: input 0 is not on the graph"),
+    R(hessian_null_out, TG_ERR_NULL, "tg_hessian"),
+    R(hessian_null_fn, TG_ERR_NULL, "tg_hessian"),
+    R(hessian_null_input, TG_ERR_NULL, "tg_hessian"),
+    R(hessian_stale, TG_ERR_STALE, "tg_hessian"),
+    R(hessian_too_large, TG_ERR_RANGE, "1000000 elements"),
+    R(hessian_not_scalar, TG_ERR_SHAPE, "tg_hessian"),
     R(dot_null_root, TG_ERR_NULL, "tg_graph_dot"),
     R(dot_null_out, TG_ERR_NULL, "tg_graph_dot"),
     R(dot_stale, TG_ERR_STALE, "tg_graph_dot"),

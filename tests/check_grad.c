@@ -352,6 +352,93 @@ START_TEST(test_gradgradcheck_fails)
 }
 END_TEST
 
+/* ---- tg_hvp, tg_hessian ---- */
+
+/* L = sum(x * sin y): H_xx = 0, H_xy = diag(cos y), H_yy = diag(-x sin y). */
+START_TEST(test_hvp)
+{
+    const double xv[3] = {0.7, -1.5, 2.2}, yv[3] = {0.1, 1.9, -0.6};
+    const double vx[3] = {1.0, -2.0, 0.5}, vy[3] = {0.3, 0.8, -1.1};
+    struct tg_tensor *x = vec(xv, 3, true), *y = vec(yv, 3, true);
+    struct tg_tensor *v[2] = {vec(vx, 3, false), vec(vy, 3, false)};
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor *L = t_sum(T, t_mul(T, x, t_sin(T, y))), *in[2] = {x, y}, *hv[2];
+    ck_assert_int_eq(tg_hvp(L, 2, in, v, NULL, hv), TG_OK);
+    ck_assert(!tg_tensor_requires_grad(hv[0]));
+    for (int i = 0; i < 3; i++) {
+        ck_assert_double_eq_tol(tg_tensor_get(hv[0], i), cos(yv[i]) * vy[i], 1e-14);
+        ck_assert_double_eq_tol(tg_tensor_get(hv[1], i),
+                                cos(yv[i]) * vx[i] - xv[i] * sin(yv[i]) * vy[i], 1e-14);
+    }
+    /* with respect to x alone: H_xx v = 0 (L is linear in x) */
+    ck_assert_int_eq(tg_hvp(L, 1, &x, v, NULL, hv), TG_OK);
+    ck_assert_double_eq(tg_tensor_get(hv[0], 2), 0);
+    ck_assert_double_eq(tg_tensor_grad_get(x, 0), 0); /* leaves untouched */
+    /* a v of the wrong shape names tg_hvp */
+    struct tg_tensor *bad[2] = {y, vec(vx, 2, false)};
+    ck_assert_int_eq(tg_hvp(L, 2, in, bad, NULL, hv), TG_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(tg_last_error(), "tg_hvp: v 1 has shape (2)"));
+    tg_tape_free(T);
+    tg_tensor_free(x);
+    tg_tensor_free(y);
+    tg_tensor_free(v[0]);
+    tg_tensor_free(v[1]);
+    tg_tensor_free(bad[1]);
+}
+END_TEST
+
+static struct tg_tensor *fn_xsinx(struct tg_tape *T, struct tg_tensor *const *in, int n, void *c)
+{
+    (void)n;
+    (void)c;
+    return t_sum(T, t_mul(T, in[0], t_sin(T, in[0])));
+}
+static struct tg_tensor *fn_sum_sq(struct tg_tape *T, struct tg_tensor *const *in, int n, void *c)
+{
+    (void)n;
+    (void)c;
+    struct tg_tensor *s = t_sum(T, in[0]);
+    return t_mul(T, s, s);
+}
+
+static struct tg_tensor *fn_sin(struct tg_tape *T, struct tg_tensor *const *in, int n, void *c)
+{
+    (void)n;
+    (void)c;
+    return t_sin(T, in[0]);
+}
+
+START_TEST(test_hessian)
+{
+    const double xv[4] = {0.2, -0.9, 1.6, 3.0};
+    struct tg_tensor *x = vec(xv, 4, false), *H;
+    struct tg_jacobian_info info;
+    ck_assert_int_eq(tg_hessian(fn_xsinx, NULL, x, &H, &info), TG_OK);
+    ck_assert_int_eq(tg_tensor_rank(H), 2);
+    ck_assert_int_eq(info.structure, TG_JAC_DIAGONAL);
+    ck_assert_int_eq(info.n_sweeps, 4);
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 4; j++)
+            ck_assert_double_eq_tol(tg_tensor_get(H, i * 4 + j),
+                                    i == j ? 2 * cos(xv[i]) - xv[i] * sin(xv[i]) : 0, 1e-14);
+    tg_tensor_free(H);
+    ck_assert_int_eq(tg_hessian(fn_sum_sq, NULL, x, &H, &info), TG_OK);
+    ck_assert_int_eq(info.structure, TG_JAC_DENSE);
+    ck_assert_double_eq(tg_tensor_get(H, 7), 2.0);
+    tg_tensor_free(H);
+    /* too large: an error naming the size, before any allocation */
+    struct tg_tensor *big = tg_tensor_zeros(TG_F64, 1, (int64_t[]){5000});
+    H = x;
+    ck_assert_int_eq(tg_hessian(fn_sum_sq, NULL, big, &H, NULL), TG_ERR_RANGE);
+    ck_assert_ptr_null(H);
+    ck_assert_ptr_nonnull(strstr(tg_last_error(), "5000 elements"));
+    /* a vector output */
+    ck_assert_int_eq(tg_hessian(fn_sin, NULL, x, &H, NULL), TG_ERR_SHAPE);
+    tg_tensor_free(big);
+    tg_tensor_free(x);
+}
+END_TEST
+
 static Suite *grad_suite(void)
 {
     Suite *s = suite_create("grad");
@@ -369,6 +456,8 @@ static Suite *grad_suite(void)
     tcase_add_test(tc, test_long_chain);
     tcase_add_test(tc, test_gradgradcheck_passes);
     tcase_add_test(tc, test_gradgradcheck_fails);
+    tcase_add_test(tc, test_hvp);
+    tcase_add_test(tc, test_hessian);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -14,6 +14,7 @@
 #define TAPEGRAD_GRAD_H
 
 #include "gradcheck.h"
+#include "jacobian.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -103,6 +104,49 @@ enum tg_status tg_grad(int n_out, struct tg_tensor *const *outputs,
 enum tg_status tg_gradgradcheck(tg_gradcheck_fn fn, struct tg_tensor *const *inputs, int n_inputs,
                                 void *ctx, const struct tg_gradcheck_options *options,
                                 struct tg_gradcheck_report *report);
+
+/*
+ * Hessian-vector products (Pearlmutter): for a recorded one-element output L and
+ * inputs x_i with directions v_i, hv[i] = sum_j d^2 L / dx_i dx_j v_j, i.e. the
+ * gradient of g . v where g = dL/dx is recorded with tg_grad(create_graph). The
+ * cost is that of recording the backward pass as ops plus one reverse walk over
+ * it, never an n x n matrix. Works for models: pass every parameter as an input.
+ *
+ * output: a one-element tensor of a tape (borrowed). inputs: as tg_grad's.
+ * v: n_in tensors (borrowed), v[i] of inputs[i]'s shape and dtype (leaves or
+ *   tensors of the tape; a v that requires grad is tracked with create_graph).
+ * options: create_graph makes hv differentiable again (third order);
+ *   allow_unused as tg_grad's for inputs L does not depend on. An input on which
+ *   L depends only linearly gets a zero hv. NULL: both off.
+ * hv: out, n_in tensors of the tape (owned by it, valid until its reset).
+ * Errors (every hv[i] NULL): TG_ERR_NULL (hv, inputs, v, an entry, output; n_in <
+ * 1), TG_ERR_SHAPE / TG_ERR_DTYPE (a v unlike its input), TG_ERR_STALE, and every
+ * error of tg_grad, with the message naming tg_hvp.
+ */
+enum tg_status tg_hvp(struct tg_tensor *output, int n_in, struct tg_tensor *const *inputs,
+                      struct tg_tensor *const *v, const struct tg_grad_options *options,
+                      struct tg_tensor **hv);
+
+/* The largest input tg_hessian accepts: its Hessian takes 8 n^2 bytes (128 MiB). */
+#define TG_HESSIAN_MAX_NUMEL 4096
+
+/*
+ * The dense Hessian of fn's one-element output with respect to `input`, as a new
+ * owned f64 leaf of shape input.shape + input.shape (H[i..., j...] = d^2 f /
+ * dx_i dx_j) in *out_hessian: one tg_hvp-like sweep per input element (row k is H
+ * e_k). fn (the type tg_gradcheck takes) is called once, with a copy of `input`
+ * that requires grad; every op it records on the way to the input needs a
+ * differentiable VJP. info (may be NULL) gets H's structure as tg_jacobian
+ * reports a Jacobian's (diagonal for a sum of functions of single elements,
+ * block-diagonal for a sum over independent rows, ...), n_sweeps = numel.
+ * Errors (*out_hessian = NULL): TG_ERR_NULL (fn, input, out_hessian),
+ * TG_ERR_RANGE for an input of more than TG_HESSIAN_MAX_NUMEL elements (the
+ * message names the size; nothing is allocated) or of rank above TG_MAX_DIM / 2,
+ * TG_ERR_SHAPE when fn's output has more than one element, fn's own error,
+ * tg_grad's errors (named tg_hessian), TG_ERR_NOMEM.
+ */
+enum tg_status tg_hessian(tg_gradcheck_fn fn, void *ctx, const struct tg_tensor *input,
+                          struct tg_tensor **out_hessian, struct tg_jacobian_info *info);
 
 #ifdef __cplusplus
 }
