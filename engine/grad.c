@@ -93,6 +93,7 @@ struct slot {
     const struct tg_tensor *key;
     struct tg_tensor *g;
     bool wanted, dep, reached;
+    bool chain; /* a node collected for the walk */
 };
 
 struct map {
@@ -216,17 +217,26 @@ struct walk {
     struct tg_tensor **dx;
 };
 
-/* Every node up to the newest output, newest first, each with a slot. */
+static bool on_chain(const struct walk *w, const struct tg_tensor *t)
+{
+    const struct slot *s = map_find(&w->m, t);
+    return s && s->chain;
+}
+
+/* Every node up to the newest output, newest first, each with a slot. (The
+ * requested inputs have slots already: `chain` tells the nodes walked.) */
 static enum tg_status collect(struct walk *w, int n_out, struct tg_tensor *const *outputs)
 {
     struct tg_tensor *newest = NULL;
     for (int k = 0; k < n_out; k++) {
         struct tg_tensor *y = outputs[k];
-        if (y->kind != TG_KIND_NODE || map_find(&w->m, y)) continue;
+        if (y->kind != TG_KIND_NODE || on_chain(w, y)) continue;
         /* not on the chain of the newest so far, which holds every older node */
         newest = y;
-        for (struct tg_tensor *n = y; n && !map_find(&w->m, n); n = n->prev) {
-            if (!map_put(&w->m, n)) return TG_ERR_NOMEM;
+        for (struct tg_tensor *n = y; n && !on_chain(w, n); n = n->prev) {
+            struct slot *s = map_put(&w->m, n);
+            if (!s) return TG_ERR_NOMEM;
+            s->chain = true;
             w->n++;
         }
     }

@@ -439,6 +439,25 @@ START_TEST(test_hessian)
 }
 END_TEST
 
+/* A requested node with a long recording before it (the walk must still collect
+ * every node up to the newest output: the request is not where it stops). */
+START_TEST(test_node_input_after_chain)
+{
+    struct tg_tensor *x = tg_tensor_scalar(TG_F64, 0.25), *g;
+    tg_tensor_set_requires_grad(x, true);
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor *h = x;
+    for (int i = 0; i < 20000; i++) h = t_neg(T, h);
+    struct tg_tensor *L = t_mul(T, t_sin(T, h), h);
+    ck_assert_int_eq(tg_grad(1, &L, NULL, 1, &h, NULL, &g), TG_OK);
+    ck_assert_double_eq_tol(tg_tensor_item(g), 0.25 * cos(0.25) + sin(0.25), 1e-15);
+    ck_assert_int_eq(tg_grad(1, &L, NULL, 1, &x, NULL, &g), TG_OK);
+    ck_assert_double_eq_tol(tg_tensor_item(g), 0.25 * cos(0.25) + sin(0.25), 1e-15);
+    tg_tape_free(T);
+    tg_tensor_free(x);
+}
+END_TEST
+
 static Suite *grad_suite(void)
 {
     Suite *s = suite_create("grad");
@@ -447,6 +466,7 @@ static Suite *grad_suite(void)
     tcase_add_test(tc, test_third_order_scalar);
     tcase_add_test(tc, test_penalty_backward);
     tcase_add_test(tc, test_node_input);
+    tcase_add_test(tc, test_node_input_after_chain);
     tcase_add_test(tc, test_outputs_and_seeds);
     tcase_add_test(tc, test_seed_requires_grad);
     tcase_add_test(tc, test_unused_and_zero);
