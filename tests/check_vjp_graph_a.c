@@ -10,10 +10,9 @@
  *     gradients of the inputs' shapes and dtypes and leaves the others alone;
  *   - their values equal the first-order backward's (tg_backward with seed dy)
  *     up to rounding, NaN where it is NaN.
- * A VJP whose values are right for all inputs and that is built from
- * differentiable ops has the right derivative too; the table-wide second-order
- * gradcheck confirms it. Fixed cases cover the kernels' special values: ties,
- * NaN inputs, pow at zero.
+ * Second order (test_second_order_op): the VJP's own derivative against central
+ * differences, by tg_gradcheck of h(x) = sum_i <w_i, dx_i(x, dy)> (f64). Fixed
+ * cases cover the kernels' special values: ties, NaN inputs, pow at zero.
  */
 #include <check.h>
 #include "run-suite.h"
@@ -254,6 +253,102 @@ START_TEST(test_vjp_graph_op)
 }
 END_TEST
 
+/* ---- second order: the VJP's own derivative ----
+ * The VJP is recorded from ops of the table, so the first-order backward of
+ * h(x) = sum_i <w_i, dx_i(x, dy)> (dy and w_i fixed) is the second derivative,
+ * and tg_gradcheck compares it with central differences of h: a second-order
+ * check that needs no more than vjp_graph itself. */
+struct second {
+    const struct gc_case *gc;
+    enum tg_op op;
+    double *dy;                /* (numel y) */
+    double *w[GC_MAX_IN];      /* (numel of input i) */
+    bool need[GC_MAX_IN];      /* the node's inputs that require grad (fixed: the
+                                  numeric side runs on copies that do not) */
+};
+
+static struct tg_tensor *h_fn(struct tg_tape *T, struct tg_tensor *const *x, int n, void *ctx)
+{
+    struct second *c = ctx;
+    struct tg_tensor *y = c->gc->fn(T, x, n, NULL);
+    if (!y || tg_tensor_op(y) != c->op) return NULL;
+    int m = tg_tensor_n_inputs(y);
+    struct tg_tensor *dx[GC_MAX_IN] = {0};
+    const bool *need = c->need;
+    struct tg_tensor *dy =
+        tg_tape_constant(T, TG_F64, tg_tensor_rank(y), tg_tensor_shape(y), c->dy);
+    if (!dy || vjpg_call(T, y, dy, need, dx) != TG_OK) return NULL;
+    /* 0 * sum(y): keeps h on the graph of x when no dx depends on x */
+    struct tg_tensor *h = tg_mul_scalar(T, tg_sum(T, y), 0.0);
+    for (int i = 0; i < m; i++) {
+        if (!need[i] || !dx[i]) continue;
+        struct tg_tensor *xi = tg_tensor_input(y, i);
+        struct tg_tensor *w =
+            tg_tape_constant(T, TG_F64, tg_tensor_rank(xi), tg_tensor_shape(xi), c->w[i]);
+        h = tg_add(T, h, tg_sum(T, tg_mul(T, dx[i], w)));
+    }
+    return h;
+}
+
+/* The second-order check of case gc on inputs in (f64). */
+static void check_second(const struct gc_case *gc, enum tg_op op, struct tg_tensor **in, int n,
+                         uint64_t seed, struct outcome *o)
+{
+    struct second c = {gc, op, NULL, {0}, {0}};
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor *y = T ? gc->fn(T, in, n, NULL) : NULL;
+    struct tg_rng rng;
+    tg_rng_seed(&rng, seed ^ 0x5eedu);
+    bool ok = y != NULL;
+    int m = y ? tg_tensor_n_inputs(y) : 0;
+    if (ok && (c.dy = calloc((size_t)tg_tensor_numel(y) + 1, sizeof(double))))
+        for (int64_t k = 0; k < tg_tensor_numel(y); k++) c.dy[k] = tg_rng_normal(&rng);
+    for (int i = 0; ok && i < m; i++) {
+        int64_t numel = tg_tensor_numel(tg_tensor_input(y, i));
+        c.need[i] = tg_tensor_requires_grad(tg_tensor_input(y, i));
+        if ((c.w[i] = calloc((size_t)numel + 1, sizeof(double))))
+            for (int64_t k = 0; k < numel; k++) c.w[i][k] = tg_rng_normal(&rng);
+    }
+    tg_tape_free(T);
+    struct tg_gradcheck_report r;
+    enum tg_status st = ok ? tg_gradcheck(h_fn, in, n, &c, NULL, &r) : TG_ERR_NULL;
+    if (st != TG_OK) note_fail(o, gc->label, "second order: ", ok ? r.message : tg_last_error());
+    else o->n_checked += (int)r.n_checked;
+    free(c.dy);
+    for (int i = 0; i < GC_MAX_IN; i++) free(c.w[i]);
+}
+
+START_TEST(test_second_order_op)
+{
+    enum tg_op op = ops_a[_i];
+    struct outcome o = {0};
+    int n_cases = 0;
+    for (int f = 0; f < N_FAMILIES; f++)
+        for (int c = 0; c < *families[f].n; c++) {
+            const struct gc_case *gc = &families[f].cases[c];
+            if (gc->op != op) continue;
+            n_cases++;
+            for (int rep = 0; rep < REPEATS; rep++) {
+                struct tg_rng rng;
+                uint64_t s = 9000u + 1000u * (unsigned)op + 10u * (unsigned)c + (unsigned)rep;
+                tg_rng_seed(&rng, s);
+                struct tg_tensor *in[GC_MAX_IN] = {0}, *sc[GC_MAX_IN] = {0};
+                int n = gc->make(&rng, in);
+                if (n <= 0) {
+                    note_fail(&o, gc->label, "make failed: ", tg_last_error());
+                    continue;
+                }
+                check_second(gc, op, in, n, s, &o);
+                if (families[f].scalar_run && scalars(in, n, sc)) check_second(gc, op, sc, n, s, &o);
+                free_all(sc, n);
+                free_all(in, n);
+            }
+        }
+    ck_assert_int_gt(n_cases, 0);
+    ck_assert_msg(!o.why[0], "%s: %s", tg_op_name(op), o.why);
+}
+END_TEST
+
 /* ---- the kernels' special values ---- */
 
 static struct tg_tensor *vec(int n, const double *v, bool grad)
@@ -361,6 +456,7 @@ static Suite *vjp_graph_a_suite(void)
     TCase *tc = tcase_create("table");
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_vjp_graph_op, 0, N_OPS_A);
+    tcase_add_loop_test(tc, test_second_order_op, 0, N_OPS_A);
     tcase_add_test(tc, test_special_values);
     tcase_add_test(tc, test_check_can_fail);
     suite_add_tcase(s, tc);
