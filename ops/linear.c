@@ -210,6 +210,7 @@ static enum tg_status linear_vjp(struct tg_tape *T, struct tg_tensor *o, struct 
 {
     struct tg_tensor *x = o->in[0], *W = o->in[1], *g = dy;
     int act = (int)o->p.i[0];
+    if (!need[0] && !need[1] && !(o->n_in > 2 && need[2])) return TG_OK;
     if (act == TG_ACT_RELU) {
         struct tg_tensor *m = tg__vjp_const(T, o->dtype, o->rank, o->shape);
         for (int64_t i = 0; m && i < o->numel; i++)
