@@ -146,7 +146,7 @@ static struct tg_tensor *dterm_of(struct tg_tape *T, const struct tg_tensor *o,
 static enum tg_status put(const bool *need, uint32_t i, struct tg_tensor *t, struct tg_tensor **dx)
 {
     if (!need[i]) return TG_OK;
-    if (!t) return tg__vjp_status();
+    if (!t) return tg__vjp_failure();
     dx[i] = t;
     return TG_OK;
 }

@@ -103,7 +103,7 @@ static int two_params(const struct tg_tensor *out, double *vals)
 static enum tg_status put1(const bool *need, struct tg_tensor *g, struct tg_tensor **dx)
 {
     if (!need[0]) return TG_OK;
-    if (!g) return tg__vjp_status();
+    if (!g) return tg__vjp_failure();
     dx[0] = g;
     return TG_OK;
 }

@@ -6,7 +6,7 @@
  */
 #include "ops-impl.h"
 
-enum tg_status tg__vjp_status(void)
+enum tg_status tg__vjp_failure(void)
 {
     enum tg_status st = tg_last_status();
     return st != TG_OK ? st : TG_ERR_NOMEM;
