@@ -82,7 +82,7 @@ static enum tg_status put(struct tg_tape *T, struct tg_tensor *o, uint32_t i, st
                           struct tg_tensor **dx)
 {
     if (g) g = tg__sum_to(T, g, o->in[i]->rank, o->in[i]->shape);
-    if (!g) return tg__vjp_status();
+    if (!g) return tg__vjp_failure();
     dx[i] = g;
     return TG_OK;
 }

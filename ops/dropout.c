@@ -62,7 +62,7 @@ static enum tg_status dropout_vjp(struct tg_tape *T, struct tg_tensor *out, stru
     struct tg_tensor *m = tg__vjp_const(T, out->dtype, out->rank, out->shape);
     for (int64_t i = 0; m && i < out->numel; i++)
         tg__store(m->data, m->dtype, i, keep[i] ? scale : 0.0);
-    if (!m || !(dx[0] = tg_mul(T, dy, m))) return tg__vjp_status();
+    if (!m || !(dx[0] = tg_mul(T, dy, m))) return tg__vjp_failure();
     return TG_OK;
 }
 

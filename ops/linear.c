@@ -210,6 +210,7 @@ static enum tg_status linear_vjp(struct tg_tape *T, struct tg_tensor *o, struct 
 {
     struct tg_tensor *x = o->in[0], *W = o->in[1], *g = dy;
     int act = (int)o->p.i[0];
+    if (!need[0] && !need[1] && !(o->n_in > 2 && need[2])) return TG_OK;
     if (act == TG_ACT_RELU) {
         struct tg_tensor *m = tg__vjp_const(T, o->dtype, o->rank, o->shape);
         for (int64_t i = 0; m && i < o->numel; i++)
@@ -220,8 +221,8 @@ static enum tg_status linear_vjp(struct tg_tape *T, struct tg_tensor *o, struct 
     } else if (act == TG_ACT_SIGMOID) {
         g = tg_mul(T, dy, tg_mul(T, o, tg_rsub_scalar(T, 1, o)));
     }
-    if (!g) return tg__vjp_status();
-    if (need[0] && !(dx[0] = tg_matmul(T, g, W))) return tg__vjp_status();
+    if (!g) return tg__vjp_failure();
+    if (need[0] && !(dx[0] = tg_matmul(T, g, W))) return tg__vjp_failure();
     if (need[1]) {
         struct tg_tensor *dW;
         if (x->rank == 2) {
@@ -230,11 +231,11 @@ static enum tg_status linear_vjp(struct tg_tape *T, struct tg_tensor *o, struct 
             int64_t gs[2] = {W->shape[0], 1}, xs[2] = {1, W->shape[1]};
             dW = tg_matmul(T, tg_reshape(T, g, 2, gs), tg_reshape(T, x, 2, xs));
         }
-        if (!(dx[1] = dW)) return tg__vjp_status();
+        if (!(dx[1] = dW)) return tg__vjp_failure();
     }
     if (o->n_in > 2 && need[2]) {
         dx[2] = x->rank == 2 ? tg_sum_axes(T, g, (int[]){0}, 1, false) : g;
-        if (!dx[2]) return tg__vjp_status();
+        if (!dx[2]) return tg__vjp_failure();
     }
     return TG_OK;
 }

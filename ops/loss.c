@@ -146,7 +146,7 @@ static struct tg_tensor *dterm_of(struct tg_tape *T, const struct tg_tensor *o,
 static enum tg_status put(const bool *need, uint32_t i, struct tg_tensor *t, struct tg_tensor **dx)
 {
     if (!need[i]) return TG_OK;
-    if (!t) return tg__vjp_status();
+    if (!t) return tg__vjp_failure();
     dx[i] = t;
     return TG_OK;
 }
@@ -248,6 +248,7 @@ static void ew_bwd(struct tg_tensor *out)
 static enum tg_status mse_vjp(VJP_ARGS)
 {
     struct tg_tensor *p = o->in[0], *t = o->in[1];
+    if (!need[0] && !need[1]) return TG_OK;
     struct tg_tensor *g = dterm_of(T, o, dy, p->numel, false);
     struct tg_tensor *dp = g ? tg_mul(T, g, tg_mul_scalar(T, tg_sub(T, p, t), 2)) : NULL;
     enum tg_status st = put(need, 0, dp, dx);
@@ -258,6 +259,7 @@ static enum tg_status mse_vjp(VJP_ARGS)
 static enum tg_status bce_vjp(VJP_ARGS)
 {
     struct tg_tensor *x = o->in[0], *t = o->in[1];
+    if (!need[0] && !need[1]) return TG_OK;
     struct tg_tensor *g = dterm_of(T, o, dy, x->numel, false);
     enum tg_status st =
         need[0] ? put(need, 0, g ? tg_mul(T, g, tg_sub(T, tg_sigmoid(T, x), t)) : NULL, dx) : 0;
@@ -282,7 +284,7 @@ static enum tg_status hinge_vjp(VJP_ARGS)
 /* dw = dy w */
 static enum tg_status l2_vjp(VJP_ARGS)
 {
-    return put(need, 0, tg_mul(T, dy, o->in[0]), dx);
+    return need[0] ? put(need, 0, tg_mul(T, dy, o->in[0]), dx) : TG_OK;
 }
 
 const struct tg_op_desc tg_op_desc_mse = {

@@ -161,6 +161,6 @@ struct tg_tensor *tg__sum_to(struct tg_tape *T, struct tg_tensor *g, int rank,
 struct tg_tensor *tg__vjp_const(struct tg_tape *T, int dtype, int rank, const int64_t *shape);
 /* The status a vjp_graph returns after a step gave NULL: the last failure on
  * this thread (TG_ERR_NOMEM if, unexpectedly, none is recorded). */
-enum tg_status tg__vjp_status(void);
+enum tg_status tg__vjp_failure(void);
 
 #endif

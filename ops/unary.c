@@ -103,7 +103,7 @@ static int two_params(const struct tg_tensor *out, double *vals)
 static enum tg_status put1(const bool *need, struct tg_tensor *g, struct tg_tensor **dx)
 {
     if (!need[0]) return TG_OK;
-    if (!g) return tg__vjp_status();
+    if (!g) return tg__vjp_failure();
     dx[0] = g;
     return TG_OK;
 }
@@ -160,8 +160,7 @@ static enum tg_status tanh_vjp(VJP_ARGS) /* dy (1 - y^2) */
 }
 static enum tg_status sigmoid_vjp(VJP_ARGS) /* dy y (1 - y) */
 {
-    return need[0] ? put1(need, tg_mul(T, dy, tg_mul(T, o, tg_rsub_scalar(T, 1, o))), dx)
-                   : TG_OK;
+    return need[0] ? put1(need, tg_mul(T, dy, tg_mul(T, o, tg_rsub_scalar(T, 1, o))), dx) : TG_OK;
 }
 static enum tg_status relu_vjp(VJP_ARGS)
 {

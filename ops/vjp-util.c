@@ -6,7 +6,7 @@
  */
 #include "ops-impl.h"
 
-enum tg_status tg__vjp_status(void)
+enum tg_status tg__vjp_failure(void)
 {
     enum tg_status st = tg_last_status();
     return st != TG_OK ? st : TG_ERR_NOMEM;
@@ -17,8 +17,7 @@ struct tg_tensor *tg__vjp_const(struct tg_tape *T, int dtype, int rank, const in
     return tg_tape_constant(T, (enum tg_dtype)dtype, rank, shape, NULL);
 }
 
-struct tg_tensor *tg__sum_to(struct tg_tape *T, struct tg_tensor *g, int rank,
-                             const int64_t *shape)
+struct tg_tensor *tg__sum_to(struct tg_tape *T, struct tg_tensor *g, int rank, const int64_t *shape)
 {
     if (!g) return NULL;
     int off = g->rank - rank;

@@ -15,3 +15,11 @@ enum tg_status vjpg_call(struct tg_tape *T, struct tg_tensor *out, struct tg_ten
 {
     return out->desc->vjp_graph(T, out, dy, need, dx);
 }
+
+struct tg_tensor *vjpg_sum_to(struct tg_tape *T, struct tg_tensor *g, int rank,
+                              const long long *shape)
+{
+    int64_t s[TG_MAX_DIM];
+    for (int d = 0; d < rank && d < TG_MAX_DIM; d++) s[d] = (int64_t)shape[d];
+    return tg__sum_to(T, g, rank, s);
+}

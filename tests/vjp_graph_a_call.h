@@ -13,5 +13,8 @@ bool vjpg_has(int op);
 /* out->desc->vjp_graph(T, out, dy, need, dx). */
 enum tg_status vjpg_call(struct tg_tape *T, struct tg_tensor *out, struct tg_tensor *dy,
                          const bool *need, struct tg_tensor **dx);
+/* tg__sum_to(T, g, rank, shape) (ops/vjp-util.c). */
+struct tg_tensor *vjpg_sum_to(struct tg_tape *T, struct tg_tensor *g, int rank,
+                              const long long *shape);
 
 #endif
