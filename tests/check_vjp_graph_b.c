@@ -112,6 +112,27 @@ static int make_inputs(const struct gc_case *gc, int c, int rep, enum tg_dtype d
 
 /* ---- values against the first-order backward ---- */
 
+/* How many values snapshot takes: the node's and its k inputs'. */
+static int64_t snapshot_len(const struct tg_tensor *o, int k)
+{
+    int64_t n = tg_tensor_numel(o);
+    for (int i = 0; i < k; i++) n += tg_tensor_numel(tg_tensor_input(o, i));
+    return n;
+}
+/* The values of o and of its inputs, in one malloc'd array. */
+static double *snapshot(const struct tg_tensor *o, int k)
+{
+    int64_t n = 0;
+    double *v = malloc((size_t)(snapshot_len(o, k) + 1) * sizeof *v);
+    ck_assert_ptr_nonnull(v);
+    for (int64_t j = 0; j < tg_tensor_numel(o); j++) v[n++] = tg_tensor_get(o, j);
+    for (int i = 0; i < k; i++) {
+        const struct tg_tensor *x = tg_tensor_input(o, i);
+        for (int64_t j = 0; j < tg_tensor_numel(x); j++) v[n++] = tg_tensor_get(x, j);
+    }
+    return v;
+}
+
 static void check_values(const struct gc_case *gc, int c, int rep, enum tg_dtype dt)
 {
     struct tg_tensor *in[GC_MAX_IN] = {0}, *dx[MAX_OP_IN];
@@ -136,9 +157,31 @@ static void check_values(const struct gc_case *gc, int c, int rep, enum tg_dtype
         need[i] = tg_tensor_requires_grad(tg_tensor_input(o, i));
         dx[i] = SENTINEL;
     }
+    double *before = snapshot(o, k);
     enum tg_status st = vjpb_call(T, o, dy, need, dx);
     ck_assert_msg(st == TG_OK, "%s (%s): vjp_graph: %s", gc->label, tg_dtype_name(dt),
                   tg_last_error());
+    double *after = snapshot(o, k);
+    ck_assert_msg(!memcmp(before, after, (size_t)snapshot_len(o, k) * sizeof(double)),
+                  "%s: vjp_graph changed the node or an input", gc->label);
+    free(before);
+    free(after);
+    /* one input at a time: the others are left alone, the one asked for is the same */
+    for (int i = 0; k > 1 && i < k; i++) {
+        struct tg_tensor *dx1[MAX_OP_IN];
+        bool need1[MAX_OP_IN];
+        for (int j = 0; j < k; j++) need1[j] = j == i, dx1[j] = SENTINEL;
+        ck_assert_int_eq(vjpb_call(T, o, dy, need1, dx1), TG_OK);
+        for (int j = 0; j < k; j++) {
+            if (j != i) {
+                ck_assert_msg(dx1[j] == SENTINEL, "%s: dx[%d] was not asked for", gc->label, j);
+                continue;
+            }
+            ck_assert_ptr_ne(dx1[j], SENTINEL);
+            for (int64_t e = 0; dx1[j] && dx[j] && e < tg_tensor_numel(dx[j]); e++)
+                ck_assert_double_eq(tg_tensor_get(dx1[j], e), tg_tensor_get(dx[j], e));
+        }
+    }
     for (int i = 0; i < n; i++) tg_tensor_zero_grad(in[i]);
     ck_assert_msg(tg_backward(o, dy) == TG_OK, "%s: %s", gc->label, tg_last_error());
     double atol = dt == TG_F64 ? 1e-12 : 2e-6, rtol = dt == TG_F64 ? 1e-10 : 1e-4;
