@@ -252,6 +252,22 @@ ROW(index_select_t_rank, OBJ(tg_index_select_tensor(f->T, f->a23, 0, f->a23)))
 ROW(gather_range, OBJ(tg_gather(f->T, f->a23, 1, 2, (int64_t[]){2, 1}, (int64_t[]){0, 7})))
 ROW(gather_null, OBJ(tg_gather(f->T, f->a23, 1, 2, (int64_t[]){2, 1}, NULL)))
 ROW(gather_t_shape, OBJ(tg_gather_tensor(f->T, f->a23, 1, f->c5)))
+ROW(slice_scatter_shape,
+    OBJ(tg_slice_scatter(f->T, f->c5, 1, (int64_t[]){4}, 1, &(struct tg_slice_spec){0, 2, 1})))
+ROW(slice_scatter_null, OBJ(tg_slice_scatter(f->T, NULL, 1, (int64_t[]){5}, 0, NULL)))
+ROW(slice_scatter_rank9, OBJ(tg_slice_scatter(f->T, f->c5, 9, rank9, 0, NULL)))
+ROW(slice_scatter_ovf, OBJ(tg_slice_scatter(f->T, f->c5, 2, big, 0, NULL)))
+ROW(slice_scatter_stale, OBJ(tg_slice_scatter(f->T, f->stale, 2, (int64_t[]){2, 3}, 0, NULL)))
+ROW(index_add_range, OBJ(tg_index_add(f->T, f->a23, 1, 2, (int64_t[]){0, 1, 2}, 3)))
+ROW(index_add_n, OBJ(tg_index_add(f->T, f->a23, 0, 4, (int64_t[]){0}, 1)))
+ROW(index_add_null, OBJ(tg_index_add(f->T, f->a23, 0, 4, NULL, 2)))
+ROW(index_add_size, OBJ(tg_index_add(f->T, f->n0, 0, -1, NULL, 0)))
+ROW(scatter_add_rank, OBJ(tg_scatter_add(f->T, f->a23, 0, 1, (int64_t[]){6}, (int64_t[6]){0})))
+ROW(scatter_add_range,
+    OBJ(tg_scatter_add(f->T, f->c5, 0, 1, (int64_t[]){2}, (int64_t[]){0, 1, 2, 0, 0})))
+ROW(scatter_add_null, OBJ(tg_scatter_add(f->T, f->c5, 0, 1, (int64_t[]){2}, NULL)))
+ROW(scatter_add_ovf, OBJ(tg_scatter_add(f->T, f->c5, 0, 2, big, (int64_t[5]){0})))
+ROW(scatter_add_stale, OBJ(tg_scatter_add(f->T, f->stale, 0, 2, (int64_t[]){2, 3}, NULL)))
 ROW(concat_shapes, OBJ(tg_concat(f->T, 2, (struct tg_tensor *[]){f->a23, f->c5}, 0)))
 ROW(concat_dtypes, OBJ(tg_concat(f->T, 2, (struct tg_tensor *[]){f->a23, f->d23}, 0)))
 ROW(concat_zero, OBJ(tg_concat(f->T, 0, (struct tg_tensor *[]){f->a23}, 0)))
@@ -561,6 +577,20 @@ static const struct row rows[] = {
     R(gather_range, TG_ERR_RANGE, "gather"),
     R(gather_null, TG_ERR_NULL, "gather"),
     R(gather_t_shape, TG_ERR_SHAPE, "gather"),
+    R(slice_scatter_shape, TG_ERR_SHAPE, "slice_scatter"),
+    R(slice_scatter_null, TG_ERR_NULL, "slice_scatter"),
+    R(slice_scatter_rank9, TG_ERR_RANGE, "slice_scatter"),
+    R(slice_scatter_ovf, TG_ERR_RANGE, "slice_scatter"),
+    R(slice_scatter_stale, TG_ERR_STALE, "slice_scatter"),
+    R(index_add_range, TG_ERR_RANGE, "index_add"),
+    R(index_add_n, TG_ERR_SHAPE, "index_add"),
+    R(index_add_null, TG_ERR_NULL, "index_add"),
+    R(index_add_size, TG_ERR_VALUE, "index_add"),
+    R(scatter_add_rank, TG_ERR_SHAPE, "scatter_add"),
+    R(scatter_add_range, TG_ERR_RANGE, "scatter_add"),
+    R(scatter_add_null, TG_ERR_NULL, "scatter_add"),
+    R(scatter_add_ovf, TG_ERR_RANGE, "scatter_add"),
+    R(scatter_add_stale, TG_ERR_STALE, "scatter_add"),
     R(concat_shapes, TG_ERR_SHAPE, "concat"),
     R(concat_dtypes, TG_ERR_DTYPE, "concat"),
     R(concat_zero, TG_ERR_VALUE, "concat"),
