@@ -9,6 +9,7 @@
 #include "run-suite.h"
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <tapegrad/check.h>
 #include "gradcases.h"
@@ -164,6 +165,87 @@ START_TEST(test_scalar_graph_second_derivative)
 }
 END_TEST
 
+/* ---- whole graphs ---- */
+
+/* D = sum(tanh(x W1^T + b1) W2^T + b2): a small MLP's output summed over a batch. */
+static struct tg_tensor *mlp_fn(struct tg_tape *T, struct tg_tensor *const *in, int n, void *c)
+{
+    (void)n;
+    (void)c;
+    struct tg_tensor *h = tg_linear(T, in[0], in[1], in[2], TG_ACT_TANH);
+    return tg_sum(T, tg_linear(T, h, in[3], in[4], TG_ACT_NONE));
+}
+
+static void mlp_inputs(struct tg_tensor **in)
+{
+    struct tg_rng rng;
+    tg_rng_seed(&rng, 12);
+    const int64_t shapes[5][2] = {{4, 3}, {5, 3}, {5, 0}, {1, 5}, {1, 0}};
+    for (int i = 0; i < 5; i++) {
+        int rank = shapes[i][1] ? 2 : 1;
+        in[i] = tg_tensor_normal(TG_F64, rank, shapes[i], &rng, 0, 0.8);
+        ck_assert_ptr_nonnull(in[i]);
+        tg_tensor_set_requires_grad(in[i], true);
+    }
+}
+
+START_TEST(test_mlp_gradgradcheck)
+{
+    struct tg_tensor *in[5];
+    mlp_inputs(in);
+    ck_assert_gradgradcheck(mlp_fn, in, 5, NULL, NULL);
+    for (int i = 0; i < 5; i++) tg_tensor_free(in[i]);
+}
+END_TEST
+
+/* P = sum((dD/dx)^2) by tg_grad; without create_graph when grads is NULL. */
+static double penalty(struct tg_tape *T, struct tg_tensor **in, bool backward)
+{
+    tg_tape_reset(T);
+    struct tg_tensor *D = mlp_fn(T, in, 5, NULL), *g;
+    const struct tg_grad_options cg = {.create_graph = backward};
+    ck_assert_int_eq(tg_grad(1, &D, NULL, 1, &in[0], &cg, &g), TG_OK);
+    struct tg_tensor *P = tg_sum(T, tg_mul(T, g, g));
+    ck_assert_ptr_nonnull(P);
+    if (backward) ck_assert_int_eq(tg_backward(P, NULL), TG_OK);
+    return tg_tensor_item(P);
+}
+
+/* A gradient penalty (WGAN-GP's ||dD/dx||^2): tg_backward through the recorded
+ * backward pass against central differences of the penalty itself, for every
+ * element of x and W1. */
+START_TEST(test_gradient_penalty)
+{
+    struct tg_tensor *in[5];
+    mlp_inputs(in);
+    struct tg_tape *T = tg_tape_new();
+    penalty(T, in, true);
+    double *an[2];
+    for (int k = 0; k < 2; k++) {
+        an[k] = malloc((size_t)tg_tensor_numel(in[k]) * sizeof **an);
+        for (int64_t j = 0; j < tg_tensor_numel(in[k]); j++)
+            an[k][j] = tg_tensor_grad_get(in[k], j);
+    }
+    const double h = 1e-6;
+    for (int k = 0; k < 2; k++)
+        for (int64_t j = 0; j < tg_tensor_numel(in[k]); j++) {
+            double v = tg_tensor_get(in[k], j);
+            tg_tensor_set(in[k], j, v + h);
+            double fp = penalty(T, in, false);
+            tg_tensor_set(in[k], j, v - h);
+            double fm = penalty(T, in, false);
+            tg_tensor_set(in[k], j, v);
+            double num = (fp - fm) / (2 * h);
+            ck_assert_msg(fabs(an[k][j] - num) <= 1e-7 + 1e-5 * fabs(num),
+                          "input %d [%lld]: analytic %.10g numeric %.10g", k, (long long)j,
+                          an[k][j], num);
+        }
+    for (int k = 0; k < 2; k++) free(an[k]);
+    tg_tape_free(T);
+    for (int i = 0; i < 5; i++) tg_tensor_free(in[i]);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ops2");
@@ -172,6 +254,8 @@ int main(void)
     tcase_add_test(tc, test_vjp_list);
     tcase_add_loop_test(tc, test_gradgradcheck_op, 0, TG_OP_COUNT);
     tcase_add_test(tc, test_scalar_graph_second_derivative);
+    tcase_add_test(tc, test_mlp_gradgradcheck);
+    tcase_add_test(tc, test_gradient_penalty);
     suite_add_tcase(s, tc);
     return tg_test_run_suite(s);
 }
