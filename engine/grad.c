@@ -44,8 +44,7 @@ static void grad_sum_forward(struct tg_tensor *out)
 {
     for (int64_t i = 0; i < out->numel; i++) {
         double s = 0;
-        for (uint32_t k = 0; k < out->n_in; k++)
-            s += tg__load(out->in[k]->data, out->dtype, i);
+        for (uint32_t k = 0; k < out->n_in; k++) s += tg__load(out->in[k]->data, out->dtype, i);
         tg__store(out->data, out->dtype, i, s);
     }
 }
@@ -152,8 +151,8 @@ static enum tg_status check_seed(int k, const struct tg_tensor *y, const struct 
     if (!s) {
         if (y->numel == 1) return TG_OK;
         tg__format_shape(a, sizeof a, y->rank, y->shape);
-        return tg__fail(TG_ERR_SHAPE,
-                        "tg_grad: output %d of shape %s is not a scalar; pass a seed", k, a);
+        return tg__fail(TG_ERR_SHAPE, "tg_grad: output %d of shape %s is not a scalar; pass a seed",
+                        k, a);
     }
     if (tg__check_live("tg_grad", "a seed", s)) return TG_ERR_STALE;
     if (s->kind != TG_KIND_LEAF && s->tape != y->tape)
@@ -167,8 +166,8 @@ static enum tg_status check_seed(int k, const struct tg_tensor *y, const struct 
     if (same) return TG_OK;
     tg__format_shape(a, sizeof a, s->rank, s->shape);
     tg__format_shape(b, sizeof b, y->rank, y->shape);
-    return tg__fail(TG_ERR_SHAPE, "tg_grad: seed %d of shape %s differs from output shape %s", k,
-                    a, b);
+    return tg__fail(TG_ERR_SHAPE, "tg_grad: seed %d of shape %s differs from output shape %s", k, a,
+                    b);
 }
 
 static enum tg_status check_args(int n_out, struct tg_tensor *const *outputs,
@@ -185,8 +184,7 @@ static enum tg_status check_args(int n_out, struct tg_tensor *const *outputs,
         if (!y) return tg__null_input("tg_grad", arg);
         if (tg__check_live("tg_grad", arg, y)) return TG_ERR_STALE;
         if (y->kind == TG_KIND_LEAF)
-            return tg__fail(TG_ERR_TAPE, "tg_grad: output %d is a leaf, not a tensor of a tape",
-                            k);
+            return tg__fail(TG_ERR_TAPE, "tg_grad: output %d is a leaf, not a tensor of a tape", k);
         if (y->tape != outputs[0]->tape)
             return tg__fail(TG_ERR_TAPE, "tg_grad: outputs 0 and %d are on different tapes", k);
         enum tg_status st = check_seed(k, y, seeds ? seeds[k] : NULL);
@@ -352,8 +350,8 @@ static struct tg_tensor *filled(struct tg_tape *T, const struct tg_tensor *like,
 
 /* What grads[i] returns for the gradient g: always a tensor of T, requiring no
  * grad without create_graph. */
-static struct tg_tensor *result_of(struct tg_tape *T, struct tg_tensor *g, const struct tg_tensor *x,
-                                   bool create_graph)
+static struct tg_tensor *result_of(struct tg_tape *T, struct tg_tensor *g,
+                                   const struct tg_tensor *x, bool create_graph)
 {
     if (!g) return filled(T, x, 0);
     if (g->kind != TG_KIND_LEAF && (create_graph || !g->requires_grad)) return g;
@@ -412,8 +410,8 @@ static enum tg_status run(struct walk *w, int n_out, struct tg_tensor *const *ou
     return TG_OK;
 }
 
-enum tg_status tg_grad(int n_out, struct tg_tensor *const *outputs,
-                       struct tg_tensor *const *seeds, int n_in, struct tg_tensor *const *inputs,
+enum tg_status tg_grad(int n_out, struct tg_tensor *const *outputs, struct tg_tensor *const *seeds,
+                       int n_in, struct tg_tensor *const *inputs,
                        const struct tg_grad_options *options, struct tg_tensor **grads)
 {
     for (int i = 0; grads && i < n_in; i++) grads[i] = NULL;

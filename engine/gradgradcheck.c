@@ -44,8 +44,8 @@ static enum tg_status call_fn(struct ggc *c, struct tg_tensor *const *x, struct 
 /* A new leaf of like's shape and dtype holding vals. */
 static struct tg_tensor *leaf_of(const struct tg_tensor *like, const double *vals)
 {
-    struct tg_tensor *t = tg_tensor_from_f64((enum tg_dtype)like->dtype, like->rank, like->shape,
-                                             vals);
+    struct tg_tensor *t =
+        tg_tensor_from_f64((enum tg_dtype)like->dtype, like->rank, like->shape, vals);
     return t;
 }
 
@@ -91,7 +91,8 @@ static enum tg_status draw(struct ggc *c, const struct tg_tensor *y, uint64_t se
     for (int i = 0; i < c->n; i++) {
         if (!c->in[i]->requires_grad) continue;
         size_t n = (size_t)c->in[i]->numel + 1;
-        if (!(c->w[i] = tg__calloc(n, sizeof **c->w)) || !(c->hw[i] = tg__calloc(n, sizeof **c->hw)))
+        if (!(c->w[i] = tg__calloc(n, sizeof **c->w)) ||
+            !(c->hw[i] = tg__calloc(n, sizeof **c->hw)))
             return TG_ERR_NOMEM;
         for (int64_t j = 0; j < c->in[i]->numel; j++) c->w[i][j] = tg_rng_normal(&rng);
     }
@@ -198,8 +199,10 @@ static enum tg_status numeric(struct ggc *c, const struct tg_gradcheck_options *
     enum tg_status st = TG_OK;
     for (int i = 0; !st && i < c->n; i++) {
         c->x[i] = o->no_promote ? tg_tensor_copy(c->in[i]) : tg_tensor_to(c->in[i], TG_F64);
-        if (!c->x[i]) st = tg_last_status();
-        else st = tg_tensor_set_requires_grad(c->x[i], c->in[i]->requires_grad);
+        if (!c->x[i])
+            st = tg_last_status();
+        else
+            st = tg_tensor_set_requires_grad(c->x[i], c->in[i]->requires_grad);
     }
     double f0 = 0, worst = 0;
     if (!st) st = eval(c, &f0);

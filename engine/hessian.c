@@ -14,8 +14,7 @@
 #include "tapegrad/grad.h"
 #include "tapegrad/jacobian.h"
 
-static enum tg_status check_v(int n_in, struct tg_tensor *const *inputs,
-                              struct tg_tensor *const *v)
+static enum tg_status check_v(int n_in, struct tg_tensor *const *inputs, struct tg_tensor *const *v)
 {
     if (!v) return tg__fail(TG_ERR_NULL, "tg_hvp: v is NULL");
     for (int i = 0; i < n_in; i++) {
@@ -80,8 +79,10 @@ static enum tg_status hessian_rows(tg_gradcheck_fn fn, void *ctx, struct tg_tens
     if (y->numel != 1) {
         char a[160];
         tg__format_shape(a, sizeof a, y->rank, y->shape);
-        return tg__fail(TG_ERR_SHAPE, "tg_hessian: the function's output has shape %s, not one "
-                                      "element", a);
+        return tg__fail(TG_ERR_SHAPE,
+                        "tg_hessian: the function's output has shape %s, not one "
+                        "element",
+                        a);
     }
     if (y->kind == TG_KIND_LEAF) return TG_OK; /* x itself, or a constant: H = 0 */
     struct tg_grad_options first = {.create_graph = true, .allow_unused = true};

@@ -67,8 +67,8 @@ START_TEST(test_third_order_scalar)
     double s = sin(a), c = cos(a);
     ck_assert_double_eq_tol(tg_tensor_item(d1), 3 * a * a * s + a * a * a * c, 1e-14);
     ck_assert_double_eq_tol(tg_tensor_item(d2), 6 * a * s + 6 * a * a * c - a * a * a * s, 1e-13);
-    ck_assert_double_eq_tol(tg_tensor_item(d3),
-                            6 * s + 18 * a * c - 9 * a * a * s - a * a * a * c, 1e-13);
+    ck_assert_double_eq_tol(tg_tensor_item(d3), 6 * s + 18 * a * c - 9 * a * a * s - a * a * a * c,
+                            1e-13);
     ck_assert_double_eq(tg_tensor_grad_get(x, 0), 0); /* no leaf gradient was touched */
     tg_tape_free(T);
     tg_tensor_free(x);
@@ -277,7 +277,6 @@ START_TEST(test_long_chain)
     tg_tensor_free(x);
 }
 END_TEST
-
 
 /* ---- tg_gradgradcheck ---- */
 

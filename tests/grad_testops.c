@@ -23,7 +23,7 @@ static enum tg_status same_shape(struct tg_tensor *out)
     return TG_OK;
 }
 
-#define LD(t, i) tg__load((t)->data, (t)->dtype, i)
+#define LD(t, i)  tg__load((t)->data, (t)->dtype, i)
 #define GLD(t, i) tg__load((t)->grad, (t)->dtype, i)
 static void gadd(struct tg_tensor *x, int64_t i, double v)
 {
@@ -58,8 +58,12 @@ static enum tg_status mul_vjp(struct tg_tape *T, struct tg_tensor *o, struct tg_
         if (need[k] && !(dx[k] = t_mul(T, dy, o->in[1 - k]))) return tg_last_status();
     return TG_OK;
 }
-static const struct tg_op_desc mul_desc = {.op = -1, .name = "t_mul", .arity = 2, .shape = same_shape,
-                                           .forward = mul_fwd, .backward = mul_bwd,
+static const struct tg_op_desc mul_desc = {.op = -1,
+                                           .name = "t_mul",
+                                           .arity = 2,
+                                           .shape = same_shape,
+                                           .forward = mul_fwd,
+                                           .backward = mul_bwd,
                                            .vjp_graph = mul_vjp};
 
 /* ---- sin, cos, neg ---- */
@@ -78,8 +82,12 @@ static enum tg_status sin_vjp(struct tg_tape *T, struct tg_tensor *o, struct tg_
     dx[0] = t_mul(T, dy, t_cos(T, o->in[0]));
     return dx[0] ? TG_OK : tg_last_status();
 }
-static const struct tg_op_desc sin_desc = {.op = -1, .name = "t_sin", .arity = 1, .shape = same_shape,
-                                           .forward = sin_fwd, .backward = sin_bwd,
+static const struct tg_op_desc sin_desc = {.op = -1,
+                                           .name = "t_sin",
+                                           .arity = 1,
+                                           .shape = same_shape,
+                                           .forward = sin_fwd,
+                                           .backward = sin_bwd,
                                            .vjp_graph = sin_vjp};
 
 static void cos_fwd(struct tg_tensor *o)
@@ -97,8 +105,12 @@ static enum tg_status cos_vjp(struct tg_tape *T, struct tg_tensor *o, struct tg_
     dx[0] = t_neg(T, t_mul(T, dy, t_sin(T, o->in[0])));
     return dx[0] ? TG_OK : tg_last_status();
 }
-static const struct tg_op_desc cos_desc = {.op = -1, .name = "t_cos", .arity = 1, .shape = same_shape,
-                                           .forward = cos_fwd, .backward = cos_bwd,
+static const struct tg_op_desc cos_desc = {.op = -1,
+                                           .name = "t_cos",
+                                           .arity = 1,
+                                           .shape = same_shape,
+                                           .forward = cos_fwd,
+                                           .backward = cos_bwd,
                                            .vjp_graph = cos_vjp};
 
 static void neg_fwd(struct tg_tensor *o)
@@ -117,8 +129,12 @@ static enum tg_status neg_vjp(struct tg_tape *T, struct tg_tensor *o, struct tg_
     dx[0] = t_neg(T, dy);
     return dx[0] ? TG_OK : tg_last_status();
 }
-static const struct tg_op_desc neg_desc = {.op = -1, .name = "t_neg", .arity = 1, .shape = same_shape,
-                                           .forward = neg_fwd, .backward = neg_bwd,
+static const struct tg_op_desc neg_desc = {.op = -1,
+                                           .name = "t_neg",
+                                           .arity = 1,
+                                           .shape = same_shape,
+                                           .forward = neg_fwd,
+                                           .backward = neg_bwd,
                                            .vjp_graph = neg_vjp};
 
 /* ---- sum and expand ---- */
@@ -144,8 +160,12 @@ static enum tg_status sum_vjp(struct tg_tape *T, struct tg_tensor *o, struct tg_
     dx[0] = t_expand(T, dy, o->in[0]);
     return dx[0] ? TG_OK : tg_last_status();
 }
-static const struct tg_op_desc sum_desc = {.op = -1, .name = "t_sum", .arity = 1, .shape = scalar_shape,
-                                           .forward = sum_fwd, .backward = sum_bwd,
+static const struct tg_op_desc sum_desc = {.op = -1,
+                                           .name = "t_sum",
+                                           .arity = 1,
+                                           .shape = scalar_shape,
+                                           .forward = sum_fwd,
+                                           .backward = sum_bwd,
                                            .vjp_graph = sum_vjp};
 
 static enum tg_status expand_shape(struct tg_tensor *out)
@@ -171,9 +191,13 @@ static enum tg_status expand_vjp(struct tg_tape *T, struct tg_tensor *o, struct 
     (void)o;
     return TG_OK;
 }
-static const struct tg_op_desc expand_desc = {.op = -1, .name = "t_expand", .arity = 2,
-                                              .shape = expand_shape, .forward = expand_fwd,
-                                              .backward = expand_bwd, .vjp_graph = expand_vjp};
+static const struct tg_op_desc expand_desc = {.op = -1,
+                                              .name = "t_expand",
+                                              .arity = 2,
+                                              .shape = expand_shape,
+                                              .forward = expand_fwd,
+                                              .backward = expand_bwd,
+                                              .vjp_graph = expand_vjp};
 
 /* ---- sin whose VJP records cos x as a constant: right to first order, wrong
  * (zero) to second: what tg_gradgradcheck must catch ---- */
@@ -188,9 +212,13 @@ static enum tg_status flat_vjp(struct tg_tape *T, struct tg_tensor *o, struct tg
     dx[0] = t_mul(T, dy, c);
     return dx[0] ? TG_OK : tg_last_status();
 }
-static const struct tg_op_desc flat_desc = {.op = -1, .name = "t_sin_flat", .arity = 1,
-                                            .shape = same_shape, .forward = sin_fwd,
-                                            .backward = sin_bwd, .vjp_graph = flat_vjp};
+static const struct tg_op_desc flat_desc = {.op = -1,
+                                            .name = "t_sin_flat",
+                                            .arity = 1,
+                                            .shape = same_shape,
+                                            .forward = sin_fwd,
+                                            .backward = sin_bwd,
+                                            .vjp_graph = flat_vjp};
 
 /* ---- without a vjp_graph ---- */
 static void novjp_fwd(struct tg_tensor *o)
@@ -201,8 +229,12 @@ static void novjp_bwd(struct tg_tensor *o)
 {
     for (int64_t i = 0; i < o->numel; i++) gadd(o->in[0], i, 2 * GLD(o, i));
 }
-static const struct tg_op_desc novjp_desc = {.op = -1, .name = "t_novjp", .arity = 1, .shape = same_shape,
-                                             .forward = novjp_fwd, .backward = novjp_bwd};
+static const struct tg_op_desc novjp_desc = {.op = -1,
+                                             .name = "t_novjp",
+                                             .arity = 1,
+                                             .shape = same_shape,
+                                             .forward = novjp_fwd,
+                                             .backward = novjp_bwd};
 
 struct tg_tensor *t_mul(struct tg_tape *T, struct tg_tensor *a, struct tg_tensor *b)
 {

@@ -73,8 +73,8 @@ struct tg_grad_options {
  * The checks run before anything is recorded, except for the failure of an op
  * of the backward pass: the ops recorded until then stay on the tape, unused.
  */
-enum tg_status tg_grad(int n_out, struct tg_tensor *const *outputs,
-                       struct tg_tensor *const *seeds, int n_in, struct tg_tensor *const *inputs,
+enum tg_status tg_grad(int n_out, struct tg_tensor *const *outputs, struct tg_tensor *const *seeds,
+                       int n_in, struct tg_tensor *const *inputs,
                        const struct tg_grad_options *options, struct tg_tensor **grads);
 
 /*
