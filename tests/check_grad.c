@@ -386,6 +386,29 @@ START_TEST(test_hvp)
 }
 END_TEST
 
+/* tg_hvp with create_graph is differentiable again: L = sum x^4, H v = 12 x^2 v,
+ * and d(sum H v)/dx = 24 x v (third order). */
+START_TEST(test_hvp_third_order)
+{
+    const double xv[2] = {0.5, -1.5}, vv[2] = {2.0, 0.25};
+    struct tg_tensor *x = vec(xv, 2, true), *v = vec(vv, 2, false), *hv, *d3;
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor *x2 = t_mul(T, x, x);
+    struct tg_tensor *L = t_sum(T, t_mul(T, x2, x2));
+    ck_assert_int_eq(tg_hvp(L, 1, &x, &v, &create, &hv), TG_OK);
+    ck_assert(tg_tensor_requires_grad(hv));
+    struct tg_tensor *S = t_sum(T, hv);
+    ck_assert_int_eq(tg_grad(1, &S, NULL, 1, &x, NULL, &d3), TG_OK);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_double_eq_tol(tg_tensor_get(hv, i), 12 * xv[i] * xv[i] * vv[i], 1e-13);
+        ck_assert_double_eq_tol(tg_tensor_get(d3, i), 24 * xv[i] * vv[i], 1e-13);
+    }
+    tg_tape_free(T);
+    tg_tensor_free(x);
+    tg_tensor_free(v);
+}
+END_TEST
+
 static struct tg_tensor *fn_xsinx(struct tg_tape *T, struct tg_tensor *const *in, int n, void *c)
 {
     (void)n;
@@ -476,6 +499,7 @@ static Suite *grad_suite(void)
     tcase_add_test(tc, test_gradgradcheck_passes);
     tcase_add_test(tc, test_gradgradcheck_fails);
     tcase_add_test(tc, test_hvp);
+    tcase_add_test(tc, test_hvp_third_order);
     tcase_add_test(tc, test_hessian);
     suite_add_tcase(s, tc);
     return s;
