@@ -309,6 +309,100 @@ static struct tg_tensor *f_stack(struct tg_tape *T, struct tg_tensor *const *x, 
     return tg_stack(T, 3, x, (int)iget(x[3], 0));
 }
 
+/* ---- slice_scatter: src of the shape of a random slice of a random shape;
+ * in = {src, [rank, shape..., n, (start, stop, step)...]} ---- */
+static int mk_slice_scatter(struct tg_rng *r, struct tg_tensor **in)
+{
+    struct tg_tensor *tmp[2] = {0}, *y = NULL;
+    struct tg_tape *T = tg_tape_new();
+    /* a non-empty slice, most times: src's elements must reach y */
+    for (int tries = 0; T && tries < 8 && !(y && tg_tensor_numel(y) > 0); tries++) {
+        tg_tensor_free(tmp[0]);
+        tg_tensor_free(tmp[1]);
+        tmp[0] = tmp[1] = NULL;
+        if (mk_slice(r, tmp) != 2) break;
+        y = f_slice(T, tmp, 2, NULL);
+    }
+    if (!tmp[1]) {
+        tg_tape_free(T);
+        return 0;
+    }
+    int64_t v[40], spec[24];
+    int k = iread(tmp[1], spec) / 3, rank = tg_tensor_rank(tmp[0]);
+    int n = 0;
+    v[n++] = rank;
+    for (int d = 0; d < rank; d++) v[n++] = tg_tensor_shape(tmp[0])[d];
+    v[n++] = k;
+    for (int j = 0; j < 3 * k; j++) v[n++] = spec[j];
+    in[0] = y ? gc_rand(r, rank, tg_tensor_shape(y), -2, 2, true) : NULL;
+    in[1] = ints(n, v);
+    tg_tape_free(T);
+    tg_tensor_free(tmp[0]);
+    tg_tensor_free(tmp[1]);
+    return in[0] && in[1] ? 2 : 0;
+}
+static struct tg_tensor *f_slice_scatter(struct tg_tape *T, struct tg_tensor *const *x, int n,
+                                         void *c)
+{
+    int64_t v[40], shape[8];
+    struct tg_slice_spec spec[8];
+    iread(x[1], v);
+    int rank = (int)v[0], k = (int)v[1 + rank];
+    for (int d = 0; d < rank; d++) shape[d] = v[1 + d];
+    for (int d = 0; d < k; d++) {
+        const int64_t *p = v + 2 + rank + 3 * d;
+        spec[d] = (struct tg_slice_spec){p[0], p[1], p[2]};
+    }
+    return tg_slice_scatter(T, x[0], rank, shape, k, spec);
+}
+
+/* ---- index_add: src with 0..6 rows along the axis, indices with repeats into
+ * a random size; in = {src, indices, [axis, size]} ---- */
+static int mk_index_add(struct tg_rng *r, struct tg_tensor **in)
+{
+    int64_t s[3], idx[6];
+    int rank = rand_shape(r, 1, 3, s);
+    int64_t axis = rand_axis(r, rank), size = gc_dim(r), n = irand(r, 0, 6);
+    s[axis < 0 ? axis + rank : axis] = n;
+    for (int64_t k = 0; k < n; k++) idx[k] = irand(r, 0, size - 1);
+    in[0] = gc_rand(r, rank, s, -2, 2, true);
+    in[1] = ints(n, idx);
+    in[2] = ints(2, (int64_t[]){axis, size});
+    return 3;
+}
+static struct tg_tensor *f_index_add(struct tg_tape *T, struct tg_tensor *const *x, int n, void *c)
+{
+    int64_t idx[8];
+    int k = iread(x[1], idx);
+    return tg_index_add(T, x[0], (int)iget(x[2], 0), iget(x[2], 1), idx, k);
+}
+
+/* ---- scatter_add: src no larger than y off the axis, positions repeat;
+ * in = {src, index (src's shape), [axis, y's shape...]} ---- */
+static int mk_scatter_add(struct tg_rng *r, struct tg_tensor **in)
+{
+    int64_t ys[3], ss[3], v[4];
+    int rank = rand_shape(r, 1, 3, ys);
+    int64_t axis = rand_axis(r, rank), a = axis < 0 ? axis + rank : axis;
+    for (int d = 0; d < rank; d++) ss[d] = d == a ? gc_dim(r) : irand(r, 1, ys[d]);
+    in[0] = gc_rand(r, rank, ss, -2, 2, true);
+    in[1] = tg_tensor_zeros(TG_F64, rank, ss);
+    for (int64_t k = 0; k < tg_tensor_numel(in[1]); k++)
+        tg_tensor_set(in[1], k, (double)irand(r, 0, ys[a] - 1));
+    v[0] = axis;
+    for (int d = 0; d < rank; d++) v[1 + d] = ys[d];
+    in[2] = ints(1 + rank, v);
+    return 3;
+}
+static struct tg_tensor *f_scatter_add(struct tg_tape *T, struct tg_tensor *const *x, int n,
+                                       void *c)
+{
+    int64_t idx[7 * 7 * 7], v[4];
+    iread(x[1], idx);
+    int k = iread(x[2], v);
+    return tg_scatter_add(T, x[0], (int)v[0], k - 1, v + 1, idx);
+}
+
 const struct gc_case gc_cases_shape[] = {
     {TG_OP_RESHAPE, "reshape", mk_reshape, f_reshape},
     {TG_OP_SQUEEZE, "squeeze axis", mk_squeeze_axis, f_squeeze},
@@ -326,5 +420,8 @@ const struct gc_case gc_cases_shape[] = {
     {TG_OP_GATHER, "gather_tensor", mk_gather, f_gather_t},
     {TG_OP_CONCAT, "concat", mk_concat, f_concat},
     {TG_OP_STACK, "stack", mk_stack, f_stack},
+    {TG_OP_SLICE_SCATTER, "slice_scatter", mk_slice_scatter, f_slice_scatter},
+    {TG_OP_INDEX_ADD, "index_add", mk_index_add, f_index_add},
+    {TG_OP_SCATTER_ADD, "scatter_add", mk_scatter_add, f_scatter_add},
 };
 const int gc_n_shape = sizeof gc_cases_shape / sizeof gc_cases_shape[0];

@@ -45,6 +45,27 @@ static int dropout_params(const struct tg_tensor *out, double *vals)
     return 1;
 }
 
+/* The differentiable VJP (the descriptor's vjp_graph): dx = dy * (keep / (1 - p))
+ * with the node's own mask (aux) as a constant; dy itself for an identity node.
+ * A dropped element's gradient is dy * 0 here (NaN for a NaN dy), where the
+ * kernel stores 0. */
+static enum tg_status dropout_vjp(struct tg_tape *T, struct tg_tensor *out, struct tg_tensor *dy,
+                                  const bool *need, struct tg_tensor **dx)
+{
+    if (!need[0]) return TG_OK;
+    const uint8_t *keep = out->aux;
+    if (!keep) {
+        dx[0] = dy;
+        return TG_OK;
+    }
+    double scale = 1.0 / (1.0 - out->p.f[0]);
+    struct tg_tensor *m = tg__vjp_const(T, out->dtype, out->rank, out->shape);
+    for (int64_t i = 0; m && i < out->numel; i++)
+        tg__store(m->data, m->dtype, i, keep[i] ? scale : 0.0);
+    if (!m || !(dx[0] = tg_mul(T, dy, m))) return tg__vjp_failure();
+    return TG_OK;
+}
+
 const struct tg_op_desc tg_op_desc_dropout = {
     .op = TG_OP_DROPOUT,
     .name = "dropout",
@@ -57,7 +78,8 @@ const struct tg_op_desc tg_op_desc_dropout = {
     .backward = dropout_bwd,
     .mixed_dtypes = false,
     .elementwise = true,
-    .params = dropout_params};
+    .params = dropout_params,
+    .vjp_graph = dropout_vjp};
 
 struct tg_tensor *tg_dropout(struct tg_tape *T, struct tg_tensor *x, double p, bool training,
                              struct tg_rng *rng)

@@ -121,6 +121,20 @@ static void index_select_bwd(struct tg_tensor *out)
         index_select_bwd_float(out);
 }
 
+static struct tg_tensor *index_add_record(struct tg_tape *T, struct tg_tensor *src, int axis,
+                                          int64_t size, const int64_t *idx, int64_t n);
+
+/* dx = index_add(dy): the rows of dy added at their indices (the same arena copy) */
+static enum tg_status index_select_vjp(struct tg_tape *T, struct tg_tensor *out,
+                                       struct tg_tensor *dy, const bool *need,
+                                       struct tg_tensor **dx)
+{
+    int axis = tg__axis_of(out);
+    if (!need[0]) return TG_OK;
+    dx[0] = index_add_record(T, dy, axis, out->in[0]->shape[axis], out->aux, out->p.i[1]);
+    return tg__vjp_status(dx[0]);
+}
+
 const struct tg_op_desc tg_op_desc_index_select = {
     .op = TG_OP_INDEX_SELECT,
     .name = "index_select",
@@ -130,7 +144,8 @@ const struct tg_op_desc tg_op_desc_index_select = {
     .shape = index_select_shape,
     .forward = index_select_fwd,
     .backward = index_select_bwd,
-    .params = tg__axis_param};
+    .params = tg__axis_param,
+    .vjp_graph = index_select_vjp};
 
 /* idx already in the arena */
 static struct tg_tensor *index_select_record(struct tg_tape *T, struct tg_tensor *x, int axis,
@@ -269,6 +284,20 @@ static void gather_bwd(struct tg_tensor *out)
         gather_bwd_float(out, st, sa);
 }
 
+static struct tg_tensor *scatter_add_record(struct tg_tape *T, struct tg_tensor *src, int axis,
+                                            int rank, const int64_t *shape, int64_t *idx);
+
+/* dx = scatter_add(dy) at the same positions (the same arena copy of the index) */
+static enum tg_status gather_vjp(struct tg_tape *T, struct tg_tensor *out, struct tg_tensor *dy,
+                                 const bool *need, struct tg_tensor **dx)
+{
+    const struct tg_tensor *x = out->in[0];
+    const struct gather_aux *g = out->aux;
+    if (!need[0]) return TG_OK;
+    dx[0] = scatter_add_record(T, dy, tg__axis_of(out), x->rank, x->shape, g->idx);
+    return tg__vjp_status(dx[0]);
+}
+
 const struct tg_op_desc tg_op_desc_gather = {
     .op = TG_OP_GATHER,
     .name = "gather",
@@ -278,7 +307,8 @@ const struct tg_op_desc tg_op_desc_gather = {
     .shape = gather_shape,
     .forward = gather_fwd,
     .backward = gather_bwd,
-    .params = tg__axis_param};
+    .params = tg__axis_param,
+    .vjp_graph = gather_vjp};
 
 /* g->idx already set (in the arena) */
 static struct tg_tensor *gather_record(struct tg_tape *T, struct tg_tensor *x, int axis, int rank,
@@ -377,6 +407,27 @@ static void join_bwd(struct tg_tensor *out)
         join_bwd_float(out, outer);
 }
 
+/* dx_k = the block of dy along the axis where x_k was placed: a slice of dy
+ * (stack: of length 1, reshaped to x_k's shape, without the new axis) */
+static enum tg_status join_vjp(struct tg_tape *T, struct tg_tensor *out, struct tg_tensor *dy,
+                               const bool *need, struct tg_tensor **dx)
+{
+    int axis = tg__axis_of(out);
+    bool stack = out->desc->op == TG_OP_STACK;
+    int64_t off = 0;
+    for (uint32_t k = 0; k < out->n_in; k++) {
+        const struct tg_tensor *x = out->in[k];
+        int64_t len = stack ? 1 : x->shape[axis];
+        if (need[k]) {
+            struct tg_tensor *b = tg_slice_axis(T, dy, axis, off, off + len, 1);
+            dx[k] = stack ? tg_reshape(T, b, x->rank, x->shape) : b;
+            if (!dx[k]) return tg__vjp_status(NULL);
+        }
+        off += len;
+    }
+    return TG_OK;
+}
+
 static bool same_shape(const struct tg_tensor *a, const struct tg_tensor *b, int skip)
 {
     if (a->rank != b->rank) return false;
@@ -421,7 +472,8 @@ const struct tg_op_desc tg_op_desc_concat = {.op = TG_OP_CONCAT,
                                              .shape = concat_shape,
                                              .forward = join_fwd,
                                              .backward = join_bwd,
-                                             .params = tg__axis_param};
+                                             .params = tg__axis_param,
+                                             .vjp_graph = join_vjp};
 
 static enum tg_status stack_shape(struct tg_tensor *out)
 {
@@ -454,7 +506,8 @@ const struct tg_op_desc tg_op_desc_stack = {.op = TG_OP_STACK,
                                             .shape = stack_shape,
                                             .forward = join_fwd,
                                             .backward = join_bwd,
-                                            .params = tg__axis_param};
+                                            .params = tg__axis_param,
+                                            .vjp_graph = join_vjp};
 
 static struct tg_tensor *join(struct tg_tape *T, const struct tg_op_desc *d, int n,
                               struct tg_tensor *const *xs, int axis)
@@ -478,4 +531,282 @@ struct tg_tensor *tg_concat(struct tg_tape *T, int n, struct tg_tensor *const *x
 struct tg_tensor *tg_stack(struct tg_tape *T, int n, struct tg_tensor *const *xs, int axis)
 {
     return join(T, &tg_op_desc_stack, n, xs, axis);
+}
+
+/* ---- index_add (the adjoint of index_select): p.i = {axis, size}, aux = the n
+ * indices and n ---- */
+
+struct index_add_aux {
+    const int64_t *idx;
+    int64_t n;
+};
+
+static enum tg_status index_add_shape(struct tg_tensor *out)
+{
+    const struct tg_tensor *src = out->in[0];
+    const struct index_add_aux *a = out->aux;
+    int64_t size = out->p.i[1];
+    int axis;
+    if (tg__norm_axis("index_add", (int)out->p.i[0], src->rank, src->rank, src->shape, &axis))
+        return tg_last_status();
+    if (size < 0) return tg__fail(TG_ERR_VALUE, "index_add: size %lld is negative", (long long)size);
+    if (src->shape[axis] != a->n) {
+        char s[160];
+        tg_tensor_format_shape(s, sizeof s, src->rank, src->shape);
+        return tg__fail(TG_ERR_SHAPE, "index_add: %lld indices for axis %d of src %s", (long long)a->n,
+                        axis, s);
+    }
+    for (int d = 0; d < src->rank; d++) out->shape[d] = d == axis ? size : src->shape[d];
+    out->rank = src->rank;
+    for (int64_t k = 0; k < a->n; k++)
+        if (a->idx[k] < 0 || a->idx[k] >= size) {
+            char s[160];
+            tg_tensor_format_shape(s, sizeof s, out->rank, out->shape);
+            return tg__fail(TG_ERR_RANGE,
+                            "index_add: index %lld at position %lld is out of range for axis %d "
+                            "of %s",
+                            (long long)a->idx[k], (long long)k, axis, s);
+        }
+    return TG_OK;
+}
+
+/* y = 0; y[o, idx[k], i] += src[o, k, i] (fwd); dsrc[o, k, i] += dy[o, idx[k], i] (bwd) */
+#define INDEX_ADD_KERNELS(T)                                                                       \
+    static void index_add_run_##T(struct tg_tensor *out, bool fwd)                                 \
+    {                                                                                              \
+        const struct tg_tensor *src = out->in[0];                                                  \
+        const struct index_add_aux *a = out->aux;                                                  \
+        int axis = tg__axis_of(out);                                                               \
+        int64_t size = out->shape[axis], n = a->n;                                                 \
+        int64_t outer = span(src->shape, 0, axis), inner = span(src->shape, axis + 1, src->rank);  \
+        T *y = fwd ? out->data : out->grad;   /* (outer, size, inner) */                           \
+        T *x = fwd ? src->data : src->grad;   /* (outer, n, inner) */                              \
+        for (int64_t o = 0; o < outer; o++)                                                        \
+            for (int64_t k = 0; k < n; k++) {                                                      \
+                T *yr = y + (o * size + a->idx[k]) * inner, *xr = x + (o * n + k) * inner;         \
+                for (int64_t i = 0; i < inner; i++) {                                              \
+                    if (fwd)                                                                       \
+                        yr[i] += xr[i];                                                            \
+                    else                                                                           \
+                        xr[i] += yr[i];                                                            \
+                }                                                                                  \
+            }                                                                                      \
+    }
+INDEX_ADD_KERNELS(float)
+INDEX_ADD_KERNELS(double)
+
+static void index_add_fwd(struct tg_tensor *out)
+{
+    memset(out->data, 0, (size_t)out->numel * tg__esize(out->dtype));
+    if (out->dtype == TG_F64)
+        index_add_run_double(out, true);
+    else
+        index_add_run_float(out, true);
+}
+static void index_add_bwd(struct tg_tensor *out)
+{
+    if (!out->in[0]->requires_grad) return;
+    if (out->dtype == TG_F64)
+        index_add_run_double(out, false);
+    else
+        index_add_run_float(out, false);
+}
+
+/* dsrc = index_select(dy) with the same indices */
+static enum tg_status index_add_vjp(struct tg_tape *T, struct tg_tensor *out, struct tg_tensor *dy,
+                                    const bool *need, struct tg_tensor **dx)
+{
+    const struct index_add_aux *a = out->aux;
+    if (!need[0]) return TG_OK;
+    /* index_select reads its indices from the arena, as they are */
+    dx[0] = index_select_record(T, dy, tg__axis_of(out), (int64_t *)a->idx, a->n);
+    return tg__vjp_status(dx[0]);
+}
+
+const struct tg_op_desc tg_op_desc_index_add = {
+    .op = TG_OP_INDEX_ADD,
+    .name = "index_add",
+    .arity = 1,
+    .formula = "y = 0; y[.., idx[k], ..] += src[.., k, ..] along axis",
+    .vjp = "dsrc[.., k, ..] += dy[.., idx[k], ..] (an index_select)",
+    .shape = index_add_shape,
+    .forward = index_add_fwd,
+    .backward = index_add_bwd,
+    .params = tg__axis_param,
+    .vjp_graph = index_add_vjp};
+
+/* idx already in the arena */
+static struct tg_tensor *index_add_record(struct tg_tape *T, struct tg_tensor *src, int axis,
+                                          int64_t size, const int64_t *idx, int64_t n)
+{
+    struct index_add_aux *a = T ? tg__tape_alloc(T, sizeof *a) : NULL;
+    if (T && !a) return NULL;
+    if (a) *a = (struct index_add_aux){idx, n};
+    union tg_params p = {.i = {axis, size}};
+    return tg__op_record(T, &tg_op_desc_index_add, 1, &src, &p, a);
+}
+
+struct tg_tensor *tg_index_add(struct tg_tape *T, struct tg_tensor *src, int axis, int64_t size,
+                               const int64_t *idx, int64_t n)
+{
+    if (!T || !src) return missing(T, &tg_op_desc_index_add, src);
+    if (n < 0) {
+        tg__fail(TG_ERR_RANGE, "index_add: negative index count %lld", (long long)n);
+        return NULL;
+    }
+    if (n > 0 && !idx) {
+        tg__fail(TG_ERR_NULL, "index_add: idx is NULL");
+        return NULL;
+    }
+    int64_t *copy = tg__arena_i64(T, idx, n);
+    return copy ? index_add_record(T, src, axis, size, copy, n) : NULL;
+}
+
+/* ---- scatter_add (the adjoint of gather): p.i = {axis, rank}, aux = y's shape
+ * and the index (src's shape) ---- */
+
+static enum tg_status scatter_add_shape(struct tg_tensor *out)
+{
+    const struct tg_tensor *src = out->in[0];
+    const struct gather_aux *g = out->aux;
+    int rank = (int)out->p.i[1], axis;
+    char ss[160], sy[160];
+    if (rank != src->rank) {
+        tg_tensor_format_shape(ss, sizeof ss, src->rank, src->shape);
+        tg_tensor_format_shape(sy, sizeof sy, rank, g->shape);
+        return tg__fail(TG_ERR_SHAPE, "scatter_add: src %s and shape %s differ in rank", ss, sy);
+    }
+    if (tg__norm_axis("scatter_add", (int)out->p.i[0], rank, rank, g->shape, &axis))
+        return tg_last_status();
+    for (int d = 0; d < rank; d++)
+        if (d != axis && src->shape[d] > g->shape[d]) {
+            tg_tensor_format_shape(ss, sizeof ss, src->rank, src->shape);
+            tg_tensor_format_shape(sy, sizeof sy, rank, g->shape);
+            return tg__fail(TG_ERR_SHAPE, "scatter_add: src %s exceeds shape %s on axis %d", ss,
+                            sy, d);
+        }
+    for (int d = 0; d < rank; d++) out->shape[d] = g->shape[d];
+    out->rank = (uint8_t)rank;
+    int64_t dim = g->shape[axis];
+    for (int64_t k = 0; k < src->numel; k++)
+        if (g->idx[k] < 0 || g->idx[k] >= dim) {
+            tg_tensor_format_shape(sy, sizeof sy, rank, g->shape);
+            return tg__fail(TG_ERR_RANGE,
+                            "scatter_add: index %lld at position %lld is out of range for axis "
+                            "%d of %s",
+                            (long long)g->idx[k], (long long)k, axis, sy);
+        }
+    return TG_OK;
+}
+
+/* Element f (multi-index i) of src meets y at sum_{d != axis} i_d * ys[d] +
+ * idx[f] * ys[axis]: y = 0; y[..] += src[f] (fwd); dsrc[f] += dy[..] (bwd). */
+#define SCATTER_ADD_KERNELS(T)                                                                     \
+    static void scatter_add_run_##T(struct tg_tensor *out, bool fwd)                               \
+    {                                                                                              \
+        const struct tg_tensor *src = out->in[0];                                                  \
+        const struct gather_aux *g = out->aux;                                                     \
+        int axis = tg__axis_of(out);                                                               \
+        int64_t st[TG_MAX_DIM];                                                                    \
+        tg__strides(out->rank, out->shape, st);                                                    \
+        int64_t sa = st[axis];                                                                     \
+        st[axis] = 0;                                                                              \
+        T *y = fwd ? out->data : out->grad;                                                        \
+        T *x = fwd ? src->data : src->grad; /* src's shape */                                      \
+        struct tg_walk w;                                                                          \
+        tg__walk_init(&w, src->rank, src->shape, st, 0);                                           \
+        for (int64_t r = 0; r < w.rows; r++, tg__walk_next(&w))                                    \
+            for (int64_t j = 0, f = r * w.n; j < w.n; j++, f++) {                                  \
+                T *yp = y + w.off + j * w.rs + g->idx[f] * sa;                                     \
+                if (fwd)                                                                           \
+                    *yp += x[f];                                                                   \
+                else                                                                               \
+                    x[f] += *yp;                                                                   \
+            }                                                                                      \
+    }
+SCATTER_ADD_KERNELS(float)
+SCATTER_ADD_KERNELS(double)
+
+static void scatter_add_fwd(struct tg_tensor *out)
+{
+    memset(out->data, 0, (size_t)out->numel * tg__esize(out->dtype));
+    if (out->in[0]->numel == 0) return;
+    if (out->dtype == TG_F64)
+        scatter_add_run_double(out, true);
+    else
+        scatter_add_run_float(out, true);
+}
+static void scatter_add_bwd(struct tg_tensor *out)
+{
+    if (!out->in[0]->requires_grad || out->in[0]->numel == 0) return;
+    if (out->dtype == TG_F64)
+        scatter_add_run_double(out, false);
+    else
+        scatter_add_run_float(out, false);
+}
+
+/* dsrc = gather(dy) at the same positions */
+static enum tg_status scatter_add_vjp(struct tg_tape *T, struct tg_tensor *out,
+                                      struct tg_tensor *dy, const bool *need,
+                                      struct tg_tensor **dx)
+{
+    const struct tg_tensor *src = out->in[0];
+    const struct gather_aux *g = out->aux;
+    if (!need[0]) return TG_OK;
+    struct gather_aux *ga = tg__tape_alloc(T, sizeof *ga);
+    if (!ga) return tg__vjp_status(NULL);
+    for (int d = 0; d < src->rank; d++) ga->shape[d] = src->shape[d];
+    ga->idx = g->idx;
+    dx[0] = gather_record(T, dy, tg__axis_of(out), src->rank, ga);
+    return tg__vjp_status(dx[0]);
+}
+
+const struct tg_op_desc tg_op_desc_scatter_add = {
+    .op = TG_OP_SCATTER_ADD,
+    .name = "scatter_add",
+    .arity = 1,
+    .formula = "y = 0; y[i with i_axis replaced by idx[i]] += src[i] (torch.scatter_add)",
+    .vjp = "dsrc[i] += dy[i with i_axis replaced by idx[i]] (a gather)",
+    .shape = scatter_add_shape,
+    .forward = scatter_add_fwd,
+    .backward = scatter_add_bwd,
+    .params = tg__axis_param,
+    .vjp_graph = scatter_add_vjp};
+
+/* idx already in the arena (numel(src) values); shape copied */
+static struct tg_tensor *scatter_add_record(struct tg_tape *T, struct tg_tensor *src, int axis,
+                                            int rank, const int64_t *shape, int64_t *idx)
+{
+    struct gather_aux *g = T ? tg__tape_alloc(T, sizeof *g) : NULL;
+    if (T && !g) return NULL;
+    if (g) {
+        for (int d = 0; d < rank && d < TG_MAX_DIM; d++) g->shape[d] = shape[d];
+        g->idx = idx;
+    }
+    union tg_params p = {.i = {axis, rank}};
+    return tg__op_record(T, &tg_op_desc_scatter_add, 1, &src, &p, g);
+}
+
+struct tg_tensor *tg_scatter_add(struct tg_tape *T, struct tg_tensor *src, int axis, int rank,
+                                 const int64_t *shape, const int64_t *index)
+{
+    if (!T || !src) return missing(T, &tg_op_desc_scatter_add, src);
+    int64_t numel;
+    if (rank < 0 || rank > TG_MAX_DIM) {
+        tg__fail(TG_ERR_RANGE, "scatter_add: rank %d is outside 0..%d", rank, TG_MAX_DIM);
+        return NULL;
+    }
+    if (rank > 0 && !shape) {
+        tg__fail(TG_ERR_NULL, "scatter_add: shape is NULL");
+        return NULL;
+    }
+    if (tg__check_shape("scatter_add", rank, shape, sizeof(double), &numel) ||
+        tg__check_input(T, "scatter_add", src))
+        return NULL;
+    if (src->numel > 0 && !index) {
+        tg__fail(TG_ERR_NULL, "scatter_add: index is NULL");
+        return NULL;
+    }
+    int64_t *idx = tg__arena_i64(T, index, src->numel);
+    return idx ? scatter_add_record(T, src, axis, rank, shape, idx) : NULL;
 }

@@ -196,6 +196,50 @@ static int linear_params(const struct tg_tensor *o, double *vals)
     return 1;
 }
 
+/* The differentiable VJP (the descriptor's vjp_graph): the same products as
+ * backward, recorded as ops: g = dy * act'(y) (from y as backward takes it;
+ * relu's mask [y > 0] a constant, NaN at a NaN), dx = g W, dW = g^T x (an outer
+ * product for a vector x), db = sum over the batch of g. */
+static double relu_mask(double y)
+{
+    return y > 0 ? 1 : (y <= 0 ? 0 : y);
+}
+
+static enum tg_status linear_vjp(struct tg_tape *T, struct tg_tensor *o, struct tg_tensor *dy,
+                                 const bool *need, struct tg_tensor **dx)
+{
+    struct tg_tensor *x = o->in[0], *W = o->in[1], *g = dy;
+    int act = (int)o->p.i[0];
+    if (!need[0] && !need[1] && !(o->n_in > 2 && need[2])) return TG_OK;
+    if (act == TG_ACT_RELU) {
+        struct tg_tensor *m = tg__vjp_const(T, o->dtype, o->rank, o->shape);
+        for (int64_t i = 0; m && i < o->numel; i++)
+            tg__store(m->data, m->dtype, i, relu_mask(tg__load(o->data, o->dtype, i)));
+        g = m ? tg_mul(T, dy, m) : NULL;
+    } else if (act == TG_ACT_TANH) {
+        g = tg_mul(T, dy, tg_rsub_scalar(T, 1, tg_mul(T, o, o)));
+    } else if (act == TG_ACT_SIGMOID) {
+        g = tg_mul(T, dy, tg_mul(T, o, tg_rsub_scalar(T, 1, o)));
+    }
+    if (!g) return tg__vjp_failure();
+    if (need[0] && !(dx[0] = tg_matmul(T, g, W))) return tg__vjp_failure();
+    if (need[1]) {
+        struct tg_tensor *dW;
+        if (x->rank == 2) {
+            dW = tg_matmul_t(T, g, x, true, false);
+        } else { /* (out, 1) (1, in) */
+            int64_t gs[2] = {W->shape[0], 1}, xs[2] = {1, W->shape[1]};
+            dW = tg_matmul(T, tg_reshape(T, g, 2, gs), tg_reshape(T, x, 2, xs));
+        }
+        if (!(dx[1] = dW)) return tg__vjp_failure();
+    }
+    if (o->n_in > 2 && need[2]) {
+        dx[2] = x->rank == 2 ? tg_sum_axes(T, g, (int[]){0}, 1, false) : g;
+        if (!dx[2]) return tg__vjp_failure();
+    }
+    return TG_OK;
+}
+
 const struct tg_op_desc tg_op_desc_linear = {
     .op = TG_OP_LINEAR,
     .name = "linear",
@@ -207,7 +251,8 @@ const struct tg_op_desc tg_op_desc_linear = {
     .backward = linear_bwd,
     .can_fold = linear_can_fold,
     .mixed_dtypes = false,
-    .params = linear_params};
+    .params = linear_params,
+    .vjp_graph = linear_vjp};
 
 struct tg_tensor *tg_linear(struct tg_tape *T, struct tg_tensor *x, struct tg_tensor *W,
                             struct tg_tensor *b, enum tg_act act)

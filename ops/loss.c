@@ -120,6 +120,44 @@ static struct tg_tensor *record_loss(struct tg_tape *T, const struct tg_op_desc 
     return tg__op_record(T, d, n_in, in, &p, NULL);
 }
 
+/* ---- the differentiable VJPs (the descriptors' vjp_graph) ----
+ * The formulas of the backward kernels, recorded as ops on T: each term's
+ * upstream gradient (dterm), then its local derivatives. The factors that are
+ * piecewise constant (hinge's active set, multi_margin's violated classes, the
+ * one-hot rows of the labels) are tape constants computed from the values, NaN
+ * where the kernel's factor is NaN. Labels get no gradient (NULL). */
+
+#define VJP_ARGS                                                                                   \
+    struct tg_tape *T, struct tg_tensor *o, struct tg_tensor *dy, const bool *need,                \
+        struct tg_tensor **dx
+
+/* The terms' upstream gradient: dy (none, sum) or dy / N (mean); for the
+ * per-row losses under none, dy with a trailing axis of 1 (it broadcasts over
+ * the classes). */
+static struct tg_tensor *dterm_of(struct tg_tape *T, const struct tg_tensor *o,
+                                  struct tg_tensor *dy, int64_t n_terms, bool per_row)
+{
+    if (red_of(o) == TG_REDUCE_MEAN) return tg_mul_scalar(T, dy, 1.0 / (double)n_terms);
+    if (red_of(o) == TG_REDUCE_NONE && per_row) return tg_unsqueeze(T, dy, dy->rank);
+    return dy;
+}
+
+/* dx[i] = t when asked; NULL t is a failed step. */
+static enum tg_status put(const bool *need, uint32_t i, struct tg_tensor *t, struct tg_tensor **dx)
+{
+    if (!need[i]) return TG_OK;
+    if (!t) return tg__vjp_failure();
+    dx[i] = t;
+    return TG_OK;
+}
+
+/* A constant of x's shape and out's dtype, to fill in. */
+static struct tg_tensor *const_like(struct tg_tape *T, const struct tg_tensor *o,
+                                    const struct tg_tensor *x)
+{
+    return tg__vjp_const(T, o->dtype, x->rank, x->shape);
+}
+
 /* ---- elementwise losses: term_i = f(a_i, b_i) ---- */
 
 /* The term and its derivatives in a and b for one element. */
@@ -206,6 +244,49 @@ static void ew_bwd(struct tg_tensor *out)
     }
 }
 
+/* dp = dterm 2 (p - t); dt = -dp */
+static enum tg_status mse_vjp(VJP_ARGS)
+{
+    struct tg_tensor *p = o->in[0], *t = o->in[1];
+    if (!need[0] && !need[1]) return TG_OK;
+    struct tg_tensor *g = dterm_of(T, o, dy, p->numel, false);
+    struct tg_tensor *dp = g ? tg_mul(T, g, tg_mul_scalar(T, tg_sub(T, p, t), 2)) : NULL;
+    enum tg_status st = put(need, 0, dp, dx);
+    return st ? st : put(need, 1, dp ? tg_neg(T, dp) : NULL, dx);
+}
+
+/* dx = dterm (sigmoid(x) - t); dt = -(dterm x) */
+static enum tg_status bce_vjp(VJP_ARGS)
+{
+    struct tg_tensor *x = o->in[0], *t = o->in[1];
+    if (!need[0] && !need[1]) return TG_OK;
+    struct tg_tensor *g = dterm_of(T, o, dy, x->numel, false);
+    enum tg_status st =
+        need[0] ? put(need, 0, g ? tg_mul(T, g, tg_sub(T, tg_sigmoid(T, x), t)) : NULL, dx) : 0;
+    if (!st && need[1]) st = put(need, 1, g ? tg_neg(T, tg_mul(T, g, x)) : NULL, dx);
+    return st;
+}
+
+/* ds = dterm F, F = -y on the active set (1 - y s > 0), 0 off it, NaN where
+ * 1 - y s is NaN: the kernel's factor, as a constant */
+static enum tg_status hinge_vjp(VJP_ARGS)
+{
+    struct tg_tensor *s = o->in[0], *y = o->in[1];
+    if (need[1]) dx[1] = NULL;
+    if (!need[0]) return TG_OK;
+    struct tg_tensor *g = dterm_of(T, o, dy, s->numel, false), *f = const_like(T, o, s);
+    for (int64_t i = 0; f && i < s->numel; i++)
+        tg__store(f->data, f->dtype, i,
+                  hinge_term(tg__load(s->data, s->dtype, i), tg__load(y->data, y->dtype, i)).da);
+    return put(need, 0, g && f ? tg_mul(T, g, f) : NULL, dx);
+}
+
+/* dw = dy w */
+static enum tg_status l2_vjp(VJP_ARGS)
+{
+    return need[0] ? put(need, 0, tg_mul(T, dy, o->in[0]), dx) : TG_OK;
+}
+
 const struct tg_op_desc tg_op_desc_mse = {
     .op = TG_OP_MSE,
     .name = "mse",
@@ -216,7 +297,8 @@ const struct tg_op_desc tg_op_desc_mse = {
     .forward = ew_fwd,
     .backward = ew_bwd,
     .mixed_dtypes = false,
-    .params = reduction_param};
+    .params = reduction_param,
+    .vjp_graph = mse_vjp};
 const struct tg_op_desc tg_op_desc_bce_logits = {
     .op = TG_OP_BCE_LOGITS,
     .name = "bce_logits",
@@ -227,7 +309,8 @@ const struct tg_op_desc tg_op_desc_bce_logits = {
     .forward = ew_fwd,
     .backward = ew_bwd,
     .mixed_dtypes = false,
-    .params = reduction_param};
+    .params = reduction_param,
+    .vjp_graph = bce_vjp};
 const struct tg_op_desc tg_op_desc_hinge = {
     .op = TG_OP_HINGE,
     .name = "hinge",
@@ -238,7 +321,8 @@ const struct tg_op_desc tg_op_desc_hinge = {
     .forward = ew_fwd,
     .backward = ew_bwd,
     .mixed_dtypes = true,
-    .params = reduction_param};
+    .params = reduction_param,
+    .vjp_graph = hinge_vjp};
 const struct tg_op_desc tg_op_desc_l2_penalty = {.op = TG_OP_L2_PENALTY,
                                                  .name = "l2_penalty",
                                                  .arity = 1,
@@ -247,7 +331,8 @@ const struct tg_op_desc tg_op_desc_l2_penalty = {.op = TG_OP_L2_PENALTY,
                                                  .shape = ew_shape,
                                                  .forward = ew_fwd,
                                                  .backward = ew_bwd,
-                                                 .mixed_dtypes = false};
+                                                 .mixed_dtypes = false,
+                                                 .vjp_graph = l2_vjp};
 
 struct tg_tensor *tg_mse(struct tg_tape *T, struct tg_tensor *pred, struct tg_tensor *target,
                          enum tg_reduction r)
@@ -438,6 +523,61 @@ static void margin_bwd(struct tg_tensor *out)
     }
 }
 
+/* labels: dx = dterm (softmax(x) - onehot(y)); probs: dx = dterm (softmax(x)
+ * sum_c t_c - t), dt = -(dterm log_softmax(x)) */
+static enum tg_status ce_vjp(VJP_ARGS)
+{
+    struct tg_tensor *x = o->in[0], *b = o->in[1];
+    bool probs = o->desc->op == TG_OP_CROSS_ENTROPY_PROBS;
+    int64_t rows, C;
+    rows_of(x, &rows, &C);
+    if (need[1] && !probs) dx[1] = NULL;
+    if (!need[0] && !(probs && need[1])) return TG_OK;
+    struct tg_tensor *g = dterm_of(T, o, dy, rows, true);
+    enum tg_status st = TG_OK;
+    if (need[0]) {
+        struct tg_tensor *sm = g ? tg_softmax(T, x, -1) : NULL, *t = b;
+        if (sm && probs) {
+            sm = tg_mul(T, sm, tg_sum_axes(T, b, (int[]){-1}, 1, true));
+        } else if (sm) {
+            t = const_like(T, o, x);
+            for (int64_t n = 0; t && n < rows; n++)
+                tg__store(t->data, t->dtype, n * C + label_at(b, n), 1);
+        }
+        st = put(need, 0, sm && t ? tg_mul(T, g, tg_sub(T, sm, t)) : NULL, dx);
+    }
+    if (!st && probs && need[1])
+        st = put(need, 1, g ? tg_neg(T, tg_mul(T, g, tg_log_softmax(T, x, -1))) : NULL, dx);
+    return st;
+}
+
+/* dx = dterm A with A a constant: 1/C at each violated class c, -(their count)/C
+ * at the label, NaN where the margin is NaN (the kernel's factors) */
+static enum tg_status margin_vjp(VJP_ARGS)
+{
+    struct tg_tensor *x = o->in[0], *lab = o->in[1];
+    if (need[1]) dx[1] = NULL;
+    if (!need[0]) return TG_OK;
+    int64_t rows, C;
+    rows_of(x, &rows, &C);
+    double margin = o->p.f[1];
+    struct tg_tensor *g = dterm_of(T, o, dy, rows, true), *A = const_like(T, o, x);
+    for (int64_t n = 0; A && n < rows; n++) {
+        int64_t y = label_at(lab, n);
+        double xy = tg__load(x->data, x->dtype, n * C + y), ay = 0;
+        for (int64_t c = 0; c < C; c++) {
+            double v = margin - xy + tg__load(x->data, x->dtype, n * C + c);
+            if (c != y && !(v <= 0)) {
+                double d = v > 0 ? 1 / (double)C : v;
+                tg__store(A->data, A->dtype, n * C + c, d);
+                ay -= d;
+            }
+        }
+        tg__store(A->data, A->dtype, n * C + y, ay);
+    }
+    return put(need, 0, g && A ? tg_mul(T, g, A) : NULL, dx);
+}
+
 const struct tg_op_desc tg_op_desc_cross_entropy = {
     .op = TG_OP_CROSS_ENTROPY,
     .name = "cross_entropy",
@@ -448,7 +588,8 @@ const struct tg_op_desc tg_op_desc_cross_entropy = {
     .forward = ce_fwd,
     .backward = ce_bwd,
     .mixed_dtypes = true,
-    .params = reduction_param};
+    .params = reduction_param,
+    .vjp_graph = ce_vjp};
 const struct tg_op_desc tg_op_desc_cross_entropy_probs = {
     .op = TG_OP_CROSS_ENTROPY_PROBS,
     .name = "cross_entropy_probs",
@@ -460,7 +601,8 @@ const struct tg_op_desc tg_op_desc_cross_entropy_probs = {
     .forward = ce_fwd,
     .backward = ce_bwd,
     .mixed_dtypes = false,
-    .params = reduction_param};
+    .params = reduction_param,
+    .vjp_graph = ce_vjp};
 const struct tg_op_desc tg_op_desc_multi_margin = {
     .op = TG_OP_MULTI_MARGIN,
     .name = "multi_margin",
@@ -471,7 +613,8 @@ const struct tg_op_desc tg_op_desc_multi_margin = {
     .forward = margin_fwd,
     .backward = margin_bwd,
     .mixed_dtypes = true,
-    .params = margin_params};
+    .params = margin_params,
+    .vjp_graph = margin_vjp};
 
 struct tg_tensor *tg_cross_entropy(struct tg_tape *T, struct tg_tensor *logits,
                                    struct tg_tensor *labels, enum tg_reduction r)

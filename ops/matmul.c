@@ -17,7 +17,7 @@
  */
 #include <limits.h>
 #include <stdio.h>
-#include "ops-impl.h"
+#include "shape-impl.h"
 #include "tg-config.h"
 #if TG_HAVE_BLAS
 #include <cblas.h>
@@ -374,6 +374,41 @@ static void matmul_bwd(struct tg_tensor *out)
     });
 }
 
+/* The differentiable VJP, with op(A) = A^T when ta (the flags in effect: a
+ * vector has none):  dA = dY op(B)^T, stored as op(B) dY^T when ta;
+ * dB = op(A)^T dY, stored as dY^T op(A) when tb; each summed over the batch
+ * axes its operand was broadcast along. A vector operand is taken as the
+ * (1,k) row (left) or (k,1) column (right) it is for the GEMMs, dY with the
+ * matching size-1 axis, and its gradient reshaped back. */
+static enum tg_status matmul_vjp(struct tg_tape *T, struct tg_tensor *out, struct tg_tensor *dy,
+                                 const bool *need, struct tg_tensor **dx)
+{
+    struct tg_tensor *a = out->in[0], *b = out->in[1], *A = a, *B = b, *G = dy;
+    const struct geom *g = out->aux;
+    if (a->rank == 1) A = tg_reshape(T, a, 2, (int64_t[]){1, a->shape[0]});
+    if (b->rank == 1) B = tg_reshape(T, b, 2, (int64_t[]){b->shape[0], 1});
+    if (a->rank == 1 || b->rank == 1) {
+        int64_t gs[TG_MAX_DIM];
+        for (int d = 0; d < g->brank; d++) gs[d] = g->bshape[d];
+        gs[g->brank] = g->m;
+        gs[g->brank + 1] = g->n;
+        G = tg_reshape(T, dy, g->brank + 2, gs);
+    }
+    if (!A || !B || !G) return tg_last_status();
+    for (int i = 0; i < 2; i++) {
+        if (!need[i]) continue;
+        struct tg_tensor *x = i ? b : a, *X = i ? B : A, *d;
+        if (i == 0)
+            d = g->ta ? tg_matmul_t(T, B, G, g->tb, true) : tg_matmul_t(T, G, B, false, !g->tb);
+        else
+            d = g->tb ? tg_matmul_t(T, G, A, true, g->ta) : tg_matmul_t(T, A, G, !g->ta, false);
+        d = tg__sum_to_shape(T, d, X->rank, X->shape);
+        if (d && x->rank == 1) d = tg_reshape(T, d, 1, x->shape);
+        if (!(dx[i] = d)) return tg__vjp_status(NULL);
+    }
+    return TG_OK;
+}
+
 const struct tg_op_desc tg_op_desc_matmul = {
     .op = TG_OP_MATMUL,
     .name = "matmul",
@@ -385,7 +420,8 @@ const struct tg_op_desc tg_op_desc_matmul = {
     .forward = matmul_fwd,
     .backward = matmul_bwd,
     .can_fold = matmul_can_fold,
-    .params = matmul_params};
+    .params = matmul_params,
+    .vjp_graph = matmul_vjp};
 
 struct tg_tensor *tg_matmul_t(struct tg_tape *T, struct tg_tensor *a, struct tg_tensor *b,
                               bool trans_a, bool trans_b)

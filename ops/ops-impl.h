@@ -145,4 +145,22 @@ static inline double tg__sigmoid_d(double x)
 /* Shape rule shared by elementwise unary ops: out has x's shape. */
 enum tg_status tg__shape_same(struct tg_tensor *out);
 
+/* ---- differentiable VJPs (ops/vjp-util.c): helpers of the descriptors' vjp_graph ---- */
+
+/* g (a node or constant of T, or a leaf) summed down to (rank, shape): the shape
+ * of an input that broadcasting took to g's shape. Sums over g's leading axes
+ * beyond rank and over the axes where shape has 1 and g more, with tg_sum_axes
+ * (keepdim) and then tg_reshape when leading axes go, so the result can be
+ * differentiated again. Returns g itself when the shapes are already equal.
+ * NULL for a NULL g (its cause kept), or with TG_ERR_SHAPE ("sum_to: ...") when
+ * g's shape is not a broadcast of (rank, shape), or the status of a failed op. */
+struct tg_tensor *tg__sum_to(struct tg_tape *T, struct tg_tensor *g, int rank,
+                             const int64_t *shape);
+/* A constant of T of zeros with dtype and shape, for a VJP to fill in through its
+ * data (masks, signs, one-hot rows); NULL with the tape's status on failure. */
+struct tg_tensor *tg__vjp_const(struct tg_tape *T, int dtype, int rank, const int64_t *shape);
+/* The status a vjp_graph returns after a step gave NULL: the last failure on
+ * this thread (TG_ERR_NOMEM if, unexpectedly, none is recorded). */
+enum tg_status tg__vjp_failure(void);
+
 #endif

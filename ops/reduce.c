@@ -3,7 +3,7 @@
  *
  * f32 inputs are summed in double so that long sums keep their precision.
  */
-#include "ops-impl.h"
+#include "shape-impl.h"
 
 static enum tg_status shape_scalar(struct tg_tensor *out)
 {
@@ -62,6 +62,19 @@ static enum tg_status mean_shape(struct tg_tensor *out)
     return shape_scalar(out);
 }
 
+/* The differentiable VJPs: dx = dy broadcast to x's shape (mean: dy / N first). */
+static enum tg_status sum_vjp(struct tg_tape *T, struct tg_tensor *out, struct tg_tensor *dy,
+                              const bool *need, struct tg_tensor **dx)
+{
+    const struct tg_tensor *x = out->in[0];
+    if (!need[0]) return TG_OK;
+    struct tg_tensor *g = out->desc->op == TG_OP_MEAN
+                              ? tg_mul_scalar(T, dy, 1.0 / (double)x->numel)
+                              : dy;
+    dx[0] = tg_broadcast_to(T, g, x->rank, x->shape);
+    return tg__vjp_status(dx[0]);
+}
+
 const struct tg_op_desc tg_op_desc_sum = {.op = TG_OP_SUM,
                                           .name = "sum",
                                           .arity = 1,
@@ -70,7 +83,8 @@ const struct tg_op_desc tg_op_desc_sum = {.op = TG_OP_SUM,
                                           .shape = shape_scalar,
                                           .forward = sum_fwd,
                                           .backward = sum_bwd,
-                                          .mixed_dtypes = false};
+                                          .mixed_dtypes = false,
+                                          .vjp_graph = sum_vjp};
 const struct tg_op_desc tg_op_desc_mean = {.op = TG_OP_MEAN,
                                            .name = "mean",
                                            .arity = 1,
@@ -79,7 +93,8 @@ const struct tg_op_desc tg_op_desc_mean = {.op = TG_OP_MEAN,
                                            .shape = mean_shape,
                                            .forward = mean_fwd,
                                            .backward = mean_bwd,
-                                           .mixed_dtypes = false};
+                                           .mixed_dtypes = false,
+                                           .vjp_graph = sum_vjp};
 
 struct tg_tensor *tg_sum(struct tg_tape *T, struct tg_tensor *x)
 {

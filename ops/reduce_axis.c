@@ -17,7 +17,7 @@
  * a row of accumulators, also contiguous. Accumulation is in double for f32.
  */
 #include <stdio.h>
-#include "ops-impl.h"
+#include "shape-impl.h"
 
 enum red_kind { R_SUM, R_MEAN, R_MAX, R_MIN, R_LSE, R_VAR, R_ARGMAX, R_ARGMIN };
 
@@ -268,6 +268,58 @@ static void reduce_bwd(struct tg_tensor *out)
     backward_walk(out, ra, scale);
 }
 
+/* The differentiable VJP, with g = dy with the reduced axes kept (size 1):
+ * sum: dx = g broadcast to x's shape; mean: the same of g / N;
+ * max/min: dy added at the flat positions that forward chose (ra->arg, the
+ * first at a tie, the first NaN), through index_add: exactly the elements that
+ * the kernel's backward feeds; logsumexp: dx = g exp(x - y);
+ * var: dx = g (x - mean_S(x)) 2 / (N - c); argmax/argmin: none (NULL). */
+static enum tg_status reduce_vjp(struct tg_tape *T, struct tg_tensor *out, struct tg_tensor *dy,
+                                 const bool *need, struct tg_tensor **dx)
+{
+    struct tg_tensor *x = out->in[0];
+    const struct red_aux *ra = out->aux;
+    if (!need[0]) return TG_OK;
+    if (ra->kind == R_ARGMAX || ra->kind == R_ARGMIN) {
+        dx[0] = NULL;
+        return TG_OK;
+    }
+    if (ra->kind == R_MAX || ra->kind == R_MIN) {
+        int64_t n_out = ra->n_out;
+        struct tg_tensor *flat = tg_reshape(T, dy, 1, &n_out);
+        dx[0] = tg_reshape(T, tg_index_add(T, flat, 0, x->numel, ra->arg, n_out), x->rank,
+                           x->shape);
+        return tg__vjp_status(dx[0]);
+    }
+    int64_t ks[TG_MAX_DIM];
+    int axes[TG_MAX_DIM], na = 0;
+    for (int d = 0; d < x->rank; d++) {
+        bool rd = (ra->mask >> d) & 1;
+        ks[d] = rd ? 1 : x->shape[d];
+        if (rd) axes[na++] = d;
+    }
+    struct tg_tensor *g = ra->keepdim ? dy : tg_reshape(T, dy, x->rank, ks);
+    switch (ra->kind) {
+    case R_SUM:
+        dx[0] = tg_broadcast_to(T, g, x->rank, x->shape);
+        break;
+    case R_MEAN:
+        dx[0] = tg_broadcast_to(T, tg_mul_scalar(T, g, 1.0 / (double)ra->n_red), x->rank, x->shape);
+        break;
+    case R_LSE: {
+        struct tg_tensor *y = ra->keepdim ? out : tg_reshape(T, out, x->rank, ks);
+        dx[0] = tg_mul(T, g, tg_exp(T, tg_sub(T, x, y)));
+        break;
+    }
+    default: { /* R_VAR */
+        struct tg_tensor *m = tg_mean_axes(T, x, axes, na, true);
+        double scale = 2.0 / ((double)ra->n_red - ra->correction);
+        dx[0] = tg_mul(T, g, tg_mul_scalar(T, tg_sub(T, x, m), scale));
+    }
+    }
+    return tg__vjp_status(dx[0]);
+}
+
 /* Fails with "<fn>: <what> for shape (x's shape)<rest>"; the shape is formatted
  * only here, on failure. */
 static enum tg_status fail_on(enum tg_status st, const char *fn, const struct tg_tensor *x,
@@ -394,7 +446,8 @@ const struct tg_op_desc tg_op_desc_sum_axes = {.op = TG_OP_SUM_AXES,
                                                .shape = reduce_shape,
                                                .forward = reduce_fwd,
                                                .backward = reduce_bwd,
-                                               .params = reduce_params};
+                                               .params = reduce_params,
+                                               .vjp_graph = reduce_vjp};
 struct tg_tensor *tg_sum_axes(struct tg_tape *T, struct tg_tensor *x, const int *axes, int n_axes,
                               bool keepdim)
 {
@@ -409,7 +462,8 @@ const struct tg_op_desc tg_op_desc_mean_axes = {.op = TG_OP_MEAN_AXES,
                                                 .shape = reduce_shape,
                                                 .forward = reduce_fwd,
                                                 .backward = reduce_bwd,
-                                                .params = reduce_params};
+                                                .params = reduce_params,
+                                                .vjp_graph = reduce_vjp};
 struct tg_tensor *tg_mean_axes(struct tg_tape *T, struct tg_tensor *x, const int *axes, int n_axes,
                                bool keepdim)
 {
@@ -424,7 +478,8 @@ const struct tg_op_desc tg_op_desc_max_axes = {.op = TG_OP_MAX_AXES,
                                                .shape = reduce_shape,
                                                .forward = reduce_fwd,
                                                .backward = reduce_bwd,
-                                               .params = reduce_params};
+                                               .params = reduce_params,
+                                               .vjp_graph = reduce_vjp};
 struct tg_tensor *tg_max_axes(struct tg_tape *T, struct tg_tensor *x, const int *axes, int n_axes,
                               bool keepdim)
 {
@@ -439,7 +494,8 @@ const struct tg_op_desc tg_op_desc_min_axes = {.op = TG_OP_MIN_AXES,
                                                .shape = reduce_shape,
                                                .forward = reduce_fwd,
                                                .backward = reduce_bwd,
-                                               .params = reduce_params};
+                                               .params = reduce_params,
+                                               .vjp_graph = reduce_vjp};
 struct tg_tensor *tg_min_axes(struct tg_tape *T, struct tg_tensor *x, const int *axes, int n_axes,
                               bool keepdim)
 {
@@ -455,7 +511,8 @@ const struct tg_op_desc tg_op_desc_logsumexp_axes = {
     .shape = reduce_shape,
     .forward = reduce_fwd,
     .backward = reduce_bwd,
-    .params = reduce_params};
+    .params = reduce_params,
+    .vjp_graph = reduce_vjp};
 struct tg_tensor *tg_logsumexp_axes(struct tg_tape *T, struct tg_tensor *x, const int *axes,
                                     int n_axes, bool keepdim)
 {
@@ -471,7 +528,8 @@ const struct tg_op_desc tg_op_desc_argmax_axes = {.op = TG_OP_ARGMAX_AXES,
                                                   .shape = reduce_shape,
                                                   .forward = reduce_fwd,
                                                   .backward = reduce_bwd,
-                                                  .params = reduce_params};
+                                                  .params = reduce_params,
+                                                  .vjp_graph = reduce_vjp};
 struct tg_tensor *tg_argmax_axes(struct tg_tape *T, struct tg_tensor *x, const int *axes,
                                  int n_axes, bool keepdim)
 {
@@ -487,7 +545,8 @@ const struct tg_op_desc tg_op_desc_argmin_axes = {.op = TG_OP_ARGMIN_AXES,
                                                   .shape = reduce_shape,
                                                   .forward = reduce_fwd,
                                                   .backward = reduce_bwd,
-                                                  .params = reduce_params};
+                                                  .params = reduce_params,
+                                                  .vjp_graph = reduce_vjp};
 struct tg_tensor *tg_argmin_axes(struct tg_tape *T, struct tg_tensor *x, const int *axes,
                                  int n_axes, bool keepdim)
 {
@@ -502,7 +561,8 @@ const struct tg_op_desc tg_op_desc_var_axes = {.op = TG_OP_VAR_AXES,
                                                .shape = reduce_shape,
                                                .forward = reduce_fwd,
                                                .backward = reduce_bwd,
-                                               .params = reduce_params};
+                                               .params = reduce_params,
+                                               .vjp_graph = reduce_vjp};
 struct tg_tensor *tg_var_axes(struct tg_tape *T, struct tg_tensor *x, const int *axes, int n_axes,
                               double correction, bool keepdim)
 {

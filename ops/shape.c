@@ -39,6 +39,20 @@ int64_t *tg__arena_i64(struct tg_tape *T, const int64_t *v, int64_t n)
     return a;
 }
 
+struct tg_tensor *tg__sum_to_shape(struct tg_tape *T, struct tg_tensor *g, int rank,
+                                   const int64_t *shape)
+{
+    if (!g) return NULL;
+    int axes[TG_MAX_DIM], n = 0, off = g->rank - rank;
+    for (int d = 0; d < g->rank; d++)
+        if (d < off || (shape[d - off] == 1 && g->shape[d] != 1)) axes[n++] = d;
+    struct tg_tensor *s = n ? tg_sum_axes(T, g, axes, n, true) : g;
+    if (!s) return NULL;
+    bool same = s->rank == rank && s->kind != TG_KIND_LEAF;
+    for (int d = 0; same && d < rank; d++) same = s->shape[d] == shape[d];
+    return same ? s : tg_reshape(T, s, rank, shape);
+}
+
 /* ---- kernels shared by the ops of this file ---- */
 
 /* reshape, squeeze, unsqueeze: y = x in the same row-major order. */
@@ -59,6 +73,16 @@ static void copy_bwd(struct tg_tensor *out) /* dx += dy */
         const float *gy = out->grad;
         for (int64_t i = 0; i < out->numel; i++) g[i] += gy[i];
     }
+}
+
+/* reshape, squeeze, unsqueeze: dx = dy reshaped to x's shape. */
+static enum tg_status copy_vjp(struct tg_tape *T, struct tg_tensor *out, struct tg_tensor *dy,
+                               const bool *need, struct tg_tensor **dx)
+{
+    const struct tg_tensor *x = out->in[0];
+    if (!need[0]) return TG_OK;
+    dx[0] = tg_reshape(T, dy, x->rank, x->shape);
+    return tg__vjp_status(dx[0]);
 }
 
 /* Where output element i (multi-index) lives in x: off + sum_d i_d * st[d]. */
@@ -196,6 +220,7 @@ const struct tg_op_desc tg_op_desc_reshape = {
     .shape = reshape_shape,
     .forward = copy_fwd,
     .backward = copy_bwd,
+    .vjp_graph = copy_vjp,
 };
 
 struct tg_tensor *tg_reshape(struct tg_tape *T, struct tg_tensor *x, int rank, const int64_t *shape)
@@ -254,7 +279,8 @@ const struct tg_op_desc tg_op_desc_squeeze = {.op = TG_OP_SQUEEZE,
                                               .shape = squeeze_shape,
                                               .forward = copy_fwd,
                                               .backward = copy_bwd,
-                                              .params = squeeze_params};
+                                              .params = squeeze_params,
+                                              .vjp_graph = copy_vjp};
 
 struct tg_tensor *tg_squeeze(struct tg_tape *T, struct tg_tensor *x, int axis)
 {
@@ -302,7 +328,8 @@ const struct tg_op_desc tg_op_desc_unsqueeze = {.op = TG_OP_UNSQUEEZE,
                                                 .shape = unsqueeze_shape,
                                                 .forward = copy_fwd,
                                                 .backward = copy_bwd,
-                                                .params = unsqueeze_params};
+                                                .params = unsqueeze_params,
+                                                .vjp_graph = copy_vjp};
 
 struct tg_tensor *tg_unsqueeze(struct tg_tape *T, struct tg_tensor *x, int axis)
 {
@@ -354,6 +381,15 @@ static int transpose_params(const struct tg_tensor *out, double *vals)
     return 2;
 }
 
+/* dx = dy with the same two axes swapped back */
+static enum tg_status transpose_vjp(struct tg_tape *T, struct tg_tensor *out, struct tg_tensor *dy,
+                                    const bool *need, struct tg_tensor **dx)
+{
+    if (!need[0]) return TG_OK;
+    dx[0] = tg_transpose(T, dy, transpose_axis(out, 0), transpose_axis(out, 1));
+    return tg__vjp_status(dx[0]);
+}
+
 const struct tg_op_desc tg_op_desc_transpose = {.op = TG_OP_TRANSPOSE,
                                                 .name = "transpose",
                                                 .arity = 1,
@@ -363,7 +399,8 @@ const struct tg_op_desc tg_op_desc_transpose = {.op = TG_OP_TRANSPOSE,
                                                 .shape = transpose_shape,
                                                 .forward = transpose_fwd,
                                                 .backward = transpose_bwd,
-                                                .params = transpose_params};
+                                                .params = transpose_params,
+                                                .vjp_graph = transpose_vjp};
 
 struct tg_tensor *tg_transpose(struct tg_tape *T, struct tg_tensor *x, int a, int b)
 {
@@ -425,6 +462,17 @@ static int permute_params(const struct tg_tensor *out, double *vals)
     return out->rank;
 }
 
+/* dx = dy permuted by the inverse permutation: x's axis perm[d] is y's axis d */
+static enum tg_status permute_vjp(struct tg_tape *T, struct tg_tensor *out, struct tg_tensor *dy,
+                                  const bool *need, struct tg_tensor **dx)
+{
+    int inv[TG_MAX_DIM];
+    if (!need[0]) return TG_OK;
+    for (int d = 0; d < out->rank; d++) inv[perm_at(out, d)] = d;
+    dx[0] = tg_permute(T, dy, out->rank, inv);
+    return tg__vjp_status(dx[0]);
+}
+
 const struct tg_op_desc tg_op_desc_permute = {
     .op = TG_OP_PERMUTE,
     .name = "permute",
@@ -434,7 +482,8 @@ const struct tg_op_desc tg_op_desc_permute = {
     .shape = permute_shape,
     .forward = permute_fwd,
     .backward = permute_bwd,
-    .params = permute_params};
+    .params = permute_params,
+    .vjp_graph = permute_vjp};
 
 struct tg_tensor *tg_permute(struct tg_tape *T, struct tg_tensor *x, int n, const int *perm)
 {
@@ -483,6 +532,17 @@ static void broadcast_to_view(const struct tg_tensor *out, struct view *v)
 }
 VIEW_OP_KERNELS(broadcast_to)
 
+/* dx = dy summed over the broadcast axes */
+static enum tg_status broadcast_to_vjp(struct tg_tape *T, struct tg_tensor *out,
+                                       struct tg_tensor *dy, const bool *need,
+                                       struct tg_tensor **dx)
+{
+    const struct tg_tensor *x = out->in[0];
+    if (!need[0]) return TG_OK;
+    dx[0] = tg__sum_to_shape(T, dy, x->rank, x->shape);
+    return tg__vjp_status(dx[0]);
+}
+
 const struct tg_op_desc tg_op_desc_broadcast_to = {
     .op = TG_OP_BROADCAST_TO,
     .name = "broadcast_to",
@@ -492,6 +552,7 @@ const struct tg_op_desc tg_op_desc_broadcast_to = {
     .shape = broadcast_to_shape,
     .forward = broadcast_to_fwd,
     .backward = broadcast_to_bwd,
+    .vjp_graph = broadcast_to_vjp,
 };
 
 struct tg_tensor *tg_broadcast_to(struct tg_tape *T, struct tg_tensor *x, int rank,
@@ -539,16 +600,19 @@ static int64_t slice_indices(int64_t len, int64_t *start, int64_t stop, int64_t 
 /* Axis d of a slice resolved: its first index in x, its step (a step of 0 is
  * left for the shape rule to reject) and its length. Axes after the given ones
  * are taken whole. */
-static int64_t slice_axis(const struct tg_tensor *out, int d, int64_t *start, int64_t *step)
+static int64_t slice_axis_of(const int64_t *xshape, const struct slice_aux *s, int n, int d,
+                             int64_t *start, int64_t *step)
 {
-    const struct tg_tensor *x = out->in[0];
-    const struct slice_aux *s = out->aux;
     *start = 0;
     *step = 1;
-    if (d >= (int)out->p.i[0]) return x->shape[d];
+    if (d >= n) return xshape[d];
     *start = s->start[d];
     if (s->step[d] != TG_SLICE_NONE) *step = s->step[d];
-    return *step ? slice_indices(x->shape[d], start, s->stop[d], *step) : 0;
+    return *step ? slice_indices(xshape[d], start, s->stop[d], *step) : 0;
+}
+static int64_t slice_axis(const struct tg_tensor *out, int d, int64_t *start, int64_t *step)
+{
+    return slice_axis_of(out->in[0]->shape, out->aux, (int)out->p.i[0], d, start, step);
 }
 
 static enum tg_status slice_shape(struct tg_tensor *out)
@@ -569,21 +633,27 @@ static enum tg_status slice_shape(struct tg_tensor *out)
     return TG_OK;
 }
 
-/* y[i] = x[start + i * step] on every axis */
-static void slice_view(const struct tg_tensor *out, struct view *v)
+/* y[i] = x[start + i * step] on every axis, for x of (rank, xshape) and the
+ * slice's shape yshape */
+static void slice_view_of(int rank, const int64_t *xshape, const struct slice_aux *s, int n,
+                          const int64_t *yshape, struct view *v)
 {
-    const struct tg_tensor *x = out->in[0];
-    tg__strides(x->rank, x->shape, v->st);
+    tg__strides(rank, xshape, v->st);
     v->off = 0;
-    for (int d = 0; d < x->rank; d++) {
+    for (int d = 0; d < rank; d++) {
         int64_t start, step;
-        slice_axis(out, d, &start, &step);
+        slice_axis_of(xshape, s, n, d, &start, &step);
         v->off += start * v->st[d];
         /* along an axis of length 0 or 1 the step is never taken (and may be
          * as large as INT64_MAX: the product would overflow); above that,
          * |step| < the axis length, so the product stays below numel */
-        v->st[d] = out->shape[d] > 1 ? v->st[d] * step : 0;
+        v->st[d] = yshape[d] > 1 ? v->st[d] * step : 0;
     }
+}
+static void slice_view(const struct tg_tensor *out, struct view *v)
+{
+    const struct tg_tensor *x = out->in[0];
+    slice_view_of(x->rank, x->shape, out->aux, (int)out->p.i[0], out->shape, v);
 }
 VIEW_OP_KERNELS(slice)
 
@@ -601,6 +671,20 @@ static int slice_params(const struct tg_tensor *out, double *vals)
     return 2 * out->rank;
 }
 
+static struct tg_tensor *slice_scatter_record(struct tg_tape *T, struct tg_tensor *src, int rank,
+                                              const int64_t *shape, int n,
+                                              const struct slice_aux *s);
+
+/* dx = zeros of x's shape with dy where the slice was taken: a slice_scatter */
+static enum tg_status slice_vjp(struct tg_tape *T, struct tg_tensor *out, struct tg_tensor *dy,
+                                const bool *need, struct tg_tensor **dx)
+{
+    const struct tg_tensor *x = out->in[0];
+    if (!need[0]) return TG_OK;
+    dx[0] = slice_scatter_record(T, dy, x->rank, x->shape, (int)out->p.i[0], out->aux);
+    return tg__vjp_status(dx[0]);
+}
+
 const struct tg_op_desc tg_op_desc_slice = {
     .op = TG_OP_SLICE,
     .name = "slice",
@@ -610,7 +694,8 @@ const struct tg_op_desc tg_op_desc_slice = {
     .shape = slice_shape,
     .forward = slice_fwd,
     .backward = slice_bwd,
-    .params = slice_params};
+    .params = slice_params,
+    .vjp_graph = slice_vjp};
 
 struct tg_tensor *tg_slice(struct tg_tape *T, struct tg_tensor *x, int n,
                            const struct tg_slice_spec *spec)
@@ -647,4 +732,183 @@ struct tg_tensor *tg_slice_axis(struct tg_tape *T, struct tg_tensor *x, int axis
     for (int d = 0; d < a; d++) spec[d] = (struct tg_slice_spec){TG_SLICE_NONE, TG_SLICE_NONE, 1};
     spec[a] = (struct tg_slice_spec){start, stop, step};
     return tg_slice(T, x, a + 1, spec);
+}
+
+/* ---- slice_scatter (the adjoint of slice): p.i[0] = the number of sliced axes,
+ * aux = the specs as given and y's shape ---- */
+
+struct slice_scatter_aux {
+    struct slice_aux s;
+    int64_t shape[TG_MAX_DIM];
+    int rank;
+};
+
+static enum tg_status slice_scatter_shape(struct tg_tensor *out)
+{
+    const struct tg_tensor *src = out->in[0];
+    const struct slice_scatter_aux *a = out->aux;
+    int n = (int)out->p.i[0];
+    int64_t want[TG_MAX_DIM];
+    if (n > a->rank) {
+        char b[160];
+        tg_tensor_format_shape(b, sizeof b, a->rank, a->shape);
+        return tg__fail(TG_ERR_RANGE, "slice_scatter: %d axes sliced but %s has rank %d", n, b,
+                        a->rank);
+    }
+    bool ok = src->rank == a->rank;
+    for (int d = 0; d < a->rank; d++) {
+        int64_t start, step;
+        want[d] = slice_axis_of(a->shape, &a->s, n, d, &start, &step);
+        if (step == 0) return tg__fail(TG_ERR_VALUE, "slice_scatter: step 0 on axis %d", d);
+        ok = ok && src->shape[d] == want[d];
+    }
+    if (!ok) {
+        return fail_shape2(TG_ERR_SHAPE, "slice_scatter: src has shape %s, the slice has %s",
+                           src->rank, src->shape, a->rank, want);
+    }
+    for (int d = 0; d < a->rank; d++) out->shape[d] = a->shape[d];
+    out->rank = (uint8_t)a->rank;
+    return TG_OK;
+}
+
+/* the slice of y that src fills, seen from src: element i of src is y[v.off + i.st] */
+static void slice_scatter_view(const struct tg_tensor *out, struct view *v)
+{
+    const struct slice_scatter_aux *a = out->aux;
+    slice_view_of(a->rank, a->shape, &a->s, (int)out->p.i[0], out->in[0]->shape, v);
+}
+
+#define SLICE_SCATTER_KERNELS(T)                                                                   \
+    static void slice_scatter_fwd_##T(struct tg_tensor *out, const struct view *v)                 \
+    {                                                                                              \
+        const struct tg_tensor *src = out->in[0];                                                  \
+        const T *x = src->data;                                                                    \
+        T *y = out->data;                                                                          \
+        struct tg_walk w;                                                                          \
+        tg__walk_init(&w, src->rank, src->shape, v->st, v->off);                                   \
+        for (int64_t r = 0; r < w.rows; r++, tg__walk_next(&w))                                    \
+            for (int64_t j = 0; j < w.n; j++) y[w.off + j * w.rs] = x[r * w.n + j];                \
+    }                                                                                              \
+    static void slice_scatter_bwd_##T(struct tg_tensor *out, const struct view *v)                 \
+    {                                                                                              \
+        const struct tg_tensor *src = out->in[0];                                                  \
+        T *gx = src->grad;                                                                         \
+        const T *gy = out->grad;                                                                   \
+        struct tg_walk w;                                                                          \
+        tg__walk_init(&w, src->rank, src->shape, v->st, v->off);                                   \
+        for (int64_t r = 0; r < w.rows; r++, tg__walk_next(&w))                                    \
+            for (int64_t j = 0; j < w.n; j++) gx[r * w.n + j] += gy[w.off + j * w.rs];             \
+    }
+SLICE_SCATTER_KERNELS(float)
+SLICE_SCATTER_KERNELS(double)
+
+/* y = 0; y[slice] = src (the positions of a slice are distinct) */
+static void slice_scatter_fwd(struct tg_tensor *out)
+{
+    struct view v;
+    memset(out->data, 0, (size_t)out->numel * tg__esize(out->dtype));
+    if (out->in[0]->numel == 0) return;
+    slice_scatter_view(out, &v);
+    if (out->dtype == TG_F64)
+        slice_scatter_fwd_double(out, &v);
+    else
+        slice_scatter_fwd_float(out, &v);
+}
+/* dsrc += dy[slice] */
+static void slice_scatter_bwd(struct tg_tensor *out)
+{
+    struct view v;
+    if (!out->in[0]->requires_grad || out->in[0]->numel == 0) return;
+    slice_scatter_view(out, &v);
+    if (out->dtype == TG_F64)
+        slice_scatter_bwd_double(out, &v);
+    else
+        slice_scatter_bwd_float(out, &v);
+}
+
+/* The parameters: as slice's, the start and the step of every axis of y. */
+static int slice_scatter_params(const struct tg_tensor *out, double *vals)
+{
+    const struct slice_scatter_aux *a = out->aux;
+    for (int d = 0; d < out->rank; d++) {
+        int64_t start, step;
+        slice_axis_of(a->shape, &a->s, (int)out->p.i[0], d, &start, &step);
+        vals[2 * d] = (double)start;
+        vals[2 * d + 1] = (double)step;
+    }
+    return 2 * out->rank;
+}
+
+/* dsrc = the same slice of dy */
+static enum tg_status slice_scatter_vjp(struct tg_tape *T, struct tg_tensor *out,
+                                        struct tg_tensor *dy, const bool *need,
+                                        struct tg_tensor **dx)
+{
+    const struct slice_scatter_aux *a = out->aux;
+    struct tg_slice_spec spec[TG_MAX_DIM];
+    int n = (int)out->p.i[0];
+    if (!need[0]) return TG_OK;
+    for (int d = 0; d < n; d++) spec[d] = (struct tg_slice_spec){a->s.start[d], a->s.stop[d], a->s.step[d]};
+    dx[0] = tg_slice(T, dy, n, spec);
+    return tg__vjp_status(dx[0]);
+}
+
+const struct tg_op_desc tg_op_desc_slice_scatter = {
+    .op = TG_OP_SLICE_SCATTER,
+    .name = "slice_scatter",
+    .arity = 1,
+    .formula = "y = 0 of a given shape; y[start + i * step] = src[i] per axis",
+    .vjp = "dsrc[i] += dy[start + i * step] (the slice of dy)",
+    .shape = slice_scatter_shape,
+    .forward = slice_scatter_fwd,
+    .backward = slice_scatter_bwd,
+    .params = slice_scatter_params,
+    .vjp_graph = slice_scatter_vjp};
+
+/* s is copied (it may be a slice node's aux) */
+static struct tg_tensor *slice_scatter_record(struct tg_tape *T, struct tg_tensor *src, int rank,
+                                              const int64_t *shape, int n,
+                                              const struct slice_aux *s)
+{
+    struct slice_scatter_aux *a = T ? tg__tape_alloc(T, sizeof *a) : NULL;
+    if (T && !a) return NULL;
+    if (a) {
+        a->s = *s;
+        a->rank = rank;
+        for (int d = 0; d < rank; d++) a->shape[d] = shape[d];
+    }
+    union tg_params p = {.i = {n, 0}};
+    return tg__op_record(T, &tg_op_desc_slice_scatter, 1, &src, &p, a);
+}
+
+struct tg_tensor *tg_slice_scatter(struct tg_tape *T, struct tg_tensor *src, int rank,
+                                   const int64_t *shape, int n, const struct tg_slice_spec *spec)
+{
+    if (!T || !src) return missing(T, &tg_op_desc_slice_scatter, src);
+    int64_t numel;
+    if (rank < 0 || rank > TG_MAX_DIM) {
+        tg__fail(TG_ERR_RANGE, "slice_scatter: rank %d is outside 0..%d", rank, TG_MAX_DIM);
+        return NULL;
+    }
+    if (rank > 0 && !shape) {
+        tg__fail(TG_ERR_NULL, "slice_scatter: shape is NULL");
+        return NULL;
+    }
+    if (n < 0 || n > TG_MAX_DIM) {
+        tg__fail(TG_ERR_RANGE, "slice_scatter: %d axes sliced (0..%d allowed)", n, TG_MAX_DIM);
+        return NULL;
+    }
+    if (n > 0 && !spec) {
+        tg__fail(TG_ERR_NULL, "slice_scatter: spec is NULL");
+        return NULL;
+    }
+    if (tg__check_shape("slice_scatter", rank, shape, sizeof(double), &numel)) return NULL;
+    struct slice_aux s;
+    memset(&s, 0, sizeof s);
+    for (int d = 0; d < n; d++) {
+        s.start[d] = spec[d].start;
+        s.stop[d] = spec[d].stop;
+        s.step[d] = spec[d].step;
+    }
+    return slice_scatter_record(T, src, rank, shape, n, &s);
 }

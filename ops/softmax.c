@@ -10,7 +10,7 @@
  * A tensor is seen as (outer, n, inner) around the axis: element (o, k, i) is at
  * (o * n + k) * inner + i, and a line is the n elements with stride `inner`.
  */
-#include "ops-impl.h"
+#include "shape-impl.h"
 
 struct lines {
     int64_t outer, n, inner;
@@ -131,6 +131,33 @@ static void log_softmax_bwd(struct tg_tensor *o)
     o->dtype == TG_F64 ? softmax_bwd_double(o, true) : softmax_bwd_float(o, true);
 }
 
+/* The differentiable VJPs, y being the node itself:
+ * softmax:     dx = y * (dy - sum_axis(dy * y))
+ * log_softmax: dx = dy - exp(y) * sum_axis(dy)   (sums with keepdim) */
+static enum tg_status softmax_vjp_any(struct tg_tape *T, struct tg_tensor *out,
+                                      struct tg_tensor *dy, const bool *need,
+                                      struct tg_tensor **dx, bool log_space)
+{
+    int axis = axis_of(out);
+    if (!need[0]) return TG_OK;
+    if (log_space)
+        dx[0] = tg_sub(T, dy, tg_mul(T, tg_exp(T, out), tg_sum_axes(T, dy, &axis, 1, true)));
+    else
+        dx[0] = tg_mul(T, out, tg_sub(T, dy, tg_sum_axes(T, tg_mul(T, dy, out), &axis, 1, true)));
+    return tg__vjp_status(dx[0]);
+}
+static enum tg_status softmax_vjp(struct tg_tape *T, struct tg_tensor *out, struct tg_tensor *dy,
+                                  const bool *need, struct tg_tensor **dx)
+{
+    return softmax_vjp_any(T, out, dy, need, dx, false);
+}
+static enum tg_status log_softmax_vjp(struct tg_tape *T, struct tg_tensor *out,
+                                      struct tg_tensor *dy, const bool *need,
+                                      struct tg_tensor **dx)
+{
+    return softmax_vjp_any(T, out, dy, need, dx, true);
+}
+
 const struct tg_op_desc tg_op_desc_softmax = {
     .op = TG_OP_SOFTMAX,
     .name = "softmax",
@@ -140,7 +167,8 @@ const struct tg_op_desc tg_op_desc_softmax = {
     .shape = softmax_shape,
     .forward = softmax_fwd,
     .backward = softmax_bwd,
-    .params = softmax_params};
+    .params = softmax_params,
+    .vjp_graph = softmax_vjp};
 const struct tg_op_desc tg_op_desc_log_softmax = {
     .op = TG_OP_LOG_SOFTMAX,
     .name = "log_softmax",
@@ -150,7 +178,8 @@ const struct tg_op_desc tg_op_desc_log_softmax = {
     .shape = softmax_shape,
     .forward = log_softmax_fwd,
     .backward = log_softmax_bwd,
-    .params = softmax_params};
+    .params = softmax_params,
+    .vjp_graph = log_softmax_vjp};
 
 struct tg_tensor *tg_softmax(struct tg_tape *T, struct tg_tensor *x, int axis)
 {

@@ -89,6 +89,113 @@ static int two_params(const struct tg_tensor *out, double *vals)
     return 2;
 }
 
+/* ---- the differentiable VJPs (the descriptors' vjp_graph) ----
+ * dx = dy * dy/dx recorded as ops on T, dy/dx from x or y (out) as the kernel
+ * takes it. Selectors (relu's, leaky_relu's and abs's) are tape constants
+ * computed from x, NaN at a NaN as in the kernels, so the values equal the
+ * kernels' up to rounding. */
+
+#define VJP_ARGS                                                                                   \
+    struct tg_tape *T, struct tg_tensor *o, struct tg_tensor *dy, const bool *need,                \
+        struct tg_tensor **dx
+
+/* dx[0] = g when asked (need[0]); g NULL is a failed step. */
+static enum tg_status put1(const bool *need, struct tg_tensor *g, struct tg_tensor **dx)
+{
+    if (!need[0]) return TG_OK;
+    if (!g) return tg__vjp_failure();
+    dx[0] = g;
+    return TG_OK;
+}
+
+/* dy times a constant of x's shape: f(x_i, the op's first parameter). */
+static struct tg_tensor *times_const(struct tg_tape *T, struct tg_tensor *o, struct tg_tensor *dy,
+                                     double (*f)(double x, double p))
+{
+    const struct tg_tensor *x = o->in[0];
+    struct tg_tensor *c = tg__vjp_const(T, o->dtype, x->rank, x->shape);
+    if (!c) return NULL;
+    for (int64_t i = 0; i < x->numel; i++)
+        tg__store(c->data, c->dtype, i, f(tg__load(x->data, x->dtype, i), o->p.f[0]));
+    return tg_mul(T, dy, c);
+}
+static double sign_of(double x, double unused)
+{
+    (void)unused;
+    return x > 0 ? 1 : (x < 0 ? -1 : x);
+}
+static double relu_mask(double x, double unused)
+{
+    (void)unused;
+    return x > 0 ? 1 : (x <= 0 ? 0 : x);
+}
+static double leaky_mask(double x, double s)
+{
+    return x > 0 ? 1 : (x <= 0 ? s : x);
+}
+
+static enum tg_status neg_vjp(VJP_ARGS)
+{
+    return need[0] ? put1(need, tg_neg(T, dy), dx) : TG_OK;
+}
+static enum tg_status exp_vjp(VJP_ARGS)
+{
+    return need[0] ? put1(need, tg_mul(T, dy, o), dx) : TG_OK;
+}
+static enum tg_status log_vjp(VJP_ARGS)
+{
+    return need[0] ? put1(need, tg_div(T, dy, o->in[0]), dx) : TG_OK;
+}
+static enum tg_status sqrt_vjp(VJP_ARGS) /* dy / (2 y) */
+{
+    return need[0] ? put1(need, tg_div(T, tg_mul_scalar(T, dy, 0.5), o), dx) : TG_OK;
+}
+static enum tg_status abs_vjp(VJP_ARGS)
+{
+    return need[0] ? put1(need, times_const(T, o, dy, sign_of), dx) : TG_OK;
+}
+static enum tg_status tanh_vjp(VJP_ARGS) /* dy (1 - y^2) */
+{
+    return need[0] ? put1(need, tg_mul(T, dy, tg_rsub_scalar(T, 1, tg_mul(T, o, o))), dx) : TG_OK;
+}
+static enum tg_status sigmoid_vjp(VJP_ARGS) /* dy y (1 - y) */
+{
+    return need[0] ? put1(need, tg_mul(T, dy, tg_mul(T, o, tg_rsub_scalar(T, 1, o))), dx) : TG_OK;
+}
+static enum tg_status relu_vjp(VJP_ARGS)
+{
+    return need[0] ? put1(need, times_const(T, o, dy, relu_mask), dx) : TG_OK;
+}
+static enum tg_status softplus_vjp(VJP_ARGS)
+{
+    return need[0] ? put1(need, tg_mul(T, dy, tg_sigmoid(T, o->in[0])), dx) : TG_OK;
+}
+static enum tg_status sin_vjp(VJP_ARGS)
+{
+    return need[0] ? put1(need, tg_mul(T, dy, tg_cos(T, o->in[0])), dx) : TG_OK;
+}
+static enum tg_status cos_vjp(VJP_ARGS) /* -(dy sin x) */
+{
+    return need[0] ? put1(need, tg_neg(T, tg_mul(T, dy, tg_sin(T, o->in[0]))), dx) : TG_OK;
+}
+static enum tg_status affine_vjp(VJP_ARGS) /* alpha dy */
+{
+    return need[0] ? put1(need, tg_mul_scalar(T, dy, o->p.f[0]), dx) : TG_OK;
+}
+/* dy p x^(p-1); p == 0: dy * 0 (the kernel's factor is 0 there, a NaN x too);
+ * p == 1: dy (the factor is 1, a NaN x too) */
+static enum tg_status pow_scalar_vjp(VJP_ARGS)
+{
+    if (!need[0]) return TG_OK;
+    double p = o->p.f[0];
+    if (p == 0 || p == 1) return put1(need, tg_mul_scalar(T, dy, p), dx);
+    return put1(need, tg_mul(T, dy, tg_mul_scalar(T, tg_pow_scalar(T, o->in[0], p - 1), p)), dx);
+}
+static enum tg_status leaky_relu_vjp(VJP_ARGS)
+{
+    return need[0] ? put1(need, times_const(T, o, dy, leaky_mask), dx) : TG_OK;
+}
+
 /* Each op's descriptor, with its dtype dispatch. */
 #define XP(NAME, ENUM, PARAMS, P0, P1, FORMULA, VJP, Y, DX)                                        \
     static void NAME##_fwd(struct tg_tensor *o)                                                    \
@@ -118,7 +225,8 @@ static int two_params(const struct tg_tensor *out, double *vals)
         .backward1 = {NAME##_bwd1_float, NAME##_bwd1_double},                                      \
         .mixed_dtypes = false,                                                                     \
         .elementwise = true,                                                                       \
-        .params = PARAMS};
+        .params = PARAMS,                                                                          \
+        .vjp_graph = NAME##_vjp};
 #define X(NAME, ENUM, FORMULA, VJP, Y, DX) XP(NAME, ENUM, NULL, p0, p1, FORMULA, VJP, Y, DX)
 UNARY_OPS(X)
 UNARY_PARAM_OPS(XP)

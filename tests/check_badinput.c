@@ -252,6 +252,22 @@ ROW(index_select_t_rank, OBJ(tg_index_select_tensor(f->T, f->a23, 0, f->a23)))
 ROW(gather_range, OBJ(tg_gather(f->T, f->a23, 1, 2, (int64_t[]){2, 1}, (int64_t[]){0, 7})))
 ROW(gather_null, OBJ(tg_gather(f->T, f->a23, 1, 2, (int64_t[]){2, 1}, NULL)))
 ROW(gather_t_shape, OBJ(tg_gather_tensor(f->T, f->a23, 1, f->c5)))
+ROW(slice_scatter_shape,
+    OBJ(tg_slice_scatter(f->T, f->c5, 1, (int64_t[]){4}, 1, &(struct tg_slice_spec){0, 2, 1})))
+ROW(slice_scatter_null, OBJ(tg_slice_scatter(f->T, NULL, 1, (int64_t[]){5}, 0, NULL)))
+ROW(slice_scatter_rank9, OBJ(tg_slice_scatter(f->T, f->c5, 9, rank9, 0, NULL)))
+ROW(slice_scatter_ovf, OBJ(tg_slice_scatter(f->T, f->c5, 2, big, 0, NULL)))
+ROW(slice_scatter_stale, OBJ(tg_slice_scatter(f->T, f->stale, 2, (int64_t[]){2, 3}, 0, NULL)))
+ROW(index_add_range, OBJ(tg_index_add(f->T, f->a23, 1, 2, (int64_t[]){0, 1, 2}, 3)))
+ROW(index_add_n, OBJ(tg_index_add(f->T, f->a23, 0, 4, (int64_t[]){0}, 1)))
+ROW(index_add_null, OBJ(tg_index_add(f->T, f->a23, 0, 4, NULL, 2)))
+ROW(index_add_size, OBJ(tg_index_add(f->T, f->n0, 0, -1, NULL, 0)))
+ROW(scatter_add_rank, OBJ(tg_scatter_add(f->T, f->a23, 0, 1, (int64_t[]){6}, (int64_t[6]){0})))
+ROW(scatter_add_range,
+    OBJ(tg_scatter_add(f->T, f->c5, 0, 1, (int64_t[]){2}, (int64_t[]){0, 1, 2, 0, 0})))
+ROW(scatter_add_null, OBJ(tg_scatter_add(f->T, f->c5, 0, 1, (int64_t[]){2}, NULL)))
+ROW(scatter_add_ovf, OBJ(tg_scatter_add(f->T, f->c5, 0, 2, big, (int64_t[5]){0})))
+ROW(scatter_add_stale, OBJ(tg_scatter_add(f->T, f->stale, 0, 2, (int64_t[]){2, 3}, NULL)))
 ROW(concat_shapes, OBJ(tg_concat(f->T, 2, (struct tg_tensor *[]){f->a23, f->c5}, 0)))
 ROW(concat_dtypes, OBJ(tg_concat(f->T, 2, (struct tg_tensor *[]){f->a23, f->d23}, 0)))
 ROW(concat_zero, OBJ(tg_concat(f->T, 0, (struct tg_tensor *[]){f->a23}, 0)))
@@ -271,6 +287,58 @@ ROW(classify_null, tg_jacobian_classify(NULL, 2, 2, &(struct tg_jacobian_info){0
 ROW(classify_neg, tg_jacobian_classify((double[]){0}, -1, 1, &(struct tg_jacobian_info){0}))
 ROW(classify_ovf, tg_jacobian_classify((double[]){0}, INT64_MAX, 4, &(struct tg_jacobian_info){0}))
 ROW(jac_name_range, VAL(strcmp(tg_jacobian_structure_name((enum tg_jacobian_structure)77), "?"), 0))
+/* ---- grad.h ---- */
+#define G1 (struct tg_tensor *[]){NULL}
+ROW(grad_outputs_null, tg_grad(1, NULL, NULL, 1, &f->a23, NULL, G1))
+ROW(grad_n_out, tg_grad(0, &f->node, NULL, 1, &f->a23, NULL, G1))
+ROW(grad_inputs_null, tg_grad(1, &f->node, &f->b23, 1, NULL, NULL, G1))
+ROW(grad_grads_null, tg_grad(1, &f->node, &f->b23, 1, &f->a23, NULL, NULL))
+ROW(grad_output_entry_null, tg_grad(1, (struct tg_tensor *[]){NULL}, NULL, 1, &f->a23, NULL, G1))
+ROW(grad_input_entry_null, tg_grad(1, &f->node, &f->b23, 1, (struct tg_tensor *[]){NULL}, NULL, G1))
+ROW(grad_stale_output, tg_grad(1, &f->stale, NULL, 1, &f->a23, NULL, G1))
+ROW(grad_stale_input, tg_grad(1, &f->node, &f->b23, 1, &f->stale, NULL, G1))
+ROW(grad_stale_seed, tg_grad(1, &f->node, &f->stale, 1, &f->a23, NULL, G1))
+ROW(grad_output_leaf, tg_grad(1, &f->a23, NULL, 1, &f->a23, NULL, G1))
+ROW(grad_no_seed, tg_grad(1, &f->node, NULL, 1, &f->a23, NULL, G1))
+ROW(grad_seed_shape, tg_grad(1, &f->node, &f->c5, 1, &f->a23, NULL, G1))
+ROW(grad_seed_dtype, tg_grad(1, &f->node, &f->d23, 1, &f->a23, NULL, G1))
+ROW(grad_seed_tape, tg_grad(1, &f->node, (struct tg_tensor *[]){tg_add(f->T2, f->b23, f->b23)},
+                            1, &f->a23, NULL, G1))
+ROW(grad_input_tape, tg_grad(1, &f->node, &f->b23, 1,
+                             (struct tg_tensor *[]){tg_add(f->T2, f->a23, f->b23)}, NULL, G1))
+ROW(grad_outputs_tapes, tg_grad(2, (struct tg_tensor *[]){f->node, tg_add(f->T2, f->a23, f->a23)},
+                                (struct tg_tensor *[]){f->b23, f->b23}, 1, &f->a23, NULL, G1))
+ROW(grad_input_no_rg, tg_grad(1, &f->node, &f->b23, 1, &f->b23, NULL, G1))
+ROW(grad_unused, (tg_tensor_set_requires_grad(f->c5, true),
+                  tg_grad(1, &f->node, &f->b23, 1, &f->c5, NULL, G1)))
+ROW(ggc_fn_null, tg_gradgradcheck(NULL, &f->a23, 1, NULL, NULL, NULL))
+ROW(ggc_inputs_null, tg_gradgradcheck(sq_fn, NULL, 1, NULL, NULL, NULL))
+ROW(ggc_n, tg_gradgradcheck(sq_fn, &f->a23, 0, NULL, NULL, NULL))
+ROW(ggc_input_null, tg_gradgradcheck(sq_fn, (struct tg_tensor *[]){NULL}, 1, NULL, NULL, NULL))
+ROW(ggc_node, tg_gradgradcheck(sq_fn, &f->node, 1, NULL, NULL, NULL))
+ROW(hvp_hv_null, tg_hvp(f->node, 1, &f->a23, &f->b23, NULL, NULL))
+ROW(hvp_inputs_null, tg_hvp(f->node, 1, NULL, &f->b23, NULL, G1))
+ROW(hvp_output_null, tg_hvp(NULL, 1, &f->a23, &f->b23, NULL, G1))
+ROW(hvp_v_null, tg_hvp(f->node, 1, &f->a23, NULL, NULL, G1))
+ROW(hvp_v_shape, tg_hvp(f->node, 1, &f->a23, &f->c5, NULL, G1))
+ROW(hvp_v_dtype, tg_hvp(f->node, 1, &f->a23, &f->d23, NULL, G1))
+ROW(hvp_stale, tg_hvp(f->stale, 1, &f->a23, &f->b23, NULL, G1))
+ROW(hvp_not_scalar, tg_hvp(f->node, 1, &f->a23, &f->b23, NULL, G1))
+ROW(hvp_unused, (tg_tensor_set_requires_grad(f->c5, true),
+                 tg_hvp(tg_sum(f->T, f->node), 1, &f->c5, &f->c5, NULL, G1)))
+ROW(hessian_null_out, tg_hessian(sq_fn, NULL, f->a23, NULL, NULL))
+ROW(hessian_null_fn, tg_hessian(NULL, NULL, f->a23, G1, NULL))
+ROW(hessian_null_input, tg_hessian(sq_fn, NULL, NULL, G1, NULL))
+ROW(hessian_stale, tg_hessian(sq_fn, NULL, f->stale, G1, NULL))
+static enum tg_status hessian_too_large(struct fx *f)
+{
+    struct tg_tensor *x = tg_tensor_zeros(TG_F32, 2, (int64_t[]){1000, 1000});
+    enum tg_status st = tg_hessian(sq_fn, NULL, x, G1, NULL);
+    tg_tensor_free(x);
+    (void)f;
+    return st;
+}
+ROW(hessian_not_scalar, tg_hessian(sq_fn, NULL, f->a23, G1, NULL))
 /* ---- graph.h, trace.h ---- */
 ROW(dot_null_root, tg_graph_dot(NULL, stdout, NULL))
 ROW(dot_null_out, tg_graph_dot(f->node, NULL, NULL))
@@ -509,6 +577,20 @@ static const struct row rows[] = {
     R(gather_range, TG_ERR_RANGE, "gather"),
     R(gather_null, TG_ERR_NULL, "gather"),
     R(gather_t_shape, TG_ERR_SHAPE, "gather"),
+    R(slice_scatter_shape, TG_ERR_SHAPE, "slice_scatter"),
+    R(slice_scatter_null, TG_ERR_NULL, "slice_scatter"),
+    R(slice_scatter_rank9, TG_ERR_RANGE, "slice_scatter"),
+    R(slice_scatter_ovf, TG_ERR_RANGE, "slice_scatter"),
+    R(slice_scatter_stale, TG_ERR_STALE, "slice_scatter"),
+    R(index_add_range, TG_ERR_RANGE, "index_add"),
+    R(index_add_n, TG_ERR_SHAPE, "index_add"),
+    R(index_add_null, TG_ERR_NULL, "index_add"),
+    R(index_add_size, TG_ERR_VALUE, "index_add"),
+    R(scatter_add_rank, TG_ERR_SHAPE, "scatter_add"),
+    R(scatter_add_range, TG_ERR_RANGE, "scatter_add"),
+    R(scatter_add_null, TG_ERR_NULL, "scatter_add"),
+    R(scatter_add_ovf, TG_ERR_RANGE, "scatter_add"),
+    R(scatter_add_stale, TG_ERR_STALE, "scatter_add"),
     R(concat_shapes, TG_ERR_SHAPE, "concat"),
     R(concat_dtypes, TG_ERR_DTYPE, "concat"),
     R(concat_zero, TG_ERR_VALUE, "concat"),
@@ -527,6 +609,44 @@ static const struct row rows[] = {
     R(classify_neg, TG_ERR_RANGE, "tg_jacobian_classify"),
     R(classify_ovf, TG_ERR_RANGE, "tg_jacobian_classify"),
     R(jac_name_range, TG_OK, NULL),
+    R(grad_outputs_null, TG_ERR_NULL, "tg_grad"),
+    R(grad_n_out, TG_ERR_NULL, "tg_grad"),
+    R(grad_inputs_null, TG_ERR_NULL, "tg_grad"),
+    R(grad_grads_null, TG_ERR_NULL, "tg_grad"),
+    R(grad_output_entry_null, TG_ERR_NULL, "tg_grad"),
+    R(grad_input_entry_null, TG_ERR_NULL, "tg_grad"),
+    R(grad_stale_output, TG_ERR_STALE, "tg_grad"),
+    R(grad_stale_input, TG_ERR_STALE, "tg_grad"),
+    R(grad_stale_seed, TG_ERR_STALE, "tg_grad"),
+    R(grad_output_leaf, TG_ERR_TAPE, "tg_grad"),
+    R(grad_no_seed, TG_ERR_SHAPE, "tg_grad"),
+    R(grad_seed_shape, TG_ERR_SHAPE, "tg_grad"),
+    R(grad_seed_dtype, TG_ERR_DTYPE, "tg_grad"),
+    R(grad_seed_tape, TG_ERR_TAPE, "tg_grad"),
+    R(grad_input_tape, TG_ERR_TAPE, "tg_grad"),
+    R(grad_outputs_tapes, TG_ERR_TAPE, "tg_grad"),
+    R(grad_input_no_rg, TG_ERR_STATE, "tg_grad"),
+    R(grad_unused, TG_ERR_TAPE, "input 0 is not on the graph"),
+    R(ggc_fn_null, TG_ERR_NULL, "tg_gradgradcheck"),
+    R(ggc_inputs_null, TG_ERR_NULL, "tg_gradgradcheck"),
+    R(ggc_n, TG_ERR_NULL, "tg_gradgradcheck"),
+    R(ggc_input_null, TG_ERR_NULL, "tg_gradgradcheck"),
+    R(ggc_node, TG_ERR_STATE, "tg_gradgradcheck"),
+    R(hvp_hv_null, TG_ERR_NULL, "tg_hvp"),
+    R(hvp_inputs_null, TG_ERR_NULL, "tg_hvp"),
+    R(hvp_output_null, TG_ERR_NULL, "tg_hvp"),
+    R(hvp_v_null, TG_ERR_NULL, "tg_hvp"),
+    R(hvp_v_shape, TG_ERR_SHAPE, "tg_hvp"),
+    R(hvp_v_dtype, TG_ERR_DTYPE, "tg_hvp"),
+    R(hvp_stale, TG_ERR_STALE, "tg_hvp"),
+    R(hvp_not_scalar, TG_ERR_SHAPE, "tg_hvp"),
+    R(hvp_unused, TG_ERR_TAPE, "tg_hvp: input 0 is not on the graph"),
+    R(hessian_null_out, TG_ERR_NULL, "tg_hessian"),
+    R(hessian_null_fn, TG_ERR_NULL, "tg_hessian"),
+    R(hessian_null_input, TG_ERR_NULL, "tg_hessian"),
+    R(hessian_stale, TG_ERR_STALE, "tg_hessian"),
+    R(hessian_too_large, TG_ERR_RANGE, "1000000 elements"),
+    R(hessian_not_scalar, TG_ERR_SHAPE, "tg_hessian"),
     R(dot_null_root, TG_ERR_NULL, "tg_graph_dot"),
     R(dot_null_out, TG_ERR_NULL, "tg_graph_dot"),
     R(dot_stale, TG_ERR_STALE, "tg_graph_dot"),

@@ -525,6 +525,94 @@ START_TEST(test_nan_moves)
 }
 END_TEST
 
+/* The adjoints of slice, index_select and gather, values derived by hand. */
+START_TEST(test_slice_scatter)
+{
+    struct tg_tape *T = tg_tape_new();
+    /* x[::-2] of 5 elements reads 4, 2, 0 */
+    struct tg_tensor *src = leaf(1, (int64_t[]){3}, (double[]){1, 2, 3});
+    struct tg_slice_spec back2 = {NONE, NONE, -2};
+    struct tg_tensor *y = tg_slice_scatter(T, src, 1, (int64_t[]){5}, 1, &back2);
+    expect_shape(y, 1, (int64_t[]){5});
+    expect_values(y, 5, (double[]){3, 0, 2, 0, 1});
+    backward_seed(y, (double[]){10, 20, 30, 40, 50});
+    expect_grad(src, 3, (double[]){50, 30, 10});
+    /* (2,3)[1:2, 0:3:2]: row 1, columns 0 and 2 */
+    struct tg_tensor *s2 = leaf(2, (int64_t[]){1, 2}, (double[]){7, 8});
+    struct tg_tensor *z = tg_slice_scatter(T, s2, 2, (int64_t[]){2, 3}, 2,
+                                           (struct tg_slice_spec[]){{1, 2, 1}, {0, 3, 2}});
+    expect_values(z, 6, (double[]){0, 0, 0, 7, 0, 8});
+    double v[4];
+    ck_assert_int_eq(tg_tensor_op_params(z, v, 4), 4);
+    ck_assert(v[0] == 1 && v[1] == 1 && v[2] == 0 && v[3] == 2);
+    struct tg_tensor *two = leaf(1, (int64_t[]){2}, (double[]){1, 2});
+    expect_error(tg_slice_scatter(T, two, 1, (int64_t[]){5}, 1, &back2), TG_ERR_SHAPE,
+                 "slice_scatter: src has shape (2), the slice has (3)");
+    expect_error(tg_slice_scatter(T, two, 1, (int64_t[]){5}, 1,
+                                  &(struct tg_slice_spec){0, 2, 0}),
+                 TG_ERR_VALUE, "slice_scatter: step 0 on axis 0");
+    expect_error(tg_slice_scatter(T, two, 1, (int64_t[]){2}, 2, NULL), TG_ERR_NULL,
+                 "slice_scatter: spec is NULL");
+    expect_error(tg_slice_scatter(T, two, 1, (int64_t[]){2}, 2,
+                                  (struct tg_slice_spec[]){{0, 2, 1}, {0, 2, 1}}),
+                 TG_ERR_RANGE, "slice_scatter: 2 axes sliced but (2) has rank 1");
+    tg_tensor_free(src);
+    tg_tensor_free(s2);
+    tg_tensor_free(two);
+    tg_tape_free(T);
+}
+END_TEST
+
+START_TEST(test_index_add)
+{
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor *src = iota(2, (int64_t[]){4, 2}); /* rows (0,1) (2,3) (4,5) (6,7) */
+    int64_t idx[4] = {2, 0, 2, 2};
+    struct tg_tensor *y = tg_index_add(T, src, 0, 3, idx, 4);
+    idx[0] = 1; /* the op keeps its own copy */
+    expect_shape(y, 2, (int64_t[]){3, 2});
+    expect_values(y, 6, (double[]){2, 3, 0, 0, 0 + 4 + 6, 1 + 5 + 7});
+    backward_seed(y, (double[]){1, 2, 3, 4, 5, 6});
+    expect_grad(src, 8, (double[]){5, 6, 1, 2, 5, 6, 5, 6});
+    /* along axis 1 into 3 columns */
+    struct tg_tensor *z = tg_index_add(T, src, -1, 3, (int64_t[]){2, 2}, 2);
+    expect_values(z, 12, (double[]){0, 0, 1, 0, 0, 5, 0, 0, 9, 0, 0, 13});
+    expect_error(tg_index_add(T, src, 1, 3, (int64_t[]){0, 4}, 2), TG_ERR_RANGE,
+                 "index_add: index 4 at position 1 is out of range for axis 1 of (4,3)");
+    expect_error(tg_index_add(T, src, 0, 3, (int64_t[]){0, 1, 2}, 3), TG_ERR_SHAPE,
+                 "index_add: 3 indices for axis 0 of src (4,2)");
+    expect_error(tg_index_add(T, src, 0, -1, NULL, 0), TG_ERR_VALUE, NULL);
+    expect_error(tg_index_add(T, src, 0, 3, NULL, 4), TG_ERR_NULL, "index_add: idx is NULL");
+    tg_tensor_free(src);
+    tg_tape_free(T);
+}
+END_TEST
+
+START_TEST(test_scatter_add)
+{
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor *src =
+        leaf(2, (int64_t[]){2, 5}, (double[]){1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+    const int64_t index[10] = {0, 1, 2, 0, 0, 1, 2, 0, 0, 1};
+    struct tg_tensor *y = tg_scatter_add(T, src, 0, 2, (int64_t[]){3, 5}, index);
+    expect_shape(y, 2, (int64_t[]){3, 5});
+    /* column 3 receives 4 and 9 in row 0 */
+    expect_values(y, 15, (double[]){1, 0, 8, 13, 5, 6, 2, 0, 0, 10, 0, 7, 3, 0, 0});
+    backward_seed(y, (double[]){1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15});
+    expect_grad(src, 10, (double[]){1, 7, 13, 4, 5, 6, 12, 3, 4, 10});
+    expect_error(tg_scatter_add(T, src, 0, 2, (int64_t[]){2, 3}, index), TG_ERR_SHAPE,
+                 "scatter_add: src (2,5) exceeds shape (2,3) on axis 1");
+    expect_error(tg_scatter_add(T, src, 0, 2, (int64_t[]){2, 5}, index), TG_ERR_RANGE,
+                 "scatter_add: index 2 at position 2 is out of range for axis 0 of (2,5)");
+    expect_error(tg_scatter_add(T, src, 0, 1, (int64_t[]){10}, index), TG_ERR_SHAPE,
+                 "scatter_add: src (2,5) and shape (10) differ in rank");
+    expect_error(tg_scatter_add(T, src, 0, 2, (int64_t[]){3, 5}, NULL), TG_ERR_NULL,
+                 "scatter_add: index is NULL");
+    tg_tensor_free(src);
+    tg_tape_free(T);
+}
+END_TEST
+
 static Suite *shape_suite(void)
 {
     Suite *s = suite_create("shape");
@@ -545,6 +633,9 @@ static Suite *shape_suite(void)
     tcase_add_test(tc, test_f32);
     tcase_add_test(tc, test_zero_size);
     tcase_add_test(tc, test_null_and_stale);
+    tcase_add_test(tc, test_slice_scatter);
+    tcase_add_test(tc, test_index_add);
+    tcase_add_test(tc, test_scatter_add);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -25,7 +25,10 @@
     X(INDEX_SELECT, index_select)                                                                  \
     X(GATHER, gather)                                                                              \
     X(CONCAT, concat)                                                                              \
-    X(STACK, stack)
+    X(STACK, stack)                                                                                \
+    X(SLICE_SCATTER, slice_scatter)                                                                \
+    X(INDEX_ADD, index_add)                                                                        \
+    X(SCATTER_ADD, scatter_add)
 
 /* The declarations below sit inside ops.h's extern "C" block and use its types. */
 
@@ -109,5 +112,38 @@ struct tg_tensor *tg_concat(struct tg_tape *T, int n, struct tg_tensor *const *x
 /* xs[0..n-1], all of one shape, joined along a new axis at `axis`, in
  * -(rank+1)..rank: y[.., k, ..] = xs[k]. */
 struct tg_tensor *tg_stack(struct tg_tape *T, int n, struct tg_tensor *const *xs, int axis);
+
+/* ---- the adjoints of slice, index_select and gather (their backward as ops, so
+ * that a gradient through them can be differentiated again) ---- */
+
+/* y of (rank, shape), zero except where x[spec] of an x of that shape would
+ * read, which holds src: y[start + i * step] = src[i] per axis (torch's
+ * slice_scatter into zeros; the adjoint of tg_slice). spec follows tg_slice
+ * (n <= rank, TG_ERR_RANGE otherwise; a step of 0 is TG_ERR_VALUE); src must
+ * have the slice's shape (TG_ERR_SHAPE naming both). shape and spec are
+ * borrowed (spec may be NULL when n == 0). TG_ERR_RANGE for a rank outside
+ * 0..TG_MAX_DIM, TG_ERR_NULL for a NULL shape with rank > 0, TG_ERR_SHAPE for
+ * a negative size. Backward: dsrc += the slice of dy. */
+struct tg_tensor *tg_slice_scatter(struct tg_tape *T, struct tg_tensor *src, int rank,
+                                   const int64_t *shape, int n, const struct tg_slice_spec *spec);
+
+/* y with src's shape except `size` along `axis`, zero but for
+ * y[.., idx[k], ..] += src[.., k, ..] (torch's index_add into zeros; the
+ * adjoint of tg_index_select): repeated indices accumulate. n must equal src's
+ * size along axis (TG_ERR_SHAPE); each idx[k] lies in 0..size-1 (TG_ERR_RANGE,
+ * naming the position); size >= 0 (TG_ERR_VALUE); idx is copied (NULL allowed
+ * when n == 0). Backward: dsrc = index_select(dy, axis, idx). */
+struct tg_tensor *tg_index_add(struct tg_tape *T, struct tg_tensor *src, int axis, int64_t size,
+                               const int64_t *idx, int64_t n);
+
+/* y of (rank, shape), zero but for y[i with i_axis replaced by index[i]] +=
+ * src[i] over every position i of src (torch's scatter_add into zeros; the
+ * adjoint of tg_gather). rank must equal src's rank and, on every axis other
+ * than `axis`, src's size must not exceed shape's (TG_ERR_SHAPE); index holds
+ * numel(src) int64 values in row-major order (copied), each in
+ * 0..shape[axis]-1 (TG_ERR_RANGE). shape is borrowed. Backward:
+ * dsrc = gather(dy, axis, index). */
+struct tg_tensor *tg_scatter_add(struct tg_tape *T, struct tg_tensor *src, int axis, int rank,
+                                 const int64_t *shape, const int64_t *index);
 
 #endif

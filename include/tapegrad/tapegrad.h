@@ -13,6 +13,7 @@
 #include "ops.h"
 #include "gradcheck.h"
 #include "jacobian.h"
+#include "grad.h"
 #include "graph.h"
 #include "trace.h"
 #include "params.h"
