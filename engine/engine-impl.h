@@ -91,6 +91,14 @@ struct tg_op_desc {
     bool (*can_fold)(const struct tg_tensor *out, uint32_t slot);
     /* set when inputs may have different dtypes (e.g. integer indices as f64) */
     bool mixed_dtypes;
+    /* the output is f64 whatever the inputs' dtype (indices: argmax, argmin);
+     * otherwise it has the first input's dtype */
+    bool f64_output;
+    /* Optional: the bytes of op data the node needs beside its value, for
+     * forward to fill and backward to read (e.g. per-row log-sum-exps). The
+     * recorder allocates them in the tape after the shape rule and points
+     * out->aux at them, so that neither the shape rule nor forward allocates. */
+    size_t (*scratch)(const struct tg_tensor *out);
     /* Output element i depends on element i of each (broadcast) input alone: the
      * graph draws and classifies the node as elementwise. */
     bool elementwise;

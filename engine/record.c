@@ -121,7 +121,7 @@ struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc
     if (!n) return NULL;
     n->kind = TG_KIND_NODE;
     n->desc = desc;
-    n->dtype = n_in ? in[0]->dtype : TG_F32;
+    n->dtype = desc->f64_output ? TG_F64 : n_in ? in[0]->dtype : TG_F32;
     if (n_in > 2) {
         n->in = tg__tape_alloc(T, (size_t)n_in * sizeof *n->in);
         if (!n->in) return NULL;
@@ -131,6 +131,10 @@ struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc
     if (params) n->p = *params;
     n->aux = aux;
     if (desc->shape(n) || tg__node_buffers(T, n, desc->name)) return NULL;
+    if (desc->scratch) {
+        size_t bytes = desc->scratch(n);
+        if (bytes && !(n->aux = tg__tape_alloc(T, bytes))) return NULL;
+    }
     if (n->numel <= 1) n->grad = &n->sgrad; /* none: a valid pointer to nothing */
     n->requires_grad = needs_grad && T->no_grad == 0;
     if (n->requires_grad && n->numel > 1) T->grad_pending += grad_bytes(n);

@@ -418,11 +418,15 @@ static enum tg_status rows_shape(struct tg_tensor *out)
     }
     int64_t rows, C;
     rows_of(x, &rows, &C);
-    if (out->desc->op != TG_OP_MULTI_MARGIN) {
-        out->aux = tg__tape_alloc(out->tape, (size_t)(rows ? rows : 1) * sizeof(double));
-        if (!out->aux) return tg_last_status();
-    }
     return reduced_shape(out, x->rank - 1, x->shape, rows);
+}
+
+/* The cross-entropies keep each row's log-sum-exp for backward: (rows) doubles. */
+static size_t lse_scratch(const struct tg_tensor *out)
+{
+    int64_t rows, C;
+    rows_of(out->in[0], &rows, &C);
+    return (size_t)(rows ? rows : 1) * sizeof(double);
 }
 
 static int64_t label_at(const struct tg_tensor *lab, int64_t n)
@@ -585,6 +589,7 @@ const struct tg_op_desc tg_op_desc_cross_entropy = {
     .formula = "term_n = log sum_c e^(x_nc) - x_n,y_n (fused log-softmax, max-subtracted)",
     .vjp = "dx_nc += (softmax(x_n)_c - [c = y_n]) dterm_n; labels get none",
     .shape = rows_shape,
+    .scratch = lse_scratch,
     .forward = ce_fwd,
     .backward = ce_bwd,
     .mixed_dtypes = true,
@@ -598,6 +603,7 @@ const struct tg_op_desc tg_op_desc_cross_entropy_probs = {
     .vjp = "dx_nc += (softmax(x_n)_c sum_c' t_nc' - t_nc) dterm_n; dt_nc -= log_softmax(x_n)_c "
            "dterm_n",
     .shape = rows_shape,
+    .scratch = lse_scratch,
     .forward = ce_fwd,
     .backward = ce_bwd,
     .mixed_dtypes = false,

@@ -287,8 +287,8 @@ static enum tg_status reduce_vjp(struct tg_tape *T, struct tg_tensor *out, struc
     if (ra->kind == R_MAX || ra->kind == R_MIN) {
         int64_t n_out = ra->n_out;
         struct tg_tensor *flat = tg_reshape(T, dy, 1, &n_out);
-        dx[0] = tg_reshape(T, tg_index_add(T, flat, 0, x->numel, ra->arg, n_out), x->rank,
-                           x->shape);
+        dx[0] =
+            tg_reshape(T, tg_index_add(T, flat, 0, x->numel, ra->arg, n_out), x->rank, x->shape);
         return tg__vjp_status(dx[0]);
     }
     int64_t ks[TG_MAX_DIM];
@@ -351,7 +351,6 @@ static enum tg_status reduce_shape(struct tg_tensor *out)
         snprintf(rest, sizeof rest, ", correction %g leaves no degree of freedom", ra->correction);
         return fail_on(TG_ERR_SHAPE, fn, x, what, rest);
     }
-    if (ra->kind == R_ARGMAX || ra->kind == R_ARGMIN) out->dtype = TG_F64;
     walk_init(&ra->walk, x, ra->mask);
     return TG_OK;
 }
@@ -522,6 +521,7 @@ struct tg_tensor *tg_logsumexp_axes(struct tg_tape *T, struct tg_tensor *x, cons
 const struct tg_op_desc tg_op_desc_argmax_axes = {.op = TG_OP_ARGMAX_AXES,
                                                   .name = "argmax_axes",
                                                   .arity = 1,
+                                                  .f64_output = true,
                                                   .formula =
                                                       "y = index of max_S x (f64, first at a tie)",
                                                   .vjp = "none: an index has no gradient",
@@ -539,6 +539,7 @@ struct tg_tensor *tg_argmax_axes(struct tg_tape *T, struct tg_tensor *x, const i
 const struct tg_op_desc tg_op_desc_argmin_axes = {.op = TG_OP_ARGMIN_AXES,
                                                   .name = "argmin_axes",
                                                   .arity = 1,
+                                                  .f64_output = true,
                                                   .formula =
                                                       "y = index of min_S x (f64, first at a tie)",
                                                   .vjp = "none: an index has no gradient",

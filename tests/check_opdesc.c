@@ -266,6 +266,51 @@ START_TEST(test_shape_rules_keep_params)
 }
 END_TEST
 
+/* The node of op `op` in the graph of y (y itself or an input, depth first). */
+static const struct tg_tensor *find_op(const struct tg_tensor *y, int op)
+{
+    const struct tg_tensor *stack[256];
+    int n = 0;
+    stack[n++] = y;
+    while (n > 0) {
+        const struct tg_tensor *t = stack[--n];
+        if ((int)tg_tensor_op(t) == op) return t;
+        for (int i = 0; i < tg_tensor_n_inputs(t) && n < 256; i++)
+            stack[n++] = tg_tensor_input(t, i);
+    }
+    return NULL;
+}
+
+/* Shape rules decide shapes and nothing else (docs/design.md, "Ops"): on every
+ * gradient-check case, the rule of the declared op, run again on a copy of its
+ * node, takes no tape memory and leaves dtype, parameters and aux alone. */
+START_TEST(test_shape_rules_only_decide_shapes)
+{
+    int checked = 0;
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
+        for (int ci = 0; ci < *families[f].n; ci++) {
+            const struct gc_case *gc = &families[f].cases[ci];
+            struct tg_rng rng;
+            tg_rng_seed(&rng, 104729u + (unsigned)ci);
+            struct tg_tensor *in[GC_MAX_IN] = {0};
+            int n = gc->make(&rng, in);
+            ck_assert_msg(n > 0, "%s: %s", gc->label, tg_last_error());
+            struct tg_tape *T = tg_tape_new();
+            struct tg_tensor *y = gc->fn(T, in, n, NULL);
+            ck_assert_msg(y != NULL, "%s: %s", gc->label, tg_last_error());
+            const struct tg_tensor *node = find_op(y, (int)gc->op);
+            ck_assert_msg(node != NULL, "%s: no %s node", gc->label, tg_op_name(gc->op));
+            const char *why = opdesc_shape_rule_side_effect(node);
+            ck_assert_msg(why == NULL, "%s (%s): the shape rule %s", tg_op_name(gc->op), gc->label,
+                          why);
+            checked++;
+            tg_tape_free(T);
+            for (int k = 0; k < n; k++) tg_tensor_free(in[k]);
+        }
+    ck_assert_int_gt(checked, TG_OP_COUNT / 2);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("opdesc");
@@ -276,6 +321,7 @@ int main(void)
     tcase_add_test(tc, test_params_shape_and_index);
     tcase_add_test(tc, test_params_fit);
     tcase_add_test(tc, test_shape_rules_keep_params);
+    tcase_add_test(tc, test_shape_rules_only_decide_shapes);
     suite_add_tcase(s, tc);
     return tg_test_run_suite(s);
 }

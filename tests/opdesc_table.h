@@ -11,5 +11,9 @@ struct tg_tensor;
 /* A recorded node's inline integer parameter k (p.i[k]) and int64 k of its aux. */
 long long opdesc_param_i(const struct tg_tensor *t, int k);
 long long opdesc_aux_i64(const struct tg_tensor *t, int k);
+/* Runs the shape rule of recorded node t once more, on a copy: NULL when it
+ * only decided the shape (no tape memory taken, dtype, parameters and aux left
+ * as they were, the same shape), else what it did besides. */
+const char *opdesc_shape_rule_side_effect(const struct tg_tensor *t);
 
 #endif
