@@ -229,20 +229,7 @@ static enum tg_status minimum_vjp(VJP_ARGS)
 
 /* Each op's descriptor, with its dtype dispatch and shape rule. */
 #define X(NAME, ENUM, FORMULA, VJP, Y, DA, DB)                                                     \
-    static void NAME##_fwd(struct tg_tensor *o)                                                    \
-    {                                                                                              \
-        if (o->dtype == TG_F64)                                                                    \
-            NAME##_fwd_double(o);                                                                  \
-        else                                                                                       \
-            NAME##_fwd_float(o);                                                                   \
-    }                                                                                              \
-    static void NAME##_bwd(struct tg_tensor *o)                                                    \
-    {                                                                                              \
-        if (o->dtype == TG_F64)                                                                    \
-            NAME##_bwd_double(o);                                                                  \
-        else                                                                                       \
-            NAME##_bwd_float(o);                                                                   \
-    }                                                                                              \
+    TG__DTYPE_DISPATCH(NAME)                                                                       \
     static enum tg_status NAME##_shape(struct tg_tensor *o)                                        \
     {                                                                                              \
         return tg__broadcast_shape(#NAME, o->in[0], o->in[1], o);                                  \

@@ -163,4 +163,23 @@ struct tg_tensor *tg__vjp_const(struct tg_tape *T, int dtype, int rank, const in
  * this thread (TG_ERR_NOMEM if, unexpectedly, none is recorded). */
 enum tg_status tg__vjp_failure(void);
 
+/* NAME_fwd and NAME_bwd: the kernels of the node's dtype, from NAME_fwd_double /
+ * NAME_fwd_float and NAME_bwd_double / NAME_bwd_float (one body per family,
+ * included per dtype: ops/binary-kernels.inc, ops/unary-kernels.inc). */
+#define TG__DTYPE_DISPATCH(NAME)                                                                   \
+    static void NAME##_fwd(struct tg_tensor *o)                                                    \
+    {                                                                                              \
+        if (o->dtype == TG_F64)                                                                    \
+            NAME##_fwd_double(o);                                                                  \
+        else                                                                                       \
+            NAME##_fwd_float(o);                                                                   \
+    }                                                                                              \
+    static void NAME##_bwd(struct tg_tensor *o)                                                    \
+    {                                                                                              \
+        if (o->dtype == TG_F64)                                                                    \
+            NAME##_bwd_double(o);                                                                  \
+        else                                                                                       \
+            NAME##_bwd_float(o);                                                                   \
+    }
+
 #endif

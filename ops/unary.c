@@ -198,20 +198,7 @@ static enum tg_status leaky_relu_vjp(VJP_ARGS)
 
 /* Each op's descriptor, with its dtype dispatch. */
 #define XP(NAME, ENUM, PARAMS, P0, P1, FORMULA, VJP, Y, DX)                                        \
-    static void NAME##_fwd(struct tg_tensor *o)                                                    \
-    {                                                                                              \
-        if (o->dtype == TG_F64)                                                                    \
-            NAME##_fwd_double(o);                                                                  \
-        else                                                                                       \
-            NAME##_fwd_float(o);                                                                   \
-    }                                                                                              \
-    static void NAME##_bwd(struct tg_tensor *o)                                                    \
-    {                                                                                              \
-        if (o->dtype == TG_F64)                                                                    \
-            NAME##_bwd_double(o);                                                                  \
-        else                                                                                       \
-            NAME##_bwd_float(o);                                                                   \
-    }                                                                                              \
+    TG__DTYPE_DISPATCH(NAME)                                                                       \
     const struct tg_op_desc tg_op_desc_##NAME = {                                                  \
         .op = TG_OP_##ENUM,                                                                        \
         .name = #NAME,                                                                             \
