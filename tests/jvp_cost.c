@@ -1,19 +1,21 @@
 /*
  * tests/jvp_cost.c - what a tg_jvp costs against one tg_grad, on W5's small MLP
- * (32-64-64-1, tanh, MSE, f32, batch 16; docs/jacobian.md has the figures).
+ * (32-64-64-1, tanh, MSE, f32, batch 16), or with --big on F's MLP shape
+ * (784-256-128-10, tanh, MSE against random targets, f32, batch 128);
+ * docs/jacobian.md has the figures.
  *
  * Each timed step resets the tape, records the forward pass and then runs one of:
  *   forward   nothing more (the recording alone)
  *   backward  tg_backward(loss) (the fast kernels)
  *   grad      tg_grad(loss, all parameters)
  *   jvp_loss  tg_jvp(loss, all parameters, v): the directional derivative
- *   jvp_out   tg_jvp(network output (16, 1), all parameters, v)
+ *   jvp_out   tg_jvp(network output (batch, outputs), all parameters, v)
  * The five run in turn, `--reps` steps each, for `--rounds` rounds (alternating,
  * so that load changes on a shared machine hit them alike); it prints the median
  * step time of each over all rounds and the median of the per-round ratios to
  * grad. As a test (suite unit) it runs a few steps and checks that jvp_loss
  * equals <grad, v>.
- * Usage: jvp_cost [--reps N] [--rounds N]
+ * Usage: jvp_cost [--reps N] [--rounds N] [--big]
  */
 #include <math.h>
 #include <stdio.h>
@@ -22,7 +24,7 @@
 #include <time.h>
 #include <tapegrad/tapegrad.h>
 
-enum { BATCH = 16, N_IN = 32, MODES = 5 };
+enum { MAX_BATCH = 128, MAX_IN = 784, MAX_OUT = 10, MODES = 5 };
 static const char *mode_name[MODES] = {"forward", "backward", "grad", "jvp_loss", "jvp_out"};
 
 static double now_ms(void)
@@ -55,7 +57,8 @@ struct model {
     struct tg_nn_mlp *mlp;
     struct tg_tensor *p[8], *v[8], *grads[8];
     int np;
-    float X[BATCH * N_IN], Y[BATCH];
+    int64_t batch, n_in, n_out;
+    float X[MAX_BATCH * MAX_IN], Y[MAX_BATCH * MAX_OUT];
 };
 
 /* One step of mode m; with dot, *dot gets the scalar it computed (the check:
@@ -63,8 +66,8 @@ struct model {
 static int step(struct model *M, struct tg_tape *T, int m, double *dot)
 {
     tg_tape_reset(T);
-    struct tg_tensor *x = tg_tape_constant(T, TG_F32, 2, (int64_t[]){BATCH, N_IN}, M->X);
-    struct tg_tensor *y = tg_tape_constant(T, TG_F32, 2, (int64_t[]){BATCH, 1}, M->Y);
+    struct tg_tensor *x = tg_tape_constant(T, TG_F32, 2, (int64_t[]){M->batch, M->n_in}, M->X);
+    struct tg_tensor *y = tg_tape_constant(T, TG_F32, 2, (int64_t[]){M->batch, M->n_out}, M->Y);
     struct tg_tensor *out = tg_nn_mlp_forward(M->mlp, T, x), *jv = NULL;
     struct tg_tensor *l = tg_mse(T, out, y, TG_REDUCE_MEAN);
     if (!l) return 1;
@@ -97,10 +100,16 @@ int main(int argc, char **argv)
     int reps = opt(argc, argv, "--reps", 3), rounds = opt(argc, argv, "--rounds", 1);
     struct tg_rng rng;
     tg_rng_seed(&rng, 5);
-    struct model M = {0};
-    for (int i = 0; i < BATCH * N_IN; i++) M.X[i] = (float)(2 * tg_rng_uniform(&rng) - 1);
-    for (int i = 0; i < BATCH; i++) M.Y[i] = (float)(2 * tg_rng_uniform(&rng) - 1);
-    int64_t sizes[4] = {N_IN, 64, 64, 1};
+    static struct model M;
+    bool big = false;
+    for (int i = 1; i < argc; i++) big |= !strcmp(argv[i], "--big");
+    int64_t sizes[4] = {32, 64, 64, 1};
+    if (big) memcpy(sizes, (int64_t[]){784, 256, 128, 10}, sizeof sizes);
+    M.batch = big ? 128 : 16;
+    M.n_in = sizes[0];
+    M.n_out = sizes[3];
+    for (int64_t i = 0; i < M.batch * M.n_in; i++) M.X[i] = (float)(2 * tg_rng_uniform(&rng) - 1);
+    for (int64_t i = 0; i < M.batch * M.n_out; i++) M.Y[i] = (float)(2 * tg_rng_uniform(&rng) - 1);
     M.mlp = tg_nn_mlp_new(sizes, 4, TG_ACT_TANH, TG_ACT_NONE, TG_F32, TG_INIT_XAVIER_UNIFORM, &rng);
     struct tg_params *ps = M.mlp ? tg_nn_mlp_params(M.mlp) : NULL;
     struct tg_tape *T = tg_tape_new();
@@ -108,8 +117,8 @@ int main(int argc, char **argv)
     M.np = (int)tg_params_count(ps);
     for (int i = 0; i < M.np; i++) {
         M.p[i] = tg_params_tensor(ps, i);
-        M.v[i] = tg_tensor_uniform(TG_F32, tg_tensor_rank(M.p[i]), tg_tensor_shape(M.p[i]), &rng,
-                                   -1, 1);
+        M.v[i] =
+            tg_tensor_uniform(TG_F32, tg_tensor_rank(M.p[i]), tg_tensor_shape(M.p[i]), &rng, -1, 1);
         if (!M.v[i]) return 1;
     }
     /* the check: the directional derivative equals <grad, v> */
@@ -144,8 +153,10 @@ int main(int argc, char **argv)
         }
         for (int m = 0; m < MODES; m++) ratio[m][r] = med[m] / med[2];
     }
-    printf("jvp_cost: MLP 32-64-64-1 tanh, MSE, f32, batch 16; %d rounds x %d steps per mode\n",
-           rounds, reps);
+    printf("jvp_cost: MLP %lld-%lld-%lld-%lld tanh, MSE, f32, batch %lld; %d rounds x %d steps "
+           "per mode\n",
+           (long long)sizes[0], (long long)sizes[1], (long long)sizes[2], (long long)sizes[3],
+           (long long)M.batch, rounds, reps);
     printf("%-10s %12s %16s\n", "mode", "median ms", "ratio to grad");
     for (int m = 0; m < MODES; m++)
         printf("%-10s %12.4f %16.2f\n", mode_name[m], median(t[m], reps * rounds),
