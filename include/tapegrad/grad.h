@@ -155,7 +155,7 @@ enum tg_status tg_hessian(tg_gradcheck_fn fn, void *ctx, const struct tg_tensor 
  * Computed by transposing the VJP (engine/jvp.c): g(u) = J^T u is recorded with
  * tg_grad(create_graph) for a zero cotangent u per output, and J v is the
  * gradient of <g(u), v> with respect to u, a second tg_grad. With the forward
- * pass, a JVP step costs under 2 tg_grad steps on a small MLP (docs/jacobian.md
+ * pass, a JVP step costs 1.6 to 2 tg_grad steps on two MLPs (docs/jacobian.md
  * has the measurement); both recorded passes stay on the tape until its reset.
  * Every op on the way needs a differentiable VJP.
  *
