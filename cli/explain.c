@@ -1,7 +1,9 @@
 /*
  * cli/explain.c - `tapegrad explain`: the value of an expression, every partial
  * derivative by backward and by central differences, and optionally the
- * chain-rule trace, the graph as DOT and the result as JSON.
+ * chain-rule trace, the graph as DOT and the result as JSON; with --hessian the
+ * second partial derivatives (tg_grad twice) beside central differences of the
+ * first (cli/hessian.c).
  */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -12,7 +14,8 @@
 #include "expr.h"
 
 static const char usage[] =
-    "usage: tapegrad explain EXPR [name=value ...] [--trace] [--dot FILE] [--json]\n"
+    "usage: tapegrad explain EXPR [name=value ...] [--hessian] [--trace] [--dot FILE]\n"
+    "                        [--json]\n"
     "\n"
     "Builds EXPR as a graph (f64, each variable a leaf that requires grad), runs\n"
     "backward, and prints the value Div, every partial derivative dDiv/dx and its\n"
@@ -23,9 +26,13 @@ static const char usage[] =
     "sin cos, max(a,b) min(a,b) pow(a,b) leaky_relu(x, slope). ^ binds tighter\n"
     "than unary minus and associates to the right, as in Python: -x^2 = -(x^2).\n"
     "\n"
+    "  --hessian   also print the second partials d2Div/dx dy, by differentiating\n"
+    "              the recorded backward pass (tg_grad twice), beside central\n"
+    "              differences of the first partials; at most 32 variables\n"
     "  --trace     print the backward sweep step by step (the chain rule)\n"
     "  --dot FILE  write the graph in Graphviz DOT to FILE ('-' for stdout)\n"
-    "  --json      print {\"value\": v, \"grad\": {...}, \"numeric\": {...}}\n"
+    "  --json      print {\"value\": v, \"grad\": {...}, \"numeric\": {...}}, with\n"
+    "              --hessian also \"hessian\" and \"hessian_numeric\": {x: {y: ...}}\n"
     "  -h, --help  this text\n"
     "\n"
     "Example: tapegrad explain '(sigmoid(w*x + b) - t)^2' w=0.5 x=2 b=-0.5 t=1 --trace\n"
@@ -35,7 +42,7 @@ struct opts {
     const char *src;
     const char **assign; /* "name=value" arguments */
     int n_assign;
-    bool trace, json;
+    bool trace, json, hessian;
     const char *dot;
 };
 
@@ -66,6 +73,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->trace = true;
         } else if (!opts_done && !strcmp(a, "--json")) {
             o->json = true;
+        } else if (!opts_done && !strcmp(a, "--hessian")) {
+            o->hessian = true;
         } else if (!opts_done && !strcmp(a, "--dot")) {
             if (++i == argc) {
                 fprintf(stderr, "tapegrad explain: --dot needs a file name\n");
@@ -144,6 +153,7 @@ struct session {
     struct tg_tensor **nodes;  /* (e.n) the tensor of every expression node */
     struct tg_tensor *root;
     double value, *values, *grad, *numeric; /* (n_vars) each */
+    double *hess, *hess_numeric;            /* (n_vars^2) with --hessian, else NULL */
     struct tg_graph_name *name_list;        /* (n_vars) the variables' names */
     struct tg_graph_names names;
 };
@@ -217,6 +227,52 @@ static int run_numeric(struct session *s)
     return expr_numeric_grad(&s->e, s->values, s->numeric) ? CLI_FAIL : CLI_OK;
 }
 
+/* The second partials (--hessian), into s->hess and s->hess_numeric. */
+static int run_hessian(struct session *s)
+{
+    size_t nv = (size_t)s->e.n_vars;
+    s->hess = calloc(nv * nv + 1, sizeof *s->hess);
+    s->hess_numeric = calloc(nv * nv + 1, sizeof *s->hess_numeric);
+    if (!s->hess || !s->hess_numeric) return CLI_FAIL;
+    struct expr_error err;
+    if (expr_hessian(&s->e, s->values, s->hess, s->hess_numeric, &err)) {
+        fprintf(stderr, "tapegrad explain: --hessian: %s\n", err.msg);
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+/* d2Div/dx^2 for i == j, d2Div/dx dy otherwise. */
+static void second_name(const struct session *s, int i, int j, char *buf, size_t size)
+{
+    if (i == j)
+        snprintf(buf, size, "d2Div/d%s^2", s->e.vars[i]);
+    else
+        snprintf(buf, size, "d2Div/d%s d%s", s->e.vars[i], s->e.vars[j]);
+}
+
+/* The upper triangle: H is symmetric (--json has every entry, each computed). */
+static void print_hessian(const struct session *s)
+{
+    int nv = s->e.n_vars;
+    if (!nv) return;
+    printf("\n%-14s %-26s %s\n", "second partial", "tg_grad twice",
+           "numeric (central difference of the first)");
+    for (int i = 0; i < nv; i++)
+        for (int j = i; j < nv; j++) {
+            char lhs[160];
+            second_name(s, i, j, lhs, sizeof lhs);
+            printf("%-14s %-26.17g %.10g\n", lhs, s->hess[(size_t)i * nv + j],
+                   s->hess_numeric[(size_t)i * nv + j]);
+        }
+    if (nv > 1) printf("(symmetric: d2Div/dy dx = d2Div/dx dy; --json lists both)\n");
+    for (int k = 0; k < nv * nv; k++)
+        if (isnan(s->hess_numeric[k])) {
+            printf("(nan: the expression is not defined at x +- h, h = 1e-6 max(1, |x|))\n");
+            break;
+        }
+}
+
 static void print_head(const struct session *s)
 {
     printf("expression  %s\n", s->o->src);
@@ -252,6 +308,20 @@ static int print_json(const struct session *s)
         cJSON_AddItemToObject(g, s->e.vars[i], cJSON_CreateNumber(s->grad[i]));
         cJSON_AddItemToObject(n, s->e.vars[i], cJSON_CreateNumber(s->numeric[i]));
     }
+    for (int m = 0; s->hess && m < 2; m++) {
+        const double *H = m ? s->hess_numeric : s->hess;
+        cJSON *h = cJSON_CreateObject();
+        if (!h) goto fail_all;
+        cJSON_AddItemToObject(obj, m ? "hessian_numeric" : "hessian", h);
+        for (int i = 0; i < s->e.n_vars; i++) {
+            cJSON *r = cJSON_CreateObject();
+            if (!r) goto fail_all;
+            cJSON_AddItemToObject(h, s->e.vars[i], r);
+            for (int j = 0; j < s->e.n_vars; j++)
+                cJSON_AddItemToObject(r, s->e.vars[j],
+                                      cJSON_CreateNumber(H[(size_t)i * s->e.n_vars + j]));
+        }
+    }
     char *text = cJSON_Print(obj);
     if (!text) {
         cJSON_Delete(obj);
@@ -261,6 +331,9 @@ static int print_json(const struct session *s)
     cJSON_free(text);
     cJSON_Delete(obj);
     return CLI_OK;
+fail_all:
+    cJSON_Delete(obj);
+    return CLI_FAIL;
 fail:
     cJSON_Delete(obj);
     cJSON_Delete(g);
@@ -322,6 +395,8 @@ static void session_free(struct session *s)
     free(s->values);
     free(s->grad);
     free(s->numeric);
+    free(s->hess);
+    free(s->hess_numeric);
     expr_free(&s->e);
 }
 
@@ -340,12 +415,22 @@ int tg_cli_explain(int argc, char **argv)
         free(o.assign);
         return CLI_USAGE;
     }
+    if (o.hessian && s.e.n_vars > EXPR_HESSIAN_MAX_VARS) {
+        fprintf(stderr,
+                "tapegrad explain: --hessian takes at most %d variables, the expression has %d\n",
+                EXPR_HESSIAN_MAX_VARS, s.e.n_vars);
+        expr_free(&s.e);
+        free(o.assign);
+        return CLI_USAGE;
+    }
     rc = build(&s);
     if (!rc && !o.json) print_head(&s);
     if (!rc) rc = run_backward(&s);
     if (!rc) rc = run_numeric(&s);
+    if (!rc && o.hessian) rc = run_hessian(&s);
     if (!rc && o.json) rc = print_json(&s);
     if (!rc && !o.json) print_partials(&s);
+    if (!rc && !o.json && o.hessian) print_hessian(&s);
     if (!rc && o.dot) rc = write_dot(&s);
     if (rc == CLI_FAIL && !s.root && tg_last_status() == TG_ERR_NOMEM)
         fprintf(stderr, "tapegrad explain: out of memory\n");

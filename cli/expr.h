@@ -87,4 +87,22 @@ double expr_node_value(const struct expr *e, int k, const double *val, const dou
  */
 int expr_numeric_grad(const struct expr *e, const double *vars, double *numeric);
 
+/* The most variables expr_hessian takes (explain --hessian prints n^2 numbers). */
+#define EXPR_HESSIAN_MAX_VARS 32
+
+/*
+ * The second partial derivatives of the expression at the variables' values
+ * (n_vars), row-major n_vars x n_vars, H[i n + j] = d2f / dx_i dx_j:
+ *   H          analytic: g = grad f by tg_grad with create_graph, then row i =
+ *              grad g_i by tg_grad again (cli/hessian.c);
+ *   H_numeric  central differences of the analytic first derivatives (tg_grad,
+ *              f64): column j = (g(x + h e_j) - g(x - h e_j)) / 2h, h = 1e-6
+ *              max(1, |x_j|); NaN where x +- h e_j is outside the domain
+ *              (expr_build's checks: log of a negative number, ...).
+ * Returns 0, or -1 with err filled (col 0): more than EXPR_HESSIAN_MAX_VARS
+ * variables, an op without a differentiable VJP, out of memory.
+ */
+int expr_hessian(const struct expr *e, const double *values, double *H, double *H_numeric,
+                 struct expr_error *err);
+
 #endif

@@ -13,7 +13,7 @@ static const struct command {
     int (*run)(int argc, char **argv);
     const char *summary;
 } commands[] = {
-    {"explain", tg_cli_explain, "value, gradients and chain-rule trace of an expression"},
+    {"explain", tg_cli_explain, "value, gradients, Hessian and chain-rule trace of an expression"},
     {"gradcheck", tg_cli_gradcheck, "gradient-check every op of the table, as a table"},
     {"train", tg_cli_train, "train an MLP on a CSV file or IDX data"},
     {"eval", tg_cli_eval, "loss, accuracy and confusion matrix of a saved model"},

@@ -39,7 +39,7 @@ MODULES = {
 # named for what they compute (docs/design.md, "Naming")
 ALGORITHMS = {"tg_backward", "tg_backward_apply", "tg_backward_trace", "tg_gradcheck",
               "tg_jacobian", "tg_vjp", "tg_grad", "tg_gradgradcheck", "tg_hvp",
-              "tg_hessian"}
+              "tg_hessian", "tg_jvp"}
 # types named for the op or call they parametrise
 TYPES = {"tg_tensor", "tg_tape", "tg_status", "tg_allocator", "tg_apply", "tg_reduction",
          "tg_slice_spec"}

@@ -339,6 +339,26 @@ static enum tg_status hessian_too_large(struct fx *f)
     return st;
 }
 ROW(hessian_not_scalar, tg_hessian(sq_fn, NULL, f->a23, G1, NULL))
+ROW(jvp_jv_null, tg_jvp(1, &f->node, 1, &f->a23, &f->b23, NULL, NULL))
+ROW(jvp_outputs_null, tg_jvp(1, NULL, 1, &f->a23, &f->b23, NULL, G1))
+ROW(jvp_n_out, tg_jvp(0, &f->node, 1, &f->a23, &f->b23, NULL, G1))
+ROW(jvp_inputs_null, tg_jvp(1, &f->node, 1, NULL, &f->b23, NULL, G1))
+ROW(jvp_n_in, tg_jvp(1, &f->node, 0, &f->a23, &f->b23, NULL, G1))
+ROW(jvp_v_null, tg_jvp(1, &f->node, 1, &f->a23, NULL, NULL, G1))
+ROW(jvp_output_entry_null, tg_jvp(1, (struct tg_tensor *[]){NULL}, 1, &f->a23, &f->b23, NULL, G1))
+ROW(jvp_input_entry_null, tg_jvp(1, &f->node, 1, (struct tg_tensor *[]){NULL}, &f->b23, NULL, G1))
+ROW(jvp_v_entry_null, tg_jvp(1, &f->node, 1, &f->a23, (struct tg_tensor *[]){NULL}, NULL, G1))
+ROW(jvp_v_shape, tg_jvp(1, &f->node, 1, &f->a23, &f->c5, NULL, G1))
+ROW(jvp_v_dtype, tg_jvp(1, &f->node, 1, &f->a23, &f->d23, NULL, G1))
+ROW(jvp_v_tape, tg_jvp(1, &f->node, 1, &f->a23, (struct tg_tensor *[]){tg_add(f->T2, f->b23, f->b23)},
+                       NULL, G1))
+ROW(jvp_stale_output, tg_jvp(1, &f->stale, 1, &f->a23, &f->b23, NULL, G1))
+ROW(jvp_stale_input, tg_jvp(1, &f->node, 1, &f->stale, &f->b23, NULL, G1))
+ROW(jvp_stale_v, tg_jvp(1, &f->node, 1, &f->a23, &f->stale, NULL, G1))
+ROW(jvp_output_leaf, tg_jvp(1, &f->a23, 1, &f->a23, &f->b23, NULL, G1))
+ROW(jvp_input_no_rg, tg_jvp(1, &f->node, 1, &f->b23, &f->b23, NULL, G1))
+ROW(jvp_unused, (tg_tensor_set_requires_grad(f->c5, true),
+                 tg_jvp(1, &f->node, 1, &f->c5, &f->c5, NULL, G1)))
 /* ---- graph.h, trace.h ---- */
 ROW(dot_null_root, tg_graph_dot(NULL, stdout, NULL))
 ROW(dot_null_out, tg_graph_dot(f->node, NULL, NULL))
@@ -647,6 +667,24 @@ static const struct row rows[] = {
     R(hessian_stale, TG_ERR_STALE, "tg_hessian"),
     R(hessian_too_large, TG_ERR_RANGE, "1000000 elements"),
     R(hessian_not_scalar, TG_ERR_SHAPE, "tg_hessian"),
+    R(jvp_jv_null, TG_ERR_NULL, "tg_jvp"),
+    R(jvp_outputs_null, TG_ERR_NULL, "tg_jvp"),
+    R(jvp_n_out, TG_ERR_NULL, "tg_jvp"),
+    R(jvp_inputs_null, TG_ERR_NULL, "tg_jvp"),
+    R(jvp_n_in, TG_ERR_NULL, "tg_jvp"),
+    R(jvp_v_null, TG_ERR_NULL, "tg_jvp"),
+    R(jvp_output_entry_null, TG_ERR_NULL, "tg_jvp"),
+    R(jvp_input_entry_null, TG_ERR_NULL, "tg_jvp"),
+    R(jvp_v_entry_null, TG_ERR_NULL, "tg_jvp: v 0 is NULL"),
+    R(jvp_v_shape, TG_ERR_SHAPE, "tg_jvp: v 0 has shape (5) but input 0 has shape (2,3)"),
+    R(jvp_v_dtype, TG_ERR_DTYPE, "tg_jvp: v 0 is f64 but input 0 is f32"),
+    R(jvp_v_tape, TG_ERR_TAPE, "tg_jvp: v 0 is on a different tape"),
+    R(jvp_stale_output, TG_ERR_STALE, "tg_jvp"),
+    R(jvp_stale_input, TG_ERR_STALE, "tg_jvp"),
+    R(jvp_stale_v, TG_ERR_STALE, "tg_jvp"),
+    R(jvp_output_leaf, TG_ERR_TAPE, "tg_jvp: output 0 is a leaf"),
+    R(jvp_input_no_rg, TG_ERR_STATE, "tg_jvp: input 0 requires no gradient"),
+    R(jvp_unused, TG_ERR_TAPE, "tg_jvp: input 0 is not on the graph"),
     R(dot_null_root, TG_ERR_NULL, "tg_graph_dot"),
     R(dot_null_out, TG_ERR_NULL, "tg_graph_dot"),
     R(dot_stale, TG_ERR_STALE, "tg_graph_dot"),

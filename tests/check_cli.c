@@ -345,6 +345,88 @@ END_TEST
 /* What training leaves is checked before anything is reported or saved: a NaN
  * or Inf weight anywhere fails mlp_check_params (a ReLU turns a NaN input into
  * 0, so the loss can stay finite while the weights are not). */
+/* expr_hessian (explain --hessian): second partials worked out by hand at x, y,
+ * H = {d2/dx2, d2/dxdy, d2/dy2}; the numeric column (central differences of the
+ * first partials) within 1e-6. Expressions in x and y, x first. */
+static const struct {
+    const char *src;
+    double x, y;
+    double h[3];
+} hessians[] = {
+    /* 2y, 2x, 0 */
+    {"x^2*y", 1, 2, {4, 2, 0}},
+    /* bilinear; then a constant gradient */
+    {"x*y + y", 3, -1, {0, 1, 0}},
+    {"x + y", 0.5, 0.25, {0, 0, 0}},
+    /* 0, -1/y^2, 2x/y^3 */
+    {"x/y", 0.7, 1.3, {0, -1 / (1.3 * 1.3), 2 * 0.7 / (1.3 * 1.3 * 1.3)}},
+    /* y^2 e^xy, (1 + xy) e^xy, x^2 e^xy */
+    {"exp(x*y)", 0.5, 2, {4 * M_E, 2 * M_E, 0.25 * M_E}},
+    /* -sin x cos y, -cos x sin y, -sin x cos y */
+    {"sin(x)*cos(y)", 0.3, 0.9, {-0.18369830628609546, -0.74834077968113089, -0.18369830628609546}},
+    /* -sqrt(y)/x^2, 1/(2x sqrt y), -log(x)/(4 y^1.5) */
+    {"log(x)*sqrt(y)", 2, 4, {-0.5, 0.125, -0.02166084939249829}},
+    /* 0, 1 - tanh^2 y, -2x tanh y (1 - tanh^2 y) */
+    {"x*tanh(y)", 1.5, 0.4, {0, 0.85563878608117772, -0.97529720651059149}},
+    /* 6x, -4y, -4x */
+    {"x^3 - 2*x*y^2", 1, 1, {6, -4, -4}},
+    /* y(y-1) x^(y-2), x^(y-1) (1 + y log x), x^y log^2 x */
+    {"pow(x, y)", 2, 3, {12, 12.317766166719343, 3.8436241113456111}},
+};
+
+START_TEST(test_hessian)
+{
+    struct expr e;
+    struct expr_error err;
+    ck_assert_int_eq(expr_parse(hessians[_i].src, &e, &err), 0);
+    ck_assert_int_eq(e.n_vars, 2);
+    ck_assert_str_eq(e.vars[0], "x");
+    double v[2] = {hessians[_i].x, hessians[_i].y}, H[4], N[4];
+    ck_assert_int_eq(expr_hessian(&e, v, H, N, &err), 0);
+    const double *w = hessians[_i].h, want[4] = {w[0], w[1], w[1], w[2]};
+    for (int k = 0; k < 4; k++) {
+        ck_assert_msg(fabs(H[k] - want[k]) <= 1e-9 * (1 + fabs(want[k])),
+                      "%s: H[%d] = %.17g, want %.17g", hessians[_i].src, k, H[k], want[k]);
+        ck_assert_msg(fabs(N[k] - want[k]) <= 1e-6 * (1 + fabs(want[k])),
+                      "%s: numeric H[%d] = %.17g, want %.17g", hessians[_i].src, k, N[k], want[k]);
+    }
+    expr_free(&e);
+}
+END_TEST
+
+START_TEST(test_hessian_limits)
+{
+    struct expr e;
+    struct expr_error err;
+    double v[EXPR_HESSIAN_MAX_VARS + 1], H[4], N[4];
+    for (int i = 0; i <= EXPR_HESSIAN_MAX_VARS; i++) v[i] = 1;
+    /* one variable more than the limit: refused with a message, nothing computed */
+    char src[512] = "x0", name[16];
+    for (int i = 1; i <= EXPR_HESSIAN_MAX_VARS; i++) {
+        snprintf(name, sizeof name, "+x%d", i);
+        strcat(src, name);
+    }
+    ck_assert_int_eq(expr_parse(src, &e, &err), 0);
+    ck_assert_int_eq(expr_hessian(&e, v, NULL, NULL, &err), -1);
+    ck_assert_str_eq(err.msg, "--hessian takes at most 32 variables, the expression has 33");
+    expr_free(&e);
+    /* a constant or a single variable: all zeros */
+    ck_assert_int_eq(expr_parse("x", &e, &err), 0);
+    ck_assert_int_eq(expr_hessian(&e, v, H, N, &err), 0);
+    ck_assert_double_eq(H[0], 0);
+    ck_assert_double_eq(N[0], 0);
+    expr_free(&e);
+    /* log(x) at 1e-7: x - h is outside the domain, the numeric entry is NaN;
+     * the analytic one is -1/x^2 */
+    ck_assert_int_eq(expr_parse("log(x)", &e, &err), 0);
+    v[0] = 1e-7;
+    ck_assert_int_eq(expr_hessian(&e, v, H, N, &err), 0);
+    ck_assert_double_eq_tol(H[0], -1e14, 1e2);
+    ck_assert(isnan(N[0]));
+    expr_free(&e);
+}
+END_TEST
+
 START_TEST(test_check_params)
 {
     struct mlp_model m = {
@@ -375,6 +457,8 @@ static Suite *cli_suite(void)
     tcase_add_loop_test(tc, test_numeric_grad, 0, 6);
     tcase_add_test(tc, test_many_variables);
     tcase_add_test(tc, test_check_params);
+    tcase_add_loop_test(tc, test_hessian, 0, sizeof hessians / sizeof hessians[0]);
+    tcase_add_test(tc, test_hessian_limits);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -89,6 +89,39 @@ expect 0 explain 'x*x + x' x=3 --trace
 contains out "(sum of 2 contributions)"
 contains out "dDiv/dx        7"
 
+# --hessian: x^2*y at (1, 2): d2/dx2 = 2y = 4, d2/dxdy = 2x = 2, d2/dy2 = 0
+expect 0 explain --help
+contains out "--hessian"
+expect 0 explain 'x^2*y' x=1 y=2 --hessian
+contains out "second partial"
+contains out "d2Div/dx^2     4 "
+contains out "d2Div/dx dy    2 "
+contains out "d2Div/dy^2     0 "
+expect 0 explain 'x^2*y' x=1 y=2 --hessian --json
+python3 - "$TMP/out" <<'PY' || fails=$((fails + 1))
+import json, sys
+d = json.load(open(sys.argv[1]))
+x, y = 1.0, 2.0
+want = {"x": {"x": 2 * y, "y": 2 * x}, "y": {"x": 2 * x, "y": 0.0}}
+for a in "xy":
+    for b in "xy":
+        assert abs(d["hessian"][a][b] - want[a][b]) < 1e-14, (a, b, d)
+        assert abs(d["hessian_numeric"][a][b] - want[a][b]) < 1e-7, (a, b, d)
+assert set(d) == {"value", "grad", "numeric", "hessian", "hessian_numeric"}, d
+PY
+# too many variables for --hessian: a usage error naming the limit, no output
+vars=""
+expr="x0"
+i=1
+while [ $i -le 32 ]; do expr="$expr+x$i"; vars="$vars x$i=1"; i=$((i + 1)); done
+expect 2 explain "$expr" x0=1 $vars --hessian
+contains err "tapegrad explain: --hessian takes at most 32 variables, the expression has 33"
+lines out 0
+# outside the domain at x - h: the numeric entry is nan, said so; JSON null
+expect 0 explain 'log(x)' x=1e-7 --hessian
+contains out "nan"
+contains out "(nan: the expression is not defined at x +- h"
+
 # the op-table gradient check as a table
 expect 0 gradcheck --op tanh --repeats 2
 contains out "tanh                   4"

@@ -148,6 +148,44 @@ enum tg_status tg_hvp(struct tg_tensor *output, int n_in, struct tg_tensor *cons
 enum tg_status tg_hessian(tg_gradcheck_fn fn, void *ctx, const struct tg_tensor *input,
                           struct tg_tensor **out_hessian, struct tg_jacobian_info *info);
 
+/*
+ * Forward mode: the Jacobian-vector products jv[k] = sum_i d outputs[k] / d
+ * inputs[i] . v[i], each of outputs[k]'s shape and dtype, as tensors of the
+ * outputs' tape in jv[0..n_out) (owned by the tape, valid until its reset).
+ * Computed by transposing the VJP (engine/jvp.c): g(u) = J^T u is recorded with
+ * tg_grad(create_graph) for a zero cotangent u per output, and J v is the
+ * gradient of <g(u), v> with respect to u, a second tg_grad. With the forward
+ * pass, a JVP step costs 1.6 to 2 tg_grad steps on two MLPs (docs/jacobian.md
+ * has the measurement); both recorded passes stay on the tape until its reset.
+ * Every op on the way needs a differentiable VJP.
+ *
+ * outputs: tensors recorded on one tape (nodes or constants; borrowed). An
+ *   output that requires no grad gets zeros.
+ * inputs: as tg_grad's (leaves or nodes of the tape, each requiring grad).
+ * v: n_in tensors (borrowed), v[i] of inputs[i]'s shape and dtype (leaves, or
+ *   tensors of the outputs' tape); a v that requires grad is tracked with
+ *   create_graph (J v is linear in it).
+ * options: create_graph makes jv differentiable again (with respect to the
+ *   inputs and to v); allow_unused gives zeros for an input that no output
+ *   depends on instead of an error. NULL: both off. In a no-grad scope jv is
+ *   computed as outside it, but requires no grad.
+ *
+ * Returns TG_OK, or (every jv[k] NULL then):
+ *   TG_ERR_NULL   jv, outputs, inputs or v NULL, n_out or n_in < 1, an entry NULL;
+ *   TG_ERR_STALE  an output, input or v recorded before its tape's last reset;
+ *   TG_ERR_TAPE   an output that is a leaf, outputs (or a v or an input) on
+ *                 different tapes, an input that no output depends on (without
+ *                 allow_unused);
+ *   TG_ERR_SHAPE / TG_ERR_DTYPE  a v unlike its input;
+ *   TG_ERR_STATE  an input that requires no grad, an op without a differentiable
+ *                 VJP (from tg_grad);
+ *   TG_ERR_NOMEM, or the status of an op of the recorded passes that failed.
+ * Messages name tg_jvp. The checks run before anything is recorded.
+ */
+enum tg_status tg_jvp(int n_out, struct tg_tensor *const *outputs, int n_in,
+                      struct tg_tensor *const *inputs, struct tg_tensor *const *v,
+                      const struct tg_grad_options *options, struct tg_tensor **jv);
+
 #ifdef __cplusplus
 }
 #endif
