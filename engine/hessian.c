@@ -59,7 +59,13 @@ enum tg_status tg_hvp(struct tg_tensor *output, int n_in, struct tg_tensor *cons
     struct tg_grad_options second = {.create_graph = o.create_graph, .allow_unused = true};
     struct tg_tensor **g = tg__calloc((size_t)n_in, sizeof *g);
     if (!g) return TG_ERR_NOMEM;
+    /* the first gradient must be a graph even inside the caller's no-grad
+     * scopes: they are lifted for it alone, then put back */
+    struct tg_tape *T = output->tape;
+    int lifted = 0;
+    while (T && !tg_tape_grad_enabled(T) && !tg_tape_no_grad_pop(T)) lifted++;
     st = tg_grad(1, &output, NULL, n_in, inputs, &first, g);
+    while (lifted-- > 0) tg_tape_no_grad_push(T);
     if (!st) st = tg_grad(n_in, g, v, n_in, inputs, &second, hv);
     tg__free(g);
     if (st) tg__rename_failure("tg_grad", "tg_hvp");

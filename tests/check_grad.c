@@ -369,6 +369,14 @@ START_TEST(test_hvp)
         ck_assert_double_eq_tol(tg_tensor_get(hv[1], i),
                                 cos(yv[i]) * vx[i] - xv[i] * sin(yv[i]) * vy[i], 1e-14);
     }
+    /* the same inside a no-grad scope (the first gradient is still a graph) */
+    ck_assert_int_eq(tg_tape_no_grad_push(T), TG_OK);
+    ck_assert_int_eq(tg_hvp(L, 2, in, v, NULL, hv), TG_OK);
+    ck_assert_int_eq(tg_tape_no_grad_pop(T), TG_OK);
+    ck_assert(tg_tape_grad_enabled(T));
+    for (int i = 0; i < 3; i++)
+        ck_assert_double_eq_tol(tg_tensor_get(hv[1], i),
+                                cos(yv[i]) * vx[i] - xv[i] * sin(yv[i]) * vy[i], 1e-14);
     /* with respect to x alone: H_xx v = 0 (L is linear in x) */
     ck_assert_int_eq(tg_hvp(L, 1, &x, v, NULL, hv), TG_OK);
     ck_assert_double_eq(tg_tensor_get(hv[0], 2), 0);

@@ -119,6 +119,8 @@ enum tg_status tg_gradgradcheck(tg_gradcheck_fn fn, struct tg_tensor *const *inp
  *   allow_unused as tg_grad's for inputs L does not depend on. An input on which
  *   L depends only linearly gets a zero hv. NULL: both off.
  * hv: out, n_in tensors of the tape (owned by it, valid until its reset).
+ * Inside a no-grad scope of the tape hv has the same values and requires no grad
+ * (the scope is lifted for the recorded first gradient alone).
  * Errors (every hv[i] NULL): TG_ERR_NULL (hv, inputs, v, an entry, output; n_in <
  * 1), TG_ERR_SHAPE / TG_ERR_DTYPE (a v unlike its input), TG_ERR_STALE, and every
  * error of tg_grad, with the message naming tg_hvp.
