@@ -12,7 +12,9 @@
  * own gradient step: tape reset, batch, forward, loss, tg_backward (the gradients
  * are zeroed after the timed region, so the figure is the fast first-order path
  * alone). hvp_over_grad = the two medians' ratio (bench/run takes it from the same
- * run).
+ * run). Two more modes split the HVP for docs/performance.md: --mode forward (reset,
+ * batch, forward, loss) and --mode grad_graph (the same, then the first half of
+ * tg_hvp: tg_grad with create_graph).
  *
  * Before timing, the program checks tg_hvp on an f64 copy of the model (same seed)
  * against central differences of tg_backward's gradient along v, (g(p + h v) -
@@ -20,12 +22,13 @@
  * in a child process (not counted in the peak RSS): the relative L2 error over all parameters must be
  * below 1e-6 (check=ok; it is about 1e-8 here), else it exits 1.
  *
- * Prints: TG workload=w6 model=<m> mode=<hvp|grad> reps=<n> median_ms=<m> loss=<l>
+ * Prints: TG workload=w6 model=<m> mode=<mode> reps=<n> median_ms=<m> loss=<l>
  *   check=ok check_rel_err=<e> n_params=<elements> params_mib=<MiB>
  *   tape_high_water_mib=<the tape arena's highest use, in MiB> tape_nodes=<nodes
  *   recorded by one step> peak_rss_mib=<peak resident set, MiB: VmHWM, else
  *   getrusage's ru_maxrss> samples_ms=...
- * Usage: w6_hvp [--model small|f] [--mode hvp|grad] [--reps N] [--warmup N] [--serve]
+ * Usage: w6_hvp [--model small|f] [--mode hvp|grad|forward|grad_graph] [--reps N]
+ *        [--warmup N] [--serve]
  * --serve: steps in batches asked for on stdin (bench-util.h), at most --reps.
  */
 #include <math.h>
@@ -169,13 +172,23 @@ static struct tg_tensor *record_loss(struct model *m, struct tg_tape *T, int b)
                   TG_REDUCE_MEAN);
 }
 
+enum mode { HVP, GRAD, FORWARD, GRAD_GRAPH };
+static const char *const MODES[] = {"hvp", "grad", "forward", "grad_graph"};
+
 /* One timed step of `mode`; returns the loss tensor or NULL. */
-static struct tg_tensor *step(struct model *m, struct tg_tape *T, int b, bool hvp)
+static struct tg_tensor *step(struct model *m, struct tg_tape *T, int b, enum mode mode)
 {
     struct tg_tensor *l = record_loss(m, T, b);
     if (!l) return NULL;
-    if (hvp) return tg_hvp(l, m->n, m->p, m->v, NULL, m->hv) ? NULL : l;
-    return tg_backward(l, NULL) ? NULL : l;
+    switch (mode) {
+    case HVP: return tg_hvp(l, m->n, m->p, m->v, NULL, m->hv) ? NULL : l;
+    case GRAD: return tg_backward(l, NULL) ? NULL : l;
+    case GRAD_GRAPH:
+        return tg_grad(1, &l, NULL, m->n, m->p, &(struct tg_grad_options){.create_graph = true},
+                       m->hv) ? NULL : l;
+    case FORWARD: break;
+    }
+    return l;
 }
 
 static double grad_at(struct model *m, int i, int64_t k)
@@ -194,7 +207,7 @@ static double check_hvp(const struct spec *s)
     if (!T || !model_init(&m, s, TG_F64)) goto done;
     gp = calloc((size_t)m.n_elems, sizeof *gp);
     hv = calloc((size_t)m.n_elems, sizeof *hv);
-    if (!gp || !hv || !step(&m, T, 0, true)) goto done;
+    if (!gp || !hv || !step(&m, T, 0, HVP)) goto done;
     for (int i = 0, o = 0; i < m.n; o += (int)tg_tensor_numel(m.p[i]), i++)
         for (int64_t k = 0; k < tg_tensor_numel(m.p[i]); k++)
             hv[o + k] = ((const double *)tg_tensor_data(m.hv[i]))[k];
@@ -206,7 +219,7 @@ static double check_hvp(const struct spec *s)
             for (int64_t k = 0; k < tg_tensor_numel(m.p[i]); k++) p[k] += side * h * v[k];
             tg_tensor_zero_grad(m.p[i]);
         }
-        if (!step(&m, T, 0, false)) goto done;
+        if (!step(&m, T, 0, GRAD)) goto done;
         for (int i = 0, o = 0; i < m.n; o += (int)tg_tensor_numel(m.p[i]), i++) {
             double *p = tg_tensor_data(m.p[i]);
             const double *v = tg_tensor_data(m.v[i]);
@@ -240,12 +253,14 @@ int main(int argc, char **argv)
     const char *mname = str_opt(argc, argv, "--model", "small");
     const char *mode = str_opt(argc, argv, "--mode", "hvp");
     const struct spec *s = !strcmp(mname, "small") ? &SMALL : !strcmp(mname, "f") ? &FMLP : NULL;
-    if (!s || (strcmp(mode, "hvp") && strcmp(mode, "grad"))) {
-        fprintf(stderr, "usage: w6_hvp [--model small|f] [--mode hvp|grad] [--reps N] "
-                        "[--warmup N] [--serve]\n");
+    int mi = 0;
+    while (mi < 4 && strcmp(mode, MODES[mi])) mi++;
+    if (!s || mi == 4) {
+        fprintf(stderr, "usage: w6_hvp [--model small|f] [--mode hvp|grad|forward|grad_graph] "
+                        "[--reps N] [--warmup N] [--serve]\n");
         return 2;
     }
-    bool hvp = !strcmp(mode, "hvp");
+    enum mode md = (enum mode)mi;
     /* The check runs in a child process, so that its f64 model does not count in
      * this process's peak RSS. */
     double err = -1;
@@ -279,14 +294,14 @@ int main(int argc, char **argv)
     for (int i = -warmup; bench_steps_next(&steps, i, t); i++) {
         int b = (i + warmup) % s->pool;
         double t0 = bench_now_ms();
-        struct tg_tensor *l = step(&m, T, b, hvp);
+        struct tg_tensor *l = step(&m, T, b, md);
         if (i >= 0) t[i] = bench_now_ms() - t0;
         if (!l) {
             fprintf(stderr, "w6_hvp: %s\n", tg_last_error());
             return 1;
         }
         loss = tg_tensor_item(l);
-        if (!hvp)
+        if (md == GRAD)
             for (int k = 0; k < m.n; k++) tg_tensor_zero_grad(m.p[k]);
     }
     reps = steps.done;
