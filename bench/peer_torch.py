@@ -8,7 +8,8 @@ and prints one machine-readable line per result:
          median_ms=<m> [extra key=value ...] samples_ms=<a>,<b>,...
 
 Workloads: w1 (MLP 784-512-512-10 step), w4 (scalar tanh chain), w5 (MLP 32-64-64-1 step),
-f (Fashion-MNIST MLP 784-256-128-10 end to end).
+f (Fashion-MNIST MLP 784-256-128-10 end to end), w6 (one Hessian-vector product by double
+backward, or with --mode grad the same model's gradient; --model small or f).
 
 Thread settings: --torch-threads sets torch.set_num_threads and OMP_NUM_THREADS,
 --blas-threads sets OPENBLAS_NUM_THREADS; both default to --threads. They are set in the
@@ -21,7 +22,7 @@ import sys
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("workload", choices=["w1", "w4", "w5", "f"])
+    p.add_argument("workload", choices=["w1", "w4", "w5", "w6", "f"])
     p.add_argument("--threads", type=int, default=1, help="the thread budget being measured")
     p.add_argument("--torch-threads", type=int, default=None)
     p.add_argument("--blas-threads", type=int, default=None)
@@ -33,6 +34,12 @@ def parse_args():
     p.add_argument("--epochs", type=int, default=20, help="f: training epochs")
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     p.add_argument("--target", type=float, default=0.885, help="f: test accuracy to time")
+    p.add_argument("--model", choices=["small", "f"], default="small",
+                   help="w6: W5's MLP 32-64-64-1 (MSE, batch 16) or F's 784-256-128-10 (CE, 128)")
+    p.add_argument("--mode", choices=["hvp", "grad"], default="hvp",
+                   help="w6: time the Hessian-vector product or the gradient alone")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="w6: time steps by the wall clock or by the process's CPU time")
     a = p.parse_args()
     a.torch_threads = a.torch_threads or a.threads
     a.blas_threads = a.blas_threads or a.threads
@@ -124,6 +131,54 @@ def run_w5():
     report("w5", time_steps(step, 60))
 
 
+def run_w6():
+    """W6: one Hessian-vector product with respect to all parameters, f32: the gradient
+    with create_graph=True, then torch.autograd.grad of <g, v> for a fixed random v.
+    Layers as F.linear on plain parameter tensors (tanh hidden). --mode grad times the
+    same model's gradient alone (torch.autograd.grad(loss, params))."""
+    import resource
+    small = ARGS.model == "small"
+    sizes, batch, pool = ([32, 64, 64, 1], 16, 64) if small else ([784, 256, 128, 10], 128, 8)
+    g = torch.Generator().manual_seed(6)
+    if small:
+        xs = torch.rand(pool, batch, sizes[0], generator=g) * 2 - 1
+        ys = torch.rand(pool, batch, 1, generator=g) * 2 - 1
+    else:
+        xs = torch.rand(pool, batch, sizes[0], generator=g)
+        ys = torch.randint(0, 10, (pool, batch), generator=g)
+    params = []
+    for i in range(len(sizes) - 1):
+        a = (6.0 / (sizes[i] + sizes[i + 1])) ** 0.5  # Xavier uniform, like tapegrad's
+        params.append((torch.rand(sizes[i + 1], sizes[i], generator=g) * 2 - 1) * a)
+        params.append(torch.zeros(sizes[i + 1]))
+    for p in params:
+        p.requires_grad_(True)
+    v = [torch.randn(p.shape, generator=g) for p in params]
+
+    def loss_of(i):
+        h = xs[i]
+        for k in range(0, len(params), 2):
+            h = F.linear(h, params[k], params[k + 1])
+            if k + 2 < len(params):
+                h = torch.tanh(h)
+        return F.mse_loss(h, ys[i]) if small else F.cross_entropy(h, ys[i])
+
+    def hvp(i):
+        grads = torch.autograd.grad(loss_of(i), params, create_graph=True)
+        dot = sum((gk * vk).sum() for gk, vk in zip(grads, v))
+        return torch.autograd.grad(dot, params)
+
+    def grad(i):
+        return torch.autograd.grad(loss_of(i), params)
+
+    clock = time.process_time if ARGS.clock == "cpu" else time.perf_counter
+    samples = serve.time_steps(lambda i: (hvp if ARGS.mode == "hvp" else grad)(i % pool),
+                               ARGS.reps, ARGS.warmup, ARGS.serve, clock)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    report("w6", samples, model=ARGS.model, mode=ARGS.mode, clock=ARGS.clock, loss=f"{loss_of(0).item():.5f}",
+           peak_rss_mib=f"{rss:.1f}")
+
+
 def run_w4():
     """x <- tanh(x * 1.0001 + 0.0001) 10,000 times from one rank-0 leaf, then backward."""
     iters = 10000
@@ -204,5 +259,5 @@ def run_f():
 
 
 if __name__ == "__main__":
-    {"w1": run_w1, "w4": run_w4, "w5": run_w5, "f": run_f}[ARGS.workload]()
+    {"w1": run_w1, "w4": run_w4, "w5": run_w5, "w6": run_w6, "f": run_f}[ARGS.workload]()
     sys.exit(0)

@@ -3,7 +3,10 @@
  * tests/reference/reference.txt (written by tests/reference/gen_reference.py from
  * Debian's python3-torch, float64) this suite builds the same graph with tapegrad
  * in f64 from the case's `input` and `label` tensors, runs backward from the scalar
- * loss, and compares the loss and the gradient of every input.
+ * loss, and compares the loss and the gradient of every input. A case with `dir`
+ * lines (the hvp_ cases: one direction v_i per input) also checks tg_hvp with
+ * respect to all its inputs against the file's `hvp` lines (PyTorch's double
+ * backward).
  *
  * Usage: check_reference PATH/reference.txt (meson passes the path).
  *
@@ -35,8 +38,9 @@
 
 /* ---- the file: one tensor per line ---- */
 
-enum ref_kind { REF_INPUT, REF_LABEL, REF_OUTPUT, REF_GRAD, REF_KIND_COUNT };
-static const char *const KIND_NAMES[REF_KIND_COUNT] = {"input", "label", "output", "grad"};
+enum ref_kind { REF_INPUT, REF_LABEL, REF_OUTPUT, REF_GRAD, REF_DIR, REF_HVP, REF_KIND_COUNT };
+static const char *const KIND_NAMES[REF_KIND_COUNT] = {"input",  "label", "output",
+                                                       "grad",   "dir",   "hvp"};
 
 struct ref_tensor {
     char case_name[NAME_LEN];
@@ -122,7 +126,7 @@ static bool parse_header(const char **p, struct ref_tensor *t, char *why, size_t
            !(strlen(KIND_NAMES[k]) == len && memcmp(KIND_NAMES[k], tok, len) == 0))
         k++;
     if (k == REF_KIND_COUNT)
-        return snprintf(why, n, "unknown kind '%.*s' (input, label, output or grad)",
+        return snprintf(why, n, "unknown kind '%.*s' (input, label, output, grad, dir or hvp)",
                         (int)(len < 32 ? len : 32), tok),
                false;
     t->kind = (enum ref_kind)k;
@@ -186,9 +190,19 @@ static bool same_shape(const struct ref_tensor *a, const struct ref_tensor *b)
     return true;
 }
 
+/* Whether case c has a tensor of kind k. */
+static bool case_has(const struct ref_file *rf, const char *c, enum ref_kind k)
+{
+    for (size_t i = 0; i < rf->n; i++)
+        if (rf->t[i].kind == k && !strcmp(rf->t[i].case_name, c)) return true;
+    return false;
+}
+
 /* The structure every case needs: no repeated tensor, one scalar output `loss`
  * per case (and no other output), and exactly one grad, of the same shape, per
- * input. false with "path:line: reason" in rf->err. */
+ * input; in a case with a `dir` (an HVP case), one dir and one hvp of the same
+ * shape per input, and none for anything else. false with "path:line: reason" in
+ * rf->err. */
 static bool ref_validate(struct ref_file *rf, const char *path)
 {
     for (size_t i = 0; i < rf->n; i++) {
@@ -207,6 +221,21 @@ static bool ref_validate(struct ref_file *rf, const char *path)
             why = "input and its grad differ in shape";
         } else if (t->kind == REF_GRAD && !ref_find(rf, c, REF_INPUT, t->name)) {
             why = "grad of a tensor that is not an input";
+        } else if ((t->kind == REF_DIR || t->kind == REF_HVP) &&
+                   !(o = ref_find(rf, c, REF_INPUT, t->name))) {
+            snprintf(buf, sizeof buf, "%s of a tensor that is not an input", k);
+            why = buf;
+        } else if ((t->kind == REF_DIR || t->kind == REF_HVP) && !same_shape(t, o)) {
+            snprintf(buf, sizeof buf, "%s and its input differ in shape", k);
+            why = buf;
+        } else if (t->kind == REF_HVP && !ref_find(rf, c, REF_DIR, t->name)) {
+            why = "hvp without a dir";
+        } else if (t->kind == REF_INPUT && case_has(rf, c, REF_DIR) &&
+                   !ref_find(rf, c, REF_DIR, t->name)) {
+            why = "an input of an HVP case (one with a dir) without a dir";
+        } else if (t->kind == REF_INPUT && case_has(rf, c, REF_DIR) &&
+                   !ref_find(rf, c, REF_HVP, t->name)) {
+            why = "an input of an HVP case (one with a dir) without an hvp";
         } else if (!ref_find(rf, c, REF_OUTPUT, "loss")) {
             why = "case without an output `loss`";
         }
@@ -373,6 +402,44 @@ static struct tg_tensor *build_l2_half_sum(struct graph *g)
     return tg_l2_penalty(g->T, in(g, "W")); /* 0.5 sum w^2 */
 }
 
+/* The hvp_ cases: their file also has a dir and an hvp per input (check_hvps). */
+static struct tg_tensor *build_hvp_tanh_mlp(struct graph *g)
+{
+    /* mse(tanh(X W1^T + b1) W2^T + b2, T), the data X an input too */
+    struct tg_tensor *X = in(g, "X"), *W1 = in(g, "W1"), *b1 = in(g, "b1"), *W2 = in(g, "W2"),
+                     *b2 = in(g, "b2");
+    struct tg_tensor *h = tg_linear(g->T, X, W1, b1, TG_ACT_TANH);
+    return tg_mse(g->T, tg_linear(g->T, h, W2, b2, TG_ACT_NONE), lab(g, "T"), TG_REDUCE_MEAN);
+}
+static struct tg_tensor *build_hvp_xent_linear(struct graph *g)
+{
+    struct tg_tensor *X = in(g, "X"), *W = in(g, "W"), *b = in(g, "b");
+    struct tg_tensor *z = tg_add(g->T, tg_matmul_t(g->T, X, W, false, true), b);
+    return tg_cross_entropy(g->T, z, lab(g, "y"), TG_REDUCE_MEAN);
+}
+static struct tg_tensor *build_hvp_softmax_mix(struct graph *g)
+{
+    /* sum(softmax(X, 1) R) + sum(logsumexp(X, 1)^2) + mean(sigmoid(X) softplus(X)) */
+    struct tg_tape *T = g->T;
+    struct tg_tensor *X = in(g, "X");
+    struct tg_tensor *lse = tg_logsumexp_axes(T, X, (int[]){1}, 1, false);
+    struct tg_tensor *a = weighted_sum(g, tg_softmax(T, X, 1)), *b = tg_sum(T, tg_mul(T, lse, lse));
+    struct tg_tensor *c = tg_mean(T, tg_mul(T, tg_sigmoid(T, X), tg_softplus(T, X)));
+    return tg_add(T, tg_add(T, a, b), c);
+}
+static struct tg_tensor *build_hvp_scalar_expr(struct graph *g)
+{
+    /* sin(a b) + e^c / (b + a^2) + log(b) c + tanh(a - c) sqrt(b) + b^c, rank 0 */
+    struct tg_tape *T = g->T;
+    struct tg_tensor *a = in(g, "a"), *b = in(g, "b"), *c = in(g, "c");
+    struct tg_tensor *t1 = tg_sin(T, tg_mul(T, a, b));
+    struct tg_tensor *t2 = tg_div(T, tg_exp(T, c), tg_add(T, b, tg_mul(T, a, a)));
+    struct tg_tensor *t3 = tg_mul(T, tg_log(T, b), c);
+    struct tg_tensor *t4 = tg_mul(T, tg_tanh(T, tg_sub(T, a, c)), tg_sqrt(T, b));
+    struct tg_tensor *t5 = tg_pow(T, b, c);
+    return tg_add(T, tg_add(T, tg_add(T, t1, t2), tg_add(T, t3, t4)), t5);
+}
+
 struct case_def {
     const char *name;
     struct tg_tensor *(*build)(struct graph *g);
@@ -385,8 +452,16 @@ static const struct case_def CASES[] = {
     CASE(linear_relu_xent), CASE(batched_matmul), CASE(log_softmax_axis0), CASE(slice_concat),
     CASE(mse_mean),         CASE(mse_sum),        CASE(xent_labels_sum),   CASE(xent_probs_mean),
     CASE(bce_logits_mean),  CASE(hinge_mean),     CASE(l2_half_sum),
+    CASE(hvp_tanh_mlp),     CASE(hvp_xent_linear), CASE(hvp_softmax_mix),  CASE(hvp_scalar_expr),
 };
 #define N_CASES ((int)(sizeof CASES / sizeof CASES[0]))
+
+static const struct case_def *find_case(const char *name)
+{
+    for (int k = 0; k < N_CASES; k++)
+        if (!strcmp(CASES[k].name, name)) return &CASES[k];
+    return NULL;
+}
 
 /* Every case of the file is in `defs` and every one of `defs` is in the file.
  * false with each mismatch listed in msg. */
@@ -449,7 +524,7 @@ static bool all_used(const struct graph *g, char *msg, size_t n)
 {
     for (size_t i = 0; i < g->rf->n; i++) {
         const struct ref_tensor *r = &g->rf->t[i];
-        if (strcmp(r->case_name, g->case_name) || r->kind == REF_OUTPUT || r->kind == REF_GRAD)
+        if (strcmp(r->case_name, g->case_name) || (r->kind != REF_INPUT && r->kind != REF_LABEL))
             continue;
         bool used = false;
         for (int k = 0; k < g->n; k++) used |= g->rec[k] == r;
@@ -480,6 +555,49 @@ static bool check_results(struct graph *g, struct tg_tensor *loss, double *worst
     return true;
 }
 
+/* For a case with dirs: tg_hvp of the loss with respect to all the case's inputs
+ * along the file's dirs, against its hvp lines. */
+static bool check_hvps(struct graph *g, struct tg_tensor *loss, double *worst, char *msg, size_t n)
+{
+    struct tg_tensor *x[MAX_LEAVES], *v[MAX_LEAVES] = {0}, *hv[MAX_LEAVES];
+    const struct ref_tensor *want[MAX_LEAVES];
+    int n_in = 0;
+    bool ok = true;
+    for (int k = 0; k < g->n && ok; k++) {
+        if (g->rec[k]->kind != REF_INPUT) continue;
+        const char *name = g->rec[k]->name;
+        const struct ref_tensor *d = ref_find(g->rf, g->case_name, REF_DIR, name);
+        want[n_in] = ref_find(g->rf, g->case_name, REF_HVP, name);
+        if (!d || !want[n_in]) { /* ref_validate rules this out; a hand-made rf may not */
+            snprintf(msg, n, "the file has no dir or hvp %s", name);
+            ok = false;
+            break;
+        }
+        x[n_in] = g->leaf[k];
+        v[n_in] = tg_tensor_from_f64(TG_F64, d->rank, d->shape, d->v);
+        if (!v[n_in++]) {
+            snprintf(msg, n, "dir %s: %s", name, tg_last_error());
+            ok = false;
+        }
+    }
+    if (ok && tg_hvp(loss, n_in, x, v, NULL, hv) != TG_OK) {
+        snprintf(msg, n, "%s: tg_hvp failed: %s", g->case_name, tg_last_error());
+        ok = false;
+    }
+    for (int i = 0; ok && i < n_in; i++) {
+        char what[NAME_LEN + 8];
+        snprintf(what, sizeof what, "hvp %s", want[i]->name);
+        if (!shape_is(hv[i], want[i])) {
+            snprintf(msg, n, "%s: shape differs from the file", what);
+            ok = false;
+        } else {
+            ok = compare(what, tg_tensor_data(hv[i]), want[i], worst, msg, n);
+        }
+    }
+    for (int i = 0; i < n_in; i++) tg_tensor_free(v[i]);
+    return ok;
+}
+
 /* Builds case d from rf, runs backward and compares. false with the reason in
  * msg; *worst gets the largest relative error seen. */
 static bool run_case(const struct ref_file *rf, const struct case_def *d, double *worst, char *msg,
@@ -497,7 +615,8 @@ static bool run_case(const struct ref_file *rf, const struct case_def *d, double
     else if (tg_backward(loss, NULL) != TG_OK)
         snprintf(msg, n, "%s: backward failed: %s", d->name, tg_last_error());
     else
-        ok = all_used(&g, msg, n) && check_results(&g, loss, worst, msg, n);
+        ok = all_used(&g, msg, n) && check_results(&g, loss, worst, msg, n) &&
+             (!case_has(rf, d->name, REF_DIR) || check_hvps(&g, loss, worst, msg, n));
     for (int k = 0; k < g.n; k++) tg_tensor_free(g.leaf[k]);
     tg_tape_free(g.T);
     return ok;
@@ -534,8 +653,8 @@ START_TEST(test_case)
 }
 END_TEST
 
-/* The comparison is not vacuous: one gradient element moved by 2e-9 relative,
- * or the loss by the same, makes its case fail. */
+/* The comparison is not vacuous: one gradient or hvp element moved by 2e-9
+ * relative, or the loss by the same, makes its case fail. */
 START_TEST(test_perturbed_fails)
 {
     char msg[MSG_LEN];
@@ -543,7 +662,7 @@ START_TEST(test_perturbed_fails)
     ck_assert_msg(ref_ok, "%s", ref.err);
     for (size_t i = 0; i < ref.n; i++) {
         struct ref_tensor *t = &ref.t[i];
-        if (t->kind != REF_GRAD && t->kind != REF_OUTPUT) continue;
+        if (t->kind != REF_GRAD && t->kind != REF_OUTPUT && t->kind != REF_HVP) continue;
         int k = 0;
         while (k < N_CASES && strcmp(CASES[k].name, t->case_name)) k++;
         if (k == N_CASES) continue; /* test_file_covers_cases reports it */
@@ -586,6 +705,20 @@ static const struct {
     {"c input X 3 1024 1024 2\n", "mem:1:", "more than 1048576 elements"},
     {"c input X 1 99999999999999999999\n", "mem:1:", "dimension 0"},
     {"c weight X 0 1\n", "mem:1:", "unknown kind 'weight'"},
+    {"c input X 0 1\nc grad X 0 1\nc output loss 0 1\nc dir X 0 1\nc hvp X 0 1\n"
+     "c dir Y 0 1\n",
+     "mem:6:", "dir of a tensor that is not an input"},
+    {"c input X 0 1\nc grad X 0 1\nc output loss 0 1\nc dir X 1 2 1 1\nc hvp X 0 1\n",
+     "mem:4:", "dir and its input differ in shape"},
+    {"c input X 0 1\nc grad X 0 1\nc output loss 0 1\nc dir X 0 1\nc hvp X 1 1 1\n",
+     "mem:5:", "hvp and its input differ in shape"},
+    {"c input X 0 1\nc grad X 0 1\nc output loss 0 1\nc hvp X 0 1\n", "mem:4:",
+     "hvp without a dir"},
+    {"c input X 0 1\nc grad X 0 1\nc input Z 0 1\nc grad Z 0 1\nc output loss 0 1\n"
+     "c dir X 0 1\nc hvp X 0 1\n",
+     "mem:3:", "HVP case (one with a dir) without a dir"},
+    {"c input X 0 1\nc grad X 0 1\nc output loss 0 1\nc dir X 0 1\n", "mem:1:",
+     "HVP case (one with a dir) without an hvp"},
     {"c\n", "mem:1:", "missing kind"},
     {"c input\n", "mem:1:", "missing name"},
     {"c input X\n", "mem:1:", "missing rank"},
@@ -668,7 +801,7 @@ START_TEST(test_coverage_mismatch)
     ck_assert_msg(strstr(msg, "mem:1: case mystery is not handled"), "%s", msg);
     ck_assert_msg(strstr(msg, "case hinge_mean is missing from mem"), "%s", msg);
     ck_assert_msg(!strstr(msg, "l2_half_sum"), "%s", msg);
-    ck_assert(check_coverage(&rf, "mem", CASES + N_CASES - 1, 1, msg, sizeof msg) == false);
+    ck_assert(check_coverage(&rf, "mem", find_case("l2_half_sum"), 1, msg, sizeof msg) == false);
     ref_free(&rf);
 }
 END_TEST
@@ -679,8 +812,8 @@ START_TEST(test_case_file_mismatch)
     struct ref_file rf;
     char msg[MSG_LEN];
     double worst;
-    const struct case_def *l2 = &CASES[N_CASES - 1];
-    ck_assert_str_eq(l2->name, "l2_half_sum");
+    const struct case_def *l2 = find_case("l2_half_sum");
+    ck_assert_ptr_nonnull(l2);
     ck_assert(parse_text("l2_half_sum input V 0 1\nl2_half_sum grad V 0 1\n"
                          "l2_half_sum output loss 0 0.5\n",
                          &rf));
@@ -702,6 +835,30 @@ START_TEST(test_case_file_mismatch)
 }
 END_TEST
 
+/* A case with a dir checks tg_hvp: 0.5 w^2 has the Hessian 1, so the hvp is the
+ * dir itself (2 here); a file that says 2.5 fails, naming the hvp. */
+START_TEST(test_hvp_by_hand)
+{
+    struct ref_file rf;
+    char msg[MSG_LEN];
+    double worst;
+    const struct case_def *l2 = find_case("l2_half_sum");
+    const char *head = "l2_half_sum input W 0 3\nl2_half_sum grad W 0 3\n"
+                       "l2_half_sum output loss 0 4.5\nl2_half_sum dir W 0 2\n";
+    char text[256];
+    ck_assert_ptr_nonnull(l2);
+    snprintf(text, sizeof text, "%sl2_half_sum hvp W 0 2\n", head);
+    ck_assert_msg(parse_text(text, &rf), "%s", rf.err);
+    ck_assert_msg(run_case(&rf, l2, &worst, msg, sizeof msg), "%s", msg);
+    ref_free(&rf);
+    snprintf(text, sizeof text, "%sl2_half_sum hvp W 0 2.5\n", head);
+    ck_assert_msg(parse_text(text, &rf), "%s", rf.err);
+    ck_assert(!run_case(&rf, l2, &worst, msg, sizeof msg));
+    ck_assert_msg(strstr(msg, "hvp W[0] = 2, PyTorch (line 5) 2.5"), "%s", msg);
+    ref_free(&rf);
+}
+END_TEST
+
 static Suite *reference_suite(void)
 {
     Suite *s = suite_create("reference");
@@ -711,6 +868,7 @@ static Suite *reference_suite(void)
     tcase_add_test(tc, test_parse_nul_byte);
     tcase_add_test(tc, test_coverage_mismatch);
     tcase_add_test(tc, test_case_file_mismatch);
+    tcase_add_test(tc, test_hvp_by_hand);
     suite_add_tcase(s, tc);
     tc = tcase_create("pytorch");
     tcase_add_test(tc, test_file_parses);

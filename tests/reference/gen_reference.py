@@ -8,8 +8,11 @@ Format, one tensor per line:
     <case> <kind> <name> <rank> <dim>... <value>...
 kind is `input` (a leaf the C side builds), `label` (a constant the graph uses, no
 gradient: class indices, targets, the random weights R), `output` (the forward value)
-or `grad` (d loss / d input). Values are printed with
-17 significant digits (f64 round trip). Every case reduces to a scalar `loss`.
+or `grad` (d loss / d input). Cases whose names start with `hvp_` also have, for
+every input, a `dir` (a random direction v_i) and an `hvp` (the Hessian-vector
+product sum_j d^2 loss / d input_i d input_j v_j, by double backward). Values are
+printed with 17 significant digits (f64 round trip). Every case reduces to a scalar
+`loss`.
 """
 import sys
 
@@ -29,7 +32,7 @@ def emit(case, kind, name, t):
 
 
 def leaf(*shape, lo=-1.0, hi=1.0):
-    return (torch.rand(*shape) * (hi - lo) + lo).requires_grad_(True)
+    return (torch.rand(tuple(shape)) * (hi - lo) + lo).requires_grad_(True)
 
 
 def finish(case, inputs, loss, labels=None):
@@ -80,6 +83,52 @@ S, Yb = leaf(8, lo=-2, hi=2), torch.tensor([1., -1, 1, 1, -1, -1, 1, -1])
 finish("hinge_mean", {"S": S}, torch.clamp(1 - Yb * S, min=0).mean(), {"Y": Yb})
 Wp = leaf(3, 4)
 finish("l2_half_sum", {"W": Wp}, 0.5 * (Wp ** 2).sum())
+
+
+
+def finish_hvp(case, inputs, loss, labels=None):
+    """Loss, gradient and Hessian-vector product with respect to all inputs: the
+    gradient recorded with create_graph, then the gradient of <g, v> (double
+    backward) for a random direction v per input."""
+    xs = list(inputs.values())
+    grads = torch.autograd.grad(loss, xs, create_graph=True)
+    dirs = [torch.rand(x.shape) * 2 - 1 for x in xs]
+    dot = sum((g * v).sum() for g, v in zip(grads, dirs))
+    hvps = torch.autograd.grad(dot, xs)
+    for name, t in inputs.items():
+        emit(case, "input", name, t)
+    for name, t in (labels or {}).items():
+        emit(case, "label", name, t)
+    for name, v in zip(inputs, dirs):
+        emit(case, "dir", name, v)
+    emit(case, "output", "loss", loss)
+    for name, g in zip(inputs, grads):
+        emit(case, "grad", name, g)
+    for name, h in zip(inputs, hvps):
+        emit(case, "hvp", name, h)
+
+
+F = torch.nn.functional
+# 6. Hessian-vector products of whole graphs (tapegrad: tg_hvp over all inputs).
+# A tanh MLP 4-5-2 with MSE, the data X an input too (mixed partials in X and W).
+X, W1, b1, W2, b2 = leaf(6, 4), leaf(5, 4), leaf(5), leaf(2, 5), leaf(2)
+T = torch.rand(6, 2) * 2 - 1
+finish_hvp("hvp_tanh_mlp", {"X": X, "W1": W1, "b1": b1, "W2": W2, "b2": b2},
+           F.mse_loss(F.linear(torch.tanh(F.linear(X, W1, b1)), W2, b2), T), {"T": T})
+# softmax cross-entropy of a linear layer (class labels, mean over the batch)
+X, W, b, y = leaf(5, 4, lo=-2, hi=2), leaf(3, 4), leaf(3), torch.tensor([2, 0, 1, 1, 2])
+finish_hvp("hvp_xent_linear", {"X": X, "W": W, "b": b}, F.cross_entropy(X @ W.T + b, y),
+           {"y": y})
+# softmax, log-sum-exp and sigmoid / softplus along the rows
+X, R = leaf(3, 5, lo=-2, hi=2), torch.rand(3, 5)
+finish_hvp("hvp_softmax_mix", {"X": X},
+           (torch.softmax(X, 1) * R).sum() + torch.logsumexp(X, 1).pow(2).sum()
+           + (torch.sigmoid(X) * F.softplus(X)).mean(), {"R": R})
+# a scalar expression of three rank-0 inputs (b > 0)
+a, b, c = leaf(), leaf(lo=0.5, hi=2.0), leaf()
+finish_hvp("hvp_scalar_expr", {"a": a, "b": b, "c": c},
+           torch.sin(a * b) + torch.exp(c) / (b + a * a) + torch.log(b) * c
+           + torch.tanh(a - c) * torch.sqrt(b) + torch.pow(b, c))
 
 out = sys.argv[1] if len(sys.argv) > 1 else "tests/reference/reference.txt"
 with open(out, "w") as f:
