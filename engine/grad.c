@@ -39,26 +39,47 @@ static enum tg_status grad_sum_shape(struct tg_tensor *out)
     return TG_OK;
 }
 
-/* y = sum_k x_k */
+/* The loops of grad_sum per element type: y = sum_k x_k, dx_k += dy. */
+#define GRAD_SUM_LOOPS(T)                                                                          \
+    static void grad_sum_fwd_##T(struct tg_tensor *out)                                            \
+    {                                                                                              \
+        T *y = out->data;                                                                          \
+        const T *a = out->in[0]->data;                                                             \
+        for (int64_t i = 0; i < out->numel; i++) y[i] = a[i];                                      \
+        for (uint32_t k = 1; k < out->n_in; k++) {                                                 \
+            const T *b = out->in[k]->data;                                                         \
+            for (int64_t i = 0; i < out->numel; i++) y[i] += b[i];                                 \
+        }                                                                                          \
+    }                                                                                              \
+    static void grad_sum_bwd_##T(struct tg_tensor *out)                                            \
+    {                                                                                              \
+        const T *g = out->grad;                                                                    \
+        for (uint32_t k = 0; k < out->n_in; k++) {                                                 \
+            struct tg_tensor *x = out->in[k];                                                      \
+            if (!x->requires_grad) continue;                                                       \
+            T *gx = x->grad;                                                                       \
+            for (int64_t i = 0; i < out->numel; i++) gx[i] += g[i];                                \
+        }                                                                                          \
+    }
+GRAD_SUM_LOOPS(float)
+GRAD_SUM_LOOPS(double)
+
+/* y = sum_k x_k (same shape and dtype: the gradients it adds are) */
 static void grad_sum_forward(struct tg_tensor *out)
 {
-    for (int64_t i = 0; i < out->numel; i++) {
-        double s = 0;
-        for (uint32_t k = 0; k < out->n_in; k++) s += tg__load(out->in[k]->data, out->dtype, i);
-        tg__store(out->data, out->dtype, i, s);
-    }
+    if (out->dtype == TG_F64)
+        grad_sum_fwd_double(out);
+    else
+        grad_sum_fwd_float(out);
 }
 
 /* dx_k += dy */
 static void grad_sum_backward(struct tg_tensor *out)
 {
-    for (uint32_t k = 0; k < out->n_in; k++) {
-        struct tg_tensor *x = out->in[k];
-        if (!x->requires_grad) continue;
-        for (int64_t i = 0; i < out->numel; i++)
-            tg__store(x->grad, x->dtype, i,
-                      tg__load(x->grad, x->dtype, i) + tg__load(out->grad, out->dtype, i));
-    }
+    if (out->dtype == TG_F64)
+        grad_sum_bwd_double(out);
+    else
+        grad_sum_bwd_float(out);
 }
 
 static enum tg_status grad_sum_vjp_graph(struct tg_tape *T, struct tg_tensor *out,
