@@ -12,7 +12,8 @@
  *     up to rounding, NaN where it is NaN.
  * Second order (test_second_order_op): the VJP's own derivative against central
  * differences, by tg_gradcheck of h(x) = sum_i <w_i, dx_i(x, dy)> (f64). Fixed
- * cases cover the kernels' special values: ties, NaN inputs, pow at zero.
+ * cases cover the kernels' special values: ties, NaN inputs, pow at zero; and
+ * every case again with a NaN in each of its first input elements.
  */
 #include <check.h>
 #include "run-suite.h"
@@ -410,6 +411,39 @@ START_TEST(test_second_order_op)
 }
 END_TEST
 
+/* NaN in: for a NaN put into each of the first elements of each differentiable
+ * input in turn, the VJP's values still equal the first-order backward's,
+ * NaN exactly where it is NaN (f64 and f32). */
+START_TEST(test_nan_inputs_op)
+{
+    enum tg_op op = ops_a[_i];
+    struct outcome o = {0};
+    for (int f = 0; f < N_FAMILIES; f++)
+        for (int c = 0; c < *families[f].n; c++) {
+            const struct gc_case *gc = &families[f].cases[c];
+            if (gc->op != op) continue;
+            struct tg_rng rng;
+            uint64_t s = 5000u + 1000u * (unsigned)op + 10u * (unsigned)c;
+            tg_rng_seed(&rng, s);
+            struct tg_tensor *in[GC_MAX_IN] = {0};
+            int n = gc->make(&rng, in);
+            ck_assert_int_gt(n, 0);
+            for (int i = 0; i < n; i++) {
+                if (!tg_tensor_requires_grad(in[i])) continue;
+                for (int64_t k = 0; k < tg_tensor_numel(in[i]) && k < 4; k++) {
+                    double keep = tg_tensor_get(in[i], k);
+                    tg_tensor_set(in[i], k, NAN);
+                    for (int d = 0; d < 2; d++)
+                        check_vjp(gc->label, op, gc->fn, in, n, d ? TG_F32 : TG_F64, s, &o);
+                    tg_tensor_set(in[i], k, keep);
+                }
+            }
+            free_all(in, n);
+        }
+    ck_assert_msg(!o.why[0], "%s with a NaN input: %s", tg_op_name(op), o.why);
+}
+END_TEST
+
 /* ---- the kernels' special values ---- */
 
 static struct tg_tensor *vec(int n, const double *v, bool grad)
@@ -568,6 +602,7 @@ static Suite *vjp_graph_a_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, test_vjp_graph_op, 0, N_OPS_A);
     tcase_add_loop_test(tc, test_second_order_op, 0, N_OPS_A);
+    tcase_add_loop_test(tc, test_nan_inputs_op, 0, N_OPS_A);
     tcase_add_test(tc, test_special_values);
     tcase_add_test(tc, test_check_can_fail);
     tcase_add_test(tc, test_sum_to);
