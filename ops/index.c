@@ -132,7 +132,7 @@ static enum tg_status index_select_vjp(struct tg_tape *T, struct tg_tensor *out,
     int axis = tg__axis_of(out);
     if (!need[0]) return TG_OK;
     dx[0] = index_add_record(T, dy, axis, out->in[0]->shape[axis], out->aux, out->p.i[1]);
-    return tg__vjp_status(dx[0]);
+    return dx[0] ? TG_OK : tg__vjp_status();
 }
 
 const struct tg_op_desc tg_op_desc_index_select = {
@@ -295,7 +295,7 @@ static enum tg_status gather_vjp(struct tg_tape *T, struct tg_tensor *out, struc
     const struct gather_aux *g = out->aux;
     if (!need[0]) return TG_OK;
     dx[0] = scatter_add_record(T, dy, tg__axis_of(out), x->rank, x->shape, g->idx);
-    return tg__vjp_status(dx[0]);
+    return dx[0] ? TG_OK : tg__vjp_status();
 }
 
 const struct tg_op_desc tg_op_desc_gather = {
@@ -421,7 +421,7 @@ static enum tg_status join_vjp(struct tg_tape *T, struct tg_tensor *out, struct 
         if (need[k]) {
             struct tg_tensor *b = tg_slice_axis(T, dy, axis, off, off + len, 1);
             dx[k] = stack ? tg_reshape(T, b, x->rank, x->shape) : b;
-            if (!dx[k]) return tg__vjp_status(NULL);
+            if (!dx[k]) return tg__vjp_status();
         }
         off += len;
     }
@@ -620,7 +620,7 @@ static enum tg_status index_add_vjp(struct tg_tape *T, struct tg_tensor *out, st
     if (!need[0]) return TG_OK;
     /* index_select reads its indices from the arena, as they are */
     dx[0] = index_select_record(T, dy, tg__axis_of(out), (int64_t *)a->idx, a->n);
-    return tg__vjp_status(dx[0]);
+    return dx[0] ? TG_OK : tg__vjp_status();
 }
 
 const struct tg_op_desc tg_op_desc_index_add = {
@@ -754,11 +754,11 @@ static enum tg_status scatter_add_vjp(struct tg_tape *T, struct tg_tensor *out,
     const struct gather_aux *g = out->aux;
     if (!need[0]) return TG_OK;
     struct gather_aux *ga = tg__tape_alloc(T, sizeof *ga);
-    if (!ga) return tg__vjp_status(NULL);
+    if (!ga) return tg__vjp_status();
     for (int d = 0; d < src->rank; d++) ga->shape[d] = src->shape[d];
     ga->idx = g->idx;
     dx[0] = gather_record(T, dy, tg__axis_of(out), src->rank, ga);
-    return tg__vjp_status(dx[0]);
+    return dx[0] ? TG_OK : tg__vjp_status();
 }
 
 const struct tg_op_desc tg_op_desc_scatter_add = {

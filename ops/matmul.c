@@ -17,7 +17,7 @@
  */
 #include <limits.h>
 #include <stdio.h>
-#include "shape-impl.h"
+#include "ops-impl.h"
 #include "tg-config.h"
 #if TG_HAVE_BLAS
 #include <cblas.h>
@@ -402,9 +402,9 @@ static enum tg_status matmul_vjp(struct tg_tape *T, struct tg_tensor *out, struc
             d = g->ta ? tg_matmul_t(T, B, G, g->tb, true) : tg_matmul_t(T, G, B, false, !g->tb);
         else
             d = g->tb ? tg_matmul_t(T, G, A, true, g->ta) : tg_matmul_t(T, A, G, !g->ta, false);
-        d = tg__sum_to_shape(T, d, X->rank, X->shape);
+        d = tg__sum_to(T, d, X->rank, X->shape);
         if (d && x->rank == 1) d = tg_reshape(T, d, 1, x->shape);
-        if (!(dx[i] = d)) return tg__vjp_status(NULL);
+        if (!(dx[i] = d)) return tg__vjp_status();
     }
     return TG_OK;
 }
