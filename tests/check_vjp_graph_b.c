@@ -166,6 +166,19 @@ static void check_values(const struct gc_case *gc, int c, int rep, enum tg_dtype
                   "%s: vjp_graph changed the node or an input", gc->label);
     free(before);
     free(after);
+    /* no input asked for: nothing recorded, nothing stored */
+    {
+        struct tg_tensor *dx0[MAX_OP_IN];
+        bool none[MAX_OP_IN] = {false};
+        struct tg_tape_stats s0, s1;
+        for (int j = 0; j < k; j++) dx0[j] = SENTINEL;
+        tg_tape_stats(T, &s0);
+        ck_assert_int_eq(vjpb_call(T, o, dy, none, dx0), TG_OK);
+        tg_tape_stats(T, &s1);
+        ck_assert_msg(s1.n_nodes == s0.n_nodes, "%s: %zu nodes recorded for no input",
+                      gc->label, s1.n_nodes - s0.n_nodes);
+        for (int j = 0; j < k; j++) ck_assert(dx0[j] == SENTINEL);
+    }
     /* one input at a time: the others are left alone, the one asked for is the same */
     for (int i = 0; k > 1 && i < k; i++) {
         struct tg_tensor *dx1[MAX_OP_IN];
