@@ -68,9 +68,8 @@ static enum tg_status sum_vjp(struct tg_tape *T, struct tg_tensor *out, struct t
 {
     const struct tg_tensor *x = out->in[0];
     if (!need[0]) return TG_OK;
-    struct tg_tensor *g = out->desc->op == TG_OP_MEAN
-                              ? tg_mul_scalar(T, dy, 1.0 / (double)x->numel)
-                              : dy;
+    struct tg_tensor *g =
+        out->desc->op == TG_OP_MEAN ? tg_mul_scalar(T, dy, 1.0 / (double)x->numel) : dy;
     dx[0] = tg_broadcast_to(T, g, x->rank, x->shape);
     return dx[0] ? TG_OK : tg__vjp_status();
 }

@@ -287,8 +287,8 @@ static enum tg_status reduce_vjp(struct tg_tape *T, struct tg_tensor *out, struc
     if (ra->kind == R_MAX || ra->kind == R_MIN) {
         int64_t n_out = ra->n_out;
         struct tg_tensor *flat = tg_reshape(T, dy, 1, &n_out);
-        dx[0] = tg_reshape(T, tg_index_add(T, flat, 0, x->numel, ra->arg, n_out), x->rank,
-                           x->shape);
+        dx[0] =
+            tg_reshape(T, tg_index_add(T, flat, 0, x->numel, ra->arg, n_out), x->rank, x->shape);
         return dx[0] ? TG_OK : tg__vjp_status();
     }
     int64_t ks[TG_MAX_DIM];

@@ -834,7 +834,8 @@ static enum tg_status slice_scatter_vjp(struct tg_tape *T, struct tg_tensor *out
     struct tg_slice_spec spec[TG_MAX_DIM];
     int n = (int)out->p.i[0];
     if (!need[0]) return TG_OK;
-    for (int d = 0; d < n; d++) spec[d] = (struct tg_slice_spec){a->s.start[d], a->s.stop[d], a->s.step[d]};
+    for (int d = 0; d < n; d++)
+        spec[d] = (struct tg_slice_spec){a->s.start[d], a->s.stop[d], a->s.step[d]};
     dx[0] = tg_slice(T, dy, n, spec);
     return dx[0] ? TG_OK : tg__vjp_status();
 }

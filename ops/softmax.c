@@ -135,8 +135,8 @@ static void log_softmax_bwd(struct tg_tensor *o)
  * softmax:     dx = y * (dy - sum_axis(dy * y))
  * log_softmax: dx = dy - exp(y) * sum_axis(dy)   (sums with keepdim) */
 static enum tg_status softmax_vjp_any(struct tg_tape *T, struct tg_tensor *out,
-                                      struct tg_tensor *dy, const bool *need,
-                                      struct tg_tensor **dx, bool log_space)
+                                      struct tg_tensor *dy, const bool *need, struct tg_tensor **dx,
+                                      bool log_space)
 {
     int axis = axis_of(out);
     if (!need[0]) return TG_OK;
@@ -152,8 +152,7 @@ static enum tg_status softmax_vjp(struct tg_tape *T, struct tg_tensor *out, stru
     return softmax_vjp_any(T, out, dy, need, dx, false);
 }
 static enum tg_status log_softmax_vjp(struct tg_tape *T, struct tg_tensor *out,
-                                      struct tg_tensor *dy, const bool *need,
-                                      struct tg_tensor **dx)
+                                      struct tg_tensor *dy, const bool *need, struct tg_tensor **dx)
 {
     return softmax_vjp_any(T, out, dy, need, dx, true);
 }
