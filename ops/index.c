@@ -132,7 +132,7 @@ static enum tg_status index_select_vjp(struct tg_tape *T, struct tg_tensor *out,
     int axis = tg__axis_of(out);
     if (!need[0]) return TG_OK;
     dx[0] = index_add_record(T, dy, axis, out->in[0]->shape[axis], out->aux, out->p.i[1]);
-    return tg__vjp_status(dx[0]);
+    return dx[0] ? TG_OK : tg__vjp_failure();
 }
 
 const struct tg_op_desc tg_op_desc_index_select = {
@@ -295,7 +295,7 @@ static enum tg_status gather_vjp(struct tg_tape *T, struct tg_tensor *out, struc
     const struct gather_aux *g = out->aux;
     if (!need[0]) return TG_OK;
     dx[0] = scatter_add_record(T, dy, tg__axis_of(out), x->rank, x->shape, g->idx);
-    return tg__vjp_status(dx[0]);
+    return dx[0] ? TG_OK : tg__vjp_failure();
 }
 
 const struct tg_op_desc tg_op_desc_gather = {
@@ -421,7 +421,7 @@ static enum tg_status join_vjp(struct tg_tape *T, struct tg_tensor *out, struct 
         if (need[k]) {
             struct tg_tensor *b = tg_slice_axis(T, dy, axis, off, off + len, 1);
             dx[k] = stack ? tg_reshape(T, b, x->rank, x->shape) : b;
-            if (!dx[k]) return tg__vjp_status(NULL);
+            if (!dx[k]) return tg__vjp_failure();
         }
         off += len;
     }
@@ -549,12 +549,13 @@ static enum tg_status index_add_shape(struct tg_tensor *out)
     int axis;
     if (tg__norm_axis("index_add", (int)out->p.i[0], src->rank, src->rank, src->shape, &axis))
         return tg_last_status();
-    if (size < 0) return tg__fail(TG_ERR_VALUE, "index_add: size %lld is negative", (long long)size);
+    if (size < 0)
+        return tg__fail(TG_ERR_VALUE, "index_add: size %lld is negative", (long long)size);
     if (src->shape[axis] != a->n) {
         char s[160];
         tg_tensor_format_shape(s, sizeof s, src->rank, src->shape);
-        return tg__fail(TG_ERR_SHAPE, "index_add: %lld indices for axis %d of src %s", (long long)a->n,
-                        axis, s);
+        return tg__fail(TG_ERR_SHAPE, "index_add: %lld indices for axis %d of src %s",
+                        (long long)a->n, axis, s);
     }
     for (int d = 0; d < src->rank; d++) out->shape[d] = d == axis ? size : src->shape[d];
     out->rank = src->rank;
@@ -579,8 +580,8 @@ static enum tg_status index_add_shape(struct tg_tensor *out)
         int axis = tg__axis_of(out);                                                               \
         int64_t size = out->shape[axis], n = a->n;                                                 \
         int64_t outer = span(src->shape, 0, axis), inner = span(src->shape, axis + 1, src->rank);  \
-        T *y = fwd ? out->data : out->grad;   /* (outer, size, inner) */                           \
-        T *x = fwd ? src->data : src->grad;   /* (outer, n, inner) */                              \
+        T *y = fwd ? out->data : out->grad; /* (outer, size, inner) */                             \
+        T *x = fwd ? src->data : src->grad; /* (outer, n, inner) */                                \
         for (int64_t o = 0; o < outer; o++)                                                        \
             for (int64_t k = 0; k < n; k++) {                                                      \
                 T *yr = y + (o * size + a->idx[k]) * inner, *xr = x + (o * n + k) * inner;         \
@@ -620,7 +621,7 @@ static enum tg_status index_add_vjp(struct tg_tape *T, struct tg_tensor *out, st
     if (!need[0]) return TG_OK;
     /* index_select reads its indices from the arena, as they are */
     dx[0] = index_select_record(T, dy, tg__axis_of(out), (int64_t *)a->idx, a->n);
-    return tg__vjp_status(dx[0]);
+    return dx[0] ? TG_OK : tg__vjp_failure();
 }
 
 const struct tg_op_desc tg_op_desc_index_add = {
@@ -682,8 +683,8 @@ static enum tg_status scatter_add_shape(struct tg_tensor *out)
         if (d != axis && src->shape[d] > g->shape[d]) {
             tg_tensor_format_shape(ss, sizeof ss, src->rank, src->shape);
             tg_tensor_format_shape(sy, sizeof sy, rank, g->shape);
-            return tg__fail(TG_ERR_SHAPE, "scatter_add: src %s exceeds shape %s on axis %d", ss,
-                            sy, d);
+            return tg__fail(TG_ERR_SHAPE, "scatter_add: src %s exceeds shape %s on axis %d", ss, sy,
+                            d);
         }
     for (int d = 0; d < rank; d++) out->shape[d] = g->shape[d];
     out->rank = (uint8_t)rank;
@@ -747,18 +748,17 @@ static void scatter_add_bwd(struct tg_tensor *out)
 
 /* dsrc = gather(dy) at the same positions */
 static enum tg_status scatter_add_vjp(struct tg_tape *T, struct tg_tensor *out,
-                                      struct tg_tensor *dy, const bool *need,
-                                      struct tg_tensor **dx)
+                                      struct tg_tensor *dy, const bool *need, struct tg_tensor **dx)
 {
     const struct tg_tensor *src = out->in[0];
     const struct gather_aux *g = out->aux;
     if (!need[0]) return TG_OK;
     struct gather_aux *ga = tg__tape_alloc(T, sizeof *ga);
-    if (!ga) return tg__vjp_status(NULL);
+    if (!ga) return tg__vjp_failure();
     for (int d = 0; d < src->rank; d++) ga->shape[d] = src->shape[d];
     ga->idx = g->idx;
     dx[0] = gather_record(T, dy, tg__axis_of(out), src->rank, ga);
-    return tg__vjp_status(dx[0]);
+    return dx[0] ? TG_OK : tg__vjp_failure();
 }
 
 const struct tg_op_desc tg_op_desc_scatter_add = {

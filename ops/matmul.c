@@ -17,7 +17,7 @@
  */
 #include <limits.h>
 #include <stdio.h>
-#include "shape-impl.h"
+#include "ops-impl.h"
 #include "tg-config.h"
 #if TG_HAVE_BLAS
 #include <cblas.h>
@@ -385,8 +385,10 @@ static enum tg_status matmul_vjp(struct tg_tape *T, struct tg_tensor *out, struc
 {
     struct tg_tensor *a = out->in[0], *b = out->in[1], *A = a, *B = b, *G = dy;
     const struct geom *g = out->aux;
-    if (a->rank == 1) A = tg_reshape(T, a, 2, (int64_t[]){1, a->shape[0]});
-    if (b->rank == 1) B = tg_reshape(T, b, 2, (int64_t[]){b->shape[0], 1});
+    if (!need[0] && !need[1]) return TG_OK; /* nothing recorded */
+    /* dA reads B, dB reads A */
+    if (a->rank == 1 && need[1]) A = tg_reshape(T, a, 2, (int64_t[]){1, a->shape[0]});
+    if (b->rank == 1 && need[0]) B = tg_reshape(T, b, 2, (int64_t[]){b->shape[0], 1});
     if (a->rank == 1 || b->rank == 1) {
         int64_t gs[TG_MAX_DIM];
         for (int d = 0; d < g->brank; d++) gs[d] = g->bshape[d];
@@ -394,17 +396,21 @@ static enum tg_status matmul_vjp(struct tg_tape *T, struct tg_tensor *out, struc
         gs[g->brank + 1] = g->n;
         G = tg_reshape(T, dy, g->brank + 2, gs);
     }
-    if (!A || !B || !G) return tg_last_status();
+    if (!A || !B || !G) return tg__vjp_failure();
     for (int i = 0; i < 2; i++) {
         if (!need[i]) continue;
-        struct tg_tensor *x = i ? b : a, *X = i ? B : A, *d;
+        struct tg_tensor *x = i ? b : a, *d;
+        int64_t xs[2] = {1, x->shape[0]}; /* a vector operand's matrix: (1,k) or (k,1) */
+        if (i) xs[0] = x->shape[0], xs[1] = 1;
+        int xr = x->rank == 1 ? 2 : x->rank;
+        const int64_t *xshape = x->rank == 1 ? xs : x->shape;
         if (i == 0)
             d = g->ta ? tg_matmul_t(T, B, G, g->tb, true) : tg_matmul_t(T, G, B, false, !g->tb);
         else
             d = g->tb ? tg_matmul_t(T, G, A, true, g->ta) : tg_matmul_t(T, A, G, !g->ta, false);
-        d = tg__sum_to_shape(T, d, X->rank, X->shape);
+        d = tg__sum_to(T, d, xr, xshape);
         if (d && x->rank == 1) d = tg_reshape(T, d, 1, x->shape);
-        if (!(dx[i] = d)) return tg__vjp_status(NULL);
+        if (!(dx[i] = d)) return tg__vjp_failure();
     }
     return TG_OK;
 }

@@ -3,7 +3,7 @@
  *
  * f32 inputs are summed in double so that long sums keep their precision.
  */
-#include "shape-impl.h"
+#include "ops-impl.h"
 
 static enum tg_status shape_scalar(struct tg_tensor *out)
 {
@@ -68,11 +68,10 @@ static enum tg_status sum_vjp(struct tg_tape *T, struct tg_tensor *out, struct t
 {
     const struct tg_tensor *x = out->in[0];
     if (!need[0]) return TG_OK;
-    struct tg_tensor *g = out->desc->op == TG_OP_MEAN
-                              ? tg_mul_scalar(T, dy, 1.0 / (double)x->numel)
-                              : dy;
+    struct tg_tensor *g =
+        out->desc->op == TG_OP_MEAN ? tg_mul_scalar(T, dy, 1.0 / (double)x->numel) : dy;
     dx[0] = tg_broadcast_to(T, g, x->rank, x->shape);
-    return tg__vjp_status(dx[0]);
+    return dx[0] ? TG_OK : tg__vjp_failure();
 }
 
 const struct tg_op_desc tg_op_desc_sum = {.op = TG_OP_SUM,

@@ -17,7 +17,7 @@
  * a row of accumulators, also contiguous. Accumulation is in double for f32.
  */
 #include <stdio.h>
-#include "shape-impl.h"
+#include "ops-impl.h"
 
 enum red_kind { R_SUM, R_MEAN, R_MAX, R_MIN, R_LSE, R_VAR, R_ARGMAX, R_ARGMIN };
 
@@ -289,7 +289,7 @@ static enum tg_status reduce_vjp(struct tg_tape *T, struct tg_tensor *out, struc
         struct tg_tensor *flat = tg_reshape(T, dy, 1, &n_out);
         dx[0] =
             tg_reshape(T, tg_index_add(T, flat, 0, x->numel, ra->arg, n_out), x->rank, x->shape);
-        return tg__vjp_status(dx[0]);
+        return dx[0] ? TG_OK : tg__vjp_failure();
     }
     int64_t ks[TG_MAX_DIM];
     int axes[TG_MAX_DIM], na = 0;
@@ -317,7 +317,7 @@ static enum tg_status reduce_vjp(struct tg_tape *T, struct tg_tensor *out, struc
         dx[0] = tg_mul(T, g, tg_mul_scalar(T, tg_sub(T, x, m), scale));
     }
     }
-    return tg__vjp_status(dx[0]);
+    return dx[0] ? TG_OK : tg__vjp_failure();
 }
 
 /* Fails with "<fn>: <what> for shape (x's shape)<rest>"; the shape is formatted

@@ -75,20 +75,4 @@ int tg__axis_param(const struct tg_tensor *out, double *vals);
 /* An arena copy of n int64 values (NULL with the error set; T may not be NULL). */
 int64_t *tg__arena_i64(struct tg_tape *T, const int64_t *v, int64_t n);
 
-/* ---- for the differentiable VJPs (vjp_graph) ---- */
-/* g (a tensor whose shape broadcasts from (rank, shape)) summed over the
- * broadcast axes, recorded on T with sum_axes and reshape: a node of T of that
- * shape (g itself when g is already a node of T of that shape); NULL with the
- * error set. (ops/shape.c; the same as ops/vjp-util.c's tg__sum_to, which the
- * coordinator may substitute.) */
-struct tg_tensor *tg__sum_to_shape(struct tg_tape *T, struct tg_tensor *g, int rank,
-                                   const int64_t *shape);
-/* The status of a vjp_graph that stored t: TG_OK, or the failure that made
- * t NULL (tg_last_status). */
-static inline enum tg_status tg__vjp_status(const struct tg_tensor *t)
-{
-    enum tg_status s = t ? TG_OK : tg_last_status();
-    return t || s ? s : TG_ERR_STATE;
-}
-
 #endif

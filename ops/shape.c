@@ -39,20 +39,6 @@ int64_t *tg__arena_i64(struct tg_tape *T, const int64_t *v, int64_t n)
     return a;
 }
 
-struct tg_tensor *tg__sum_to_shape(struct tg_tape *T, struct tg_tensor *g, int rank,
-                                   const int64_t *shape)
-{
-    if (!g) return NULL;
-    int axes[TG_MAX_DIM], n = 0, off = g->rank - rank;
-    for (int d = 0; d < g->rank; d++)
-        if (d < off || (shape[d - off] == 1 && g->shape[d] != 1)) axes[n++] = d;
-    struct tg_tensor *s = n ? tg_sum_axes(T, g, axes, n, true) : g;
-    if (!s) return NULL;
-    bool same = s->rank == rank && s->kind != TG_KIND_LEAF;
-    for (int d = 0; same && d < rank; d++) same = s->shape[d] == shape[d];
-    return same ? s : tg_reshape(T, s, rank, shape);
-}
-
 /* ---- kernels shared by the ops of this file ---- */
 
 /* reshape, squeeze, unsqueeze: y = x in the same row-major order. */
@@ -82,7 +68,7 @@ static enum tg_status copy_vjp(struct tg_tape *T, struct tg_tensor *out, struct 
     const struct tg_tensor *x = out->in[0];
     if (!need[0]) return TG_OK;
     dx[0] = tg_reshape(T, dy, x->rank, x->shape);
-    return tg__vjp_status(dx[0]);
+    return dx[0] ? TG_OK : tg__vjp_failure();
 }
 
 /* Where output element i (multi-index) lives in x: off + sum_d i_d * st[d]. */
@@ -387,7 +373,7 @@ static enum tg_status transpose_vjp(struct tg_tape *T, struct tg_tensor *out, st
 {
     if (!need[0]) return TG_OK;
     dx[0] = tg_transpose(T, dy, transpose_axis(out, 0), transpose_axis(out, 1));
-    return tg__vjp_status(dx[0]);
+    return dx[0] ? TG_OK : tg__vjp_failure();
 }
 
 const struct tg_op_desc tg_op_desc_transpose = {.op = TG_OP_TRANSPOSE,
@@ -470,7 +456,7 @@ static enum tg_status permute_vjp(struct tg_tape *T, struct tg_tensor *out, stru
     if (!need[0]) return TG_OK;
     for (int d = 0; d < out->rank; d++) inv[perm_at(out, d)] = d;
     dx[0] = tg_permute(T, dy, out->rank, inv);
-    return tg__vjp_status(dx[0]);
+    return dx[0] ? TG_OK : tg__vjp_failure();
 }
 
 const struct tg_op_desc tg_op_desc_permute = {
@@ -539,8 +525,8 @@ static enum tg_status broadcast_to_vjp(struct tg_tape *T, struct tg_tensor *out,
 {
     const struct tg_tensor *x = out->in[0];
     if (!need[0]) return TG_OK;
-    dx[0] = tg__sum_to_shape(T, dy, x->rank, x->shape);
-    return tg__vjp_status(dx[0]);
+    dx[0] = tg__sum_to(T, dy, x->rank, x->shape);
+    return dx[0] ? TG_OK : tg__vjp_failure();
 }
 
 const struct tg_op_desc tg_op_desc_broadcast_to = {
@@ -682,7 +668,7 @@ static enum tg_status slice_vjp(struct tg_tape *T, struct tg_tensor *out, struct
     const struct tg_tensor *x = out->in[0];
     if (!need[0]) return TG_OK;
     dx[0] = slice_scatter_record(T, dy, x->rank, x->shape, (int)out->p.i[0], out->aux);
-    return tg__vjp_status(dx[0]);
+    return dx[0] ? TG_OK : tg__vjp_failure();
 }
 
 const struct tg_op_desc tg_op_desc_slice = {
@@ -848,9 +834,10 @@ static enum tg_status slice_scatter_vjp(struct tg_tape *T, struct tg_tensor *out
     struct tg_slice_spec spec[TG_MAX_DIM];
     int n = (int)out->p.i[0];
     if (!need[0]) return TG_OK;
-    for (int d = 0; d < n; d++) spec[d] = (struct tg_slice_spec){a->s.start[d], a->s.stop[d], a->s.step[d]};
+    for (int d = 0; d < n; d++)
+        spec[d] = (struct tg_slice_spec){a->s.start[d], a->s.stop[d], a->s.step[d]};
     dx[0] = tg_slice(T, dy, n, spec);
-    return tg__vjp_status(dx[0]);
+    return dx[0] ? TG_OK : tg__vjp_failure();
 }
 
 const struct tg_op_desc tg_op_desc_slice_scatter = {

@@ -10,7 +10,7 @@
  * A tensor is seen as (outer, n, inner) around the axis: element (o, k, i) is at
  * (o * n + k) * inner + i, and a line is the n elements with stride `inner`.
  */
-#include "shape-impl.h"
+#include "ops-impl.h"
 
 struct lines {
     int64_t outer, n, inner;
@@ -135,8 +135,8 @@ static void log_softmax_bwd(struct tg_tensor *o)
  * softmax:     dx = y * (dy - sum_axis(dy * y))
  * log_softmax: dx = dy - exp(y) * sum_axis(dy)   (sums with keepdim) */
 static enum tg_status softmax_vjp_any(struct tg_tape *T, struct tg_tensor *out,
-                                      struct tg_tensor *dy, const bool *need,
-                                      struct tg_tensor **dx, bool log_space)
+                                      struct tg_tensor *dy, const bool *need, struct tg_tensor **dx,
+                                      bool log_space)
 {
     int axis = axis_of(out);
     if (!need[0]) return TG_OK;
@@ -144,7 +144,7 @@ static enum tg_status softmax_vjp_any(struct tg_tape *T, struct tg_tensor *out,
         dx[0] = tg_sub(T, dy, tg_mul(T, tg_exp(T, out), tg_sum_axes(T, dy, &axis, 1, true)));
     else
         dx[0] = tg_mul(T, out, tg_sub(T, dy, tg_sum_axes(T, tg_mul(T, dy, out), &axis, 1, true)));
-    return tg__vjp_status(dx[0]);
+    return dx[0] ? TG_OK : tg__vjp_failure();
 }
 static enum tg_status softmax_vjp(struct tg_tape *T, struct tg_tensor *out, struct tg_tensor *dy,
                                   const bool *need, struct tg_tensor **dx)
@@ -152,8 +152,7 @@ static enum tg_status softmax_vjp(struct tg_tape *T, struct tg_tensor *out, stru
     return softmax_vjp_any(T, out, dy, need, dx, false);
 }
 static enum tg_status log_softmax_vjp(struct tg_tape *T, struct tg_tensor *out,
-                                      struct tg_tensor *dy, const bool *need,
-                                      struct tg_tensor **dx)
+                                      struct tg_tensor *dy, const bool *need, struct tg_tensor **dx)
 {
     return softmax_vjp_any(T, out, dy, need, dx, true);
 }

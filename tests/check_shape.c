@@ -548,8 +548,7 @@ START_TEST(test_slice_scatter)
     struct tg_tensor *two = leaf(1, (int64_t[]){2}, (double[]){1, 2});
     expect_error(tg_slice_scatter(T, two, 1, (int64_t[]){5}, 1, &back2), TG_ERR_SHAPE,
                  "slice_scatter: src has shape (2), the slice has (3)");
-    expect_error(tg_slice_scatter(T, two, 1, (int64_t[]){5}, 1,
-                                  &(struct tg_slice_spec){0, 2, 0}),
+    expect_error(tg_slice_scatter(T, two, 1, (int64_t[]){5}, 1, &(struct tg_slice_spec){0, 2, 0}),
                  TG_ERR_VALUE, "slice_scatter: step 0 on axis 0");
     expect_error(tg_slice_scatter(T, two, 1, (int64_t[]){2}, 2, NULL), TG_ERR_NULL,
                  "slice_scatter: spec is NULL");
@@ -591,8 +590,7 @@ END_TEST
 START_TEST(test_scatter_add)
 {
     struct tg_tape *T = tg_tape_new();
-    struct tg_tensor *src =
-        leaf(2, (int64_t[]){2, 5}, (double[]){1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+    struct tg_tensor *src = leaf(2, (int64_t[]){2, 5}, (double[]){1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
     const int64_t index[10] = {0, 1, 2, 0, 0, 1, 2, 0, 0, 1};
     struct tg_tensor *y = tg_scatter_add(T, src, 0, 2, (int64_t[]){3, 5}, index);
     expect_shape(y, 2, (int64_t[]){3, 5});

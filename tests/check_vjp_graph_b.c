@@ -26,13 +26,13 @@
 enum { REPEATS = 4, MAX_OP_IN = 8 };
 
 static const enum tg_op ops_b[] = {
-    TG_OP_MATMUL,        TG_OP_SUM,          TG_OP_MEAN,          TG_OP_SUM_AXES,
-    TG_OP_MEAN_AXES,     TG_OP_MAX_AXES,     TG_OP_MIN_AXES,      TG_OP_LOGSUMEXP_AXES,
-    TG_OP_VAR_AXES,      TG_OP_ARGMAX_AXES,  TG_OP_ARGMIN_AXES,   TG_OP_SOFTMAX,
-    TG_OP_LOG_SOFTMAX,   TG_OP_RESHAPE,      TG_OP_SQUEEZE,       TG_OP_UNSQUEEZE,
-    TG_OP_TRANSPOSE,     TG_OP_PERMUTE,      TG_OP_BROADCAST_TO,  TG_OP_SLICE,
-    TG_OP_INDEX_SELECT,  TG_OP_GATHER,       TG_OP_CONCAT,        TG_OP_STACK,
-    TG_OP_SLICE_SCATTER, TG_OP_INDEX_ADD,    TG_OP_SCATTER_ADD,
+    TG_OP_MATMUL,        TG_OP_SUM,         TG_OP_MEAN,         TG_OP_SUM_AXES,
+    TG_OP_MEAN_AXES,     TG_OP_MAX_AXES,    TG_OP_MIN_AXES,     TG_OP_LOGSUMEXP_AXES,
+    TG_OP_VAR_AXES,      TG_OP_ARGMAX_AXES, TG_OP_ARGMIN_AXES,  TG_OP_SOFTMAX,
+    TG_OP_LOG_SOFTMAX,   TG_OP_RESHAPE,     TG_OP_SQUEEZE,      TG_OP_UNSQUEEZE,
+    TG_OP_TRANSPOSE,     TG_OP_PERMUTE,     TG_OP_BROADCAST_TO, TG_OP_SLICE,
+    TG_OP_INDEX_SELECT,  TG_OP_GATHER,      TG_OP_CONCAT,       TG_OP_STACK,
+    TG_OP_SLICE_SCATTER, TG_OP_INDEX_ADD,   TG_OP_SCATTER_ADD,
 };
 enum { N_OPS = sizeof ops_b / sizeof ops_b[0] };
 
@@ -166,6 +166,19 @@ static void check_values(const struct gc_case *gc, int c, int rep, enum tg_dtype
                   "%s: vjp_graph changed the node or an input", gc->label);
     free(before);
     free(after);
+    /* no input asked for: nothing recorded, nothing stored */
+    {
+        struct tg_tensor *dx0[MAX_OP_IN];
+        bool none[MAX_OP_IN] = {false};
+        struct tg_tape_stats s0, s1;
+        for (int j = 0; j < k; j++) dx0[j] = SENTINEL;
+        tg_tape_stats(T, &s0);
+        ck_assert_int_eq(vjpb_call(T, o, dy, none, dx0), TG_OK);
+        tg_tape_stats(T, &s1);
+        ck_assert_msg(s1.n_nodes == s0.n_nodes, "%s: %zu nodes recorded for no input", gc->label,
+                      s1.n_nodes - s0.n_nodes);
+        for (int j = 0; j < k; j++) ck_assert(dx0[j] == SENTINEL);
+    }
     /* one input at a time: the others are left alone, the one asked for is the same */
     for (int i = 0; k > 1 && i < k; i++) {
         struct tg_tensor *dx1[MAX_OP_IN];
