@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """bench/peer_torch.py - the PyTorch peer of the tapegrad benchmarks (docs/performance.md).
 
-Runs one workload of /work/shared/BENCHMARKS.md with PyTorch 1.13 (Debian's python3-torch)
+Runs one workload of ../shared/BENCHMARKS.md with PyTorch 1.13 (Debian's python3-torch)
 and prints one machine-readable line per result:
 
     PEER workload=<w> impl=torch threads=<n> torch_threads=<t> blas_threads=<b> reps=<r>

@@ -19,8 +19,8 @@
  * Before timing, the program checks tg_hvp on an f64 copy of the model (same seed)
  * against central differences of tg_backward's gradient along v, (g(p + h v) -
  * g(p - h v)) / 2h, h = 1e-5,
- * in a child process (not counted in the peak RSS): the relative L2 error over all parameters must be
- * below 1e-6 (check=ok; it is about 1e-8 here), else it exits 1.
+ * in a child process (not counted in the peak RSS): the relative L2 error over all parameters must
+ * be below 1e-6 (check=ok; it is about 1e-8 here), else it exits 1.
  *
  * Prints: TG workload=w6 model=<m> mode=<mode> clock=<wall|cpu> reps=<n> median_ms=<m> loss=<l>
  *   check=ok check_rel_err=<e> n_params=<elements> params_mib=<MiB>
@@ -59,12 +59,12 @@ struct model {
     const struct spec *s;
     enum tg_dtype dt;
     struct tg_nn_mlp *mlp;
-    int n;                              /* parameters */
-    struct tg_tensor *p[MAX_PARAMS];    /* borrowed from the MLP */
-    struct tg_tensor *v[MAX_PARAMS];    /* owned */
-    struct tg_tensor *hv[MAX_PARAMS];   /* of the last step, on the tape */
-    double *X, *Y;                      /* pool * batch * in, pool * batch (f64 copies) */
-    void *Xd, *Yd;                      /* the same in dt */
+    int n;                            /* parameters */
+    struct tg_tensor *p[MAX_PARAMS];  /* borrowed from the MLP */
+    struct tg_tensor *v[MAX_PARAMS];  /* owned */
+    struct tg_tensor *hv[MAX_PARAMS]; /* of the last step, on the tape */
+    double *X, *Y;                    /* pool * batch * in, pool * batch (f64 copies) */
+    void *Xd, *Yd;                    /* the same in dt */
     int64_t n_elems;
 };
 
@@ -193,12 +193,17 @@ static struct tg_tensor *step(struct model *m, struct tg_tape *T, int b, enum mo
     struct tg_tensor *l = record_loss(m, T, b);
     if (!l) return NULL;
     switch (mode) {
-    case HVP: return tg_hvp(l, m->n, m->p, m->v, NULL, m->hv) ? NULL : l;
-    case GRAD: return tg_backward(l, NULL) ? NULL : l;
+    case HVP:
+        return tg_hvp(l, m->n, m->p, m->v, NULL, m->hv) ? NULL : l;
+    case GRAD:
+        return tg_backward(l, NULL) ? NULL : l;
     case GRAD_GRAPH:
         return tg_grad(1, &l, NULL, m->n, m->p, &(struct tg_grad_options){.create_graph = true},
-                       m->hv) ? NULL : l;
-    case FORWARD: break;
+                       m->hv)
+                   ? NULL
+                   : l;
+    case FORWARD:
+        break;
     }
     return l;
 }
@@ -291,8 +296,10 @@ int main(int argc, char **argv)
     close(fd[0]);
     if (pid > 0) waitpid(pid, NULL, 0);
     if (err < 0 || !(err < 1e-6)) {
-        fprintf(stderr, "w6_hvp: tg_hvp differs from central differences of the gradient: "
-                        "relative L2 error %.3g\n", err);
+        fprintf(stderr,
+                "w6_hvp: tg_hvp differs from central differences of the gradient: "
+                "relative L2 error %.3g\n",
+                err);
         return 1;
     }
     struct model m;
@@ -327,9 +334,9 @@ int main(int argc, char **argv)
     printf("TG workload=w6 model=%s mode=%s clock=%s reps=%d median_ms=%.5f loss=%.5f check=ok "
            "check_rel_err=%.2e n_params=%lld params_mib=%.3f tape_high_water_mib=%.3f "
            "tape_nodes=%zu peak_rss_mib=%.1f",
-           s->name, mode, cpu ? "cpu" : "wall", reps, bench_median(t, reps), loss, err, (long long)m.n_elems,
-           (double)m.n_elems * (double)es / 1048576.0, (double)st.bytes_high_water / 1048576.0,
-           nodes, peak_rss_mib());
+           s->name, mode, cpu ? "cpu" : "wall", reps, bench_median(t, reps), loss, err,
+           (long long)m.n_elems, (double)m.n_elems * (double)es / 1048576.0,
+           (double)st.bytes_high_water / 1048576.0, nodes, peak_rss_mib());
     bench_print_samples(t, reps);
     model_free(&m);
     tg_tape_free(T);

@@ -375,7 +375,8 @@ static struct tg_tensor *build_bin(struct tg_tape *T, const struct expr *e,
     case '*':
         return tg_mul(T, a, b);
     case '/':
-        if (check && tg_tensor_item(b) == 0) return bfail(err, nd->col, "domain error: division by zero");
+        if (check && tg_tensor_item(b) == 0)
+            return bfail(err, nd->col, "domain error: division by zero");
         return tg_div(T, a, b);
     default:
         return build_pow(T, a, b, &e->nodes[nd->b], nd, check, err);

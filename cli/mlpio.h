@@ -81,8 +81,7 @@ struct mlp_model {
  * from rng, f32) and its model with `loss`; fills the other fields. The target
  * is kept as the model file's metadata key "target".
  */
-int mlp_model_new(const char *prog, struct mlp_model *m, enum tg_nn_init init,
-                  struct tg_rng *rng);
+int mlp_model_new(const char *prog, struct mlp_model *m, enum tg_nn_init init, struct tg_rng *rng);
 /* tg_nn_model_save with the target; the error names the file. */
 int mlp_model_save(const char *prog, struct mlp_model *m, const char *path);
 /* tg_nn_model_load (f32) into *m (free with mlp_model_free). */

@@ -12,8 +12,7 @@ bool tg__node_grad_current(const struct tg_tensor *t)
     return t->sweep != 0 && t->epoch == t->tape->epoch && t->sweep == t->tape->sweep;
 }
 
-enum tg_status tg__check_root(const char *fn, struct tg_tensor *root,
-                                 const struct tg_tensor *seed)
+enum tg_status tg__check_root(const char *fn, struct tg_tensor *root, const struct tg_tensor *seed)
 {
     char a[160], b[160];
     if (!root) return tg__null_input(fn, "root"); /* names a failed op's cause */
@@ -107,7 +106,7 @@ static inline void ready_inputs(struct tg_tape *T, struct tg_tensor *n, uint64_t
 /* The sweep itself, after the checks and with the gradient memory reserved:
  * nothing in it can fail but anomaly mode's checks. */
 enum tg_status tg__sweep(struct tg_tape *T, struct tg_tensor *root, const struct tg_tensor *seed,
-                            tg__sweep_hook hook, void *ctx)
+                         tg__sweep_hook hook, void *ctx)
 {
     enum tg_status st;
     uint64_t s = ++T->sweep;

@@ -103,7 +103,6 @@ struct rg_checkpoint {
     struct rg_checkpoint *older;
 };
 
-
 /* ---- engine/arena.c ---- */
 void *tg__arena_alloc_slow(struct arena *a, size_t n, size_t align);
 void tg__arena_rewind(struct arena *a);

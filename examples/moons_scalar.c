@@ -105,7 +105,8 @@ int main(int argc, char **argv)
         }
         double lr = 1.0 - 0.9 * k / 100.0;
         for (int i = 0; i < m.n; i++)
-            tg_tensor_set(m.all[i], 0, tg_tensor_item(m.all[i]) - lr * tg_tensor_grad_get(m.all[i], 0));
+            tg_tensor_set(m.all[i], 0,
+                          tg_tensor_item(m.all[i]) - lr * tg_tensor_grad_get(m.all[i], 0));
         acc = (double)correct / N_POINTS;
         loss_v = tg_tensor_item(loss);
         if (k % 10 == 0 || k == steps - 1) {

@@ -69,7 +69,8 @@ static double train(struct tg_nn_mlp *mlp, double X[N_POINTS][2], const double y
                     long steps)
 {
     struct tg_params *params = tg_nn_mlp_params(mlp);
-    struct tg_nn_optim *opt = tg_nn_optim_new(params, &(struct tg_nn_optim_config){.kind = TG_OPTIM_SGD});
+    struct tg_nn_optim *opt =
+        tg_nn_optim_new(params, &(struct tg_nn_optim_config){.kind = TG_OPTIM_SGD});
     struct tg_tape *T = tg_tape_new();
     double acc = opt && T ? 0 : -1, loss_v = 0;
     for (long k = 0; acc >= 0 && k < steps; k++) {

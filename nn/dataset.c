@@ -32,7 +32,8 @@ static enum tg_status check_xy(const char *fn, const struct tg_tensor *X, const 
     if (tg_tensor_rank(X) != 2 || tg_tensor_rank(y) != 1 || tg_tensor_dim(X, 0) < 1 ||
         tg_tensor_dim(X, 0) != tg_tensor_dim(y, 0))
         return tg_set_error(TG_ERR_SHAPE, "%s: X %s and y %s are not (n, d) and (n) with n >= 1",
-                            fn, tg_tensor_shape_str(X, a, sizeof a), tg_tensor_shape_str(y, b, sizeof b));
+                            fn, tg_tensor_shape_str(X, a, sizeof a),
+                            tg_tensor_shape_str(y, b, sizeof b));
     if (tg_tensor_dtype(X) != tg_tensor_dtype(y))
         return tg_set_error(TG_ERR_DTYPE, "%s: X is %s but y is %s", fn,
                             tg_dtype_name(tg_tensor_dtype(X)), tg_dtype_name(tg_tensor_dtype(y)));
@@ -143,8 +144,8 @@ enum tg_status tg_dataset_batch_into(const struct tg_dataset *ds, int64_t start,
     if (tg_tensor_rank(X) != 2 || tg_tensor_dim(X, 1) != ds->d || tg_tensor_rank(y) != 1 ||
         tg_tensor_dim(y, 0) != rows)
         return tg_set_error(TG_ERR_SHAPE, "%s: X %s and y %s do not fit (rows, %lld) and (rows)",
-                            fn, tg_tensor_shape_str(X, a, sizeof a), tg_tensor_shape_str(y, b, sizeof b),
-                            (long long)ds->d);
+                            fn, tg_tensor_shape_str(X, a, sizeof a),
+                            tg_tensor_shape_str(y, b, sizeof b), (long long)ds->d);
     enum tg_dtype dt = tg_tensor_dtype(ds->X);
     if (tg_tensor_dtype(X) != dt || tg_tensor_dtype(y) != dt)
         return tg_set_error(TG_ERR_DTYPE, "%s: X and y must be %s like the dataset", fn,
@@ -227,8 +228,8 @@ static enum tg_status check_stats(const char *fn, const struct tg_dataset *ds,
     if (tg_tensor_rank(mean) != 1 || tg_tensor_dim(mean, 0) != ds->d || tg_tensor_rank(std) != 1 ||
         tg_tensor_dim(std, 0) != ds->d)
         return tg_set_error(TG_ERR_SHAPE, "%s: mean %s and std %s must be (%lld)", fn,
-                            tg_tensor_shape_str(mean, a, sizeof a), tg_tensor_shape_str(std, b, sizeof b),
-                            (long long)ds->d);
+                            tg_tensor_shape_str(mean, a, sizeof a),
+                            tg_tensor_shape_str(std, b, sizeof b), (long long)ds->d);
     for (int64_t j = 0; j < ds->d; j++) {
         double s = tg_tensor_get(std, j), m = tg_tensor_get(mean, j);
         if (!(s >= 0) || !isfinite(s) || !isfinite(m))

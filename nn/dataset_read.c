@@ -659,7 +659,8 @@ static enum tg_status csv_check(const struct csv *c)
 struct tg_dataset *tg_dataset_load_csv(const char *path, const struct tg_dataset_csv_options *opt)
 {
     static const char fn[] = "tg_dataset_load_csv";
-    struct tg_dataset_csv_options o = opt ? *opt : (struct tg_dataset_csv_options){.target_index = -1};
+    struct tg_dataset_csv_options o =
+        opt ? *opt : (struct tg_dataset_csv_options){.target_index = -1};
     struct csv c = {.fn = fn,
                     .path = path,
                     .delim = o.delimiter ? o.delimiter : ',',

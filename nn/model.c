@@ -297,7 +297,8 @@ enum tg_status tg_nn_model_save(struct tg_nn_model *m, const char *path)
         !(st = tg_params_meta_set(p, "activation", hidden)) &&
         !(st = tg_params_meta_set(p, "output_activation",
                                   tg_nn_act_name(tg_nn_mlp_act(m->mlp, L - 1)))) &&
-        !(st = tg_params_meta_set(p, "loss", tg_nn_loss_name(m->loss))) && !(st = set_norm_meta(p, m)))
+        !(st = tg_params_meta_set(p, "loss", tg_nn_loss_name(m->loss))) &&
+        !(st = set_norm_meta(p, m)))
         st = tg_checkpoint_save(p, path);
     return st;
 }
@@ -350,7 +351,8 @@ static enum tg_status parse_arch(const char *path, const char *s, struct header 
 static enum tg_status parse_loss(const char *path, const char *s, enum tg_nn_loss *loss)
 {
     for (int i = 0; i < N_LOSSES; i++)
-        if (!strcmp(s, tg_nn_loss_name((enum tg_nn_loss)i))) return *loss = (enum tg_nn_loss)i, TG_OK;
+        if (!strcmp(s, tg_nn_loss_name((enum tg_nn_loss)i)))
+            return *loss = (enum tg_nn_loss)i, TG_OK;
     return bad_meta(path, "loss", s, "xent, mse, bce or hinge");
 }
 

@@ -29,5 +29,4 @@ static inline int tg__nn_little_endian(void)
     return *(const uint8_t *)&one == 1;
 }
 
-
 #endif

@@ -37,13 +37,13 @@ struct tg_nn_optim_config tg_nn_optim_defaults(enum tg_nn_optim_kind kind)
 {
     bool adam = kind == TG_OPTIM_ADAM || kind == TG_OPTIM_ADAMW;
     return (struct tg_nn_optim_config){.kind = kind,
-                                    .lr = adam ? 1e-3 : 1e-2,
-                                    .momentum = 0.9,
-                                    .nesterov = false,
-                                    .beta1 = 0.9,
-                                    .beta2 = 0.999,
-                                    .eps = 1e-8,
-                                    .weight_decay = kind == TG_OPTIM_ADAMW ? 1e-2 : 0.0};
+                                       .lr = adam ? 1e-3 : 1e-2,
+                                       .momentum = 0.9,
+                                       .nesterov = false,
+                                       .beta1 = 0.9,
+                                       .beta2 = 0.999,
+                                       .eps = 1e-8,
+                                       .weight_decay = kind == TG_OPTIM_ADAMW ? 1e-2 : 0.0};
 }
 
 static bool in01(double x)
@@ -132,9 +132,9 @@ fail:
  * takes no loop that needs a remainder) and -fno-math-errno (so sqrt is sqrtpd). Each
  * rule is written once, for one element, as an inline function whose variant argument
  * is a constant at every call, so no branch is left in a loop; its operations and their
- * order match PyTorch's update formula term by term (docs/nn.md). The loop functions take restrict parameters and are kept out of line:
- * inlined into their caller they lose the restrict, and gcc adds a run-time overlap
- * check to each loop. */
+ * order match PyTorch's update formula term by term (docs/nn.md). The loop functions take restrict
+ * parameters and are kept out of line: inlined into their caller they lose the restrict, and gcc
+ * adds a run-time overlap check to each loop. */
 
 /* SGD and momentum, torch.optim.SGD with dampening 0. */
 /* Plain SGD: w -= k g, and g = 0 in the same pass when zero is set. */
@@ -354,7 +354,7 @@ static bool grad_is_zero(const struct tg_tensor *t)
 }
 
 enum tg_status tg_nn_optim_backward_step(struct tg_nn_optim *opt, struct tg_tensor *loss,
-                                      double grad_scale)
+                                         double grad_scale)
 {
     static const char fn[] = "tg_nn_optim_backward_step";
     enum tg_status st = check_step(opt, grad_scale, fn);

@@ -151,9 +151,10 @@ static int64_t count_correct(const struct tg_tensor *out, const struct tg_tensor
 
 /* Resets T, runs samples start .. start+rows-1 forward (backward when asked),
  * adds the divergence and correct count. */
-static enum tg_status run(const struct tg_nn_module *m, struct tg_tape *T, const struct tg_dataset *ds,
-                          int64_t start, int64_t rows, enum tg_nn_loss loss, bool vector,
-                          bool backward, double *loss_sum, int64_t *n_correct)
+static enum tg_status run(const struct tg_nn_module *m, struct tg_tape *T,
+                          const struct tg_dataset *ds, int64_t start, int64_t rows,
+                          enum tg_nn_loss loss, bool vector, bool backward, double *loss_sum,
+                          int64_t *n_correct)
 {
     struct tg_tensor *x = NULL, *y = NULL;
     tg_tape_reset(T);
@@ -165,7 +166,8 @@ static enum tg_status run(const struct tg_nn_module *m, struct tg_tape *T, const
     double v = tg_tensor_item(div);
     if (!isfinite(v))
         return tg_set_error(TG_ERR_NUMERIC, "tg_nn_train: the %s loss of samples %lld..%lld is %g",
-                            tg_nn_loss_name(loss), (long long)start, (long long)(start + rows - 1), v);
+                            tg_nn_loss_name(loss), (long long)start, (long long)(start + rows - 1),
+                            v);
     if (backward && (st = tg_backward(div, NULL))) return st;
     if (loss_sum) *loss_sum += v;
     if (n_correct) *n_correct += count_correct(out, y, loss, rows);
@@ -187,9 +189,9 @@ static enum tg_status check_model(const char *fn, const struct tg_nn_module *m, 
 }
 
 enum tg_status tg_nn_train_accumulate(const struct tg_nn_module *model, struct tg_tape *T,
-                                   const struct tg_dataset *ds, int64_t start, int64_t count,
-                                   enum tg_nn_loss loss, enum tg_nn_train_mode mode, double *loss_sum,
-                                   int64_t *n_correct)
+                                      const struct tg_dataset *ds, int64_t start, int64_t count,
+                                      enum tg_nn_loss loss, enum tg_nn_train_mode mode,
+                                      double *loss_sum, int64_t *n_correct)
 {
     static const char fn[] = "tg_nn_train_accumulate";
     enum tg_status st = check_model(fn, model, T, ds, loss);
@@ -208,7 +210,7 @@ enum tg_status tg_nn_train_accumulate(const struct tg_nn_module *model, struct t
 }
 
 enum tg_status tg_nn_evaluate(const struct tg_nn_module *model, const struct tg_dataset *ds,
-                           enum tg_nn_loss loss, double *mean_loss, double *accuracy)
+                              enum tg_nn_loss loss, double *mean_loss, double *accuracy)
 {
     static const char fn[] = "tg_nn_evaluate";
     enum tg_status st = check_model(fn, model, "", ds, loss);
@@ -288,7 +290,7 @@ static enum tg_status epoch(struct trainer *tr, double *loss_sum, int64_t *right
         scale = 1.0 / (double)cnt; /* the document's eta/T: lr = eta, scale = 1/T */
         if ((st = tg_params_zero_grad(tr->m->params))) return st;
         st = tg_nn_train_accumulate(tr->m, tr->T, tr->ds, start, cnt, c->loss, c->mode, loss_sum,
-                                 right);
+                                    right);
         if (st || (st = tg_nn_optim_step(tr->opt, scale))) return st;
     }
     grad_norms(tr, scale);
@@ -307,16 +309,16 @@ static enum tg_status loop(struct trainer *tr, struct tg_nn_train_result *res)
         enum tg_status st = tg_nn_optim_set_lr(tr->opt, lr);
         if (st || (st = epoch(tr, &sum, &right))) return st;
         struct tg_nn_epoch_info info = {e,
-                                     sum / n,
-                                     c->loss == TG_LOSS_MSE ? NAN : (double)right / n,
-                                     lr,
-                                     now() - te,
-                                     now() - t0,
-                                     tr->n_params,
-                                     tr->names,
-                                     tr->norms};
+                                        sum / n,
+                                        c->loss == TG_LOSS_MSE ? NAN : (double)right / n,
+                                        lr,
+                                        now() - te,
+                                        now() - t0,
+                                        tr->n_params,
+                                        tr->names,
+                                        tr->norms};
         *res = (struct tg_nn_train_result){e + 1, info.loss, info.accuracy, info.total_seconds,
-                                        TG_STOP_MAX_EPOCHS};
+                                           TG_STOP_MAX_EPOCHS};
         if (c->on_epoch && c->on_epoch(&info, c->ctx)) {
             res->stop = TG_STOP_CALLBACK;
             break;
@@ -339,7 +341,7 @@ static enum tg_status loop(struct trainer *tr, struct tg_nn_train_result *res)
 }
 
 enum tg_status tg_nn_train(const struct tg_nn_module *model, struct tg_dataset *train,
-                        const struct tg_nn_train_config *cfg, struct tg_nn_train_result *result)
+                           const struct tg_nn_train_config *cfg, struct tg_nn_train_result *result)
 {
     static const char fn[] = "tg_nn_train";
     if (!cfg) return tg_set_error(TG_ERR_NULL, "%s: cfg is NULL", fn);

@@ -402,8 +402,8 @@ START_TEST(test_apply_oom)
     for (long n = 1; n < 50 && !succeeded; n++) {
         struct tg_tape *T = tg_tape_new();
         ck_assert_ptr_nonnull(T);
-        struct tg_tensor *l = tg_sum(T, tg_mul(T, tg_linear(T, x, W, b, TG_ACT_TANH),
-                                               tg_linear(T, x, W, b, TG_ACT_TANH)));
+        struct tg_tensor *l = tg_sum(
+            T, tg_mul(T, tg_linear(T, x, W, b, TG_ACT_TANH), tg_linear(T, x, W, b, TG_ACT_TANH)));
         ck_assert_ptr_nonnull(l);
         snapshot(leaves, 2, before);
         failalloc_arm(n, true);

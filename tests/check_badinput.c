@@ -288,7 +288,11 @@ ROW(classify_neg, tg_jacobian_classify((double[]){0}, -1, 1, &(struct tg_jacobia
 ROW(classify_ovf, tg_jacobian_classify((double[]){0}, INT64_MAX, 4, &(struct tg_jacobian_info){0}))
 ROW(jac_name_range, VAL(strcmp(tg_jacobian_structure_name((enum tg_jacobian_structure)77), "?"), 0))
 /* ---- grad.h ---- */
-#define G1 (struct tg_tensor *[]){NULL}
+#define G1                                                                                         \
+    (struct tg_tensor *[])                                                                         \
+    {                                                                                              \
+        NULL                                                                                       \
+    }
 ROW(grad_outputs_null, tg_grad(1, NULL, NULL, 1, &f->a23, NULL, G1))
 ROW(grad_n_out, tg_grad(0, &f->node, NULL, 1, &f->a23, NULL, G1))
 ROW(grad_inputs_null, tg_grad(1, &f->node, &f->b23, 1, NULL, NULL, G1))
@@ -302,15 +306,15 @@ ROW(grad_output_leaf, tg_grad(1, &f->a23, NULL, 1, &f->a23, NULL, G1))
 ROW(grad_no_seed, tg_grad(1, &f->node, NULL, 1, &f->a23, NULL, G1))
 ROW(grad_seed_shape, tg_grad(1, &f->node, &f->c5, 1, &f->a23, NULL, G1))
 ROW(grad_seed_dtype, tg_grad(1, &f->node, &f->d23, 1, &f->a23, NULL, G1))
-ROW(grad_seed_tape, tg_grad(1, &f->node, (struct tg_tensor *[]){tg_add(f->T2, f->b23, f->b23)},
-                            1, &f->a23, NULL, G1))
+ROW(grad_seed_tape, tg_grad(1, &f->node, (struct tg_tensor *[]){tg_add(f->T2, f->b23, f->b23)}, 1,
+                            &f->a23, NULL, G1))
 ROW(grad_input_tape, tg_grad(1, &f->node, &f->b23, 1,
                              (struct tg_tensor *[]){tg_add(f->T2, f->a23, f->b23)}, NULL, G1))
 ROW(grad_outputs_tapes, tg_grad(2, (struct tg_tensor *[]){f->node, tg_add(f->T2, f->a23, f->a23)},
                                 (struct tg_tensor *[]){f->b23, f->b23}, 1, &f->a23, NULL, G1))
 ROW(grad_input_no_rg, tg_grad(1, &f->node, &f->b23, 1, &f->b23, NULL, G1))
-ROW(grad_unused, (tg_tensor_set_requires_grad(f->c5, true),
-                  tg_grad(1, &f->node, &f->b23, 1, &f->c5, NULL, G1)))
+ROW(grad_unused,
+    (tg_tensor_set_requires_grad(f->c5, true), tg_grad(1, &f->node, &f->b23, 1, &f->c5, NULL, G1)))
 ROW(ggc_fn_null, tg_gradgradcheck(NULL, &f->a23, 1, NULL, NULL, NULL))
 ROW(ggc_inputs_null, tg_gradgradcheck(sq_fn, NULL, 1, NULL, NULL, NULL))
 ROW(ggc_n, tg_gradgradcheck(sq_fn, &f->a23, 0, NULL, NULL, NULL))
@@ -350,15 +354,15 @@ ROW(jvp_input_entry_null, tg_jvp(1, &f->node, 1, (struct tg_tensor *[]){NULL}, &
 ROW(jvp_v_entry_null, tg_jvp(1, &f->node, 1, &f->a23, (struct tg_tensor *[]){NULL}, NULL, G1))
 ROW(jvp_v_shape, tg_jvp(1, &f->node, 1, &f->a23, &f->c5, NULL, G1))
 ROW(jvp_v_dtype, tg_jvp(1, &f->node, 1, &f->a23, &f->d23, NULL, G1))
-ROW(jvp_v_tape, tg_jvp(1, &f->node, 1, &f->a23, (struct tg_tensor *[]){tg_add(f->T2, f->b23, f->b23)},
-                       NULL, G1))
+ROW(jvp_v_tape, tg_jvp(1, &f->node, 1, &f->a23,
+                       (struct tg_tensor *[]){tg_add(f->T2, f->b23, f->b23)}, NULL, G1))
 ROW(jvp_stale_output, tg_jvp(1, &f->stale, 1, &f->a23, &f->b23, NULL, G1))
 ROW(jvp_stale_input, tg_jvp(1, &f->node, 1, &f->stale, &f->b23, NULL, G1))
 ROW(jvp_stale_v, tg_jvp(1, &f->node, 1, &f->a23, &f->stale, NULL, G1))
 ROW(jvp_output_leaf, tg_jvp(1, &f->a23, 1, &f->a23, &f->b23, NULL, G1))
 ROW(jvp_input_no_rg, tg_jvp(1, &f->node, 1, &f->b23, &f->b23, NULL, G1))
-ROW(jvp_unused, (tg_tensor_set_requires_grad(f->c5, true),
-                 tg_jvp(1, &f->node, 1, &f->c5, &f->c5, NULL, G1)))
+ROW(jvp_unused,
+    (tg_tensor_set_requires_grad(f->c5, true), tg_jvp(1, &f->node, 1, &f->c5, &f->c5, NULL, G1)))
 /* ---- graph.h, trace.h ---- */
 ROW(dot_null_root, tg_graph_dot(NULL, stdout, NULL))
 ROW(dot_null_out, tg_graph_dot(f->node, NULL, NULL))

@@ -25,8 +25,8 @@ static double eval(const char *src)
     struct tg_tensor **nodes = calloc((size_t)e.n, sizeof *nodes);
     for (int i = 0; i < e.n_vars; i++)
         vars[i] = tg_tensor_scalar(TG_F64, !strcmp(e.vars[i], "x")   ? 3
-                                    : !strcmp(e.vars[i], "y") ? 0.5
-                                                              : 1);
+                                           : !strcmp(e.vars[i], "y") ? 0.5
+                                                                     : 1);
     struct tg_tensor *r = expr_build(&e, T, vars, nodes, true, &err);
     ck_assert_msg(r != NULL, "%s: %s", src, err.msg);
     double v = tg_tensor_item(r);

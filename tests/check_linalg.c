@@ -328,7 +328,8 @@ START_TEST(test_matmul_errors)
     struct tg_tensor *b = tg_tensor_zeros(TG_F64, 2, (int64_t[]){4, 5});
     struct tg_tensor *c = tg_tensor_zeros(TG_F64, 3, (int64_t[]){2, 3, 4});
     struct tg_tensor *d = tg_tensor_zeros(TG_F64, 3, (int64_t[]){5, 4, 6});
-    struct tg_tensor *s = tg_tensor_scalar(TG_F64, 1), *f = tg_tensor_zeros(TG_F32, 2, (int64_t[]){3, 4});
+    struct tg_tensor *s = tg_tensor_scalar(TG_F64, 1),
+                     *f = tg_tensor_zeros(TG_F32, 2, (int64_t[]){3, 4});
     ck_assert_ptr_null(tg_matmul(T, a, b));
     ck_assert_int_eq(tg_last_status(), TG_ERR_SHAPE);
     ck_assert_str_eq(tg_last_error(), "matmul: shapes (2,3) and (4,5) do not fit (3 != 4)");

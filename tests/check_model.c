@@ -324,8 +324,8 @@ START_TEST(test_cli_model)
     struct tg_nn_model *m = tg_nn_model_load(model, TG_F32);
     ck_assert_msg(m != NULL, "%s", tg_last_error());
     struct tg_nn_mlp *mlp = tg_nn_model_mlp(m);
-    struct tg_dataset_csv_options opt = {.dtype = TG_F32,
-                                 .target = tg_params_meta_get(tg_nn_mlp_params(mlp), "target")};
+    struct tg_dataset_csv_options opt = {
+        .dtype = TG_F32, .target = tg_params_meta_get(tg_nn_mlp_params(mlp), "target")};
     ck_assert_str_eq(opt.target, "species");
     struct tg_dataset *ds = tg_dataset_load_csv(csv, &opt);
     ck_assert_ptr_nonnull(ds);

@@ -167,7 +167,8 @@ static bool variant(struct tg_tensor **in, int n, int dt, bool rank0, struct tg_
         if (!tg_tensor_requires_grad(in[k]))
             out[k] = tg_tensor_copy(in[k]);
         else if (rank0)
-            out[k] = tg_tensor_numel(in[k]) > 0 ? tg_tensor_scalar(dt, tg_tensor_get(in[k], 0)) : NULL;
+            out[k] =
+                tg_tensor_numel(in[k]) > 0 ? tg_tensor_scalar(dt, tg_tensor_get(in[k], 0)) : NULL;
         else
             out[k] = tg_tensor_to(in[k], dt);
         if (out[k] && tg_tensor_requires_grad(in[k])) tg_tensor_set_requires_grad(out[k], true);

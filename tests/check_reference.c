@@ -39,8 +39,8 @@
 /* ---- the file: one tensor per line ---- */
 
 enum ref_kind { REF_INPUT, REF_LABEL, REF_OUTPUT, REF_GRAD, REF_DIR, REF_HVP, REF_KIND_COUNT };
-static const char *const KIND_NAMES[REF_KIND_COUNT] = {"input",  "label", "output",
-                                                       "grad",   "dir",   "hvp"};
+static const char *const KIND_NAMES[REF_KIND_COUNT] = {"input", "label", "output",
+                                                       "grad",  "dir",   "hvp"};
 
 struct ref_tensor {
     char case_name[NAME_LEN];
@@ -449,10 +449,10 @@ struct case_def {
 #name, build_##name                                                                        \
     }
 static const struct case_def CASES[] = {
-    CASE(linear_relu_xent), CASE(batched_matmul), CASE(log_softmax_axis0), CASE(slice_concat),
-    CASE(mse_mean),         CASE(mse_sum),        CASE(xent_labels_sum),   CASE(xent_probs_mean),
-    CASE(bce_logits_mean),  CASE(hinge_mean),     CASE(l2_half_sum),
-    CASE(hvp_tanh_mlp),     CASE(hvp_xent_linear), CASE(hvp_softmax_mix),  CASE(hvp_scalar_expr),
+    CASE(linear_relu_xent), CASE(batched_matmul),  CASE(log_softmax_axis0), CASE(slice_concat),
+    CASE(mse_mean),         CASE(mse_sum),         CASE(xent_labels_sum),   CASE(xent_probs_mean),
+    CASE(bce_logits_mean),  CASE(hinge_mean),      CASE(l2_half_sum),       CASE(hvp_tanh_mlp),
+    CASE(hvp_xent_linear),  CASE(hvp_softmax_mix), CASE(hvp_scalar_expr),
 };
 #define N_CASES ((int)(sizeof CASES / sizeof CASES[0]))
 
@@ -712,13 +712,13 @@ static const struct {
      "mem:4:", "dir and its input differ in shape"},
     {"c input X 0 1\nc grad X 0 1\nc output loss 0 1\nc dir X 0 1\nc hvp X 1 1 1\n",
      "mem:5:", "hvp and its input differ in shape"},
-    {"c input X 0 1\nc grad X 0 1\nc output loss 0 1\nc hvp X 0 1\n", "mem:4:",
-     "hvp without a dir"},
+    {"c input X 0 1\nc grad X 0 1\nc output loss 0 1\nc hvp X 0 1\n",
+     "mem:4:", "hvp without a dir"},
     {"c input X 0 1\nc grad X 0 1\nc input Z 0 1\nc grad Z 0 1\nc output loss 0 1\n"
      "c dir X 0 1\nc hvp X 0 1\n",
      "mem:3:", "HVP case (one with a dir) without a dir"},
-    {"c input X 0 1\nc grad X 0 1\nc output loss 0 1\nc dir X 0 1\n", "mem:1:",
-     "HVP case (one with a dir) without an hvp"},
+    {"c input X 0 1\nc grad X 0 1\nc output loss 0 1\nc dir X 0 1\n",
+     "mem:1:", "HVP case (one with a dir) without an hvp"},
     {"c\n", "mem:1:", "missing kind"},
     {"c input\n", "mem:1:", "missing name"},
     {"c input X\n", "mem:1:", "missing rank"},

@@ -76,12 +76,12 @@ START_TEST(test_per_sample_equals_minibatch)
         int64_t ca = 0, cb = 0;
         tg_params_zero_grad(model.params);
         ck_assert_int_eq(tg_nn_train_accumulate(&model, T, ds, ranges[r][0], ranges[r][1], loss,
-                                             TG_TRAIN_PER_SAMPLE, &la, &ca),
+                                                TG_TRAIN_PER_SAMPLE, &la, &ca),
                          TG_OK);
         int64_t n = grads_of(model.params, ga);
         tg_params_zero_grad(model.params);
         ck_assert_int_eq(tg_nn_train_accumulate(&model, T, ds, ranges[r][0], ranges[r][1], loss,
-                                             TG_TRAIN_MINIBATCH, &lb, &cb),
+                                                TG_TRAIN_MINIBATCH, &lb, &cb),
                          TG_OK);
         ck_assert_int_eq(grads_of(model.params, gb), n);
         for (int64_t i = 0; i < n; i++)
@@ -90,8 +90,9 @@ START_TEST(test_per_sample_equals_minibatch)
         ck_assert_int_eq(ca, cb);
         ck_assert(la > 0);
     }
-    ck_assert_int_eq(tg_nn_train_accumulate(&model, T, ds, 5, 3, loss, TG_TRAIN_MINIBATCH, NULL, NULL),
-                     TG_ERR_RANGE);
+    ck_assert_int_eq(
+        tg_nn_train_accumulate(&model, T, ds, 5, 3, loss, TG_TRAIN_MINIBATCH, NULL, NULL),
+        TG_ERR_RANGE);
     tg_tape_free(T);
     tg_nn_mlp_free(m);
     tg_dataset_free(ds);

@@ -29,8 +29,8 @@
         struct tg_gradcheck_report tg_ck_rep_;                                                     \
         enum tg_status tg_ck_st_ =                                                                 \
             tg_gradgradcheck((fn), (inputs), (n_inputs), (ctx), (options), &tg_ck_rep_);           \
-        ck_assert_msg(tg_ck_st_ == TG_OK, "gradgradcheck of %s: %s (%s)", #fn,                     \
-                      tg_ck_rep_.message, tg_status_str(tg_ck_st_));                               \
+        ck_assert_msg(tg_ck_st_ == TG_OK, "gradgradcheck of %s: %s (%s)", #fn, tg_ck_rep_.message, \
+                      tg_status_str(tg_ck_st_));                                                   \
     } while (0)
 
 #endif

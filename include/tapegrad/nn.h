@@ -193,7 +193,7 @@ enum tg_status tg_nn_optim_step(struct tg_nn_optim *opt, double grad_scale);
  * tg_backward / tg_backward_apply (nothing updated), TG_ERR_NULL for loss.
  */
 enum tg_status tg_nn_optim_backward_step(struct tg_nn_optim *opt, struct tg_tensor *loss,
-                                      double grad_scale);
+                                         double grad_scale);
 /* Sets / reads the learning rate (for schedules). TG_ERR_VALUE for lr < 0 or NaN. */
 enum tg_status tg_nn_optim_set_lr(struct tg_nn_optim *opt, double lr);
 double tg_nn_optim_lr(const struct tg_nn_optim *opt);
@@ -273,8 +273,8 @@ struct tg_nn_train_config {
     uint64_t seed;      /* of the shuffling generator */
     struct tg_nn_optim_config optim;
     struct tg_nn_lr_schedule schedule; /* lr of epoch e = tg_nn_lr_at(schedule, optim.lr, e) */
-    int max_epochs;                 /* >= 1 */
-    double tol;                     /* converged when |L_e - L_{e-1}| <= tol |L_{e-1}| ... */
+    int max_epochs;                    /* >= 1 */
+    double tol;                        /* converged when |L_e - L_{e-1}| <= tol |L_{e-1}| ... */
     int patience;       /* ... for this many consecutive epochs (0 counts as 1); tol 0: off */
     double target_loss; /* stop when the epoch loss <= target_loss; 0 or less: off */
     int (*on_epoch)(const struct tg_nn_epoch_info *info, void *ctx); /* NULL: none */
@@ -285,10 +285,10 @@ struct tg_nn_train_config {
 struct tg_nn_train_config tg_nn_train_defaults(void);
 
 struct tg_nn_train_result {
-    int epochs;              /* epochs run */
-    double loss;             /* the last epoch's mean loss */
-    double accuracy;         /* the last epoch's accuracy (NaN for MSE) */
-    double seconds;          /* wall time */
+    int epochs;                 /* epochs run */
+    double loss;                /* the last epoch's mean loss */
+    double accuracy;            /* the last epoch's accuracy (NaN for MSE) */
+    double seconds;             /* wall time */
     enum tg_nn_train_stop stop; /* why it stopped */
 };
 
@@ -309,7 +309,7 @@ struct tg_nn_train_result {
  * updates made until the failure.
  */
 enum tg_status tg_nn_train(const struct tg_nn_module *model, struct tg_dataset *train,
-                        const struct tg_nn_train_config *cfg, struct tg_nn_train_result *result);
+                           const struct tg_nn_train_config *cfg, struct tg_nn_train_result *result);
 
 /*
  * The building block of tg_nn_train: on tape T (reset here, once per sample in
@@ -321,9 +321,9 @@ enum tg_status tg_nn_train(const struct tg_nn_module *model, struct tg_dataset *
  * and TG_ERR_RANGE for samples outside the dataset.
  */
 enum tg_status tg_nn_train_accumulate(const struct tg_nn_module *model, struct tg_tape *T,
-                                   const struct tg_dataset *ds, int64_t start, int64_t count,
-                                   enum tg_nn_loss loss, enum tg_nn_train_mode mode, double *loss_sum,
-                                   int64_t *n_correct);
+                                      const struct tg_dataset *ds, int64_t start, int64_t count,
+                                      enum tg_nn_loss loss, enum tg_nn_train_mode mode,
+                                      double *loss_sum, int64_t *n_correct);
 
 /*
  * The mean divergence and the accuracy (NaN for MSE) of `model` over `ds`,
@@ -331,7 +331,7 @@ enum tg_status tg_nn_train_accumulate(const struct tg_nn_module *model, struct t
  * Errors as tg_nn_train (nothing written on failure).
  */
 enum tg_status tg_nn_evaluate(const struct tg_nn_module *model, const struct tg_dataset *ds,
-                           enum tg_nn_loss loss, double *mean_loss, double *accuracy);
+                              enum tg_nn_loss loss, double *mean_loss, double *accuracy);
 
 #ifdef __cplusplus
 }

@@ -17,7 +17,6 @@
 #ifndef TAPEGRAD_OPS_H
 #define TAPEGRAD_OPS_H
 
-
 #ifdef __cplusplus
 extern "C" {
 #endif
