@@ -257,4 +257,15 @@ enum tg_status tg__check_live(const char *fn, const char *arg, const struct tg_t
 /* Checks that t may be an input of an op on T (for ops that validate early). */
 enum tg_status tg__check_input(struct tg_tape *T, const char *fn, const struct tg_tensor *t);
 
+/* ---- gradient checks (engine/gradcheck.c, engine/gradgradcheck.c) ---- */
+struct tg_gradcheck_options;
+struct tg_gradcheck_report;
+/* Judges element j of input i: the analytic derivative an against the central
+ * difference (fp - fm) / 2h (f0 at the point itself, h = o->eps) within o's
+ * tolerances, a kink counted instead of a failure when an lies between the
+ * one-sided slopes; counts it in rep and keeps the worst (ratio in *worst). */
+void tg__gradcheck_judge(const struct tg_gradcheck_options *o, struct tg_gradcheck_report *rep,
+                         double *worst, int i, int64_t j, double an, double f0, double fp,
+                         double fm);
+
 #endif

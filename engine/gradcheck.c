@@ -116,6 +116,39 @@ static void defaults(struct tg_gradcheck_options *o, bool numeric_f64, bool anal
     }
 }
 
+void tg__gradcheck_judge(const struct tg_gradcheck_options *o, struct tg_gradcheck_report *rep,
+                         double *worst, int i, int64_t j, double an, double f0, double fp,
+                         double fm)
+{
+    const double h = o->eps;
+    double num = (fp - fm) / (2 * h);
+    double err = fabs(an - num), tol = o->atol + o->rtol * fabs(num);
+    double ratio = err / tol;
+    rep->n_checked++;
+    if (!(ratio <= 1)) {
+        /* a kink: the one-sided slopes differ and an lies between them */
+        double d1 = (fp - f0) / h, d2 = (f0 - fm) / h;
+        if (fabs(d1 - d2) > tol && an >= fmin(d1, d2) - tol && an <= fmax(d1, d2) + tol) {
+            if (rep->n_kinks++ == 0) {
+                rep->kink_input = i;
+                rep->kink_index = j;
+            }
+            return;
+        }
+        rep->n_failed++;
+    }
+    double key = isnan(ratio) ? INFINITY : ratio;
+    if (rep->worst_input < 0 || key > *worst) {
+        *worst = key;
+        rep->worst_input = i;
+        rep->worst_index = j;
+        rep->analytic = an;
+        rep->numeric = num;
+        rep->abs_err = err;
+        rep->rel_err = err / fmax(fabs(num), DBL_MIN);
+    }
+}
+
 /* Compares one element of input i with the central difference there. */
 static enum tg_status check_element(struct run *r, int i, int64_t j, double f0, double an,
                                     const struct tg_gradcheck_options *o,
@@ -130,31 +163,7 @@ static enum tg_status check_element(struct run *r, int i, int64_t j, double f0, 
     if (!st) st = eval(r, &fm);
     tg__store(xi->data, xi->dtype, j, orig);
     if (st) return st;
-    double num = (fp - fm) / (2 * h);
-    double err = fabs(an - num), tol = o->atol + o->rtol * fabs(num);
-    double ratio = err / tol;
-    rep->n_checked++;
-    if (!(ratio <= 1)) {
-        double d1 = (fp - f0) / h, d2 = (f0 - fm) / h;
-        if (fabs(d1 - d2) > tol && an >= fmin(d1, d2) - tol && an <= fmax(d1, d2) + tol) {
-            if (rep->n_kinks++ == 0) {
-                rep->kink_input = i;
-                rep->kink_index = j;
-            }
-            return TG_OK;
-        }
-        rep->n_failed++;
-    }
-    double key = isnan(ratio) ? INFINITY : ratio;
-    if (rep->worst_input < 0 || key > *worst) {
-        *worst = key;
-        rep->worst_input = i;
-        rep->worst_index = j;
-        rep->analytic = an;
-        rep->numeric = num;
-        rep->abs_err = err;
-        rep->rel_err = err / fmax(fabs(num), DBL_MIN);
-    }
+    tg__gradcheck_judge(o, rep, worst, i, j, an, f0, fp, fm);
     return TG_OK;
 }
 

@@ -165,30 +165,7 @@ static enum tg_status check_element(struct ggc *c, int i, int64_t j, double f0,
     if (!st) st = eval(c, &fm);
     tg__store(xi->data, xi->dtype, j, orig);
     if (st) return st;
-    double num = (fp - fm) / (2 * h);
-    double err = fabs(an - num), tol = o->atol + o->rtol * fabs(num), ratio = err / tol;
-    rep->n_checked++;
-    if (!(ratio <= 1)) {
-        double d1 = (fp - f0) / h, d2 = (f0 - fm) / h;
-        if (fabs(d1 - d2) > tol && an >= fmin(d1, d2) - tol && an <= fmax(d1, d2) + tol) {
-            if (rep->n_kinks++ == 0) {
-                rep->kink_input = i;
-                rep->kink_index = j;
-            }
-            return TG_OK;
-        }
-        rep->n_failed++;
-    }
-    double key = isnan(ratio) ? INFINITY : ratio;
-    if (rep->worst_input < 0 || key > *worst) {
-        *worst = key;
-        rep->worst_input = i;
-        rep->worst_index = j;
-        rep->analytic = an;
-        rep->numeric = num;
-        rep->abs_err = err;
-        rep->rel_err = err / fmax(fabs(num), DBL_MIN);
-    }
+    tg__gradcheck_judge(o, rep, worst, i, j, an, f0, fp, fm);
     return TG_OK;
 }
 

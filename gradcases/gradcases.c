@@ -7,21 +7,12 @@
 #include <stdlib.h>
 #include "gradcases.h"
 
-struct family {
-    const struct gc_case *cases;
-    const int *n;
-    /* every case of the family takes rank-0 inputs too: one more run per repeat on
-     * the first element of each input, for the ops' one-element kernels (the scalar
-     * record path of unary and binary ops) */
-    bool scalar_run;
-};
-static const struct family families[] = {
+const struct gc_family gc_families[GC_N_FAMILIES] = {
     {gc_cases_elementwise, &gc_n_elementwise, true},
     {gc_cases_nn, &gc_n_nn, false},
     {gc_cases_linalg, &gc_n_linalg, false},
     {gc_cases_shape, &gc_n_shape, false},
 };
-enum { N_FAMILIES = sizeof families / sizeof families[0] };
 
 static void note_failure(struct gc_op_result *res, const char *label, const char *run, int rep,
                          const char *why)
@@ -91,8 +82,7 @@ static const char *analytic(const struct gc_case *gc, struct tg_tensor **in, int
     return bad ? why : NULL;
 }
 
-/* Copies of in[0..n) in dtype dt, requiring grad as the originals do. */
-static bool convert(struct tg_tensor *const *in, int n, enum tg_dtype dt, struct tg_tensor **out)
+bool gc_convert(struct tg_tensor *const *in, int n, enum tg_dtype dt, struct tg_tensor **out)
 {
     bool ok = true;
     for (int i = 0; i < n; i++) {
@@ -103,8 +93,7 @@ static bool convert(struct tg_tensor *const *in, int n, enum tg_dtype dt, struct
     return ok;
 }
 
-/* Rank-0 copies of in[0..n): each input's first element, requiring grad as it does. */
-static bool scalars(struct tg_tensor *const *in, int n, struct tg_tensor **out)
+bool gc_scalars(struct tg_tensor *const *in, int n, struct tg_tensor **out)
 {
     bool ok = true;
     for (int i = 0; i < n; i++) {
@@ -115,7 +104,7 @@ static bool scalars(struct tg_tensor *const *in, int n, struct tg_tensor **out)
     return ok;
 }
 
-static void free_all(struct tg_tensor **t, int n)
+void gc_free_all(struct tg_tensor **t, int n)
 {
     for (int k = 0; k < n; k++) tg_tensor_free(t[k]);
 }
@@ -133,7 +122,7 @@ static const char *check_f32(const struct gc_case *gc, struct tg_tensor *const *
     struct tg_tensor *x32[GC_MAX_IN] = {0}, *x64[GC_MAX_IN] = {0};
     double *g[2][GC_MAX_IN] = {{0}};
     const char *bad = NULL;
-    if (!convert(in, n, TG_F32, x32) || !convert(x32, n, TG_F64, x64)) bad = tg_last_error();
+    if (!gc_convert(in, n, TG_F32, x32) || !gc_convert(x32, n, TG_F64, x64)) bad = tg_last_error();
     for (int i = 0; !bad && i < n; i++)
         for (int d = 0; d < 2; d++)
             if (!(g[d][i] = calloc((size_t)tg_tensor_numel(in[i]) + 1, sizeof(double))))
@@ -159,8 +148,8 @@ static const char *check_f32(const struct gc_case *gc, struct tg_tensor *const *
         free(g[0][i]);
         free(g[1][i]);
     }
-    free_all(x32, n);
-    free_all(x64, n);
+    gc_free_all(x32, n);
+    gc_free_all(x64, n);
     return bad;
 }
 
@@ -190,7 +179,7 @@ static void check_inputs(const struct gc_case *gc, const char *run, struct tg_te
 }
 
 /* One run of case gc: make inputs, check them (and their scalar versions). */
-static void run_case(const struct family *fam, const struct gc_case *gc, int c, int rep,
+static void run_case(const struct gc_family *fam, const struct gc_case *gc, int c, int rep,
                      uint64_t seed, struct gc_op_result *res)
 {
     struct tg_rng rng;
@@ -205,21 +194,21 @@ static void run_case(const struct family *fam, const struct gc_case *gc, int c, 
     }
     check_inputs(gc, "", in, n, rep, s, res);
     if (fam->scalar_run) {
-        if (scalars(in, n, sc)) {
+        if (gc_scalars(in, n, sc)) {
             check_inputs(gc, " on scalars", sc, n, rep, s, res);
         } else {
             res->n_runs++;
             note_failure(res, gc->label, " on scalars", rep, "an empty input");
         }
-        free_all(sc, n);
+        gc_free_all(sc, n);
     }
-    free_all(in, n);
+    gc_free_all(in, n);
 }
 
 void gc_check_case(const struct gc_case *gc, bool scalar_run, int repeats, uint64_t seed,
                    struct gc_op_result *res)
 {
-    const struct family fam = {gc, &(int){1}, scalar_run};
+    const struct gc_family fam = {gc, &(int){1}, scalar_run};
     *res = (struct gc_op_result){.n_cases = 1};
     for (int rep = 0; rep < repeats; rep++) run_case(&fam, gc, 0, rep, seed, res);
 }
@@ -227,11 +216,12 @@ void gc_check_case(const struct gc_case *gc, bool scalar_run, int repeats, uint6
 void gc_check_op(enum tg_op op, int repeats, uint64_t seed, struct gc_op_result *res)
 {
     *res = (struct gc_op_result){0};
-    for (int f = 0; f < N_FAMILIES; f++)
-        for (int c = 0; c < *families[f].n; c++) {
-            const struct gc_case *gc = &families[f].cases[c];
+    for (int f = 0; f < GC_N_FAMILIES; f++)
+        for (int c = 0; c < *gc_families[f].n; c++) {
+            const struct gc_case *gc = &gc_families[f].cases[c];
             if (gc->op != op) continue;
             res->n_cases++;
-            for (int rep = 0; rep < repeats; rep++) run_case(&families[f], gc, c, rep, seed, res);
+            for (int rep = 0; rep < repeats; rep++)
+                run_case(&gc_families[f], gc, c, rep, seed, res);
         }
 }

@@ -37,6 +37,25 @@ extern const int gc_n_linalg;
 extern const struct gc_case gc_cases_shape[];
 extern const int gc_n_shape;
 
+/* The case tables by family; scalar_run: every case of the family also takes
+ * rank-0 inputs (one more run per repeat on the first element of each input, for
+ * the one-element kernels of the scalar record path). */
+struct gc_family {
+    const struct gc_case *cases;
+    const int *n;
+    bool scalar_run;
+};
+#define GC_N_FAMILIES 4
+extern const struct gc_family gc_families[GC_N_FAMILIES];
+
+/* Copies of in[0..n) in dtype dt, requiring grad as the originals do; false when
+ * one failed (the others are made; free them all with gc_free_all). */
+bool gc_convert(struct tg_tensor *const *in, int n, enum tg_dtype dt, struct tg_tensor **out);
+/* Rank-0 f64 copies of in[0..n): each input's first element, requiring grad as it does. */
+bool gc_scalars(struct tg_tensor *const *in, int n, struct tg_tensor **out);
+/* tg_tensor_free of t[0..n). */
+void gc_free_all(struct tg_tensor **t, int n);
+
 /* Tolerances of the f32 check (see gc_check_op). */
 #define GC_F32_ATOL 1e-5
 #define GC_F32_RTOL 1e-4

@@ -58,19 +58,6 @@ START_TEST(test_vjp_list)
 }
 END_TEST
 
-struct family {
-    const struct gc_case *cases;
-    const int *n;
-    bool scalar_run;
-};
-static const struct family families[] = {
-    {gc_cases_elementwise, &gc_n_elementwise, true},
-    {gc_cases_nn, &gc_n_nn, false},
-    {gc_cases_linalg, &gc_n_linalg, false},
-    {gc_cases_shape, &gc_n_shape, false},
-};
-enum { N_FAMILIES = sizeof families / sizeof families[0] };
-
 struct outcome {
     int n_cases, n_runs, n_failed, n_pending;
     char first[400];
@@ -104,7 +91,7 @@ static bool scalars(struct tg_tensor *const *in, int n, struct tg_tensor **sc)
     return true;
 }
 
-static void run_case(const struct family *fam, const struct gc_case *gc, int c, int rep,
+static void run_case(const struct gc_family *fam, const struct gc_case *gc, int c, int rep,
                      struct outcome *o)
 {
     struct tg_rng rng;
@@ -130,12 +117,12 @@ START_TEST(test_gradgradcheck_op)
     if (listed(op) && !vjp_table_has(op)) return; /* pending: see ops_without_vjp_yet */
     ck_assert_msg(vjp_table_has(op), "op %s has no vjp_graph", tg_op_name(op));
     struct outcome o = {0};
-    for (int f = 0; f < N_FAMILIES; f++)
-        for (int c = 0; c < *families[f].n; c++) {
-            const struct gc_case *gc = &families[f].cases[c];
+    for (int f = 0; f < GC_N_FAMILIES; f++)
+        for (int c = 0; c < *gc_families[f].n; c++) {
+            const struct gc_case *gc = &gc_families[f].cases[c];
             if (gc->op != op) continue;
             o.n_cases++;
-            for (int rep = 0; rep < REPEATS; rep++) run_case(&families[f], gc, c, rep, &o);
+            for (int rep = 0; rep < REPEATS; rep++) run_case(&gc_families[f], gc, c, rep, &o);
         }
     ck_assert_msg(o.n_cases > 0, "op %s has no gradient-check case", tg_op_name(op));
     ck_assert_msg(o.n_failed == 0, "%s: %d of %d second-order runs failed; first: %s",

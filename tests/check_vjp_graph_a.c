@@ -93,35 +93,6 @@ static bool note_fail(struct outcome *o, const char *label, const char *fmt, con
     return false;
 }
 
-/* Copies of in[0..n) in dtype dt, requiring grad as the originals do. */
-static bool convert(struct tg_tensor *const *in, int n, enum tg_dtype dt, struct tg_tensor **out)
-{
-    bool ok = true;
-    for (int i = 0; i < n; i++) {
-        out[i] = in[i] ? tg_tensor_to(in[i], dt) : NULL;
-        if (out[i] && tg_tensor_requires_grad(in[i])) tg_tensor_set_requires_grad(out[i], true);
-        ok &= out[i] != NULL;
-    }
-    return ok;
-}
-
-/* Rank-0 copies of in[0..n): each input's first element. */
-static bool scalars(struct tg_tensor *const *in, int n, struct tg_tensor **out)
-{
-    bool ok = true;
-    for (int i = 0; i < n; i++) {
-        out[i] = tg_tensor_numel(in[i]) ? tg_tensor_scalar(TG_F64, tg_tensor_get(in[i], 0)) : NULL;
-        if (out[i] && tg_tensor_requires_grad(in[i])) tg_tensor_set_requires_grad(out[i], true);
-        ok &= out[i] != NULL;
-    }
-    return ok;
-}
-
-static void free_all(struct tg_tensor **t, int n)
-{
-    for (int k = 0; k < n; k++) tg_tensor_free(t[k]);
-}
-
 /* fn over in[0..n) converted to dt must record op as its output y, on the
  * inputs themselves; then y's vjp_graph against tg_backward, with the same dy. */
 static bool check_vjp(const char *label, enum tg_op op, tg_gradcheck_fn fn,
@@ -132,7 +103,7 @@ static bool check_vjp(const char *label, enum tg_op op, tg_gradcheck_fn fn,
     struct tg_tensor *mark = tg_tensor_scalar(TG_F64, 0); /* "left alone" */
     struct tg_tape *T = tg_tape_new();
     char msg[200];
-    bool ok = T && mark && convert(in64, n, dt, in);
+    bool ok = T && mark && gc_convert(in64, n, dt, in);
     struct tg_tensor *y = ok ? fn(T, in, n, NULL) : NULL;
     if (!ok || !y) {
         ok = note_fail(o, label, "could not record: ", tg_last_error());
@@ -257,7 +228,7 @@ static bool check_vjp(const char *label, enum tg_op op, tg_gradcheck_fn fn,
         }
     }
 done:
-    free_all(in, n);
+    gc_free_all(in, n);
     tg_tensor_free(v);
     tg_tensor_free(vdt);
     tg_tensor_free(mark);
@@ -287,11 +258,11 @@ static int check_op(enum tg_op op, struct outcome *o)
                 }
                 for (int d = 0; d < 2; d++)
                     check_vjp(gc->label, op, gc->fn, in, n, d ? TG_F32 : TG_F64, s, o);
-                if (families[f].scalar_run && scalars(in, n, sc))
+                if (families[f].scalar_run && gc_scalars(in, n, sc))
                     for (int d = 0; d < 2; d++)
                         check_vjp(gc->label, op, gc->fn, sc, n, d ? TG_F32 : TG_F64, s, o);
-                free_all(sc, n);
-                free_all(in, n);
+                gc_free_all(sc, n);
+                gc_free_all(in, n);
             }
         }
     return n_cases;
@@ -400,10 +371,10 @@ START_TEST(test_second_order_op)
                     continue;
                 }
                 check_second(gc, op, in, n, s, &o);
-                if (families[f].scalar_run && scalars(in, n, sc))
+                if (families[f].scalar_run && gc_scalars(in, n, sc))
                     check_second(gc, op, sc, n, s, &o);
-                free_all(sc, n);
-                free_all(in, n);
+                gc_free_all(sc, n);
+                gc_free_all(in, n);
             }
         }
     ck_assert_int_gt(n_cases, 0);
@@ -438,7 +409,7 @@ START_TEST(test_nan_inputs_op)
                     tg_tensor_set(in[i], k, keep);
                 }
             }
-            free_all(in, n);
+            gc_free_all(in, n);
         }
     ck_assert_msg(!o.why[0], "%s with a NaN input: %s", tg_op_name(op), o.why);
 }
