@@ -437,6 +437,115 @@ static void *my_malloc(size_t n, void *ctx)
 }
 ROW(set_allocator_partial, tg_set_allocator(&(struct tg_allocator){my_malloc, NULL, NULL, NULL}))
 
+/* ---- ops_conv.h: each call on leaves of its own, freed before the row returns ---- */
+enum conv_bad {
+    CB_KERNEL_BIG,
+    CB_STRIDE0,
+    CB_STRIDE_NEG,
+    CB_GROUPS,
+    CB_CHANNELS,
+    CB_RANK,
+    CB_DTYPE,
+    CB_BIAS,
+    CB_CONV1D_RANK,
+    CB_INPUT_GRAD_SIZE,
+    CB_WEIGHT_GRAD_BATCH,
+    CB_POOL_BIG,
+    CB_POOL_STRIDE0,
+    CB_POOL_PAD,
+    CB_POOL_NULL
+};
+static enum tg_status conv_bad(struct fx *f, enum conv_bad which)
+{
+    struct tg_tensor *x = tg_tensor_ones(TG_F32, 4, (int64_t[]){1, 3, 2, 2});
+    struct tg_tensor *w = tg_tensor_ones(TG_F32, 4, (int64_t[]){2, 3, 5, 5});
+    struct tg_tensor *w3 = tg_tensor_ones(TG_F32, 4, (int64_t[]){2, 2, 1, 1});
+    struct tg_tensor *w64 = tg_tensor_ones(TG_F64, 4, (int64_t[]){2, 3, 1, 1});
+    struct tg_tensor *dy2 = tg_tensor_ones(TG_F32, 4, (int64_t[]){2, 2, 2, 2});
+    struct tg_tensor *w1 = tg_tensor_ones(TG_F32, 4, (int64_t[]){2, 3, 1, 1});
+    struct tg_conv_params p = tg_conv_params_default();
+    struct tg_pool_params pp = {{3, 3}, {1, 1}, {0, 0}};
+    struct tg_tensor *y = NULL;
+    tg_clear_error();
+    switch (which) {
+    case CB_KERNEL_BIG:
+        y = tg_conv2d(f->T, x, w, NULL, &p);
+        break;
+    case CB_STRIDE0:
+        p.stride[1] = 0, y = tg_conv2d(f->T, x, w1, NULL, &p);
+        break;
+    case CB_STRIDE_NEG:
+        p.stride[0] = -2, y = tg_conv2d(f->T, x, w1, NULL, &p);
+        break;
+    case CB_GROUPS:
+        p.groups = 2, y = tg_conv2d(f->T, x, w1, NULL, &p);
+        break;
+    case CB_CHANNELS:
+        y = tg_conv2d(f->T, x, w3, NULL, &p);
+        break;
+    case CB_RANK:
+        y = tg_conv2d(f->T, f->a23, w1, NULL, &p);
+        break;
+    case CB_DTYPE:
+        y = tg_conv2d(f->T, x, w64, NULL, &p);
+        break;
+    case CB_BIAS:
+        y = tg_conv2d(f->T, x, w1, f->c5, &p);
+        break;
+    case CB_CONV1D_RANK:
+        y = tg_conv1d(f->T, x, w1, NULL, 1, 0, 1, 1);
+        break;
+    case CB_INPUT_GRAD_SIZE:
+        y = tg_conv2d_input_grad(f->T, x, w3, 5, 5, &p);
+        break;
+    case CB_WEIGHT_GRAD_BATCH:
+        y = tg_conv2d_weight_grad(f->T, x, dy2, 1, 1, &p);
+        break;
+    case CB_POOL_BIG:
+        y = tg_max_pool2d(f->T, x, &pp);
+        break;
+    case CB_POOL_STRIDE0:
+        pp.stride[0] = 0, y = tg_max_pool2d(f->T, x, &pp);
+        break;
+    case CB_POOL_PAD:
+        pp.padding[1] = 2, y = tg_avg_pool2d(f->T, x, &pp);
+        break;
+    case CB_POOL_NULL:
+        y = tg_avg_pool2d(f->T, x, NULL);
+        break;
+    }
+    enum tg_status st = OBJ(y);
+    tg_tensor_free(x);
+    tg_tensor_free(w);
+    tg_tensor_free(w3);
+    tg_tensor_free(w64);
+    tg_tensor_free(dy2);
+    tg_tensor_free(w1);
+    return st;
+}
+#define CONV_ROW(id, which)                                                                        \
+    static enum tg_status id(struct fx *f)                                                         \
+    {                                                                                              \
+        return conv_bad(f, which);                                                                 \
+    }
+CONV_ROW(conv2d_kernel_big, CB_KERNEL_BIG)
+CONV_ROW(conv2d_stride0, CB_STRIDE0)
+CONV_ROW(conv2d_stride_neg, CB_STRIDE_NEG)
+CONV_ROW(conv2d_groups, CB_GROUPS)
+CONV_ROW(conv2d_channels, CB_CHANNELS)
+CONV_ROW(conv2d_rank, CB_RANK)
+CONV_ROW(conv2d_dtype, CB_DTYPE)
+CONV_ROW(conv2d_bias, CB_BIAS)
+CONV_ROW(conv1d_rank, CB_CONV1D_RANK)
+CONV_ROW(conv2d_input_grad_size, CB_INPUT_GRAD_SIZE)
+CONV_ROW(conv2d_weight_grad_batch, CB_WEIGHT_GRAD_BATCH)
+CONV_ROW(max_pool2d_kernel_big, CB_POOL_BIG)
+CONV_ROW(max_pool2d_stride0, CB_POOL_STRIDE0)
+CONV_ROW(avg_pool2d_pad, CB_POOL_PAD)
+CONV_ROW(avg_pool2d_null, CB_POOL_NULL)
+ROW(conv2d_null, OBJ(tg_conv2d(f->T, NULL, f->a23, NULL, NULL)))
+ROW(conv2d_stale, OBJ(tg_conv2d(f->T, f->stale, f->a23, NULL, NULL)))
+
 struct row {
     enum tg_status (*run)(struct fx *);
     const char *id;
@@ -743,6 +852,23 @@ static const struct row rows[] = {
     R(split_null, TG_ERR_NULL, "tg_dataset_split"),
     R(status_str_range, TG_OK, NULL),
     R(set_allocator_partial, TG_ERR_NULL, "tg_set_allocator"),
+    R(conv2d_kernel_big, TG_ERR_SHAPE, "conv2d: x (1,3,2,2) and W (2,3,5,5) give no output"),
+    R(conv2d_stride0, TG_ERR_VALUE, "conv2d: stride (1,0)"),
+    R(conv2d_stride_neg, TG_ERR_VALUE, "conv2d: stride (-2,1)"),
+    R(conv2d_groups, TG_ERR_VALUE, "conv2d: x (1,3,2,2) and W (2,3,1,1) have 3 and 2 channels"),
+    R(conv2d_channels, TG_ERR_SHAPE, "conv2d: x (1,3,2,2) and W (2,2,1,1) do not fit"),
+    R(conv2d_rank, TG_ERR_SHAPE, "conv2d: x (2,3) and W (2,3,1,1) must both have rank 4"),
+    R(conv2d_dtype, TG_ERR_DTYPE, "conv2d"),
+    R(conv2d_bias, TG_ERR_SHAPE, "conv2d: bias (5)"),
+    R(conv1d_rank, TG_ERR_SHAPE, "conv1d: x (1,3,2,2)"),
+    R(conv2d_input_grad_size, TG_ERR_SHAPE, "conv2d_input_grad: dy (1,3,2,2) and W (2,2,1,1)"),
+    R(conv2d_weight_grad_batch, TG_ERR_SHAPE, "conv2d_weight_grad: x (1,3,2,2) and dy (2,2,2,2)"),
+    R(max_pool2d_kernel_big, TG_ERR_SHAPE, "max_pool2d: kernel (3,3) is larger than x (1,3,2,2)"),
+    R(max_pool2d_stride0, TG_ERR_VALUE, "max_pool2d: kernel (3,3) and stride (0,1)"),
+    R(avg_pool2d_pad, TG_ERR_VALUE, "avg_pool2d"),
+    R(avg_pool2d_null, TG_ERR_NULL, "avg_pool2d: params is NULL"),
+    R(conv2d_null, TG_ERR_NULL, "conv2d"),
+    R(conv2d_stale, TG_ERR_STALE, "conv2d"),
 };
 enum { N_ROWS = sizeof rows / sizeof rows[0] };
 

@@ -1,0 +1,531 @@
+/*
+ * ops/conv.c - 2-d convolution (NCHW, stride, padding, dilation, groups) and its
+ * two adjoints, each an op: conv2d, conv2d_input_grad, conv2d_weight_grad; and
+ * conv1d, recorded as conv2d with height 1.
+ *
+ * Every product is a GEMM over the whole batch (im2col): with cols (C kh kw,
+ * N OH OW) the input's patches (ops/conv-kernels.inc) and yt (O, N OH OW) the
+ * output with its first two axes swapped, group g computes
+ *     forward        yt_g (Og, NL)    = W_g (Og, Cg kk) cols_g (Cg kk, NL)
+ *     weight grad    dW_g (Og, Cg kk) += yt_g (Og, NL) cols_g^T (NL, Cg kk)
+ *     input grad     cols_g (Cg kk, NL) = W_g^T (Cg kk, Og) yt_g (Og, NL), then col2im
+ * (NL = N OH OW, kk = kh kw, Og = O / groups, Cg = C / groups). One large GEMM
+ * per group keeps the BLAS at its best and its threads busy, where one small
+ * GEMM per image would not. The buffers cols and yt are taken from the tape
+ * when the op is recorded (by the constructor, sized from the checked shapes:
+ * a shape rule must not allocate), so forward and backward never allocate and
+ * a repeated step reuses the same arena memory. conv2d's backward computes dW
+ * first, from the cols its forward left, and then reuses cols for the input
+ * gradient; a second backward sweep over the same node rebuilds them.
+ *
+ * The adjoints are what conv2d's vjp_graph records, so that a convolution's
+ * gradient can be differentiated again: conv2d_input_grad(dy, W) is the
+ * transposed convolution, conv2d_weight_grad(x, dy) the correlation of x and dy.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include "ops-impl.h"
+
+/* What every node of this file keeps in aux: the geometry and the buffers. */
+struct conv_geom {
+    int64_t N, C, H, W, O, kh, kw, OH, OW; /* x (N,C,H,W), W (O,C/G,kh,kw), y (N,O,OH,OW) */
+    struct tg_conv_params p;
+    void *cols;       /* (C kh kw, N OH OW) of the node's dtype */
+    void *yt;         /* (O, N OH OW) */
+    bool cols_hold_x; /* conv2d: cols still hold im2col of its input */
+};
+
+#define T float
+#include "conv-kernels.inc"
+#undef T
+#define T double
+#include "conv-kernels.inc"
+#undef T
+
+struct tg_conv_params tg_conv_params_default(void)
+{
+    return (struct tg_conv_params){{1, 1}, {0, 0}, {1, 1}, 1};
+}
+
+enum conv_kind { KIND_CONV, KIND_INPUT_GRAD, KIND_WEIGHT_GRAD };
+
+/* ---- checks ---- */
+
+static enum tg_status check_params(const char *fn, const struct tg_conv_params *p)
+{
+    for (int d = 0; d < 2; d++)
+        if (p->stride[d] < 1 || p->stride[d] > INT_MAX || p->dilation[d] < 1 ||
+            p->dilation[d] > INT_MAX || p->padding[d] < 0 || p->padding[d] > INT_MAX)
+            return tg__fail(TG_ERR_VALUE,
+                            "%s: stride (%lld,%lld) and dilation (%lld,%lld) must lie in 1..%d "
+                            "and padding (%lld,%lld) in 0..%d",
+                            fn, (long long)p->stride[0], (long long)p->stride[1],
+                            (long long)p->dilation[0], (long long)p->dilation[1], INT_MAX,
+                            (long long)p->padding[0], (long long)p->padding[1], INT_MAX);
+    if (p->groups < 1 || p->groups > INT_MAX)
+        return tg__fail(TG_ERR_VALUE, "%s: groups %lld must lie in 1..%d", fn, (long long)p->groups,
+                        INT_MAX);
+    return TG_OK;
+}
+
+/* The output size along one axis, or -1 when the (dilated) kernel is larger
+ * than the padded input (or a size overflows). */
+static int64_t out_size(int64_t in, int64_t k, int64_t pad, int64_t dil, int64_t stride)
+{
+    int64_t ek, num;
+    if (__builtin_mul_overflow(dil, k - 1, &ek) || __builtin_add_overflow(in, 2 * pad, &num) ||
+        num < ek + 1)
+        return -1;
+    return (num - ek - 1) / stride + 1;
+}
+
+/* "fn: x (2,3,5,5) and W (4,3,3,3) <why>" */
+static enum tg_status fail2(enum tg_status st, const char *fn, const char *na,
+                            const struct tg_tensor *a, const char *nb, const struct tg_tensor *b,
+                            const char *why)
+{
+    char sa[160], sb[160];
+    tg_tensor_format_shape(sa, sizeof sa, a->rank, a->shape);
+    tg_tensor_format_shape(sb, sizeof sb, b->rank, b->shape);
+    return tg__fail(st, "%s: %s %s and %s %s %s", fn, na, sa, nb, sb, why);
+}
+
+/* N, C, H, W, O, kh, kw from the inputs of an op of `kind` (the sizes that are
+ * not the inputs' own: H and W of input_grad, kh and kw of weight_grad, already
+ * in g). a, b: conv (x, W), input_grad (dy, W), weight_grad (x, dy). */
+static enum tg_status sizes_of(const char *fn, enum conv_kind kind, const struct tg_tensor *a,
+                               const struct tg_tensor *b, struct conv_geom *g)
+{
+    const char *na = kind == KIND_INPUT_GRAD ? "dy" : "x",
+               *nb = kind == KIND_WEIGHT_GRAD ? "dy" : "W";
+    if (a->rank != 4 || b->rank != 4)
+        return fail2(TG_ERR_SHAPE, fn, na, a, nb, b, "must both have rank 4 (NCHW)");
+    int64_t G = g->p.groups;
+    g->N = a->shape[0];
+    if (kind == KIND_CONV) {
+        g->C = a->shape[1], g->H = a->shape[2], g->W = a->shape[3];
+        g->O = b->shape[0], g->kh = b->shape[2], g->kw = b->shape[3];
+    } else if (kind == KIND_INPUT_GRAD) {
+        g->O = b->shape[0], g->kh = b->shape[2], g->kw = b->shape[3];
+        if (__builtin_mul_overflow(b->shape[1], G, &g->C))
+            return fail2(TG_ERR_RANGE, fn, na, a, nb, b, "give too many channels");
+    } else {
+        g->C = a->shape[1], g->H = a->shape[2], g->W = a->shape[3], g->O = b->shape[1];
+        if (b->shape[0] != g->N)
+            return fail2(TG_ERR_SHAPE, fn, na, a, nb, b, "differ in batch size");
+    }
+    if (g->C % G != 0 || g->O % G != 0) {
+        char why[96];
+        snprintf(why, sizeof why, "have %lld and %lld channels: groups %lld must divide both",
+                 (long long)g->C, (long long)g->O, (long long)G);
+        return fail2(TG_ERR_VALUE, fn, na, a, nb, b, why);
+    }
+    if (kind == KIND_CONV && b->shape[1] * G != g->C) {
+        char why[96];
+        snprintf(why, sizeof why, "do not fit: W needs %lld input channels, x has %lld",
+                 (long long)(b->shape[1] * G), (long long)g->C);
+        return fail2(TG_ERR_SHAPE, fn, na, a, nb, b, why);
+    }
+    if (kind == KIND_INPUT_GRAD && a->shape[1] != g->O)
+        return fail2(TG_ERR_SHAPE, fn, na, a, nb, b, "do not fit (dy's channels are W's outputs)");
+    return TG_OK;
+}
+
+/* The whole geometry of an op of `kind` with inputs a and b (g->p and the sizes
+ * not given by the inputs already set), with every size the GEMMs and buffers
+ * use checked: errors name fn and the shapes. */
+static enum tg_status conv_check(const char *fn, enum conv_kind kind, const struct tg_tensor *a,
+                                 const struct tg_tensor *b, const struct tg_tensor *bias,
+                                 struct conv_geom *g)
+{
+    if (check_params(fn, &g->p) || sizes_of(fn, kind, a, b, g)) return tg_last_status();
+    const char *na = kind == KIND_INPUT_GRAD ? "dy" : "x",
+               *nb = kind == KIND_WEIGHT_GRAD ? "dy" : "W";
+    g->OH = out_size(g->H, g->kh, g->p.padding[0], g->p.dilation[0], g->p.stride[0]);
+    g->OW = out_size(g->W, g->kw, g->p.padding[1], g->p.dilation[1], g->p.stride[1]);
+    if (g->OH < 1 || g->OW < 1 || g->kh < 1 || g->kw < 1) {
+        char why[200];
+        snprintf(why, sizeof why,
+                 "give no output: kernel (%lld,%lld) with dilation (%lld,%lld) is larger than "
+                 "the input (%lld,%lld) padded by (%lld,%lld)",
+                 (long long)g->kh, (long long)g->kw, (long long)g->p.dilation[0],
+                 (long long)g->p.dilation[1], (long long)g->H, (long long)g->W,
+                 (long long)g->p.padding[0], (long long)g->p.padding[1]);
+        return fail2(TG_ERR_SHAPE, fn, na, a, nb, b, why);
+    }
+    const struct tg_tensor *dyt = kind == KIND_INPUT_GRAD ? a : kind == KIND_WEIGHT_GRAD ? b : NULL;
+    if (dyt && (dyt->shape[2] != g->OH || dyt->shape[3] != g->OW)) {
+        char why[120];
+        snprintf(why, sizeof why, "do not fit: the convolution's output is (%lld,%lld) spatially",
+                 (long long)g->OH, (long long)g->OW);
+        return fail2(TG_ERR_SHAPE, fn, na, a, nb, b, why);
+    }
+    if (bias && (bias->rank != 1 || bias->shape[0] != g->O)) {
+        char sb[160];
+        tg_tensor_format_shape(sb, sizeof sb, bias->rank, bias->shape);
+        return tg__fail(TG_ERR_SHAPE, "%s: bias %s must have shape (%lld) for W's %lld outputs", fn,
+                        sb, (long long)g->O, (long long)g->O);
+    }
+    int64_t l, nl, kk, rows, cells, ycells;
+    if (__builtin_mul_overflow(g->OH, g->OW, &l) || __builtin_mul_overflow(l, g->N, &nl) ||
+        __builtin_mul_overflow(g->kh, g->kw, &kk) || __builtin_mul_overflow(g->C, kk, &rows) ||
+        __builtin_mul_overflow(rows, nl, &cells) || __builtin_mul_overflow(g->O, nl, &ycells) ||
+        nl > INT_MAX || rows > INT_MAX || g->O > INT_MAX || cells > INT64_MAX / 16 ||
+        ycells > INT64_MAX / 16)
+        return fail2(TG_ERR_RANGE, fn, na, a, nb, b, "need matrices larger than the BLAS takes");
+    return TG_OK;
+}
+
+/* The node's geometry as the constructor stored it, checked again on the node's
+ * inputs; the output shape into out. */
+static enum tg_status conv_shape_of(struct tg_tensor *out, enum conv_kind kind)
+{
+    struct conv_geom *g = out->aux;
+    const char *fn = out->desc->name;
+    if (!g) return tg__fail(TG_ERR_STATE, "%s: no geometry", fn);
+    if (conv_check(fn, kind, out->in[0], out->in[1], out->n_in > 2 ? out->in[2] : NULL, g))
+        return tg_last_status();
+    int64_t s[3][4] = {{g->N, g->O, g->OH, g->OW},
+                       {g->N, g->C, g->H, g->W},
+                       {g->O, g->C / g->p.groups, g->kh, g->kw}};
+    memcpy(out->shape, s[kind], sizeof s[kind]);
+    out->rank = 4;
+    return TG_OK;
+}
+static enum tg_status conv2d_shape(struct tg_tensor *out)
+{
+    return conv_shape_of(out, KIND_CONV);
+}
+static enum tg_status input_grad_shape(struct tg_tensor *out)
+{
+    return conv_shape_of(out, KIND_INPUT_GRAD);
+}
+static enum tg_status weight_grad_shape(struct tg_tensor *out)
+{
+    return conv_shape_of(out, KIND_WEIGHT_GRAD);
+}
+
+/* ---- the three products (dt: the dtype; every buffer of that dtype) ---- */
+
+#define DISPATCH(dt, name, ...)                                                                    \
+    do {                                                                                           \
+        if ((dt) == TG_F64)                                                                        \
+            name##_double(__VA_ARGS__);                                                            \
+        else                                                                                       \
+            name##_float(__VA_ARGS__);                                                             \
+    } while (0)
+
+/* y (N,O,OH,OW) = (or += when acc) conv(x, W) + b (b may be NULL) */
+static void run_conv(struct conv_geom *g, int dt, const void *x, const void *W, const void *b,
+                     void *y, bool acc)
+{
+    size_t es = tg__esize(dt);
+    int64_t G = g->p.groups, Og = g->O / G, K = g->C / G * g->kh * g->kw, NL = g->N * g->OH * g->OW;
+    DISPATCH(dt, im2col, g, x, g->cols);
+    for (int64_t k = 0; k < G; k++) /* yt_g (Og, NL) = W_g (Og, K) cols_g (K, NL) */
+        tg__gemm(dt, false, false, Og, NL, K, 1.0, (const char *)W + (size_t)(k * Og * K) * es, K,
+                 (const char *)g->cols + (size_t)(k * K * NL) * es, NL, 0.0,
+                 (char *)g->yt + (size_t)(k * Og * NL) * es, NL);
+    DISPATCH(dt, yt_to_y, g, g->yt, b, y, acc);
+}
+
+/* dx (N,C,H,W) += the transposed convolution of dy (N,O,OH,OW) with W; cols is
+ * overwritten */
+static void run_input_grad(struct conv_geom *g, int dt, const void *dy, const void *W, void *dx)
+{
+    size_t es = tg__esize(dt);
+    int64_t G = g->p.groups, Og = g->O / G, K = g->C / G * g->kh * g->kw, NL = g->N * g->OH * g->OW;
+    DISPATCH(dt, y_to_yt, g, dy, g->yt);
+    for (int64_t k = 0; k < G; k++) /* cols_g (K, NL) = W_g^T (K, Og) yt_g (Og, NL) */
+        tg__gemm(dt, true, false, K, NL, Og, 1.0, (const char *)W + (size_t)(k * Og * K) * es, K,
+                 (const char *)g->yt + (size_t)(k * Og * NL) * es, NL, 0.0,
+                 (char *)g->cols + (size_t)(k * K * NL) * es, NL);
+    g->cols_hold_x = false;
+    DISPATCH(dt, col2im, g, g->cols, dx);
+}
+
+/* dW (O, C/G, kh, kw) = beta dW + the correlation of x and dy; cols_ready: cols
+ * already hold im2col(x) */
+static void run_weight_grad(struct conv_geom *g, int dt, const void *x, const void *dy, void *dW,
+                            double beta, bool cols_ready)
+{
+    size_t es = tg__esize(dt);
+    int64_t G = g->p.groups, Og = g->O / G, K = g->C / G * g->kh * g->kw, NL = g->N * g->OH * g->OW;
+    if (!cols_ready) DISPATCH(dt, im2col, g, x, g->cols);
+    DISPATCH(dt, y_to_yt, g, dy, g->yt);
+    for (int64_t k = 0; k < G; k++) /* dW_g (Og, K) = beta dW_g + yt_g (Og, NL) cols_g^T (NL, K) */
+        tg__gemm(dt, false, true, Og, K, NL, 1.0, (const char *)g->yt + (size_t)(k * Og * NL) * es,
+                 NL, (const char *)g->cols + (size_t)(k * K * NL) * es, NL, beta,
+                 (char *)dW + (size_t)(k * Og * K) * es, K);
+}
+
+/* ---- conv2d: in (x, W[, b]) ---- */
+
+/* y = conv(x, W) + b */
+static void conv2d_fwd(struct tg_tensor *o)
+{
+    struct conv_geom *g = o->aux;
+    run_conv(g, o->dtype, o->in[0]->data, o->in[1]->data, o->n_in > 2 ? o->in[2]->data : NULL,
+             o->data, false);
+    g->cols_hold_x = true;
+}
+
+/* db += sum_{n,i,j} dy; dW += dy (*) x (from forward's cols); dx += conv^T(dy, W) */
+static void conv2d_bwd(struct tg_tensor *o)
+{
+    struct conv_geom *g = o->aux;
+    struct tg_tensor *x = o->in[0], *W = o->in[1], *b = o->n_in > 2 ? o->in[2] : NULL;
+    if (b && b->requires_grad) DISPATCH(o->dtype, bias_grad, g, o->grad, b->grad);
+    if (W->requires_grad)
+        run_weight_grad(g, o->dtype, x->data, o->grad, W->grad, 1.0, g->cols_hold_x);
+    if (x->requires_grad) run_input_grad(g, o->dtype, o->grad, W->data, x->grad);
+}
+
+/* The parameters of every conv op: stride, padding, dilation (h, w each),
+ * groups; then the adjoints' given sizes. */
+static int conv_params_of(const struct tg_tensor *o, double *v)
+{
+    const struct conv_geom *g = o->aux;
+    const struct tg_conv_params *p = &g->p;
+    double all[7] = {(double)p->stride[0],  (double)p->stride[1],   (double)p->padding[0],
+                     (double)p->padding[1], (double)p->dilation[0], (double)p->dilation[1],
+                     (double)p->groups};
+    memcpy(v, all, sizeof all);
+    return 7;
+}
+static int input_grad_params(const struct tg_tensor *o, double *v)
+{
+    const struct conv_geom *g = o->aux;
+    int n = conv_params_of(o, v);
+    v[n++] = (double)g->H;
+    v[n++] = (double)g->W;
+    return n;
+}
+static int weight_grad_params(const struct tg_tensor *o, double *v)
+{
+    const struct conv_geom *g = o->aux;
+    int n = conv_params_of(o, v);
+    v[n++] = (double)g->kh;
+    v[n++] = (double)g->kw;
+    return n;
+}
+
+/* dx = conv2d_input_grad(dy, W); dW = conv2d_weight_grad(x, dy); db = sum of dy
+ * over axes 0, 2, 3 */
+static enum tg_status conv2d_vjp(struct tg_tape *T, struct tg_tensor *o, struct tg_tensor *dy,
+                                 const bool *need, struct tg_tensor **dx)
+{
+    const struct conv_geom *g = o->aux;
+    if (need[0] && !(dx[0] = tg_conv2d_input_grad(T, dy, o->in[1], g->H, g->W, &g->p)))
+        return tg__vjp_failure();
+    if (need[1] && !(dx[1] = tg_conv2d_weight_grad(T, o->in[0], dy, g->kh, g->kw, &g->p)))
+        return tg__vjp_failure();
+    if (o->n_in > 2 && need[2] && !(dx[2] = tg_sum_axes(T, dy, (int[]){0, 2, 3}, 3, false)))
+        return tg__vjp_failure();
+    return TG_OK;
+}
+
+const struct tg_op_desc tg_op_desc_conv2d = {
+    .op = TG_OP_CONV2D,
+    .name = "conv2d",
+    .arity = -1,
+    .formula = "y[n,o,i,j] = b[o] + sum_{c,p,q} W[o,c,p,q] x[n, g Cg + c, i sh - ph + p dh, "
+               "j sw - pw + q dw]",
+    .vjp = "dx += conv2d_input_grad(dy, W); dW += conv2d_weight_grad(x, dy); db += sum_{n,i,j} dy",
+    .shape = conv2d_shape,
+    .forward = conv2d_fwd,
+    .backward = conv2d_bwd,
+    .params = conv_params_of,
+    .vjp_graph = conv2d_vjp};
+
+/* ---- conv2d_input_grad: in (dy, W), out x-shaped ---- */
+
+/* dx = conv^T(dy, W) */
+static void input_grad_fwd(struct tg_tensor *o)
+{
+    memset(o->data, 0, (size_t)o->numel * tg__esize(o->dtype));
+    run_input_grad(o->aux, o->dtype, o->in[0]->data, o->in[1]->data, o->data);
+}
+
+/* with G = out's gradient: d(dy) += conv(G, W); dW += G (*) dy */
+static void input_grad_bwd(struct tg_tensor *o)
+{
+    struct conv_geom *g = o->aux;
+    struct tg_tensor *dy = o->in[0], *W = o->in[1];
+    if (dy->requires_grad) run_conv(g, o->dtype, o->grad, W->data, NULL, dy->grad, true);
+    if (W->requires_grad)
+        run_weight_grad(g, o->dtype, o->grad, dy->data, W->grad, 1.0, dy->requires_grad);
+}
+
+/* d(dy) = conv2d(G, W); dW = conv2d_weight_grad(G, dy) */
+static enum tg_status input_grad_vjp(struct tg_tape *T, struct tg_tensor *o, struct tg_tensor *G,
+                                     const bool *need, struct tg_tensor **dx)
+{
+    const struct conv_geom *g = o->aux;
+    if (need[0] && !(dx[0] = tg_conv2d(T, G, o->in[1], NULL, &g->p))) return tg__vjp_failure();
+    if (need[1] && !(dx[1] = tg_conv2d_weight_grad(T, G, o->in[0], g->kh, g->kw, &g->p)))
+        return tg__vjp_failure();
+    return TG_OK;
+}
+
+const struct tg_op_desc tg_op_desc_conv2d_input_grad = {
+    .op = TG_OP_CONV2D_INPUT_GRAD,
+    .name = "conv2d_input_grad",
+    .arity = 2,
+    .formula = "dx[n, g Cg + c, i sh - ph + p dh, j sw - pw + q dw] += sum_o W[o,c,p,q] "
+               "dy[n,o,i,j] (transposed convolution)",
+    .vjp = "d(dy) += conv2d(G, W); dW += conv2d_weight_grad(G, dy)",
+    .shape = input_grad_shape,
+    .forward = input_grad_fwd,
+    .backward = input_grad_bwd,
+    .params = input_grad_params,
+    .vjp_graph = input_grad_vjp};
+
+/* ---- conv2d_weight_grad: in (x, dy), out W-shaped ---- */
+
+/* dW = x (*) dy */
+static void weight_grad_fwd(struct tg_tensor *o)
+{
+    run_weight_grad(o->aux, o->dtype, o->in[0]->data, o->in[1]->data, o->data, 0.0, false);
+}
+
+/* with G = out's gradient: d(dy) += conv(x, G); dx += conv^T(dy, G) */
+static void weight_grad_bwd(struct tg_tensor *o)
+{
+    struct conv_geom *g = o->aux;
+    struct tg_tensor *x = o->in[0], *dy = o->in[1];
+    if (dy->requires_grad) run_conv(g, o->dtype, x->data, o->grad, NULL, dy->grad, true);
+    if (x->requires_grad) run_input_grad(g, o->dtype, dy->data, o->grad, x->grad);
+}
+
+/* dx = conv2d_input_grad(dy, G); d(dy) = conv2d(x, G) */
+static enum tg_status weight_grad_vjp(struct tg_tape *T, struct tg_tensor *o, struct tg_tensor *G,
+                                      const bool *need, struct tg_tensor **dx)
+{
+    const struct conv_geom *g = o->aux;
+    if (need[0] && !(dx[0] = tg_conv2d_input_grad(T, o->in[1], G, g->H, g->W, &g->p)))
+        return tg__vjp_failure();
+    if (need[1] && !(dx[1] = tg_conv2d(T, o->in[0], G, NULL, &g->p))) return tg__vjp_failure();
+    return TG_OK;
+}
+
+const struct tg_op_desc tg_op_desc_conv2d_weight_grad = {
+    .op = TG_OP_CONV2D_WEIGHT_GRAD,
+    .name = "conv2d_weight_grad",
+    .arity = 2,
+    .formula = "dW[o,c,p,q] = sum_{n,i,j} dy[n,o,i,j] x[n, g Cg + c, i sh - ph + p dh, "
+               "j sw - pw + q dw]",
+    .vjp = "dx += conv2d_input_grad(dy, G); d(dy) += conv2d(x, G)",
+    .shape = weight_grad_shape,
+    .forward = weight_grad_fwd,
+    .backward = weight_grad_bwd,
+    .params = weight_grad_params,
+    .vjp_graph = weight_grad_vjp};
+
+/* ---- constructors ---- */
+
+/* Records an op of desc/kind on inputs in[0..n) with the geometry g (params and
+ * given sizes set). Inputs that cannot be recorded go straight to the recorder,
+ * which reports them; otherwise the geometry is checked here, so that the
+ * buffers can be sized, and the node gets them in its aux. */
+static struct tg_tensor *conv_record(struct tg_tape *T, const struct tg_op_desc *desc,
+                                     enum conv_kind kind, int n, struct tg_tensor *const *in,
+                                     struct conv_geom g)
+{
+    bool ok = T != NULL;
+    for (int i = 0; ok && i < n; i++) ok = in[i] != NULL;
+    if (!ok) return tg__op_record(T, desc, n, in, NULL, NULL); /* it names what is missing */
+    for (int i = 0; i < n; i++) {
+        if (tg__check_input(T, desc->name, in[i])) return NULL;
+        if (in[i]->dtype != in[0]->dtype) {
+            tg__fail(TG_ERR_DTYPE, "%s: inputs have different dtypes (%s and %s)", desc->name,
+                     tg_dtype_name((enum tg_dtype)in[0]->dtype),
+                     tg_dtype_name((enum tg_dtype)in[i]->dtype));
+            return NULL;
+        }
+    }
+    if (conv_check(desc->name, kind, in[0], in[1], n > 2 ? in[2] : NULL, &g)) return NULL;
+    size_t es = tg__esize(in[0]->dtype);
+    int64_t nl = g.N * g.OH * g.OW;
+    struct conv_geom *a = tg__tape_alloc(T, sizeof *a);
+    if (!a) return NULL;
+    *a = g;
+    /* one element more: a buffer of an empty batch is still a pointer */
+    a->cols = tg__tape_alloc(T, (size_t)(g.C * g.kh * g.kw * nl + 1) * es);
+    a->yt = a->cols ? tg__tape_alloc(T, (size_t)(g.O * nl + 1) * es) : NULL;
+    if (!a->yt) return NULL;
+    return tg__op_record(T, desc, n, in, NULL, a);
+}
+
+static struct conv_geom geom_with(const struct tg_conv_params *params)
+{
+    struct conv_geom g = {0};
+    g.p = params ? *params : tg_conv_params_default();
+    return g;
+}
+
+struct tg_tensor *tg_conv2d(struct tg_tape *T, struct tg_tensor *x, struct tg_tensor *W,
+                            struct tg_tensor *b, const struct tg_conv_params *params)
+{
+    struct tg_tensor *in[3] = {x, W, b};
+    return conv_record(T, &tg_op_desc_conv2d, KIND_CONV, b ? 3 : 2, in, geom_with(params));
+}
+
+struct tg_tensor *tg_conv2d_input_grad(struct tg_tape *T, struct tg_tensor *dy, struct tg_tensor *W,
+                                       int64_t in_h, int64_t in_w,
+                                       const struct tg_conv_params *params)
+{
+    struct tg_tensor *in[2] = {dy, W};
+    struct conv_geom g = geom_with(params);
+    if (in_h < 1 || in_w < 1) {
+        tg__fail(TG_ERR_VALUE, "conv2d_input_grad: input size (%lld,%lld) must be positive",
+                 (long long)in_h, (long long)in_w);
+        return NULL;
+    }
+    g.H = in_h, g.W = in_w;
+    return conv_record(T, &tg_op_desc_conv2d_input_grad, KIND_INPUT_GRAD, 2, in, g);
+}
+
+struct tg_tensor *tg_conv2d_weight_grad(struct tg_tape *T, struct tg_tensor *x,
+                                        struct tg_tensor *dy, int64_t kh, int64_t kw,
+                                        const struct tg_conv_params *params)
+{
+    struct tg_tensor *in[2] = {x, dy};
+    struct conv_geom g = geom_with(params);
+    if (kh < 1 || kw < 1) {
+        tg__fail(TG_ERR_VALUE, "conv2d_weight_grad: kernel size (%lld,%lld) must be positive",
+                 (long long)kh, (long long)kw);
+        return NULL;
+    }
+    g.kh = kh, g.kw = kw;
+    return conv_record(T, &tg_op_desc_conv2d_weight_grad, KIND_WEIGHT_GRAD, 2, in, g);
+}
+
+/* conv1d: (N,C,L) -> (N,C,1,L), W (O,Cg,K) -> (O,Cg,1,K), conv2d, back to rank 3 */
+struct tg_tensor *tg_conv1d(struct tg_tape *T, struct tg_tensor *x, struct tg_tensor *W,
+                            struct tg_tensor *b, int64_t stride, int64_t padding, int64_t dilation,
+                            int64_t groups)
+{
+    if (!x || !W) {
+        tg__null_input("conv1d", x ? "W" : "x");
+        return NULL;
+    }
+    if (!T) {
+        tg__fail(TG_ERR_NULL, "conv1d: tape is NULL");
+        return NULL;
+    }
+    if (tg__check_input(T, "conv1d", x) || tg__check_input(T, "conv1d", W)) return NULL;
+    if (x->rank != 3 || W->rank != 3) {
+        fail2(TG_ERR_SHAPE, "conv1d", "x", x, "W", W, "must both have rank 3 (N, C, L)");
+        return NULL;
+    }
+    struct tg_conv_params p = {{1, stride}, {0, padding}, {1, dilation}, groups};
+    int64_t xs[4] = {x->shape[0], x->shape[1], 1, x->shape[2]};
+    int64_t ws[4] = {W->shape[0], W->shape[1], 1, W->shape[2]};
+    struct tg_tensor *y = tg_conv2d(T, tg_reshape(T, x, 4, xs), tg_reshape(T, W, 4, ws), b, &p);
+    if (!y) {
+        tg__rename_failure("conv2d", "conv1d");
+        return NULL;
+    }
+    return tg_reshape(T, y, 3, (int64_t[]){y->shape[0], y->shape[1], y->shape[3]});
+}
