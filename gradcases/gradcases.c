@@ -13,6 +13,7 @@ const struct gc_family gc_families[GC_N_FAMILIES] = {
     {gc_cases_linalg, &gc_n_linalg, false},
     {gc_cases_shape, &gc_n_shape, false},
     {gc_cases_conv, &gc_n_conv, false},
+    {gc_cases_norm, &gc_n_norm, false},
 };
 
 static void note_failure(struct gc_op_result *res, const char *label, const char *run, int rep,

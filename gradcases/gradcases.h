@@ -39,6 +39,9 @@ extern const int gc_n_shape;
 extern const struct gc_case gc_cases_conv[];
 extern const int gc_n_conv;
 
+extern const struct gc_case gc_cases_norm[];
+extern const int gc_n_norm;
+
 /* The case tables by family; scalar_run: every case of the family also takes
  * rank-0 inputs (one more run per repeat on the first element of each input, for
  * the one-element kernels of the scalar record path). */
@@ -47,7 +50,7 @@ struct gc_family {
     const int *n;
     bool scalar_run;
 };
-#define GC_N_FAMILIES 5
+#define GC_N_FAMILIES 6
 extern const struct gc_family gc_families[GC_N_FAMILIES];
 
 /* Copies of in[0..n) in dtype dt, requiring grad as the originals do; false when

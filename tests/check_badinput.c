@@ -546,6 +546,94 @@ CONV_ROW(avg_pool2d_null, CB_POOL_NULL)
 ROW(conv2d_null, OBJ(tg_conv2d(f->T, NULL, f->a23, NULL, NULL)))
 ROW(conv2d_stale, OBJ(tg_conv2d(f->T, f->stale, f->a23, NULL, NULL)))
 
+/* ---- ops_norm.h: batch_norm, layer_norm, embedding, where, clamp ---- */
+/* batch_norm of a new f32 x (shape, values all v but a NaN first when nan)
+ * with running buffers of C entries (requiring grad when rg) and a count. */
+static enum tg_status bn_call(struct fx *f, int64_t n, int64_t c, bool nan, bool training, bool rg,
+                              double count)
+{
+    struct tg_tensor *x = tg_tensor_full(TG_F32, 2, (int64_t[]){n, c}, 0.5);
+    struct tg_tensor *m = tg_tensor_zeros(TG_F32, 1, (int64_t[]){c});
+    struct tg_tensor *v = tg_tensor_ones(TG_F32, 1, (int64_t[]){c});
+    struct tg_tensor *k = tg_tensor_scalar(TG_F64, count);
+    if (nan) tg_tensor_set(x, 0, NAN);
+    if (rg) tg_tensor_set_requires_grad(m, true);
+    struct tg_batch_norm_stats st = {m, v, k};
+    enum tg_status r = OBJ(tg_batch_norm(f->T, x, NULL, NULL, &st, training, 0.1, 1e-5));
+    bool untouched = tg_tensor_get(m, 0) == 0 && tg_tensor_get(k, 0) == count;
+    tg_tensor_free(x);
+    tg_tensor_free(m);
+    tg_tensor_free(v);
+    tg_tensor_free(k);
+    return untouched ? r : TG_ERR_GRADCHECK; /* a failed call must not update the buffers */
+}
+static enum tg_status bn_weight_f64(struct fx *f)
+{
+    struct tg_tensor *w = tg_tensor_ones(TG_F64, 1, (int64_t[]){3});
+    enum tg_status r = OBJ(tg_batch_norm(f->T, f->a23, w, NULL, NULL, true, 0.1, 1e-5));
+    tg_tensor_free(w);
+    return r;
+}
+static enum tg_status bn_stats_node(struct fx *f)
+{
+    struct tg_batch_norm_stats st = {f->node, f->node, NULL};
+    return OBJ(tg_batch_norm(f->T, f->a23, NULL, NULL, &st, true, 0.1, 1e-5));
+}
+static enum tg_status bn_stats_shape(struct fx *f)
+{
+    struct tg_batch_norm_stats st = {f->c5, f->c5, NULL};
+    return OBJ(tg_batch_norm(f->T, f->a23, NULL, NULL, &st, false, 0.1, 1e-5));
+}
+static enum tg_status emb_call(struct fx *f, double index)
+{
+    struct tg_tensor *i = tg_tensor_from_f64(TG_F64, 1, (int64_t[]){2}, (double[]){0, index});
+    enum tg_status r = OBJ(tg_embedding(f->T, f->a23, i));
+    tg_tensor_free(i);
+    return r;
+}
+static enum tg_status where_cond(struct fx *f, double v)
+{
+    struct tg_tensor *c = tg_tensor_full(TG_F64, 1, (int64_t[]){3}, v);
+    enum tg_status r = OBJ(tg_where(f->T, c, f->a23, f->b23));
+    tg_tensor_free(c);
+    return r;
+}
+ROW(bn_rank1, OBJ(tg_batch_norm(f->T, f->c5, NULL, NULL, NULL, true, 0.1, 1e-5)))
+ROW(bn_weight_shape, OBJ(tg_batch_norm(f->T, f->a23, f->c5, NULL, NULL, true, 0.1, 1e-5)))
+ROW(bn_weight_dtype, bn_weight_f64(f))
+ROW(bn_batch1, bn_call(f, 1, 3, false, true, false, 0))
+ROW(bn_nan_stats, bn_call(f, 4, 3, true, true, false, 0))
+ROW(bn_eval_untrained, bn_call(f, 4, 3, false, false, false, 0))
+ROW(bn_running_grad, bn_call(f, 4, 3, false, true, true, 0))
+ROW(bn_eval_no_stats, OBJ(tg_batch_norm(f->T, f->a23, NULL, NULL, NULL, false, 0.1, 1e-5)))
+ROW(bn_momentum, OBJ(tg_batch_norm(f->T, f->a23, NULL, NULL, NULL, true, 1.5, 1e-5)))
+ROW(bn_eps, OBJ(tg_batch_norm(f->T, f->a23, NULL, NULL, NULL, true, 0.1, 0)))
+ROW(bn_running_node, bn_stats_node(f))
+ROW(bn_running_shape, bn_stats_shape(f))
+ROW(bn_null, OBJ(tg_batch_norm(f->T, NULL, NULL, NULL, NULL, true, 0.1, 1e-5)))
+ROW(bn_stale, OBJ(tg_batch_norm(f->T, f->stale, NULL, NULL, NULL, true, 0.1, 1e-5)))
+ROW(ln_k_big, OBJ(tg_layer_norm(f->T, f->a23, 3, NULL, NULL, 1e-5)))
+ROW(ln_k_zero, OBJ(tg_layer_norm(f->T, f->a23, 0, NULL, NULL, 1e-5)))
+ROW(ln_weight_shape, OBJ(tg_layer_norm(f->T, f->a23, 1, f->c5, NULL, 1e-5)))
+ROW(ln_bias_dtype, OBJ(tg_layer_norm(f->T, f->a23, 2, NULL, f->d23, 1e-5)))
+ROW(ln_eps_nan, OBJ(tg_layer_norm(f->T, f->a23, 1, NULL, NULL, NAN)))
+ROW(ln_empty, OBJ(tg_layer_norm(f->T, f->n0, 2, NULL, NULL, 1e-5)))
+ROW(ln_null, OBJ(tg_layer_norm(f->T, NULL, 1, NULL, NULL, 1e-5)))
+ROW(emb_rank, OBJ(tg_embedding(f->T, f->c5, f->lab2)))
+ROW(emb_range, emb_call(f, 2))
+ROW(emb_negative, emb_call(f, -1))
+ROW(emb_fraction, emb_call(f, 0.5))
+ROW(emb_index_null, OBJ(tg_embedding(f->T, f->a23, NULL)))
+ROW(emb_index_stale, OBJ(tg_embedding(f->T, f->a23, f->stale)))
+ROW(where_values, where_cond(f, 2))
+ROW(where_nan, where_cond(f, NAN))
+ROW(where_shapes, OBJ(tg_where(f->T, f->lab2, f->a23, f->c5)))
+ROW(where_dtypes, OBJ(tg_where(f->T, f->lab2, f->a23, f->d23)))
+ROW(where_null, OBJ(tg_where(f->T, NULL, f->a23, f->b23)))
+ROW(clamp_order, OBJ(tg_clamp(f->T, f->a23, 1, -1)))
+ROW(clamp_nan, OBJ(tg_clamp(f->T, f->a23, NAN, 1)))
+ROW(clamp_stale, OBJ(tg_clamp(f->T, f->stale, 0, 1)))
+
 struct row {
     enum tg_status (*run)(struct fx *);
     const char *id;
@@ -869,6 +957,42 @@ static const struct row rows[] = {
     R(avg_pool2d_null, TG_ERR_NULL, "avg_pool2d: params is NULL"),
     R(conv2d_null, TG_ERR_NULL, "conv2d"),
     R(conv2d_stale, TG_ERR_STALE, "conv2d"),
+
+    R(bn_rank1, TG_ERR_SHAPE, "batch_norm"),
+    R(bn_weight_shape, TG_ERR_SHAPE, "batch_norm"),
+    R(bn_weight_dtype, TG_ERR_DTYPE, "batch_norm"),
+    R(bn_batch1, TG_ERR_VALUE, "batch_norm: expected more than 1 value per channel"),
+    R(bn_nan_stats, TG_ERR_VALUE, "batch_norm: the batch statistics of channel 0"),
+    R(bn_eval_untrained, TG_ERR_STATE, "batch_norm: evaluation before any training"),
+    R(bn_running_grad, TG_ERR_VALUE, "batch_norm"),
+    R(bn_eval_no_stats, TG_ERR_STATE, "batch_norm"),
+    R(bn_momentum, TG_ERR_VALUE, "batch_norm"),
+    R(bn_eps, TG_ERR_VALUE, "batch_norm"),
+    R(bn_running_node, TG_ERR_VALUE, "batch_norm"),
+    R(bn_running_shape, TG_ERR_SHAPE, "batch_norm"),
+    R(bn_null, TG_ERR_NULL, "batch_norm"),
+    R(bn_stale, TG_ERR_STALE, "batch_norm"),
+    R(ln_k_big, TG_ERR_RANGE, "layer_norm"),
+    R(ln_k_zero, TG_ERR_RANGE, "layer_norm"),
+    R(ln_weight_shape, TG_ERR_SHAPE, "layer_norm"),
+    R(ln_bias_dtype, TG_ERR_DTYPE, "layer_norm"),
+    R(ln_eps_nan, TG_ERR_VALUE, "layer_norm"),
+    R(ln_empty, TG_ERR_SHAPE, "layer_norm"),
+    R(ln_null, TG_ERR_NULL, "layer_norm"),
+    R(emb_rank, TG_ERR_SHAPE, "embedding"),
+    R(emb_range, TG_ERR_RANGE, "embedding"),
+    R(emb_negative, TG_ERR_RANGE, "embedding"),
+    R(emb_fraction, TG_ERR_RANGE, "embedding"),
+    R(emb_index_null, TG_ERR_NULL, "embedding"),
+    R(emb_index_stale, TG_ERR_STALE, "embedding"),
+    R(where_values, TG_ERR_VALUE, "where"),
+    R(where_nan, TG_ERR_VALUE, "where"),
+    R(where_shapes, TG_ERR_SHAPE, "where"),
+    R(where_dtypes, TG_ERR_DTYPE, "where"),
+    R(where_null, TG_ERR_NULL, "where"),
+    R(clamp_order, TG_ERR_VALUE, "clamp"),
+    R(clamp_nan, TG_ERR_VALUE, "clamp"),
+    R(clamp_stale, TG_ERR_STALE, "clamp"),
 };
 enum { N_ROWS = sizeof rows / sizeof rows[0] };
 

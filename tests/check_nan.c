@@ -185,7 +185,8 @@ static void run_op(enum tg_op op, struct tally *t)
     } families[] = {{gc_cases_elementwise, &gc_n_elementwise},
                     {gc_cases_nn, &gc_n_nn},
                     {gc_cases_linalg, &gc_n_linalg},
-                    {gc_cases_shape, &gc_n_shape}};
+                    {gc_cases_shape, &gc_n_shape},
+                    {gc_cases_norm, &gc_n_norm}};
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
         for (int c = 0; c < *families[f].n; c++) {
             const struct gc_case *gc = &families[f].cases[c];

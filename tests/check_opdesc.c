@@ -27,6 +27,7 @@ static const struct families families[] = {
     {gc_cases_linalg, &gc_n_linalg},
     {gc_cases_shape, &gc_n_shape},
     {gc_cases_conv, &gc_n_conv},
+    {gc_cases_norm, &gc_n_norm},
 };
 
 /* fn of a case with input k replaced by the tensor tg_jacobian differentiates. */

@@ -33,6 +33,8 @@ static const enum tg_op ops_b[] = {
     TG_OP_TRANSPOSE,     TG_OP_PERMUTE,     TG_OP_BROADCAST_TO, TG_OP_SLICE,
     TG_OP_INDEX_SELECT,  TG_OP_GATHER,      TG_OP_CONCAT,       TG_OP_STACK,
     TG_OP_SLICE_SCATTER, TG_OP_INDEX_ADD,   TG_OP_SCATTER_ADD,
+    TG_OP_BATCH_NORM,    TG_OP_LAYER_NORM,  TG_OP_EMBEDDING,    TG_OP_WHERE,
+    TG_OP_CLAMP,
 };
 enum { N_OPS = sizeof ops_b / sizeof ops_b[0] };
 
@@ -45,6 +47,7 @@ static const struct family families[] = {
     {gc_cases_nn, &gc_n_nn},
     {gc_cases_linalg, &gc_n_linalg},
     {gc_cases_shape, &gc_n_shape},
+    {gc_cases_norm, &gc_n_norm},
 };
 
 /* The node of op under y, the one nearest y (iterative walk). */
