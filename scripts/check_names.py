@@ -24,6 +24,7 @@ MODULES = {
     "ops_linalg.h": ["op", "matmul", "act"],
     "ops_shape.h": ["op"],
     "ops_nn.h": ["op"],
+    "ops_grad.h": ["op"],
     "gradcheck.h": ["gradcheck"],
     "check.h": ["gradcheck"],
     "jacobian.h": ["jacobian"],

@@ -51,8 +51,10 @@ extern "C" {
 #include "ops_linalg.h" /* TG_OPS_LINALG: matmul, reductions along axes */
 #include "ops_shape.h"  /* TG_OPS_SHAPE: reshape, permute, slice, gather, concat, ... */
 #include "ops_nn.h"     /* TG_OPS_NN: softmax, divergences, dropout */
+#include "ops_grad.h"   /* TG_OPS_GRAD: detach */
 
-#define TG_OP_LIST(X) TG_OPS_ELEMENTWISE(X) TG_OPS_LINALG(X) TG_OPS_SHAPE(X) TG_OPS_NN(X)
+#define TG_OP_LIST(X)                                                                              \
+    TG_OPS_ELEMENTWISE(X) TG_OPS_LINALG(X) TG_OPS_SHAPE(X) TG_OPS_NN(X) TG_OPS_GRAD(X)
 
 enum tg_op {
     TG_OP_NONE = -1, /* a leaf or a constant: no op produced it */
