@@ -242,8 +242,8 @@ START_TEST(test_truncated_bptt)
 }
 END_TEST
 
-/* In a DOT picture the detach edge of a scalar graph carries the local
- * derivative 0; tg_tensor_op names it. */
+/* In a DOT picture the edge into detach is dashed and carries the local
+ * derivative 0 (scalar graph) or says that no gradient comes back (tensors). */
 START_TEST(test_dot_shows_detach)
 {
     struct tg_tensor *x = tg_tensor_scalar(TG_F64, 2.0);
@@ -257,7 +257,19 @@ START_TEST(test_dot_shows_detach)
     ck_assert_int_eq(tg_graph_dot(y, f, NULL), TG_OK);
     fclose(f);
     ck_assert_ptr_nonnull(strstr(buf, "detach"));
+    ck_assert_ptr_nonnull(strstr(buf, " = 0\", style=dashed]")); /* the local derivative */
     free(buf);
+    /* tensors: the edge says that no gradient comes back */
+    struct tg_tensor *v = tg_tensor_full(TG_F64, 1, (int64_t[]){3}, 1.0);
+    tg_tensor_set_requires_grad(v, true);
+    struct tg_tensor *z = tg_mul(T, v, tg_detach(T, v));
+    f = open_memstream(&buf, &len);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(tg_graph_dot(z, f, NULL), TG_OK);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(buf, "no gradient (stopped)\", style=dashed]"));
+    free(buf);
+    tg_tensor_free(v);
     ck_assert_str_eq(tg_op_name(TG_OP_DETACH), "detach");
     ck_assert_int_eq(tg_op_arity(TG_OP_DETACH), 1);
     tg_tape_free(T);
