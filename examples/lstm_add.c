@@ -24,12 +24,15 @@
  * tape is reset once per batch of sequences. docs/examples.md draws the graph.
  *
  * Training: 8-bit numbers (9 steps, chunks of 3); held-out: 16-bit numbers
- * (17 steps, twice the training length), so the network must have learned the
- * carry rather than the sums it saw. Prints `sequence accuracy: NN.NN%`, the
- * share of held-out sums with every bit right.
+ * (17 steps), so the network must have learned the carry rather than the sums
+ * it saw. Prints `sequence accuracy: NN.NN%`, the share of held-out sums with
+ * every bit right.
  *
- * Usage: lstm_add [--epochs N] [--seed S] [--min-accuracy P] [--dot FILE]
+ * Usage: lstm_add [--epochs N] [--chunk K] [--seed S] [--min-accuracy P] [--dot FILE]
  *   --epochs N        passes over the 2048 training sums (default 12; 0: untrained)
+ *   --chunk K         the truncation length, 1..64 steps (default 3; 9 or more is
+ *                     full BPTT over the 9 training steps; 1 lets no gradient
+ *                     cross a time step)
  *   --seed S          the seed of the initial weights and of the data (default 1)
  *   --min-accuracy P  the sequence accuracy, in percent, that exit status 0 needs
  *                     (default 99)
@@ -38,6 +41,7 @@
  * Exit status 0 when the held-out sequence accuracy reaches P, 1 when it does not
  * or a library call failed (the error printed), 2 on a usage error.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,7 +256,8 @@ static enum tg_status write_dot(const struct lstm *m, const char *path)
     FILE *f = fopen(path, "w");
     enum tg_status err = TG_OK;
     if (!T || !f) {
-        err = f ? tg_last_status() : tg_set_error(TG_ERR_IO, "lstm_add: cannot write %s", path);
+        err = f ? tg_last_status()
+                : tg_set_error(TG_ERR_IO, "--dot: cannot write %s: %s", path, strerror(errno));
         goto out;
     }
     struct tg_tensor *x1, *y1, *x2, *y2;
@@ -272,7 +277,8 @@ static enum tg_status write_dot(const struct lstm *m, const char *path)
     struct tg_graph_dot_options o = {.names = &names, .max_values = -1, .rankdir = "BT"};
     if (!L || (err = tg_graph_dot(L, f, &o))) err = tg_last_status();
 out:
-    if (f && fclose(f) && !err) err = tg_set_error(TG_ERR_IO, "lstm_add: cannot write %s", path);
+    if (f && fclose(f) && !err)
+        err = tg_set_error(TG_ERR_IO, "--dot: cannot write %s: %s", path, strerror(errno));
     tg_tape_free(T);
     return err;
 }
@@ -281,7 +287,8 @@ out:
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: lstm_add [--epochs N] [--seed S] [--min-accuracy P] [--dot FILE]\n");
+    fprintf(stderr, "usage: lstm_add [--epochs N] [--chunk K] [--seed S] [--min-accuracy P] "
+                    "[--dot FILE]\n");
     return 2;
 }
 
