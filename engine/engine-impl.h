@@ -118,6 +118,14 @@ struct tg_op_desc {
      * (masks, signs, argmax positions) may be recorded as constants of T. */
     enum tg_status (*vjp_graph)(struct tg_tape *T, struct tg_tensor *out, struct tg_tensor *dy,
                                 const bool *need, struct tg_tensor **dx);
+    /* The output's value is input 0's buffer, not a copy: the recorder points
+     * out->data at in[0]->data (after the shape rule, which must give input 0's
+     * shape) and allocates none, so that later changes to input 0's values show
+     * through the output (tg_detach). forward then has nothing to compute. */
+    bool shares_input_value;
+    /* No gradient passes through the op: its output never requires one, so the
+     * sweep never reaches the node (tg_detach; its VJP is zero). */
+    bool stops_gradient;
 };
 
 /* What only leaves have. A leaf is allocated as this struct (engine/tensor.c),

@@ -302,6 +302,8 @@ static void put_edge_label(FILE *out, const struct tg__graph *g, const struct tg
         fputs("/d", out);
         put_escaped(out, xn);
         fprintf(out, " = %.6g", local[i]);
+    } else if (t->desc->stops_gradient) {
+        fputs("no gradient (stopped)", out);
     } else {
         tg_tensor_format_shape(ts, sizeof ts, t->rank, t->shape);
         tg_tensor_format_shape(xs, sizeof xs, x->rank, x->shape);
@@ -333,7 +335,8 @@ static void put_edges(FILE *out, const struct tg__graph *g, int64_t k,
         fprintf(out, "  t%lld -> t%lld [label=\"", (long long)tg__graph_find(g, t->in[i]),
                 (long long)k);
         put_edge_label(out, g, nm, t, i, scalar ? local : NULL, uses);
-        fputs("\"];\n", out);
+        /* a dashed edge: the gradient does not come back along it (detach) */
+        fputs(t->desc->stops_gradient ? "\", style=dashed];\n" : "\"];\n", out);
     }
 }
 

@@ -130,13 +130,19 @@ struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc
     n->n_in = (uint32_t)n_in;
     if (params) n->p = *params;
     n->aux = aux;
-    if (desc->shape(n) || tg__node_buffers(T, n, desc->name)) return NULL;
+    if (desc->shape(n)) return NULL;
+    if (desc->shares_input_value) {
+        n->numel = in[0]->numel; /* the shape rule gave input 0's shape */
+        n->data = in[0]->data;
+    } else if (tg__node_buffers(T, n, desc->name)) {
+        return NULL;
+    }
     if (desc->scratch) {
         size_t bytes = desc->scratch(n);
         if (bytes && !(n->aux = tg__tape_alloc(T, bytes))) return NULL;
     }
     if (n->numel <= 1) n->grad = &n->sgrad; /* none: a valid pointer to nothing */
-    n->requires_grad = needs_grad && T->no_grad == 0;
+    n->requires_grad = needs_grad && T->no_grad == 0 && !desc->stops_gradient;
     if (n->requires_grad && n->numel > 1) T->grad_pending += grad_bytes(n);
     n->backward = desc->backward;
     return link_and_run(n, desc->forward);

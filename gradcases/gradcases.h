@@ -42,6 +42,11 @@ extern const int gc_n_conv;
 extern const struct gc_case gc_cases_norm[];
 extern const int gc_n_norm;
 
+/* detach's cases (gradcases_grad.c), listed in gc_cases_shape. */
+int gc_mk_detach(struct tg_rng *rng, struct tg_tensor **in);
+struct tg_tensor *gc_f_detach(struct tg_tape *T, struct tg_tensor *const *x, int n, void *c);
+struct tg_tensor *gc_f_detach_node(struct tg_tape *T, struct tg_tensor *const *x, int n, void *c);
+
 /* The case tables by family; scalar_run: every case of the family also takes
  * rank-0 inputs (one more run per repeat on the first element of each input, for
  * the one-element kernels of the scalar record path). */

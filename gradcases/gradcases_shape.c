@@ -423,5 +423,7 @@ const struct gc_case gc_cases_shape[] = {
     {TG_OP_SLICE_SCATTER, "slice_scatter", mk_slice_scatter, f_slice_scatter},
     {TG_OP_INDEX_ADD, "index_add", mk_index_add, f_index_add},
     {TG_OP_SCATTER_ADD, "scatter_add", mk_scatter_add, f_scatter_add},
+    {TG_OP_DETACH, "detach", gc_mk_detach, gc_f_detach},
+    {TG_OP_DETACH, "detach of a node", gc_mk_detach, gc_f_detach_node},
 };
 const int gc_n_shape = sizeof gc_cases_shape / sizeof gc_cases_shape[0];

@@ -25,8 +25,8 @@ MODULES = {
     "ops_shape.h": ["op"],
     "ops_nn.h": ["op"],
     "ops_conv.h": ["op", "conv", "pool"],
-
     "ops_norm.h": ["op", "batch_norm"],
+    "ops_grad.h": ["op"],
     "gradcheck.h": ["gradcheck"],
     "check.h": ["gradcheck"],
     "jacobian.h": ["jacobian"],

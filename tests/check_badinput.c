@@ -436,6 +436,11 @@ static void *my_malloc(size_t n, void *ctx)
     return malloc(n);
 }
 ROW(set_allocator_partial, tg_set_allocator(&(struct tg_allocator){my_malloc, NULL, NULL, NULL}))
+/* ---- tg_detach (ops_grad.h) ---- */
+ROW(detach_null_input, OBJ(tg_detach(f->T, NULL)))
+ROW(detach_null_tape, OBJ(tg_detach(NULL, f->a23)))
+ROW(detach_stale, OBJ(tg_detach(f->T, f->stale)))
+ROW(detach_other_tape, OBJ(tg_detach(f->T2, f->node)))
 
 /* ---- ops_conv.h: each call on leaves of its own, freed before the row returns ---- */
 enum conv_bad {
@@ -993,6 +998,11 @@ static const struct row rows[] = {
     R(clamp_order, TG_ERR_VALUE, "clamp"),
     R(clamp_nan, TG_ERR_VALUE, "clamp"),
     R(clamp_stale, TG_ERR_STALE, "clamp"),
+
+    R(detach_null_input, TG_ERR_NULL, "detach: input 1 is NULL"),
+    R(detach_null_tape, TG_ERR_NULL, "detach: tape is NULL"),
+    R(detach_stale, TG_ERR_STALE, "detach: an input was recorded before the tape was reset"),
+    R(detach_other_tape, TG_ERR_TAPE, "detach: an input was recorded on a different tape"),
 };
 enum { N_ROWS = sizeof rows / sizeof rows[0] };
 

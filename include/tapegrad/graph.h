@@ -65,7 +65,8 @@ struct tg_graph_dot_options {
  * backward rule with a unit upstream gradient, so it is right for every op);
  * for tensors with the Jacobian's structure and shape: "diagonal" for
  * elementwise ops on equal shapes, "broadcast-reduce" for an input that was
- * broadcast, "dense" otherwise.
+ * broadcast, "dense" otherwise. The edge into a node that stops the gradient
+ * (tg_detach) is dashed, and labelled "no gradient (stopped)" for tensors.
  * Walks the graph without recursion. Does not change any value or gradient.
  * opts may be NULL. Not thread-safe with respect to the tape (like ops).
  * Errors: TG_ERR_NULL (root, out), TG_ERR_STALE (root predates a reset),

@@ -53,10 +53,11 @@ extern "C" {
 #include "ops_nn.h"     /* TG_OPS_NN: softmax, divergences, dropout */
 #include "ops_conv.h"   /* TG_OPS_CONV: conv2d and its adjoints, pooling */
 #include "ops_norm.h"   /* TG_OPS_NORM: batch_norm, layer_norm, embedding, where, clamp */
+#include "ops_grad.h"   /* TG_OPS_GRAD: detach */
 
 #define TG_OP_LIST(X)                                                                              \
     TG_OPS_ELEMENTWISE(X)                                                                          \
-    TG_OPS_LINALG(X) TG_OPS_SHAPE(X) TG_OPS_NN(X) TG_OPS_CONV(X) TG_OPS_NORM(X)
+    TG_OPS_LINALG(X) TG_OPS_SHAPE(X) TG_OPS_NN(X) TG_OPS_CONV(X) TG_OPS_NORM(X) TG_OPS_GRAD(X)
 
 enum tg_op {
     TG_OP_NONE = -1, /* a leaf or a constant: no op produced it */
