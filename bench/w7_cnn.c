@@ -17,69 +17,19 @@
  *               <= 1.5 * model_mib + 20 (mem_ok=1)
  *   mallocs_steady  allocations during the last 50 timed steps (must be 0)
  * OpenBLAS threads come from OPENBLAS_NUM_THREADS (bench/run sets it).
+ * The network is examples/cnn_model.h, the one examples/fashion_cnn.c trains.
  * Usage: w7_cnn [--reps N] [--warmup N] [--threads T] [--serve] [--floor]
  */
 #include <math.h>
 #include <tapegrad/tapegrad.h>
+#include "../examples/cnn_model.h"
 #include "bench-util.h"
 #if TG_BENCH_FLOOR
 #include <cblas.h>
 #endif
 
-enum { BATCH = 128, POOL = 8, SIDE = 28, N_OUT = 10, C1 = 32, C2 = 64, HID = 128 };
-enum { FLAT = C2 * 7 * 7 }; /* 3136 */
-
-/* The network: its layers and the one parameter map they share. */
-struct net {
-    struct tg_params *params;
-    struct tg_nn_conv2d *conv1, *conv2;
-    struct tg_tensor *W3, *b3, *W4, *b4; /* (128, 3136), (128), (10, 128), (10) */
-};
-
-/* A linear layer's weight and bias from U(-a, a), a = 1/sqrt(in) (PyTorch's
- * nn.Linear), given to the map as "<name>.weight" / "<name>.bias". */
-static bool linear_new(struct tg_params *ps, const char *name, int64_t in, int64_t out,
-                       struct tg_rng *rng, struct tg_tensor **W, struct tg_tensor **b)
-{
-    char key[64];
-    double a = 1.0 / sqrt((double)in);
-    *W = tg_tensor_uniform(TG_F32, 2, (int64_t[]){out, in}, rng, -a, a);
-    *b = tg_tensor_uniform(TG_F32, 1, (int64_t[]){out}, rng, -a, a);
-    tg_tensor_set_requires_grad(*W, true);
-    tg_tensor_set_requires_grad(*b, true);
-    snprintf(key, sizeof key, "%s.weight", name);
-    if (tg_params_add_owned(ps, key, *W)) return false;
-    snprintf(key, sizeof key, "%s.bias", name);
-    return tg_params_add_owned(ps, key, *b) == TG_OK;
-}
-
-static bool net_new(struct net *n, struct tg_rng *rng)
-{
-    struct tg_conv_params same = {{1, 1}, {1, 1}, {1, 1}, 1};
-    n->params = tg_params_new();
-    n->conv1 = tg_nn_conv2d_new(n->params, "conv1", 1, C1, 3, 3, &same, true, TG_F32, rng);
-    n->conv2 = tg_nn_conv2d_new(n->params, "conv2", C1, C2, 3, 3, &same, true, TG_F32, rng);
-    return n->conv1 && n->conv2 && linear_new(n->params, "fc1", FLAT, HID, rng, &n->W3, &n->b3) &&
-           linear_new(n->params, "fc2", HID, N_OUT, rng, &n->W4, &n->b4);
-}
-
-static void net_free(struct net *n)
-{
-    tg_nn_conv2d_free(n->conv1);
-    tg_nn_conv2d_free(n->conv2);
-    tg_params_free(n->params);
-}
-
-/* logits (B, 10) of x (B, 1, 28, 28) */
-static struct tg_tensor *net_forward(const struct net *n, struct tg_tape *T, struct tg_tensor *x)
-{
-    struct tg_pool_params two = {{2, 2}, {2, 2}, {0, 0}};
-    struct tg_tensor *h = tg_max_pool2d(T, tg_relu(T, tg_nn_conv2d_forward(n->conv1, T, x)), &two);
-    h = tg_max_pool2d(T, tg_relu(T, tg_nn_conv2d_forward(n->conv2, T, h)), &two);
-    h = tg_reshape(T, h, 2, (int64_t[]){tg_tensor_shape(x)[0], FLAT});
-    h = tg_linear(T, h, n->W3, n->b3, TG_ACT_RELU);
-    return tg_linear(T, h, n->W4, n->b4, TG_ACT_NONE);
-}
+enum { BATCH = 128, POOL = 8, SIDE = CNN_SIDE, N_OUT = CNN_OUT, C1 = CNN_C1, C2 = CNN_C2 };
+enum { HID = CNN_HID, FLAT = CNN_FLAT };
 
 #if TG_BENCH_FLOOR
 /* The step's GEMMs in im2col form: {ta, tb, M, N, K}. conv1's input needs no
@@ -156,11 +106,11 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < px * POOL; i++) X[i] = (float)tg_rng_uniform(&rng);
     for (size_t i = 0; i < (size_t)BATCH * POOL; i++) Y[i] = (int64_t)tg_rng_below(&rng, N_OUT);
     double rss_base = bench_status_mib("VmRSS");
-    struct net n = {0};
+    struct cnn n;
     struct tg_nn_optim_config oc = tg_nn_optim_defaults(TG_OPTIM_SGD);
     oc.lr = 0.01;
     oc.zero_grad = true;
-    struct tg_nn_optim *opt = net_new(&n, &rng) ? tg_nn_optim_new(n.params, &oc) : NULL;
+    struct tg_nn_optim *opt = cnn_new(&n, &rng) ? tg_nn_optim_new(n.params, &oc) : NULL;
     struct tg_tape *T = tg_tape_new();
     if (!opt || !T) {
         fprintf(stderr, "w7_cnn: setup failed: %s\n", tg_last_error());
@@ -175,7 +125,7 @@ int main(int argc, char **argv)
         tg_tape_reset(T);
         struct tg_tensor *x =
             tg_tape_constant(T, TG_F32, 4, (int64_t[]){BATCH, 1, SIDE, SIDE}, X + (size_t)b * px);
-        struct tg_tensor *l = tg_cross_entropy_idx(T, net_forward(&n, T, x), Y + (size_t)b * BATCH,
+        struct tg_tensor *l = tg_cross_entropy_idx(T, cnn_forward(&n, T, x), Y + (size_t)b * BATCH,
                                                    BATCH, TG_REDUCE_MEAN);
         if (!l || tg_nn_optim_backward_step(opt, l, 1.0)) {
             fprintf(stderr, "w7_cnn: %s\n", tg_last_error());
@@ -211,7 +161,7 @@ int main(int argc, char **argv)
 #endif
     bench_print_samples(t, reps);
     tg_nn_optim_free(opt);
-    net_free(&n);
+    cnn_free(&n);
     tg_tape_free(T);
     free(X), free(Y), free(t), free(ft), free(mallocs_at);
     return 0;
