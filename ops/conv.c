@@ -44,7 +44,7 @@ struct conv_geom {
 
 struct tg_conv_params tg_conv_params_default(void)
 {
-    return (struct tg_conv_params){{1, 1}, {0, 0}, {1, 1}, 1};
+    return (struct tg_conv_params){{1, 1}, {0, 0}, {1, 1}, 1, TG_ACT_NONE};
 }
 
 enum conv_kind { KIND_CONV, KIND_INPUT_GRAD, KIND_WEIGHT_GRAD };
@@ -62,6 +62,13 @@ static enum tg_status check_params(const char *fn, const struct tg_conv_params *
                             fn, (long long)p->stride[0], (long long)p->stride[1],
                             (long long)p->dilation[0], (long long)p->dilation[1], INT_MAX,
                             (long long)p->padding[0], (long long)p->padding[1], INT_MAX);
+    if (p->act != TG_ACT_NONE &&
+        (strcmp(fn, "conv2d") != 0 ||
+         (p->act != TG_ACT_RELU && p->act != TG_ACT_TANH && p->act != TG_ACT_SIGMOID)))
+        return tg__fail(TG_ERR_VALUE,
+                        "%s: activation %d cannot be fused (conv2d takes none, relu, tanh or "
+                        "sigmoid; its adjoints none)",
+                        fn, (int)p->act);
     if (p->groups < 1 || p->groups > INT_MAX)
         return tg__fail(TG_ERR_VALUE, "%s: groups %lld must lie in 1..%d", fn, (long long)p->groups,
                         INT_MAX);
@@ -230,12 +237,12 @@ static void run_conv(struct conv_geom *g, int dt, const void *x, const void *W, 
 }
 
 /* dx (N,C,H,W) += the transposed convolution of dy (N,O,OH,OW) with W; cols is
- * overwritten */
+ * overwritten. dy NULL: yt holds it already (transposed). */
 static void run_input_grad(struct conv_geom *g, int dt, const void *dy, const void *W, void *dx)
 {
     size_t es = tg__esize(dt);
     int64_t G = g->p.groups, Og = g->O / G, K = g->C / G * g->kh * g->kw, NL = g->N * g->OH * g->OW;
-    DISPATCH(dt, y_to_yt, g, dy, g->yt);
+    if (dy) DISPATCH(dt, y_to_yt, g, dy, g->yt);
     for (int64_t k = 0; k < G; k++) /* cols_g (K, NL) = W_g^T (K, Og) yt_g (Og, NL) */
         tg__gemm(dt, true, false, K, NL, Og, 1.0, (const char *)W + (size_t)(k * Og * K) * es, K,
                  (const char *)g->yt + (size_t)(k * Og * NL) * es, NL, 0.0,
@@ -245,14 +252,14 @@ static void run_input_grad(struct conv_geom *g, int dt, const void *dy, const vo
 }
 
 /* dW (O, C/G, kh, kw) = beta dW + the correlation of x and dy; cols_ready: cols
- * already hold im2col(x) */
+ * already hold im2col(x); dy NULL: yt holds it already (transposed) */
 static void run_weight_grad(struct conv_geom *g, int dt, const void *x, const void *dy, void *dW,
                             double beta, bool cols_ready)
 {
     size_t es = tg__esize(dt);
     int64_t G = g->p.groups, Og = g->O / G, K = g->C / G * g->kh * g->kw, NL = g->N * g->OH * g->OW;
     if (!cols_ready) DISPATCH(dt, im2col, g, x, g->cols);
-    DISPATCH(dt, y_to_yt, g, dy, g->yt);
+    if (dy) DISPATCH(dt, y_to_yt, g, dy, g->yt);
     for (int64_t k = 0; k < G; k++) /* dW_g (Og, K) = beta dW_g + yt_g (Og, NL) cols_g^T (NL, K) */
         tg__gemm(dt, false, true, Og, K, NL, 1.0, (const char *)g->yt + (size_t)(k * Og * NL) * es,
                  NL, (const char *)g->cols + (size_t)(k * K * NL) * es, NL, beta,
@@ -270,15 +277,19 @@ static void conv2d_fwd(struct tg_tensor *o)
     g->cols_hold_x = true;
 }
 
-/* db += sum_{n,i,j} dy; dW += dy (*) x (from forward's cols); dx += conv^T(dy, W) */
+/* with G = dy * act'(y), transposed into yt once: db += sum_{n,i,j} G; dW += G (*) x
+ * (from forward's cols); dx += conv^T(G, W) */
 static void conv2d_bwd(struct tg_tensor *o)
 {
     struct conv_geom *g = o->aux;
     struct tg_tensor *x = o->in[0], *W = o->in[1], *b = o->n_in > 2 ? o->in[2] : NULL;
-    if (b && b->requires_grad) DISPATCH(o->dtype, bias_grad, g, o->grad, b->grad);
-    if (W->requires_grad)
-        run_weight_grad(g, o->dtype, x->data, o->grad, W->grad, 1.0, g->cols_hold_x);
-    if (x->requires_grad) run_input_grad(g, o->dtype, o->grad, W->data, x->grad);
+    if (g->p.act == TG_ACT_NONE)
+        DISPATCH(o->dtype, y_to_yt, g, o->grad, g->yt);
+    else
+        DISPATCH(o->dtype, dact_to_yt, g, o->grad, o->data, g->yt);
+    if (b && b->requires_grad) DISPATCH(o->dtype, bias_grad_yt, g, g->yt, b->grad);
+    if (W->requires_grad) run_weight_grad(g, o->dtype, x->data, NULL, W->grad, 1.0, g->cols_hold_x);
+    if (x->requires_grad) run_input_grad(g, o->dtype, NULL, W->data, x->grad);
 }
 
 /* The parameters of every conv op: stride, padding, dilation (h, w each),
@@ -287,11 +298,11 @@ static int conv_params_of(const struct tg_tensor *o, double *v)
 {
     const struct conv_geom *g = o->aux;
     const struct tg_conv_params *p = &g->p;
-    double all[7] = {(double)p->stride[0],  (double)p->stride[1],   (double)p->padding[0],
+    double all[8] = {(double)p->stride[0],  (double)p->stride[1],   (double)p->padding[0],
                      (double)p->padding[1], (double)p->dilation[0], (double)p->dilation[1],
-                     (double)p->groups};
+                     (double)p->groups,     (double)p->act};
     memcpy(v, all, sizeof all);
-    return 7;
+    return 8;
 }
 static int input_grad_params(const struct tg_tensor *o, double *v)
 {
@@ -310,17 +321,34 @@ static int weight_grad_params(const struct tg_tensor *o, double *v)
     return n;
 }
 
-/* dx = conv2d_input_grad(dy, W); dW = conv2d_weight_grad(x, dy); db = sum of dy
- * over axes 0, 2, 3 */
+/* g = dy * act'(y) (relu's mask [y > 0] a constant, NaN at a NaN); dx =
+ * conv2d_input_grad(g, W); dW = conv2d_weight_grad(x, g); db = sum of g over
+ * axes 0, 2, 3. The adjoints take the options without the activation. */
 static enum tg_status conv2d_vjp(struct tg_tape *T, struct tg_tensor *o, struct tg_tensor *dy,
                                  const bool *need, struct tg_tensor **dx)
 {
     const struct conv_geom *g = o->aux;
-    if (need[0] && !(dx[0] = tg_conv2d_input_grad(T, dy, o->in[1], g->H, g->W, &g->p)))
+    struct tg_conv_params p = g->p;
+    struct tg_tensor *G = dy;
+    p.act = TG_ACT_NONE;
+    if (g->p.act == TG_ACT_RELU) {
+        struct tg_tensor *m = tg__vjp_const(T, o->dtype, o->rank, o->shape);
+        for (int64_t i = 0; m && i < o->numel; i++) {
+            double v = tg__load(o->data, o->dtype, i);
+            tg__store(m->data, m->dtype, i, v > 0 ? 1 : (v <= 0 ? 0 : v));
+        }
+        G = m ? tg_mul(T, dy, m) : NULL;
+    } else if (g->p.act == TG_ACT_TANH) {
+        G = tg_mul(T, dy, tg_rsub_scalar(T, 1, tg_mul(T, o, o)));
+    } else if (g->p.act == TG_ACT_SIGMOID) {
+        G = tg_mul(T, dy, tg_mul(T, o, tg_rsub_scalar(T, 1, o)));
+    }
+    if (!G) return tg__vjp_failure();
+    if (need[0] && !(dx[0] = tg_conv2d_input_grad(T, G, o->in[1], g->H, g->W, &p)))
         return tg__vjp_failure();
-    if (need[1] && !(dx[1] = tg_conv2d_weight_grad(T, o->in[0], dy, g->kh, g->kw, &g->p)))
+    if (need[1] && !(dx[1] = tg_conv2d_weight_grad(T, o->in[0], G, g->kh, g->kw, &p)))
         return tg__vjp_failure();
-    if (o->n_in > 2 && need[2] && !(dx[2] = tg_sum_axes(T, dy, (int[]){0, 2, 3}, 3, false)))
+    if (o->n_in > 2 && need[2] && !(dx[2] = tg_sum_axes(T, G, (int[]){0, 2, 3}, 3, false)))
         return tg__vjp_failure();
     return TG_OK;
 }
@@ -329,9 +357,10 @@ const struct tg_op_desc tg_op_desc_conv2d = {
     .op = TG_OP_CONV2D,
     .name = "conv2d",
     .arity = -1,
-    .formula = "y[n,o,i,j] = b[o] + sum_{c,p,q} W[o,c,p,q] x[n, g Cg + c, i sh - ph + p dh, "
-               "j sw - pw + q dw]",
-    .vjp = "dx += conv2d_input_grad(dy, W); dW += conv2d_weight_grad(x, dy); db += sum_{n,i,j} dy",
+    .formula = "y[n,o,i,j] = act(b[o] + sum_{c,p,q} W[o,c,p,q] x[n, g Cg + c, i sh - ph + p dh, "
+               "j sw - pw + q dw])",
+    .vjp = "g = dy * act'(y); dx += conv2d_input_grad(g, W); dW += conv2d_weight_grad(x, g); "
+           "db += sum_{n,i,j} g",
     .shape = conv2d_shape,
     .forward = conv2d_fwd,
     .backward = conv2d_bwd,
@@ -519,7 +548,7 @@ struct tg_tensor *tg_conv1d(struct tg_tape *T, struct tg_tensor *x, struct tg_te
         fail2(TG_ERR_SHAPE, "conv1d", "x", x, "W", W, "must both have rank 3 (N, C, L)");
         return NULL;
     }
-    struct tg_conv_params p = {{1, stride}, {0, padding}, {1, dilation}, groups};
+    struct tg_conv_params p = {{1, stride}, {0, padding}, {1, dilation}, groups, TG_ACT_NONE};
     int64_t xs[4] = {x->shape[0], x->shape[1], 1, x->shape[2]};
     int64_t ws[4] = {W->shape[0], W->shape[1], 1, W->shape[2]};
     struct tg_tensor *y = tg_conv2d(T, tg_reshape(T, x, 4, xs), tg_reshape(T, W, 4, ws), b, &p);

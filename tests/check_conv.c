@@ -1,6 +1,7 @@
 /*
  * tests/check_conv.c - conv2d and pooling beyond the table-wide checks: values
  * against a direct six-fold loop written here (independent of the im2col code),
+ * with each fused activation,
  * repeated backward sweeps over one recording (conv2d reuses its im2col buffer
  * for the input gradient), no allocation in a repeated step, the BLAS and the
  * portable GEMM agreeing, max pooling's ties, the parameters a node reports,
@@ -42,6 +43,14 @@ static double direct(const struct tg_tensor *x, const struct tg_tensor *W,
     return s;
 }
 
+static double act_of(double z, enum tg_act act)
+{
+    return act == TG_ACT_RELU      ? fmax(z, 0)
+           : act == TG_ACT_TANH    ? tanh(z)
+           : act == TG_ACT_SIGMOID ? 1 / (1 + exp(-z))
+                                   : z;
+}
+
 START_TEST(test_conv2d_direct)
 {
     struct tg_rng r;
@@ -50,7 +59,8 @@ START_TEST(test_conv2d_direct)
         struct tg_conv_params p = {{1 + rep % 3, 1 + rep % 2},
                                    {rep % 3, (rep / 2) % 3},
                                    {1 + (rep / 3) % 2, 1 + rep % 2},
-                                   1 + rep % 3};
+                                   1 + rep % 3,
+                                   (enum tg_act)(rep % 4)}; /* none, relu, tanh, sigmoid */
         int64_t G = p.groups, xs[4] = {2, 2 * G, 9 + rep % 4, 8}, ws[4] = {3 * G, 2, 3, 2};
         enum tg_dtype dt = rep % 2 ? TG_F32 : TG_F64;
         struct tg_tensor *x = rand_leaf(&r, dt, 4, xs, false), *W = rand_leaf(&r, dt, 4, ws, false);
@@ -67,7 +77,7 @@ START_TEST(test_conv2d_direct)
                 for (int64_t i = 0; i < ys[2]; i++)
                     for (int64_t j = 0; j < ys[3]; j++, k++)
                         ck_assert_double_eq_tol(tg_tensor_get(y, k),
-                                                direct(x, W, b, &p, n, o, i, j),
+                                                act_of(direct(x, W, b, &p, n, o, i, j), p.act),
                                                 dt == TG_F64 ? 1e-12 : 1e-5);
         tg_tape_free(T);
         tg_tensor_free(x);
@@ -82,7 +92,7 @@ START_TEST(test_backward_repeated)
 {
     struct tg_rng r;
     tg_rng_seed(&r, 5);
-    struct tg_conv_params p = {{2, 1}, {1, 1}, {1, 2}, 1};
+    struct tg_conv_params p = {{2, 1}, {1, 1}, {1, 2}, 1, TG_ACT_NONE};
     struct tg_tensor *x = rand_leaf(&r, TG_F64, 4, (int64_t[]){2, 3, 7, 6}, true);
     struct tg_tensor *W = rand_leaf(&r, TG_F64, 4, (int64_t[]){4, 3, 3, 2}, true);
     struct tg_tensor *b = rand_leaf(&r, TG_F64, 1, (int64_t[]){4}, true);
@@ -122,7 +132,7 @@ START_TEST(test_steady_state_no_malloc)
     struct tg_tensor *x = rand_leaf(&r, TG_F32, 4, (int64_t[]){4, 1, 12, 12}, false);
     struct tg_tensor *W1 = rand_leaf(&r, TG_F32, 4, (int64_t[]){4, 1, 3, 3}, true);
     struct tg_tensor *W2 = rand_leaf(&r, TG_F32, 4, (int64_t[]){6, 4, 3, 3}, true);
-    struct tg_conv_params p = {{1, 1}, {1, 1}, {1, 1}, 1};
+    struct tg_conv_params p = {{1, 1}, {1, 1}, {1, 1}, 1, TG_ACT_NONE};
     struct tg_pool_params pool = {{2, 2}, {2, 2}, {0, 0}};
     struct tg_tape *T = tg_tape_new();
     size_t mallocs[4];
@@ -149,7 +159,7 @@ START_TEST(test_blas_and_portable_agree)
     if (tg_matmul_set_backend(TG_MATMUL_BLAS) != TG_OK) return; /* built without BLAS */
     struct tg_rng r;
     tg_rng_seed(&r, 3);
-    struct tg_conv_params p = {{1, 2}, {2, 0}, {2, 1}, 2};
+    struct tg_conv_params p = {{1, 2}, {2, 0}, {2, 1}, 2, TG_ACT_NONE};
     struct tg_tensor *x = rand_leaf(&r, TG_F32, 4, (int64_t[]){3, 4, 10, 9}, true);
     struct tg_tensor *W = rand_leaf(&r, TG_F32, 4, (int64_t[]){6, 2, 3, 3}, true);
     double *got[2][2];
@@ -204,12 +214,12 @@ START_TEST(test_params_and_messages)
     struct tg_tensor *x = tg_tensor_ones(TG_F32, 4, (int64_t[]){2, 4, 6, 6});
     struct tg_tensor *W = tg_tensor_ones(TG_F32, 4, (int64_t[]){6, 2, 3, 3});
     struct tg_tape *T = tg_tape_new();
-    struct tg_conv_params p = {{2, 1}, {1, 0}, {1, 2}, 2};
+    struct tg_conv_params p = {{2, 1}, {1, 0}, {1, 2}, 2, TG_ACT_NONE};
     double v[TG_MAX_OP_PARAMS];
     struct tg_tensor *y = tg_conv2d(T, x, W, NULL, &p);
-    ck_assert_int_eq(tg_tensor_op_params(y, v, TG_MAX_OP_PARAMS), 7);
-    double want[7] = {2, 1, 1, 0, 1, 2, 2};
-    for (int k = 0; k < 7; k++) ck_assert_double_eq(v[k], want[k]);
+    ck_assert_int_eq(tg_tensor_op_params(y, v, TG_MAX_OP_PARAMS), 8);
+    double want[8] = {2, 1, 1, 0, 1, 2, 2, TG_ACT_NONE};
+    for (int k = 0; k < 8; k++) ck_assert_double_eq(v[k], want[k]);
     p.groups = 1;
     ck_assert_ptr_null(tg_conv2d(T, x, W, NULL, &p));
     ck_assert_str_eq(tg_last_error(), "conv2d: x (2,4,6,6) and W (6,2,3,3) do not fit: W needs 2 "
@@ -219,7 +229,7 @@ START_TEST(test_params_and_messages)
     ck_assert_int_eq(tg_last_status(), TG_ERR_VALUE);
     ck_assert_str_eq(tg_last_error(), "conv2d: x (2,4,6,6) and W (6,2,3,3) have 4 and 6 channels: "
                                       "groups 3 must divide both");
-    p = (struct tg_conv_params){{1, 1}, {0, 0}, {4, 1}, 2};
+    p = (struct tg_conv_params){{1, 1}, {0, 0}, {4, 1}, 2, TG_ACT_NONE};
     ck_assert_ptr_null(tg_conv2d(T, x, W, NULL, &p));
     ck_assert_str_eq(tg_last_error(),
                      "conv2d: x (2,4,6,6) and W (6,2,3,3) give no output: kernel (3,3) with "
@@ -242,7 +252,7 @@ START_TEST(test_nn_conv2d_layer)
     struct tg_rng r;
     tg_rng_seed(&r, 1);
     struct tg_params *ps = tg_params_new();
-    struct tg_conv_params o = {{1, 1}, {1, 1}, {1, 1}, 2};
+    struct tg_conv_params o = {{1, 1}, {1, 1}, {1, 1}, 2, TG_ACT_NONE};
     struct tg_nn_conv2d *l = tg_nn_conv2d_new(ps, "conv1", 4, 8, 3, 3, &o, true, TG_F32, &r);
     ck_assert_msg(l != NULL, "%s", tg_last_error());
     ck_assert_uint_eq(tg_params_count(ps), 2);
