@@ -9,14 +9,15 @@
  *     forward        yt_g (Og, NL)    = W_g (Og, Cg kk) cols_g (Cg kk, NL)
  *     weight grad    dW_g (Og, Cg kk) += yt_g (Og, NL) cols_g^T (NL, Cg kk)
  *     input grad     cols_g (Cg kk, NL) = W_g^T (Cg kk, Og) yt_g (Og, NL), then col2im
- * (NL = N OH OW, kk = kh kw, Og = O / groups, Cg = C / groups). One large GEMM
- * per group keeps the BLAS at its best and its threads busy, where one small
- * GEMM per image would not. The buffers cols and yt are taken from the tape
- * when the op is recorded (by the constructor, sized from the checked shapes:
- * a shape rule must not allocate), so forward and backward never allocate and
- * a repeated step reuses the same arena memory. conv2d's backward computes dW
- * first, from the cols its forward left, and then reuses cols for the input
- * gradient; a second backward sweep over the same node rebuilds them.
+ * (NL = N OH OW, kk = kh kw, Og = O / groups, Cg = C / groups). Large GEMMs
+ * keep the BLAS at its best and its threads busy, where one small GEMM per image
+ * would not; the products that end in a data movement (forward's transposition
+ * into y, col2im) run over chunks of samples whose result fits in the cache. The buffers cols and
+ * yt are taken from the tape when the op is recorded (by the constructor, sized from the checked
+ * shapes: a shape rule must not allocate), so forward and backward never allocate and a repeated
+ * step reuses the same arena memory. conv2d's backward computes dW first, from the cols its forward
+ * left, and then reuses cols for the input gradient; a second backward sweep over the same node
+ * rebuilds them.
  *
  * The adjoints are what conv2d's vjp_graph records, so that a convolution's
  * gradient can be differentiated again: conv2d_input_grad(dy, W) is the
@@ -222,18 +223,32 @@ static enum tg_status weight_grad_shape(struct tg_tensor *out)
             name##_float(__VA_ARGS__);                                                             \
     } while (0)
 
-/* y (N,O,OH,OW) = (or += when acc) conv(x, W) + b (b may be NULL) */
+/* Samples per chunk of the products that end in a data movement (the output's
+ * transposition, col2im): their GEMM writes at most about 1 MiB, which the
+ * movement then reads from the cache instead of memory. */
+static int64_t chunk_samples(const struct conv_geom *g, int64_t rows, size_t es)
+{
+    int64_t per = rows * g->OH * g->OW * (int64_t)es, n = per > 0 ? (1 << 20) / per : g->N;
+    return n < 1 ? 1 : n > g->N ? g->N : n;
+}
+
+/* y (N,O,OH,OW) = (or += when acc) act(conv(x, W) + b) (b may be NULL); cols keeps
+ * im2col(x), yt's start is scratch */
 static void run_conv(struct conv_geom *g, int dt, const void *x, const void *W, const void *b,
                      void *y, bool acc)
 {
     size_t es = tg__esize(dt);
-    int64_t G = g->p.groups, Og = g->O / G, K = g->C / G * g->kh * g->kw, NL = g->N * g->OH * g->OW;
+    int64_t G = g->p.groups, Og = g->O / G, K = g->C / G * g->kh * g->kw, L = g->OH * g->OW;
+    int64_t NL = g->N * L, nc = chunk_samples(g, g->O, es);
     DISPATCH(dt, im2col, g, x, g->cols);
-    for (int64_t k = 0; k < G; k++) /* yt_g (Og, NL) = W_g (Og, K) cols_g (K, NL) */
-        tg__gemm(dt, false, false, Og, NL, K, 1.0, (const char *)W + (size_t)(k * Og * K) * es, K,
-                 (const char *)g->cols + (size_t)(k * K * NL) * es, NL, 0.0,
-                 (char *)g->yt + (size_t)(k * Og * NL) * es, NL);
-    DISPATCH(dt, yt_to_y, g, g->yt, b, y, acc);
+    for (int64_t n0 = 0; n0 < g->N; n0 += nc) {
+        int64_t nn = g->N - n0 < nc ? g->N - n0 : nc, ld = nn * L;
+        for (int64_t k = 0; k < G; k++) /* yt_g (Og, nn L) = W_g (Og, K) cols_g[:, n0 L ..] */
+            tg__gemm(dt, false, false, Og, ld, K, 1.0, (const char *)W + (size_t)(k * Og * K) * es,
+                     K, (const char *)g->cols + (size_t)(k * K * NL + n0 * L) * es, NL, 0.0,
+                     (char *)g->yt + (size_t)(k * Og * ld) * es, ld);
+        DISPATCH(dt, yt_to_y, g, g->yt, ld, n0, nn, b, y, acc);
+    }
 }
 
 /* dx (N,C,H,W) += the transposed convolution of dy (N,O,OH,OW) with W; cols is
@@ -241,14 +256,18 @@ static void run_conv(struct conv_geom *g, int dt, const void *x, const void *W, 
 static void run_input_grad(struct conv_geom *g, int dt, const void *dy, const void *W, void *dx)
 {
     size_t es = tg__esize(dt);
-    int64_t G = g->p.groups, Og = g->O / G, K = g->C / G * g->kh * g->kw, NL = g->N * g->OH * g->OW;
+    int64_t G = g->p.groups, Og = g->O / G, K = g->C / G * g->kh * g->kw, L = g->OH * g->OW;
+    int64_t NL = g->N * L, nc = chunk_samples(g, g->C * g->kh * g->kw, es);
     if (dy) DISPATCH(dt, y_to_yt, g, dy, g->yt);
-    for (int64_t k = 0; k < G; k++) /* cols_g (K, NL) = W_g^T (K, Og) yt_g (Og, NL) */
-        tg__gemm(dt, true, false, K, NL, Og, 1.0, (const char *)W + (size_t)(k * Og * K) * es, K,
-                 (const char *)g->yt + (size_t)(k * Og * NL) * es, NL, 0.0,
-                 (char *)g->cols + (size_t)(k * K * NL) * es, NL);
     g->cols_hold_x = false;
-    DISPATCH(dt, col2im, g, g->cols, dx);
+    for (int64_t n0 = 0; n0 < g->N; n0 += nc) {
+        int64_t nn = g->N - n0 < nc ? g->N - n0 : nc, ld = nn * L;
+        for (int64_t k = 0; k < G; k++) /* cols_g (K, nn L) = W_g^T (K, Og) yt_g[:, n0 L ..] */
+            tg__gemm(dt, true, false, K, ld, Og, 1.0, (const char *)W + (size_t)(k * Og * K) * es,
+                     K, (const char *)g->yt + (size_t)(k * Og * NL + n0 * L) * es, NL, 0.0,
+                     (char *)g->cols + (size_t)(k * K * ld) * es, ld);
+        DISPATCH(dt, col2im, g, g->cols, ld, n0, nn, dx);
+    }
 }
 
 /* dW (O, C/G, kh, kw) = beta dW + the correlation of x and dy; cols_ready: cols

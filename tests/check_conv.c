@@ -290,6 +290,41 @@ START_TEST(test_nn_conv2d_layer)
 }
 END_TEST
 
+/* A batch large enough that forward and the input gradient run in chunks of
+ * samples gives each sample what a batch of that sample alone gives. */
+START_TEST(test_chunks_match_per_sample)
+{
+    struct tg_rng r;
+    tg_rng_seed(&r, 21);
+    struct tg_conv_params p = {{1, 1}, {1, 1}, {1, 1}, 1, TG_ACT_TANH};
+    int64_t N = 5, xs[4] = {N, 4, 64, 64}, one[4] = {1, 4, 64, 64};
+    struct tg_tensor *x = rand_leaf(&r, TG_F64, 4, xs, true);
+    struct tg_tensor *W = rand_leaf(&r, TG_F64, 4, (int64_t[]){40, 4, 3, 3}, false);
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor *y = tg_conv2d(T, x, W, NULL, &p);
+    ck_assert_int_eq(tg_backward(tg_sum(T, tg_mul(T, y, y)), NULL), TG_OK);
+    int64_t per_y = tg_tensor_numel(y) / N, per_x = tg_tensor_numel(x) / N;
+    for (int64_t n = 0; n < N; n++) {
+        struct tg_tensor *xn =
+            tg_tensor_from(TG_F64, 4, one, (const double *)tg_tensor_data(x) + n * per_x);
+        tg_tensor_set_requires_grad(xn, true);
+        struct tg_tape *T1 = tg_tape_new();
+        struct tg_tensor *yn = tg_conv2d(T1, xn, W, NULL, &p);
+        ck_assert_int_eq(tg_backward(tg_sum(T1, tg_mul(T1, yn, yn)), NULL), TG_OK);
+        for (int64_t i = 0; i < per_y; i += 7)
+            ck_assert_double_eq_tol(tg_tensor_get(y, n * per_y + i), tg_tensor_get(yn, i), 1e-12);
+        for (int64_t i = 0; i < per_x; i += 3)
+            ck_assert_double_eq_tol(tg_tensor_grad_get(x, n * per_x + i), tg_tensor_grad_get(xn, i),
+                                    1e-10);
+        tg_tape_free(T1);
+        tg_tensor_free(xn);
+    }
+    tg_tape_free(T);
+    tg_tensor_free(x);
+    tg_tensor_free(W);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("conv");
@@ -297,6 +332,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_conv2d_direct);
     tcase_add_test(tc, test_backward_repeated);
+    tcase_add_test(tc, test_chunks_match_per_sample);
     tcase_add_test(tc, test_steady_state_no_malloc);
     tcase_add_test(tc, test_blas_and_portable_agree);
     tcase_add_test(tc, test_max_pool_ties);
