@@ -149,10 +149,11 @@ int main(int argc, char **argv)
     double params_mib = (double)tg_params_numel(n.params) * 4 / (1 << 20);
     double model_mib = 2 * params_mib + (double)st.bytes_high_water / (1 << 20);
     double peak = bench_status_mib("VmHWM"), rss_model = peak - rss_base;
-    printf("TG workload=w7 reps=%d median_ms=%.4f loss=%.4f model_mib=%.2f rss_base_mib=%.1f "
-           "rss_peak_mib=%.1f rss_model_mib=%.1f mem_ok=%d mallocs_steady=%ld",
-           reps, bench_median(t, reps), loss, model_mib, rss_base, peak, rss_model,
-           rss_model <= 1.5 * model_mib + 20, mallocs_steady);
+    printf(
+        "TG workload=w7 reps=%d median_ms=%.4f loss=%.4f model_mib=%.2f rss_base_mib=%.1f "
+        "rss_peak_mib=%.1f rss_model_mib=%.1f tape_reserved_mib=%.1f mem_ok=%d mallocs_steady=%ld",
+        reps, bench_median(t, reps), loss, model_mib, rss_base, peak, rss_model,
+        (double)st.bytes_reserved / (1 << 20), rss_model <= 1.5 * model_mib + 20, mallocs_steady);
 #if TG_BENCH_FLOOR
     if (with_floor) {
         printf(" floor_median_ms=%.4f", bench_median(ft, reps));

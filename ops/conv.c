@@ -31,9 +31,9 @@
 struct conv_geom {
     int64_t N, C, H, W, O, kh, kw, OH, OW; /* x (N,C,H,W), W (O,C/G,kh,kw), y (N,O,OH,OW) */
     struct tg_conv_params p;
-    void *cols;       /* (C kh kw, N OH OW) of the node's dtype */
-    void *yt;         /* (O, N OH OW) */
-    bool cols_hold_x; /* conv2d: cols still hold im2col of its input */
+    int64_t nc; /* samples per chunk */
+    void *cols; /* (C kh kw, nc OH OW) of the node's dtype */
+    void *yt;   /* (O, nc OH OW) */
 };
 
 #define T float
@@ -223,92 +223,90 @@ static enum tg_status weight_grad_shape(struct tg_tensor *out)
             name##_float(__VA_ARGS__);                                                             \
     } while (0)
 
-/* Samples per chunk of the products that end in a data movement (the output's
- * transposition, col2im): their GEMM writes at most about 1 MiB, which the
- * movement then reads from the cache instead of memory. */
-static int64_t chunk_samples(const struct conv_geom *g, int64_t rows, size_t es)
+/* Samples per chunk: the chunk's cols and yt take at most about 1 MiB each, so
+ * that every data movement reads what the GEMM before it wrote from the cache,
+ * and the GEMMs still have nc OH OW >= a few hundred columns. */
+static int64_t chunk_samples(const struct conv_geom *g, size_t es)
 {
+    int64_t rows = g->C * g->kh * g->kw > g->O ? g->C * g->kh * g->kw : g->O;
     int64_t per = rows * g->OH * g->OW * (int64_t)es, n = per > 0 ? (1 << 20) / per : g->N;
     return n < 1 ? 1 : n > g->N ? g->N : n;
 }
 
-/* y (N,O,OH,OW) = (or += when acc) act(conv(x, W) + b) (b may be NULL); cols keeps
- * im2col(x), yt's start is scratch */
+/* The chunk loop: n0 the first sample, nn samples, ld = nn OH OW columns. */
+#define FOR_CHUNKS(g, n0, nn, ld)                                                                  \
+    for (int64_t n0 = 0, nn, ld; n0 < (g)->N; n0 += (g)->nc)                                       \
+        if ((nn = (g)->N - n0 < (g)->nc ? (g)->N - n0 : (g)->nc), (ld = nn * (g)->OH * (g)->OW), 1)
+
+/* The GEMM sizes of one group: Og outputs, K = Cg kh kw rows of cols. */
+#define GROUP_SIZES(g)                                                                             \
+    int64_t G = (g)->p.groups, Og = (g)->O / G, K = (g)->C / G * (g)->kh * (g)->kw
+
+/* y (N,O,OH,OW) = (or += when acc) act(conv(x, W) + b) (b may be NULL) */
 static void run_conv(struct conv_geom *g, int dt, const void *x, const void *W, const void *b,
                      void *y, bool acc)
 {
     size_t es = tg__esize(dt);
-    int64_t G = g->p.groups, Og = g->O / G, K = g->C / G * g->kh * g->kw, L = g->OH * g->OW;
-    int64_t NL = g->N * L, nc = chunk_samples(g, g->O, es);
-    DISPATCH(dt, im2col, g, x, g->cols);
-    for (int64_t n0 = 0; n0 < g->N; n0 += nc) {
-        int64_t nn = g->N - n0 < nc ? g->N - n0 : nc, ld = nn * L;
-        for (int64_t k = 0; k < G; k++) /* yt_g (Og, nn L) = W_g (Og, K) cols_g[:, n0 L ..] */
+    GROUP_SIZES(g);
+    FOR_CHUNKS(g, n0, nn, ld)
+    {
+        DISPATCH(dt, im2col, g, x, n0, nn, g->cols, ld);
+        for (int64_t k = 0; k < G; k++) /* yt_g (Og, ld) = W_g (Og, K) cols_g (K, ld) */
             tg__gemm(dt, false, false, Og, ld, K, 1.0, (const char *)W + (size_t)(k * Og * K) * es,
-                     K, (const char *)g->cols + (size_t)(k * K * NL + n0 * L) * es, NL, 0.0,
+                     K, (const char *)g->cols + (size_t)(k * K * ld) * es, ld, 0.0,
                      (char *)g->yt + (size_t)(k * Og * ld) * es, ld);
         DISPATCH(dt, yt_to_y, g, g->yt, ld, n0, nn, b, y, acc);
     }
 }
 
-/* dx (N,C,H,W) += the transposed convolution of dy (N,O,OH,OW) with W; cols is
- * overwritten. dy NULL: yt holds it already (transposed). */
-static void run_input_grad(struct conv_geom *g, int dt, const void *dy, const void *W, void *dx)
+/* With G = dy * act'(y) (y NULL: no activation): db += sum_{n,i,j} G (db may be
+ * NULL); dW += G (*) x (dW NULL: skipped; x is then not read); dx += conv^T(G, W)
+ * (dx NULL: skipped). One pass over the chunks. */
+static void run_backward(struct conv_geom *g, int dt, const void *dy, const void *y, const void *x,
+                         const void *W, void *db, void *dW, void *dx)
 {
     size_t es = tg__esize(dt);
-    int64_t G = g->p.groups, Og = g->O / G, K = g->C / G * g->kh * g->kw, L = g->OH * g->OW;
-    int64_t NL = g->N * L, nc = chunk_samples(g, g->C * g->kh * g->kw, es);
-    if (dy) DISPATCH(dt, y_to_yt, g, dy, g->yt);
-    g->cols_hold_x = false;
-    for (int64_t n0 = 0; n0 < g->N; n0 += nc) {
-        int64_t nn = g->N - n0 < nc ? g->N - n0 : nc, ld = nn * L;
-        for (int64_t k = 0; k < G; k++) /* cols_g (K, nn L) = W_g^T (K, Og) yt_g[:, n0 L ..] */
-            tg__gemm(dt, true, false, K, ld, Og, 1.0, (const char *)W + (size_t)(k * Og * K) * es,
-                     K, (const char *)g->yt + (size_t)(k * Og * NL + n0 * L) * es, NL, 0.0,
-                     (char *)g->cols + (size_t)(k * K * ld) * es, ld);
-        DISPATCH(dt, col2im, g, g->cols, ld, n0, nn, dx);
+    GROUP_SIZES(g);
+    FOR_CHUNKS(g, n0, nn, ld)
+    {
+        DISPATCH(dt, dy_to_yt, g, dy, y ? y : dy, n0, nn, g->yt, ld);
+        if (db) DISPATCH(dt, bias_grad_yt, g, g->yt, ld, ld, db);
+        if (dW) {
+            DISPATCH(dt, im2col, g, x, n0, nn, g->cols, ld);
+            for (int64_t k = 0; k < G; k++) /* dW_g (Og, K) += yt_g (Og, ld) cols_g^T (ld, K) */
+                tg__gemm(dt, false, true, Og, K, ld, 1.0,
+                         (const char *)g->yt + (size_t)(k * Og * ld) * es, ld,
+                         (const char *)g->cols + (size_t)(k * K * ld) * es, ld, 1.0,
+                         (char *)dW + (size_t)(k * Og * K) * es, K);
+        }
+        if (dx) {
+            for (int64_t k = 0; k < G; k++) /* cols_g (K, ld) = W_g^T (K, Og) yt_g (Og, ld) */
+                tg__gemm(dt, true, false, K, ld, Og, 1.0,
+                         (const char *)W + (size_t)(k * Og * K) * es, K,
+                         (const char *)g->yt + (size_t)(k * Og * ld) * es, ld, 0.0,
+                         (char *)g->cols + (size_t)(k * K * ld) * es, ld);
+            DISPATCH(dt, col2im, g, g->cols, ld, n0, nn, dx);
+        }
     }
-}
-
-/* dW (O, C/G, kh, kw) = beta dW + the correlation of x and dy; cols_ready: cols
- * already hold im2col(x); dy NULL: yt holds it already (transposed) */
-static void run_weight_grad(struct conv_geom *g, int dt, const void *x, const void *dy, void *dW,
-                            double beta, bool cols_ready)
-{
-    size_t es = tg__esize(dt);
-    int64_t G = g->p.groups, Og = g->O / G, K = g->C / G * g->kh * g->kw, NL = g->N * g->OH * g->OW;
-    if (!cols_ready) DISPATCH(dt, im2col, g, x, g->cols);
-    if (dy) DISPATCH(dt, y_to_yt, g, dy, g->yt);
-    for (int64_t k = 0; k < G; k++) /* dW_g (Og, K) = beta dW_g + yt_g (Og, NL) cols_g^T (NL, K) */
-        tg__gemm(dt, false, true, Og, K, NL, 1.0, (const char *)g->yt + (size_t)(k * Og * NL) * es,
-                 NL, (const char *)g->cols + (size_t)(k * K * NL) * es, NL, beta,
-                 (char *)dW + (size_t)(k * Og * K) * es, K);
 }
 
 /* ---- conv2d: in (x, W[, b]) ---- */
 
-/* y = conv(x, W) + b */
+/* y = act(conv(x, W) + b) */
 static void conv2d_fwd(struct tg_tensor *o)
 {
-    struct conv_geom *g = o->aux;
-    run_conv(g, o->dtype, o->in[0]->data, o->in[1]->data, o->n_in > 2 ? o->in[2]->data : NULL,
+    run_conv(o->aux, o->dtype, o->in[0]->data, o->in[1]->data, o->n_in > 2 ? o->in[2]->data : NULL,
              o->data, false);
-    g->cols_hold_x = true;
 }
 
-/* with G = dy * act'(y), transposed into yt once: db += sum_{n,i,j} G; dW += G (*) x
- * (from forward's cols); dx += conv^T(G, W) */
+/* with G = dy * act'(y): db += sum_{n,i,j} G; dW += G (*) x; dx += conv^T(G, W) */
 static void conv2d_bwd(struct tg_tensor *o)
 {
     struct conv_geom *g = o->aux;
     struct tg_tensor *x = o->in[0], *W = o->in[1], *b = o->n_in > 2 ? o->in[2] : NULL;
-    if (g->p.act == TG_ACT_NONE)
-        DISPATCH(o->dtype, y_to_yt, g, o->grad, g->yt);
-    else
-        DISPATCH(o->dtype, dact_to_yt, g, o->grad, o->data, g->yt);
-    if (b && b->requires_grad) DISPATCH(o->dtype, bias_grad_yt, g, g->yt, b->grad);
-    if (W->requires_grad) run_weight_grad(g, o->dtype, x->data, NULL, W->grad, 1.0, g->cols_hold_x);
-    if (x->requires_grad) run_input_grad(g, o->dtype, NULL, W->data, x->grad);
+    run_backward(g, o->dtype, o->grad, g->p.act == TG_ACT_NONE ? NULL : o->data, x->data, W->data,
+                 b && b->requires_grad ? b->grad : NULL, W->requires_grad ? W->grad : NULL,
+                 x->requires_grad ? x->grad : NULL);
 }
 
 /* The parameters of every conv op: stride, padding, dilation (h, w each),
@@ -392,17 +390,18 @@ const struct tg_op_desc tg_op_desc_conv2d = {
 static void input_grad_fwd(struct tg_tensor *o)
 {
     memset(o->data, 0, (size_t)o->numel * tg__esize(o->dtype));
-    run_input_grad(o->aux, o->dtype, o->in[0]->data, o->in[1]->data, o->data);
+    run_backward(o->aux, o->dtype, o->in[0]->data, NULL, NULL, o->in[1]->data, NULL, NULL, o->data);
 }
 
-/* with G = out's gradient: d(dy) += conv(G, W); dW += G (*) dy */
+/* with G = out's gradient: d(dy) += conv(G, W); dW += G (*) dy (the weight
+ * gradient of a convolution of G, its output gradient dy) */
 static void input_grad_bwd(struct tg_tensor *o)
 {
     struct conv_geom *g = o->aux;
     struct tg_tensor *dy = o->in[0], *W = o->in[1];
     if (dy->requires_grad) run_conv(g, o->dtype, o->grad, W->data, NULL, dy->grad, true);
     if (W->requires_grad)
-        run_weight_grad(g, o->dtype, o->grad, dy->data, W->grad, 1.0, dy->requires_grad);
+        run_backward(g, o->dtype, dy->data, NULL, o->grad, NULL, NULL, W->grad, NULL);
 }
 
 /* d(dy) = conv2d(G, W); dW = conv2d_weight_grad(G, dy) */
@@ -434,7 +433,8 @@ const struct tg_op_desc tg_op_desc_conv2d_input_grad = {
 /* dW = x (*) dy */
 static void weight_grad_fwd(struct tg_tensor *o)
 {
-    run_weight_grad(o->aux, o->dtype, o->in[0]->data, o->in[1]->data, o->data, 0.0, false);
+    memset(o->data, 0, (size_t)o->numel * tg__esize(o->dtype));
+    run_backward(o->aux, o->dtype, o->in[1]->data, NULL, o->in[0]->data, NULL, NULL, o->data, NULL);
 }
 
 /* with G = out's gradient: d(dy) += conv(x, G); dx += conv^T(dy, G) */
@@ -443,7 +443,8 @@ static void weight_grad_bwd(struct tg_tensor *o)
     struct conv_geom *g = o->aux;
     struct tg_tensor *x = o->in[0], *dy = o->in[1];
     if (dy->requires_grad) run_conv(g, o->dtype, x->data, o->grad, NULL, dy->grad, true);
-    if (x->requires_grad) run_input_grad(g, o->dtype, dy->data, o->grad, x->grad);
+    if (x->requires_grad)
+        run_backward(g, o->dtype, dy->data, NULL, NULL, o->grad, NULL, NULL, x->grad);
 }
 
 /* dx = conv2d_input_grad(dy, G); d(dy) = conv2d(x, G) */
@@ -494,13 +495,14 @@ static struct tg_tensor *conv_record(struct tg_tape *T, const struct tg_op_desc 
     }
     if (conv_check(desc->name, kind, in[0], in[1], n > 2 ? in[2] : NULL, &g)) return NULL;
     size_t es = tg__esize(in[0]->dtype);
-    int64_t nl = g.N * g.OH * g.OW;
+    g.nc = chunk_samples(&g, es);
+    int64_t ncl = g.nc * g.OH * g.OW;
     struct conv_geom *a = tg__tape_alloc(T, sizeof *a);
     if (!a) return NULL;
     *a = g;
     /* one element more: a buffer of an empty batch is still a pointer */
-    a->cols = tg__tape_alloc(T, (size_t)(g.C * g.kh * g.kw * nl + 1) * es);
-    a->yt = a->cols ? tg__tape_alloc(T, (size_t)(g.O * nl + 1) * es) : NULL;
+    a->cols = tg__tape_alloc(T, (size_t)(g.C * g.kh * g.kw * ncl + 1) * es);
+    a->yt = a->cols ? tg__tape_alloc(T, (size_t)(g.O * ncl + 1) * es) : NULL;
     if (!a->yt) return NULL;
     return tg__op_record(T, desc, n, in, NULL, a);
 }

@@ -299,10 +299,13 @@ START_TEST(test_chunks_match_per_sample)
     struct tg_conv_params p = {{1, 1}, {1, 1}, {1, 1}, 1, TG_ACT_TANH};
     int64_t N = 5, xs[4] = {N, 4, 64, 64}, one[4] = {1, 4, 64, 64};
     struct tg_tensor *x = rand_leaf(&r, TG_F64, 4, xs, true);
-    struct tg_tensor *W = rand_leaf(&r, TG_F64, 4, (int64_t[]){40, 4, 3, 3}, false);
+    struct tg_tensor *W = rand_leaf(&r, TG_F64, 4, (int64_t[]){40, 4, 3, 3}, true);
     struct tg_tape *T = tg_tape_new();
     struct tg_tensor *y = tg_conv2d(T, x, W, NULL, &p);
     ck_assert_int_eq(tg_backward(tg_sum(T, tg_mul(T, y, y)), NULL), TG_OK);
+    struct tg_tensor *dW = tg_tensor_copy(W); /* the batch's dW, then W's gradient summed */
+    for (int64_t i = 0; i < tg_tensor_numel(W); i++) tg_tensor_set(dW, i, tg_tensor_grad_get(W, i));
+    tg_tensor_zero_grad(W);
     int64_t per_y = tg_tensor_numel(y) / N, per_x = tg_tensor_numel(x) / N;
     for (int64_t n = 0; n < N; n++) {
         struct tg_tensor *xn =
@@ -319,6 +322,11 @@ START_TEST(test_chunks_match_per_sample)
         tg_tape_free(T1);
         tg_tensor_free(xn);
     }
+    /* the sum over the samples of each one's dW */
+    for (int64_t i = 0; i < tg_tensor_numel(W); i++)
+        ck_assert_double_eq_tol(tg_tensor_get(dW, i), tg_tensor_grad_get(W, i),
+                                1e-9 * (1 + fabs(tg_tensor_get(dW, i))));
+    tg_tensor_free(dW);
     tg_tape_free(T);
     tg_tensor_free(x);
     tg_tensor_free(W);
