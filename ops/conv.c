@@ -3,21 +3,23 @@
  * two adjoints, each an op: conv2d, conv2d_input_grad, conv2d_weight_grad; and
  * conv1d, recorded as conv2d with height 1.
  *
- * Every product is a GEMM over the whole batch (im2col): with cols (C kh kw,
- * N OH OW) the input's patches (ops/conv-kernels.inc) and yt (O, N OH OW) the
- * output with its first two axes swapped, group g computes
- *     forward        yt_g (Og, NL)    = W_g (Og, Cg kk) cols_g (Cg kk, NL)
- *     weight grad    dW_g (Og, Cg kk) += yt_g (Og, NL) cols_g^T (NL, Cg kk)
- *     input grad     cols_g (Cg kk, NL) = W_g^T (Cg kk, Og) yt_g (Og, NL), then col2im
- * (NL = N OH OW, kk = kh kw, Og = O / groups, Cg = C / groups). Large GEMMs
- * keep the BLAS at its best and its threads busy, where one small GEMM per image
- * would not; the products that end in a data movement (forward's transposition
- * into y, col2im) run over chunks of samples whose result fits in the cache. The buffers cols and
- * yt are taken from the tape when the op is recorded (by the constructor, sized from the checked
- * shapes: a shape rule must not allocate), so forward and backward never allocate and a repeated
- * step reuses the same arena memory. conv2d's backward computes dW first, from the cols its forward
- * left, and then reuses cols for the input gradient; a second backward sweep over the same node
- * rebuilds them.
+ * Every product is a GEMM (im2col) over a chunk of samples: with cols (C kh kw,
+ * nc OH OW) the chunk's input patches (ops/conv-kernels.inc) and yt (O, nc OH OW)
+ * its output with the first two axes swapped, group g computes
+ *     forward        yt_g (Og, ld)    = W_g (Og, Cg kk) cols_g (Cg kk, ld)
+ *     weight grad    dW_g (Og, Cg kk) += yt_g (Og, ld) cols_g^T (ld, Cg kk)
+ *     input grad     cols_g (Cg kk, ld) = W_g^T (Cg kk, Og) yt_g (Og, ld), then col2im
+ * (ld = nc OH OW, kk = kh kw, Og = O / groups, Cg = C / groups). A chunk holds as
+ * many samples as keep cols and yt near 1 MiB each, so im2col, the GEMM and the
+ * transposition or col2im after it pass their data through the cache, and the
+ * GEMMs are still wide (hundreds to thousands of columns), where one small GEMM
+ * per image would not keep the BLAS at its best. The two buffers are taken from
+ * the tape when the op is recorded (by the constructor, sized from the checked
+ * shapes: a shape rule must not allocate), so forward and backward never
+ * allocate and a repeated step reuses the same arena memory. Backward runs one
+ * pass over the chunks: the output gradient (times act'(y) when an activation
+ * is fused) transposed into yt, its row sums into db, im2col of x again and the
+ * dW product, then the dx product and col2im.
  *
  * The adjoints are what conv2d's vjp_graph records, so that a convolution's
  * gradient can be differentiated again: conv2d_input_grad(dy, W) is the
