@@ -140,4 +140,49 @@ static inline void bench_print_samples(const double *v, int n)
     printf("\n");
 }
 
+/* ---- memory figures (W1, W7) ---- */
+
+/* A field of /proc/self/status in MiB ("VmRSS", "VmHWM"); -1 when unreadable. */
+static inline double bench_status_mib(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double v = -1;
+    size_t n = strlen(field);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, field, n) && line[n] == ':') v = atof(line + n + 1) / 1024.0;
+    if (f) fclose(f);
+    return v;
+}
+
+#ifdef TAPEGRAD_TAPEGRAD_H
+/* An allocator for tg_set_allocator that counts tapegrad's allocations in
+ * bench_n_malloc (one program, one thread of tapegrad calls). */
+static long bench_n_malloc;
+static inline void *bench_count_malloc(size_t n, void *c)
+{
+    (void)c;
+    bench_n_malloc++;
+    return malloc(n);
+}
+static inline void *bench_count_realloc(void *p, size_t n, void *c)
+{
+    (void)c;
+    bench_n_malloc++;
+    return realloc(p, n);
+}
+static inline void bench_count_free(void *p, void *c)
+{
+    (void)c;
+    free(p);
+}
+/* Installs the counting allocator. */
+static inline void bench_count_mallocs(void)
+{
+    static struct tg_allocator counting = {bench_count_malloc, bench_count_realloc,
+                                           bench_count_free, NULL};
+    tg_set_allocator(&counting);
+}
+#endif
+
 #endif

@@ -30,35 +30,6 @@
 
 enum { BATCH = 128, POOL = 60, N_IN = 784, N_OUT = 10 };
 
-static long n_malloc;
-static void *count_malloc(size_t n, void *c)
-{
-    n_malloc++;
-    return malloc(n);
-}
-static void *count_realloc(void *p, size_t n, void *c)
-{
-    n_malloc++;
-    return realloc(p, n);
-}
-static void count_free(void *p, void *c)
-{
-    free(p);
-}
-
-/* A field of /proc/self/status in MiB ("VmRSS", "VmHWM"); -1 when unreadable. */
-static double status_mib(const char *field)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    double v = -1;
-    size_t n = strlen(field);
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, field, n) && line[n] == ':') v = atof(line + n + 1) / 1024.0;
-    if (f) fclose(f);
-    return v;
-}
-
 int main(int argc, char **argv)
 {
     int reps = bench_int_opt(argc, argv, "--reps", 200);
@@ -68,8 +39,7 @@ int main(int argc, char **argv)
 #if !TG_BENCH_FLOOR
     (void)with_floor;
 #endif
-    struct tg_allocator counting = {count_malloc, count_realloc, count_free, NULL};
-    tg_set_allocator(&counting);
+    bench_count_mallocs();
     struct tg_rng rng;
     tg_rng_seed(&rng, 1);
     float *X = malloc(sizeof *X * (size_t)BATCH * N_IN * POOL); /* (POOL*BATCH, 784) */
@@ -83,7 +53,7 @@ int main(int argc, char **argv)
 #endif
     for (size_t i = 0; i < (size_t)BATCH * N_IN * POOL; i++) X[i] = (float)tg_rng_uniform(&rng);
     for (size_t i = 0; i < (size_t)BATCH * POOL; i++) Y[i] = (int64_t)tg_rng_below(&rng, N_OUT);
-    double rss_base = status_mib("VmRSS");
+    double rss_base = bench_status_mib("VmRSS");
 
     int64_t sizes[4] = {N_IN, 512, 512, N_OUT};
     struct tg_nn_mlp *mlp =
@@ -100,12 +70,12 @@ int main(int argc, char **argv)
     }
     /* i < 0: warm-up; timed steps are numbered 0.. as they run (in serve mode, in
      * batches asked for on stdin, up to --reps in all) */
-    long *mallocs_at = malloc(sizeof *mallocs_at * (size_t)reps); /* n_malloc before step i */
+    long *mallocs_at = malloc(sizeof *mallocs_at * (size_t)reps); /* bench_n_malloc before step i */
     if (!mallocs_at) return 1;
     double loss = 0;
     struct bench_steps steps = bench_steps_start(reps, serve);
     for (int i = -warmup; bench_steps_next(&steps, i, t); i++) {
-        if (i >= 0) mallocs_at[i] = n_malloc;
+        if (i >= 0) mallocs_at[i] = bench_n_malloc;
         int b = (i + warmup) % POOL;
         double t0 = bench_now_ms();
         tg_tape_reset(T);
@@ -130,13 +100,13 @@ int main(int argc, char **argv)
     }
     reps = steps.done;
     if (reps == 0) return 1;
-    long mallocs_steady = n_malloc - mallocs_at[reps > 50 ? reps - 50 : 0];
+    long mallocs_steady = bench_n_malloc - mallocs_at[reps > 50 ? reps - 50 : 0];
     free(mallocs_at);
     struct tg_tape_stats st;
     tg_tape_stats(T, &st);
     double params_mib = (double)tg_params_numel(params) * 4 / (1 << 20);
     double model_mib = 2 * params_mib + (double)st.bytes_high_water / (1 << 20);
-    double peak = status_mib("VmHWM"), rss_model = peak - rss_base;
+    double peak = bench_status_mib("VmHWM"), rss_model = peak - rss_base;
     printf(
         "TG workload=w1 mode=%s reps=%d median_ms=%.4f loss=%.4f model_mib=%.2f rss_base_mib=%.1f "
         "rss_peak_mib=%.1f rss_model_mib=%.1f mem_ok=%d mallocs_steady=%ld",

@@ -7,7 +7,8 @@
  * the (dilated) kernel plus 0..4 more, so odd sizes and strides that leave
  * input rows unused both come up. The options travel as the last input, a
  * tensor of whole numbers without gradient: {stride h, w, padding h, w,
- * dilation h, w, groups, and two sizes (the adjoints' input or kernel size)}.
+ * dilation h, w, groups, two sizes (the adjoints' input or kernel size), the
+ * fused activation}.
  */
 #include "gradcases.h"
 
@@ -49,29 +50,32 @@ static void draw(struct tg_rng *r, bool pool, struct geo *g)
         *(d ? &g->OW : &g->OH) = o;
     }
     g->p.groups = g->G;
+    g->p.act = TG_ACT_NONE;
 }
 
-/* The options tensor: the conv params and two more sizes. */
+/* The options tensor: the conv params, two more sizes and the activation. */
 static struct tg_tensor *opts(const struct geo *g, int64_t s0, int64_t s1)
 {
     const struct tg_conv_params *p = &g->p;
-    double v[9] = {(double)p->stride[0],
-                   (double)p->stride[1],
-                   (double)p->padding[0],
-                   (double)p->padding[1],
-                   (double)p->dilation[0],
-                   (double)p->dilation[1],
-                   (double)p->groups,
-                   (double)s0,
-                   (double)s1};
-    return tg_tensor_from_f64(TG_F64, 1, (int64_t[]){9}, v);
+    double v[10] = {(double)p->stride[0],
+                    (double)p->stride[1],
+                    (double)p->padding[0],
+                    (double)p->padding[1],
+                    (double)p->dilation[0],
+                    (double)p->dilation[1],
+                    (double)p->groups,
+                    (double)s0,
+                    (double)s1,
+                    (double)p->act};
+    return tg_tensor_from_f64(TG_F64, 1, (int64_t[]){10}, v);
 }
 static struct tg_conv_params opts_read(const struct tg_tensor *t, int64_t *s0, int64_t *s1)
 {
-    int64_t v[9];
-    for (int k = 0; k < 9; k++) v[k] = (int64_t)tg_tensor_get(t, k);
+    int64_t v[10];
+    for (int k = 0; k < 10; k++) v[k] = (int64_t)tg_tensor_get(t, k);
     *s0 = v[7], *s1 = v[8];
-    return (struct tg_conv_params){{v[0], v[1]}, {v[2], v[3]}, {v[4], v[5]}, v[6]};
+    return (struct tg_conv_params){
+        {v[0], v[1]}, {v[2], v[3]}, {v[4], v[5]}, v[6], (enum tg_act)v[9]};
 }
 
 static struct tg_tensor *rand4(struct tg_rng *r, int64_t a, int64_t b, int64_t c, int64_t d)
@@ -84,6 +88,7 @@ static int mk_conv(struct tg_rng *r, struct tg_tensor **in, bool bias)
 {
     struct geo g;
     draw(r, false, &g);
+    g.p.act = (enum tg_act)irange(r, 0, 3); /* none, relu, tanh, sigmoid fused */
     int n = 0;
     in[n++] = rand4(r, g.N, g.G * g.Cg, g.H, g.W);
     in[n++] = rand4(r, g.G * g.Og, g.Cg, g.kh, g.kw);
@@ -170,6 +175,14 @@ static int mk_pool(struct tg_rng *r, struct tg_tensor **in)
     in[1] = opts(&g, g.kh, g.kw);
     return in[0] && in[1] ? 2 : 0;
 }
+/* the common 2x2 window, stride 2, no padding (max_pool2d's own kernel), odd sizes */
+static int mk_pool2(struct tg_rng *r, struct tg_tensor **in)
+{
+    struct geo g = {.kh = 2, .kw = 2, .p = {{2, 2}, {0, 0}, {1, 1}, 1}};
+    in[0] = rand4(r, irange(r, 1, 2), irange(r, 1, 3), irange(r, 2, 7), irange(r, 2, 7));
+    in[1] = opts(&g, 2, 2);
+    return in[0] && in[1] ? 2 : 0;
+}
 static struct tg_pool_params pool_read(const struct tg_tensor *t)
 {
     int64_t kh, kw;
@@ -195,6 +208,7 @@ const struct gc_case gc_cases_conv[] = {
     {TG_OP_CONV2D_INPUT_GRAD, "conv2d_input_grad", mk_input_grad, f_input_grad},
     {TG_OP_CONV2D_WEIGHT_GRAD, "conv2d_weight_grad", mk_weight_grad, f_weight_grad},
     {TG_OP_MAX_POOL2D, "max_pool2d", mk_pool, f_max_pool},
+    {TG_OP_MAX_POOL2D, "max_pool2d 2x2", mk_pool2, f_max_pool},
     {TG_OP_AVG_POOL2D, "avg_pool2d", mk_pool, f_avg_pool},
 };
 const int gc_n_conv = sizeof gc_cases_conv / sizeof gc_cases_conv[0];

@@ -3,20 +3,23 @@
  * two adjoints, each an op: conv2d, conv2d_input_grad, conv2d_weight_grad; and
  * conv1d, recorded as conv2d with height 1.
  *
- * Every product is a GEMM over the whole batch (im2col): with cols (C kh kw,
- * N OH OW) the input's patches (ops/conv-kernels.inc) and yt (O, N OH OW) the
- * output with its first two axes swapped, group g computes
- *     forward        yt_g (Og, NL)    = W_g (Og, Cg kk) cols_g (Cg kk, NL)
- *     weight grad    dW_g (Og, Cg kk) += yt_g (Og, NL) cols_g^T (NL, Cg kk)
- *     input grad     cols_g (Cg kk, NL) = W_g^T (Cg kk, Og) yt_g (Og, NL), then col2im
- * (NL = N OH OW, kk = kh kw, Og = O / groups, Cg = C / groups). One large GEMM
- * per group keeps the BLAS at its best and its threads busy, where one small
- * GEMM per image would not. The buffers cols and yt are taken from the tape
- * when the op is recorded (by the constructor, sized from the checked shapes:
- * a shape rule must not allocate), so forward and backward never allocate and
- * a repeated step reuses the same arena memory. conv2d's backward computes dW
- * first, from the cols its forward left, and then reuses cols for the input
- * gradient; a second backward sweep over the same node rebuilds them.
+ * Every product is a GEMM (im2col) over a chunk of samples: with cols (C kh kw,
+ * nc OH OW) the chunk's input patches (ops/conv-kernels.inc) and yt (O, nc OH OW)
+ * its output with the first two axes swapped, group g computes
+ *     forward        yt_g (Og, ld)    = W_g (Og, Cg kk) cols_g (Cg kk, ld)
+ *     weight grad    dW_g (Og, Cg kk) += yt_g (Og, ld) cols_g^T (ld, Cg kk)
+ *     input grad     cols_g (Cg kk, ld) = W_g^T (Cg kk, Og) yt_g (Og, ld), then col2im
+ * (ld = nc OH OW, kk = kh kw, Og = O / groups, Cg = C / groups). A chunk holds as
+ * many samples as keep cols and yt near 1 MiB each, so im2col, the GEMM and the
+ * transposition or col2im after it pass their data through the cache, and the
+ * GEMMs are still wide (hundreds to thousands of columns), where one small GEMM
+ * per image would not keep the BLAS at its best. The two buffers are taken from
+ * the tape when the op is recorded (by the constructor, sized from the checked
+ * shapes: a shape rule must not allocate), so forward and backward never
+ * allocate and a repeated step reuses the same arena memory. Backward runs one
+ * pass over the chunks: the output gradient (times act'(y) when an activation
+ * is fused) transposed into yt, its row sums into db, im2col of x again and the
+ * dW product, then the dx product and col2im.
  *
  * The adjoints are what conv2d's vjp_graph records, so that a convolution's
  * gradient can be differentiated again: conv2d_input_grad(dy, W) is the
@@ -30,9 +33,9 @@
 struct conv_geom {
     int64_t N, C, H, W, O, kh, kw, OH, OW; /* x (N,C,H,W), W (O,C/G,kh,kw), y (N,O,OH,OW) */
     struct tg_conv_params p;
-    void *cols;       /* (C kh kw, N OH OW) of the node's dtype */
-    void *yt;         /* (O, N OH OW) */
-    bool cols_hold_x; /* conv2d: cols still hold im2col of its input */
+    int64_t nc; /* samples per chunk */
+    void *cols; /* (C kh kw, nc OH OW) of the node's dtype */
+    void *yt;   /* (O, nc OH OW) */
 };
 
 #define T float
@@ -44,7 +47,7 @@ struct conv_geom {
 
 struct tg_conv_params tg_conv_params_default(void)
 {
-    return (struct tg_conv_params){{1, 1}, {0, 0}, {1, 1}, 1};
+    return (struct tg_conv_params){{1, 1}, {0, 0}, {1, 1}, 1, TG_ACT_NONE};
 }
 
 enum conv_kind { KIND_CONV, KIND_INPUT_GRAD, KIND_WEIGHT_GRAD };
@@ -62,6 +65,13 @@ static enum tg_status check_params(const char *fn, const struct tg_conv_params *
                             fn, (long long)p->stride[0], (long long)p->stride[1],
                             (long long)p->dilation[0], (long long)p->dilation[1], INT_MAX,
                             (long long)p->padding[0], (long long)p->padding[1], INT_MAX);
+    if (p->act != TG_ACT_NONE &&
+        (strcmp(fn, "conv2d") != 0 ||
+         (p->act != TG_ACT_RELU && p->act != TG_ACT_TANH && p->act != TG_ACT_SIGMOID)))
+        return tg__fail(TG_ERR_VALUE,
+                        "%s: activation %d cannot be fused (conv2d takes none, relu, tanh or "
+                        "sigmoid; its adjoints none)",
+                        fn, (int)p->act);
     if (p->groups < 1 || p->groups > INT_MAX)
         return tg__fail(TG_ERR_VALUE, "%s: groups %lld must lie in 1..%d", fn, (long long)p->groups,
                         INT_MAX);
@@ -215,70 +225,90 @@ static enum tg_status weight_grad_shape(struct tg_tensor *out)
             name##_float(__VA_ARGS__);                                                             \
     } while (0)
 
-/* y (N,O,OH,OW) = (or += when acc) conv(x, W) + b (b may be NULL) */
+/* Samples per chunk: the chunk's cols and yt take at most about 1 MiB each, so
+ * that every data movement reads what the GEMM before it wrote from the cache,
+ * and the GEMMs still have nc OH OW >= a few hundred columns. */
+static int64_t chunk_samples(const struct conv_geom *g, size_t es)
+{
+    int64_t rows = g->C * g->kh * g->kw > g->O ? g->C * g->kh * g->kw : g->O;
+    int64_t per = rows * g->OH * g->OW * (int64_t)es, n = per > 0 ? (1 << 20) / per : g->N;
+    return n < 1 ? 1 : n > g->N ? g->N : n;
+}
+
+/* The chunk loop: n0 the first sample, nn samples, ld = nn OH OW columns. */
+#define FOR_CHUNKS(g, n0, nn, ld)                                                                  \
+    for (int64_t n0 = 0, nn, ld; n0 < (g)->N; n0 += (g)->nc)                                       \
+        if ((nn = (g)->N - n0 < (g)->nc ? (g)->N - n0 : (g)->nc), (ld = nn * (g)->OH * (g)->OW), 1)
+
+/* The GEMM sizes of one group: Og outputs, K = Cg kh kw rows of cols. */
+#define GROUP_SIZES(g)                                                                             \
+    int64_t G = (g)->p.groups, Og = (g)->O / G, K = (g)->C / G * (g)->kh * (g)->kw
+
+/* y (N,O,OH,OW) = (or += when acc) act(conv(x, W) + b) (b may be NULL) */
 static void run_conv(struct conv_geom *g, int dt, const void *x, const void *W, const void *b,
                      void *y, bool acc)
 {
     size_t es = tg__esize(dt);
-    int64_t G = g->p.groups, Og = g->O / G, K = g->C / G * g->kh * g->kw, NL = g->N * g->OH * g->OW;
-    DISPATCH(dt, im2col, g, x, g->cols);
-    for (int64_t k = 0; k < G; k++) /* yt_g (Og, NL) = W_g (Og, K) cols_g (K, NL) */
-        tg__gemm(dt, false, false, Og, NL, K, 1.0, (const char *)W + (size_t)(k * Og * K) * es, K,
-                 (const char *)g->cols + (size_t)(k * K * NL) * es, NL, 0.0,
-                 (char *)g->yt + (size_t)(k * Og * NL) * es, NL);
-    DISPATCH(dt, yt_to_y, g, g->yt, b, y, acc);
+    GROUP_SIZES(g);
+    FOR_CHUNKS(g, n0, nn, ld)
+    {
+        DISPATCH(dt, im2col, g, x, n0, nn, g->cols, ld);
+        for (int64_t k = 0; k < G; k++) /* yt_g (Og, ld) = W_g (Og, K) cols_g (K, ld) */
+            tg__gemm(dt, false, false, Og, ld, K, 1.0, (const char *)W + (size_t)(k * Og * K) * es,
+                     K, (const char *)g->cols + (size_t)(k * K * ld) * es, ld, 0.0,
+                     (char *)g->yt + (size_t)(k * Og * ld) * es, ld);
+        DISPATCH(dt, yt_to_y, g, g->yt, ld, n0, nn, b, y, acc);
+    }
 }
 
-/* dx (N,C,H,W) += the transposed convolution of dy (N,O,OH,OW) with W; cols is
- * overwritten */
-static void run_input_grad(struct conv_geom *g, int dt, const void *dy, const void *W, void *dx)
+/* With G = dy * act'(y) (y NULL: no activation): db += sum_{n,i,j} G (db may be
+ * NULL); dW += G (*) x (dW NULL: skipped; x is then not read); dx += conv^T(G, W)
+ * (dx NULL: skipped). One pass over the chunks. */
+static void run_backward(struct conv_geom *g, int dt, const void *dy, const void *y, const void *x,
+                         const void *W, void *db, void *dW, void *dx)
 {
     size_t es = tg__esize(dt);
-    int64_t G = g->p.groups, Og = g->O / G, K = g->C / G * g->kh * g->kw, NL = g->N * g->OH * g->OW;
-    DISPATCH(dt, y_to_yt, g, dy, g->yt);
-    for (int64_t k = 0; k < G; k++) /* cols_g (K, NL) = W_g^T (K, Og) yt_g (Og, NL) */
-        tg__gemm(dt, true, false, K, NL, Og, 1.0, (const char *)W + (size_t)(k * Og * K) * es, K,
-                 (const char *)g->yt + (size_t)(k * Og * NL) * es, NL, 0.0,
-                 (char *)g->cols + (size_t)(k * K * NL) * es, NL);
-    g->cols_hold_x = false;
-    DISPATCH(dt, col2im, g, g->cols, dx);
-}
-
-/* dW (O, C/G, kh, kw) = beta dW + the correlation of x and dy; cols_ready: cols
- * already hold im2col(x) */
-static void run_weight_grad(struct conv_geom *g, int dt, const void *x, const void *dy, void *dW,
-                            double beta, bool cols_ready)
-{
-    size_t es = tg__esize(dt);
-    int64_t G = g->p.groups, Og = g->O / G, K = g->C / G * g->kh * g->kw, NL = g->N * g->OH * g->OW;
-    if (!cols_ready) DISPATCH(dt, im2col, g, x, g->cols);
-    DISPATCH(dt, y_to_yt, g, dy, g->yt);
-    for (int64_t k = 0; k < G; k++) /* dW_g (Og, K) = beta dW_g + yt_g (Og, NL) cols_g^T (NL, K) */
-        tg__gemm(dt, false, true, Og, K, NL, 1.0, (const char *)g->yt + (size_t)(k * Og * NL) * es,
-                 NL, (const char *)g->cols + (size_t)(k * K * NL) * es, NL, beta,
-                 (char *)dW + (size_t)(k * Og * K) * es, K);
+    GROUP_SIZES(g);
+    FOR_CHUNKS(g, n0, nn, ld)
+    {
+        DISPATCH(dt, dy_to_yt, g, dy, y ? y : dy, n0, nn, g->yt, ld);
+        if (db) DISPATCH(dt, bias_grad_yt, g, g->yt, ld, ld, db);
+        if (dW) {
+            DISPATCH(dt, im2col, g, x, n0, nn, g->cols, ld);
+            for (int64_t k = 0; k < G; k++) /* dW_g (Og, K) += yt_g (Og, ld) cols_g^T (ld, K) */
+                tg__gemm(dt, false, true, Og, K, ld, 1.0,
+                         (const char *)g->yt + (size_t)(k * Og * ld) * es, ld,
+                         (const char *)g->cols + (size_t)(k * K * ld) * es, ld, 1.0,
+                         (char *)dW + (size_t)(k * Og * K) * es, K);
+        }
+        if (dx) {
+            for (int64_t k = 0; k < G; k++) /* cols_g (K, ld) = W_g^T (K, Og) yt_g (Og, ld) */
+                tg__gemm(dt, true, false, K, ld, Og, 1.0,
+                         (const char *)W + (size_t)(k * Og * K) * es, K,
+                         (const char *)g->yt + (size_t)(k * Og * ld) * es, ld, 0.0,
+                         (char *)g->cols + (size_t)(k * K * ld) * es, ld);
+            DISPATCH(dt, col2im, g, g->cols, ld, n0, nn, dx);
+        }
+    }
 }
 
 /* ---- conv2d: in (x, W[, b]) ---- */
 
-/* y = conv(x, W) + b */
+/* y = act(conv(x, W) + b) */
 static void conv2d_fwd(struct tg_tensor *o)
 {
-    struct conv_geom *g = o->aux;
-    run_conv(g, o->dtype, o->in[0]->data, o->in[1]->data, o->n_in > 2 ? o->in[2]->data : NULL,
+    run_conv(o->aux, o->dtype, o->in[0]->data, o->in[1]->data, o->n_in > 2 ? o->in[2]->data : NULL,
              o->data, false);
-    g->cols_hold_x = true;
 }
 
-/* db += sum_{n,i,j} dy; dW += dy (*) x (from forward's cols); dx += conv^T(dy, W) */
+/* with G = dy * act'(y): db += sum_{n,i,j} G; dW += G (*) x; dx += conv^T(G, W) */
 static void conv2d_bwd(struct tg_tensor *o)
 {
     struct conv_geom *g = o->aux;
     struct tg_tensor *x = o->in[0], *W = o->in[1], *b = o->n_in > 2 ? o->in[2] : NULL;
-    if (b && b->requires_grad) DISPATCH(o->dtype, bias_grad, g, o->grad, b->grad);
-    if (W->requires_grad)
-        run_weight_grad(g, o->dtype, x->data, o->grad, W->grad, 1.0, g->cols_hold_x);
-    if (x->requires_grad) run_input_grad(g, o->dtype, o->grad, W->data, x->grad);
+    run_backward(g, o->dtype, o->grad, g->p.act == TG_ACT_NONE ? NULL : o->data, x->data, W->data,
+                 b && b->requires_grad ? b->grad : NULL, W->requires_grad ? W->grad : NULL,
+                 x->requires_grad ? x->grad : NULL);
 }
 
 /* The parameters of every conv op: stride, padding, dilation (h, w each),
@@ -287,11 +317,11 @@ static int conv_params_of(const struct tg_tensor *o, double *v)
 {
     const struct conv_geom *g = o->aux;
     const struct tg_conv_params *p = &g->p;
-    double all[7] = {(double)p->stride[0],  (double)p->stride[1],   (double)p->padding[0],
+    double all[8] = {(double)p->stride[0],  (double)p->stride[1],   (double)p->padding[0],
                      (double)p->padding[1], (double)p->dilation[0], (double)p->dilation[1],
-                     (double)p->groups};
+                     (double)p->groups,     (double)p->act};
     memcpy(v, all, sizeof all);
-    return 7;
+    return 8;
 }
 static int input_grad_params(const struct tg_tensor *o, double *v)
 {
@@ -310,17 +340,34 @@ static int weight_grad_params(const struct tg_tensor *o, double *v)
     return n;
 }
 
-/* dx = conv2d_input_grad(dy, W); dW = conv2d_weight_grad(x, dy); db = sum of dy
- * over axes 0, 2, 3 */
+/* g = dy * act'(y) (relu's mask [y > 0] a constant, NaN at a NaN); dx =
+ * conv2d_input_grad(g, W); dW = conv2d_weight_grad(x, g); db = sum of g over
+ * axes 0, 2, 3. The adjoints take the options without the activation. */
 static enum tg_status conv2d_vjp(struct tg_tape *T, struct tg_tensor *o, struct tg_tensor *dy,
                                  const bool *need, struct tg_tensor **dx)
 {
     const struct conv_geom *g = o->aux;
-    if (need[0] && !(dx[0] = tg_conv2d_input_grad(T, dy, o->in[1], g->H, g->W, &g->p)))
+    struct tg_conv_params p = g->p;
+    struct tg_tensor *G = dy;
+    p.act = TG_ACT_NONE;
+    if (g->p.act == TG_ACT_RELU) {
+        struct tg_tensor *m = tg__vjp_const(T, o->dtype, o->rank, o->shape);
+        for (int64_t i = 0; m && i < o->numel; i++) {
+            double v = tg__load(o->data, o->dtype, i);
+            tg__store(m->data, m->dtype, i, v > 0 ? 1 : (v <= 0 ? 0 : v));
+        }
+        G = m ? tg_mul(T, dy, m) : NULL;
+    } else if (g->p.act == TG_ACT_TANH) {
+        G = tg_mul(T, dy, tg_rsub_scalar(T, 1, tg_mul(T, o, o)));
+    } else if (g->p.act == TG_ACT_SIGMOID) {
+        G = tg_mul(T, dy, tg_mul(T, o, tg_rsub_scalar(T, 1, o)));
+    }
+    if (!G) return tg__vjp_failure();
+    if (need[0] && !(dx[0] = tg_conv2d_input_grad(T, G, o->in[1], g->H, g->W, &p)))
         return tg__vjp_failure();
-    if (need[1] && !(dx[1] = tg_conv2d_weight_grad(T, o->in[0], dy, g->kh, g->kw, &g->p)))
+    if (need[1] && !(dx[1] = tg_conv2d_weight_grad(T, o->in[0], G, g->kh, g->kw, &p)))
         return tg__vjp_failure();
-    if (o->n_in > 2 && need[2] && !(dx[2] = tg_sum_axes(T, dy, (int[]){0, 2, 3}, 3, false)))
+    if (o->n_in > 2 && need[2] && !(dx[2] = tg_sum_axes(T, G, (int[]){0, 2, 3}, 3, false)))
         return tg__vjp_failure();
     return TG_OK;
 }
@@ -329,9 +376,10 @@ const struct tg_op_desc tg_op_desc_conv2d = {
     .op = TG_OP_CONV2D,
     .name = "conv2d",
     .arity = -1,
-    .formula = "y[n,o,i,j] = b[o] + sum_{c,p,q} W[o,c,p,q] x[n, g Cg + c, i sh - ph + p dh, "
-               "j sw - pw + q dw]",
-    .vjp = "dx += conv2d_input_grad(dy, W); dW += conv2d_weight_grad(x, dy); db += sum_{n,i,j} dy",
+    .formula = "y[n,o,i,j] = act(b[o] + sum_{c,p,q} W[o,c,p,q] x[n, g Cg + c, i sh - ph + p dh, "
+               "j sw - pw + q dw])",
+    .vjp = "g = dy * act'(y); dx += conv2d_input_grad(g, W); dW += conv2d_weight_grad(x, g); "
+           "db += sum_{n,i,j} g",
     .shape = conv2d_shape,
     .forward = conv2d_fwd,
     .backward = conv2d_bwd,
@@ -344,17 +392,18 @@ const struct tg_op_desc tg_op_desc_conv2d = {
 static void input_grad_fwd(struct tg_tensor *o)
 {
     memset(o->data, 0, (size_t)o->numel * tg__esize(o->dtype));
-    run_input_grad(o->aux, o->dtype, o->in[0]->data, o->in[1]->data, o->data);
+    run_backward(o->aux, o->dtype, o->in[0]->data, NULL, NULL, o->in[1]->data, NULL, NULL, o->data);
 }
 
-/* with G = out's gradient: d(dy) += conv(G, W); dW += G (*) dy */
+/* with G = out's gradient: d(dy) += conv(G, W); dW += G (*) dy (the weight
+ * gradient of a convolution of G, its output gradient dy) */
 static void input_grad_bwd(struct tg_tensor *o)
 {
     struct conv_geom *g = o->aux;
     struct tg_tensor *dy = o->in[0], *W = o->in[1];
     if (dy->requires_grad) run_conv(g, o->dtype, o->grad, W->data, NULL, dy->grad, true);
     if (W->requires_grad)
-        run_weight_grad(g, o->dtype, o->grad, dy->data, W->grad, 1.0, dy->requires_grad);
+        run_backward(g, o->dtype, dy->data, NULL, o->grad, NULL, NULL, W->grad, NULL);
 }
 
 /* d(dy) = conv2d(G, W); dW = conv2d_weight_grad(G, dy) */
@@ -386,7 +435,8 @@ const struct tg_op_desc tg_op_desc_conv2d_input_grad = {
 /* dW = x (*) dy */
 static void weight_grad_fwd(struct tg_tensor *o)
 {
-    run_weight_grad(o->aux, o->dtype, o->in[0]->data, o->in[1]->data, o->data, 0.0, false);
+    memset(o->data, 0, (size_t)o->numel * tg__esize(o->dtype));
+    run_backward(o->aux, o->dtype, o->in[1]->data, NULL, o->in[0]->data, NULL, NULL, o->data, NULL);
 }
 
 /* with G = out's gradient: d(dy) += conv(x, G); dx += conv^T(dy, G) */
@@ -395,7 +445,8 @@ static void weight_grad_bwd(struct tg_tensor *o)
     struct conv_geom *g = o->aux;
     struct tg_tensor *x = o->in[0], *dy = o->in[1];
     if (dy->requires_grad) run_conv(g, o->dtype, x->data, o->grad, NULL, dy->grad, true);
-    if (x->requires_grad) run_input_grad(g, o->dtype, dy->data, o->grad, x->grad);
+    if (x->requires_grad)
+        run_backward(g, o->dtype, dy->data, NULL, NULL, o->grad, NULL, NULL, x->grad);
 }
 
 /* dx = conv2d_input_grad(dy, G); d(dy) = conv2d(x, G) */
@@ -446,13 +497,14 @@ static struct tg_tensor *conv_record(struct tg_tape *T, const struct tg_op_desc 
     }
     if (conv_check(desc->name, kind, in[0], in[1], n > 2 ? in[2] : NULL, &g)) return NULL;
     size_t es = tg__esize(in[0]->dtype);
-    int64_t nl = g.N * g.OH * g.OW;
+    g.nc = chunk_samples(&g, es);
+    int64_t ncl = g.nc * g.OH * g.OW;
     struct conv_geom *a = tg__tape_alloc(T, sizeof *a);
     if (!a) return NULL;
     *a = g;
     /* one element more: a buffer of an empty batch is still a pointer */
-    a->cols = tg__tape_alloc(T, (size_t)(g.C * g.kh * g.kw * nl + 1) * es);
-    a->yt = a->cols ? tg__tape_alloc(T, (size_t)(g.O * nl + 1) * es) : NULL;
+    a->cols = tg__tape_alloc(T, (size_t)(g.C * g.kh * g.kw * ncl + 1) * es);
+    a->yt = a->cols ? tg__tape_alloc(T, (size_t)(g.O * ncl + 1) * es) : NULL;
     if (!a->yt) return NULL;
     return tg__op_record(T, desc, n, in, NULL, a);
 }
@@ -519,7 +571,7 @@ struct tg_tensor *tg_conv1d(struct tg_tape *T, struct tg_tensor *x, struct tg_te
         fail2(TG_ERR_SHAPE, "conv1d", "x", x, "W", W, "must both have rank 3 (N, C, L)");
         return NULL;
     }
-    struct tg_conv_params p = {{1, stride}, {0, padding}, {1, dilation}, groups};
+    struct tg_conv_params p = {{1, stride}, {0, padding}, {1, dilation}, groups, TG_ACT_NONE};
     int64_t xs[4] = {x->shape[0], x->shape[1], 1, x->shape[2]};
     int64_t ws[4] = {W->shape[0], W->shape[1], 1, W->shape[2]};
     struct tg_tensor *y = tg_conv2d(T, tg_reshape(T, x, 4, xs), tg_reshape(T, W, 4, ws), b, &p);

@@ -120,10 +120,50 @@ static void window(int64_t i, int64_t stride, int64_t pad, int64_t k, int64_t si
 MAX_POOL_KERNELS(float)
 MAX_POOL_KERNELS(double)
 
+/* The common 2x2 window with stride 2 and no padding, unrolled: the same
+ * choices (the first maximum, NaN first) without the window loops. */
+#define MAX2_TAKE(v, pos)                                                                          \
+    do {                                                                                           \
+        if ((v) > m || ((v) != (v) && m == m)) m = (v), best = (pos);                              \
+    } while (0)
+#define MAX_POOL2_KERNEL(T)                                                                        \
+    static void max2_fwd_##T(const struct pool_geom *g, const T *x, T *y)                          \
+    {                                                                                              \
+        int64_t planes = g->N * g->C, W = g->W, HW = g->H * W;                                     \
+        int32_t *arg = g->arg;                                                                     \
+        for (int64_t pl = 0; pl < planes; pl++)                                                    \
+            for (int64_t i = 0; i < g->OH; i++) {                                                  \
+                const T *r0 = x + pl * HW + 2 * i * W, *r1 = r0 + W;                               \
+                int32_t base = (int32_t)(2 * i * W);                                               \
+                for (int64_t j = 0; j < g->OW; j++) {                                              \
+                    T m = r0[2 * j];                                                               \
+                    int32_t best = base + (int32_t)(2 * j);                                        \
+                    MAX2_TAKE(r0[2 * j + 1], best + 1);                                            \
+                    MAX2_TAKE(r1[2 * j], base + (int32_t)(W + 2 * j));                             \
+                    MAX2_TAKE(r1[2 * j + 1], base + (int32_t)(W + 2 * j + 1));                     \
+                    *y++ = m;                                                                      \
+                    *arg++ = best;                                                                 \
+                }                                                                                  \
+            }                                                                                      \
+    }
+MAX_POOL2_KERNEL(float)
+MAX_POOL2_KERNEL(double)
+
+static bool is_pool2(const struct pool_geom *g)
+{
+    const struct tg_pool_params *p = &g->p;
+    return p->kernel[0] == 2 && p->kernel[1] == 2 && p->stride[0] == 2 && p->stride[1] == 2 &&
+           p->padding[0] == 0 && p->padding[1] == 0;
+}
+
 /* y = the max over each window; the positions into aux */
 static void max_pool_fwd(struct tg_tensor *o)
 {
-    if (o->dtype == TG_F64)
+    if (is_pool2(o->aux) && o->dtype == TG_F64)
+        max2_fwd_double(o->aux, o->in[0]->data, o->data);
+    else if (is_pool2(o->aux))
+        max2_fwd_float(o->aux, o->in[0]->data, o->data);
+    else if (o->dtype == TG_F64)
         max_fwd_double(o->aux, o->in[0]->data, o->data);
     else
         max_fwd_float(o->aux, o->in[0]->data, o->data);
@@ -226,8 +266,11 @@ static enum tg_status avg_pool_vjp(struct tg_tape *T, struct tg_tensor *o, struc
     struct tg_tensor *k = tg__vjp_const(T, o->dtype, 4, (int64_t[]){1, 1, kh, kw});
     if (!k) return tg__vjp_failure();
     for (int64_t i = 0; i < kh * kw; i++) tg__store(k->data, k->dtype, i, 1.0 / (double)(kh * kw));
-    struct tg_conv_params cp = {
-        {g->p.stride[0], g->p.stride[1]}, {g->p.padding[0], g->p.padding[1]}, {1, 1}, 1};
+    struct tg_conv_params cp = {{g->p.stride[0], g->p.stride[1]},
+                                {g->p.padding[0], g->p.padding[1]},
+                                {1, 1},
+                                1,
+                                TG_ACT_NONE};
     struct tg_tensor *d = tg_reshape(T, dy, 4, (int64_t[]){g->N * g->C, 1, g->OH, g->OW});
     d = tg_conv2d_input_grad(T, d, k, g->H, g->W, &cp);
     dx[0] = tg_reshape(T, d, 4, o->in[0]->shape);

@@ -333,6 +333,40 @@ enum tg_status tg_nn_train_accumulate(const struct tg_nn_module *model, struct t
 enum tg_status tg_nn_evaluate(const struct tg_nn_module *model, const struct tg_dataset *ds,
                               enum tg_nn_loss loss, double *mean_loss, double *accuracy);
 
+/* ======================= convolution layers (nn/conv_layers.c) ======================= */
+
+/* A 2-d convolution layer (opaque): weight (out_ch, in_ch/groups, kh, kw) and an
+ * optional bias (out_ch), applied by tg_conv2d (tapegrad/ops_conv.h). */
+struct tg_nn_conv2d;
+
+/*
+ * A conv2d layer whose tensors are registered in `params` as "<name>.weight" and
+ * "<name>.bias" (PyTorch's names for a module called name), owned by the map:
+ * they live until tg_params_free(params), and the layer (which only points at
+ * them) must not be used after that. Initialized as PyTorch's nn.Conv2d: weight
+ * and bias from U(-a, a), a = 1/sqrt(fan_in), fan_in = in_ch/groups kh kw (its
+ * kaiming_uniform_ with a = sqrt(5)), drawn from rng weight first. opts NULL:
+ * tg_conv_params_default(). Both require gradients.
+ * NULL with TG_ERR_NULL (params, name or rng NULL), TG_ERR_VALUE (a size below
+ * 1, groups that do not divide both channel counts, bad opts, a name already in
+ * params), TG_ERR_DTYPE, TG_ERR_NOMEM. On failure nothing is added to params,
+ * except after TG_ERR_NOMEM while adding the bias: the weight stays (params owns it).
+ * Free with tg_nn_conv2d_free.
+ */
+struct tg_nn_conv2d *tg_nn_conv2d_new(struct tg_params *params, const char *name, int64_t in_ch,
+                                      int64_t out_ch, int64_t kh, int64_t kw,
+                                      const struct tg_conv_params *opts, bool bias,
+                                      enum tg_dtype dt, struct tg_rng *rng);
+/* Frees the layer (not its tensors, which params owns). NULL is a no-op. */
+void tg_nn_conv2d_free(struct tg_nn_conv2d *layer);
+/* tg_conv2d(T, x, weight, bias, opts): x (N, in_ch, H, W) -> (N, out_ch, OH, OW).
+ * NULL with TG_ERR_NULL for a NULL layer, or the op's error. */
+struct tg_tensor *tg_nn_conv2d_forward(const struct tg_nn_conv2d *layer, struct tg_tape *T,
+                                       struct tg_tensor *x);
+/* The layer's weight and bias (NULL without one), borrowed from the map. */
+struct tg_tensor *tg_nn_conv2d_weight(const struct tg_nn_conv2d *layer);
+struct tg_tensor *tg_nn_conv2d_bias(const struct tg_nn_conv2d *layer);
+
 #ifdef __cplusplus
 }
 #endif

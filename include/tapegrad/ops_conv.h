@@ -17,8 +17,8 @@
  * other than 4, channels that do not match the weight, a kernel larger than the
  * padded input; the message names the op and the shapes), TG_ERR_VALUE (a
  * stride or dilation below 1, a negative padding, groups that do not divide the
- * channels), TG_ERR_DTYPE (inputs of different dtypes), TG_ERR_NOMEM, and the
- * errors of any op (a NULL, stale or foreign input).
+ * channels, an activation that cannot be fused), TG_ERR_DTYPE (inputs of different dtypes),
+ * TG_ERR_NOMEM, and the errors of any op (a NULL, stale or foreign input).
  */
 #ifndef TAPEGRAD_OPS_CONV_H
 #define TAPEGRAD_OPS_CONV_H
@@ -42,15 +42,19 @@ struct tg_tensor;
 
 /* The options of a convolution, each an (h, w) pair. stride and dilation >= 1,
  * padding >= 0 (zeros added on both sides), groups >= 1 dividing both the input
- * and the output channels. tg_conv_params_default() gives stride 1, padding 0,
- * dilation 1, groups 1. */
+ * and the output channels. act: an activation applied to the output inside the
+ * op (TG_ACT_NONE, RELU, TANH or SIGMOID, as tg_linear fuses them: one pass
+ * less forward and backward, and no node for it); the adjoints take
+ * TG_ACT_NONE only. tg_conv_params_default() gives stride 1, padding 0,
+ * dilation 1, groups 1, TG_ACT_NONE. */
 struct tg_conv_params {
     int64_t stride[2], padding[2], dilation[2], groups;
+    enum tg_act act;
 };
 struct tg_conv_params tg_conv_params_default(void);
 
-/* y[n, o, i, j] = b[o] + sum_{c, p, q} W[o, c, p, q] x[n, g Cg + c, i sh - ph + p dh,
- * j sw - pw + q dw] with g = o / (O / groups), Cg = C / groups (zero outside x).
+/* y[n, o, i, j] = act(b[o] + sum_{c, p, q} W[o, c, p, q] x[n, g Cg + c, i sh - ph + p dh,
+ * j sw - pw + q dw]) with g = o / (O / groups), Cg = C / groups (zero outside x).
  * x (N, C, H, W), W (O, C/groups, kH, kW), b (O) or NULL; params NULL means
  * tg_conv_params_default(). Result (N, O, OH, OW). */
 struct tg_tensor *tg_conv2d(struct tg_tape *T, struct tg_tensor *x, struct tg_tensor *W,
