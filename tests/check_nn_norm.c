@@ -167,6 +167,69 @@ START_TEST(test_layer_norm_and_embedding_layers)
 }
 END_TEST
 
+/* A model of one's own with the mode in its struct: linear (2 -> 4), batch
+ * norm, relu, dropout, linear (4 -> 2), trained by tg_nn_train and evaluated by
+ * tg_nn_evaluate after one assignment of the mode. */
+struct bn_model {
+    enum tg_nn_mode mode;
+    struct tg_params *p;
+    struct tg_tensor *w1, *w2;
+    struct tg_nn_batch_norm *bn;
+    struct tg_nn_dropout *drop;
+};
+static struct tg_tensor *bn_model_forward(void *self, struct tg_tape *T, struct tg_tensor *x)
+{
+    struct bn_model *m = self;
+    struct tg_tensor *h = tg_matmul_t(T, x, m->w1, false, true);
+    h = tg_relu(T, tg_nn_batch_norm_forward(m->bn, T, h, m->mode));
+    h = tg_nn_dropout_forward(m->drop, T, h, m->mode);
+    return tg_matmul_t(T, h, m->w2, false, true);
+}
+
+START_TEST(test_mode_with_the_trainer)
+{
+    struct tg_rng rng;
+    tg_rng_seed(&rng, 11);
+    struct bn_model m = {.mode = TG_NN_TRAIN, .p = tg_params_new()};
+    m.w1 = tg_tensor_normal(TG_F64, 2, (int64_t[]){4, 2}, &rng, 0, 1);
+    m.w2 = tg_tensor_normal(TG_F64, 2, (int64_t[]){2, 4}, &rng, 0, 1);
+    tg_tensor_set_requires_grad(m.w1, true);
+    tg_tensor_set_requires_grad(m.w2, true);
+    ck_assert_int_eq(tg_params_add_owned(m.p, "fc1.weight", m.w1), TG_OK);
+    m.bn = tg_nn_batch_norm_new(m.p, "bn1", 4, true, 0.1, 1e-5, TG_F64);
+    ck_assert_int_eq(tg_params_add_owned(m.p, "fc2.weight", m.w2), TG_OK);
+    m.drop = tg_nn_dropout_new(0.2, 5);
+    ck_assert(m.bn && m.drop);
+    /* two classes: the sign of x0 + x1 */
+    struct tg_tensor *X = tg_tensor_normal(TG_F64, 2, (int64_t[]){64, 2}, &rng, 0, 1);
+    struct tg_tensor *y = tg_tensor_zeros(TG_F64, 1, (int64_t[]){64});
+    for (int i = 0; i < 64; i++)
+        tg_tensor_set(y, i, tg_tensor_get(X, 2 * i) + tg_tensor_get(X, 2 * i + 1) > 0);
+    struct tg_dataset *ds = tg_dataset_new(X, y);
+    ck_assert_ptr_nonnull(ds);
+    struct tg_nn_train_config cfg = tg_nn_train_defaults();
+    cfg.loss = TG_LOSS_XENT;
+    cfg.mode = TG_TRAIN_MINIBATCH;
+    cfg.batch_size = 16;
+    cfg.max_epochs = 5;
+    struct tg_nn_module mod = {m.p, bn_model_forward, &m};
+    ck_assert_msg(tg_nn_train(&mod, ds, &cfg, NULL) == TG_OK, "%s", tg_last_error());
+    struct tg_tensor *count = tg_params_get(m.p, "bn1.num_batches_tracked");
+    ck_assert_double_eq(tg_tensor_get(count, 0), 5 * 4); /* one per training batch */
+    m.mode = TG_NN_EVAL;
+    double l1, l2, acc;
+    ck_assert_int_eq(tg_nn_evaluate(&mod, ds, TG_LOSS_XENT, &l1, &acc), TG_OK);
+    ck_assert_int_eq(tg_nn_evaluate(&mod, ds, TG_LOSS_XENT, &l2, NULL), TG_OK);
+    ck_assert_double_eq(l1, l2); /* no dropout, no statistics moved */
+    ck_assert_double_eq(tg_tensor_get(count, 0), 20);
+    ck_assert_double_gt(acc, 0.8);
+    tg_dataset_free(ds);
+    tg_nn_batch_norm_free(m.bn);
+    tg_nn_dropout_free(m.drop);
+    tg_params_free(m.p);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("nn_norm");
@@ -174,6 +237,7 @@ int main(void)
     tcase_add_test(tc, test_batch_norm_layer);
     tcase_add_test(tc, test_dropout_layer_modes);
     tcase_add_test(tc, test_layer_norm_and_embedding_layers);
+    tcase_add_test(tc, test_mode_with_the_trainer);
     suite_add_tcase(s, tc);
     return tg_test_run_suite(s);
 }
