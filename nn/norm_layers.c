@@ -81,13 +81,22 @@ static enum tg_status check_new(const char *fn, const struct tg_params *p, const
     return TG_OK;
 }
 
+/* t requiring grad when grad (which allocates its gradient): NULL, t freed,
+ * when that fails. */
+static struct tg_tensor *with_grad(struct tg_tensor *t, bool grad)
+{
+    if (t && grad && tg_tensor_set_requires_grad(t, true)) {
+        tg_tensor_free(t);
+        return NULL;
+    }
+    return t;
+}
+
 /* A leaf of shape filled with v, requiring grad when grad. */
 static struct tg_tensor *filled(enum tg_dtype dt, int rank, const int64_t *shape, double v,
                                 bool grad)
 {
-    struct tg_tensor *t = tg_tensor_full(dt, rank, shape, v);
-    if (t && grad) tg_tensor_set_requires_grad(t, true);
-    return t;
+    return with_grad(tg_tensor_full(dt, rank, shape, v), grad);
 }
 
 struct tg_nn_batch_norm *tg_nn_batch_norm_new(struct tg_params *params, const char *name,
@@ -221,8 +230,8 @@ struct tg_nn_embedding *tg_nn_embedding_new(struct tg_params *params, const char
         tg_set_error(TG_ERR_NOMEM, "%s: out of memory", fn);
         return NULL;
     }
-    struct entry e = {"weight", tg_tensor_normal(dt, 2, (int64_t[]){num, dim}, rng, 0, 1)};
-    if (e.t) tg_tensor_set_requires_grad(e.t, true);
+    struct entry e = {"weight",
+                      with_grad(tg_tensor_normal(dt, 2, (int64_t[]){num, dim}, rng, 0, 1), true)};
     emb->weight = e.t;
     if (add_all(fn, params, name, &e, 1)) {
         free(emb);

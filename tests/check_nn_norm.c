@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <tapegrad/tapegrad.h>
+#include "failalloc.h"
 
 static void expect_names(const struct tg_params *p, const char *const *want, size_t n)
 {
@@ -230,6 +231,63 @@ START_TEST(test_mode_with_the_trainer)
 }
 END_TEST
 
+/* The layers and their ops with the n-th allocation failing: TG_ERR_NOMEM
+ * (never a crash; LeakSanitizer checks that nothing leaks), and batch norm's
+ * buffers are updated only by a forward that succeeded. */
+static enum tg_status layers_step(double *count)
+{
+    enum tg_status st = TG_ERR_NOMEM;
+    struct tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    struct tg_params *p = tg_params_new();
+    struct tg_tape *T = tg_tape_new();
+    struct tg_nn_batch_norm *bn = tg_nn_batch_norm_new(p, "bn", 4, true, 0.1, 1e-5, TG_F32);
+    struct tg_nn_layer_norm *ln =
+        tg_nn_layer_norm_new(p, "ln", 1, (int64_t[]){4}, true, 1e-5, TG_F32);
+    struct tg_nn_embedding *emb = tg_nn_embedding_new(p, "emb", 6, 4, TG_F32, &rng);
+    struct tg_tensor *idx =
+        tg_tensor_from_f64(TG_F32, 2, (int64_t[]){3, 2}, (double[]){0, 5, 2, 2, 1, 3});
+    if (p && T && bn && ln && emb && idx) {
+        struct tg_tensor *h = tg_nn_embedding_forward(emb, T, idx);     /* (3, 2, 4) */
+        h = tg_clamp(T, tg_nn_layer_norm_forward(ln, T, h), -1.5, 1.5); /* (3, 2, 4) */
+        int perm[3] = {0, 2, 1};
+        h = tg_nn_batch_norm_forward(bn, T, tg_permute(T, h, 3, perm), TG_NN_TRAIN);
+        *count = tg_tensor_get(tg_params_get(p, "bn.num_batches_tracked"), 0);
+        st = h ? tg_backward(tg_sum(T, h), NULL) : tg_last_status();
+    }
+    tg_tensor_free(idx);
+    tg_nn_batch_norm_free(bn);
+    tg_nn_layer_norm_free(ln);
+    tg_nn_embedding_free(emb);
+    tg_tape_free(T);
+    tg_params_free(p);
+    return st;
+}
+
+START_TEST(test_layers_out_of_memory)
+{
+    bool done = false;
+    for (long n = 1; n < 400 && !done; n++) {
+        double count = -1;
+        failalloc_arm(n, _i == 1);
+        enum tg_status st = layers_step(&count);
+        bool failed = failalloc_failures > 0;
+        failalloc_disarm();
+        tg_set_allocator(NULL);
+        if (!failed) {
+            ck_assert_msg(st == TG_OK, "%s", tg_last_error());
+            ck_assert_double_eq(count, 1);
+            done = true;
+        } else {
+            ck_assert_msg(st == TG_ERR_NOMEM, "allocation %ld: %s (%s)", n, tg_status_str(st),
+                          tg_last_error());
+            ck_assert(count == -1 || count == 0 || count == 1);
+        }
+    }
+    ck_assert(done);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("nn_norm");
@@ -238,6 +296,7 @@ int main(void)
     tcase_add_test(tc, test_dropout_layer_modes);
     tcase_add_test(tc, test_layer_norm_and_embedding_layers);
     tcase_add_test(tc, test_mode_with_the_trainer);
+    tcase_add_loop_test(tc, test_layers_out_of_memory, 0, 2); /* one failure, then sticky */
     suite_add_tcase(s, tc);
     return tg_test_run_suite(s);
 }
