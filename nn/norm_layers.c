@@ -71,11 +71,19 @@ static enum tg_status add_all(const char *fn, struct tg_params *p, const char *n
 }
 
 static enum tg_status check_new(const char *fn, const struct tg_params *p, const char *name,
-                                enum tg_dtype dt, double eps)
+                                enum tg_dtype dt)
 {
     if (!p || !name) return tg_set_error(TG_ERR_NULL, "%s: %s is NULL", fn, p ? "name" : "params");
     if (dt != TG_F32 && dt != TG_F64)
         return tg_set_error(TG_ERR_DTYPE, "%s: unknown dtype %d", fn, (int)dt);
+    return TG_OK;
+}
+
+/* check_new, and eps positive and finite. */
+static enum tg_status check_norm_new(const char *fn, const struct tg_params *p, const char *name,
+                                     enum tg_dtype dt, double eps)
+{
+    if (check_new(fn, p, name, dt)) return tg_last_status();
     if (!(eps > 0 && isfinite(eps)))
         return tg_set_error(TG_ERR_VALUE, "%s: eps = %g must be positive and finite", fn, eps);
     return TG_OK;
@@ -104,7 +112,7 @@ struct tg_nn_batch_norm *tg_nn_batch_norm_new(struct tg_params *params, const ch
                                               double eps, enum tg_dtype dt)
 {
     const char *fn = "tg_nn_batch_norm_new";
-    if (check_new(fn, params, name, dt, eps)) return NULL;
+    if (check_norm_new(fn, params, name, dt, eps)) return NULL;
     if (channels < 1 || !(momentum >= 0 && momentum <= 1)) {
         tg_set_error(TG_ERR_VALUE, "%s: channels = %lld, momentum = %g (need >= 1, in [0, 1])", fn,
                      (long long)channels, momentum);
@@ -165,7 +173,7 @@ struct tg_nn_layer_norm *tg_nn_layer_norm_new(struct tg_params *params, const ch
                                               double eps, enum tg_dtype dt)
 {
     const char *fn = "tg_nn_layer_norm_new";
-    if (check_new(fn, params, name, dt, eps)) return NULL;
+    if (check_norm_new(fn, params, name, dt, eps)) return NULL;
     if (!shape) {
         tg_set_error(TG_ERR_NULL, "%s: shape is NULL", fn);
         return NULL;
@@ -215,7 +223,7 @@ struct tg_nn_embedding *tg_nn_embedding_new(struct tg_params *params, const char
                                             int64_t dim, enum tg_dtype dt, struct tg_rng *rng)
 {
     const char *fn = "tg_nn_embedding_new";
-    if (check_new(fn, params, name, dt, 1)) return NULL;
+    if (check_new(fn, params, name, dt)) return NULL;
     if (!rng) {
         tg_set_error(TG_ERR_NULL, "%s: rng is NULL", fn);
         return NULL;
