@@ -416,9 +416,9 @@ static enum tg_status check_stats(const struct tg_batch_norm_stats *s, const str
     return TG_OK;
 }
 
-/* Training: the batch statistics of x into a (TG_ERR_VALUE when a channel has
- * one value or a statistic is not finite); *var gets the biased variances in
- * a->rstd's place until the caller turns them into rstd. */
+/* Training: the batch means of x into a->mean and its biased variances into
+ * a->rstd, which the caller turns into rstd; TG_ERR_VALUE when a channel has
+ * one value or a statistic is not finite. */
 static enum tg_status batch_stats(const struct tg_tensor *x, struct norm_aux *a)
 {
     if (a->A * a->K <= 1) {

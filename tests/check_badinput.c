@@ -639,6 +639,51 @@ ROW(clamp_order, OBJ(tg_clamp(f->T, f->a23, 1, -1)))
 ROW(clamp_nan, OBJ(tg_clamp(f->T, f->a23, NAN, 1)))
 ROW(clamp_stale, OBJ(tg_clamp(f->T, f->stale, 0, 1)))
 
+/* ---- nn.h: the normalization, embedding and dropout layers ---- */
+static enum tg_status bnl_eval_untrained(struct fx *f)
+{
+    struct tg_nn_batch_norm *bn = tg_nn_batch_norm_new(f->p, "bn", 3, true, 0.1, 1e-5, TG_F32);
+    enum tg_status r =
+        bn ? OBJ(tg_nn_batch_norm_forward(bn, f->T, f->a23, TG_NN_EVAL)) : TG_ERR_GRADCHECK;
+    tg_nn_batch_norm_free(bn);
+    return r;
+}
+static enum tg_status bnl_clash(struct fx *f)
+{
+    struct tg_nn_layer_norm *ln =
+        tg_nn_layer_norm_new(f->p, "n", 1, (int64_t[]){3}, true, 1e-5, TG_F32);
+    struct tg_nn_batch_norm *bn = tg_nn_batch_norm_new(f->p, "n", 3, true, 0.1, 1e-5, TG_F32);
+    enum tg_status r = !ln ? TG_ERR_GRADCHECK : bn ? TG_OK : tg_last_status();
+    if (tg_params_count(f->p) != 2) r = TG_ERR_GRADCHECK; /* the failed call added nothing */
+    tg_nn_layer_norm_free(ln);
+    tg_nn_batch_norm_free(bn);
+    return r;
+}
+static enum tg_status bnl_mode(struct fx *f)
+{
+    struct tg_nn_batch_norm *bn = tg_nn_batch_norm_new(f->p, "bn", 3, false, 0.1, 1e-5, TG_F32);
+    enum tg_status r =
+        bn ? OBJ(tg_nn_batch_norm_forward(bn, f->T, f->a23, (enum tg_nn_mode)3)) : TG_ERR_GRADCHECK;
+    tg_nn_batch_norm_free(bn);
+    return r;
+}
+ROW(bn_layer_null_params, OBJ(tg_nn_batch_norm_new(NULL, "bn", 3, true, 0.1, 1e-5, TG_F32)))
+ROW(bn_layer_channels, OBJ(tg_nn_batch_norm_new(f->p, "bn", 0, true, 0.1, 1e-5, TG_F32)))
+ROW(bn_layer_momentum, OBJ(tg_nn_batch_norm_new(f->p, "bn", 3, true, NAN, 1e-5, TG_F32)))
+ROW(bn_layer_dtype, OBJ(tg_nn_batch_norm_new(f->p, "bn", 3, true, 0.1, 1e-5, (enum tg_dtype)9)))
+ROW(bn_layer_eval_untrained, bnl_eval_untrained(f))
+ROW(bn_layer_clash, bnl_clash(f))
+ROW(bn_layer_mode, bnl_mode(f))
+ROW(bn_layer_forward_null, OBJ(tg_nn_batch_norm_forward(NULL, f->T, f->a23, TG_NN_TRAIN)))
+ROW(ln_layer_axes, OBJ(tg_nn_layer_norm_new(f->p, "ln", 0, (int64_t[]){3}, true, 1e-5, TG_F32)))
+ROW(ln_layer_shape_null, OBJ(tg_nn_layer_norm_new(f->p, "ln", 1, NULL, true, 1e-5, TG_F32)))
+ROW(ln_layer_eps, OBJ(tg_nn_layer_norm_new(f->p, "ln", 1, (int64_t[]){3}, true, -1, TG_F32)))
+ROW(emb_layer_rng, OBJ(tg_nn_embedding_new(f->p, "emb", 4, 2, TG_F32, NULL)))
+ROW(emb_layer_size, OBJ(tg_nn_embedding_new(f->p, "emb", 4, 0, TG_F32, &f->rng)))
+ROW(emb_layer_name, OBJ(tg_nn_embedding_new(f->p, NULL, 4, 2, TG_F32, &f->rng)))
+ROW(dropout_layer_p, OBJ(tg_nn_dropout_new(-0.1, 1)))
+ROW(dropout_layer_null, OBJ(tg_nn_dropout_forward(NULL, f->T, f->a23, TG_NN_TRAIN)))
+
 struct row {
     enum tg_status (*run)(struct fx *);
     const char *id;
@@ -1003,6 +1048,23 @@ static const struct row rows[] = {
     R(detach_null_tape, TG_ERR_NULL, "detach: tape is NULL"),
     R(detach_stale, TG_ERR_STALE, "detach: an input was recorded before the tape was reset"),
     R(detach_other_tape, TG_ERR_TAPE, "detach: an input was recorded on a different tape"),
+
+    R(bn_layer_null_params, TG_ERR_NULL, "tg_nn_batch_norm_new"),
+    R(bn_layer_channels, TG_ERR_VALUE, "tg_nn_batch_norm_new"),
+    R(bn_layer_momentum, TG_ERR_VALUE, "tg_nn_batch_norm_new"),
+    R(bn_layer_dtype, TG_ERR_DTYPE, "tg_nn_batch_norm_new"),
+    R(bn_layer_eval_untrained, TG_ERR_STATE, "batch_norm: evaluation before any training"),
+    R(bn_layer_clash, TG_ERR_VALUE, "tg_nn_batch_norm_new: the map already has \"n.weight\""),
+    R(bn_layer_mode, TG_ERR_VALUE, "tg_nn_batch_norm_forward"),
+    R(bn_layer_forward_null, TG_ERR_NULL, "tg_nn_batch_norm_forward"),
+    R(ln_layer_axes, TG_ERR_VALUE, "tg_nn_layer_norm_new"),
+    R(ln_layer_shape_null, TG_ERR_NULL, "tg_nn_layer_norm_new"),
+    R(ln_layer_eps, TG_ERR_VALUE, "tg_nn_layer_norm_new"),
+    R(emb_layer_rng, TG_ERR_NULL, "tg_nn_embedding_new"),
+    R(emb_layer_size, TG_ERR_VALUE, "tg_nn_embedding_new"),
+    R(emb_layer_name, TG_ERR_NULL, "tg_nn_embedding_new"),
+    R(dropout_layer_p, TG_ERR_VALUE, "tg_nn_dropout_new"),
+    R(dropout_layer_null, TG_ERR_NULL, "tg_nn_dropout_forward"),
 };
 enum { N_ROWS = sizeof rows / sizeof rows[0] };
 

@@ -189,6 +189,30 @@ START_TEST(test_where_splits_gradient)
 }
 END_TEST
 
+/* The parameters each node reports (docs/ops.md, "Parameters reported"). */
+START_TEST(test_op_params)
+{
+    struct tg_tensor *x = tg_tensor_ones(TG_F32, 2, (int64_t[]){4, 3});
+    struct tg_tensor *i = tg_tensor_zeros(TG_F32, 1, (int64_t[]){3});
+    struct tg_tape *T = tg_tape_new();
+    double v[TG_MAX_OP_PARAMS];
+    struct tg_tensor *bn = tg_batch_norm(T, x, NULL, NULL, NULL, true, 0.25, 1e-3);
+    ck_assert_int_eq(tg_tensor_op_params(bn, v, TG_MAX_OP_PARAMS), 3);
+    ck_assert(v[0] == 1 && v[1] == 0.25 && v[2] == 1e-3);
+    ck_assert_int_eq(tg_tensor_op_params(tg_layer_norm(T, x, 2, NULL, NULL, 1e-4), v, 8), 2);
+    ck_assert(v[0] == 2 && v[1] == 1e-4);
+    ck_assert_int_eq(tg_tensor_op_params(tg_clamp(T, x, -1, INFINITY), v, 8), 2);
+    ck_assert(v[0] == -1 && v[1] == INFINITY);
+    struct tg_tensor *e = tg_embedding(T, x, i), *w = tg_where(T, i, x, x);
+    ck_assert(e && w);
+    ck_assert_int_eq(tg_tensor_op_params(e, v, 8), 0);
+    ck_assert_int_eq(tg_tensor_op_params(w, v, 8), 0);
+    tg_tape_free(T);
+    tg_tensor_free(x);
+    tg_tensor_free(i);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("norm");
@@ -199,6 +223,7 @@ int main(void)
     tcase_add_test(tc, test_clamp_boundary_is_a_kink);
     tcase_add_test(tc, test_embedding_repeated_rows);
     tcase_add_test(tc, test_where_splits_gradient);
+    tcase_add_test(tc, test_op_params);
     suite_add_tcase(s, tc);
     return tg_test_run_suite(s);
 }

@@ -1,6 +1,7 @@
 /*
  * tests/check_vjp_graph_b.c - the differentiable VJPs (desc->vjp_graph) of the
- * ops of ops/matmul.c, softmax.c, reduce.c, reduce_axis.c, shape.c and index.c.
+ * ops of ops/matmul.c, softmax.c, reduce.c, reduce_axis.c, shape.c and index.c,
+ * and of norm.c, embedding.c and where.c.
  *
  * For every gradient-check case of each of these ops (gradcases/), on new random
  * shapes each repeat:

@@ -367,6 +367,75 @@ struct tg_tensor *tg_nn_conv2d_forward(const struct tg_nn_conv2d *layer, struct 
 struct tg_tensor *tg_nn_conv2d_weight(const struct tg_nn_conv2d *layer);
 struct tg_tensor *tg_nn_conv2d_bias(const struct tg_nn_conv2d *layer);
 
+/* ======================= normalization, embedding and dropout layers ======================= */
+
+/* Whether a layer trains or evaluates: batch norm uses the batch's statistics
+ * and updates its running ones when training, and the running ones otherwise;
+ * dropout drops only when training. Passed to each forward call (no hidden
+ * state): a model keeps its own mode and passes it on (docs/nn.md). */
+enum tg_nn_mode { TG_NN_TRAIN = 0, TG_NN_EVAL = 1 };
+
+/* The layers below register their tensors in a parameter map the caller gives
+ * (`params`, borrowed; it must outlive the layer), under `name` + "." + the
+ * tensor's name, PyTorch's names: "bn1.weight", "bn1.running_mean", ... The
+ * map owns the tensors (tg_params_free frees them); the layer borrows them and
+ * its _free frees only itself. Trainable tensors require grad; buffers (running
+ * statistics, the batch count) do not, so optimizers skip them and checkpoints
+ * save them. Constructors fail with NULL and TG_ERR_NULL (params or name),
+ * TG_ERR_VALUE (a size < 1, a bad momentum, eps, p, or a name already in the
+ * map), TG_ERR_DTYPE, TG_ERR_NOMEM; the map is unchanged on failure. */
+
+struct tg_nn_batch_norm;
+/* Batch norm over channels (axis 1) of (N, C) or (N, C, ...) inputs: "weight"
+ * (C) ones and "bias" (C) zeros when affine, "running_mean" (C) zeros,
+ * "running_var" (C) ones, "num_batches_tracked" (rank 0) 0; momentum and eps
+ * as tg_batch_norm (TG_BATCH_NORM_MOMENTUM, TG_BATCH_NORM_EPS: PyTorch's). */
+struct tg_nn_batch_norm *tg_nn_batch_norm_new(struct tg_params *params, const char *name,
+                                              int64_t channels, bool affine, double momentum,
+                                              double eps, enum tg_dtype dt);
+void tg_nn_batch_norm_free(struct tg_nn_batch_norm *bn); /* NULL: no-op */
+/* tg_batch_norm with the layer's tensors: TG_NN_TRAIN normalizes by the batch
+ * and updates the running buffers and the count; TG_NN_EVAL normalizes by the
+ * running buffers, and fails with TG_ERR_STATE while the count is 0 (no training
+ * step and no checkpoint has given statistics). Errors of tg_batch_norm;
+ * TG_ERR_NULL for bn, TG_ERR_VALUE for an unknown mode. */
+struct tg_tensor *tg_nn_batch_norm_forward(struct tg_nn_batch_norm *bn, struct tg_tape *T,
+                                           struct tg_tensor *x, enum tg_nn_mode mode);
+
+struct tg_nn_layer_norm;
+/* Layer norm over the last n_axes axes of shape `shape` (borrowed, 1 <= n_axes <=
+ * TG_MAX_DIM): "weight" ones and "bias" zeros of that shape when affine. */
+struct tg_nn_layer_norm *tg_nn_layer_norm_new(struct tg_params *params, const char *name,
+                                              int n_axes, const int64_t *shape, bool affine,
+                                              double eps, enum tg_dtype dt);
+void tg_nn_layer_norm_free(struct tg_nn_layer_norm *ln); /* NULL: no-op */
+/* tg_layer_norm of x over the layer's axes (the same in both modes; x's last
+ * axes must have the layer's shape, TG_ERR_SHAPE otherwise). */
+struct tg_tensor *tg_nn_layer_norm_forward(struct tg_nn_layer_norm *ln, struct tg_tape *T,
+                                           struct tg_tensor *x);
+
+struct tg_nn_embedding;
+/* A lookup table "weight" (num, dim) drawn from N(0, 1) (PyTorch's init),
+ * advancing rng (borrowed; TG_ERR_NULL when NULL). */
+struct tg_nn_embedding *tg_nn_embedding_new(struct tg_params *params, const char *name, int64_t num,
+                                            int64_t dim, enum tg_dtype dt, struct tg_rng *rng);
+void tg_nn_embedding_free(struct tg_nn_embedding *emb); /* NULL: no-op */
+/* tg_embedding(T, weight, indices): indices of any shape S give S + (dim). */
+struct tg_tensor *tg_nn_embedding_forward(struct tg_nn_embedding *emb, struct tg_tape *T,
+                                          const struct tg_tensor *indices);
+
+struct tg_nn_dropout;
+/* Inverted dropout with probability p in [0, 1) and its own generator seeded
+ * with `seed` (the masks of a run are reproducible). No parameters: it takes no
+ * map. NULL with TG_ERR_VALUE for a bad p, TG_ERR_NOMEM. */
+struct tg_nn_dropout *tg_nn_dropout_new(double p, uint64_t seed);
+void tg_nn_dropout_free(struct tg_nn_dropout *d); /* NULL: no-op */
+/* tg_dropout(T, x, p, mode == TG_NN_TRAIN, the layer's generator): draws a new
+ * mask (advancing the generator) only when training. TG_ERR_NULL for d,
+ * TG_ERR_VALUE for an unknown mode. */
+struct tg_tensor *tg_nn_dropout_forward(struct tg_nn_dropout *d, struct tg_tape *T,
+                                        struct tg_tensor *x, enum tg_nn_mode mode);
+
 #ifdef __cplusplus
 }
 #endif
