@@ -22,6 +22,7 @@
 #include "nn.h"
 #include "model.h"
 #include "hook.h"
+#include "custom_op.h"
 
 #define TAPEGRAD_VERSION "0.1.0"
 
