@@ -37,6 +37,7 @@ MODULES = {
     "grad.h": ["grad"],
     "hook.h": ["hook"],
     "custom_op.h": ["custom_op"],
+    "recompute.h": ["recompute"],
 }
 # named for what they compute (docs/design.md, "Naming")
 ALGORITHMS = {"tg_backward", "tg_backward_apply", "tg_backward_trace", "tg_gradcheck",

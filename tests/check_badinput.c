@@ -492,6 +492,18 @@ ROW(custom_call_stale, OBJ(tg_custom_op_call(f->T, nan_op(), &f->stale, NULL)))
 ROW(custom_call_null_input,
     OBJ(tg_custom_op_call(f->T, nan_op(), &(struct tg_tensor *){NULL}, NULL)))
 
+/* ---- recompute.h ---- */
+/* A segment that records on the fixture's T2 instead of the tape it is given. */
+static struct tg_tensor *seg_other_tape(struct tg_tape *T, struct tg_tensor *const *in, int n,
+                                        void *fx)
+{
+    (void)T, (void)n;
+    return tg_exp(((struct fx *)fx)->T2, in[0]);
+}
+ROW(recompute_other_tape, OBJ(tg_recompute(f->T, seg_other_tape, &f->a23, 1, f)))
+ROW(recompute_n_in, OBJ(tg_recompute(f->T, seg_other_tape, &f->a23, 0, f)))
+ROW(recompute_stale, OBJ(tg_recompute(f->T, seg_other_tape, &f->stale, 1, f)))
+
 struct row {
     enum tg_status (*run)(struct fx *);
     const char *id;
@@ -808,6 +820,9 @@ static const struct row rows[] = {
     R(custom_register_arity, TG_ERR_RANGE, "tg_custom_op_register"),
     R(custom_call_stale, TG_ERR_STALE, "bad_nan_op"),
     R(custom_call_null_input, TG_ERR_NULL, "bad_nan_op: input 1 is NULL"),
+    R(recompute_other_tape, TG_ERR_TAPE, "tg_recompute: fn returned a tensor of a different tape"),
+    R(recompute_n_in, TG_ERR_RANGE, "tg_recompute"),
+    R(recompute_stale, TG_ERR_STALE, "tg_recompute"),
 };
 enum { N_ROWS = sizeof rows / sizeof rows[0] };
 
