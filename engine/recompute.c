@@ -202,3 +202,10 @@ struct tg_tensor *tg_recompute(struct tg_tape *T, tg_recompute_fn fn, struct tg_
     if (n->requires_grad) T->n_recompute++;
     return n;
 }
+
+void tg_recompute_stats(const struct tg_tape *T, struct tg_tape_stats *out)
+{
+    if (!out) return;
+    memset(out, 0, sizeof *out);
+    if (T && T->recompute) tg_tape_stats(T->recompute, out);
+}

@@ -58,6 +58,9 @@ typedef struct tg_tensor *(*tg_recompute_fn)(struct tg_tape *T, struct tg_tensor
  * (docs/hooks.md). In anomaly mode the recomputed ops are checked like any
  * others, and a NaN is named by the op inside fn that made it.
  *
+ * A recording with such a node is swept by the loop gradient hooks use
+ * (tapegrad/hook.h), and tg_backward_apply folds no update into an op there.
+ *
  * tg_grad and the higher-order calls do not differentiate through this node
  * (TG_ERR_STATE "op recompute has no differentiable VJP yet"): checkpoint
  * first-order training only.
@@ -66,6 +69,10 @@ struct tg_tensor *tg_recompute(struct tg_tape *T, tg_recompute_fn fn, struct tg_
                                int n_in, void *user);
 
 #define TG_RECOMPUTE_MAX_INPUTS 64
+
+/* The memory figures of T's scratch tape (tg_tape_stats of it; all zero when T
+ * has used none, or T is NULL): what the segments take beside T's own. */
+void tg_recompute_stats(const struct tg_tape *T, struct tg_tape_stats *out);
 
 #ifdef __cplusplus
 }
