@@ -11,7 +11,7 @@
 struct tg__hooks;
 
 /* Whether a sweep on T must take the hooked path: T's recording has a hooked
- * node, or some leaf anywhere has a hook. */
+ * node or a node of tg_recompute, or some leaf anywhere has a hook. */
 bool tg__hooks_on(const struct tg_tape *T);
 /* The sweep of tg__sweep when tg__hooks_on(T): the same walk, calling the
  * nodes' hooks before their backward and each hooked leaf's hooks after its

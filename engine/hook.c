@@ -53,7 +53,7 @@ static _Thread_local int running;
 
 bool tg__hooks_on(const struct tg_tape *T)
 {
-    return T->node_hooks || tg__gen_load(&leaves_hooked);
+    return T->node_hooks || T->n_recompute || tg__gen_load(&leaves_hooked);
 }
 
 static int live_count(const struct tg__hooks *h)
@@ -319,6 +319,7 @@ enum tg_status tg__hook_sweep(struct tg_tape *T, struct tg_tensor *root,
     const bool leaves = tg__gen_load(&leaves_hooked) != 0;
     if (leaves) find_last_consumers(T, root);
     uint64_t s = tg__sweep_start(T, root, seed);
+    T->sweep_status = TG_OK;
     for (struct tg_tensor *n = root; n && !st; n = n->prev) {
         if (n->sweep != s) continue;
         tg__sweep_ready(T, n, s);
@@ -327,6 +328,7 @@ enum tg_status tg__hook_sweep(struct tg_tape *T, struct tg_tensor *root,
         if (h && (st = run_hooks(h, n, n->grad))) break;
         if (obs) obs(n, false, ctx);
         n->backward(n);
+        if ((st = T->sweep_status)) break; /* a recomputation failed (engine/recompute.c) */
         if (obs) obs(n, true, ctx);
         if (T->anomaly && (st = tg__anomaly_backward(n))) return st;
         if (leaves) st = leaf_hooks(n, s);

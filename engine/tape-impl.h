@@ -94,6 +94,13 @@ struct tg_tape {
     size_t grad_pending, grad_left;
     unsigned char *grad_cur;
     struct tg__hooks *node_hooks; /* hooked nodes of this recording (engine/hook.c) */
+    /* tg_recompute (engine/recompute.c): the scratch tape segments are recorded
+     * on, the recording's nodes that recompute in backward (the sweep then
+     * takes engine/hook.c's loop), and the failure of such a backward, which
+     * that loop reports */
+    struct tg_tape *recompute;
+    size_t n_recompute;
+    enum tg_status sweep_status;
 };
 
 /* tg__rg_gen's value when `node`, the first op recorded after a change of some

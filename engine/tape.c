@@ -32,6 +32,7 @@ void tg_tape_free(struct tg_tape *T)
 {
     if (!T || owner_check(T, "tg_tape_free")) return;
     tg__hooks_tape_clear(T);
+    tg_tape_free(T->recompute);
     tg__arena_free(&T->data);
     tg__ring_free(&T->rings[RING_SCALAR]);
     tg__ring_free(&T->rings[RING_FULL]);
@@ -42,6 +43,7 @@ void tg_tape_reset(struct tg_tape *T)
 {
     if (!T || owner_check(T, "tg_tape_reset")) return;
     tg__hooks_tape_clear(T);
+    T->n_recompute = 0;
     T->fail_seen = 0; /* the first op of the new recording notes where it starts */
     T->rec_started = false;
     T->ck = NULL;

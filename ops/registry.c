@@ -7,6 +7,7 @@
  * so an op without a descriptor fails to link and the static assert below keeps
  * the count honest.
  */
+#include "custom-impl.h"
 #include "ops-impl.h"
 
 #define TG_X_ENTRY(E, n) [TG_OP_##E] = &tg_op_desc_##n,
@@ -19,7 +20,8 @@ _Static_assert(0 TG_OP_LIST(TG_X_ONE) == TG_OP_COUNT, "op table and enum disagre
 
 static const struct tg_op_desc *desc_of(enum tg_op op)
 {
-    return (op >= 0 && op < TG_OP_COUNT) ? tg_op_table[op] : NULL;
+    if (op >= TG_OP_COUNT) return tg__custom_desc(op); /* registered at run time */
+    return op >= 0 ? tg_op_table[op] : NULL;
 }
 
 int tg_op_count(void)

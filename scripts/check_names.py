@@ -39,6 +39,8 @@ MODULES = {
     "model.h": ["nn"],
     "grad.h": ["grad"],
     "hook.h": ["hook"],
+    "custom_op.h": ["custom_op"],
+    "recompute.h": ["recompute"],
 }
 # named for what they compute (docs/design.md, "Naming")
 ALGORITHMS = {"tg_backward", "tg_backward_apply", "tg_backward_trace", "tg_gradcheck",
@@ -74,7 +76,7 @@ def main():
                 bad.append(f"{path.name}: typedef {m.group(1)} is not tg_<{'|'.join(mods)}>_...")
         text = re.sub(r"typedef[^;]*;", " ", text)
         # function declarations: <return type> name(<params>);
-        for m in re.finditer(r"([\w\s\*]+?)\b(tg_\w+)\s*\(([^;{]*?)\)\s*(?:__attribute__\(\(.*?\)\)\s*)?;",
+        for m in re.finditer(r"([\w\s\*]+?)\b(tg_\w+)\s*\((?!\s*\*)([^;{]*?)\)\s*(?:__attribute__\(\(.*?\)\)\s*)?;",
                              text, flags=re.S):
             ret, name, params = m.group(1), m.group(2), m.group(3)
             if name in ALGORITHMS or (path.name == "status.h" and name in STATUS_CALLS):

@@ -684,6 +684,73 @@ ROW(emb_layer_name, OBJ(tg_nn_embedding_new(f->p, NULL, 4, 2, TG_F32, &f->rng)))
 ROW(dropout_layer_p, OBJ(tg_nn_dropout_new(-0.1, 1)))
 ROW(dropout_layer_null, OBJ(tg_nn_dropout_forward(NULL, f->T, f->a23, TG_NN_TRAIN)))
 
+/* ---- hook.h, custom_op.h ---- */
+static void nan_fwd(const struct tg_custom_op_args *a)
+{
+    memcpy(tg_tensor_data(a->out), tg_tensor_data(a->in[0]),
+           (size_t)tg_tensor_numel(a->out) * sizeof(float));
+}
+/* dx += NaN: the backward anomaly mode must catch and name */
+static void nan_bwd(const struct tg_custom_op_args *a, const void *dy, void *const *dx)
+{
+    for (int64_t i = 0; i < tg_tensor_numel(a->out); i++) ((float *)dx[0])[i] += NAN;
+    (void)dy;
+}
+static const struct tg_custom_op_def nan_def = {
+    .name = "bad_nan_op", .arity = 1, .forward = nan_fwd, .backward = nan_bwd};
+/* The op of nan_def, registered by this process's first row that needs it. */
+static const struct tg_custom_op *nan_op(void)
+{
+    const struct tg_custom_op *op = tg_custom_op_find(nan_def.name);
+    if (!op) tg_custom_op_register(&nan_def, &op);
+    tg_clear_error();
+    return op;
+}
+static enum tg_status custom_nan_backward(struct fx *f)
+{
+    tg_tape_set_anomaly(f->T, true);
+    return tg_backward(tg_sum(f->T, tg_custom_op_call(f->T, nan_op(), &f->a23, NULL)), NULL);
+}
+static enum tg_status hook_to_c5(struct tg_tensor *t, struct tg_tensor *g, struct tg_tensor **r,
+                                 void *fx)
+{
+    *r = ((struct fx *)fx)->c5;
+    (void)t, (void)g;
+    return TG_OK;
+}
+ROW(hook_wrong_shape,
+    (tg_hook_add_replace(f->node, hook_to_c5, f), tg_backward(tg_sum(f->T, f->node), NULL)))
+/* tg_hook_add reports through its id: 0 on failure */
+#define HOOK_ID(call) ((call) == 0 ? tg_last_status() : TG_OK)
+ROW(hook_add_null_fn, HOOK_ID(tg_hook_add(f->a23, NULL, NULL)))
+ROW(hook_add_stale, HOOK_ID(tg_hook_add_replace(f->stale, hook_to_c5, f)))
+ROW(hook_remove_none, tg_hook_remove(f->a23, 12345))
+ROW(custom_register_twice,
+    (nan_op(), tg_custom_op_register(&nan_def, &(const struct tg_custom_op *){0})))
+ROW(custom_register_no_backward,
+    tg_custom_op_register(&(struct tg_custom_op_def){.name = "nb", .arity = 1, .forward = nan_fwd},
+                          &(const struct tg_custom_op *){0}))
+ROW(custom_register_arity, tg_custom_op_register(&(struct tg_custom_op_def){.name = "ar",
+                                                                            .arity = 9,
+                                                                            .forward = nan_fwd,
+                                                                            .backward = nan_bwd},
+                                                 &(const struct tg_custom_op *){0}))
+ROW(custom_call_stale, OBJ(tg_custom_op_call(f->T, nan_op(), &f->stale, NULL)))
+ROW(custom_call_null_input,
+    OBJ(tg_custom_op_call(f->T, nan_op(), &(struct tg_tensor *){NULL}, NULL)))
+
+/* ---- recompute.h ---- */
+/* A segment that records on the fixture's T2 instead of the tape it is given. */
+static struct tg_tensor *seg_other_tape(struct tg_tape *T, struct tg_tensor *const *in, int n,
+                                        void *fx)
+{
+    (void)T, (void)n;
+    return tg_exp(((struct fx *)fx)->T2, in[0]);
+}
+ROW(recompute_other_tape, OBJ(tg_recompute(f->T, seg_other_tape, &f->a23, 1, f)))
+ROW(recompute_n_in, OBJ(tg_recompute(f->T, seg_other_tape, &f->a23, 0, f)))
+ROW(recompute_stale, OBJ(tg_recompute(f->T, seg_other_tape, &f->stale, 1, f)))
+
 struct row {
     enum tg_status (*run)(struct fx *);
     const char *id;
@@ -1065,6 +1132,20 @@ static const struct row rows[] = {
     R(emb_layer_name, TG_ERR_NULL, "tg_nn_embedding_new"),
     R(dropout_layer_p, TG_ERR_VALUE, "tg_nn_dropout_new"),
     R(dropout_layer_null, TG_ERR_NULL, "tg_nn_dropout_forward"),
+
+    R(custom_nan_backward, TG_ERR_NUMERIC, "backward of bad_nan_op"),
+    R(hook_wrong_shape, TG_ERR_SHAPE, "gradient hook: the replacement gradient has shape (5)"),
+    R(hook_add_null_fn, TG_ERR_NULL, "tg_hook_add"),
+    R(hook_add_stale, TG_ERR_STALE, "tg_hook_add_replace"),
+    R(hook_remove_none, TG_ERR_RANGE, "tg_hook_remove"),
+    R(custom_register_twice, TG_ERR_STATE, "already registered"),
+    R(custom_register_no_backward, TG_ERR_NULL, "tg_custom_op_register"),
+    R(custom_register_arity, TG_ERR_RANGE, "tg_custom_op_register"),
+    R(custom_call_stale, TG_ERR_STALE, "bad_nan_op"),
+    R(custom_call_null_input, TG_ERR_NULL, "bad_nan_op: input 1 is NULL"),
+    R(recompute_other_tape, TG_ERR_TAPE, "tg_recompute: fn returned a tensor of a different tape"),
+    R(recompute_n_in, TG_ERR_RANGE, "tg_recompute"),
+    R(recompute_stale, TG_ERR_STALE, "tg_recompute"),
 };
 enum { N_ROWS = sizeof rows / sizeof rows[0] };
 

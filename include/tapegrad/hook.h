@@ -57,7 +57,8 @@ enum tg_status tg_hook_remove(struct tg_tensor *t, int64_t id);
  *   record ops on it (copy its data instead).
  * - In tg_backward_apply a listed leaf's gradient is the sweep's own gradient
  *   (the update's g, not an accumulated one); what the hook leaves there is the
- *   g applied. While any hook is live, tg_backward_apply folds no update into
+ *   g applied. While any hook is live (or the recording holds a tg_recompute
+ *   node), tg_backward_apply folds no update into
  *   an op's backward (tg_tape_stats n_folded stays 0), so that every listed
  *   leaf's hook sees its g and a failed sweep changes no value.
  * - A hook that fails stops the sweep: the nodes' gradients are not current

@@ -22,6 +22,8 @@
 #include "nn.h"
 #include "model.h"
 #include "hook.h"
+#include "custom_op.h"
+#include "recompute.h"
 
 #define TAPEGRAD_VERSION "0.1.0"
 
