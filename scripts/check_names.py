@@ -35,6 +35,7 @@ MODULES = {
     "nn.h": ["nn"],
     "model.h": ["nn"],
     "grad.h": ["grad"],
+    "dist.h": ["dist"],
 }
 # named for what they compute (docs/design.md, "Naming")
 ALGORITHMS = {"tg_backward", "tg_backward_apply", "tg_backward_trace", "tg_gradcheck",
