@@ -17,9 +17,7 @@
  */
 #include <math.h>
 #include <string.h>
-#ifdef TG_DIST_HOOKS
 #include <tapegrad/hook.h>
-#endif
 #include "dist-impl.h"
 
 struct entry {
@@ -152,12 +150,8 @@ static enum tg_status make_entries(struct tg_dist_reducer *r, const char *fn)
         r->e[r->n_e] = (struct entry){r, t, 0, 0, tg_tensor_numel(t), 0, false};
         r->n_e++;
     }
-#ifdef TG_DIST_HOOKS
     for (int i = 0; i < r->n_e; i++)
         if (!(r->e[i].hook_id = tg_hook_add(r->e[i].t, on_grad, &r->e[i]))) return tg_last_status();
-#else
-    (void)on_grad;
-#endif
     return TG_OK;
 }
 
@@ -165,11 +159,7 @@ void tg_dist_reducer_free(struct tg_dist_reducer *r)
 {
     if (!r) return;
     for (int i = 0; r->e && i < r->n_e; i++)
-#ifdef TG_DIST_HOOKS
         if (r->e[i].hook_id) tg_hook_remove(r->e[i].t, r->e[i].hook_id);
-#else
-        (void)r->e[i].hook_id;
-#endif
     for (int k = 0; r->b && k < r->n_b; k++) tg_free(r->b[k].buf);
     tg_free(r->b);
     tg_free(r->e);

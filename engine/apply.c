@@ -3,6 +3,7 @@
  * leaves in place as their gradients become final.
  */
 #include <math.h>
+#include "hook-impl.h"
 #include "tape-impl.h"
 
 /* ---- backward that updates leaves in place (tg_backward_apply) ----
@@ -70,7 +71,7 @@ static void apply_plan(struct tg_tape *T, struct tg__apply *a, size_t n)
      * sweep that fails must leave every value as it was. */
     bool scan = false;
     for (size_t k = 0; k < n; k++) scan |= a[k].leaf->rank > 0;
-    if (!scan || T->anomaly) return;
+    if (!scan || T->anomaly || tg__hooks_on(T)) return; /* hooks: every g is seen */
     apply_count_uses(T, a, n);
     for (size_t k = 0; k < n; k++) {
         struct tg__apply *s = &a[k];

@@ -127,6 +127,7 @@ struct tg__leaf {
     uint64_t grad_version;   /* tg_tensor_grad_version */
     uint64_t rg_gen;         /* tg__rg_gen's value when requires-grad last changed */
     struct tg__apply *apply; /* tg_backward_apply's state, during that call only */
+    struct tg__hooks *hooks; /* its gradient hooks (engine/hook.c), or NULL */
 };
 static inline struct tg__leaf *tg__leaf_of(struct tg_tensor *t)
 {

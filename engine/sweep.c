@@ -2,6 +2,7 @@
  * engine/sweep.c - the backward sweep: one reverse walk over the recording that
  * applies each reached node's vector-Jacobian product (docs/design.md).
  */
+#include "hook-impl.h"
 #include "tape-impl.h"
 
 /* ---- backward ---- */
@@ -105,16 +106,29 @@ static inline void ready_inputs(struct tg_tape *T, struct tg_tensor *n, uint64_t
 
 /* The sweep itself, after the checks and with the gradient memory reserved:
  * nothing in it can fail but anomaly mode's checks. */
-enum tg_status tg__sweep(struct tg_tape *T, struct tg_tensor *root, const struct tg_tensor *seed,
-                         tg__sweep_hook hook, void *ctx)
+uint64_t tg__sweep_start(struct tg_tape *T, struct tg_tensor *root, const struct tg_tensor *seed)
 {
-    enum tg_status st;
     uint64_t s = ++T->sweep;
     grad_ready(T, root, s);
     if (seed)
         memcpy(root->grad, seed->data, (size_t)root->numel * tg__esize(root->dtype));
     else
         tg__store(root->grad, root->dtype, 0, 1.0);
+    return s;
+}
+
+void tg__sweep_ready(struct tg_tape *T, struct tg_tensor *n, uint64_t s)
+{
+    ready_inputs(T, n, s);
+}
+
+enum tg_status tg__sweep(struct tg_tape *T, struct tg_tensor *root, const struct tg_tensor *seed,
+                         tg__sweep_hook hook, void *ctx)
+{
+    enum tg_status st;
+    /* gradient hooks (engine/hook.c) walk in a loop of their own */
+    if (tg__hooks_on(T)) return tg__hook_sweep(T, root, seed, hook, ctx);
+    uint64_t s = tg__sweep_start(T, root, seed);
 
     /* One reverse walk: creation order is topological, so every consumer of a node
      * comes before it. A node is reached when a reached consumer readied it (zeroed

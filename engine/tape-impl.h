@@ -93,6 +93,7 @@ struct tg_tape {
      * that need a gradient may still ask for; grad_cur/grad_left: the reserve. */
     size_t grad_pending, grad_left;
     unsigned char *grad_cur;
+    struct tg__hooks *node_hooks; /* hooked nodes of this recording (engine/hook.c) */
 };
 
 /* tg__rg_gen's value when `node`, the first op recorded after a change of some

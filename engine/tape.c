@@ -3,6 +3,7 @@
  * that tell a live tensor from a stale handle (memory: engine/tape-impl.h).
  */
 #include <stdio.h>
+#include "hook-impl.h"
 #include "tape-impl.h"
 
 /* ---- the owning thread (checked builds) ---- */
@@ -30,6 +31,7 @@ struct tg_tape *tg_tape_new(void)
 void tg_tape_free(struct tg_tape *T)
 {
     if (!T || owner_check(T, "tg_tape_free")) return;
+    tg__hooks_tape_clear(T);
     tg__arena_free(&T->data);
     tg__ring_free(&T->rings[RING_SCALAR]);
     tg__ring_free(&T->rings[RING_FULL]);
@@ -39,6 +41,7 @@ void tg_tape_free(struct tg_tape *T)
 void tg_tape_reset(struct tg_tape *T)
 {
     if (!T || owner_check(T, "tg_tape_reset")) return;
+    tg__hooks_tape_clear(T);
     T->fail_seen = 0; /* the first op of the new recording notes where it starts */
     T->rec_started = false;
     T->ck = NULL;

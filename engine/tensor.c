@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "engine-impl.h"
+#include "hook-impl.h"
 
 /* ---- random numbers: xoshiro256** (Blackman & Vigna), seeded by splitmix64 ---- */
 
@@ -265,6 +266,7 @@ void tg_tensor_free(struct tg_tensor *t)
         tg__fail(TG_ERR_STATE, "tg_tensor_free: tensor belongs to a tape (reset or free the tape)");
         return;
     }
+    tg__hooks_leaf_free(tg__leaf_of(t));
     tg__free(t->grad);
     tg__free(t);
 }

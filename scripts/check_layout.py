@@ -31,6 +31,7 @@ def public_functions():
     for h in (ROOT / "include" / "tapegrad").glob("*.h"):
         text = strip_comments(h.read_text())
         text = re.sub(r"^\s*#.*?(?<!\\)$", " ", text, flags=re.M | re.S)
+        text = re.sub(r"typedef[^;]*;", " ", text)  # function-pointer types declare no function
         for m in re.finditer(r"\b(tg_\w+)\s*\([^;{]*?\)\s*(?:__attribute__\(\(.*?\)\)\s*)?;", text,
                              flags=re.S):
             names.add(m.group(1))

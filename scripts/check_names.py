@@ -35,6 +35,7 @@ MODULES = {
     "nn.h": ["nn"],
     "model.h": ["nn"],
     "grad.h": ["grad"],
+    "hook.h": ["hook"],
     "dist.h": ["dist"],
 }
 # named for what they compute (docs/design.md, "Naming")
@@ -65,6 +66,11 @@ def main():
         text = strip_comments(path.read_text())
         text = re.sub(r"^\s*#.*?(?<!\\)$", " ", text, flags=re.M | re.S)
         ok_prefix = tuple(f"tg_{m}_" for m in mods) + tuple(f"tg_{m}" for m in mods)
+        # function-pointer typedefs: typedef <ret> (*tg_name)(<params>);
+        for m in re.finditer(r"typedef[^;]*?\(\s*\*\s*(tg_\w+)\s*\)[^;]*;", text):
+            if not (m.group(1) + "_").startswith(ok_prefix):
+                bad.append(f"{path.name}: typedef {m.group(1)} is not tg_<{'|'.join(mods)}>_...")
+        text = re.sub(r"typedef[^;]*;", " ", text)
         # function declarations: <return type> name(<params>);
         for m in re.finditer(r"([\w\s\*]+?)\b(tg_\w+)\s*\(([^;{]*?)\)\s*(?:__attribute__\(\(.*?\)\)\s*)?;",
                              text, flags=re.S):

@@ -13,7 +13,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 HEADERS = ["tapegrad.h", "status.h", "tensor.h", "tape.h", "ops.h", "ops_linalg.h",
            "ops_shape.h", "ops_nn.h", "gradcheck.h", "check.h", "jacobian.h", "graph.h",
            "trace.h", "params.h", "checkpoint.h", "dataset.h", "nn.h", "model.h", "grad.h",
-           "dist.h"]
+           "hook.h", "dist.h"]
 
 
 def strip_comment(c):

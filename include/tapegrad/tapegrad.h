@@ -21,6 +21,7 @@
 #include "dataset.h"
 #include "nn.h"
 #include "model.h"
+#include "hook.h"
 
 #define TAPEGRAD_VERSION "0.1.0"
 
