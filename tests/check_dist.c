@@ -274,6 +274,10 @@ static void same_answer(enum tg_dtype dt, bool momentum, double tol, double *wor
                                                         TG_TRAIN_MINIBATCH, NULL, NULL),
                                  TG_OK);
             ck_assert_int_eq(tg_dist_reducer_finish(red), TG_OK);
+            struct tg_dist_reducer_stats rs;
+            tg_dist_reducer_stats(red, &rs); /* the hooks sent every bucket during the sweep */
+            ck_assert_int_ge(rs.n_buckets, 3);
+            ck_assert_int_eq(rs.sent_in_backward, cnt > 0 ? rs.n_buckets : 0);
             ck_assert_int_eq(tg_nn_optim_step(oa, 1.0), TG_OK);
             /* the reference: the whole global batch in this process */
             tg_params_zero_grad(pr);
