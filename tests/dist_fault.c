@@ -59,8 +59,11 @@ static int train(int argc, char **argv)
     struct tg_nn_train_config c = tg_nn_train_defaults();
     c.loss = TG_LOSS_XENT, c.mode = TG_TRAIN_MINIBATCH, c.batch_size = 8, c.shuffle = true;
     c.seed = 5, c.max_epochs = 3, c.optim.lr = 0.5;
-    struct tg_dist_train_options o = {.checkpoint = argv[2], .checkpoint_every = 1,
-                                      .resume = true, .on_step = maybe_die, .ctx = &k};
+    struct tg_dist_train_options o = {.checkpoint = argv[2],
+                                      .checkpoint_every = 1,
+                                      .resume = true,
+                                      .on_step = maybe_die,
+                                      .ctx = &k};
     enum tg_status st = tg_dist_train(d, &mod, ds, &c, &o, NULL);
     if (!st) st = tg_dist_checkpoint_save(d, tg_nn_mlp_params(m), argv[3]);
     if (st) fprintf(stderr, "dist_fault: rank %d: %s\n", tg_dist_rank(d), tg_last_error());
@@ -81,8 +84,8 @@ static int same(const char *a, const char *b)
         for (int64_t j = 0; !bad && j < tg_tensor_numel(ta); j++) {
             double x = tg_tensor_get(ta, j), y = tg_tensor_get(tb, j);
             if (fabs(x - y) > 1e-12 * fmax(1.0, fabs(y))) {
-                fprintf(stderr, "%s[%lld]: %.17g vs %.17g\n", tg_params_name(pa, i),
-                        (long long)j, x, y);
+                fprintf(stderr, "%s[%lld]: %.17g vs %.17g\n", tg_params_name(pa, i), (long long)j,
+                        x, y);
                 bad = 1;
             }
         }
@@ -104,6 +107,7 @@ int main(int argc, char **argv)
         tg_params_free(p);
         return 0;
     }
-    fprintf(stderr, "usage: dist_fault train CKPT OUT [KILL_STEP [RANK]] | intact CKPT | same A B\n");
+    fprintf(stderr,
+            "usage: dist_fault train CKPT OUT [KILL_STEP [RANK]] | intact CKPT | same A B\n");
     return 2;
 }
