@@ -33,7 +33,8 @@ struct bucket {
     enum tg_dtype dt;
     int64_t numel;
     int n_entries, pending;
-    void *buf; /* (numel) of dt */
+    void *own; /* (numel) of dt */
+    void *buf; /* what is sent: own, or a one-entry bucket's gradient itself */
     MPI_Request req;
 };
 
@@ -51,11 +52,14 @@ struct tg_dist_reducer {
 };
 
 /* Writes weight * src (NULL: zeros) into the bucket at e->off. */
-static void pack(struct tg_dist_reducer *r, struct entry *e, const void *src)
+static void pack(struct tg_dist_reducer *r, struct entry *e, void *src)
 {
     struct bucket *b = &r->b[e->bucket];
     double w = r->weight;
-    if (b->dt == TG_F64) {
+    b->buf = b->n_entries == 1 && src ? src : b->own; /* a lone gradient is sent in place */
+    if (b->buf == src && w == 1.0) {
+        /* nothing to copy or scale */
+    } else if (b->dt == TG_F64) {
         double *dst = (double *)b->buf + e->off;
         const double *s = src;
         for (int64_t k = 0; k < e->numel; k++) dst[k] = s ? w * s[k] : 0.0;
@@ -115,7 +119,7 @@ static enum tg_status make_buckets(struct tg_dist_reducer *r, size_t bucket_byte
         struct bucket *cur = r->n_b ? &r->b[r->n_b - 1] : NULL;
         if (!cur || cur->dt != dt || bytes + eb > bucket_bytes ||
             cur->numel + e->numel > INT32_MAX) {
-            r->b[r->n_b++] = (struct bucket){dt, 0, 0, 0, NULL, MPI_REQUEST_NULL};
+            r->b[r->n_b++] = (struct bucket){dt, 0, 0, 0, NULL, NULL, MPI_REQUEST_NULL};
             cur = &r->b[r->n_b - 1];
             bytes = 0;
         }
@@ -127,8 +131,8 @@ static enum tg_status make_buckets(struct tg_dist_reducer *r, size_t bucket_byte
     }
     for (int k = 0; k < r->n_b; k++) {
         struct bucket *b = &r->b[k];
-        b->buf = tg_malloc((size_t)(b->numel ? b->numel : 1) * tg_dtype_size(b->dt));
-        if (!b->buf) return TG_ERR_NOMEM;
+        b->own = tg_malloc((size_t)(b->numel ? b->numel : 1) * tg_dtype_size(b->dt));
+        if (!b->own) return TG_ERR_NOMEM;
         r->stats.bytes += b->numel * (int64_t)tg_dtype_size(b->dt);
     }
     r->stats.n_buckets = r->n_b;
@@ -160,7 +164,7 @@ void tg_dist_reducer_free(struct tg_dist_reducer *r)
     if (!r) return;
     for (int i = 0; r->e && i < r->n_e; i++)
         if (r->e[i].hook_id) tg_hook_remove(r->e[i].t, r->e[i].hook_id);
-    for (int k = 0; r->b && k < r->n_b; k++) tg_free(r->b[k].buf);
+    for (int k = 0; r->b && k < r->n_b; k++) tg_free(r->b[k].own);
     tg_free(r->b);
     tg_free(r->e);
     tg_free(r);
@@ -237,7 +241,7 @@ static void unpack(struct tg_dist_reducer *r)
 static enum tg_status complete(struct tg_dist_reducer *r, const char *fn)
 {
     for (int i = 0; i < r->n_e; i++)
-        if (!r->e[i].packed) pack(r, &r->e[i], tg_tensor_grad(r->e[i].t));
+        if (!r->e[i].packed) pack(r, &r->e[i], tg_tensor_grad_mut(r->e[i].t));
     enum tg_status st = send_ready(r, fn);
     if (!st) {
         int rc = MPI_Iallreduce(&r->count, &r->count_sum, 1, MPI_DOUBLE, MPI_SUM, r->d->comm,

@@ -112,7 +112,8 @@ enum tg_status tg_dist_broadcast_params(struct tg_dist *d, struct tg_params *p);
  * (tg_dist_check_params) and allocates a buffer per call: in a loop use a
  * reducer. Collective. TG_ERR_VALUE (weight or count not finite, count < 0, or
  * the counts summing to 0: on every rank), errors of tg_dist_check_params,
- * TG_ERR_IO; gradients are unchanged on failure.
+ * TG_ERR_IO. After a failure that got past the argument checks the gradients
+ * are unspecified (a bucket may hold partial sums: zero them before going on).
  */
 enum tg_status tg_dist_allreduce_grads(struct tg_dist *d, struct tg_params *p, double weight,
                                        double count);
@@ -155,17 +156,21 @@ enum tg_status tg_dist_reducer_begin(struct tg_dist_reducer *r, double weight, d
  * delivered (entries the sweep did not reach, or no sweep at all on a rank with
  * no samples) are taken as they are, the remaining buckets and the counts are
  * sent, and everything is waited for (within the timeout) and written back as
- * tg_dist_allreduce_grads defines. Collective. TG_ERR_NULL, TG_ERR_STATE (not
- * begun; or another rank called tg_dist_reducer_abandon: gradients are left
- * unchanged on every rank), TG_ERR_VALUE (the counts sum to 0: gradients
- * unchanged), TG_ERR_IO (a rank did not answer in time: see the top of this file).
+ * tg_dist_allreduce_grads defines. A bucket of one gradient is all-reduced in
+ * the gradient buffer itself (no copy); the others through a buffer of the
+ * reducer. Collective. TG_ERR_NULL, TG_ERR_STATE (not begun; or, on every rank,
+ * another rank called tg_dist_reducer_abandon), TG_ERR_VALUE (the counts sum to
+ * 0, on every rank), TG_ERR_IO (a rank did not answer in time: see the top of
+ * this file); after the last three the gradients are unspecified (zero them
+ * before the next step) and r may be begun again (not after TG_ERR_IO).
  */
 enum tg_status tg_dist_reducer_finish(struct tg_dist_reducer *r);
 /*
  * The way out of a step begun on a rank whose own work failed (its forward or
  * backward returned an error): it takes part in the step's collectives, so the
  * other ranks do not wait, and makes their tg_dist_reducer_finish fail with
- * TG_ERR_STATE. No gradient changes. Collective (with the others' finish).
+ * TG_ERR_STATE. Gradients are unspecified afterwards, as after a failed finish.
+ * Collective (with the others' finish).
  * TG_ERR_NULL, TG_ERR_STATE (not begun), TG_ERR_IO.
  */
 enum tg_status tg_dist_reducer_abandon(struct tg_dist_reducer *r);
