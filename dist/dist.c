@@ -111,8 +111,6 @@ struct tg_dist *tg_dist_init(int *argc, char ***argv)
             return NULL;
         }
     }
-    /* Errors of the world communicator (our duplicate's parent) are returned too. */
-    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     struct tg_dist *d = wrap(MPI_COMM_WORLD, !inited, fn);
     if (!d && !inited) MPI_Finalize();
     return d;

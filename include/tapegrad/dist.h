@@ -131,7 +131,8 @@ struct tg_dist_reducer;
  * tg_dist_reducer_begin, a bucket is sent as soon as all of its gradients are
  * final; buckets always go out in the same order on every rank. Collective
  * (it checks the parameter lists as tg_dist_check_params). NULL with the errors
- * of tg_dist_check_params, TG_ERR_NOMEM. Free with tg_dist_reducer_free.
+ * of tg_dist_check_params, TG_ERR_RANGE (an entry of more than 2^31 - 1
+ * elements, MPI's count limit), TG_ERR_NOMEM. Free with tg_dist_reducer_free.
  */
 struct tg_dist_reducer *tg_dist_reducer_new(struct tg_dist *d, struct tg_params *p,
                                             size_t bucket_bytes);
