@@ -33,7 +33,6 @@ enum tg_status tg__dist_wait(const struct tg_dist *d, int n, MPI_Request *reqs, 
                              const char *what)
 {
     double t0 = tg__dist_now();
-    struct timespec pause = {0, 20000}; /* 20 us between polls once the first ms passed */
     for (;;) {
         int done = 0;
         int rc = MPI_Testall(n, reqs, &done, MPI_STATUSES_IGNORE);
@@ -45,7 +44,13 @@ enum tg_status tg__dist_wait(const struct tg_dist *d, int n, MPI_Request *reqs, 
                                 "%s: %s: no answer from the other ranks after %.3g s (a rank died "
                                 "or stopped calling); end the job with tg_dist_abort",
                                 fn, what, waited);
-        if (waited > 1e-3) nanosleep(&pause, NULL);
+        /* Spin for the first ms (a quick answer is caught at once), then sleep
+         * 5% of the time waited so far, 20 us to 1 ms: a long wait leaves the CPU
+         * to the ranks being waited for when cores are shared. */
+        if (waited > 1e-3) {
+            double s = waited * 0.05 < 2e-5 ? 2e-5 : waited * 0.05 > 1e-3 ? 1e-3 : waited * 0.05;
+            nanosleep(&(struct timespec){0, (long)(s * 1e9)}, NULL);
+        }
     }
 }
 
