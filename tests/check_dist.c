@@ -93,6 +93,10 @@ START_TEST(test_before_init)
     ck_assert_int_eq(R, wr);
     ck_assert_int_eq(N, ws);
     ck_assert_int_ge(N, 2);
+    ck_assert_ptr_null(tg_dist_adopt(MPI_COMM_NULL));
+    ck_assert_int_eq(tg_last_status(), TG_ERR_VALUE);
+    tg_dist_abort(NULL, 3); /* returns: nothing to abort */
+    ck_assert_int_eq(tg_last_status(), TG_ERR_NULL);
     ck_assert_int_eq(tg_dist_set_timeout(D, 0.0), TG_ERR_VALUE);
     ck_assert_int_eq(tg_dist_set_timeout(D, 60.0), TG_OK);
 }
