@@ -21,6 +21,9 @@
 #include <unistd.h>
 #include "cli.h"
 #include "mlpio.h"
+#ifdef TG_CLI_DIST
+#include "cli-dist.h"
+#endif
 
 static const char prog[] = "tapegrad train";
 
@@ -66,6 +69,9 @@ static const char usage[] =
     "                      update, ||W_end - W_start|| / ||W_start|| over the epoch,\n"
     "                      and for ReLU the fraction of dead hidden units (zero on\n"
     "                      all of the first 1000 training samples)\n"
+    "  --dist              data-parallel over the ranks of `mpirun -np N tapegrad train`\n"
+    "                      (a build with MPI only): each rank a part of every batch;\n"
+    "                      only rank 0 prints and writes files (docs/distributed.md)\n"
     "  -h, --help          this text\n"
     "\n"
     "Hidden layers are initialized He-uniform (relu) or Xavier-uniform; weights\n"
@@ -85,6 +91,7 @@ struct opts {
     double lr; /* 0: the optimizer's default */
     long batch, epochs, classes, seed;
     bool diagnostics;
+    bool dist; /* --dist */
 };
 
 /* ======================= options ======================= */
@@ -159,6 +166,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         }
         if (!strcmp(a, "--diagnostics")) {
             o->diagnostics = true;
+        } else if (!strcmp(a, "--dist")) {
+            o->dist = true;
         } else if (!strncmp(a, "--", 2)) {
             int r = i + 1 < argc ? parse_value(o, a, argv[i + 1]) : -2;
             if (r == -2 && i + 1 == argc && parse_value(o, a, "") != -2) {
@@ -530,7 +539,7 @@ static int train(const struct opts *o, struct mlp_data *data, struct mlp_model *
     if (o->lr > 0) cfg.optim.lr = o->lr;
     cfg.max_epochs = (int)o->epochs;
     print_header(o, data, m, &cfg.optim);
-    struct run r = {.o = o, .m = m, .ds = data->train, .live = isatty(STDERR_FILENO)};
+    struct run r = {.o = o, .m = m, .ds = data->train, .live = isatty(STDERR_FILENO) && !o->dist};
     r.n = tg_dataset_len(r.ds);
     r.d = tg_dataset_features(r.ds);
     int rc = open_reports(&r);
@@ -542,7 +551,12 @@ static int train(const struct opts *o, struct mlp_data *data, struct mlp_model *
     cfg.ctx = &r;
     struct tg_nn_module model = {tg_nn_mlp_params(m->mlp), forward, &r};
     r.t0 = now();
+#ifdef TG_CLI_DIST
+    enum tg_status st =
+        o->dist ? cli_dist_train(&model, r.ds, &cfg) : tg_nn_train(&model, r.ds, &cfg, NULL);
+#else
     enum tg_status st = tg_nn_train(&model, r.ds, &cfg, NULL);
+#endif
     if (r.live) fputs("\r\033[K", stderr);
     close_reports(&r);
     if (r.failed) return CLI_FAIL;
@@ -588,6 +602,19 @@ int tg_cli_train(int argc, char **argv)
     struct opts o;
     int rc = parse_args(argc, argv, &o);
     if (rc) return rc < 0 ? CLI_OK : rc;
+#ifdef TG_CLI_DIST
+    bool rank0 = true;
+    if (o.dist && cli_dist_begin(&rank0)) return CLI_FAIL;
+    if (!rank0) o.save = o.curve = NULL; /* rank 0 alone writes files */
+#else
+    if (o.dist) {
+        fprintf(stderr,
+                "%s: --dist: this build has no MPI (install libopenmpi-dev and "
+                "configure with -Ddist=enabled; docs/distributed.md)\n",
+                prog);
+        return CLI_USAGE;
+    }
+#endif
     if (o.save && check_save_path(o.save)) return CLI_FAIL;
     struct mlp_data data;
     struct mlp_model m;
@@ -599,5 +626,8 @@ int tg_cli_train(int argc, char **argv)
     if (!rc && o.curve) rc = plot(o.curve, o.loss == TG_LOSS_XENT);
     mlp_model_free(&m);
     mlp_data_free(&data);
+#ifdef TG_CLI_DIST
+    if (o.dist) cli_dist_end();
+#endif
     return rc;
 }

@@ -17,7 +17,7 @@ import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-LIB = ["engine", "ops", "nn"]
+LIB = ["engine", "ops", "nn", "dist"]
 PROGRAMS = ["cli", "examples", "bench", "gradcases"]
 
 

@@ -41,6 +41,8 @@ MODULES = {
     "hook.h": ["hook"],
     "custom_op.h": ["custom_op"],
     "recompute.h": ["recompute"],
+
+    "dist.h": ["dist"],
 }
 # named for what they compute (docs/design.md, "Naming")
 ALGORITHMS = {"tg_backward", "tg_backward_apply", "tg_backward_trace", "tg_gradcheck",
