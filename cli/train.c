@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include "cli.h"
 #include "mlpio.h"
+#include "report.h"
 
 static const char prog[] = "tapegrad train";
 
@@ -66,6 +67,11 @@ static const char usage[] =
     "                      update, ||W_end - W_start|| / ||W_start|| over the epoch,\n"
     "                      and for ReLU the fraction of dead hidden units (zero on\n"
     "                      all of the first 1000 training samples)\n"
+    "  --report FILE.html  write a training report (one self-contained page): loss\n"
+    "                      and accuracy per epoch (train, and test for a folder),\n"
+    "                      the --diagnostics numbers per epoch as curves, weight\n"
+    "                      histograms of the first and last epoch, the confusion\n"
+    "                      matrix (test set, else training set)\n"
     "  -h, --help          this text\n"
     "\n"
     "Hidden layers are initialized He-uniform (relu) or Xavier-uniform; weights\n"
@@ -76,7 +82,8 @@ static const char usage[] =
     "2 usage error (an unknown option or a bad option value).\n";
 
 struct opts {
-    const char *data, *target, *save, *curve;
+    const char *data, *target, *save, *curve, *report;
+    char cmdline[1024]; /* for --report's heading */
     int64_t hidden[MLP_MAX_LAYERS];
     int n_hidden;
     enum tg_act act;
@@ -105,6 +112,7 @@ static int parse_value(struct opts *o, const char *a, const char *v)
     if (!strcmp(a, "--target")) return o->target = v, 0;
     if (!strcmp(a, "--save")) return o->save = v, 0;
     if (!strcmp(a, "--curve")) return o->curve = v, 0;
+    if (!strcmp(a, "--report")) return o->report = v, 0;
     if (!strcmp(a, "--hidden"))
         return mlp_parse_sizes(v, o->hidden, MLP_MAX_LAYERS - 1, &o->n_hidden);
     if (!strcmp(a, "--activation")) {
@@ -200,6 +208,8 @@ struct run {
     bool failed;                          /* the diagnostics failed: training stopped */
     struct tg_tensor *w0[MLP_MAX_LAYERS]; /* --diagnostics: weights at the epoch start */
     struct tg_tape *T;                    /* --diagnostics: the dead-unit pass */
+    struct report *rep;                   /* --report (cli/report.c) */
+    const struct tg_dataset *test;        /* the test set, or NULL */
 };
 
 static double now(void)
@@ -328,10 +338,15 @@ static int diagnostics(struct run *r, const struct tg_nn_epoch_info *info)
         diff_norms(W, r->w0[k], &diff, &norm);
         memcpy(tg_tensor_data(r->w0[k]), tg_tensor_data(W),
                (size_t)tg_tensor_numel(W) * sizeof(float));
+        int64_t units = r->m->sizes[k + 1];
+        if (r->rep)
+            report_layer(r->rep, info->epoch, k, layer_grad_norm(info, k),
+                         norm > 0 ? diff / norm : NAN,
+                         k < L - 1 && dead[k] >= 0 ? (double)dead[k] / (double)units : NAN);
+        if (!r->o->diagnostics) continue;
         printf("  layer %d (%lld->%lld)  grad norm %.3e  update/weight %.3e", k,
                (long long)r->m->sizes[k], (long long)r->m->sizes[k + 1], layer_grad_norm(info, k),
                norm > 0 ? diff / norm : NAN);
-        int64_t units = r->m->sizes[k + 1];
         if (k == L - 1)
             printf("  (output layer)\n");
         else if (dead[k] < 0)
@@ -341,6 +356,16 @@ static int diagnostics(struct run *r, const struct tg_nn_epoch_info *info)
                    (long long)dead[k], (long long)units);
     }
     return CLI_OK;
+}
+
+/* --report: the epoch's scores (the test set evaluated after the epoch) and weights. */
+static int report_train_epoch(struct run *r, const struct tg_nn_epoch_info *info)
+{
+    double tl = NAN, ta = NAN;
+    struct tg_nn_module model = tg_nn_mlp_module(r->m->mlp);
+    if (r->test && tg_nn_evaluate(&model, r->test, r->o->loss, &tl, &ta)) return CLI_FAIL;
+    report_epoch(r->rep, info->epoch, info->loss, info->accuracy, tl, ta);
+    return report_weights(r->rep, r->m->mlp);
 }
 
 static int on_epoch(const struct tg_nn_epoch_info *info, void *ctx)
@@ -359,7 +384,8 @@ static int on_epoch(const struct tg_nn_epoch_info *info, void *ctx)
     if (r->curve)
         fprintf(r->curve, "%d,%.9g,%.9g,%.6f\n", info->epoch + 1, info->loss, info->accuracy,
                 info->total_seconds);
-    r->failed = r->o->diagnostics && diagnostics(r, info);
+    r->failed = (r->o->diagnostics || r->rep) && diagnostics(r, info);
+    if (!r->failed && r->rep) r->failed = report_train_epoch(r, info);
     if (r->failed) fprintf(stderr, "%s: diagnostics failed: %s\n", prog, tg_last_error());
     fflush(stdout);
     r->epoch = info->epoch + 1;
@@ -486,7 +512,16 @@ static int open_reports(struct run *r)
         }
         fputs("epoch,loss,accuracy,seconds\n", r->curve);
     }
-    if (!r->o->diagnostics) return CLI_OK;
+    if (r->o->report) {
+        char about[256], arch[MLP_MAX_LAYERS * 8 + 8];
+        snprintf(about, sizeof about, "model %s %s, loss %s, %lld training samples%s",
+                 mlp_arch_str(r->m, arch, sizeof arch), tg_nn_act_name(r->m->act),
+                 tg_nn_loss_name(r->m->loss), (long long)r->n, r->test ? " and a test set" : "");
+        r->rep = report_new((int)r->o->epochs, r->m->sizes, r->m->n_sizes, r->m->act == TG_ACT_RELU,
+                            r->o->loss == TG_LOSS_XENT, r->o->cmdline, about);
+        if (!r->rep) return CLI_FAIL;
+    }
+    if (!r->o->diagnostics && !r->o->report) return CLI_OK;
     r->T = tg_tape_new();
     if (!r->T || tg_tape_no_grad_push(r->T)) return CLI_FAIL;
     for (int k = 0; k < tg_nn_mlp_layers(r->m->mlp); k++)
@@ -498,6 +533,7 @@ static void close_reports(struct run *r)
 {
     if (r->curve) fclose(r->curve);
     tg_tape_free(r->T);
+    report_free(r->rep);
     for (int k = 0; k < MLP_MAX_LAYERS; k++) tg_tensor_free(r->w0[k]);
 }
 
@@ -530,7 +566,8 @@ static int train(const struct opts *o, struct mlp_data *data, struct mlp_model *
     if (o->lr > 0) cfg.optim.lr = o->lr;
     cfg.max_epochs = (int)o->epochs;
     print_header(o, data, m, &cfg.optim);
-    struct run r = {.o = o, .m = m, .ds = data->train, .live = isatty(STDERR_FILENO)};
+    struct run r = {
+        .o = o, .m = m, .ds = data->train, .live = isatty(STDERR_FILENO), .test = data->test};
     r.n = tg_dataset_len(r.ds);
     r.d = tg_dataset_features(r.ds);
     int rc = open_reports(&r);
@@ -544,6 +581,10 @@ static int train(const struct opts *o, struct mlp_data *data, struct mlp_model *
     r.t0 = now();
     enum tg_status st = tg_nn_train(&model, r.ds, &cfg, NULL);
     if (r.live) fputs("\r\033[K", stderr);
+    if (r.rep && !st && !r.failed &&
+        report_finish(r.rep, m->mlp, data->test ? data->test : data->train,
+                      data->test ? "test" : "training", o->report))
+        r.failed = true;
     close_reports(&r);
     if (r.failed) return CLI_FAIL;
     if (st) {
@@ -588,6 +629,9 @@ int tg_cli_train(int argc, char **argv)
     struct opts o;
     int rc = parse_args(argc, argv, &o);
     if (rc) return rc < 0 ? CLI_OK : rc;
+    for (int i = 0, n = 0; i < argc && n < (int)sizeof o.cmdline - 1; i++)
+        n += snprintf(o.cmdline + n, sizeof o.cmdline - (size_t)n, "%s%s", i ? " " : "tapegrad ",
+                      argv[i]);
     if (o.save && check_save_path(o.save)) return CLI_FAIL;
     struct mlp_data data;
     struct mlp_model m;

@@ -130,11 +130,36 @@ async function tensorCase(browser) {
   await page.close();
 }
 
+// An MNIST-style folder (train-* and t10k-* IDX files) of 6x6 images of three
+// classes: a bright row, column or diagonal, with seeded noise; so the report
+// has test curves and a confusion matrix on the test set.
+function writeIdxFolder(dir) {
+  fs.mkdirSync(dir, { recursive: true });
+  let state = 12345;
+  const rand = () => (state = (state * 1103515245 + 12345) % 2147483648) / 2147483648;
+  for (const [prefix, n] of [['train', 240], ['t10k', 90]]) {
+    const img = Buffer.alloc(16 + n * 36), lab = Buffer.alloc(8 + n);
+    img.writeUInt32BE(0x803, 0); img.writeUInt32BE(n, 4); img.writeUInt32BE(6, 8); img.writeUInt32BE(6, 12);
+    lab.writeUInt32BE(0x801, 0); lab.writeUInt32BE(n, 4);
+    for (let i = 0; i < n; i++) {
+      const c = i % 3, k = Math.floor(rand() * 6);
+      lab[8 + i] = c;
+      for (let p = 0; p < 36; p++) {
+        const r = Math.floor(p / 6), col = p % 6;
+        const on = c === 0 ? r === k : c === 1 ? col === k : r === col;
+        img[16 + i * 36 + p] = Math.min(255, Math.floor((on ? 150 : 0) + rand() * 100));
+      }
+    }
+    fs.writeFileSync(path.join(dir, prefix + '-images-idx3-ubyte'), img);
+    fs.writeFileSync(path.join(dir, prefix + '-labels-idx1-ubyte'), lab);
+  }
+}
+
 async function reportCase(browser) {
-  const html = path.join(out, 'report.html'), epochs = 6;
-  const csv = path.join(source, 'tests', 'data', 'blobs3.csv');
-  const log = run(tapegrad, ['train', csv, '--epochs', String(epochs), '--hidden', '8', '--seed', '1',
-    '--report', html]);
+  const html = path.join(out, 'report.html'), epochs = 8, data = path.join(out, 'idx');
+  writeIdxFolder(data);
+  const log = run(tapegrad, ['train', data, '--epochs', String(epochs), '--hidden', '16,8', '--seed', '1',
+    '--batch', '16', '--lr', '0.01', '--report', html]);
   const logged = (log.match(/^epoch \d+\//gm) || []).length;
   const page = await browser.newPage();
   await page.setViewport({ width: 1280, height: 900 });
@@ -150,8 +175,12 @@ async function reportCase(browser) {
   check(perEpoch.length >= 5, `report: ${perEpoch.length} per-epoch curves`);
   for (const c of perEpoch)
     check(c.points === epochs && logged === epochs, `report: ${c.chart}/${c.series} has ${c.points} points for ${epochs} epochs`);
+  const series = curves.filter((c) => c.chart === 'loss').map((c) => c.series).join(' | ');
+  check(/train/.test(series) && /test/.test(series), `report: the loss chart has train and test curves (${series})`);
   for (const want of ['loss', 'accuracy', 'grad-norm', 'update-ratio', 'dead-relu', 'hist-first', 'hist-last', 'confusion'])
     check(await page.$(`svg[data-chart="${want}"]`) !== null, `report: has the ${want} chart`);
+  const cells = await page.$$eval('svg[data-chart="confusion"] rect.cell', (rs) => rs.length);
+  check(cells === 9, `report: a 3x3 confusion matrix (${cells} cells)`);
   const axes = await page.$$eval('svg[data-chart]', (ss) => ss.every((s) => s.querySelectorAll('text.axis-label').length >= 1));
   check(axes, 'report: every chart has axis labels');
   check(errors.length === 0, `report: no script errors ${errors.join('; ')}`);
