@@ -236,6 +236,13 @@
 
   /* ---- showing step i ---- */
   function setClass(el, c, on) { if (el) el.classList[on ? 'add' : 'remove'](c); }
+  /* keeps the current node in view when the graph scrolls sideways (phones) */
+  function follow(g) {
+    var box = document.getElementById('graph');
+    if (!g || box.scrollWidth <= box.clientWidth) return;
+    var r = g.getBoundingClientRect(), b = box.getBoundingClientRect();
+    box.scrollLeft += (r.left + r.width / 2) - (b.left + b.width / 2);
+  }
   function go(i) {
     cur = Math.max(0, Math.min(LAST, i));
     var s = S[cur];
@@ -261,6 +268,8 @@
       setClass(e.g, 'active-fwd', s.type === 'fwd' && e.to === s.node);
       setClass(e.g, 'active-bwd', s.type === 'bwd' && e.to === s.step.node);
     });
+    if (s.type === 'fwd') follow(svgNodes[s.node]);
+    if (s.type === 'bwd') follow(svgNodes[s.step.node]);
     var ex = document.getElementById('explain');
     if (s.type === 'start') ex.innerHTML = explainStart();
     else if (s.type === 'fwd') ex.innerHTML = explainForward(s.node, s.i);

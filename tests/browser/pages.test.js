@@ -96,8 +96,13 @@ async function explainCase(browser, name, expr, vars, leaves) {
   check(Number(up) === 1, `${name}: the first backward step shows the seed upstream gradient 1 (${up})`);
   await page.keyboard.press('ArrowRight');
   await page.screenshot({ path: path.join(out, name + '-sweep.png'), fullPage: true });
+  // the picture in docs/backprop.md: one window, in the middle of the sweep
+  await page.setViewport({ width: 1100, height: 860 });
+  await page.screenshot({ path: path.join(out, name + '-docs.png'), fullPage: false });
+  // a phone (the page reloads for the mobile viewport): the same step
   await page.setViewport({ width: 390, height: 844, isMobile: true, deviceScaleFactor: 1 });
-  await page.screenshot({ path: path.join(out, name + '-phone.png'), fullPage: false });
+  for (let i = 0; i < F + 2; i++) await page.keyboard.press('ArrowRight');
+  await page.screenshot({ path: path.join(out, name + '-phone.png'), fullPage: true });
   await page.pdf({ path: path.join(out, name + '.pdf'), format: 'A4' });
   await page.close();
 }
@@ -185,6 +190,8 @@ async function reportCase(browser) {
   check(axes, 'report: every chart has axis labels');
   check(errors.length === 0, `report: no script errors ${errors.join('; ')}`);
   await page.screenshot({ path: path.join(out, 'report.png'), fullPage: true });
+  await page.setViewport({ width: 1000, height: 1100 });
+  await page.screenshot({ path: path.join(out, 'report-docs.png'), fullPage: false });
   await page.setViewport({ width: 390, height: 844, isMobile: true, deviceScaleFactor: 1 });
   await page.screenshot({ path: path.join(out, 'report-phone.png'), fullPage: false });
   await page.pdf({ path: path.join(out, 'report.pdf'), format: 'A4' });
