@@ -7,6 +7,7 @@
  * a file:// URL, on a phone (the charts scale to the width) and in print.
  */
 #include "report.h"
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,8 @@ struct report {
     bool have_first;
     int64_t *confusion; /* (C * C): [true][predicted] */
     int64_t classes;
+    FILE *out; /* opened by report_new: a path that cannot be written fails first */
+    char *path;
 };
 
 static const char *const palette[] = {"#1864ab", "#d9480f", "#2b8a3e", "#862e9c",
@@ -40,11 +43,17 @@ static double *nans(int n)
     return p;
 }
 
-struct report *report_new(int max_epochs, const int64_t *sizes, int n_sizes, bool relu,
-                          bool classify, const char *title, const char *about)
+struct report *report_new(const char *path, int max_epochs, const int64_t *sizes, int n_sizes,
+                          bool relu, bool classify, const char *title, const char *about)
 {
     struct report *r = calloc(1, sizeof *r);
     if (!r) return NULL;
+    if (!(r->out = fopen(path, "w"))) {
+        fprintf(stderr, "%s: cannot write %s: %s\n", prog, path, strerror(errno));
+        free(r);
+        return NULL;
+    }
+    r->path = strdup(path);
     r->cap = max_epochs;
     r->n_layers = n_sizes - 1;
     memcpy(r->sizes, sizes, (size_t)n_sizes * sizeof *sizes);
@@ -60,7 +69,7 @@ struct report *report_new(int max_epochs, const int64_t *sizes, int n_sizes, boo
     r->grad = nans(nl), r->ratio = nans(nl), r->dead = nans(nl);
     r->w_first = malloc((size_t)r->n_weights * sizeof(float));
     r->w_last = malloc((size_t)r->n_weights * sizeof(float));
-    if (!r->title || !r->about || !r->train_loss || !r->train_acc || !r->test_loss ||
+    if (!r->path || !r->title || !r->about || !r->train_loss || !r->train_acc || !r->test_loss ||
         !r->test_acc || !r->grad || !r->ratio || !r->dead || !r->w_first || !r->w_last) {
         report_free(r);
         return NULL;
@@ -71,7 +80,8 @@ struct report *report_new(int max_epochs, const int64_t *sizes, int n_sizes, boo
 void report_free(struct report *r)
 {
     if (!r) return;
-    free(r->title), free(r->about);
+    if (r->out) fclose(r->out);
+    free(r->path), free(r->title), free(r->about);
     free(r->train_loss), free(r->train_acc), free(r->test_loss), free(r->test_acc);
     free(r->grad), free(r->ratio), free(r->dead);
     free(r->w_first), free(r->w_last), free(r->confusion);
@@ -539,22 +549,19 @@ static void write_page(FILE *f, const struct report *r, const char *set)
 }
 
 int report_finish(struct report *r, struct tg_nn_mlp *mlp, const struct tg_dataset *ds,
-                  const char *set, const char *path)
+                  const char *set)
 {
     if (r->classify && confusion_count(r, mlp, ds)) {
         fprintf(stderr, "%s: --report: the confusion matrix failed: %s\n", prog, mlp_lib_error());
         return CLI_FAIL;
     }
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "%s: cannot write %s\n", prog, path);
+    write_page(r->out, r, set);
+    int bad = fclose(r->out);
+    r->out = NULL;
+    if (bad) {
+        fprintf(stderr, "%s: writing %s failed\n", prog, r->path);
         return CLI_FAIL;
     }
-    write_page(f, r, set);
-    if (fclose(f)) {
-        fprintf(stderr, "%s: writing %s failed\n", prog, path);
-        return CLI_FAIL;
-    }
-    printf("report written to %s\n", path);
+    printf("report written to %s\n", r->path);
     return CLI_OK;
 }

@@ -18,11 +18,13 @@
 
 struct report;
 
-/* A report for at most max_epochs epochs of an MLP with n_sizes layer widths
- * (sizes[0] inputs ... sizes[n_sizes - 1] outputs); title and about (a line
- * on the data and model) are copied. NULL when out of memory. */
-struct report *report_new(int max_epochs, const int64_t *sizes, int n_sizes, bool relu,
-                          bool classify, const char *title, const char *about);
+/* A report to be written to path (created now, so that a path that cannot be
+ * written fails before training) for at most max_epochs epochs of an MLP with
+ * n_sizes layer widths (sizes[0] inputs ... sizes[n_sizes - 1] outputs); title
+ * and about (a line on the data and model) are copied. NULL when path cannot be
+ * created (said on stderr) or out of memory. */
+struct report *report_new(const char *path, int max_epochs, const int64_t *sizes, int n_sizes,
+                          bool relu, bool classify, const char *title, const char *about);
 void report_free(struct report *r);
 
 /* The scores of 0-based epoch e: the trainer's running means (train) and, when
@@ -36,8 +38,8 @@ void report_layer(struct report *r, int e, int k, double grad_norm, double ratio
  * the first epoch's, each later one replaces the last epoch's. */
 int report_weights(struct report *r, const struct tg_nn_mlp *mlp);
 /* Counts the confusion matrix of mlp on ds (named set, e.g. "test") and writes
- * the page to path. */
+ * the page. */
 int report_finish(struct report *r, struct tg_nn_mlp *mlp, const struct tg_dataset *ds,
-                  const char *set, const char *path);
+                  const char *set);
 
 #endif

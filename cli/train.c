@@ -517,8 +517,9 @@ static int open_reports(struct run *r)
         snprintf(about, sizeof about, "model %s %s, loss %s, %lld training samples%s",
                  mlp_arch_str(r->m, arch, sizeof arch), tg_nn_act_name(r->m->act),
                  tg_nn_loss_name(r->m->loss), (long long)r->n, r->test ? " and a test set" : "");
-        r->rep = report_new((int)r->o->epochs, r->m->sizes, r->m->n_sizes, r->m->act == TG_ACT_RELU,
-                            r->o->loss == TG_LOSS_XENT, r->o->cmdline, about);
+        r->rep =
+            report_new(r->o->report, (int)r->o->epochs, r->m->sizes, r->m->n_sizes,
+                       r->m->act == TG_ACT_RELU, r->o->loss == TG_LOSS_XENT, r->o->cmdline, about);
         if (!r->rep) return CLI_FAIL;
     }
     if (!r->o->diagnostics && !r->o->report) return CLI_OK;
@@ -583,7 +584,7 @@ static int train(const struct opts *o, struct mlp_data *data, struct mlp_model *
     if (r.live) fputs("\r\033[K", stderr);
     if (r.rep && !st && !r.failed &&
         report_finish(r.rep, m->mlp, data->test ? data->test : data->train,
-                      data->test ? "test" : "training", o->report))
+                      data->test ? "test" : "training"))
         r.failed = true;
     close_reports(&r);
     if (r.failed) return CLI_FAIL;
