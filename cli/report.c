@@ -200,8 +200,8 @@ static void axes(FILE *f, const struct axis *x, const struct axis *y, const char
         }
     } else {
         double s = nice_step(y->hi - y->lo);
-        for (double v = y->lo; v <= y->hi + s / 2; v += s) {
-            double p = axis_pos(y, v, y0, y1);
+        for (int i = 0; y->lo + i * s <= y->hi + s / 2; i++) {
+            double v = y->lo + i * s, p = axis_pos(y, v, y0, y1);
             fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>", x0, x1,
                     p, p);
             fprintf(f, "<text x=\"%d\" y=\"%.1f\" class=\"tick\" text-anchor=\"end\">%.4g</text>\n",
@@ -211,7 +211,9 @@ static void axes(FILE *f, const struct axis *x, const struct axis *y, const char
     double s = integer_x ? fmax(1, nice_step(x->hi - x->lo)) : nice_step(x->hi - x->lo);
     if (integer_x) s = fmax(1, round(s));
     double start = integer_x ? ceil(x->lo) : ceil(x->lo / s) * s;
-    for (double v = start; v <= x->hi + s * 1e-9; v += s) {
+    for (int i = 0; start + i * s <= x->hi + s * 1e-9; i++) {
+        double v = start + i * s;
+        if (fabs(v) < s * 1e-9) v = 0; /* not -5.55e-17 */
         double p = axis_pos(x, v, x0, x1);
         fprintf(f, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\" class=\"tickmark\"/>", p, p,
                 y0, y0 + 4);
