@@ -195,7 +195,7 @@ static void put_checks(struct page *P)
     const struct tg_tensor *s = P->o ? P->o->seed : NULL;
     fputs(",\"checks\":[", out);
     bool any = false;
-    if ((P->root->numel == 1 || s) && replayable(P)) {
+    if (P->root->desc && (P->root->numel == 1 || s) && replayable(P)) {
         for (int64_t k = 0; k < P->g.n; k++) {
             struct tg_tensor *x = P->g.order[k];
             if (tg_graph_kind(x) != TG_GRAPH_PARAM) continue;
@@ -206,7 +206,9 @@ static void put_checks(struct page *P)
         replay(P); /* back to the recorded values */
     }
     fputs("]", out);
-    if (!any && !replayable(P))
+    if (!P->root->desc)
+        fputs(",\"no_check\":\"the graph is a single tensor: no op to differentiate\"", out);
+    else if (!any && !replayable(P))
         fputs(",\"no_check\":\"an op of the graph cannot be replayed\"", out);
 }
 

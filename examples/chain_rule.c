@@ -41,7 +41,7 @@ int main(int argc, char **argv)
     struct tg_tensor *z = tg_pow_scalar(T, x, 2); /* z = g(x) = x^2 */
     struct tg_tensor *y = tg_sin(T, z);           /* y = f(z) = sin z */
     struct tg_trace *tr = NULL;
-    if (!y || tg_backward_trace(y, NULL, &tr)) {
+    if (!y || (html ? tg_backward_trace(y, NULL, &tr) : tg_backward(y, NULL))) {
         fprintf(stderr, "chain_rule: %s\n", tg_last_error());
         return 1;
     }

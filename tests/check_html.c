@@ -259,6 +259,23 @@ START_TEST(test_svg_and_escaping)
 }
 END_TEST
 
+/* A lone leaf: no sweep, nothing to check (its gradient was never computed). */
+START_TEST(test_lone_leaf)
+{
+    struct tg_tensor *x = leaf(2, true);
+    struct tg_trace none = {0, NULL};
+    char *text = NULL;
+    ck_assert_int_eq(page(x, &none, NULL, &text), TG_OK);
+    cJSON *f = facts(text);
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(f, "checks")), 0);
+    ck_assert_ptr_nonnull(strstr(cJSON_GetObjectItem(f, "no_check")->valuestring, "single"));
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(f, "nodes")), 1);
+    cJSON_Delete(f);
+    free(text);
+    tg_tensor_free(x);
+}
+END_TEST
+
 START_TEST(test_errors)
 {
     struct tg_tape *T = tg_tape_new();
@@ -300,6 +317,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_kink_verdict);
     tcase_add_test(tc, test_tensor_seed_page);
     tcase_add_test(tc, test_svg_and_escaping);
+    tcase_add_test(tc, test_lone_leaf);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);
     return s;

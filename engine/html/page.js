@@ -20,6 +20,7 @@
     return String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
       .replace(/"/g, '&quot;');
   }
+  function count(n, one, many) { return n + ' ' + (n === 1 ? one : (many || one + 's')); }
   function code(s) { return '<code>' + esc(s) + '</code>'; }
   function shapeStr(sh) { return '[' + sh.join(', ') + ']'; }
   function isScalarNode(n) { return n.numel === 1; }
@@ -64,6 +65,11 @@
     if (m) svgEdges.push({ g: g, from: Number(m[1]), to: Number(m[2]) });
   });
   document.body.setAttribute('data-svg-nodes', String(Object.keys(svgNodes).length));
+  /* a small graph is drawn at most 1.6 times its natural size, not the page's width */
+  (function () {
+    var svg = document.querySelector('#graph svg'), m = svg && /^([\d.]+)(pt|px)?$/.exec(svg.getAttribute('width') || '');
+    if (m) svg.style.maxWidth = Math.round(Number(m[1]) * (m[2] === 'pt' ? 4 / 3 : 1) * 1.6) + 'px';
+  })();
 
   function describeTitle(k) {
     var n = D.nodes[k];
@@ -93,9 +99,9 @@
     D.nodes.forEach(function (n, k) {
       if (n.kind !== 'op') leaves.push('<li>' + code(n.label) + ' (' + n.kind + ') = ' + esc(valueText(k)) + '</li>');
     });
-    return '<h3>Start: the leaves</h3><p>The graph has ' + D.nodes.length + ' tensors: ' +
-      forward.length + ' op results and ' + (D.nodes.length - forward.length) +
-      ' leaves and constants. Step forward to compute the ops one by one in the order they were recorded, ' +
+    return '<h3>Start: the leaves</h3><p>The graph has ' + count(D.nodes.length, 'tensor') + ': ' +
+      count(forward.length, 'op result') + ' and ' + count(D.nodes.length - forward.length, 'leaf or constant', 'leaves and constants') +
+      '. Step forward to compute the ops one by one in the order they were recorded, ' +
       'then backward to sweep the gradients from the root ' + code(lab(D.root)) + ' back to the leaves.</p><ul>' +
       leaves.join('') + '</ul><p class="note">Keys: right/left arrow to step, Home/End to jump. ' +
       docsLink('#1-the-chain-rule', 'The chain rule, in docs/backprop.md') + '.</p>';
@@ -165,7 +171,7 @@
       if (n.numel === 1) {
         var it = c && c.items[0];
         rows.push('<tr data-leaf="' + esc(n.label) + '"><td>' + code(dOf(k)) + '</td><td class="grad">' +
-          fmt(n.grad ? n.grad[0] : 0, 12) + '</td><td class="numeric">' + (it ? fmt(it.numeric, 10) : 'not checked') +
+          (n.grad ? fmt(n.grad[0], 12) : '\u2013') + '</td><td class="numeric">' + (it ? fmt(it.numeric, 10) : 'not checked') +
           '</td><td class="verdict">' + verdictCell(it) + '</td></tr>');
         return;
       }
