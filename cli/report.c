@@ -409,7 +409,7 @@ static const char css[] =
     "body{margin:0 auto;max-width:980px;padding:0 16px 24px;color:#1f2328;font:15px/1.45 "
     "system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif}h1{font-size:1.4em;margin:14px 0 "
     "4px}h2{font-size:1.15em;margin:22px 0 4px}code{font-family:ui-monospace,'DejaVu Sans "
-    "Mono',Menlo,monospace;font-size:.9em}.about{color:#59636e}figure{margin:6px 0 "
+    "Mono',Menlo,monospace;font-size:.9em;overflow-wrap:anywhere}.about{color:#59636e}figure{margin:6px 0 "
     "12px;break-inside:avoid}figcaption{color:#59636e;font-size:.9em}svg{width:100%;height:auto;"
     "max-width:720px;display:block;font-family:system-ui,Arial,sans-serif}svg .frame{fill:none;"
     "stroke:#8c959f}svg .grid{stroke:#eaeef2}svg .tickmark{stroke:#8c959f}svg .tick{font-size:11px;"
@@ -417,7 +417,8 @@ static const char css[] =
     ".series polyline{stroke-width:2}svg .hist polyline{stroke-width:1.6}svg .count{font-size:"
     "12px}svg .cell{stroke:#ffffff}table{border-collapse:collapse}td,th{border:1px solid #d0d7de;"
     "padding:3px 8px;text-align:right}th{background:#f6f8fa}.note{color:#59636e}"
-    "@media (max-width:760px){body{padding:0 8px 16px}h1{font-size:1.2em}}"
+    "@media (max-width:760px){body{padding:0 8px 16px}h1{font-size:1.2em}figure{overflow-x:auto}"
+    "svg[data-chart]{min-width:540px}svg[data-chart=confusion]{min-width:0}}"
     "@media print{body{max-width:none;font-size:11pt}svg{max-width:16cm}h2{break-after:avoid}}";
 
 static void put_table(FILE *f, const struct report *r)
