@@ -370,6 +370,15 @@ static int write_dot(const struct session *s)
     return CLI_OK;
 }
 
+/* v in the fewest significant digits that read back as v (0.3, not 0.29999...). */
+static void shortest(double v, char *buf, size_t size)
+{
+    for (int p = 1; p <= 17; p++) {
+        snprintf(buf, size, "%.*g", p, v);
+        if (strtod(buf, NULL) == v) return;
+    }
+}
+
 /* --html: the page of the graph and the sweep (cli/htmlpage.c). */
 static int write_html(const struct session *s)
 {
@@ -378,9 +387,12 @@ static int write_html(const struct session *s)
     char *title = malloc(size);
     if (!title) return CLI_FAIL;
     int n = snprintf(title, size, "%s", s->o->src);
-    for (int i = 0; i < s->e.n_vars; i++)
-        n += snprintf(title + n, size - (size_t)n, "%s%s = %.17g", i ? ", " : "   at ",
-                      s->e.vars[i], s->values[i]);
+    for (int i = 0; i < s->e.n_vars; i++) {
+        char v[32];
+        shortest(s->values[i], v, sizeof v);
+        n += snprintf(title + n, size - (size_t)n, "%s%s = %s", i ? ", " : "   at ", s->e.vars[i],
+                      v);
+    }
     struct tg_trace none = {0, NULL};
     int rc = htmlpage_write("tapegrad explain", s->o->html, s->root, s->trace ? s->trace : &none,
                             &s->names, title);
