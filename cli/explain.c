@@ -12,10 +12,11 @@
 #include <string.h>
 #include "cli.h"
 #include "expr.h"
+#include "htmlpage.h"
 
 static const char usage[] =
     "usage: tapegrad explain EXPR [name=value ...] [--hessian] [--trace] [--dot FILE]\n"
-    "                        [--json]\n"
+    "                        [--json] [--html FILE]\n"
     "\n"
     "Builds EXPR as a graph (f64, each variable a leaf that requires grad), runs\n"
     "backward, and prints the value Div, every partial derivative dDiv/dx and its\n"
@@ -33,6 +34,9 @@ static const char usage[] =
     "  --dot FILE  write the graph in Graphviz DOT to FILE ('-' for stdout)\n"
     "  --json      print {\"value\": v, \"grad\": {...}, \"numeric\": {...}}, with\n"
     "              --hessian also \"hessian\" and \"hessian_numeric\": {x: {y: ...}}\n"
+    "  --html FILE write an interactive page (HTML, self-contained) that steps\n"
+    "              through the forward pass and the backward sweep; the graph is\n"
+    "              laid out by Graphviz's dot when it is on PATH\n"
     "  -h, --help  this text\n"
     "\n"
     "Example: tapegrad explain '(sigmoid(w*x + b) - t)^2' w=0.5 x=2 b=-0.5 t=1 --trace\n"
@@ -44,6 +48,7 @@ struct opts {
     int n_assign;
     bool trace, json, hessian;
     const char *dot;
+    const char *html; /* --html FILE */
 };
 
 /* The expression and a caret under column col, after the one-line message. */
@@ -81,6 +86,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 return CLI_USAGE;
             }
             o->dot = argv[i];
+        } else if (!opts_done && !strcmp(a, "--html")) {
+            if (++i == argc) {
+                fprintf(stderr, "tapegrad explain: --html needs a file name\n");
+                return CLI_USAGE;
+            }
+            o->html = argv[i];
         } else if (!opts_done && !strncmp(a, "--", 2)) {
             fprintf(stderr, "tapegrad explain: unknown option '%s' (see --help)\n", a);
             return CLI_USAGE;
@@ -156,6 +167,7 @@ struct session {
     double *hess, *hess_numeric;            /* (n_vars^2) with --hessian, else NULL */
     struct tg_graph_name *name_list;        /* (n_vars) the variables' names */
     struct tg_graph_names names;
+    struct tg_trace *trace; /* kept for --html */
 };
 
 /* Names: the variables. Op results keep the numbers v1, v2, ... of the graph
@@ -199,16 +211,16 @@ static int run_backward(struct session *s)
         return CLI_OK;
     }
     enum tg_status st;
-    if (s->o->trace) {
-        struct tg_trace *tr;
+    if (s->o->trace || s->o->html) {
+        struct tg_trace *tr = NULL;
         FILE *f = s->o->json ? stderr : stdout;
         st = tg_backward_trace(s->root, NULL, &tr);
-        if (!st) {
+        if (!st && s->o->trace) {
             fputc('\n', f);
             legend(s, f);
+            st = tg_trace_print(tr, f, &s->names);
         }
-        if (!st) st = tg_trace_print(tr, f, &s->names);
-        tg_trace_free(tr);
+        s->trace = tr;
     } else {
         st = tg_backward(s->root, NULL);
     }
@@ -358,6 +370,36 @@ static int write_dot(const struct session *s)
     return CLI_OK;
 }
 
+/* v in the fewest significant digits that read back as v (0.3, not 0.29999...). */
+static void shortest(double v, char *buf, size_t size)
+{
+    for (int p = 1; p <= 17; p++) {
+        snprintf(buf, size, "%.*g", p, v);
+        if (strtod(buf, NULL) == v) return;
+    }
+}
+
+/* --html: the page of the graph and the sweep (cli/htmlpage.c). */
+static int write_html(const struct session *s)
+{
+    size_t size = strlen(s->o->src) + 32 * (size_t)s->e.n_vars + 64;
+    for (int i = 0; i < s->e.n_vars; i++) size += strlen(s->e.vars[i]);
+    char *title = malloc(size);
+    if (!title) return CLI_FAIL;
+    int n = snprintf(title, size, "%s", s->o->src);
+    for (int i = 0; i < s->e.n_vars; i++) {
+        char v[32];
+        shortest(s->values[i], v, sizeof v);
+        n += snprintf(title + n, size - (size_t)n, "%s%s = %s", i ? ", " : "   at ", s->e.vars[i],
+                      v);
+    }
+    struct tg_trace none = {0, NULL};
+    int rc = htmlpage_write("tapegrad explain", s->o->html, s->root, s->trace ? s->trace : &none,
+                            &s->names, title);
+    free(title);
+    return rc ? CLI_FAIL : CLI_OK;
+}
+
 /* Leaves, the graph, the value (checked for domain errors). */
 static int build(struct session *s)
 {
@@ -389,6 +431,7 @@ static void session_free(struct session *s)
 {
     tg_tape_free(s->T);
     for (int i = 0; s->leaves && i < s->e.n_vars; i++) tg_tensor_free(s->leaves[i]);
+    tg_trace_free(s->trace);
     free(s->name_list);
     free(s->leaves);
     free(s->nodes);
@@ -432,6 +475,7 @@ int tg_cli_explain(int argc, char **argv)
     if (!rc && !o.json) print_partials(&s);
     if (!rc && !o.json && o.hessian) print_hessian(&s);
     if (!rc && o.dot) rc = write_dot(&s);
+    if (!rc && o.html) rc = write_html(&s);
     if (rc == CLI_FAIL && !s.root && tg_last_status() == TG_ERR_NOMEM)
         fprintf(stderr, "tapegrad explain: out of memory\n");
     session_free(&s);

@@ -24,6 +24,7 @@
 #ifdef TG_CLI_DIST
 #include "cli-dist.h"
 #endif
+#include "report.h"
 
 static const char prog[] = "tapegrad train";
 
@@ -72,6 +73,11 @@ static const char usage[] =
     "  --dist              data-parallel over the ranks of `mpirun -np N tapegrad train`\n"
     "                      (a build with MPI only): each rank a part of every batch;\n"
     "                      only rank 0 prints and writes files (docs/distributed.md)\n"
+    "  --report FILE.html  write a training report (one self-contained page): loss\n"
+    "                      and accuracy per epoch (train, and test for a folder),\n"
+    "                      the --diagnostics numbers per epoch as curves, weight\n"
+    "                      histograms of the first and last epoch, the confusion\n"
+    "                      matrix (test set, else training set)\n"
     "  -h, --help          this text\n"
     "\n"
     "Hidden layers are initialized He-uniform (relu) or Xavier-uniform; weights\n"
@@ -82,7 +88,8 @@ static const char usage[] =
     "2 usage error (an unknown option or a bad option value).\n";
 
 struct opts {
-    const char *data, *target, *save, *curve;
+    const char *data, *target, *save, *curve, *report;
+    char cmdline[1024]; /* for --report's heading */
     int64_t hidden[MLP_MAX_LAYERS];
     int n_hidden;
     enum tg_act act;
@@ -112,6 +119,7 @@ static int parse_value(struct opts *o, const char *a, const char *v)
     if (!strcmp(a, "--target")) return o->target = v, 0;
     if (!strcmp(a, "--save")) return o->save = v, 0;
     if (!strcmp(a, "--curve")) return o->curve = v, 0;
+    if (!strcmp(a, "--report")) return o->report = v, 0;
     if (!strcmp(a, "--hidden"))
         return mlp_parse_sizes(v, o->hidden, MLP_MAX_LAYERS - 1, &o->n_hidden);
     if (!strcmp(a, "--activation")) {
@@ -209,6 +217,8 @@ struct run {
     bool failed;                          /* the diagnostics failed: training stopped */
     struct tg_tensor *w0[MLP_MAX_LAYERS]; /* --diagnostics: weights at the epoch start */
     struct tg_tape *T;                    /* --diagnostics: the dead-unit pass */
+    struct report *rep;                   /* --report (cli/report.c) */
+    const struct tg_dataset *test;        /* the test set, or NULL */
 };
 
 static double now(void)
@@ -337,10 +347,15 @@ static int diagnostics(struct run *r, const struct tg_nn_epoch_info *info)
         diff_norms(W, r->w0[k], &diff, &norm);
         memcpy(tg_tensor_data(r->w0[k]), tg_tensor_data(W),
                (size_t)tg_tensor_numel(W) * sizeof(float));
+        int64_t units = r->m->sizes[k + 1];
+        if (r->rep)
+            report_layer(r->rep, info->epoch, k, layer_grad_norm(info, k),
+                         norm > 0 ? diff / norm : NAN,
+                         k < L - 1 && dead[k] >= 0 ? (double)dead[k] / (double)units : NAN);
+        if (!r->o->diagnostics) continue;
         printf("  layer %d (%lld->%lld)  grad norm %.3e  update/weight %.3e", k,
                (long long)r->m->sizes[k], (long long)r->m->sizes[k + 1], layer_grad_norm(info, k),
                norm > 0 ? diff / norm : NAN);
-        int64_t units = r->m->sizes[k + 1];
         if (k == L - 1)
             printf("  (output layer)\n");
         else if (dead[k] < 0)
@@ -350,6 +365,16 @@ static int diagnostics(struct run *r, const struct tg_nn_epoch_info *info)
                    (long long)dead[k], (long long)units);
     }
     return CLI_OK;
+}
+
+/* --report: the epoch's scores (the test set evaluated after the epoch) and weights. */
+static int report_train_epoch(struct run *r, const struct tg_nn_epoch_info *info)
+{
+    double tl = NAN, ta = NAN;
+    struct tg_nn_module model = tg_nn_mlp_module(r->m->mlp);
+    if (r->test && tg_nn_evaluate(&model, r->test, r->o->loss, &tl, &ta)) return CLI_FAIL;
+    report_epoch(r->rep, info->epoch, info->loss, info->accuracy, tl, ta);
+    return report_weights(r->rep, r->m->mlp);
 }
 
 static int on_epoch(const struct tg_nn_epoch_info *info, void *ctx)
@@ -368,7 +393,8 @@ static int on_epoch(const struct tg_nn_epoch_info *info, void *ctx)
     if (r->curve)
         fprintf(r->curve, "%d,%.9g,%.9g,%.6f\n", info->epoch + 1, info->loss, info->accuracy,
                 info->total_seconds);
-    r->failed = r->o->diagnostics && diagnostics(r, info);
+    r->failed = (r->o->diagnostics || r->rep) && diagnostics(r, info);
+    if (!r->failed && r->rep) r->failed = report_train_epoch(r, info);
     if (r->failed) fprintf(stderr, "%s: diagnostics failed: %s\n", prog, tg_last_error());
     fflush(stdout);
     r->epoch = info->epoch + 1;
@@ -495,7 +521,17 @@ static int open_reports(struct run *r)
         }
         fputs("epoch,loss,accuracy,seconds\n", r->curve);
     }
-    if (!r->o->diagnostics) return CLI_OK;
+    if (r->o->report) {
+        char about[256], arch[MLP_MAX_LAYERS * 8 + 8];
+        snprintf(about, sizeof about, "model %s %s, loss %s, %lld training samples%s",
+                 mlp_arch_str(r->m, arch, sizeof arch), tg_nn_act_name(r->m->act),
+                 tg_nn_loss_name(r->m->loss), (long long)r->n, r->test ? " and a test set" : "");
+        r->rep =
+            report_new(r->o->report, (int)r->o->epochs, r->m->sizes, r->m->n_sizes,
+                       r->m->act == TG_ACT_RELU, r->o->loss == TG_LOSS_XENT, r->o->cmdline, about);
+        if (!r->rep) return CLI_FAIL;
+    }
+    if (!r->o->diagnostics && !r->o->report) return CLI_OK;
     r->T = tg_tape_new();
     if (!r->T || tg_tape_no_grad_push(r->T)) return CLI_FAIL;
     for (int k = 0; k < tg_nn_mlp_layers(r->m->mlp); k++)
@@ -507,6 +543,7 @@ static void close_reports(struct run *r)
 {
     if (r->curve) fclose(r->curve);
     tg_tape_free(r->T);
+    report_free(r->rep);
     for (int k = 0; k < MLP_MAX_LAYERS; k++) tg_tensor_free(r->w0[k]);
 }
 
@@ -539,7 +576,11 @@ static int train(const struct opts *o, struct mlp_data *data, struct mlp_model *
     if (o->lr > 0) cfg.optim.lr = o->lr;
     cfg.max_epochs = (int)o->epochs;
     print_header(o, data, m, &cfg.optim);
-    struct run r = {.o = o, .m = m, .ds = data->train, .live = isatty(STDERR_FILENO) && !o->dist};
+    struct run r = {.o = o,
+                    .m = m,
+                    .ds = data->train,
+                    .live = isatty(STDERR_FILENO) && !o->dist,
+                    .test = data->test};
     r.n = tg_dataset_len(r.ds);
     r.d = tg_dataset_features(r.ds);
     int rc = open_reports(&r);
@@ -558,6 +599,10 @@ static int train(const struct opts *o, struct mlp_data *data, struct mlp_model *
     enum tg_status st = tg_nn_train(&model, r.ds, &cfg, NULL);
 #endif
     if (r.live) fputs("\r\033[K", stderr);
+    if (r.rep && !st && !r.failed &&
+        report_finish(r.rep, m->mlp, data->test ? data->test : data->train,
+                      data->test ? "test" : "training"))
+        r.failed = true;
     close_reports(&r);
     if (r.failed) return CLI_FAIL;
     if (st) {
@@ -605,7 +650,7 @@ int tg_cli_train(int argc, char **argv)
 #ifdef TG_CLI_DIST
     bool rank0 = true;
     if (o.dist && cli_dist_begin(&rank0)) return CLI_FAIL;
-    if (!rank0) o.save = o.curve = NULL; /* rank 0 alone writes files */
+    if (!rank0) o.save = o.curve = o.report = NULL; /* rank 0 alone writes files */
 #else
     if (o.dist) {
         fprintf(stderr,
@@ -615,6 +660,9 @@ int tg_cli_train(int argc, char **argv)
         return CLI_USAGE;
     }
 #endif
+    for (int i = 0, n = 0; i < argc && n < (int)sizeof o.cmdline - 1; i++)
+        n += snprintf(o.cmdline + n, sizeof o.cmdline - (size_t)n, "%s%s", i ? " " : "tapegrad ",
+                      argv[i]);
     if (o.save && check_save_path(o.save)) return CLI_FAIL;
     struct mlp_data data;
     struct mlp_model m;

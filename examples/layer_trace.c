@@ -7,13 +7,22 @@
  *   dDiv/dW = (dDiv/dz)^T y   (an outer product per row, summed over the batch)
  *   dDiv/db = dDiv/dz summed over the batch (the bias was broadcast)
  * Exit status 0 when both agree with the trace's numbers.
+ * Usage: layer_trace [--html FILE]: FILE gets the interactive page of the graph
+ * and the sweep (tg_graph_html; cli/htmlpage.c lays it out with Graphviz).
  */
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 #include <tapegrad/tapegrad.h>
+#include "htmlpage.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
+    const char *html = argc == 3 && !strcmp(argv[1], "--html") ? argv[2] : NULL;
+    if (argc > 1 && !html) {
+        fprintf(stderr, "usage: layer_trace [--html FILE]\n");
+        return 2;
+    }
     /* y (2,2): two examples; W (3,2): the layer's weights, stored (out, in); b (3) */
     double yv[4] = {0.5, -1.0, 2.0, 0.25}, wv[6] = {0.2, -0.4, 0.7, 0.1, -0.3, 0.5},
            bv[3] = {0.1, -0.2, 0.05};
@@ -38,6 +47,9 @@ int main(void)
     struct tg_graph_name nm[] = {{y, "y"}, {W, "W"}, {b, "b"}, {Wy, "Wy"}, {z, "z"}, {out, "f"}};
     struct tg_graph_names names = {nm, 6};
     tg_trace_print(tr, stdout, &names);
+    int page = html ? htmlpage_write("layer_trace", html, div, tr, &names,
+                                     "Div = sum(tanh(y W^T + b)), a batch of two rows")
+                    : 0;
 
     /* The document's formulas, by hand, from dDiv/dz = 1 - tanh(z)^2 (dDiv/df = 1). */
     double dW[6] = {0}, db[3] = {0}, worst = 0;
@@ -63,5 +75,5 @@ int main(void)
     tg_tensor_free(W);
     tg_tensor_free(b);
     tg_tape_free(T);
-    return worst < 1e-12 ? 0 : 1;
+    return worst < 1e-12 && !page ? 0 : 1;
 }

@@ -130,5 +130,23 @@ expect 2 gradcheck --op no_such_op
 expect 2 gradcheck --repeats 0
 expect 0 gradcheck --help
 
+# --html: a self-contained page (no network); Graphviz's SVG when dot is on PATH,
+# else the library's layout with a note; the variables' gradients in its data
+expect 2 explain 'x' x=1 --html
+contains err "--html needs a file name"
+expect 1 explain 'x*y' x=1 y=2 --html "$TMP/no/such/dir/p.html"
+contains err "cannot write '$TMP/no/such/dir/p.html'"
+expect 0 explain 'x*y + sin(x)' x=0.5 y=2 --html "$TMP/p.html"
+contains p.html '<script type="application/json" id="tg-data">'
+contains p.html '"label":"x","kind":"param"'
+! grep -q 'src="http\|href="http' "$TMP/p.html" || { echo "FAIL: the page fetches something"; fails=$((fails + 1)); }
+if command -v dot >/dev/null 2>&1; then
+    contains p.html "Graph laid out by Graphviz (dot)."
+fi
+PATH=/nonexistent "$TG" explain 'x*y' x=1 y=2 --html "$TMP/p2.html" >"$TMP/out" 2>"$TMP/err" ||
+    { echo "FAIL: explain --html without dot"; fails=$((fails + 1)); }
+contains err "the page uses tapegrad's own layout"
+contains p2.html "own layered layout"
+
 [ "$fails" -eq 0 ] && echo "cli_run: all passed"
 exit "$fails"

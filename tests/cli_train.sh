@@ -90,6 +90,7 @@ train $CSV --target 9|target index 9 out of range
 train $CSV|target -60.8 of example 1 is not a class index
 train $CSV --target species --classes 2|is not a class index (0..1)
 train $CSV --target species --save $TMP/no/such/dir/m.st|cannot write $TMP/no/such/dir/m.st
+train $CSV --target species --report $TMP/no/such/dir/r.html|cannot write $TMP/no/such/dir/r.html
 eval $TMP/missing.st $CSV|$TMP/missing.st: No such file or directory
 eval $DATA/torch_written.safetensors $CSV|metadata format is 'pt', not tapegrad-mlp
 eval $CSV $CSV|cannot read the model
@@ -133,6 +134,18 @@ lines err 1
 contains err "gnuplot is not on PATH; no PNG plot made"
 [ ! -e "$TMP/c2.png" ] || fail "c2.png made without gnuplot"
 lines c2.csv 3
+
+# --report: one page, a chart per topic, a table row and a loss point per epoch
+# (tests/browser/ checks the page in Chromium)
+expect 0 train "$CSV" --target species --epochs 3 --hidden 8,4 --report "$TMP/r.html"
+contains out "report written to $TMP/r.html"
+for chart in loss accuracy grad-norm update-ratio dead-relu hist-first hist-last confusion; do
+    contains r.html "data-chart=\"$chart\""
+done
+[ "$(grep -c '^<tr><td>[0-9]' "$TMP/r.html")" -eq 3 ] || fail "report: not 3 epoch rows"
+[ "$(grep -c '<title>train (mean over the epoch.s batches), epoch' "$TMP/r.html")" -eq 6 ] ||
+    fail "report: not 3 train points in each of loss and accuracy"
+! grep -q 'src="http\|href="http' "$TMP/r.html" || fail "report: fetches something"
 
 # the model file read back by Python: predictions give eval's confusion matrix
 python3 - "$TMP/m.st" "$CSV" "$TMP/eval.out" <<'PY' || fail "confusion matrix differs from Python's"

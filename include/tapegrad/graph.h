@@ -75,6 +75,52 @@ struct tg_graph_dot_options {
 enum tg_status tg_graph_dot(const struct tg_tensor *root, FILE *out,
                             const struct tg_graph_dot_options *opts);
 
+/* ---- an interactive page of the graph and the backward sweep ---- */
+
+struct tg_trace; /* tapegrad/trace.h */
+
+struct tg_graph_html_options {
+    const struct tg_graph_names *names; /* may be NULL */
+    const char *title;                  /* the heading, e.g. the expression; NULL: "graph" */
+    /* The graph as Graphviz drew it: the output of `dot -Tsvg` run on what
+     * tg_graph_dot(root, ..., {names}) wrote (its nodes are titled t0, t1, ...,
+     * which the page's script finds). NULL: the page draws the graph itself with a
+     * simple layered layout (inputs left, root right). */
+    const char *svg;
+    /* Where the "read the tutorial" links point: docs/backprop.md's URL or path;
+     * NULL: "docs/backprop.md" (relative to the page). */
+    const char *docs_url;
+    /* The seed the trace's sweep used, for the numeric check of a non-scalar root
+     * (the check differentiates sum(seed * root)); NULL: ones (a scalar root). */
+    const struct tg_tensor *seed;
+    int max_values; /* values and gradients kept per tensor; 0 picks 64 */
+    int max_check;  /* elements of each leaf checked by central differences; 0 picks 16 */
+};
+
+/*
+ * Writes a self-contained HTML page (inline CSS, SVG and script; no network) of
+ * the graph of root and of the backward sweep recorded in trace, which must be a
+ * tg_backward_trace of the same root: step by step, the forward pass fills in
+ * the values node by node, then the sweep visits the nodes in its order and shows
+ * for each the upstream gradient, the op's formula and VJP rule (as the trace
+ * recorded them), and for each input the local derivative (scalar steps) or the
+ * Jacobian's structure and shapes (tensor steps), the product and the running
+ * sum. At the end every leaf that requires grad shows its gradient beside a
+ * central-difference estimate, with the verdict of tg_gradcheck's comparison:
+ * agree, kink, not finite or disagree. The page keeps up to max_values values
+ * per tensor (shown on click) and checks the first max_check elements per leaf.
+ * The check re-runs the recorded forward rules with a leaf element moved by
+ * +-h (h = 1e-6 max(1, |x|) in f64, 1e-3 max(1, |x|) in f32) and then once more
+ * at the recorded values, so values end as they were for deterministic ops (an
+ * op drawing random numbers, e.g. dropout, draws new ones); gradients are not
+ * touched. opts may be NULL.
+ * Errors: TG_ERR_NULL (root, trace, out), TG_ERR_STALE, TG_ERR_MISMATCH (trace
+ * is not of root; seed's shape differs from root's), TG_ERR_FORMAT (svg holds no
+ * <svg element), TG_ERR_NOMEM, TG_ERR_IO (writing failed).
+ */
+enum tg_status tg_graph_html(struct tg_tensor *root, const struct tg_trace *trace, FILE *out,
+                             const struct tg_graph_html_options *opts);
+
 #ifdef __cplusplus
 }
 #endif
