@@ -280,11 +280,18 @@ contains err "nan-images"
 lines err 1
 # a model file with a NaN weight: eval names the tensor and the element
 python3 - "$TMP/m.st" "$TMP/nanw.st" <<'PY'
-import json, struct, sys
+import json, struct, sys, zlib
 b = open(sys.argv[1], "rb").read()
 n = struct.unpack("<Q", b[:8])[0]
-s = json.loads(b[8:8 + n])["layers.1.weight"]["data_offsets"][0] + 8 + n + 4 * 7
-open(sys.argv[2], "wb").write(b[:s] + struct.pack("<f", float("nan")) + b[s + 4:])
+h = json.loads(b[8:8 + n])
+b0, b1 = (x + 8 + n for x in h["layers.1.weight"]["data_offsets"])
+s = b0 + 4 * 7
+b = b[:s] + struct.pack("<f", float("nan")) + b[s + 4:]
+# a valid checksum for the changed tensor (the same length: the header keeps its size)
+old = ('"crc32:layers.1.weight":"%s"' % h["__metadata__"]["crc32:layers.1.weight"]).encode()
+new = ('"crc32:layers.1.weight":"%08x"' % zlib.crc32(b[b0:b1])).encode()
+assert b.count(old) == 1
+open(sys.argv[2], "wb").write(b.replace(old, new))
 PY
 expect 1 eval "$TMP/nanw.st" "$CSV"
 contains err "nanw.st: layers.1.weight[7] is nan"
