@@ -66,6 +66,11 @@ static const char usage[] =
     "                      update, ||W_end - W_start|| / ||W_start|| over the epoch,\n"
     "                      and for ReLU the fraction of dead hidden units (zero on\n"
     "                      all of the first 1000 training samples)\n"
+    "  --resume FILE       keep the whole training state (weights, optimizer state,\n"
+    "                      schedule, shuffling and data position) in FILE: start from\n"
+    "                      it when it exists, so that a killed run goes on where it\n"
+    "                      stopped and ends as if never interrupted\n"
+    "  --checkpoint-every N  with --resume: write FILE every N updates (default 100)\n"
     "  -h, --help          this text\n"
     "\n"
     "Hidden layers are initialized He-uniform (relu) or Xavier-uniform; weights\n"
@@ -85,6 +90,8 @@ struct opts {
     double lr; /* 0: the optimizer's default */
     long batch, epochs, classes, seed;
     bool diagnostics;
+    const char *resume; /* --resume FILE */
+    long ckpt_every;    /* --checkpoint-every N (0: not given) */
 };
 
 /* ======================= options ======================= */
@@ -104,6 +111,8 @@ static int parse_value(struct opts *o, const char *a, const char *v)
     int i;
     if (!strcmp(a, "--target")) return o->target = v, 0;
     if (!strcmp(a, "--save")) return o->save = v, 0;
+    if (!strcmp(a, "--resume")) return o->resume = v, 0;
+    if (!strcmp(a, "--checkpoint-every")) return mlp_parse_long(v, 1, 1L << 40, &o->ckpt_every);
     if (!strcmp(a, "--curve")) return o->curve = v, 0;
     if (!strcmp(a, "--hidden"))
         return mlp_parse_sizes(v, o->hidden, MLP_MAX_LAYERS - 1, &o->n_hidden);
@@ -136,6 +145,10 @@ static int check_args(const struct opts *o)
     }
     if (o->classes && o->loss != TG_LOSS_XENT) {
         fprintf(stderr, "%s: --classes needs --loss xent\n", prog);
+        return CLI_USAGE;
+    }
+    if (o->ckpt_every && !o->resume) {
+        fprintf(stderr, "%s: --checkpoint-every needs --resume FILE\n", prog);
         return CLI_USAGE;
     }
     return CLI_OK;
@@ -542,7 +555,10 @@ static int train(const struct opts *o, struct mlp_data *data, struct mlp_model *
     cfg.ctx = &r;
     struct tg_nn_module model = {tg_nn_mlp_params(m->mlp), forward, &r};
     r.t0 = now();
-    enum tg_status st = tg_nn_train(&model, r.ds, &cfg, NULL);
+    struct tg_nn_resume_config res = {o->resume, o->ckpt_every ? o->ckpt_every : 100, true, NULL,
+                                      NULL};
+    enum tg_status st = o->resume ? tg_nn_train_resumable(&model, r.ds, &cfg, &res, NULL)
+                                  : tg_nn_train(&model, r.ds, &cfg, NULL);
     if (r.live) fputs("\r\033[K", stderr);
     close_reports(&r);
     if (r.failed) return CLI_FAIL;

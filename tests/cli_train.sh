@@ -326,5 +326,19 @@ else
     echo "note: script(1) not found; the terminal progress line is not checked"
 fi
 
+# ---- --resume: killed runs go on where they stopped, and end as if never stopped ----
+expect 2 train "$CSV" --target species --checkpoint-every 5
+contains err "--checkpoint-every needs --resume FILE"
+R="--target species --epochs 30 --batch 2 --hidden 16 --seed 4"
+expect 0 train "$CSV" $R --save "$TMP/once.st"
+for delay in 0.02 0.05 0.1 0.2; do # SIGKILL after a delay (or the run ends first)
+    timeout -s KILL "$delay" "$TG" train "$CSV" $R --resume "$TMP/state.st" \
+        --checkpoint-every 3 >/dev/null 2>&1
+done
+expect 0 train "$CSV" $R --resume "$TMP/state.st" --checkpoint-every 3 --save "$TMP/resumed.st"
+cmp -s "$TMP/once.st" "$TMP/resumed.st" || fail "the resumed model differs from one run"
+expect 1 train "$CSV" --target species --hidden 4 --resume "$TMP/state.st"
+contains err "layers.0.weight"
+
 [ "$fails" -eq 0 ] && echo "cli_train: all passed"
 exit "$fails"
