@@ -312,7 +312,11 @@ enum tg_status tg_nn_resume_load(const char *path, struct tg_params *params,
                             : !params ? "params"
                                       : "st");
     struct reader r = {path, tg_checkpoint_read(path)};
-    if (!r.f) return tg_last_status();
+    if (!r.f) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", tg_last_error());
+        return tg_set_error(tg_last_status(), "tg_nn_resume_load: %s", msg);
+    }
     struct tg_nn_train_state pos;
     enum tg_status s = check_params(&r, params);
     if (!s && opt) s = optim_entries(&r, params, opt, false);
