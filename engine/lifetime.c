@@ -86,8 +86,8 @@ bool tg__is_dead(const struct tg_tensor *t)
     return t->kind == TG_KIND_FREED || (t->kind != TG_KIND_LEAF && t->tape->epoch == 0);
 }
 
-enum { QUARANTINE_MAX = 1024 };
-#define QUARANTINE_BYTES ((size_t)256 << 20)
+enum { QUARANTINE_MAX = 256 };
+#define QUARANTINE_BYTES ((size_t)16 << 20)
 
 static struct {
     atomic_flag lock;

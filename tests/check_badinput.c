@@ -436,19 +436,20 @@ static void *my_malloc(size_t n, void *ctx)
     return malloc(n);
 }
 ROW(set_allocator_partial, tg_set_allocator(&(struct tg_allocator){my_malloc, NULL, NULL, NULL}))
-/* ---- nn.h: resumable training ---- */
+/* ---- nn.h (resumable training) ---- */
 static struct tg_tensor *no_forward(void *self, struct tg_tape *T, struct tg_tensor *x)
 {
     return x;
 }
 ROW(resume_save_null, tg_nn_resume_save(NULL, f->p, NULL, NULL, &(struct tg_nn_train_state){0}))
-ROW(resume_save_nodir, tg_nn_resume_save("/nonexistent-dir/x.st", f->p, NULL, NULL,
-                                         &(struct tg_nn_train_state){0}))
+ROW(resume_save_nodir,
+    tg_nn_resume_save("/nonexistent-dir/x.st", f->p, NULL, NULL, &(struct tg_nn_train_state){0}))
 ROW(resume_load_null, tg_nn_resume_load("/x", NULL, NULL, NULL, &(struct tg_nn_train_state){0}))
-ROW(resume_load_missing, tg_nn_resume_load("/nonexistent-dir/x.st", f->p, NULL, NULL,
-                                           &(struct tg_nn_train_state){0}))
-ROW(resumable_null, tg_nn_train_resumable(NULL, f->ds, &(struct tg_nn_train_config){0},
-                                          &(struct tg_nn_resume_config){.path = "/x", .every = 1}, NULL))
+ROW(resume_load_missing,
+    tg_nn_resume_load("/nonexistent-dir/x.st", f->p, NULL, NULL, &(struct tg_nn_train_state){0}))
+ROW(resumable_null,
+    tg_nn_train_resumable(NULL, f->ds, &(struct tg_nn_train_config){0},
+                          &(struct tg_nn_resume_config){.path = "/x", .every = 1}, NULL))
 ROW(resumable_every0,
     tg_nn_train_resumable(&(struct tg_nn_module){f->p, no_forward, NULL}, f->ds,
                           &(struct tg_nn_train_config){.max_epochs = 1},
