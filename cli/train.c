@@ -69,7 +69,9 @@ static const char usage[] =
     "  --diagnostics       per epoch and layer: the gradient norm of the epoch's last\n"
     "                      update, ||W_end - W_start|| / ||W_start|| over the epoch,\n"
     "                      and for ReLU the fraction of dead hidden units (zero on\n"
-    "                      all of the first 1000 training samples)\n"
+    "                      all of the first 1000 training samples)\n";
+/* the rest of the text (one string would pass C's 4095-character limit) */
+static const char usage_more[] =
     "  --dist              data-parallel over the ranks of `mpirun -np N tapegrad train`\n"
     "                      (a build with MPI only): each rank a part of every batch;\n"
     "                      only rank 0 prints and writes files (docs/distributed.md)\n"
@@ -78,6 +80,11 @@ static const char usage[] =
     "                      the --diagnostics numbers per epoch as curves, weight\n"
     "                      histograms of the first and last epoch, the confusion\n"
     "                      matrix (test set, else training set)\n"
+    "  --resume FILE       keep the whole training state (weights, optimizer state,\n"
+    "                      schedule, shuffling and data position) in FILE: start from\n"
+    "                      it when it exists, so that a killed run goes on where it\n"
+    "                      stopped and ends as if never interrupted\n"
+    "  --checkpoint-every N  with --resume: write FILE every N updates (default 100)\n"
     "  -h, --help          this text\n"
     "\n"
     "Hidden layers are initialized He-uniform (relu) or Xavier-uniform; weights\n"
@@ -98,7 +105,9 @@ struct opts {
     double lr; /* 0: the optimizer's default */
     long batch, epochs, classes, seed;
     bool diagnostics;
-    bool dist; /* --dist */
+    bool dist;          /* --dist */
+    const char *resume; /* --resume FILE */
+    long ckpt_every;    /* --checkpoint-every N (0: not given) */
 };
 
 /* ======================= options ======================= */
@@ -118,6 +127,8 @@ static int parse_value(struct opts *o, const char *a, const char *v)
     int i;
     if (!strcmp(a, "--target")) return o->target = v, 0;
     if (!strcmp(a, "--save")) return o->save = v, 0;
+    if (!strcmp(a, "--resume")) return o->resume = v, 0;
+    if (!strcmp(a, "--checkpoint-every")) return mlp_parse_long(v, 1, 1L << 40, &o->ckpt_every);
     if (!strcmp(a, "--curve")) return o->curve = v, 0;
     if (!strcmp(a, "--report")) return o->report = v, 0;
     if (!strcmp(a, "--hidden"))
@@ -153,6 +164,17 @@ static int check_args(const struct opts *o)
         fprintf(stderr, "%s: --classes needs --loss xent\n", prog);
         return CLI_USAGE;
     }
+    if (o->ckpt_every && !o->resume) {
+        fprintf(stderr, "%s: --checkpoint-every needs --resume FILE\n", prog);
+        return CLI_USAGE;
+    }
+    if (o->dist && o->resume) {
+        fprintf(stderr,
+                "%s: --resume and --dist cannot be combined (a data-parallel run resumes "
+                "through tg_dist_train; docs/distributed.md)\n",
+                prog);
+        return CLI_USAGE;
+    }
     return CLI_OK;
 }
 
@@ -170,6 +192,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(usage, stdout);
+            fputs(usage_more, stdout);
             return -1;
         }
         if (!strcmp(a, "--diagnostics")) {
@@ -592,12 +615,16 @@ static int train(const struct opts *o, struct mlp_data *data, struct mlp_model *
     cfg.ctx = &r;
     struct tg_nn_module model = {tg_nn_mlp_params(m->mlp), forward, &r};
     r.t0 = now();
+    struct tg_nn_resume_config res = {o->resume, o->ckpt_every ? o->ckpt_every : 100, true, NULL,
+                                      NULL};
+    enum tg_status st;
 #ifdef TG_CLI_DIST
-    enum tg_status st =
-        o->dist ? cli_dist_train(&model, r.ds, &cfg) : tg_nn_train(&model, r.ds, &cfg, NULL);
-#else
-    enum tg_status st = tg_nn_train(&model, r.ds, &cfg, NULL);
+    if (o->dist)
+        st = cli_dist_train(&model, r.ds, &cfg);
+    else
 #endif
+        st = o->resume ? tg_nn_train_resumable(&model, r.ds, &cfg, &res, NULL)
+                       : tg_nn_train(&model, r.ds, &cfg, NULL);
     if (r.live) fputs("\r\033[K", stderr);
     if (r.rep && !st && !r.failed &&
         report_finish(r.rep, m->mlp, data->test ? data->test : data->train,

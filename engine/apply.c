@@ -27,9 +27,9 @@ static enum tg_status apply_claim(const struct tg_apply *e, size_t k, struct tg_
     static const char fn[] = "tg_backward_apply";
     struct tg_tensor *x = e->leaf;
     if (!x) return tg__fail(TG_ERR_NULL, "%s: entry %zu: leaf is NULL", fn, k);
-    if (tg__is_stale(x))
-        return tg__fail(TG_ERR_STALE, "%s: entry %zu was recorded before its tape was reset", fn,
-                        k);
+    if (tg__is_stale(x) || (x->kind == TG_KIND_LEAF && tg__leaf_of(x)->freed))
+        return tg__fail(TG_ERR_STALE, "%s: entry %zu %s", fn, k,
+                        tg__stale_why(x, "was recorded before its tape was reset"));
     if (x->kind != TG_KIND_LEAF)
         return tg__fail(TG_ERR_TAPE, "%s: entry %zu is not a leaf (it is a tape %s)", fn, k,
                         x->kind == TG_KIND_NODE ? "node" : "constant");

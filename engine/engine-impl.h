@@ -18,6 +18,7 @@ enum tg_kind {
     TG_KIND_LEAF = 0,  /* owned by the caller (malloc'd struct and buffers) */
     TG_KIND_NODE = 1,  /* the result of an op, in a tape's arena */
     TG_KIND_CONST = 2, /* a constant in a tape's arena */
+    TG_KIND_FREED = 3, /* checked builds: a freed leaf in quarantine (engine/quarantine.c) */
 };
 
 struct tg_op_desc;
@@ -136,6 +137,14 @@ struct tg__leaf {
     uint64_t rg_gen;         /* tg__rg_gen's value when requires-grad last changed */
     struct tg__apply *apply; /* tg_backward_apply's state, during that call only */
     struct tg__hooks *hooks; /* its gradient hooks (engine/hook.c), or NULL */
+    /* Lifetime (engine/tensor.c, engine/tape.c): one reference for the caller
+     * until tg_tensor_free, one for each recording that takes the leaf as an
+     * input until its tape's reset or free; the last one releases the leaf.
+     * pin_rec: the recording (struct tg_tape's rec) that took a reference last,
+     * so that a recording takes one per leaf however often it uses it. */
+    _Atomic uint64_t pin_rec;
+    _Atomic uint32_t refs;
+    bool freed; /* tg_tensor_free was called (a recording still holds it) */
 };
 static inline struct tg__leaf *tg__leaf_of(struct tg_tensor *t)
 {
@@ -263,6 +272,18 @@ bool tg__is_stale(const struct tg_tensor *t);
  * (not NULL) is stale, else TG_OK. The check every public call that takes a
  * tensor makes before reading anything else of it. */
 enum tg_status tg__check_live(const char *fn, const char *arg, const struct tg_tensor *t);
+/* Why t is stale, for messages: a leaf freed while a recording holds it, in
+ * checked builds a freed leaf or a tensor of a freed tape, else `reset` (the
+ * caller's wording of "recorded before its tape was reset"). */
+const char *tg__stale_why(const struct tg_tensor *t, const char *reset);
+/* Drops a reference to leaf t; the last one releases it (engine/lifetime.c). */
+void tg__leaf_unref(struct tg_tensor *t);
+/* Whether t is a freed leaf or a tensor of a freed tape: checked builds only
+ * (they quarantine both); false in other builds. */
+bool tg__is_dead(const struct tg_tensor *t);
+/* Checked builds: poisons leaf t (values NaN, reads as stale) and quarantines
+ * it (defined in those builds only). */
+void tg__quarantine_leaf(struct tg_tensor *t);
 /* Checks that t may be an input of an op on T (for ops that validate early). */
 enum tg_status tg__check_input(struct tg_tape *T, const char *fn, const struct tg_tensor *t);
 

@@ -117,6 +117,8 @@ struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc
         return NULL;
     }
     if (owner_check(T, desc->name)) return NULL;
+    for (int i = 0; i < n_in; i++)
+        if (in[i]->kind == TG_KIND_LEAF && leaf_pin(T, in[i], desc->name)) return NULL;
     struct tg_tensor *n = node_alloc(T);
     if (!n) return NULL;
     n->kind = TG_KIND_NODE;
@@ -169,6 +171,9 @@ static inline struct tg_tensor *record_scalar(struct tg_tape *T, const struct tg
                                               struct tg_tensor *a, struct tg_tensor *b,
                                               union tg_params p)
 {
+    /* inputs are checked: one that is not of T is a leaf, which T must hold */
+    if (a->tape != T && leaf_pin(T, a, desc->name)) return NULL;
+    if (b && b->tape != T && leaf_pin(T, b, desc->name)) return NULL;
     struct tg_tensor *n = node_mem(T, RING_SCALAR);
     if (!n) return NULL;
     n->data = &n->sval;

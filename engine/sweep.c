@@ -20,9 +20,11 @@ enum tg_status tg__check_root(const char *fn, struct tg_tensor *root, const stru
     /* stale first: the kind of a stale handle is that of whatever node now
      * holds its slot */
     if (tg__is_stale(root))
-        return tg__fail(TG_ERR_STALE, "%s: root was recorded before the tape was reset", fn);
+        return tg__fail(TG_ERR_STALE, "%s: root %s", fn,
+                        tg__stale_why(root, "was recorded before the tape was reset"));
     if (seed && tg__is_stale(seed))
-        return tg__fail(TG_ERR_STALE, "%s: seed was recorded before its tape was reset", fn);
+        return tg__fail(TG_ERR_STALE, "%s: seed %s", fn,
+                        tg__stale_why(seed, "was recorded before its tape was reset"));
     if (root->kind != TG_KIND_NODE)
         return tg__fail(TG_ERR_TAPE, "%s: root was not recorded by an op (it is a %s)", fn,
                         root->kind == TG_KIND_LEAF ? "leaf" : "constant");

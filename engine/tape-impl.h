@@ -101,6 +101,10 @@ struct tg_tape {
     struct tg_tape *recompute;
     size_t n_recompute;
     enum tg_status sweep_status;
+    /* Leaves this recording holds (engine/lifetime.c) and its process-wide
+     * number (a new one at each reset). */
+    struct pin_chunk *pins;
+    uint64_t rec;
 };
 
 /* tg__rg_gen's value when `node`, the first op recorded after a change of some
@@ -129,6 +133,29 @@ struct tg_tensor *tg__node_mem_slow_full(struct tg_tape *T);
 extern _Thread_local char tg__thread_tag;
 #endif
 
+/* ---- engine/lifetime.c ---- */
+/* A new recording number (never 0, never seen before in this process). */
+uint64_t tg__rec_next(void);
+/* Makes leaf x held by T's recording until T's reset or free. TG_ERR_STALE when
+ * x was freed, TG_ERR_NOMEM; fn names the op. */
+enum tg_status tg__leaf_pin_slow(struct tg_tape *T, struct tg_tensor *x, const char *fn);
+/* Drops the references T's recording holds (at reset and free). */
+void tg__tape_unpin(struct tg_tape *T);
+#if TG_CHECKED
+/* Poisons T (its data arena freed, every node stale) and keeps it in the
+ * quarantine instead of freeing it. */
+void tg__quarantine_tape(struct tg_tape *T);
+#endif
+
+/* Leaf x, an input of an op on T, is held by T's recording: one load and a
+ * compare once it is. */
+static inline enum tg_status leaf_pin(struct tg_tape *T, struct tg_tensor *x, const char *fn)
+{
+    if (atomic_load_explicit(&tg__leaf_of(x)->pin_rec, memory_order_relaxed) == T->rec)
+        return TG_OK;
+    return tg__leaf_pin_slow(T, x, fn);
+}
+
 /* ---- engine/record.c ---- */
 /* Points n->data at storage for its numel elements (inline for one element). */
 enum tg_status tg__node_buffers(struct tg_tape *T, struct tg_tensor *n, const char *fn);
@@ -145,11 +172,13 @@ enum tg_status tg__reserve_grads(struct tg_tape *T);
 enum tg_status tg__sweep(struct tg_tape *T, struct tg_tensor *root, const struct tg_tensor *seed,
                          tg__sweep_hook hook, void *ctx);
 
-/* TG_ERR_STATE when T is used from a thread other than its creator's (checked
- * builds; nothing otherwise). */
+/* TG_ERR_STATE when T was freed or is used from a thread other than its
+ * creator's (checked builds; nothing otherwise). */
 static inline enum tg_status owner_check(const struct tg_tape *T, const char *fn)
 {
 #if TG_CHECKED
+    if (T->epoch == 0) /* quarantined by tg_tape_free (engine/lifetime.c) */
+        return tg__fail(TG_ERR_STATE, "%s: the tape was freed (tg_tape_free)", fn);
     if (T->owner != &tg__thread_tag)
         return tg__fail(TG_ERR_STATE,
                         "%s: tape used from a second thread (a tape belongs to the thread "

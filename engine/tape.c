@@ -18,6 +18,7 @@ struct tg_tape *tg_tape_new(void)
     struct tg_tape *T = tg__calloc(1, sizeof *T);
     if (!T) return NULL;
     T->epoch = 1;
+    T->rec = tg__rec_next();
     T->data.n_mallocs = &T->n_mallocs;
     T->rings[RING_SCALAR].slot = NODE_SCALAR;
     T->rings[RING_FULL].slot = NODE_FULL;
@@ -33,6 +34,11 @@ void tg_tape_free(struct tg_tape *T)
     if (!T || owner_check(T, "tg_tape_free")) return;
     tg__hooks_tape_clear(T);
     tg_tape_free(T->recompute);
+    tg__tape_unpin(T);
+#if TG_CHECKED
+    tg__quarantine_tape(T);
+    return;
+#endif
     tg__arena_free(&T->data);
     tg__ring_free(&T->rings[RING_SCALAR]);
     tg__ring_free(&T->rings[RING_FULL]);
@@ -51,6 +57,8 @@ void tg_tape_reset(struct tg_tape *T)
     size_t u = tg__tape_used(T);
     if (u > T->high_water) T->high_water = u;
     T->epoch++;
+    tg__tape_unpin(T); /* before the rewind: the list is in the data arena */
+    T->rec = tg__rec_next();
     tg__arena_rewind(&T->data);
     tg__ring_reset(&T->rings[RING_SCALAR]);
     tg__ring_reset(&T->rings[RING_FULL]);
@@ -113,10 +121,20 @@ bool tg__is_stale(const struct tg_tensor *t)
     return t->kind != TG_KIND_LEAF && t->epoch != t->tape->epoch;
 }
 
+const char *tg__stale_why(const struct tg_tensor *t, const char *reset)
+{
+    if (t->kind == TG_KIND_LEAF && tg__leaf_of_c(t)->freed)
+        return "was freed (tg_tensor_free; a recording still holds it)";
+    if (t->kind == TG_KIND_FREED) return "was freed (tg_tensor_free)";
+    if (tg__is_dead(t)) return "belongs to a tape that was freed (tg_tape_free)";
+    return reset;
+}
+
 enum tg_status tg__check_live(const char *fn, const char *arg, const struct tg_tensor *t)
 {
-    if (!tg__is_stale(t)) return TG_OK;
-    return tg__fail(TG_ERR_STALE, "%s: %s was recorded before its tape was reset", fn, arg);
+    if (!tg__is_stale(t) && !(t->kind == TG_KIND_LEAF && tg__leaf_of_c(t)->freed)) return TG_OK;
+    return tg__fail(TG_ERR_STALE, "%s: %s %s", fn, arg,
+                    tg__stale_why(t, "was recorded before its tape was reset"));
 }
 
 enum tg_status tg__check_input(struct tg_tape *T, const char *fn, const struct tg_tensor *t)
@@ -124,7 +142,8 @@ enum tg_status tg__check_input(struct tg_tape *T, const char *fn, const struct t
     if (t->kind == TG_KIND_LEAF) return TG_OK;
     /* stale first: a stale handle on another tape is reported as stale */
     if (t->epoch != t->tape->epoch)
-        return tg__fail(TG_ERR_STALE, "%s: an input was recorded before the tape was reset", fn);
+        return tg__fail(TG_ERR_STALE, "%s: an input %s", fn,
+                        tg__stale_why(t, "was recorded before the tape was reset"));
     if (t->tape != T)
         return tg__fail(TG_ERR_TAPE, "%s: an input was recorded on a different tape", fn);
     return TG_OK;

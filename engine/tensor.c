@@ -108,6 +108,7 @@ static struct tg_tensor *leaf_new(const char *fn, enum tg_dtype dt, int rank, co
     struct tg__leaf *l = tg__malloc(head + bytes);
     if (!l) return NULL;
     memset(l, 0, sizeof *l);
+    atomic_init(&l->refs, 1); /* the caller's */
     struct tg_tensor *t = &l->t;
     t->data = (char *)t + head;
     memset(t->data, 0, bytes);
@@ -266,9 +267,10 @@ void tg_tensor_free(struct tg_tensor *t)
         tg__fail(TG_ERR_STATE, "tg_tensor_free: tensor belongs to a tape (reset or free the tape)");
         return;
     }
-    tg__hooks_leaf_free(tg__leaf_of(t));
-    tg__free(t->grad);
-    tg__free(t);
+    tg__hooks_leaf_free(tg__leaf_of(t)); /* its hooks go with the caller's handle */
+    /* a recording that uses t holds it until its tape's reset or free */
+    tg__leaf_of(t)->freed = true;
+    tg__leaf_unref(t);
 }
 
 enum tg_status tg_tensor_set_requires_grad(struct tg_tensor *t, bool on)

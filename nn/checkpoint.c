@@ -11,25 +11,63 @@
  * temporary file and renames it over the target (where a symbolic link leads), so
  * a crash mid-save never destroys the previous checkpoint.
  *
- * cJSON allocates with its own hooks (malloc): cJSON_InitHooks is process-wide and
- * would change the behaviour of a user's own cJSON calls, so it is left alone.
+ * Every tensor's bytes have a CRC-32 (zlib's) in the metadata, under the key
+ * "crc32:NAME" (8 hex digits); a load verifies each one present, so that a
+ * damaged data section is an error naming the tensor. Files without checksums
+ * (other tools') load as before.
+ *
+ * cJSON allocates through tapegrad's allocator (tg_malloc, tg_free): the first
+ * checkpoint call installs them with cJSON_InitHooks, which is process-wide, so
+ * a program's own cJSON calls then use tapegrad's allocator too (by default
+ * malloc and free, as cJSON's own). Its failures are TG_ERR_NOMEM.
  */
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
+#include <zlib.h>
 #include "nn-impl.h"
 #include "tapegrad/checkpoint.h"
 
 /* 2^53 - 1: from 2^53 on, distinct JSON integers parse to the same double */
 #define MAX_EXACT 9007199254740991.0
+
+/* The metadata key of a tensor's checksum is this prefix and its name. */
+#define CRC_PREFIX     "crc32:"
+#define CRC_PREFIX_LEN (sizeof CRC_PREFIX - 1)
+
+/* ---- cJSON through tapegrad's allocator ---- */
+
+static _Thread_local bool json_oom; /* an allocation of cJSON failed */
+
+static void *json_malloc(size_t n)
+{
+    void *p = tg_malloc(n);
+    if (!p) json_oom = true;
+    return p;
+}
+
+static void json_install_hooks(void)
+{
+    cJSON_Hooks h = {json_malloc, tg_free};
+    cJSON_InitHooks(&h);
+}
+
+/* Before any cJSON call of a checkpoint function. */
+static void json_begin(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, json_install_hooks);
+    json_oom = false;
+}
 
 /* One tensor entry of a parsed header. */
 struct ck_entry {
@@ -339,6 +377,42 @@ static enum tg_status check_tiling(const char *fn, struct ck_file *f)
     return TG_OK;
 }
 
+/* Every "crc32:NAME" key of the metadata: 8 hex digits, NAME a tensor of the
+ * file, and the CRC-32 of its bytes. */
+static enum tg_status check_crcs(const char *fn, const struct ck_file *f)
+{
+    const cJSON *kv;
+    cJSON_ArrayForEach(kv, f->meta)
+    {
+        if (strncmp(kv->string, CRC_PREFIX, CRC_PREFIX_LEN)) continue;
+        const char *name = kv->string + CRC_PREFIX_LEN, *v = kv->valuestring;
+        struct ck_entry *e;
+        HASH_FIND(hh, f->index, name, strlen(name), e);
+        if (!e)
+            return tg_set_error(TG_ERR_FORMAT,
+                                "%s: %s: \"__metadata__\" has a checksum \"%s\" for \"%s\", "
+                                "which is not a tensor of the file",
+                                fn, f->path, kv->string, name);
+        unsigned long want = 0;
+        bool ok = strlen(v) == 8;
+        for (int i = 0; ok && i < 8; i++) {
+            ok = isxdigit((unsigned char)v[i]) != 0;
+            want = want << 4 | (unsigned long)(isdigit((unsigned char)v[i])
+                                                   ? v[i] - '0'
+                                                   : tolower((unsigned char)v[i]) - 'a' + 10);
+        }
+        if (!ok) return bad(fn, f, name, "its checksum is not 8 hex digits");
+        unsigned long got =
+            crc32_z(0, f->data + e->begin, (z_size_t)(e->end - e->begin)) & 0xffffffffUL;
+        if (got != want)
+            return tg_set_error(TG_ERR_FORMAT,
+                                "%s: %s: tensor \"%s\": checksum mismatch (crc32 %08lx in the "
+                                "header, %08lx of the data): the data is corrupt",
+                                fn, f->path, name, want, got);
+    }
+    return TG_OK;
+}
+
 /* Fully validates the bytes f->buf (f->size). On failure f holds what was
  * allocated so far (ck_close frees it). */
 static enum tg_status ck_parse(const char *fn, struct ck_file *f)
@@ -357,7 +431,10 @@ static enum tg_status ck_parse(const char *fn, struct ck_file *f)
                             fn, f->path, (unsigned long long)hlen, f->size - 8);
     const char *json = (const char *)f->buf + 8, *end = NULL;
     if (check_text(fn, f, json, (size_t)hlen)) return TG_ERR_FORMAT;
+    json_begin();
     f->root = cJSON_ParseWithLengthOpts(json, (size_t)hlen, &end, false);
+    if (!f->root && json_oom)
+        return tg_set_error(TG_ERR_NOMEM, "%s: %s: out of memory parsing the header", fn, f->path);
     if (!f->root)
         return tg_set_error(TG_ERR_FORMAT, "%s: %s: bad JSON in the header near byte %lld", fn,
                             f->path, (long long)(end ? end - json : 0) + 8);
@@ -371,8 +448,8 @@ static enum tg_status ck_parse(const char *fn, struct ck_file *f)
         return tg_set_error(TG_ERR_FORMAT, "%s: %s: the header is not a JSON object", fn, f->path);
     f->data = f->buf + 8 + hlen;
     f->data_size = f->size - 8 - (size_t)hlen;
-    if (parse_entries(fn, f)) return tg_last_status();
-    return check_tiling(fn, f);
+    if (parse_entries(fn, f) || check_tiling(fn, f)) return tg_last_status();
+    return check_crcs(fn, f);
 }
 
 /* Reads and fully validates f->path. */
@@ -490,7 +567,9 @@ static enum tg_status read_into(const char *fn, const struct ck_file *f, struct 
     const cJSON *kv;
     cJSON_ArrayForEach(kv, f->meta)
     {
-        if (tg_params_meta_set(p, kv->string, kv->valuestring)) return tg_last_status();
+        if (strncmp(kv->string, CRC_PREFIX, CRC_PREFIX_LEN) && /* verified, not kept */
+            tg_params_meta_set(p, kv->string, kv->valuestring))
+            return tg_last_status();
     }
     return TG_OK;
 }
@@ -563,16 +642,52 @@ static cJSON *entry_json(const struct tg_tensor *t, uint64_t begin, uint64_t end
     return NULL;
 }
 
-/* The header JSON (cJSON-allocated, free with cJSON_free), or NULL. */
+/* The CRC-32 of t's bytes as the file holds them (little-endian). */
+static unsigned long tensor_crc(const struct tg_tensor *t)
+{
+    size_t es = tg_dtype_size(tg_tensor_dtype(t)), n = (size_t)tg_tensor_numel(t) * es;
+    const unsigned char *src = tg_tensor_data(t);
+    if (tg__nn_little_endian()) return crc32_z(0, src, n);
+    unsigned long crc = 0;
+    unsigned char chunk[4096];
+    for (size_t i = 0; i < n;) {
+        size_t k = 0;
+        for (; k < sizeof chunk && i < n; k += es, i += es)
+            for (size_t b = 0; b < es; b++) chunk[k + b] = src[i + es - 1 - b];
+        crc = crc32_z(crc, chunk, k);
+    }
+    return crc;
+}
+
+/* Adds "crc32:NAME": "xxxxxxxx" for entry i of p to meta. */
+static bool add_crc(cJSON *meta, const struct tg_params *p, size_t i)
+{
+    const char *name = tg_params_name(p, i);
+    size_t len = strlen(name);
+    char *key = tg_malloc(CRC_PREFIX_LEN + len + 1), v[16];
+    if (!key) return false;
+    memcpy(key, CRC_PREFIX, CRC_PREFIX_LEN);
+    memcpy(key + CRC_PREFIX_LEN, name, len + 1);
+    snprintf(v, sizeof v, "%08lx", tensor_crc(tg_params_tensor(p, i)) & 0xffffffffUL);
+    bool ok = cJSON_AddStringToObject(meta, key, v) != NULL;
+    tg_free(key);
+    return ok;
+}
+
+/* The header JSON (cJSON-allocated, free with cJSON_free), or NULL. The map's
+ * own metadata keys that start with "crc32:" are left out: the checksums are
+ * computed afresh. */
 static char *header_json(const char *fn, const struct tg_params *p)
 {
+    json_begin();
     cJSON *root = cJSON_CreateObject(), *meta = NULL;
     bool ok = root != NULL;
-    if (ok && tg_params_meta_count(p)) {
+    if (ok && (tg_params_meta_count(p) || tg_params_count(p))) {
         ok = (meta = cJSON_AddObjectToObject(root, "__metadata__")) != NULL;
         for (size_t i = 0; ok && i < tg_params_meta_count(p); i++)
-            ok = cJSON_AddStringToObject(meta, tg_params_meta_key(p, i),
-                                         tg_params_meta_value(p, i)) != NULL;
+            if (strncmp(tg_params_meta_key(p, i), CRC_PREFIX, CRC_PREFIX_LEN))
+                ok = cJSON_AddStringToObject(meta, tg_params_meta_key(p, i),
+                                             tg_params_meta_value(p, i)) != NULL;
     }
     uint64_t pos = 0;
     for (size_t i = 0; ok && i < tg_params_count(p); i++) {
@@ -581,6 +696,7 @@ static char *header_json(const char *fn, const struct tg_params *p)
         cJSON *e = entry_json(t, pos, pos + bytes);
         ok = e && cJSON_AddItemToObject(root, tg_params_name(p, i), e);
         if (e && !ok) cJSON_Delete(e);
+        ok = ok && add_crc(meta, p, i);
         pos += bytes;
     }
     char *s = ok ? cJSON_PrintUnformatted(root) : NULL;

@@ -295,3 +295,8 @@ enum tg_status tg_dataset_split(const struct tg_dataset *ds, double test_fractio
     *test = te;
     return TG_OK;
 }
+
+int64_t *tg__dataset_order(struct tg_dataset *ds)
+{
+    return ds->order;
+}

@@ -22,6 +22,17 @@ struct tg_dataset;
  * starts its shuffling from there, so that a seed gives one run, every time. */
 void tg__dataset_reset_order(struct tg_dataset *ds);
 
+/* ds's visiting order (n entries, position -> row), for nn/resume.c. */
+int64_t *tg__dataset_order(struct tg_dataset *ds);
+
+/* The optimizer's state for nn/resume.c (nn/optim.c): entry i's buffers s1
+ * (momentum or Adam's m) and s2 (Adam's v), each NULL when the kind has none and
+ * otherwise numel doubles, and its step count; *total is the optimizer's step
+ * count. Returns the number of entries (i >= it: only *total is set). */
+size_t tg__nn_optim_state(struct tg_nn_optim *opt, size_t i, double **s1, double **s2,
+                          int64_t **steps, int64_t **total);
+enum tg_nn_optim_kind tg__nn_optim_kind(const struct tg_nn_optim *opt);
+
 /* Whether the host stores multi-byte numbers little-endian (safetensors' order). */
 static inline int tg__nn_little_endian(void)
 {

@@ -13,6 +13,7 @@
  */
 #include <math.h>
 #include <string.h>
+#include "nn-impl.h"
 #include "tapegrad/nn.h"
 
 struct slot {
@@ -431,4 +432,25 @@ double tg_nn_lr_at(const struct tg_nn_lr_schedule *s, double base_lr, int epoch)
                (base_lr - s->eta_min) * (1.0 + cos(M_PI * epoch / (double)s->t_max)) / 2.0;
     }
     return NAN;
+}
+
+/* ---- the state, for nn/resume.c ---- */
+
+size_t tg__nn_optim_state(struct tg_nn_optim *opt, size_t i, double **s1, double **s2,
+                          int64_t **steps, int64_t **total)
+{
+    if (i < opt->n) {
+        struct slot *s = &opt->slots[i];
+        *s1 = s->s1;
+        *s2 = s->s2;
+        *steps = &s->steps;
+        s->zero_known = false; /* the state is about to change behind the optimizer's back */
+    }
+    *total = &opt->steps;
+    return opt->n;
+}
+
+enum tg_nn_optim_kind tg__nn_optim_kind(const struct tg_nn_optim *opt)
+{
+    return opt->cfg.kind;
 }

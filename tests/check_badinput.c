@@ -751,6 +751,25 @@ ROW(recompute_other_tape, OBJ(tg_recompute(f->T, seg_other_tape, &f->a23, 1, f))
 ROW(recompute_n_in, OBJ(tg_recompute(f->T, seg_other_tape, &f->a23, 0, f)))
 ROW(recompute_stale, OBJ(tg_recompute(f->T, seg_other_tape, &f->stale, 1, f)))
 
+/* ---- nn.h (resumable training) ---- */
+static struct tg_tensor *no_forward(void *self, struct tg_tape *T, struct tg_tensor *x)
+{
+    return x;
+}
+ROW(resume_save_null, tg_nn_resume_save(NULL, f->p, NULL, NULL, &(struct tg_nn_train_state){0}))
+ROW(resume_save_nodir,
+    tg_nn_resume_save("/nonexistent-dir/x.st", f->p, NULL, NULL, &(struct tg_nn_train_state){0}))
+ROW(resume_load_null, tg_nn_resume_load("/x", NULL, NULL, NULL, &(struct tg_nn_train_state){0}))
+ROW(resume_load_missing,
+    tg_nn_resume_load("/nonexistent-dir/x.st", f->p, NULL, NULL, &(struct tg_nn_train_state){0}))
+ROW(resumable_null,
+    tg_nn_train_resumable(NULL, f->ds, &(struct tg_nn_train_config){0},
+                          &(struct tg_nn_resume_config){.path = "/x", .every = 1}, NULL))
+ROW(resumable_every0,
+    tg_nn_train_resumable(&(struct tg_nn_module){f->p, no_forward, NULL}, f->ds,
+                          &(struct tg_nn_train_config){.max_epochs = 1},
+                          &(struct tg_nn_resume_config){.path = "/tmp/x", .every = 0}, NULL))
+
 struct row {
     enum tg_status (*run)(struct fx *);
     const char *id;
@@ -1146,6 +1165,13 @@ static const struct row rows[] = {
     R(recompute_other_tape, TG_ERR_TAPE, "tg_recompute: fn returned a tensor of a different tape"),
     R(recompute_n_in, TG_ERR_RANGE, "tg_recompute"),
     R(recompute_stale, TG_ERR_STALE, "tg_recompute"),
+
+    R(resume_save_null, TG_ERR_NULL, "tg_nn_resume_save"),
+    R(resume_save_nodir, TG_ERR_IO, "tg_nn_resume_save"),
+    R(resume_load_null, TG_ERR_NULL, "tg_nn_resume_load"),
+    R(resume_load_missing, TG_ERR_IO, "tg_nn_resume_load"),
+    R(resumable_null, TG_ERR_NULL, "tg_nn_train_resumable"),
+    R(resumable_every0, TG_ERR_VALUE, "tg_nn_train_resumable"),
 };
 enum { N_ROWS = sizeof rows / sizeof rows[0] };
 

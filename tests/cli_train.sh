@@ -293,11 +293,18 @@ contains err "nan-images"
 lines err 1
 # a model file with a NaN weight: eval names the tensor and the element
 python3 - "$TMP/m.st" "$TMP/nanw.st" <<'PY'
-import json, struct, sys
+import json, struct, sys, zlib
 b = open(sys.argv[1], "rb").read()
 n = struct.unpack("<Q", b[:8])[0]
-s = json.loads(b[8:8 + n])["layers.1.weight"]["data_offsets"][0] + 8 + n + 4 * 7
-open(sys.argv[2], "wb").write(b[:s] + struct.pack("<f", float("nan")) + b[s + 4:])
+h = json.loads(b[8:8 + n])
+b0, b1 = (x + 8 + n for x in h["layers.1.weight"]["data_offsets"])
+s = b0 + 4 * 7
+b = b[:s] + struct.pack("<f", float("nan")) + b[s + 4:]
+# a valid checksum for the changed tensor (the same length: the header keeps its size)
+old = ('"crc32:layers.1.weight":"%s"' % h["__metadata__"]["crc32:layers.1.weight"]).encode()
+new = ('"crc32:layers.1.weight":"%08x"' % zlib.crc32(b[b0:b1])).encode()
+assert b.count(old) == 1
+open(sys.argv[2], "wb").write(b.replace(old, new))
 PY
 expect 1 eval "$TMP/nanw.st" "$CSV"
 contains err "nanw.st: layers.1.weight[7] is nan"
@@ -331,6 +338,20 @@ if command -v script >/dev/null 2>&1; then
 else
     echo "note: script(1) not found; the terminal progress line is not checked"
 fi
+
+# ---- --resume: killed runs go on where they stopped, and end as if never stopped ----
+expect 2 train "$CSV" --target species --checkpoint-every 5
+contains err "--checkpoint-every needs --resume FILE"
+R="--target species --epochs 30 --batch 2 --hidden 16 --seed 4"
+expect 0 train "$CSV" $R --save "$TMP/once.st"
+for delay in 0.02 0.05 0.1 0.2; do # SIGKILL after a delay (or the run ends first)
+    timeout -s KILL "$delay" "$TG" train "$CSV" $R --resume "$TMP/state.st" \
+        --checkpoint-every 3 >/dev/null 2>&1
+done
+expect 0 train "$CSV" $R --resume "$TMP/state.st" --checkpoint-every 3 --save "$TMP/resumed.st"
+cmp -s "$TMP/once.st" "$TMP/resumed.st" || fail "the resumed model differs from one run"
+expect 1 train "$CSV" --target species --hidden 4 --resume "$TMP/state.st"
+contains err "layers.0.weight"
 
 [ "$fails" -eq 0 ] && echo "cli_train: all passed"
 exit "$fails"

@@ -9,6 +9,14 @@
  * bytes, offsets relative to the start of that data section. PyTorch's
  * `safetensors.torch.load_file` reads what tg_checkpoint_save writes and the
  * other way round, for F32 and F64 tensors. docs/checkpoints.md has the details.
+ *
+ * Checksums: save stores zlib's CRC-32 of each tensor's bytes in the metadata
+ * as "crc32:NAME" (8 hex digits); load and read verify each one present and
+ * fail with TG_ERR_FORMAT naming the tensor on a mismatch (files without them
+ * load as before). Those keys are not metadata of the map: read leaves them
+ * out, save ignores a map's own keys that start with "crc32:".
+ * cJSON (the header's JSON) allocates through tg_malloc/tg_free: the first
+ * checkpoint call installs them with cJSON_InitHooks, which is process-wide.
  */
 #ifndef TAPEGRAD_CHECKPOINT_H
 #define TAPEGRAD_CHECKPOINT_H

@@ -436,6 +436,74 @@ void tg_nn_dropout_free(struct tg_nn_dropout *d); /* NULL: no-op */
 struct tg_tensor *tg_nn_dropout_forward(struct tg_nn_dropout *d, struct tg_tape *T,
                                         struct tg_tensor *x, enum tg_nn_mode mode);
 
+/* ======================= resumable training (nn/resume.c) ======================= */
+
+/* Where a run of tg_nn_train_resumable stands, beside the parameters. */
+struct tg_nn_train_state {
+    int epoch;          /* the epoch in progress (0-based) */
+    int64_t batch;      /* updates made in it */
+    int64_t updates;    /* updates made in the whole run */
+    struct tg_rng rng;  /* the shuffling generator, after this epoch's shuffle */
+    double loss_sum;    /* this epoch's divergences so far */
+    int64_t n_correct;  /* and correct predictions */
+    double prev_loss;   /* the previous epoch's mean loss (NaN: none), and */
+    int streak;         /* the convergence rule's count */
+    bool done;          /* the run has finished */
+};
+
+/*
+ * Writes one safetensors file (atomically, as tg_checkpoint_save) holding the
+ * tensors of `params` under their names, the optimizer's state (momentum
+ * buffers, Adam's moments, step counts: tensors named "resume/optim/..."), the
+ * dataset's visiting order ("resume/order") and *st (metadata "resume.*", the
+ * doubles exact). opt and ds may be NULL (not saved). Errors: TG_ERR_NULL,
+ * TG_ERR_NOMEM, and those of tg_checkpoint_save; on TG_ERR_IO (a full disk, a
+ * file size limit) the message says that the previous file at path is unchanged,
+ * and it is.
+ */
+enum tg_status tg_nn_resume_save(const char *path, const struct tg_params *params,
+                                 struct tg_nn_optim *opt, struct tg_dataset *ds,
+                                 const struct tg_nn_train_state *st);
+/*
+ * Reads what tg_nn_resume_save wrote into params (same names, shapes and dtypes),
+ * the optimizer (created with the same kind over the same map), the dataset (same
+ * length) and *st. opt and ds may be NULL (then the file's entries for them are
+ * not read). Everything is checked before anything changes: errors of
+ * tg_checkpoint_read, TG_ERR_NULL, TG_ERR_MISMATCH (a tensor missing or of
+ * another shape or dtype, another optimizer kind, another dataset length),
+ * TG_ERR_FORMAT (a "resume.*" entry missing or malformed, an order that is not
+ * a permutation), TG_ERR_NOMEM.
+ */
+enum tg_status tg_nn_resume_load(const char *path, struct tg_params *params,
+                                 struct tg_nn_optim *opt, struct tg_dataset *ds,
+                                 struct tg_nn_train_state *st);
+
+struct tg_nn_resume_config {
+    const char *path; /* the state file */
+    int64_t every;    /* save after every `every` updates (>= 1), and at the end */
+    bool resume;      /* start from path when it exists (else from scratch) */
+    /* called after each update (and its save); nonzero stops the run, as
+     * on_epoch's (TG_STOP_CALLBACK). NULL: none */
+    int (*on_update)(int64_t updates, void *ctx);
+    void *ctx;
+};
+
+/*
+ * tg_nn_train that survives being killed: the same run (the same updates in the
+ * same order, bit for bit, as tg_nn_train with cfg), saving its whole state with
+ * tg_nn_resume_save every rc->every updates. Started again with rc->resume after
+ * a crash or a SIGKILL, it goes on from the last save and ends with the same
+ * parameters, bit for bit, as a run that was never interrupted. A run whose file
+ * says it finished returns at once (result: 0 epochs, stop max_epochs).
+ * on_epoch is called for every epoch finished in this call. Errors: those of
+ * tg_nn_train, tg_nn_resume_load (a file that does not fit: nothing changed)
+ * and tg_nn_resume_save (the run stops; the previous state file is intact).
+ */
+enum tg_status tg_nn_train_resumable(const struct tg_nn_module *model, struct tg_dataset *train,
+                                     const struct tg_nn_train_config *cfg,
+                                     const struct tg_nn_resume_config *rc,
+                                     struct tg_nn_train_result *result);
+
 #ifdef __cplusplus
 }
 #endif

@@ -45,10 +45,17 @@ struct tg_tape;
 
 /* A new, empty tape; NULL with TG_ERR_NOMEM. Free it with tg_tape_free. */
 struct tg_tape *tg_tape_new(void);
-/* Frees the tape and every node on it. NULL is a no-op. */
+/* Frees the tape and every node on it, and releases the leaves its recording
+ * held that were freed meanwhile (tg_tensor_free). NULL is a no-op. A C library
+ * cannot tell a dangling pointer from a live one: using T or a handle of its
+ * tensors afterwards is undefined in a default build; a checked build
+ * (-Dchecked=true) quarantines and poisons the freed tape, so that such a use
+ * fails with TG_ERR_STALE ("belongs to a tape that was freed") instead
+ * (docs/errors.md, "Ownership and lifetimes"). */
 void tg_tape_free(struct tg_tape *T);
-/* Forgets every node, keeps the memory. O(1). NULL is a no-op. Handles to the
- * forgotten tensors become stale (see above). */
+/* Forgets every node, keeps the memory. O(1) in the nodes (it walks the leaves
+ * the recording held, releasing those freed meanwhile). NULL is a no-op.
+ * Handles to the forgotten tensors become stale (see above). */
 void tg_tape_reset(struct tg_tape *T);
 
 /* No-grad scope: between push and pop, ops compute values on T but record no

@@ -75,7 +75,12 @@ struct tg_tensor *tg_tensor_copy(const struct tg_tensor *t);
 struct tg_tensor *tg_tensor_to(const struct tg_tensor *t, enum tg_dtype dt);
 
 /* Frees a leaf and its buffers. NULL is a no-op; a node (owned by its tape) is
- * left alone and TG_ERR_STATE is recorded. */
+ * left alone and TG_ERR_STATE is recorded. A leaf that a live recording uses is
+ * safe to free: the recording holds it until its tape is reset or freed (then
+ * its memory goes), and backward still reads it; the handle is invalid for the
+ * caller at once (while held, calls given it fail with TG_ERR_STALE, "was
+ * freed"). After the memory is gone a use is undefined, except in a checked
+ * build, which reports it (docs/errors.md, "Ownership and lifetimes"). */
 void tg_tensor_free(struct tg_tensor *t);
 
 /* ---- gradients of leaves ---- */

@@ -10,6 +10,7 @@ import gzip
 import json
 import os
 import struct
+import zlib
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 
@@ -73,6 +74,12 @@ put(st, "dup-name", header_only(
     b'{"a":{"dtype":"F32","shape":[],"data_offsets":[0,4]},'
     b'"a":{"dtype":"F32","shape":[],"data_offsets":[4,8]}}') + b"\0" * 8)
 put(st, "meta-nonstring", header_only(b'{"__metadata__":{"k":1}}'))
+# tapegrad's checksums: "crc32:NAME" is zlib's CRC-32 of the tensor's bytes
+CRC = {"crc32:" + e[0]: "%08x" % zlib.crc32(e[3]) for e in (W, B, S)}
+put(st, "valid-crc", safetensors([W, B, S], dict(CRC, epoch="3")))
+put(st, "crc-wrong", safetensors([W, B, S], dict(CRC, **{"crc32:b": "00000000"})))
+put(st, "crc-nohex", safetensors([W, B, S], dict(CRC, **{"crc32:w": "12345g78"})))
+put(st, "crc-noname", safetensors([W, B, S], dict(CRC, **{"crc32:zz": "00000000"})))
 
 # IDX: magic 0 0 type rank, big-endian u32 dims, big-endian elements
 def idx(t, dims, payload):

@@ -11,7 +11,9 @@ implementation does), then the little-endian tensor bytes. Values come from torc
         writes the fixture tests/data/torch_written.safetensors (committed).
     safetensors_interop.py read FILE.safetensors
         checks a file written by tests/check_io.c (test_save_python_reads) and
-        exits 0 when every value matches, 1 with a message otherwise.
+        exits 0 when every value matches, 1 with a message otherwise; the
+        CRC-32 that tapegrad stores per tensor ("crc32:NAME" in the metadata) is
+        recomputed with zlib and must match.
 
 The values on both sides follow the formulas in the docstrings of expected_*().
 """
@@ -19,6 +21,7 @@ import json
 import math
 import struct
 import sys
+import zlib
 
 import numpy as np
 import torch
@@ -94,6 +97,13 @@ def read(path):
         assert b == pos, "gap or overlap in data_offsets"
         pos = end
     assert pos == len(data), "trailing bytes or truncated data"
+    # tapegrad's checksums: "crc32:NAME" is zlib's CRC-32 of NAME's bytes, 8 hex digits
+    for key in [k for k in meta if k.startswith("crc32:")]:
+        name = key[len("crc32:"):]
+        assert name in header, f"checksum {key} for no tensor"
+        b, end = header[name]["data_offsets"]
+        got = "%08x" % zlib.crc32(data[b:end])
+        assert meta.pop(key) == got, f"{name}: checksum {meta.get(key)} != {got}"
     return out, meta
 
 
