@@ -53,7 +53,8 @@ extern "C" {
 #include "ops_nn.h"     /* TG_OPS_NN: softmax, divergences, dropout */
 #include "ops_norm.h"   /* TG_OPS_NORM: batch_norm, layer_norm, embedding, where, clamp */
 
-#define TG_OP_LIST(X) TG_OPS_ELEMENTWISE(X) TG_OPS_LINALG(X) TG_OPS_SHAPE(X) TG_OPS_NN(X) TG_OPS_NORM(X)
+#define TG_OP_LIST(X)                                                                              \
+    TG_OPS_ELEMENTWISE(X) TG_OPS_LINALG(X) TG_OPS_SHAPE(X) TG_OPS_NN(X) TG_OPS_NORM(X)
 
 enum tg_op {
     TG_OP_NONE = -1, /* a leaf or a constant: no op produced it */
