@@ -41,6 +41,9 @@ static const char *const known_nan_losses[] = {
     "min_axes/gradient",
     "argmax_axes/gradient",
     "argmin_axes/gradient",
+    /* ops/pool.c: a NaN in a window is its maximum and takes the window's whole
+     * gradient dy, finite, as in PyTorch's max_pool2d. */
+    "max_pool2d/gradient",
     NULL, /* end */
 };
 
@@ -185,7 +188,8 @@ static void run_op(enum tg_op op, struct tally *t)
     } families[] = {{gc_cases_elementwise, &gc_n_elementwise},
                     {gc_cases_nn, &gc_n_nn},
                     {gc_cases_linalg, &gc_n_linalg},
-                    {gc_cases_shape, &gc_n_shape}};
+                    {gc_cases_shape, &gc_n_shape},
+                    {gc_cases_conv, &gc_n_conv}};
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
         for (int c = 0; c < *families[f].n; c++) {
             const struct gc_case *gc = &families[f].cases[c];
