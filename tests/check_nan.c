@@ -36,13 +36,13 @@ static const char *const known_nan_losses[] = {
     /* ops/reduce_axis.c: a NaN maximum/minimum passes the whole gradient to the
      * positions that compare equal to it, i.e. to none, or treats them as not
      * the max: the NaN element gets a finite gradient (0). argmax/argmin's
-     * cases weight max_axes/min_axes, so they show the same loss. */
+     * cases weight max_axes/min_axes, so they show the same loss. ops/pool.c:
+     * a NaN in a window is its maximum and takes the window's whole gradient
+     * dy, finite, as in PyTorch's max_pool2d. */
     "max_axes/gradient",
     "min_axes/gradient",
     "argmax_axes/gradient",
     "argmin_axes/gradient",
-    /* ops/pool.c: a NaN in a window is its maximum and takes the window's whole
-     * gradient dy, finite, as in PyTorch's max_pool2d. */
     "max_pool2d/gradient",
     NULL, /* end */
 };
