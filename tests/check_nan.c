@@ -43,7 +43,7 @@ static const char *const known_nan_losses[] = {
     "min_axes/gradient",
     "argmax_axes/gradient",
     "argmin_axes/gradient",
-    "max_pool2d/gradient",
+    "max_pool2d/gradient", /* ops/pool.c */
     NULL, /* end */
 };
 
