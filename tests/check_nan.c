@@ -44,7 +44,7 @@ static const char *const known_nan_losses[] = {
     "argmax_axes/gradient",
     "argmin_axes/gradient",
     "max_pool2d/gradient", /* ops/pool.c */
-    NULL, /* end */
+    NULL,                  /* end */
 };
 
 static bool known_loss(enum tg_op op, const char *what)
