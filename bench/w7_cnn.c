@@ -77,6 +77,13 @@ static void floor_step(struct floor_bufs *f)
                     ldb, 0.0f, f->c[k], m[3]);
     }
 }
+/* floor_step, its time in ms into *ms (when not NULL) */
+static void floor_timed(struct floor_bufs *f, double *ms)
+{
+    double t0 = bench_now_ms();
+    floor_step(f);
+    if (ms) *ms = bench_now_ms() - t0;
+}
 static void floor_free(struct floor_bufs *f)
 {
     for (int k = 0; k < N_FLOOR; k++) free(f->a[k]), free(f->b[k]), free(f->c[k]);
@@ -134,15 +141,10 @@ int main(int argc, char **argv)
         if (i >= 0) t[i] = bench_now_ms() - t0;
         loss = tg_tensor_item(l);
 #if TG_BENCH_FLOOR
-        if (with_floor) {
-            t0 = bench_now_ms();
-            floor_step(&fb);
-            if (i >= 0) ft[i] = bench_now_ms() - t0;
-        }
+        if (with_floor) floor_timed(&fb, i >= 0 ? &ft[i] : NULL);
 #endif
     }
-    reps = steps.done;
-    if (reps == 0) return 1;
+    if ((reps = steps.done) == 0) return 1;
     long mallocs_steady = bench_n_malloc - mallocs_at[reps > 50 ? reps - 50 : 0];
     struct tg_tape_stats st;
     tg_tape_stats(T, &st);

@@ -108,18 +108,6 @@ static const char *missing_file(const char *dir)
     return NULL;
 }
 
-/* The first n rows of ds as a new dataset (ds is freed), or NULL. */
-static struct tg_dataset *first_rows(struct tg_dataset *ds, int64_t n)
-{
-    if (!ds || n <= 0 || n >= tg_dataset_len(ds)) return ds;
-    struct tg_tensor *X = tg_tensor_from(TG_F32, 2, (int64_t[]){n, tg_dataset_features(ds)},
-                                         tg_tensor_data(tg_dataset_x(ds)));
-    struct tg_tensor *y =
-        tg_tensor_from(TG_F32, 1, (int64_t[]){n}, tg_tensor_data(tg_dataset_y(ds)));
-    tg_dataset_free(ds);
-    return tg_dataset_new(X, y);
-}
-
 static double now_seconds(void)
 {
     struct timespec ts;
@@ -146,17 +134,7 @@ static double train(struct tg_nn_mlp *mlp, struct tg_dataset *train_set,
     double t0 = now_seconds();
     struct tg_nn_module model = tg_nn_mlp_module(mlp);
     struct progress p = {&model, test_set, -1, 0};
-    struct tg_nn_train_config cfg = tg_nn_train_defaults();
-    cfg.loss = TG_LOSS_XENT;
-    cfg.mode = TG_TRAIN_MINIBATCH;
-    cfg.batch_size = 128;
-    cfg.shuffle = true;
-    cfg.seed = 1;
-    cfg.optim = tg_nn_optim_defaults(TG_OPTIM_ADAM); /* lr 1e-3 */
-    cfg.schedule = (struct tg_nn_lr_schedule){.kind = TG_LR_COSINE, .t_max = (int)epochs};
-    cfg.max_epochs = (int)epochs;
-    cfg.on_epoch = on_epoch;
-    cfg.ctx = &p;
+    struct tg_nn_train_config cfg = fashion_train_config(epochs, on_epoch, &p);
     struct tg_nn_train_result res;
     if (tg_nn_train(&model, train_set, &cfg, &res) != TG_OK || res.stop != TG_STOP_MAX_EPOCHS)
         return -1;
@@ -185,7 +163,7 @@ int main(int argc, char **argv)
     if (o.threads > 0)
         fprintf(stderr, "fashion_mnist: built without OpenBLAS, --threads ignored\n");
 #endif
-    struct tg_dataset *train_set = first_rows(fashion_load(o.dir, "train"), o.limit);
+    struct tg_dataset *train_set = fashion_first_rows(fashion_load(o.dir, "train"), o.limit);
     struct tg_dataset *test_set = fashion_load(o.dir, "t10k");
     struct tg_rng rng;
     tg_rng_seed(&rng, 1);

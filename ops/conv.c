@@ -350,6 +350,7 @@ static enum tg_status conv2d_vjp(struct tg_tape *T, struct tg_tensor *o, struct 
     struct tg_conv_params p = g->p;
     struct tg_tensor *G = dy;
     p.act = TG_ACT_NONE;
+    if (!need[0] && !need[1] && !(o->n_in > 2 && need[2])) return TG_OK; /* nothing recorded */
     if (g->p.act == TG_ACT_RELU) {
         struct tg_tensor *m = tg__vjp_const(T, o->dtype, o->rank, o->shape);
         for (int64_t i = 0; m && i < o->numel; i++) {

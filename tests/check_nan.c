@@ -36,12 +36,15 @@ static const char *const known_nan_losses[] = {
     /* ops/reduce_axis.c: a NaN maximum/minimum passes the whole gradient to the
      * positions that compare equal to it, i.e. to none, or treats them as not
      * the max: the NaN element gets a finite gradient (0). argmax/argmin's
-     * cases weight max_axes/min_axes, so they show the same loss. */
+     * cases weight max_axes/min_axes, so they show the same loss. ops/pool.c:
+     * a NaN in a window is its maximum and takes the window's whole gradient
+     * dy, finite, as in PyTorch's max_pool2d. */
     "max_axes/gradient",
     "min_axes/gradient",
     "argmax_axes/gradient",
     "argmin_axes/gradient",
-    NULL, /* end */
+    "max_pool2d/gradient", /* ops/pool.c */
+    NULL,                  /* end */
 };
 
 static bool known_loss(enum tg_op op, const char *what)
@@ -186,7 +189,8 @@ static void run_op(enum tg_op op, struct tally *t)
                     {gc_cases_nn, &gc_n_nn},
                     {gc_cases_linalg, &gc_n_linalg},
                     {gc_cases_shape, &gc_n_shape},
-                    {gc_cases_norm, &gc_n_norm}};
+                    {gc_cases_norm, &gc_n_norm},
+                    {gc_cases_conv, &gc_n_conv}};
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
         for (int c = 0; c < *families[f].n; c++) {
             const struct gc_case *gc = &families[f].cases[c];

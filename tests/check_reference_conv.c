@@ -111,7 +111,8 @@ static struct tg_tensor *apply(struct tg_tape *T, const double *p, struct tg_ten
     int op = (int)p[0];
     int64_t s[2] = {(int64_t)p[1], (int64_t)p[2]}, pad[2] = {(int64_t)p[3], (int64_t)p[4]};
     int64_t dil[2] = {(int64_t)p[5], (int64_t)p[6]}, groups = (int64_t)p[7];
-    struct tg_conv_params cp = {{s[0], s[1]}, {pad[0], pad[1]}, {dil[0], dil[1]}, groups, TG_ACT_NONE};
+    struct tg_conv_params cp = {
+        {s[0], s[1]}, {pad[0], pad[1]}, {dil[0], dil[1]}, groups, TG_ACT_NONE};
     struct tg_pool_params pp = {{(int64_t)p[8], (int64_t)p[9]}, {s[0], s[1]}, {pad[0], pad[1]}};
     switch (op) {
     case 0:

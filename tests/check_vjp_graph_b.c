@@ -1,7 +1,7 @@
 /*
  * tests/check_vjp_graph_b.c - the differentiable VJPs (desc->vjp_graph) of the
  * ops of ops/matmul.c, softmax.c, reduce.c, reduce_axis.c, shape.c and index.c,
- * and of norm.c, embedding.c and where.c.
+ * of norm.c, embedding.c and where.c, and of conv.c and pool.c.
  *
  * For every gradient-check case of each of these ops (gradcases/), on new random
  * shapes each repeat:
@@ -27,14 +27,43 @@
 enum { REPEATS = 4, MAX_OP_IN = 8 };
 
 static const enum tg_op ops_b[] = {
-    TG_OP_MATMUL,        TG_OP_SUM,         TG_OP_MEAN,         TG_OP_SUM_AXES,
-    TG_OP_MEAN_AXES,     TG_OP_MAX_AXES,    TG_OP_MIN_AXES,     TG_OP_LOGSUMEXP_AXES,
-    TG_OP_VAR_AXES,      TG_OP_ARGMAX_AXES, TG_OP_ARGMIN_AXES,  TG_OP_SOFTMAX,
-    TG_OP_LOG_SOFTMAX,   TG_OP_RESHAPE,     TG_OP_SQUEEZE,      TG_OP_UNSQUEEZE,
-    TG_OP_TRANSPOSE,     TG_OP_PERMUTE,     TG_OP_BROADCAST_TO, TG_OP_SLICE,
-    TG_OP_INDEX_SELECT,  TG_OP_GATHER,      TG_OP_CONCAT,       TG_OP_STACK,
-    TG_OP_SLICE_SCATTER, TG_OP_INDEX_ADD,   TG_OP_SCATTER_ADD,  TG_OP_BATCH_NORM,
-    TG_OP_LAYER_NORM,    TG_OP_EMBEDDING,   TG_OP_WHERE,        TG_OP_CLAMP,
+    TG_OP_MATMUL,
+    TG_OP_SUM,
+    TG_OP_MEAN,
+    TG_OP_SUM_AXES,
+    TG_OP_MEAN_AXES,
+    TG_OP_MAX_AXES,
+    TG_OP_MIN_AXES,
+    TG_OP_LOGSUMEXP_AXES,
+    TG_OP_VAR_AXES,
+    TG_OP_ARGMAX_AXES,
+    TG_OP_ARGMIN_AXES,
+    TG_OP_SOFTMAX,
+    TG_OP_LOG_SOFTMAX,
+    TG_OP_RESHAPE,
+    TG_OP_SQUEEZE,
+    TG_OP_UNSQUEEZE,
+    TG_OP_TRANSPOSE,
+    TG_OP_PERMUTE,
+    TG_OP_BROADCAST_TO,
+    TG_OP_SLICE,
+    TG_OP_INDEX_SELECT,
+    TG_OP_GATHER,
+    TG_OP_CONCAT,
+    TG_OP_STACK,
+    TG_OP_SLICE_SCATTER,
+    TG_OP_INDEX_ADD,
+    TG_OP_SCATTER_ADD,
+    TG_OP_BATCH_NORM,
+    TG_OP_LAYER_NORM,
+    TG_OP_EMBEDDING,
+    TG_OP_WHERE,
+    TG_OP_CLAMP,
+    TG_OP_CONV2D,
+    TG_OP_CONV2D_INPUT_GRAD,
+    TG_OP_CONV2D_WEIGHT_GRAD,
+    TG_OP_MAX_POOL2D,
+    TG_OP_AVG_POOL2D,
 };
 enum { N_OPS = sizeof ops_b / sizeof ops_b[0] };
 
@@ -48,6 +77,7 @@ static const struct family families[] = {
     {gc_cases_linalg, &gc_n_linalg},
     {gc_cases_shape, &gc_n_shape},
     {gc_cases_norm, &gc_n_norm},
+    {gc_cases_conv, &gc_n_conv},
 };
 
 /* The node of op under y, the one nearest y (iterative walk). */

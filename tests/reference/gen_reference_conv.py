@@ -25,11 +25,10 @@ lines = []
 
 
 def emit(case, kind, name, t):
-    t = t.detach().to(torch.float64).contiguous()
-    dims = list(t.shape)
-    vals = " ".join("%.17g" % v for v in t.reshape(-1).tolist())
-    lines.append("%s %s %s %d %s %s" % (case, kind, name, len(dims),
-                                         " ".join(str(d) for d in dims), vals))
+    """One line: case kind name rank dims... values... (17 significant digits)."""
+    flat = t.detach().double().contiguous().view(-1).tolist()
+    fields = [case, kind, name, str(t.dim())] + [str(d) for d in t.shape]
+    lines.append(" ".join(fields + ["%.17g" % v for v in flat]))
 
 
 def leaf(*shape):
