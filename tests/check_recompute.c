@@ -237,6 +237,10 @@ START_TEST(test_hooks_and_trace)
     ck_assert_int_eq(tr->n_steps, DEPTH / PER + 2);
     ck_assert_str_eq(tr->steps[2].op_name, "recompute");
     tg_trace_free(tr);
+    /* tg_grad does not differentiate through a recompute node */
+    struct tg_tensor *L = mlp_loss(T, &m, true), *g = NULL;
+    ck_assert_int_eq(tg_grad(1, &L, NULL, 1, &m.x, NULL, &g), TG_ERR_STATE);
+    ck_assert_ptr_nonnull(strstr(tg_last_error(), "op recompute has no differentiable VJP"));
     tg_tape_free(T);
     mlp_free(&m);
 }
