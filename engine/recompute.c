@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include "hook-impl.h"
 #include "tape-impl.h"
+#include "tapegrad/grad.h"
 #include "tapegrad/recompute.h"
 
 static const char fn_name[] = "tg_recompute";
@@ -143,6 +144,37 @@ static void segment_backward(struct tg_tensor *out)
     if (st && !out->tape->sweep_status) out->tape->sweep_status = st;
 }
 
+/* Higher order: fn recorded on T itself, from the node's own inputs, and
+ * tg_grad of it seeded with dy. In tg_grad without create_graph T is in a
+ * no-grad scope, which is lifted while fn records (so that its result can be
+ * differentiated) and kept for the VJP's own ops. */
+static enum tg_status segment_vjp_graph(struct tg_tape *T, struct tg_tensor *out,
+                                        struct tg_tensor *dy, const bool *need,
+                                        struct tg_tensor **dx)
+{
+    const struct segment *g = out->aux;
+    struct tg_tensor *x[TG_RECOMPUTE_MAX_INPUTS], *d[TG_RECOMPUTE_MAX_INPUTS];
+    int k = 0;
+    for (uint32_t i = 0; i < out->n_in; i++)
+        if (need[i]) x[k++] = out->in[i];
+    if (k == 0) return TG_OK;
+    int no_grad = T->no_grad;
+    T->no_grad = 0;
+    uint64_t gen = tg__gen_load(&tg__fail_gen);
+    struct tg_tensor *y = g->fn(T, out->in, (int)out->n_in, g->user);
+    T->no_grad = no_grad;
+    enum tg_status st = !y                                        ? check_output(T, y, gen)
+                        : y->tape != T || y->kind == TG_KIND_LEAF ? check_output(NULL, y, gen)
+                                                                  : TG_OK;
+    if (st) return st;
+    struct tg_grad_options o = {.create_graph = no_grad == 0, .allow_unused = true};
+    if ((st = tg_grad(1, &y, &dy, k, x, &o, d))) return st;
+    k = 0;
+    for (uint32_t i = 0; i < out->n_in; i++)
+        if (need[i]) dx[i] = d[k++];
+    return TG_OK;
+}
+
 static const struct tg_op_desc recompute_desc = {
     .op = -1, /* not an op of the table: tg_tensor_op gives TG_OP_NONE's value */
     .name = "recompute",
@@ -152,6 +184,7 @@ static const struct tg_op_desc recompute_desc = {
     .shape = segment_shape,
     .forward = segment_forward,
     .backward = segment_backward,
+    .vjp_graph = segment_vjp_graph,
     .mixed_dtypes = true,
 };
 

@@ -417,6 +417,10 @@ START_TEST(test_backward_apply)
     ck_assert_int_eq(st.n_folded, 0);
     for (int i = 0; i < 2; i++) ck_assert_double_eq(tg_tensor_get(W, i), w[i] - 0.5 * xv[i]);
     for (int i = 0; i < 2; i++) ck_assert_double_eq(tg_tensor_grad_get(W, i), 0);
+    /* a hook that stops the sweep: no value changes */
+    ck_assert_int_gt(tg_hook_add(W, silent_fail, NULL), 0);
+    ck_assert_int_eq(tg_backward_apply(L, NULL, &up, 1), TG_ERR_VALUE);
+    for (int i = 0; i < 2; i++) ck_assert_double_eq(tg_tensor_get(W, i), w[i] - 0.5 * xv[i]);
     tg_tape_free(T);
     tg_tensor_free(W);
     tg_tensor_free(x);

@@ -212,6 +212,41 @@ START_TEST(test_gradcheck)
 }
 END_TEST
 
+/* tg_grad through recompute nodes (the segment recorded on the tape itself)
+ * equals tg_grad of the plain run, with and without create_graph; second
+ * order through a segment passes tg_gradgradcheck. */
+START_TEST(test_grad_higher_order)
+{
+    struct mlp m;
+    mlp_init(&m);
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor *wrt[2] = {m.x, m.W[3]};
+    for (int cg = 0; cg < 2; cg++) {
+        struct tg_grad_options o = {.create_graph = cg};
+        struct tg_tensor *want[2], *got[2];
+        ck_assert_int_eq(
+            tg_grad(1, (struct tg_tensor *[]){mlp_loss(T, &m, false)}, NULL, 2, wrt, &o, want),
+            TG_OK);
+        ck_assert_int_eq(
+            tg_grad(1, (struct tg_tensor *[]){mlp_loss(T, &m, true)}, NULL, 2, wrt, &o, got),
+            TG_OK);
+        for (int k = 0; k < 2; k++) {
+            ck_assert_int_eq(tg_tensor_requires_grad(got[k]), cg);
+            for (int64_t i = 0; i < tg_tensor_numel(want[k]); i++) {
+                double a = tg_tensor_get(want[k], i), b = tg_tensor_get(got[k], i);
+                ck_assert_msg(fabs(a - b) <= 1e-12 * fabs(a) || a == b, "%d %lld: %.17g vs %.17g",
+                              k, (long long)i, b, a);
+            }
+        }
+        tg_tape_reset(T);
+    }
+    struct tg_tensor *in[5] = {m.x, m.W[0], m.b[0], m.W[1], m.b[1]};
+    ck_assert_gradgradcheck(f_ckpt, in, 5, NULL, NULL);
+    tg_tape_free(T);
+    mlp_free(&m);
+}
+END_TEST
+
 /* A leaf's hook on a parameter used inside a segment: once, with the full
  * gradient (the stand-in adds straight into the leaf's gradient). */
 static enum tg_status copy_hook(struct tg_tensor *t, struct tg_tensor *grad, void *user)
@@ -378,6 +413,7 @@ static Suite *recompute_suite(void)
     tcase_add_test(tc, test_nested);
     tcase_add_test(tc, test_gradcheck);
     tcase_add_test(tc, test_hooks_and_trace);
+    tcase_add_test(tc, test_grad_higher_order);
     tcase_add_test(tc, test_forward_errors);
     tcase_add_test(tc, test_backward_errors);
     tcase_add_test(tc, test_anomaly);

@@ -61,9 +61,11 @@ typedef struct tg_tensor *(*tg_recompute_fn)(struct tg_tape *T, struct tg_tensor
  * A recording with such a node is swept by the loop gradient hooks use
  * (tapegrad/hook.h), and tg_backward_apply folds no update into an op there.
  *
- * tg_grad and the higher-order calls do not differentiate through this node
- * (TG_ERR_STATE "op recompute has no differentiable VJP yet"): checkpoint
- * first-order training only.
+ * tg_grad (and so tg_hvp, tg_hessian, tg_gradgradcheck) differentiates
+ * through the node by recording fn once more on the node's own tape, from the
+ * node's own inputs (so fn is then given that tape and those tensors, and its
+ * ops stay on the tape, as without checkpointing), and differentiating that:
+ * higher order works, without the memory saving.
  */
 struct tg_tensor *tg_recompute(struct tg_tape *T, tg_recompute_fn fn, struct tg_tensor *const *in,
                                int n_in, void *user);
