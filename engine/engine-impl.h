@@ -145,6 +145,9 @@ struct tg__leaf {
     _Atomic uint64_t pin_rec;
     _Atomic uint32_t refs;
     bool freed; /* tg_tensor_free was called (a recording still holds it) */
+    /* memory the library lends for a while (tg_recompute's stand-ins on a
+     * scratch arena, a hook's view on the stack): never pinned or released */
+    bool borrowed;
 };
 static inline struct tg__leaf *tg__leaf_of(struct tg_tensor *t)
 {

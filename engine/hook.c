@@ -260,6 +260,7 @@ static enum tg_status run_hooks(struct tg__hooks *h, struct tg_tensor *t, void *
     view.t.dtype = t->dtype;
     view.t.rank = t->rank;
     view.t.kind = TG_KIND_LEAF;
+    view.borrowed = true; /* on the stack: no recording pins it */
     view.t.in = view.t.in2;
     memcpy(view.t.shape, t->shape, sizeof t->shape);
     enum tg_status st = TG_OK;

@@ -39,6 +39,7 @@ struct pin_chunk {
 enum tg_status tg__leaf_pin_slow(struct tg_tape *T, struct tg_tensor *x, const char *fn)
 {
     struct tg__leaf *l = tg__leaf_of(x);
+    if (l->borrowed) return TG_OK;
     if (l->freed)
         return tg__fail(TG_ERR_STALE, "%s: an input leaf was freed (tg_tensor_free) before this op",
                         fn);

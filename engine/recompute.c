@@ -57,6 +57,7 @@ static struct tg_tensor **stand_ins(struct tg_tape *S, struct tg_tensor *const *
         memcpy(t->shape, x->shape, sizeof t->shape);
         t->kind = TG_KIND_LEAF;
         t->in = t->in2;
+        p[i].borrowed = true; /* S's arena owns it: no recording pins it */
         if (grads && x->requires_grad) {
             t->requires_grad = 1;
             t->grad = x->grad;
@@ -130,6 +131,7 @@ static enum tg_status recompute_backward(struct tg_tensor *out)
     memset(&seed, 0, sizeof seed);
     seed.t = *y;
     seed.t.kind = TG_KIND_LEAF;
+    seed.borrowed = true; /* on the stack: no recording pins it */
     seed.t.data = out->grad;
     seed.t.requires_grad = 0;
     seed.t.in = seed.t.in2;
