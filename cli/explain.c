@@ -46,14 +46,28 @@ struct opts {
     const char *dot;
 };
 
-/* The expression and a caret under column col, after the one-line message. */
+/* Longest stretch of the expression an error shows; a longer expression is
+ * shown as a window of this many characters around the column. */
+enum { REPORT_WIDTH = 72 };
+
+/* The expression (or a window of it around column col, with "..." where it is
+ * cut) and a caret under column col, after the one-line message. */
 static void report(const char *src, const struct expr_error *err)
 {
-    if (err->col > 0)
-        fprintf(stderr, "tapegrad explain: %s at column %d\n  %s\n  %*s^\n", err->msg, err->col,
-                src, err->col - 1, "");
-    else
+    if (err->col <= 0) {
         fprintf(stderr, "tapegrad explain: %s\n", err->msg);
+        return;
+    }
+    int len = (int)strnlen(src, (size_t)INT32_MAX), col = err->col <= len ? err->col : len + 1;
+    int from = 0, to = len;
+    if (len > REPORT_WIDTH) {
+        from = col - 1 - REPORT_WIDTH / 2;
+        from = from < 0 ? 0 : (from > len - REPORT_WIDTH ? len - REPORT_WIDTH : from);
+        to = from + REPORT_WIDTH;
+    }
+    const char *pre = from > 0 ? "..." : "", *post = to < len ? "..." : "";
+    fprintf(stderr, "tapegrad explain: %s at column %d\n  %s%.*s%s\n  %*s^\n", err->msg, err->col,
+            pre, to - from, src + from, post, (int)strlen(pre) + col - 1 - from, "");
 }
 
 static int parse_args(int argc, char **argv, struct opts *o)
@@ -82,14 +96,15 @@ static int parse_args(int argc, char **argv, struct opts *o)
             }
             o->dot = argv[i];
         } else if (!opts_done && !strncmp(a, "--", 2)) {
-            fprintf(stderr, "tapegrad explain: unknown option '%s' (see --help)\n", a);
+            fprintf(stderr, "tapegrad explain: unknown option '%.40s' (see --help)\n", a);
             return CLI_USAGE;
         } else if (!o->src) {
             o->src = a;
         } else if (strchr(a, '=')) {
             o->assign[o->n_assign++] = a;
         } else {
-            fprintf(stderr, "tapegrad explain: '%s' is not name=value (quote the expression)\n", a);
+            fprintf(stderr, "tapegrad explain: '%.40s' is not name=value (quote the expression)\n",
+                    a);
             return CLI_USAGE;
         }
     }
@@ -104,8 +119,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
     return CLI_OK;
 }
 
-/* values[i] of variable i from the name=value arguments (the last one of a name
- * wins); notes the names that are not variables. Linear in the arguments. */
+/* values[i] of variable i from the name=value arguments (a name given twice is
+ * a usage error); notes the names that are not variables. Linear in the
+ * arguments that name variables. */
 static int read_values(const struct expr *e, const struct opts *o, double *values)
 {
     int *from = malloc(((size_t)e->n_vars + 1) * sizeof *from); /* (n_vars) argument index */
@@ -114,7 +130,14 @@ static int read_values(const struct expr *e, const struct opts *o, double *value
     for (int i = 0; !rc && i < e->n_vars; i++) from[i] = -1;
     for (int j = 0; !rc && j < o->n_assign; j++) {
         size_t len = (size_t)(strchr(o->assign[j], '=') - o->assign[j]);
-        int i = expr_var_find(e, o->assign[j], len);
+        int i = expr_var_find(e, o->assign[j], len), twice = i >= 0 ? from[i] : -1;
+        for (int k = 0; i < 0 && twice < 0 && k < j; k++) /* unused names: rare, quadratic */
+            if (unused[k] && !strncmp(o->assign[k], o->assign[j], len + 1)) twice = k;
+        if (twice >= 0) {
+            fprintf(stderr, "tapegrad explain: '%.*s' is given twice ('%.40s' and '%.40s')\n",
+                    (int)(len < 40 ? len : 40), o->assign[j], o->assign[twice], o->assign[j]);
+            rc = CLI_USAGE;
+        }
         if (i >= 0)
             from[i] = j;
         else
@@ -131,7 +154,7 @@ static int read_values(const struct expr *e, const struct opts *o, double *value
         char *end;
         values[i] = strtod(found, &end);
         if (end == found || *end || !isfinite(values[i])) {
-            fprintf(stderr, "tapegrad explain: bad value for '%s': '%s' (a finite number)\n",
+            fprintf(stderr, "tapegrad explain: bad value for '%s': '%.40s' (a finite number)\n",
                     e->vars[i], found);
             rc = CLI_USAGE;
         }
@@ -139,10 +162,48 @@ static int read_values(const struct expr *e, const struct opts *o, double *value
     for (int j = 0; !rc && j < o->n_assign; j++)
         if (unused[j])
             fprintf(stderr, "tapegrad explain: note: '%.*s' is not in the expression\n",
-                    (int)(strchr(o->assign[j], '=') - o->assign[j]), o->assign[j]);
+                    (int)(strchr(o->assign[j], '=') - o->assign[j] < 40
+                              ? strchr(o->assign[j], '=') - o->assign[j]
+                              : 40),
+                    o->assign[j]);
     free(from);
     free(unused);
     return rc;
+}
+
+/* Whether name reads as one of the trace's own names: v1, v2, ... (op
+ * results), x1, ... (leaves), c1, ... (constants) or Div (the root). */
+static bool trace_name(const char *name)
+{
+    if (!strcmp(name, "Div")) return true;
+    if (!strchr("vxc", name[0]) || !name[1]) return false;
+    for (const char *p = name + 1; *p; p++)
+        if (*p < '0' || *p > '9') return false;
+    return true;
+}
+
+/* Rejects variable names that the trace, the rules and the graph would print
+ * ambiguously: a trace name, or d<another variable> (read as its gradient). */
+static int check_names(const struct expr *e)
+{
+    for (int i = 0; i < e->n_vars; i++) {
+        const char *v = e->vars[i];
+        if (trace_name(v)) {
+            fprintf(stderr,
+                    "tapegrad explain: variable '%s' looks like a name the trace gives (Div, "
+                    "v1, x1, c1, ...); rename it\n",
+                    v);
+            return CLI_USAGE;
+        }
+        if (v[0] == 'd' && expr_var_find(e, v + 1, strlen(v + 1)) >= 0) {
+            fprintf(stderr,
+                    "tapegrad explain: variable '%s' reads as the gradient of '%s' in the "
+                    "rules; rename it\n",
+                    v, v + 1);
+            return CLI_USAGE;
+        }
+    }
+    return CLI_OK;
 }
 
 struct session {
@@ -412,6 +473,11 @@ int tg_cli_explain(int argc, char **argv)
     struct expr_error err;
     if (expr_parse(o.src, &s.e, &err)) {
         report(o.src, &err);
+        free(o.assign);
+        return CLI_USAGE;
+    }
+    if (check_names(&s.e)) {
+        expr_free(&s.e);
         free(o.assign);
         return CLI_USAGE;
     }

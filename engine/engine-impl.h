@@ -118,7 +118,19 @@ struct tg_op_desc {
      * (masks, signs, argmax positions) may be recorded as constants of T. */
     enum tg_status (*vjp_graph)(struct tg_tape *T, struct tg_tensor *out, struct tg_tensor *dy,
                                 const bool *need, struct tg_tensor **dx);
+    /* Optional: the VJP of this node in one line, for ops whose rule depends on
+     * the node's parameters (matmul's transpose flags), written like `vjp` into
+     * buf (size bytes, NUL-terminated). NULL: the node's rule is `vjp`. */
+    void (*rule)(const struct tg_tensor *out, char *buf, size_t size);
+    /* The names `vjp`, `rule` and `formula` use for the inputs, in slot order,
+     * then "->" and the output's: "A B -> Y". The gradient of a name n is
+     * written dn. The trace and tg_graph_rule replace these names (as whole
+     * words, before a subscript "_i") with the names of the recorded tensors.
+     * NULL: "x -> y" for one input, "a b -> y" for two, "-> y" otherwise. */
+    const char *operands;
 };
+/* d->operands, or its default when unset (engine/rule.c). */
+const char *tg__rule_operands(const struct tg_op_desc *d);
 
 /* What only leaves have. A leaf is allocated as this struct (engine/tensor.c),
  * so a tensor of kind TG_KIND_LEAF converts to it (tg__leaf_of). */

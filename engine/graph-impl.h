@@ -40,4 +40,13 @@ bool tg__local_derivs(struct tg_tensor *n, double *d);
 const char *tg__jacobian_kind(bool elementwise, int out_rank, const int64_t *out_shape, int in_rank,
                               const int64_t *in_shape);
 
+/* ---- rules (engine/rule.c) ---- */
+/* Node n's rule with the descriptor's letters: desc->rule's text, else desc->vjp. */
+void tg__rule_template(const struct tg_tensor *n, char *buf, size_t size);
+/* tmpl with the first n_names operand letters of spec replaced by in_names
+ * (NULL array or entry: kept) and the output's by out_name (NULL: kept), as
+ * whole words; d<letter> becomes d<name>. snprintf's contract. */
+int tg__rule_render(const char *tmpl, const char *spec, int n_names, const char *const *in_names,
+                    const char *out_name, char *buf, size_t size);
+
 #endif

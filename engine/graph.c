@@ -252,6 +252,26 @@ static const char *const kind_style[4] = {
 };
 static const char *const kind_word[4] = {"", "param", "input", "const"};
 
+/* "\nrule: dw += dv1 * x; ..." of op node t, in the graph's names (the first
+ * 64 input slots renamed). */
+static void put_rule(FILE *out, const struct tg__graph *g, const struct tg_graph_names *nm,
+                     const struct tg_tensor *t)
+{
+    enum { SLOTS = 64 };
+    char in[SLOTS][128], node[128], tmpl[TG_RULE_MAX], text[2 * TG_RULE_MAX];
+    const char *in_names[SLOTS];
+    uint32_t n = t->n_in < SLOTS ? t->n_in : SLOTS;
+    for (uint32_t i = 0; i < n; i++) {
+        tg__graph_label(g, nm, t->in[i], in[i], sizeof in[i]);
+        in_names[i] = in[i];
+    }
+    tg__graph_label(g, nm, t, node, sizeof node);
+    tg__rule_template(t, tmpl, sizeof tmpl);
+    tg__rule_render(tmpl, tg__rule_operands(t->desc), (int)n, in_names, node, text, sizeof text);
+    fputs("\\nrule: ", out);
+    put_escaped(out, text);
+}
+
 static void put_node(FILE *out, const struct tg__graph *g, int64_t k,
                      const struct tg_graph_dot_options *o, int max_values)
 {
@@ -262,9 +282,10 @@ static void put_node(FILE *out, const struct tg__graph *g, int64_t k,
     tg_tensor_format_shape(shape, sizeof shape, t->rank, t->shape);
     fprintf(out, "  t%lld [%s, label=\"", (long long)k, kind_style[kind]);
     put_escaped(out, name);
-    if (kind == TG_GRAPH_OP)
+    if (kind == TG_GRAPH_OP) {
         fprintf(out, " = %s\\n%s %s", t->desc->name, shape, tg_dtype_name(t->dtype));
-    else
+        put_rule(out, g, o ? o->names : NULL, t);
+    } else
         fprintf(out, "\\n%s %s %s", kind_word[kind], shape, tg_dtype_name(t->dtype));
     if (t->numel <= max_values) {
         fputs("\\nvalue ", out);

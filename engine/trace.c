@@ -69,7 +69,11 @@ static void fill_input(struct recorder *R, struct tg_trace_input *in, const stru
     memset(in->shape, 0, sizeof in->shape); /* entries past the rank read 0 */
     memcpy(in->shape, x->shape, (size_t)x->rank * sizeof *x->shape);
     in->uses = 0;
-    for (uint32_t j = 0; j < n->n_in; j++) in->uses += n->in[j] == x;
+    in->slots = 0;
+    for (uint32_t j = 0; j < n->n_in; j++) {
+        in->uses += n->in[j] == x;
+        if (n->in[j] == x && j < 64) in->slots |= (uint64_t)1 << j;
+    }
     in->gets_grad = x->requires_grad && x->grad;
     in->local = in->contrib = in->total = NAN;
 }
@@ -89,7 +93,7 @@ static void before(struct tg_tensor *n, struct recorder *R)
     s->node = n;
     s->op = n->desc->op;
     s->op_name = n->desc->name;
-    s->rule = n->desc->vjp;
+    s->operands = tg__rule_operands(n->desc);
     s->elementwise = n->desc->elementwise;
     int64_t k = tg__graph_find(&R->g, n);
     s->id = k >= 0 ? R->g.id[k] : 0;
@@ -106,6 +110,14 @@ static void before(struct tg_tensor *n, struct recorder *R)
         return;
     }
     tr->n_steps++; /* the step owns its inputs array from here on */
+    char rule[TG_RULE_MAX];
+    tg__rule_template(n, rule, sizeof rule);
+    char *text = tg__malloc(strlen(rule) + 1);
+    if (!text) {
+        R->err = TG_ERR_NOMEM;
+        return;
+    }
+    s->rule = memcpy(text, rule, strlen(rule) + 1);
     int64_t used = 0;
     for (uint32_t i = 0; i < n->n_in; i++) {
         if (!first_use(n, i)) continue;
@@ -193,7 +205,10 @@ enum tg_status tg_backward_trace(struct tg_tensor *root, const struct tg_tensor 
 void tg_trace_free(struct tg_trace *trace)
 {
     if (!trace) return;
-    for (int64_t i = 0; i < trace->n_steps; i++) tg__free(trace->steps[i].inputs);
+    for (int64_t i = 0; i < trace->n_steps; i++) {
+        tg__free(trace->steps[i].inputs);
+        tg__free((char *)trace->steps[i].rule);
+    }
     tg__free(trace->steps);
     tg__free(trace);
 }
@@ -209,6 +224,29 @@ static void label(char *buf, size_t size, const struct tg_graph_names *names,
         snprintf(buf, size, "%s", nm);
     else
         snprintf(buf, size, "%c%d", p, id);
+}
+
+/* The step's rule in the names of its tensors (up to 64 input slots). */
+static void print_rule(FILE *out, const struct tg_trace_step *s, const char *node,
+                       const struct tg_graph_names *names)
+{
+    enum { SLOTS = 64 };
+    char label_of[SLOTS][128];
+    const char *slot_name[SLOTS] = {NULL};
+    int n_slots = 0;
+    for (int i = 0; i < s->n_inputs && i < SLOTS; i++) {
+        const struct tg_trace_input *x = &s->inputs[i];
+        label(label_of[i], sizeof label_of[0], names, x->tensor, x->kind, x->id);
+        for (int k = 0; k < SLOTS; k++)
+            if (x->slots >> k & 1) {
+                slot_name[k] = label_of[i];
+                n_slots = k + 1 > n_slots ? k + 1 : n_slots;
+            }
+    }
+    char text[2 * TG_RULE_MAX];
+    tg__rule_render(s->rule ? s->rule : "", s->operands ? s->operands : "", n_slots, slot_name,
+                    node, text, sizeof text);
+    fprintf(out, "    rule: %s\n", text);
 }
 
 static void print_header(FILE *out, const struct tg_trace_step *s, const char *node,
@@ -227,7 +265,7 @@ static void print_header(FILE *out, const struct tg_trace_step *s, const char *n
         fprintf(out, ") = %.6g\n", s->value);
     else
         fprintf(out, ")  shape %s, |value| = %.6g\n", shape, s->value);
-    fprintf(out, "    rule: %s\n", s->rule);
+    print_rule(out, s, node, names);
     const char *bar = s->scalar ? "" : "|";
     fprintf(out, "    %sd%s/d%s%s = %.6g%s\n", bar, root, node, bar, s->upstream,
             k == 0 ? "   (the seed)" : "");

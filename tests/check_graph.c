@@ -325,8 +325,9 @@ START_TEST(test_dot_neuron)
                   "%s", d);
     ck_assert_msg(strstr(d, "label=\"x\\ninput () f64\\nvalue 2\""), "%s", d);
     ck_assert_msg(strstr(d, "label=\"t\\\"q\\ninput"), "%s", d); /* quote escaped */
-    ck_assert_msg(strstr(d, "shape=ellipse, label=\"v3 = sigmoid\\n() f64\\nvalue 0.622459\\ngrad "
-                            "-0.755081\""),
+    ck_assert_msg(strstr(d,
+                         "shape=ellipse, label=\"v3 = sigmoid\\n() f64\\nrule: dv2 += dv3 * v3 (1 "
+                         "- v3)\\nvalue 0.622459\\ngrad -0.755081\""),
                   "%s", d);
     /* edges carry the local derivatives: d(w*x)/dw = x = 2, sigmoid' = y(1-y) */
     ck_assert_msg(strstr(d, "[label=\"dv1/dw = 2\"]"), "%s", d);

@@ -111,10 +111,10 @@ assert set(d) == {"value", "grad", "numeric", "hessian", "hessian_numeric"}, d
 PY
 # too many variables for --hessian: a usage error naming the limit, no output
 vars=""
-expr="x0"
+expr="a0"
 i=1
-while [ $i -le 32 ]; do expr="$expr+x$i"; vars="$vars x$i=1"; i=$((i + 1)); done
-expect 2 explain "$expr" x0=1 $vars --hessian
+while [ $i -le 32 ]; do expr="$expr+a$i"; vars="$vars a$i=1"; i=$((i + 1)); done
+expect 2 explain "$expr" a0=1 $vars --hessian
 contains err "tapegrad explain: --hessian takes at most 32 variables, the expression has 33"
 lines out 0
 # outside the domain at x - h: the numeric entry is nan, said so; JSON null

@@ -74,6 +74,26 @@ struct tg_graph_dot_options {
 enum tg_status tg_graph_dot(const struct tg_tensor *root, FILE *out,
                             const struct tg_graph_dot_options *opts);
 
+/* The longest rule text, NUL included, that a descriptor writes (longer ones are cut). */
+#define TG_RULE_MAX 256
+
+/*
+ * The backward rule (vector-Jacobian product) of the op result `node`, in one
+ * line, as the op applies it to this node: matmul's, for one, depends on its
+ * transpose flags ("dA += dY B" for Y = A B^T). The operands are called
+ * in_names[i] (input slot i) and the node out_name; a NULL in_names, a NULL
+ * entry or a NULL out_name keeps the op's own letter (docs/ops.md, e.g. "a",
+ * "y"). The gradient of a name n is written dn: for node v1 = mul(w, b) with
+ * in_names {"w", "b"} and out_name "v1": "dw += dv1 * b; db += dv1 * w".
+ * Writes at most size bytes into buf, NUL-terminated when size > 0 (buf may be
+ * NULL when size is 0), and returns the length of the whole text, as snprintf.
+ * Errors (returns -1): TG_ERR_NULL (node; buf with size > 0), TG_ERR_STALE
+ * (node predates its tape's reset), TG_ERR_STATE (node is a leaf or constant).
+ * Reads the node's parameters only; changes nothing.
+ */
+int tg_graph_rule(const struct tg_tensor *node, const char *const *in_names, const char *out_name,
+                  char *buf, size_t size);
+
 #ifdef __cplusplus
 }
 #endif

@@ -34,6 +34,7 @@ struct tg_trace_input {
     double local;   /* scalar step: d(node)/d(input), all slots together; NaN otherwise */
     double contrib; /* scalar: the amount added; tensor: its L2 norm */
     double total;   /* scalar: the input's gradient after adding; tensor: its L2 norm */
+    uint64_t slots; /* bit k set: the node's input slot k holds this tensor (k < 64) */
 };
 
 /* One node of the sweep, in sweep order (the root first). */
@@ -41,7 +42,11 @@ struct tg_trace_step {
     const struct tg_tensor *node; /* borrowed, only compared */
     int op;                       /* the node's op: an enum tg_op value (ops.h) */
     const char *op_name;          /* its name, e.g. "add" (static: valid for the program's life) */
-    const char *rule;             /* its VJP in one line, e.g. "da += dy; db += dy" (static) */
+    /* its VJP in one line as this node applies it (matmul's follows its transpose
+     * flags), in the op's letters, e.g. "da += dy; db += dy"; owned by the trace.
+     * tg_trace_print writes it in the tensors' names ("dw += dv1; ...") */
+    const char *rule;
+    const char *operands; /* the letters: inputs in slot order, "->", output: "a b -> y" (static) */
     bool elementwise;             /* output element i depends on element i of each input alone */
     int id;
     int rank;
