@@ -279,5 +279,11 @@ struct tg_gradcheck_report;
 void tg__gradcheck_judge(const struct tg_gradcheck_options *o, struct tg_gradcheck_report *rep,
                          double *worst, int i, int64_t j, double an, double f0, double fp,
                          double fm);
+/* After a check without failures: when it compared (almost) nothing -- more
+ * kinks than o->max_kink_share of the checked elements, or all kinks -- clears
+ * rep->passed, sets rep->skipped to o->skip_kinks and writes the message (fn
+ * names the check); returns whether it did. */
+bool tg__gradcheck_vacuous(const struct tg_gradcheck_options *o, struct tg_gradcheck_report *rep,
+                           const char *fn);
 
 #endif

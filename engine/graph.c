@@ -299,13 +299,15 @@ static void put_node(FILE *out, const struct tg__graph *g, int64_t k,
     fputs("\"];\n", out);
 }
 
-const char *tg__jacobian_kind(bool elementwise, int out_rank, const int64_t *out_shape, int in_rank,
-                              const int64_t *in_shape)
+/* "dense 1x6" or "J 50176x784 not classified" for input slot i of node t. */
+void tg__jacobian_label(struct tg_tensor *t, uint32_t i, char *buf, size_t size)
 {
-    if (!elementwise) return "dense";
-    bool same =
-        out_rank == in_rank && !memcmp(out_shape, in_shape, (size_t)in_rank * sizeof *in_shape);
-    return same ? "diagonal" : "broadcast-reduce";
+    struct tg_jacobian_info info;
+    if (tg__local_jacobian(t, i, &info) == TG_OK)
+        tg__jacobian_format(&info, buf, size);
+    else
+        snprintf(buf, size, "J %lldx%lld not classified", (long long)t->numel,
+                 (long long)t->in[i]->numel);
 }
 
 /* The edge label of input slot i of node t: the local derivative (scalar) or
@@ -314,7 +316,7 @@ static void put_edge_label(FILE *out, const struct tg__graph *g, const struct tg
                            struct tg_tensor *t, uint32_t i, const double *local, int uses)
 {
     const struct tg_tensor *x = t->in[i];
-    char tn[128], xn[128], ts[160], xs[160];
+    char tn[128], xn[128];
     tg__graph_label(g, nm, t, tn, sizeof tn);
     tg__graph_label(g, nm, x, xn, sizeof xn);
     if (local) {
@@ -324,14 +326,9 @@ static void put_edge_label(FILE *out, const struct tg__graph *g, const struct tg
         put_escaped(out, xn);
         fprintf(out, " = %.6g", local[i]);
     } else {
-        tg_tensor_format_shape(ts, sizeof ts, t->rank, t->shape);
-        tg_tensor_format_shape(xs, sizeof xs, x->rank, x->shape);
-        const char *j =
-            tg__jacobian_kind(t->desc->elementwise, t->rank, t->shape, x->rank, x->shape);
-        if (j[0] == 'b')
-            fprintf(out, "%s %s -> %s", j, ts, xs);
-        else
-            fprintf(out, "%s %lldx%lld", j, (long long)t->numel, (long long)x->numel);
+        char j[160];
+        tg__jacobian_label(t, i, j, sizeof j);
+        fputs(j, out);
     }
     if (uses > 1) fprintf(out, " (used %dx)", uses);
 }

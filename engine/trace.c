@@ -147,7 +147,14 @@ static void after(struct tg_tensor *n, struct recorder *R)
         if (!first_use(n, i)) continue;
         struct tg_trace_input *in = &s->inputs[d];
         int64_t off = R->off[d++];
-        if (s->scalar) in->local = local[i];
+        if (s->scalar) {
+            in->local = local[i];
+        } else {
+            struct tg_jacobian_info *J = &in->jacobian;
+            in->jacobian_classified = tg__local_jacobian(n, i, J) == TG_OK;
+            if (!in->jacobian_classified)
+                *J = (struct tg_jacobian_info){.rows = n->numel, .cols = n->in[i]->numel};
+        }
         if (off < 0) continue;
         const struct tg_tensor *x = n->in[i];
         double c2 = 0, t2 = 0;
@@ -284,12 +291,16 @@ static void print_input(FILE *out, const struct tg_trace_step *s, const struct t
                 root, node, x->local, s->upstream, x->contrib);
         fprintf(out, "   -> d%s/d%s = %.6g", root, in, x->total);
     } else {
-        char si[160], so[160];
+        char si[160], so[160], j[160];
         tg_tensor_format_shape(si, sizeof si, x->rank, x->shape);
         tg_tensor_format_shape(so, sizeof so, s->rank, s->shape);
-        fprintf(out, "    d%s/d%s += d%s/d%s J_%s(%s)  [%s Jacobian, %s by %s]", root, in, root,
-                node, node, in,
-                tg__jacobian_kind(s->elementwise, s->rank, s->shape, x->rank, x->shape), so, si);
+        if (x->jacobian_classified)
+            tg__jacobian_format(&x->jacobian, j, sizeof j);
+        else
+            snprintf(j, sizeof j, "%lldx%lld, not classified", (long long)x->jacobian.rows,
+                     (long long)x->jacobian.cols);
+        fprintf(out, "    d%s/d%s += d%s/d%s J_%s(%s)  [Jacobian %s; %s by %s]", root, in, root,
+                node, node, in, j, so, si);
         fprintf(out, "  |added| = %.6g   -> |d%s/d%s| = %.6g", x->contrib, root, in, x->total);
     }
     if (x->nth > 1) fprintf(out, "  (sum of %d contributions)", x->nth);

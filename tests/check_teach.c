@@ -18,6 +18,7 @@
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "gradcases.h"
 
@@ -303,6 +304,206 @@ START_TEST(test_graph_rule_errors)
 }
 END_TEST
 
+/* ---- gradient checks that check nothing ---- */
+
+static struct tg_tensor *relu_sum(struct tg_tape *T, struct tg_tensor *const *x, int n, void *c)
+{
+    return tg_sum(T, tg_relu(T, x[0]));
+}
+
+/* relu at 0 everywhere: every element is a kink, so the check compared nothing. */
+START_TEST(test_gradcheck_all_kinks_fails)
+{
+    struct tg_tensor *x = tg_tensor_zeros(TG_F64, 1, (int64_t[]){3});
+    tg_tensor_set_requires_grad(x, true);
+    struct tg_gradcheck_report rep;
+    ck_assert_int_eq(tg_gradcheck(relu_sum, &x, 1, NULL, NULL, &rep), TG_ERR_GRADCHECK);
+    ck_assert(!rep.passed && !rep.skipped);
+    ck_assert_int_eq(rep.n_kinks, 3);
+    ck_assert_msg(strstr(rep.message, "3 of 3 elements are kinks") &&
+                      strstr(rep.message, "move the inputs away from the kinks"),
+                  "%s", rep.message);
+    /* opt-in: a skip, said so */
+    struct tg_gradcheck_options o = {.skip_kinks = true};
+    ck_assert_int_eq(tg_gradcheck(relu_sum, &x, 1, NULL, &o, &rep), TG_OK);
+    ck_assert(rep.skipped && !rep.passed);
+    ck_assert_msg(!strncmp(rep.message, "skipped:", 8), "%s", rep.message);
+    /* 2 kinks of 3 (x = 0, 0, 1): over the default half, within a share of 0.7 */
+    tg_tensor_set(x, 2, 1);
+    ck_assert_int_eq(tg_gradcheck(relu_sum, &x, 1, NULL, NULL, &rep), TG_ERR_GRADCHECK);
+    ck_assert_int_eq(rep.n_kinks, 2);
+    o = (struct tg_gradcheck_options){.max_kink_share = 0.7};
+    ck_assert_int_eq(tg_gradcheck(relu_sum, &x, 1, NULL, &o, &rep), TG_OK);
+    ck_assert(rep.passed && !rep.skipped);
+    /* share 1 still fails when every element is a kink */
+    tg_tensor_set(x, 2, 0);
+    o = (struct tg_gradcheck_options){.max_kink_share = 1};
+    ck_assert_int_eq(tg_gradcheck(relu_sum, &x, 1, NULL, &o, &rep), TG_ERR_GRADCHECK);
+    /* away from the kinks it passes */
+    for (int i = 0; i < 3; i++) tg_tensor_set(x, i, i - 1.5);
+    ck_assert_int_eq(tg_gradcheck(relu_sum, &x, 1, NULL, NULL, &rep), TG_OK);
+    ck_assert_int_eq(rep.n_kinks, 0);
+    /* nothing requires grad: an error, not a pass */
+    tg_tensor_set_requires_grad(x, false);
+    ck_assert_int_ne(tg_gradcheck(relu_sum, &x, 1, NULL, NULL, &rep), TG_OK);
+    tg_tensor_free(x);
+}
+END_TEST
+
+/* The one-element judgement, on functions worked out by hand. */
+START_TEST(test_gradcheck_judge)
+{
+    double h = 1e-6;
+    /* x^2 at 3: f = 9, slopes 6 +- h, analytic 6 */
+    ck_assert_int_eq(tg_gradcheck_judge(6, 9, (3 + h) * (3 + h), (3 - h) * (3 - h), h, 1e-8, 1e-6),
+                     TG_GRADCHECK_AGREE);
+    /* relu at 0: analytic 0, one-sided 1 and 0 */
+    ck_assert_int_eq(tg_gradcheck_judge(0, 0, h, 0, h, 1e-8, 1e-6), TG_GRADCHECK_KINK);
+    /* relu at 0 with a wrong analytic 2: outside the one-sided slopes */
+    ck_assert_int_eq(tg_gradcheck_judge(2, 0, h, 0, h, 1e-8, 1e-6), TG_GRADCHECK_DISAGREE);
+    /* sqrt at 0: analytic inf, f(-h) NaN */
+    ck_assert_int_eq(tg_gradcheck_judge(INFINITY, 0, sqrt(h), NAN, h, 1e-8, 1e-6),
+                     TG_GRADCHECK_NOT_FINITE);
+    /* x^2 at 3 with analytic 5 */
+    ck_assert_int_eq(tg_gradcheck_judge(5, 9, (3 + h) * (3 + h), (3 - h) * (3 - h), h, 1e-8, 1e-6),
+                     TG_GRADCHECK_DISAGREE);
+    ck_assert_str_eq(tg_gradcheck_verdict_name(TG_GRADCHECK_KINK), "kink");
+    ck_assert_str_eq(tg_gradcheck_verdict_name((enum tg_gradcheck_verdict)9), "?");
+}
+END_TEST
+
+/* ---- one Jacobian classification: the graph's, the trace's and tg_jacobian's ---- */
+
+static struct tg_tensor *g_W; /* the weight of y_Wt */
+static struct tg_tensor *y_Wt(struct tg_tape *T, struct tg_tensor *const *x, int n, void *c)
+{
+    return tg_matmul_t(T, x[0], g_W, false, true);
+}
+
+static void same_info(const struct tg_jacobian_info *a, const struct tg_jacobian_info *b,
+                      const char *what)
+{
+    ck_assert_msg(a->structure == b->structure && a->nnz == b->nnz && a->n_blocks == b->n_blocks &&
+                      a->block_rows == b->block_rows && a->block_cols == b->block_cols &&
+                      a->rows == b->rows && a->cols == b->cols,
+                  "%s: the node's Jacobian is %s (nnz %lld, %lld blocks), tg_jacobian's %s (nnz "
+                  "%lld, %lld blocks)",
+                  what, tg_jacobian_structure_name(a->structure), (long long)a->nnz,
+                  (long long)a->n_blocks, tg_jacobian_structure_name(b->structure),
+                  (long long)b->nnz, (long long)b->n_blocks);
+}
+
+/* Y = y W^T on a batch of two rows: block-diagonal in y, in every tool. */
+START_TEST(test_batched_product_block_diagonal)
+{
+    struct tg_rng rng;
+    tg_rng_seed(&rng, 3);
+    struct tg_tensor *y = gc_rand(&rng, 2, (int64_t[]){2, 2}, 0.5, 1, true);
+    g_W = gc_rand(&rng, 2, (int64_t[]){3, 2}, 0.5, 1, true);
+    struct tg_jacobian_info whole, node;
+    struct tg_tensor *J = NULL;
+    ck_assert_int_eq(tg_jacobian(y_Wt, NULL, y, &J, &whole), TG_OK);
+    ck_assert_int_eq(whole.structure, TG_JAC_BLOCK_DIAGONAL);
+    struct tg_tape *T = tg_tape_new();
+    struct tg_tensor *Y = y_Wt(T, &y, 1, NULL);
+    ck_assert_int_eq(tg_graph_jacobian(Y, 0, &node), TG_OK);
+    same_info(&node, &whole, "y W^T by y");
+    char text[160];
+    tg_jacobian_format(&node, text, sizeof text);
+    ck_assert_str_eq(text, "block-diagonal 6x4, 2 blocks of 3x2, nnz 12");
+    /* the DOT edge y -> Y says the same */
+    struct tg_tensor *L = tg_sum(T, Y);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    ck_assert_int_eq(tg_graph_dot(L, f, NULL), TG_OK);
+    fclose(f);
+    ck_assert_msg(strstr(buf, "[label=\"block-diagonal 6x4, 2 blocks of 3x2, nnz 12\"]"), "%s",
+                  buf);
+    free(buf);
+    /* and the trace */
+    struct tg_trace *tr;
+    ck_assert_int_eq(tg_backward_trace(L, NULL, &tr), TG_OK);
+    buf = NULL;
+    f = open_memstream(&buf, &len);
+    ck_assert_int_eq(tg_trace_print(tr, f, NULL), TG_OK);
+    fclose(f);
+    ck_assert_msg(
+        strstr(buf, "[Jacobian block-diagonal 6x4, 2 blocks of 3x2, nnz 12; (2,3) by (2,2)]"), "%s",
+        buf);
+    free(buf);
+    tg_trace_free(tr);
+    /* errors */
+    ck_assert_int_eq(tg_graph_jacobian(Y, 2, &node), TG_ERR_RANGE);
+    ck_assert_int_eq(tg_graph_jacobian(y, 0, &node), TG_ERR_STATE);
+    ck_assert_int_eq(tg_graph_jacobian(Y, 0, NULL), TG_ERR_NULL);
+    ck_assert_int_eq(tg_jacobian_format(NULL, text, sizeof text), -1);
+    tg_tape_free(T);
+    tg_tensor_free(J);
+    tg_tensor_free(y);
+    tg_tensor_free(g_W);
+}
+END_TEST
+
+/* fn of a case with input k replaced by the tensor tg_jacobian differentiates. */
+struct one_input {
+    const struct gc_case *gc;
+    struct tg_tensor **in;
+    int n, k;
+};
+static struct tg_tensor *with_input_k(struct tg_tape *T, struct tg_tensor *const *x, int nx,
+                                      void *ctx)
+{
+    struct one_input *c = ctx;
+    struct tg_tensor *in[GC_MAX_IN];
+    for (int i = 0; i < c->n; i++) in[i] = i == c->k ? x[0] : c->in[i];
+    return c->gc->fn(T, in, c->n, NULL);
+}
+
+/* Every case whose output is the op's node, for each leaf input that requires
+ * grad and feeds the node directly: the node's classification is tg_jacobian's. */
+START_TEST(test_node_jacobian_every_op)
+{
+    int compared = 0, cases = 0;
+    for (int f = 0; f < GC_N_FAMILIES; f++)
+        for (int c = 0; c < *gc_families[f].n; c++) {
+            const struct gc_case *gc = &gc_families[f].cases[c];
+            if ((int)gc->op != _i) continue;
+            cases++;
+            for (int rep = 0; rep < 3; rep++) {
+                struct tg_rng rng;
+                tg_rng_seed(&rng, 77 + 1000 * (uint64_t)c + (uint64_t)rep);
+                struct tg_tensor *in[GC_MAX_IN] = {NULL};
+                int n = gc->make(&rng, in);
+                ck_assert_int_gt(n, 0);
+                struct tg_tape *T = tg_tape_new();
+                struct tg_tensor *y = gc->fn(T, in, n, NULL);
+                ck_assert_ptr_nonnull(y);
+                for (int slot = 0; tg_tensor_op(y) == gc->op && slot < tg_tensor_n_inputs(y);
+                     slot++) {
+                    int k = 0;
+                    while (k < n && in[k] != tg_tensor_input(y, slot)) k++;
+                    if (k == n || !tg_tensor_requires_grad(in[k])) continue;
+                    if (tg_tensor_numel(y) * tg_tensor_numel(in[k]) > TG_GRAPH_JACOBIAN_MAX)
+                        continue;
+                    struct tg_jacobian_info node, whole;
+                    ck_assert_int_eq(tg_graph_jacobian(y, slot, &node), TG_OK);
+                    struct one_input oi = {gc, in, n, k};
+                    struct tg_tensor *J = NULL;
+                    ck_assert_int_eq(tg_jacobian(with_input_k, &oi, in[k], &J, &whole), TG_OK);
+                    same_info(&node, &whole, gc->label);
+                    tg_tensor_free(J);
+                    compared++;
+                }
+                tg_tape_free(T);
+                gc_free_all(in, n);
+            }
+        }
+    ck_assert_msg(cases > 0, "%s has no gradient-check case", tg_op_name(_i));
+    (void)compared; /* cases whose output is another op (e.g. a sum after it) compare nothing */
+}
+END_TEST
+
 Suite *teach_suite(void);
 Suite *teach_suite(void)
 {
@@ -313,6 +514,14 @@ Suite *teach_suite(void)
     tcase_add_test(tc, test_trace_rule_in_node_names);
     tcase_add_test(tc, test_graph_rule_errors);
     suite_add_tcase(s, tc);
+    TCase *jac = tcase_create("jacobian");
+    tcase_add_test(jac, test_batched_product_block_diagonal);
+    tcase_add_loop_test(jac, test_node_jacobian_every_op, 0, TG_OP_COUNT);
+    suite_add_tcase(s, jac);
+    TCase *gc = tcase_create("gradcheck");
+    tcase_add_test(gc, test_gradcheck_all_kinks_fails);
+    tcase_add_test(gc, test_gradcheck_judge);
+    suite_add_tcase(s, gc);
     return s;
 }
 

@@ -69,7 +69,7 @@ assert abs(d["value"] - want["value"]) < 1e-14, d
 for k in "xy":
     assert abs(d["grad"][k] - want[k]) < 1e-14, (k, d)
     assert abs(d["numeric"][k] - want[k]) < 1e-7, (k, d)
-assert set(d) == {"value", "grad", "numeric"}, d
+assert set(d) == {"value", "grad", "numeric", "check"}, d
 PY
 
 # the trace of the tutorial's neuron, and its graph
@@ -107,7 +107,7 @@ for a in "xy":
     for b in "xy":
         assert abs(d["hessian"][a][b] - want[a][b]) < 1e-14, (a, b, d)
         assert abs(d["hessian_numeric"][a][b] - want[a][b]) < 1e-7, (a, b, d)
-assert set(d) == {"value", "grad", "numeric", "hessian", "hessian_numeric"}, d
+assert set(d) == {"value", "grad", "numeric", "check", "hessian", "hessian_numeric"}, d
 PY
 # too many variables for --hessian: a usage error naming the limit, no output
 vars=""

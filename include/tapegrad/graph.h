@@ -16,6 +16,7 @@
 #define TAPEGRAD_GRAPH_H
 
 #include <stdio.h>
+#include "jacobian.h"
 #include "tape.h"
 
 #ifdef __cplusplus
@@ -63,9 +64,10 @@ struct tg_graph_dot_options {
  * input to op is labelled, for a scalar op, with its local derivative
  * d(op)/d(input) at the recorded values (computed by running the op's own
  * backward rule with a unit upstream gradient, so it is right for every op);
- * for tensors with the Jacobian's structure and shape: "diagonal" for
- * elementwise ops on equal shapes, "broadcast-reduce" for an input that was
- * broadcast, "dense" otherwise.
+ * for tensors with the Jacobian's class as tg_graph_jacobian computes it
+ * ("block-diagonal 6x4, 2 blocks of 3x2, nnz 12", "diagonal 6x6", "dense 1x6"),
+ * or "J 50176x784 not classified" beyond TG_GRAPH_JACOBIAN_MAX entries. An op
+ * node's box shows its rule (tg_graph_rule) in the graph's names.
  * Walks the graph without recursion. Does not change any value or gradient.
  * opts may be NULL. Not thread-safe with respect to the tape (like ops).
  * Errors: TG_ERR_NULL (root, out), TG_ERR_STALE (root predates a reset),
@@ -73,6 +75,26 @@ struct tg_graph_dot_options {
  */
 enum tg_status tg_graph_dot(const struct tg_tensor *root, FILE *out,
                             const struct tg_graph_dot_options *opts);
+
+/* The most entries (output elements x input elements) tg_graph_jacobian, the
+ * DOT edges and the trace classify; a larger Jacobian is reported as not
+ * classified. */
+#define TG_GRAPH_JACOBIAN_MAX 65536
+
+/*
+ * The Jacobian of the op result `node` with respect to its input `slot`, at
+ * the recorded values, classified into *info exactly as tg_jacobian does
+ * (tg_jacobian_classify: zero, diagonal, block-diagonal, dense). It is
+ * computed by running the op's own backward rule once per output element with
+ * a one-hot upstream gradient on temporary buffers (info->n_sweeps of them), so
+ * it holds for every op; every value and gradient is left as it was. The DOT
+ * edges and the trace print this classification. Errors: TG_ERR_NULL (node,
+ * info), TG_ERR_STALE (node predates a reset), TG_ERR_STATE (a leaf or a
+ * constant), TG_ERR_RANGE (slot out of range, or the Jacobian has more than
+ * TG_GRAPH_JACOBIAN_MAX entries: info->rows and info->cols are then set),
+ * TG_ERR_NOMEM. Not thread-safe with respect to the tape.
+ */
+enum tg_status tg_graph_jacobian(struct tg_tensor *node, int slot, struct tg_jacobian_info *info);
 
 /* The longest rule text, NUL included, that a descriptor writes (longer ones are cut). */
 #define TG_RULE_MAX 256

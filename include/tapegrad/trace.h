@@ -35,6 +35,11 @@ struct tg_trace_input {
     double contrib; /* scalar: the amount added; tensor: its L2 norm */
     double total;   /* scalar: the input's gradient after adding; tensor: its L2 norm */
     uint64_t slots; /* bit k set: the node's input slot k holds this tensor (k < 64) */
+    /* Tensor steps: d(node)/d(input) classified as tg_graph_jacobian does, when
+     * jacobian_classified (false beyond TG_GRAPH_JACOBIAN_MAX entries: then only
+     * its rows and cols are set). */
+    bool jacobian_classified;
+    struct tg_jacobian_info jacobian;
 };
 
 /* One node of the sweep, in sweep order (the root first). */
@@ -47,7 +52,7 @@ struct tg_trace_step {
      * tg_trace_print writes it in the tensors' names ("dw += dv1; ...") */
     const char *rule;
     const char *operands; /* the letters: inputs in slot order, "->", output: "a b -> y" (static) */
-    bool elementwise;             /* output element i depends on element i of each input alone */
+    bool elementwise;     /* output element i depends on element i of each input alone */
     int id;
     int rank;
     int64_t shape[TG_MAX_DIM]; /* rank entries, then zeros */
