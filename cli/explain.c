@@ -267,9 +267,10 @@ static void legend(const struct session *s, FILE *f)
     for (int k = 0; k < s->e.n; k++) {
         const struct expr_node *nd = &s->e.nodes[k];
         if (nd->kind == EX_NUM || nd->kind == EX_VAR) continue;
-        int len = nd->end - nd->start;
-        while (len > 0 && s->o->src[nd->start + len - 1] == ' ') len--;
-        fprintf(f, "%s v%d = %.*s", v ? "," : "", v + 1, len, s->o->src + nd->start);
+        int start = nd->start, len = nd->end - nd->start;
+        while (len > 0 && s->o->src[start] == ' ') start++, len--; /* a term's leading blanks */
+        while (len > 0 && s->o->src[start + len - 1] == ' ') len--;
+        fprintf(f, "%s v%d = %.*s", v ? "," : "", v + 1, len, s->o->src + start);
         v++;
     }
     fputs(v ? "\n" : " nothing\n", f);

@@ -317,8 +317,9 @@ enum tg_status tg_trace_print(const struct tg_trace *trace, FILE *out,
     const char *rn = tg_graph_name_of(names, r->node);
     snprintf(root, sizeof root, "%s", rn ? rn : "Div");
     label(node, sizeof node, names, r->node, TG_GRAPH_OP, r->id);
-    fprintf(out, "Backward sweep from %s%s%s, %lld steps (consumers before producers):\n", root,
-            rn ? "" : " = ", rn ? "" : node, (long long)trace->n_steps);
+    fprintf(out, "Backward sweep from %s%s%s, %lld step%s (consumers before producers):\n", root,
+            rn ? "" : " = ", rn ? "" : node, (long long)trace->n_steps,
+            trace->n_steps == 1 ? "" : "s");
     for (int64_t k = 0; k < trace->n_steps; k++) {
         const struct tg_trace_step *s = &trace->steps[k];
         label(node, sizeof node, names, s->node, TG_GRAPH_OP, s->id);

@@ -92,6 +92,22 @@ else
     echo "note: Graphviz dot not installed; the pipe into dot is not run"
 fi
 
+# smaller edges: one step, no doubled blank in the legend, typo suggestions,
+# a CSV given where the model goes
+expect 0 'sin(x)' x=1 --trace
+contains out "Backward sweep from Div = v1, 1 step (consumers"
+expect 0 'x + 3*y' x=1 y=2 --trace
+contains out "where v1 = 3*y, v2 = x + 3*y"
+lacks out " =  "
+"$TG" gradcheck --op tahn >"$TMP/out" 2>"$TMP/err"
+[ $? -eq 2 ] || { echo "FAIL: gradcheck --op tahn did not exit 2"; fails=$((fails + 1)); }
+contains err "no op named 'tahn'; did you mean 'tanh'?"
+[ ! -s "$TMP/out" ] || { echo "FAIL: gradcheck --op tahn printed a table"; fails=$((fails + 1)); }
+printf 'x,y,label\n1,2,0\n' >"$TMP/data.csv"
+"$TG" eval "$TMP/data.csv" "$TMP/data.csv" >"$TMP/out" 2>"$TMP/err"
+[ $? -eq 1 ] || { echo "FAIL: eval of a CSV as a model did not exit 1"; fails=$((fails + 1)); }
+contains err "not a safetensors file"
+
 if [ "$fails" -ne 0 ]; then
     echo "cli_teach: $fails failure(s)"
     exit 1
