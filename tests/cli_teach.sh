@@ -108,6 +108,17 @@ printf 'x,y,label\n1,2,0\n' >"$TMP/data.csv"
 [ $? -eq 1 ] || { echo "FAIL: eval of a CSV as a model did not exit 1"; fails=$((fails + 1)); }
 contains err "not a safetensors file"
 
+# the --curve plot's legend sits below the plot, not over the accuracy curve
+# (a stand-in gnuplot on PATH keeps the script it is given)
+mkdir -p "$TMP/bin"
+printf '#!/bin/sh\ncat >"%s/plot.gp"\n' "$TMP" >"$TMP/bin/gnuplot"
+chmod +x "$TMP/bin/gnuplot"
+awk 'BEGIN { print "a,b,label"; for (i = 0; i < 40; i++) printf "%d,%d,%d\n", i % 7, i % 5, i % 2 }' >"$TMP/t.csv"
+PATH="$TMP/bin:$PATH" "$TG" train "$TMP/t.csv" --target label --epochs 2 --curve "$TMP/c.csv" \
+    >"$TMP/out" 2>"$TMP/err" || { echo "FAIL: train --curve"; cat "$TMP/err"; fails=$((fails + 1)); }
+contains plot.gp "set key outside below"
+lacks plot.gp "set key top"
+
 if [ "$fails" -ne 0 ]; then
     echo "cli_teach: $fails failure(s)"
     exit 1
