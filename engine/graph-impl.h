@@ -29,10 +29,13 @@ void tg__graph_label(const struct tg__graph *g, const struct tg_graph_names *nam
 
 /* Local derivatives of a node whose value and inputs hold one element each:
  * d[i] = d(n)/d(in[i]) summed over the slots holding the same tensor (so x*x
- * gives 2x in both slots). Runs n's backward rule with a unit upstream gradient
- * on temporary gradient buffers and restores everything. Returns false when n
- * is not such a node (then d is untouched). d has n_in entries. */
-bool tg__local_derivs(struct tg_tensor *n, double *d);
+ * gives 2x in both slots), and, when per_slot is not NULL, per_slot[i] = the
+ * derivative through slot i alone (x*x: x and x). Runs n's backward rule with a
+ * unit upstream gradient on temporary gradient buffers (a repeated input is
+ * read through a copy of its struct in its later slots) and restores
+ * everything. Returns false when n is not such a node (then d is untouched). d
+ * and per_slot have n_in entries. */
+bool tg__local_derivs(struct tg_tensor *n, double *d, double *per_slot);
 
 /* The Jacobian of node n with respect to input slot, at the recorded values,
  * classified into info by tg_jacobian_classify (engine/localjac.c): n's backward

@@ -182,7 +182,7 @@ union scalar_slot {
     float f;
 };
 
-bool tg__local_derivs(struct tg_tensor *n, double *d)
+bool tg__local_derivs(struct tg_tensor *n, double *d, double *per_slot)
 {
     if (!n->desc || n->numel != 1 || n->n_in > LOCAL_MAX_IN) return false;
     for (uint32_t i = 0; i < n->n_in; i++)
@@ -191,18 +191,27 @@ bool tg__local_derivs(struct tg_tensor *n, double *d)
     void *saved_grad[LOCAL_MAX_IN];
     uint8_t saved_rg[LOCAL_MAX_IN];
     int first[LOCAL_MAX_IN];
+    /* a tensor in several slots reads through a copy of its struct in each later
+     * slot, with a gradient of its own: one derivative per slot */
+    struct tg_tensor shadow[LOCAL_MAX_IN], *orig[LOCAL_MAX_IN];
     for (uint32_t i = 0; i < n->n_in; i++) {
         first[i] = (int)i;
         for (uint32_t j = 0; j < i; j++)
-            if (n->in[j] == n->in[i]) {
+            if (orig[j] == n->in[i]) {
                 first[i] = (int)j;
                 break;
             }
-        if (first[i] != (int)i) continue;
-        struct tg_tensor *x = n->in[i];
+        struct tg_tensor *x = orig[i] = n->in[i];
+        memset(&slot[i], 0, sizeof slot[i]);
+        if (first[i] != (int)i) {
+            shadow[i] = *x;
+            shadow[i].grad = &slot[i];
+            shadow[i].requires_grad = 1;
+            n->in[i] = &shadow[i];
+            continue;
+        }
         saved_grad[i] = x->grad;
         saved_rg[i] = x->requires_grad;
-        memset(&slot[i], 0, sizeof slot[i]);
         x->grad = &slot[i];
         x->requires_grad = 1;
     }
@@ -211,11 +220,18 @@ bool tg__local_derivs(struct tg_tensor *n, double *d)
     tg__store(&up, n->dtype, 0, 1.0);
     n->desc->backward(n);
     n->grad = node_grad;
+    for (uint32_t i = 0; i < n->n_in; i++) {
+        double v = tg__load(&slot[i], orig[i]->dtype, 0);
+        if (per_slot) per_slot[i] = v;
+        d[i] = 0;
+        d[first[i]] += v;
+    }
     for (uint32_t i = n->n_in; i-- > 0;) {
-        d[i] = tg__load(&slot[first[i]], n->in[i]->dtype, 0);
+        d[i] = d[first[i]];
+        n->in[i] = orig[i];
         if (first[i] != (int)i) continue;
-        n->in[i]->grad = saved_grad[i];
-        n->in[i]->requires_grad = saved_rg[i];
+        orig[i]->grad = saved_grad[i];
+        orig[i]->requires_grad = saved_rg[i];
     }
     return true;
 }
@@ -338,7 +354,7 @@ static void put_edges(FILE *out, const struct tg__graph *g, int64_t k,
 {
     struct tg_tensor *t = g->order[k];
     double local[LOCAL_MAX_IN];
-    bool scalar = tg__local_derivs(t, local);
+    bool scalar = tg__local_derivs(t, local, NULL);
     for (uint32_t i = 0; i < t->n_in; i++) {
         int uses = 1;
         bool dup = false;

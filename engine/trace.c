@@ -140,8 +140,8 @@ static void before(struct tg_tensor *n, struct recorder *R)
 static void after(struct tg_tensor *n, struct recorder *R)
 {
     struct tg_trace_step *s = &R->tr->steps[R->tr->n_steps - 1];
-    double local[16];
-    s->scalar = tg__local_derivs(n, local);
+    double local[16], per_slot[16];
+    s->scalar = tg__local_derivs(n, local, per_slot);
     int d = 0;
     for (uint32_t i = 0; i < n->n_in; i++) {
         if (!first_use(n, i)) continue;
@@ -149,6 +149,8 @@ static void after(struct tg_tensor *n, struct recorder *R)
         int64_t off = R->off[d++];
         if (s->scalar) {
             in->local = local[i];
+            for (uint32_t j = i, k = 0; j < n->n_in && k < TG_TRACE_SLOTS; j++)
+                if (n->in[j] == n->in[i]) in->local_slots[k++] = per_slot[j];
         } else {
             struct tg_jacobian_info *J = &in->jacobian;
             in->jacobian_classified = tg__local_jacobian(n, i, J) == TG_OK;
@@ -287,8 +289,15 @@ static void print_input(FILE *out, const struct tg_trace_step *s, const struct t
         return;
     }
     if (s->scalar) {
-        fprintf(out, "    d%s/d%s += d%s/d%s * d%s/d%s = %.6g * %.6g = %.6g", root, in, node, in,
-                root, node, x->local, s->upstream, x->contrib);
+        fprintf(out, "    d%s/d%s += d%s/d%s * d%s/d%s = ", root, in, node, in, root, node);
+        if (x->uses > 1) { /* one term per slot the input fills: x * x gives (3 + 3) */
+            for (int k = 0; k < x->uses && k < TG_TRACE_SLOTS; k++)
+                fprintf(out, "%s%.6g", k ? " + " : "(", x->local_slots[k]);
+            fprintf(out, "%s) * %.6g = %.6g", x->uses > TG_TRACE_SLOTS ? " + ..." : "", s->upstream,
+                    x->contrib);
+        } else {
+            fprintf(out, "%.6g * %.6g = %.6g", x->local, s->upstream, x->contrib);
+        }
         fprintf(out, "   -> d%s/d%s = %.6g", root, in, x->total);
     } else {
         char si[160], so[160], j[160];

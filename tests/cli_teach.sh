@@ -92,6 +92,9 @@ else
     echo "note: Graphviz dot not installed; the pipe into dot is not run"
 fi
 
+# x*x: the input fills two slots, and the trace shows both terms
+expect 0 'x*x' x=3 --trace
+contains out "dDiv/dx += dv1/dx * dDiv/dv1 = (3 + 3) * 1 = 6"
 # smaller edges: one step, no doubled blank in the legend, typo suggestions,
 # a CSV given where the model goes
 expect 0 'sin(x)' x=1 --trace

@@ -21,6 +21,9 @@
 extern "C" {
 #endif
 
+/* Per-slot local derivatives kept for an input that fills several slots. */
+#define TG_TRACE_SLOTS 4
+
 /* One distinct input of a step's node. */
 struct tg_trace_input {
     const struct tg_tensor *tensor; /* borrowed; only compared, never read, by the trace */
@@ -35,6 +38,10 @@ struct tg_trace_input {
     double contrib; /* scalar: the amount added; tensor: its L2 norm */
     double total;   /* scalar: the input's gradient after adding; tensor: its L2 norm */
     uint64_t slots; /* bit k set: the node's input slot k holds this tensor (k < 64) */
+    /* Scalar step: the local derivative through each slot holding this tensor,
+     * in slot order (the first TG_TRACE_SLOTS; their sum is `local`): x * x at
+     * x = 3 gives 3 and 3. */
+    double local_slots[TG_TRACE_SLOTS];
     /* Tensor steps: d(node)/d(input) classified as tg_graph_jacobian does, when
      * jacobian_classified (false beyond TG_GRAPH_JACOBIAN_MAX entries: then only
      * its rows and cols are set). */
