@@ -123,7 +123,9 @@ struct tg_op_desc {
      * buf (size bytes, NUL-terminated). NULL: the node's rule is `vjp`. */
     void (*rule)(const struct tg_tensor *out, char *buf, size_t size);
     /* The names `vjp`, `rule` and `formula` use for the inputs, in slot order,
-     * then "->" and the output's: "A B -> Y". The gradient of a name n is
+     * then "->" and the output's, then optionally ";" and the names of the values
+     * `params` writes, in its order: "A B -> Y", "x -> y ; p" (a parameter is
+     * printed as its value). The gradient of a name n is
      * written dn. The trace and tg_graph_rule replace these names (as whole
      * words, before a subscript "_i") with the names of the recorded tensors.
      * NULL: "x -> y" for one input, "a b -> y" for two, "-> y" otherwise. */

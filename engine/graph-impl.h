@@ -56,8 +56,10 @@ void tg__jacobian_label(struct tg_tensor *t, uint32_t i, char *buf, size_t size)
 void tg__rule_template(const struct tg_tensor *n, char *buf, size_t size);
 /* tmpl with the first n_names operand letters of spec replaced by in_names
  * (NULL array or entry: kept) and the output's by out_name (NULL: kept), as
- * whole words; d<letter> becomes d<name>. snprintf's contract. */
+ * whole words, d<letter> becoming d<name>; the first n_params parameter names
+ * (after ";" in spec) by params' values (%.6g). snprintf's contract. */
 int tg__rule_render(const char *tmpl, const char *spec, int n_names, const char *const *in_names,
-                    const char *out_name, char *buf, size_t size);
+                    const char *out_name, int n_params, const double *params, char *buf,
+                    size_t size);
 
 #endif

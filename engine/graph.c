@@ -283,7 +283,10 @@ static void put_rule(FILE *out, const struct tg__graph *g, const struct tg_graph
     }
     tg__graph_label(g, nm, t, node, sizeof node);
     tg__rule_template(t, tmpl, sizeof tmpl);
-    tg__rule_render(tmpl, tg__rule_operands(t->desc), (int)n, in_names, node, text, sizeof text);
+    double params[TG_MAX_OP_PARAMS];
+    int n_params = t->desc->params ? t->desc->params(t, params) : 0;
+    tg__rule_render(tmpl, tg__rule_operands(t->desc), (int)n, in_names, node, n_params, params,
+                    text, sizeof text);
     fputs("\\nrule: ", out);
     put_escaped(out, text);
 }

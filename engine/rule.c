@@ -43,19 +43,22 @@ static void put(struct sink *s, const char *p, size_t n)
         if (s->len + 1 < s->size) s->buf[s->len] = p[i];
 }
 
-/* The k-th word of spec before "->" (k >= 0) or the word after it (k = -1):
- * its start and length in *w, *len; false when there is none. */
-static bool spec_word(const char *spec, int k, const char **w, size_t *len)
+/* Word k of section sec of spec ("a b -> y ; p"): 0 the inputs, 1 the output,
+ * 2 the parameters. Its start and length in *w, *len; false when there is none. */
+static bool spec_word(const char *spec, int sec, int k, const char **w, size_t *len)
 {
-    bool out = false;
-    int i = 0;
+    int at = 0, i = 0;
     for (const char *p = spec; *p;) {
         while (*p == ' ') p++;
         if (!*p) break;
         size_t n = strcspn(p, " ");
         if (n == 2 && !strncmp(p, "->", 2)) {
-            out = true;
-        } else if ((k < 0 && out) || (k >= 0 && !out && i++ == k)) {
+            at = 1;
+            i = 0;
+        } else if (n == 1 && *p == ';') {
+            at = 2;
+            i = 0;
+        } else if (at == sec && i++ == k) {
             *w = p;
             *len = n;
             return true;
@@ -65,34 +68,52 @@ static bool spec_word(const char *spec, int k, const char **w, size_t *len)
     return false;
 }
 
+struct names {
+    const char *spec;
+    int n_in;
+    const char *const *in;
+    const char *out;
+    int n_params;
+    const double *params;
+};
+
 /* The replacement of template word (w, n), or NULL when it is not an operand:
- * *grad is set when the word is d<operand>. */
-static const char *rename_word(const char *spec, int n_names, const char *const *in_names,
-                               const char *out_name, const char *w, size_t n, bool *grad)
+ * *grad is set when the word is d<operand>; a parameter's value goes to num. */
+static const char *rename_word(const struct names *nm, const char *w, size_t n, bool *grad,
+                               char num[32])
 {
+    const char *o;
+    size_t olen;
+    for (int k = 0; k < nm->n_params && spec_word(nm->spec, 2, k, &o, &olen); k++)
+        if (olen == n && !strncmp(o, w, n)) {
+            snprintf(num, 32, "%.6g", nm->params[k]);
+            *grad = false;
+            return num;
+        }
     for (int g = 0; g < 2; g++) {
         const char *word = w + g;
         size_t len = n - (size_t)g;
         if (g && (n < 2 || w[0] != 'd')) break;
-        const char *o;
-        size_t olen;
-        for (int k = 0; k < n_names && spec_word(spec, k, &o, &olen); k++)
-            if (olen == len && !strncmp(o, word, len) && in_names && in_names[k]) {
+        for (int k = 0; k < nm->n_in && spec_word(nm->spec, 0, k, &o, &olen); k++)
+            if (olen == len && !strncmp(o, word, len) && nm->in && nm->in[k]) {
                 *grad = g;
-                return in_names[k];
+                return nm->in[k];
             }
-        if (out_name && spec_word(spec, -1, &o, &olen) && olen == len && !strncmp(o, word, len)) {
+        if (nm->out && spec_word(nm->spec, 1, 0, &o, &olen) && olen == len &&
+            !strncmp(o, word, len)) {
             *grad = g;
-            return out_name;
+            return nm->out;
         }
     }
     return NULL;
 }
 
 int tg__rule_render(const char *tmpl, const char *spec, int n_names, const char *const *in_names,
-                    const char *out_name, char *buf, size_t size)
+                    const char *out_name, int n_params, const double *params, char *buf,
+                    size_t size)
 {
     struct sink s = {buf, size, 0};
+    const struct names nm = {spec, n_names, in_names, out_name, params ? n_params : 0, params};
     const char *p = tmpl;
     while (*p) {
         bool start = isalpha((unsigned char)*p) &&
@@ -104,7 +125,8 @@ int tg__rule_render(const char *tmpl, const char *spec, int n_names, const char 
         size_t n = 0;
         while (isalnum((unsigned char)p[n])) n++;
         bool grad = false;
-        const char *r = rename_word(spec, n_names, in_names, out_name, p, n, &grad);
+        char num[32];
+        const char *r = rename_word(&nm, p, n, &grad, num);
         if (r) {
             put(&s, "d", grad);
             put(&s, r, strlen(r));
@@ -129,6 +151,8 @@ int tg_graph_rule(const struct tg_tensor *node, const char *const *in_names, con
     }
     char tmpl[TG_RULE_MAX];
     tg__rule_template(node, tmpl, sizeof tmpl);
+    double params[TG_MAX_OP_PARAMS];
+    int n_params = node->desc->params ? node->desc->params(node, params) : 0;
     return tg__rule_render(tmpl, tg__rule_operands(node->desc), (int)node->n_in, in_names, out_name,
-                           buf, size);
+                           in_names ? n_params : 0, params, buf, size);
 }

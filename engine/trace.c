@@ -254,7 +254,7 @@ static void print_rule(FILE *out, const struct tg_trace_step *s, const char *nod
     }
     char text[2 * TG_RULE_MAX];
     tg__rule_render(s->rule ? s->rule : "", s->operands ? s->operands : "", n_slots, slot_name,
-                    node, text, sizeof text);
+                    node, s->n_params, s->params, text, sizeof text);
     fprintf(out, "    rule: %s\n", text);
 }
 

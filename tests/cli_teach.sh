@@ -58,6 +58,9 @@ contains out '"x":	"disagree"'
 expect 0 'tanh(w*x + b)' w=0.5 x=2 b=-0.5 --trace
 contains out "rule: dw += dv1 * x; dx += dv1 * w"
 lacks out "dy * b"
+# a parameter is printed as its value, so a variable named like it reads unambiguously
+expect 0 'leaky_relu(s, 0.1)' s=-2 --trace
+contains out "rule: ds += dv1 * (s > 0 ? 1 : 0.1)"
 # names the trace would print ambiguously
 expect 2 'tanh(v1*x)' v1=2 x=0.3
 contains err "variable 'v1' looks like a name the trace gives"
