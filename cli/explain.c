@@ -31,16 +31,38 @@ static const char usage[] =
     "              the recorded backward pass (tg_grad twice), beside central\n"
     "              differences of the first partials; at most 32 variables\n"
     "  --trace     print the backward sweep step by step (the chain rule)\n"
-    "  --dot FILE  write the graph in Graphviz DOT to FILE ('-' for stdout)\n"
-    "  --json      print {\"value\": v, \"grad\": {...}, \"numeric\": {...}}, with\n"
-    "              --hessian also \"hessian\" and \"hessian_numeric\": {x: {y: ...}}\n"
+    "  --dot FILE  write the graph in Graphviz DOT to FILE; '-' writes it to stdout\n"
+    "              and the report to stderr, so that stdout is pure DOT\n"
+    "  --json      print {\"value\": v, \"grad\": {...}, \"numeric\": {...},\n"
+    "              \"check\": {...}}, with --hessian also \"hessian\" and\n"
+    "              \"hessian_numeric\": {x: {y: ...}}; with --trace the trace goes\n"
+    "              to stderr, so that stdout is pure JSON\n"
     "  --html FILE write an interactive page (HTML, self-contained) that steps\n"
     "              through the forward pass and the backward sweep; the graph is\n"
     "              laid out by Graphviz's dot when it is on PATH\n"
     "  -h, --help  this text\n"
     "\n"
     "Example: tapegrad explain '(sigmoid(w*x + b) - t)^2' w=0.5 x=2 b=-0.5 t=1 --trace\n"
-    "Exit status: 0 ok, 1 runtime failure (domain error, ...), 2 usage error.\n";
+    "The check column judges each partial as tg_gradcheck does: agree, kink (the\n"
+    "one-sided slopes differ and backward lies between them), not finite, or\n"
+    "DISAGREE.\n"
+    "Exit status: 0 ok, 1 runtime failure (domain error, ...), 2 usage error,\n"
+    "3 backward and the central difference disagree.\n";
+
+/* Exit status when backward and the central difference disagree (not a kink,
+ * both finite); tolerances of that judgement: tg_gradcheck's for f64. */
+enum { CLI_DISAGREE = 3 };
+#define JUDGE_ATOL 1e-8
+#define JUDGE_RTOL 1e-6
+
+/* The shortest "%.*g" form of v that reads back as v (at most 17 digits). */
+static void shortest(char buf[32], double v)
+{
+    for (int p = 1; p <= 17; p++) {
+        snprintf(buf, 32, "%.*g", p, v);
+        if (strtod(buf, NULL) == v || isnan(v)) return;
+    }
+}
 
 struct opts {
     const char *src;
@@ -51,14 +73,28 @@ struct opts {
     const char *html; /* --html FILE */
 };
 
-/* The expression and a caret under column col, after the one-line message. */
+/* Longest stretch of the expression an error shows; a longer expression is
+ * shown as a window of this many characters around the column. */
+enum { REPORT_WIDTH = 72 };
+
+/* The expression (or a window of it around column col, with "..." where it is
+ * cut) and a caret under column col, after the one-line message. */
 static void report(const char *src, const struct expr_error *err)
 {
-    if (err->col > 0)
-        fprintf(stderr, "tapegrad explain: %s at column %d\n  %s\n  %*s^\n", err->msg, err->col,
-                src, err->col - 1, "");
-    else
+    if (err->col <= 0) {
         fprintf(stderr, "tapegrad explain: %s\n", err->msg);
+        return;
+    }
+    int len = (int)strnlen(src, (size_t)INT32_MAX), col = err->col <= len ? err->col : len + 1;
+    int from = 0, to = len;
+    if (len > REPORT_WIDTH) {
+        from = col - 1 - REPORT_WIDTH / 2;
+        from = from < 0 ? 0 : (from > len - REPORT_WIDTH ? len - REPORT_WIDTH : from);
+        to = from + REPORT_WIDTH;
+    }
+    const char *pre = from > 0 ? "..." : "", *post = to < len ? "..." : "";
+    fprintf(stderr, "tapegrad explain: %s at column %d\n  %s%.*s%s\n  %*s^\n", err->msg, err->col,
+            pre, to - from, src + from, post, (int)strlen(pre) + col - 1 - from, "");
 }
 
 static int parse_args(int argc, char **argv, struct opts *o)
@@ -93,14 +129,15 @@ static int parse_args(int argc, char **argv, struct opts *o)
             }
             o->html = argv[i];
         } else if (!opts_done && !strncmp(a, "--", 2)) {
-            fprintf(stderr, "tapegrad explain: unknown option '%s' (see --help)\n", a);
+            fprintf(stderr, "tapegrad explain: unknown option '%.40s' (see --help)\n", a);
             return CLI_USAGE;
         } else if (!o->src) {
             o->src = a;
         } else if (strchr(a, '=')) {
             o->assign[o->n_assign++] = a;
         } else {
-            fprintf(stderr, "tapegrad explain: '%s' is not name=value (quote the expression)\n", a);
+            fprintf(stderr, "tapegrad explain: '%.40s' is not name=value (quote the expression)\n",
+                    a);
             return CLI_USAGE;
         }
     }
@@ -115,8 +152,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
     return CLI_OK;
 }
 
-/* values[i] of variable i from the name=value arguments (the last one of a name
- * wins); notes the names that are not variables. Linear in the arguments. */
+/* values[i] of variable i from the name=value arguments (a name given twice is
+ * a usage error); notes the names that are not variables. Linear in the
+ * arguments that name variables. */
 static int read_values(const struct expr *e, const struct opts *o, double *values)
 {
     int *from = malloc(((size_t)e->n_vars + 1) * sizeof *from); /* (n_vars) argument index */
@@ -125,7 +163,14 @@ static int read_values(const struct expr *e, const struct opts *o, double *value
     for (int i = 0; !rc && i < e->n_vars; i++) from[i] = -1;
     for (int j = 0; !rc && j < o->n_assign; j++) {
         size_t len = (size_t)(strchr(o->assign[j], '=') - o->assign[j]);
-        int i = expr_var_find(e, o->assign[j], len);
+        int i = expr_var_find(e, o->assign[j], len), twice = i >= 0 ? from[i] : -1;
+        for (int k = 0; i < 0 && twice < 0 && k < j; k++) /* unused names: rare, quadratic */
+            if (unused[k] && !strncmp(o->assign[k], o->assign[j], len + 1)) twice = k;
+        if (twice >= 0) {
+            fprintf(stderr, "tapegrad explain: '%.*s' is given twice ('%.40s' and '%.40s')\n",
+                    (int)(len < 40 ? len : 40), o->assign[j], o->assign[twice], o->assign[j]);
+            rc = CLI_USAGE;
+        }
         if (i >= 0)
             from[i] = j;
         else
@@ -142,7 +187,7 @@ static int read_values(const struct expr *e, const struct opts *o, double *value
         char *end;
         values[i] = strtod(found, &end);
         if (end == found || *end || !isfinite(values[i])) {
-            fprintf(stderr, "tapegrad explain: bad value for '%s': '%s' (a finite number)\n",
+            fprintf(stderr, "tapegrad explain: bad value for '%s': '%.40s' (a finite number)\n",
                     e->vars[i], found);
             rc = CLI_USAGE;
         }
@@ -150,10 +195,48 @@ static int read_values(const struct expr *e, const struct opts *o, double *value
     for (int j = 0; !rc && j < o->n_assign; j++)
         if (unused[j])
             fprintf(stderr, "tapegrad explain: note: '%.*s' is not in the expression\n",
-                    (int)(strchr(o->assign[j], '=') - o->assign[j]), o->assign[j]);
+                    (int)(strchr(o->assign[j], '=') - o->assign[j] < 40
+                              ? strchr(o->assign[j], '=') - o->assign[j]
+                              : 40),
+                    o->assign[j]);
     free(from);
     free(unused);
     return rc;
+}
+
+/* Whether name reads as one of the trace's own names: v1, v2, ... (op
+ * results), x1, ... (leaves), c1, ... (constants) or Div (the root). */
+static bool trace_name(const char *name)
+{
+    if (!strcmp(name, "Div")) return true;
+    if (!strchr("vxc", name[0]) || !name[1]) return false;
+    for (const char *p = name + 1; *p; p++)
+        if (*p < '0' || *p > '9') return false;
+    return true;
+}
+
+/* Rejects variable names that the trace, the rules and the graph would print
+ * ambiguously: a trace name, or d<another variable> (read as its gradient). */
+static int check_names(const struct expr *e)
+{
+    for (int i = 0; i < e->n_vars; i++) {
+        const char *v = e->vars[i];
+        if (trace_name(v)) {
+            fprintf(stderr,
+                    "tapegrad explain: variable '%s' looks like a name the trace gives (Div, "
+                    "v1, x1, c1, ...); rename it\n",
+                    v);
+            return CLI_USAGE;
+        }
+        if (v[0] == 'd' && expr_var_find(e, v + 1, strlen(v + 1)) >= 0) {
+            fprintf(stderr,
+                    "tapegrad explain: variable '%s' reads as the gradient of '%s' in the "
+                    "rules; rename it\n",
+                    v, v + 1);
+            return CLI_USAGE;
+        }
+    }
+    return CLI_OK;
 }
 
 struct session {
@@ -165,6 +248,9 @@ struct session {
     struct tg_tensor *root;
     double value, *values, *grad, *numeric; /* (n_vars) each */
     double *hess, *hess_numeric;            /* (n_vars^2) with --hessian, else NULL */
+    struct expr_sides *sides;               /* (n_vars) what each central difference used */
+    enum tg_gradcheck_verdict *verdict;     /* (n_vars) backward against the differences */
+    FILE *out;                              /* the report: stdout, stderr with --dot - */
     struct tg_graph_name *name_list;        /* (n_vars) the variables' names */
     struct tg_graph_names names;
     struct tg_trace *trace; /* kept for --html */
@@ -193,9 +279,10 @@ static void legend(const struct session *s, FILE *f)
     for (int k = 0; k < s->e.n; k++) {
         const struct expr_node *nd = &s->e.nodes[k];
         if (nd->kind == EX_NUM || nd->kind == EX_VAR) continue;
-        int len = nd->end - nd->start;
-        while (len > 0 && s->o->src[nd->start + len - 1] == ' ') len--;
-        fprintf(f, "%s v%d = %.*s", v ? "," : "", v + 1, len, s->o->src + nd->start);
+        int start = nd->start, len = nd->end - nd->start;
+        while (len > 0 && s->o->src[start] == ' ') start++, len--; /* a term's leading blanks */
+        while (len > 0 && s->o->src[start + len - 1] == ' ') len--;
+        fprintf(f, "%s v%d = %.*s", v ? "," : "", v + 1, len, s->o->src + start);
         v++;
     }
     fputs(v ? "\n" : " nothing\n", f);
@@ -207,13 +294,13 @@ static int run_backward(struct session *s)
     if (tg_tensor_is_leaf(s->root) || tg_tensor_op(s->root) == TG_OP_NONE) {
         for (int i = 0; i < s->e.n_vars; i++) s->grad[i] = s->root == s->leaves[i];
         if (s->o->trace)
-            fputs("(no operation to trace: the expression is a single value)\n", stdout);
+            fputs("(no operation to trace: the expression is a single value)\n", s->out);
         return CLI_OK;
     }
     enum tg_status st;
     if (s->o->trace || s->o->html) {
         struct tg_trace *tr = NULL;
-        FILE *f = s->o->json ? stderr : stdout;
+        FILE *f = s->o->json ? stderr : s->out;
         st = tg_backward_trace(s->root, NULL, &tr);
         if (!st && s->o->trace) {
             fputc('\n', f);
@@ -236,7 +323,40 @@ static int run_backward(struct session *s)
  * doubles, re-evaluating for each variable only the nodes that depend on it. */
 static int run_numeric(struct session *s)
 {
-    return expr_numeric_grad(&s->e, s->values, s->numeric) ? CLI_FAIL : CLI_OK;
+    return expr_numeric_sides(&s->e, s->values, s->numeric, s->sides) ? CLI_FAIL : CLI_OK;
+}
+
+/* Each partial judged as tg_gradcheck judges an element (its f64 tolerances,
+ * its kink test); returns CLI_DISAGREE when one disagrees outright. */
+static int judge(struct session *s)
+{
+    int rc = CLI_OK;
+    for (int i = 0; i < s->e.n_vars; i++) {
+        const struct expr_sides *d = &s->sides[i];
+        s->verdict[i] =
+            tg_gradcheck_judge(s->grad[i], d->f0, d->fp, d->fm, d->h, JUDGE_ATOL, JUDGE_RTOL);
+        if (s->verdict[i] == TG_GRADCHECK_DISAGREE) rc = CLI_DISAGREE;
+    }
+    return rc;
+}
+
+/* The agreement column: "agree", "kink: one-sided 1 and 0", "not finite", "DISAGREE". */
+static void verdict_text(const struct session *s, int i, char *buf, size_t size)
+{
+    const struct expr_sides *d = &s->sides[i];
+    char r[32], l[32];
+    switch (s->verdict[i]) {
+    case TG_GRADCHECK_KINK:
+        shortest(r, (d->fp - d->f0) / d->h);
+        shortest(l, (d->f0 - d->fm) / d->h);
+        snprintf(buf, size, "kink: one-sided %s (right), %s (left)", r, l);
+        break;
+    case TG_GRADCHECK_DISAGREE:
+        snprintf(buf, size, "DISAGREE");
+        break;
+    default:
+        snprintf(buf, size, "%s", tg_gradcheck_verdict_name(s->verdict[i]));
+    }
 }
 
 /* The second partials (--hessian), into s->hess and s->hess_numeric. */
@@ -268,45 +388,70 @@ static void print_hessian(const struct session *s)
 {
     int nv = s->e.n_vars;
     if (!nv) return;
-    printf("\n%-14s %-26s %s\n", "second partial", "tg_grad twice",
-           "numeric (central difference of the first)");
+    fprintf(s->out, "\n%-14s %-26s %s\n", "second partial", "tg_grad twice",
+            "numeric (central difference of the first)");
     for (int i = 0; i < nv; i++)
         for (int j = i; j < nv; j++) {
             char lhs[160];
             second_name(s, i, j, lhs, sizeof lhs);
-            printf("%-14s %-26.17g %.10g\n", lhs, s->hess[(size_t)i * nv + j],
-                   s->hess_numeric[(size_t)i * nv + j]);
+            char h[32];
+            shortest(h, s->hess[(size_t)i * nv + j]);
+            fprintf(s->out, "%-14s %-26s %.10g\n", lhs, h, s->hess_numeric[(size_t)i * nv + j]);
         }
-    if (nv > 1) printf("(symmetric: d2Div/dy dx = d2Div/dx dy; --json lists both)\n");
+    if (nv > 1) fprintf(s->out, "(symmetric: d2Div/dy dx = d2Div/dx dy; --json lists both)\n");
     for (int k = 0; k < nv * nv; k++)
         if (isnan(s->hess_numeric[k])) {
-            printf("(nan: the expression is not defined at x +- h, h = 1e-6 max(1, |x|))\n");
+            fprintf(s->out,
+                    "(nan: the expression is not defined at x +- h, h = 1e-6 max(1, |x|))\n");
             break;
         }
 }
 
 static void print_head(const struct session *s)
 {
-    printf("expression  %s\n", s->o->src);
+    char v[32];
+    fprintf(s->out, "expression  %s\n", s->o->src);
     if (s->e.n_vars) {
-        printf("at         ");
-        for (int i = 0; i < s->e.n_vars; i++)
-            printf("%s %s = %.17g", i ? "," : "", s->e.vars[i], s->values[i]);
-        printf("\n");
+        fprintf(s->out, "at         ");
+        for (int i = 0; i < s->e.n_vars; i++) {
+            shortest(v, s->values[i]);
+            fprintf(s->out, "%s %s = %s", i ? "," : "", s->e.vars[i], v);
+        }
+        fprintf(s->out, "\n");
     }
-    printf("value       Div = %.17g\n", s->value);
+    shortest(v, s->value);
+    fprintf(s->out, "value       Div = %s\n", v);
 }
 
 static void print_partials(const struct session *s)
 {
     if (!s->e.n_vars) return;
-    printf("\n%-14s %-26s %s\n", "partial", "backward (chain rule)",
-           "numeric (central difference)");
+    fprintf(s->out, "\n%-14s %-24s %-18s %s\n", "partial", "backward (chain rule)",
+            "numeric (central)", "check");
+    bool kink = false, inf = false;
     for (int i = 0; i < s->e.n_vars; i++) {
-        char lhs[128];
+        char lhs[128], g[32], check[160];
         snprintf(lhs, sizeof lhs, "dDiv/d%s", s->e.vars[i]);
-        printf("%-14s %-26.17g %.10g\n", lhs, s->grad[i], s->numeric[i]);
+        shortest(g, s->grad[i]);
+        verdict_text(s, i, check, sizeof check);
+        fprintf(s->out, "%-14s %-24s %-18.10g %s\n", lhs, g, s->numeric[i], check);
+        kink |= s->verdict[i] == TG_GRADCHECK_KINK;
+        inf |= s->verdict[i] == TG_GRADCHECK_NOT_FINITE;
     }
+    if (kink)
+        fprintf(s->out, "(kink: the one-sided slopes differ and backward lies between them: a "
+                        "corner such as relu at 0, or curvature strong at the step h)\n");
+    if (inf)
+        fprintf(s->out, "(not finite: backward or the central difference is NaN or infinite "
+                        "there; nothing to compare)\n");
+    for (int i = 0; i < s->e.n_vars; i++)
+        if (s->verdict[i] == TG_GRADCHECK_DISAGREE) {
+            fprintf(s->out,
+                    "(DISAGREE: backward and the central difference differ by more than %g + "
+                    "%g |numeric| and it is not a kink; exit status %d)\n",
+                    JUDGE_ATOL, JUDGE_RTOL, CLI_DISAGREE);
+            break;
+        }
 }
 
 static int print_json(const struct session *s)
@@ -316,9 +461,14 @@ static int print_json(const struct session *s)
     cJSON_AddItemToObject(obj, "value", cJSON_CreateNumber(s->value));
     cJSON_AddItemToObject(obj, "grad", g);
     cJSON_AddItemToObject(obj, "numeric", n);
+    cJSON *c = cJSON_CreateObject();
+    if (!c) goto fail_all;
+    cJSON_AddItemToObject(obj, "check", c);
     for (int i = 0; i < s->e.n_vars; i++) {
         cJSON_AddItemToObject(g, s->e.vars[i], cJSON_CreateNumber(s->grad[i]));
         cJSON_AddItemToObject(n, s->e.vars[i], cJSON_CreateNumber(s->numeric[i]));
+        cJSON_AddItemToObject(c, s->e.vars[i],
+                              cJSON_CreateString(tg_gradcheck_verdict_name(s->verdict[i])));
     }
     for (int m = 0; s->hess && m < 2; m++) {
         const double *H = m ? s->hess_numeric : s->hess;
@@ -370,15 +520,6 @@ static int write_dot(const struct session *s)
     return CLI_OK;
 }
 
-/* v in the fewest significant digits that read back as v (0.3, not 0.29999...). */
-static void shortest(double v, char *buf, size_t size)
-{
-    for (int p = 1; p <= 17; p++) {
-        snprintf(buf, size, "%.*g", p, v);
-        if (strtod(buf, NULL) == v) return;
-    }
-}
-
 /* --html: the page of the graph and the sweep (cli/htmlpage.c). */
 static int write_html(const struct session *s)
 {
@@ -389,7 +530,7 @@ static int write_html(const struct session *s)
     int n = snprintf(title, size, "%s", s->o->src);
     for (int i = 0; i < s->e.n_vars; i++) {
         char v[32];
-        shortest(s->values[i], v, sizeof v);
+        shortest(v, s->values[i]);
         n += snprintf(title + n, size - (size_t)n, "%s%s = %s", i ? ", " : "   at ", s->e.vars[i],
                       v);
     }
@@ -409,6 +550,9 @@ static int build(struct session *s)
     s->values = calloc((size_t)nv + 1, sizeof *s->values);
     s->grad = calloc((size_t)nv + 1, sizeof *s->grad);
     s->numeric = calloc((size_t)nv + 1, sizeof *s->numeric);
+    s->sides = calloc((size_t)nv + 1, sizeof *s->sides);
+    s->verdict = calloc((size_t)nv + 1, sizeof *s->verdict);
+    if (!s->sides || !s->verdict) return CLI_FAIL;
     s->T = tg_tape_new();
     if (!s->leaves || !s->nodes || !s->values || !s->grad || !s->numeric || !s->T) return CLI_FAIL;
     int rc = read_values(&s->e, s->o, s->values);
@@ -438,6 +582,8 @@ static void session_free(struct session *s)
     free(s->values);
     free(s->grad);
     free(s->numeric);
+    free(s->sides);
+    free(s->verdict);
     free(s->hess);
     free(s->hess_numeric);
     expr_free(&s->e);
@@ -451,10 +597,15 @@ int tg_cli_explain(int argc, char **argv)
         free(o.assign);
         return rc < 0 ? CLI_OK : rc;
     }
-    struct session s = {.o = &o};
+    struct session s = {.o = &o, .out = o.dot && !strcmp(o.dot, "-") ? stderr : stdout};
     struct expr_error err;
     if (expr_parse(o.src, &s.e, &err)) {
         report(o.src, &err);
+        free(o.assign);
+        return CLI_USAGE;
+    }
+    if (check_names(&s.e)) {
+        expr_free(&s.e);
         free(o.assign);
         return CLI_USAGE;
     }
@@ -470,12 +621,14 @@ int tg_cli_explain(int argc, char **argv)
     if (!rc && !o.json) print_head(&s);
     if (!rc) rc = run_backward(&s);
     if (!rc) rc = run_numeric(&s);
+    int agree = rc ? CLI_OK : judge(&s);
     if (!rc && o.hessian) rc = run_hessian(&s);
     if (!rc && o.json) rc = print_json(&s);
     if (!rc && !o.json) print_partials(&s);
     if (!rc && !o.json && o.hessian) print_hessian(&s);
     if (!rc && o.dot) rc = write_dot(&s);
     if (!rc && o.html) rc = write_html(&s);
+    if (!rc) rc = agree;
     if (rc == CLI_FAIL && !s.root && tg_last_status() == TG_ERR_NOMEM)
         fprintf(stderr, "tapegrad explain: out of memory\n");
     session_free(&s);

@@ -629,6 +629,12 @@ static void eval_cone(const struct expr *e, const struct cone *w, int i, int m, 
 
 int expr_numeric_grad(const struct expr *e, const double *vars, double *numeric)
 {
+    return expr_numeric_sides(e, vars, numeric, NULL);
+}
+
+int expr_numeric_sides(const struct expr *e, const double *vars, double *numeric,
+                       struct expr_sides *sides)
+{
     size_t n = (size_t)e->n + 1;
     struct cone w;
     memset(&w, 0, sizeof w);
@@ -650,6 +656,7 @@ int expr_numeric_grad(const struct expr *e, const double *vars, double *numeric)
         double v = vars[i], h = 1e-6 * (fabs(v) > 1 ? fabs(v) : 1), f[2];
         eval_cone(e, &w, i, m, val, vp, vm, v, h, f);
         numeric[i] = (f[0] - f[1]) / (2 * h);
+        if (sides) sides[i] = (struct expr_sides){e->n ? val[e->n - 1] : 0, f[0], f[1], h};
     }
     rc = 0;
 done:

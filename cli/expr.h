@@ -86,6 +86,14 @@ double expr_node_value(const struct expr *e, int k, const double *val, const dou
  * variable. Returns 0, or -1 when out of memory.
  */
 int expr_numeric_grad(const struct expr *e, const double *vars, double *numeric);
+/* What a central difference of one variable used: f at v, v + h and v - h. */
+struct expr_sides {
+    double f0, fp, fm, h;
+};
+/* expr_numeric_grad that also stores, when sides (n_vars) is not NULL, each
+ * variable's f0, fp, fm and h (for tg_gradcheck_judge's kink test). */
+int expr_numeric_sides(const struct expr *e, const double *vars, double *numeric,
+                       struct expr_sides *sides);
 
 /* The most variables expr_hessian takes (explain --hessian prints n^2 numbers). */
 #define EXPR_HESSIAN_MAX_VARS 32

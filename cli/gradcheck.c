@@ -38,6 +38,52 @@ static int parse_int(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
+/* Edit distance between a and b (short op names: a row of 64 suffices). */
+static int distance(const char *a, const char *b)
+{
+    int la = (int)strlen(a), lb = (int)strlen(b), row[65];
+    if (la > 64 || lb > 64) return 99;
+    for (int j = 0; j <= lb; j++) row[j] = j;
+    for (int i = 1; i <= la; i++) {
+        int diag = row[0];
+        row[0] = i;
+        for (int j = 1; j <= lb; j++) {
+            int up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* When name is not an op of the table: says so on stderr, with the closest
+ * names (edit distance at most 2) or else the whole list, and returns true. */
+static bool unknown_op(const char *name)
+{
+    int best = 3;
+    for (int op = 0; op < tg_op_count(); op++) {
+        if (!strcmp(name, tg_op_name((enum tg_op)op))) return false;
+        int d = distance(name, tg_op_name((enum tg_op)op));
+        best = d < best ? d : best;
+    }
+    fprintf(stderr, "tapegrad gradcheck: no op named '%.40s'; ", name);
+    if (best <= 2) {
+        fputs("did you mean", stderr);
+        for (int op = 0, k = 0; op < tg_op_count(); op++)
+            if (distance(name, tg_op_name((enum tg_op)op)) == best)
+                fprintf(stderr, "%s '%s'", k++ ? " or" : "", tg_op_name((enum tg_op)op));
+        fputs("?\n", stderr);
+    } else {
+        fputs("the ops are:", stderr);
+        for (int op = 0; op < tg_op_count(); op++)
+            fprintf(stderr, " %s", tg_op_name((enum tg_op)op));
+        fputc('\n', stderr);
+    }
+    return true;
+}
+
 int tg_cli_gradcheck(int argc, char **argv)
 {
     const char *only = NULL;
@@ -64,6 +110,7 @@ int tg_cli_gradcheck(int argc, char **argv)
         fprintf(stderr, "tapegrad gradcheck: bad value '%s' for %s\n", argv[i], a);
         return CLI_USAGE;
     }
+    if (only && unknown_op(only)) return CLI_USAGE;
     int n_ops = 0, n_bad = 0;
     printf("%-18s %5s %12s %12s %12s  %s\n", "op", "runs", "max abs err", "max rel err",
            "f32 err/tol", "pass");

@@ -470,7 +470,9 @@ static int plot(const char *csv, bool accuracy)
     }
     fputs("set terminal png size 800,500\nset datafile separator ','\nset output ", g);
     put_quoted(g, png);
-    fputs("\nset xlabel 'epoch'\nset ylabel 'loss'\nset ytics nomirror\nset key top center\n", g);
+    fputs("\nset xlabel 'epoch'\nset ylabel 'loss'\nset ytics nomirror\nset key outside below "
+          "center horizontal\n",
+          g);
     if (accuracy) fputs("set y2label 'accuracy'\nset y2tics\nset y2range [0:1]\n", g);
     fputs("plot ", g);
     put_quoted(g, csv);

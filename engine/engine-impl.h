@@ -127,7 +127,21 @@ struct tg_op_desc {
     /* No gradient passes through the op: its output never requires one, so the
      * sweep never reaches the node (tg_detach; its VJP is zero). */
     bool stops_gradient;
+    /* Optional: the VJP of this node in one line, for ops whose rule depends on
+     * the node's parameters (matmul's transpose flags), written like `vjp` into
+     * buf (size bytes, NUL-terminated). NULL: the node's rule is `vjp`. */
+    void (*rule)(const struct tg_tensor *out, char *buf, size_t size);
+    /* The names `vjp`, `rule` and `formula` use for the inputs, in slot order,
+     * then "->" and the output's, then optionally ";" and the names of the values
+     * `params` writes, in its order: "A B -> Y", "x -> y ; p" (a parameter is
+     * printed as its value). The gradient of a name n is
+     * written dn. The trace and tg_graph_rule replace these names (as whole
+     * words, before a subscript "_i") with the names of the recorded tensors.
+     * NULL: "x -> y" for one input, "a b -> y" for two, "-> y" otherwise. */
+    const char *operands;
 };
+/* d->operands, or its default when unset (engine/rule.c). */
+const char *tg__rule_operands(const struct tg_op_desc *d);
 
 /* What only leaves have. A leaf is allocated as this struct (engine/tensor.c),
  * so a tensor of kind TG_KIND_LEAF converts to it (tg__leaf_of). */
@@ -300,5 +314,11 @@ struct tg_gradcheck_report;
 void tg__gradcheck_judge(const struct tg_gradcheck_options *o, struct tg_gradcheck_report *rep,
                          double *worst, int i, int64_t j, double an, double f0, double fp,
                          double fm);
+/* After a check without failures: when it compared (almost) nothing -- more
+ * kinks than o->max_kink_share of the checked elements, or all kinks -- clears
+ * rep->passed, sets rep->skipped to o->skip_kinks and writes the message (fn
+ * names the check); returns whether it did. */
+bool tg__gradcheck_vacuous(const struct tg_gradcheck_options *o, struct tg_gradcheck_report *rep,
+                           const char *fn);
 
 #endif

@@ -182,7 +182,7 @@ union scalar_slot {
     float f;
 };
 
-bool tg__local_derivs(struct tg_tensor *n, double *d)
+bool tg__local_derivs(struct tg_tensor *n, double *d, double *per_slot)
 {
     if (!n->desc || n->numel != 1 || n->n_in > LOCAL_MAX_IN) return false;
     for (uint32_t i = 0; i < n->n_in; i++)
@@ -191,18 +191,27 @@ bool tg__local_derivs(struct tg_tensor *n, double *d)
     void *saved_grad[LOCAL_MAX_IN];
     uint8_t saved_rg[LOCAL_MAX_IN];
     int first[LOCAL_MAX_IN];
+    /* a tensor in several slots reads through a copy of its struct in each later
+     * slot, with a gradient of its own: one derivative per slot */
+    struct tg_tensor shadow[LOCAL_MAX_IN], *orig[LOCAL_MAX_IN];
     for (uint32_t i = 0; i < n->n_in; i++) {
         first[i] = (int)i;
         for (uint32_t j = 0; j < i; j++)
-            if (n->in[j] == n->in[i]) {
+            if (orig[j] == n->in[i]) {
                 first[i] = (int)j;
                 break;
             }
-        if (first[i] != (int)i) continue;
-        struct tg_tensor *x = n->in[i];
+        struct tg_tensor *x = orig[i] = n->in[i];
+        memset(&slot[i], 0, sizeof slot[i]);
+        if (first[i] != (int)i) {
+            shadow[i] = *x;
+            shadow[i].grad = &slot[i];
+            shadow[i].requires_grad = 1;
+            n->in[i] = &shadow[i];
+            continue;
+        }
         saved_grad[i] = x->grad;
         saved_rg[i] = x->requires_grad;
-        memset(&slot[i], 0, sizeof slot[i]);
         x->grad = &slot[i];
         x->requires_grad = 1;
     }
@@ -211,11 +220,18 @@ bool tg__local_derivs(struct tg_tensor *n, double *d)
     tg__store(&up, n->dtype, 0, 1.0);
     n->desc->backward(n);
     n->grad = node_grad;
+    for (uint32_t i = 0; i < n->n_in; i++) {
+        double v = tg__load(&slot[i], orig[i]->dtype, 0);
+        if (per_slot) per_slot[i] = v;
+        d[i] = 0;
+        d[first[i]] += v;
+    }
     for (uint32_t i = n->n_in; i-- > 0;) {
-        d[i] = tg__load(&slot[first[i]], n->in[i]->dtype, 0);
+        d[i] = d[first[i]];
+        n->in[i] = orig[i];
         if (first[i] != (int)i) continue;
-        n->in[i]->grad = saved_grad[i];
-        n->in[i]->requires_grad = saved_rg[i];
+        orig[i]->grad = saved_grad[i];
+        orig[i]->requires_grad = saved_rg[i];
     }
     return true;
 }
@@ -252,6 +268,29 @@ static const char *const kind_style[4] = {
 };
 static const char *const kind_word[4] = {"", "param", "input", "const"};
 
+/* "\nrule: dw += dv1 * x; ..." of op node t, in the graph's names (the first
+ * 64 input slots renamed). */
+static void put_rule(FILE *out, const struct tg__graph *g, const struct tg_graph_names *nm,
+                     const struct tg_tensor *t)
+{
+    enum { SLOTS = 64 };
+    char in[SLOTS][128], node[128], tmpl[TG_RULE_MAX], text[2 * TG_RULE_MAX];
+    const char *in_names[SLOTS];
+    uint32_t n = t->n_in < SLOTS ? t->n_in : SLOTS;
+    for (uint32_t i = 0; i < n; i++) {
+        tg__graph_label(g, nm, t->in[i], in[i], sizeof in[i]);
+        in_names[i] = in[i];
+    }
+    tg__graph_label(g, nm, t, node, sizeof node);
+    tg__rule_template(t, tmpl, sizeof tmpl);
+    double params[TG_MAX_OP_PARAMS];
+    int n_params = t->desc->params ? t->desc->params(t, params) : 0;
+    tg__rule_render(tmpl, tg__rule_operands(t->desc), (int)n, in_names, node, n_params, params,
+                    text, sizeof text);
+    fputs("\\nrule: ", out);
+    put_escaped(out, text);
+}
+
 static void put_node(FILE *out, const struct tg__graph *g, int64_t k,
                      const struct tg_graph_dot_options *o, int max_values)
 {
@@ -262,9 +301,10 @@ static void put_node(FILE *out, const struct tg__graph *g, int64_t k,
     tg_tensor_format_shape(shape, sizeof shape, t->rank, t->shape);
     fprintf(out, "  t%lld [%s, label=\"", (long long)k, kind_style[kind]);
     put_escaped(out, name);
-    if (kind == TG_GRAPH_OP)
+    if (kind == TG_GRAPH_OP) {
         fprintf(out, " = %s\\n%s %s", t->desc->name, shape, tg_dtype_name(t->dtype));
-    else
+        put_rule(out, g, o ? o->names : NULL, t);
+    } else
         fprintf(out, "\\n%s %s %s", kind_word[kind], shape, tg_dtype_name(t->dtype));
     if (t->numel <= max_values) {
         fputs("\\nvalue ", out);
@@ -278,13 +318,15 @@ static void put_node(FILE *out, const struct tg__graph *g, int64_t k,
     fputs("\"];\n", out);
 }
 
-const char *tg__jacobian_kind(bool elementwise, int out_rank, const int64_t *out_shape, int in_rank,
-                              const int64_t *in_shape)
+/* "dense 1x6" or "J 50176x784 not classified" for input slot i of node t. */
+void tg__jacobian_label(struct tg_tensor *t, uint32_t i, char *buf, size_t size)
 {
-    if (!elementwise) return "dense";
-    bool same =
-        out_rank == in_rank && !memcmp(out_shape, in_shape, (size_t)in_rank * sizeof *in_shape);
-    return same ? "diagonal" : "broadcast-reduce";
+    struct tg_jacobian_info info;
+    if (tg__local_jacobian(t, i, &info) == TG_OK)
+        tg__jacobian_format(&info, buf, size);
+    else
+        snprintf(buf, size, "J %lldx%lld not classified", (long long)t->numel,
+                 (long long)t->in[i]->numel);
 }
 
 /* The edge label of input slot i of node t: the local derivative (scalar) or
@@ -293,7 +335,7 @@ static void put_edge_label(FILE *out, const struct tg__graph *g, const struct tg
                            struct tg_tensor *t, uint32_t i, const double *local, int uses)
 {
     const struct tg_tensor *x = t->in[i];
-    char tn[128], xn[128], ts[160], xs[160];
+    char tn[128], xn[128];
     tg__graph_label(g, nm, t, tn, sizeof tn);
     tg__graph_label(g, nm, x, xn, sizeof xn);
     if (local) {
@@ -305,14 +347,9 @@ static void put_edge_label(FILE *out, const struct tg__graph *g, const struct tg
     } else if (t->desc->stops_gradient) {
         fputs("no gradient (stopped)", out);
     } else {
-        tg_tensor_format_shape(ts, sizeof ts, t->rank, t->shape);
-        tg_tensor_format_shape(xs, sizeof xs, x->rank, x->shape);
-        const char *j =
-            tg__jacobian_kind(t->desc->elementwise, t->rank, t->shape, x->rank, x->shape);
-        if (j[0] == 'b')
-            fprintf(out, "%s %s -> %s", j, ts, xs);
-        else
-            fprintf(out, "%s %lldx%lld", j, (long long)t->numel, (long long)x->numel);
+        char j[160];
+        tg__jacobian_label(t, i, j, sizeof j);
+        fputs(j, out);
     }
     if (uses > 1) fprintf(out, " (used %dx)", uses);
 }
@@ -322,7 +359,7 @@ static void put_edges(FILE *out, const struct tg__graph *g, int64_t k,
 {
     struct tg_tensor *t = g->order[k];
     double local[LOCAL_MAX_IN];
-    bool scalar = tg__local_derivs(t, local);
+    bool scalar = tg__local_derivs(t, local, NULL);
     for (uint32_t i = 0; i < t->n_in; i++) {
         int uses = 1;
         bool dup = false;

@@ -290,7 +290,13 @@ static void put_step(struct page *P, const struct tg_trace_step *s, int64_t i)
         fputs(",\"total\":", out);
         put_num(out, x->total);
         fputs(",\"jacobian\":", out);
-        put_str(out, tg__jacobian_kind(s->elementwise, s->rank, s->shape, x->rank, x->shape));
+        char jb[200];
+        if (x->jacobian_classified)
+            tg__jacobian_format(&x->jacobian, jb, sizeof jb);
+        else
+            snprintf(jb, sizeof jb, "J %lldx%lld not classified", (long long)x->jacobian.rows,
+                     (long long)x->jacobian.cols);
+        put_str(out, jb);
         fputc('}', out);
     }
     fputs("]}", out);
@@ -395,20 +401,13 @@ static void put_svg_edge(const struct page *P, int64_t from, int64_t to, uint32_
     const struct tg_tensor *x = t->in[slot];
     double x1 = pos[2 * from] + BOX_W + 6, y1 = pos[2 * from + 1];
     double x2 = pos[2 * to] - 6, y2 = pos[2 * to + 1];
-    char tn[128], xn[128], lab[400], ts[96], xs[96];
+    char tn[128], xn[128], lab[400];
     label_of(P, t, tn, sizeof tn);
     label_of(P, x, xn, sizeof xn);
     if (local) {
         snprintf(lab, sizeof lab, "d%s/d%s = %.6g", tn, xn, local[slot]);
     } else {
-        tg_tensor_format_shape(ts, sizeof ts, t->rank, t->shape);
-        tg_tensor_format_shape(xs, sizeof xs, x->rank, x->shape);
-        const char *j =
-            tg__jacobian_kind(t->desc->elementwise, t->rank, t->shape, x->rank, x->shape);
-        if (j[0] == 'b')
-            snprintf(lab, sizeof lab, "%s %s -> %s", j, ts, xs);
-        else
-            snprintf(lab, sizeof lab, "%s %lldx%lld", j, (long long)t->numel, (long long)x->numel);
+        tg__jacobian_label(t, slot, lab, sizeof lab); /* as tg_graph_dot labels it */
     }
     if (uses > 1) snprintf(lab + strlen(lab), sizeof lab - strlen(lab), " (used %dx)", uses);
     double dx = x2 - x1, dy = y2 - y1, len = sqrt(dx * dx + dy * dy);
@@ -481,7 +480,7 @@ static enum tg_status put_own_svg(struct page *P)
         struct tg_tensor *t = P->g.order[k];
         if (!t->desc) continue;
         double local[16];
-        bool scalar = tg__local_derivs(t, local);
+        bool scalar = tg__local_derivs(t, local, NULL);
         for (uint32_t i = 0; i < t->n_in; i++) {
             int uses = 0;
             bool dup = false;

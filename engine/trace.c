@@ -69,7 +69,11 @@ static void fill_input(struct recorder *R, struct tg_trace_input *in, const stru
     memset(in->shape, 0, sizeof in->shape); /* entries past the rank read 0 */
     memcpy(in->shape, x->shape, (size_t)x->rank * sizeof *x->shape);
     in->uses = 0;
-    for (uint32_t j = 0; j < n->n_in; j++) in->uses += n->in[j] == x;
+    in->slots = 0;
+    for (uint32_t j = 0; j < n->n_in; j++) {
+        in->uses += n->in[j] == x;
+        if (n->in[j] == x && j < 64) in->slots |= (uint64_t)1 << j;
+    }
     in->gets_grad = x->requires_grad && x->grad;
     in->local = in->contrib = in->total = NAN;
 }
@@ -89,7 +93,7 @@ static void before(struct tg_tensor *n, struct recorder *R)
     s->node = n;
     s->op = n->desc->op;
     s->op_name = n->desc->name;
-    s->rule = n->desc->vjp;
+    s->operands = tg__rule_operands(n->desc);
     s->elementwise = n->desc->elementwise;
     int64_t k = tg__graph_find(&R->g, n);
     s->id = k >= 0 ? R->g.id[k] : 0;
@@ -106,6 +110,14 @@ static void before(struct tg_tensor *n, struct recorder *R)
         return;
     }
     tr->n_steps++; /* the step owns its inputs array from here on */
+    char rule[TG_RULE_MAX];
+    tg__rule_template(n, rule, sizeof rule);
+    char *text = tg__malloc(strlen(rule) + 1);
+    if (!text) {
+        R->err = TG_ERR_NOMEM;
+        return;
+    }
+    s->rule = memcpy(text, rule, strlen(rule) + 1);
     int64_t used = 0;
     for (uint32_t i = 0; i < n->n_in; i++) {
         if (!first_use(n, i)) continue;
@@ -128,14 +140,23 @@ static void before(struct tg_tensor *n, struct recorder *R)
 static void after(struct tg_tensor *n, struct recorder *R)
 {
     struct tg_trace_step *s = &R->tr->steps[R->tr->n_steps - 1];
-    double local[16];
-    s->scalar = tg__local_derivs(n, local);
+    double local[16], per_slot[16];
+    s->scalar = tg__local_derivs(n, local, per_slot);
     int d = 0;
     for (uint32_t i = 0; i < n->n_in; i++) {
         if (!first_use(n, i)) continue;
         struct tg_trace_input *in = &s->inputs[d];
         int64_t off = R->off[d++];
-        if (s->scalar) in->local = local[i];
+        if (s->scalar) {
+            in->local = local[i];
+            for (uint32_t j = i, k = 0; j < n->n_in && k < TG_TRACE_SLOTS; j++)
+                if (n->in[j] == n->in[i]) in->local_slots[k++] = per_slot[j];
+        } else {
+            struct tg_jacobian_info *J = &in->jacobian;
+            in->jacobian_classified = tg__local_jacobian(n, i, J) == TG_OK;
+            if (!in->jacobian_classified)
+                *J = (struct tg_jacobian_info){.rows = n->numel, .cols = n->in[i]->numel};
+        }
         if (off < 0) continue;
         const struct tg_tensor *x = n->in[i];
         double c2 = 0, t2 = 0;
@@ -193,7 +214,10 @@ enum tg_status tg_backward_trace(struct tg_tensor *root, const struct tg_tensor 
 void tg_trace_free(struct tg_trace *trace)
 {
     if (!trace) return;
-    for (int64_t i = 0; i < trace->n_steps; i++) tg__free(trace->steps[i].inputs);
+    for (int64_t i = 0; i < trace->n_steps; i++) {
+        tg__free(trace->steps[i].inputs);
+        tg__free((char *)trace->steps[i].rule);
+    }
     tg__free(trace->steps);
     tg__free(trace);
 }
@@ -209,6 +233,29 @@ static void label(char *buf, size_t size, const struct tg_graph_names *names,
         snprintf(buf, size, "%s", nm);
     else
         snprintf(buf, size, "%c%d", p, id);
+}
+
+/* The step's rule in the names of its tensors (up to 64 input slots). */
+static void print_rule(FILE *out, const struct tg_trace_step *s, const char *node,
+                       const struct tg_graph_names *names)
+{
+    enum { SLOTS = 64 };
+    char label_of[SLOTS][128];
+    const char *slot_name[SLOTS] = {NULL};
+    int n_slots = 0;
+    for (int i = 0; i < s->n_inputs && i < SLOTS; i++) {
+        const struct tg_trace_input *x = &s->inputs[i];
+        label(label_of[i], sizeof label_of[0], names, x->tensor, x->kind, x->id);
+        for (int k = 0; k < SLOTS; k++)
+            if (x->slots >> k & 1) {
+                slot_name[k] = label_of[i];
+                n_slots = k + 1 > n_slots ? k + 1 : n_slots;
+            }
+    }
+    char text[2 * TG_RULE_MAX];
+    tg__rule_render(s->rule ? s->rule : "", s->operands ? s->operands : "", n_slots, slot_name,
+                    node, s->n_params, s->params, text, sizeof text);
+    fprintf(out, "    rule: %s\n", text);
 }
 
 static void print_header(FILE *out, const struct tg_trace_step *s, const char *node,
@@ -227,7 +274,7 @@ static void print_header(FILE *out, const struct tg_trace_step *s, const char *n
         fprintf(out, ") = %.6g\n", s->value);
     else
         fprintf(out, ")  shape %s, |value| = %.6g\n", shape, s->value);
-    fprintf(out, "    rule: %s\n", s->rule);
+    print_rule(out, s, node, names);
     const char *bar = s->scalar ? "" : "|";
     fprintf(out, "    %sd%s/d%s%s = %.6g%s\n", bar, root, node, bar, s->upstream,
             k == 0 ? "   (the seed)" : "");
@@ -242,16 +289,27 @@ static void print_input(FILE *out, const struct tg_trace_step *s, const struct t
         return;
     }
     if (s->scalar) {
-        fprintf(out, "    d%s/d%s += d%s/d%s * d%s/d%s = %.6g * %.6g = %.6g", root, in, node, in,
-                root, node, x->local, s->upstream, x->contrib);
+        fprintf(out, "    d%s/d%s += d%s/d%s * d%s/d%s = ", root, in, node, in, root, node);
+        if (x->uses > 1) { /* one term per slot the input fills: x * x gives (3 + 3) */
+            for (int k = 0; k < x->uses && k < TG_TRACE_SLOTS; k++)
+                fprintf(out, "%s%.6g", k ? " + " : "(", x->local_slots[k]);
+            fprintf(out, "%s) * %.6g = %.6g", x->uses > TG_TRACE_SLOTS ? " + ..." : "", s->upstream,
+                    x->contrib);
+        } else {
+            fprintf(out, "%.6g * %.6g = %.6g", x->local, s->upstream, x->contrib);
+        }
         fprintf(out, "   -> d%s/d%s = %.6g", root, in, x->total);
     } else {
-        char si[160], so[160];
+        char si[160], so[160], j[160];
         tg_tensor_format_shape(si, sizeof si, x->rank, x->shape);
         tg_tensor_format_shape(so, sizeof so, s->rank, s->shape);
-        fprintf(out, "    d%s/d%s += d%s/d%s J_%s(%s)  [%s Jacobian, %s by %s]", root, in, root,
-                node, node, in,
-                tg__jacobian_kind(s->elementwise, s->rank, s->shape, x->rank, x->shape), so, si);
+        if (x->jacobian_classified)
+            tg__jacobian_format(&x->jacobian, j, sizeof j);
+        else
+            snprintf(j, sizeof j, "%lldx%lld, not classified", (long long)x->jacobian.rows,
+                     (long long)x->jacobian.cols);
+        fprintf(out, "    d%s/d%s += d%s/d%s J_%s(%s)  [Jacobian %s; %s by %s]", root, in, root,
+                node, node, in, j, so, si);
         fprintf(out, "  |added| = %.6g   -> |d%s/d%s| = %.6g", x->contrib, root, in, x->total);
     }
     if (x->nth > 1) fprintf(out, "  (sum of %d contributions)", x->nth);
@@ -268,8 +326,9 @@ enum tg_status tg_trace_print(const struct tg_trace *trace, FILE *out,
     const char *rn = tg_graph_name_of(names, r->node);
     snprintf(root, sizeof root, "%s", rn ? rn : "Div");
     label(node, sizeof node, names, r->node, TG_GRAPH_OP, r->id);
-    fprintf(out, "Backward sweep from %s%s%s, %lld steps (consumers before producers):\n", root,
-            rn ? "" : " = ", rn ? "" : node, (long long)trace->n_steps);
+    fprintf(out, "Backward sweep from %s%s%s, %lld step%s (consumers before producers):\n", root,
+            rn ? "" : " = ", rn ? "" : node, (long long)trace->n_steps,
+            trace->n_steps == 1 ? "" : "s");
     for (int64_t k = 0; k < trace->n_steps; k++) {
         const struct tg_trace_step *s = &trace->steps[k];
         label(node, sizeof node, names, s->node, TG_GRAPH_OP, s->id);

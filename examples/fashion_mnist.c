@@ -12,12 +12,16 @@
  * (all images, at least 20 epochs) must reach 88.5%, other runs the figure
  * given with --min-accuracy (default 0). docs/examples.md has a measured run.
  *
- * Usage: fashion_mnist [DIR] [--epochs N] [--limit N] [--threads N] [--min-accuracy P]
+ * Usage: fashion_mnist [DIR] [--epochs N] [--limit N] [--threads N] [--portable]
+ *                      [--min-accuracy P]
  *   DIR        the folder of the four *-ubyte.gz files
  *              (default /usr/share/datasets/fashion-mnist)
  *   --epochs   epochs to train (default 20)
  *   --limit    train on the first N training images only (default: all)
  *   --threads  OpenBLAS threads (only when built with OpenBLAS)
+ *   --portable tapegrad's own matrix kernel (tg_matmul_set_backend): one thread,
+ *              one summation order, so the numbers depend on the seed, the data
+ *              and the binary only, not on OpenBLAS's threads or CPU kernel
  *   --min-accuracy  the test accuracy in percent below which the exit status is 1
  *              (default 88.5 for a full run, else 0)
  * Exit status: 0 on success; 1 when a dataset file is missing (one line says
@@ -44,6 +48,7 @@ struct options {
     const char *dir;
     long epochs, limit, threads;
     double min_accuracy; /* percent; negative: the default */
+    bool portable;       /* tapegrad's own matrix kernel instead of BLAS */
 };
 
 /* What the epoch callback needs to measure the test set. */
@@ -74,7 +79,7 @@ static bool parse_percent(const char *s, double *out)
 
 static bool parse_options(int argc, char **argv, struct options *o)
 {
-    *o = (struct options){DEFAULT_DIR, FULL_EPOCHS, 0, 0, -1};
+    *o = (struct options){DEFAULT_DIR, FULL_EPOCHS, 0, 0, -1, false};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = true;
@@ -84,6 +89,8 @@ static bool parse_options(int argc, char **argv, struct options *o)
             ok = parse_long(v, 1, 60000, &o->limit), i++;
         else if (!strcmp(a, "--threads"))
             ok = parse_long(v, 1, 256, &o->threads), i++;
+        else if (!strcmp(a, "--portable"))
+            o->portable = true;
         else if (!strcmp(a, "--min-accuracy"))
             ok = parse_percent(v, &o->min_accuracy), i++;
         else if (i == 1 && a[0] != '-')
@@ -148,7 +155,7 @@ int main(int argc, char **argv)
     struct options o;
     if (!parse_options(argc, argv, &o)) {
         fprintf(stderr, "usage: fashion_mnist [DIR] [--epochs N] [--limit N] [--threads N] "
-                        "[--min-accuracy P]\n");
+                        "[--portable] [--min-accuracy P]\n");
         return 2;
     }
     const char *missing = missing_file(o.dir);
@@ -163,6 +170,10 @@ int main(int argc, char **argv)
     if (o.threads > 0)
         fprintf(stderr, "fashion_mnist: built without OpenBLAS, --threads ignored\n");
 #endif
+    if (o.portable && tg_matmul_set_backend(TG_MATMUL_PORTABLE)) {
+        fprintf(stderr, "fashion_mnist: %s\n", tg_last_error());
+        return 1;
+    }
     struct tg_dataset *train_set = fashion_first_rows(fashion_load(o.dir, "train"), o.limit);
     struct tg_dataset *test_set = fashion_load(o.dir, "t10k");
     struct tg_rng rng;

@@ -426,7 +426,8 @@ static enum tg_status ck_parse(const char *fn, struct ck_file *f)
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | f->buf[i];
     if (hlen > f->size - 8)
         return tg_set_error(TG_ERR_FORMAT,
-                            "%s: %s: header length %llu is larger than the file "
+                            "%s: %s: not a safetensors file: its first 8 bytes give a "
+                            "header length of %llu, which is larger than the file "
                             "(%zu bytes after the length)",
                             fn, f->path, (unsigned long long)hlen, f->size - 8);
     const char *json = (const char *)f->buf + 8, *end = NULL;

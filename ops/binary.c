@@ -51,11 +51,11 @@ static inline double pow_nan(double a, double b)
     /* at a tie each side receives half of the gradient; a NaN input gives y = NaN and             \
        receives a NaN gradient (the other input, which y no longer depends on, 0) */               \
     X(maximum, MAXIMUM, "y = max(a, b)  (NaN if a or b is NaN)",                                   \
-      "da += dy * [a > b]; db += dy * [b > a]; half each at a tie; NaN to a NaN input",            \
+      "da += dy * [a > b]; db += dy * [b > a]; half each where equal; NaN to any NaN input",       \
       a > b || a != a ? a : b, a > b ? 1 : (a == b ? 0.5 : (a != a ? a : 0)),                      \
       b > a ? 1 : (a == b ? 0.5 : (b != b ? b : 0)))                                               \
     X(minimum, MINIMUM, "y = min(a, b)  (NaN if a or b is NaN)",                                   \
-      "da += dy * [a < b]; db += dy * [b < a]; half each at a tie; NaN to a NaN input",            \
+      "da += dy * [a < b]; db += dy * [b < a]; half each where equal; NaN to any NaN input",       \
       a < b || a != a ? a : b, a < b ? 1 : (a == b ? 0.5 : (a != a ? a : 0)),                      \
       b < a ? 1 : (a == b ? 0.5 : (b != b ? b : 0)))
 

@@ -422,9 +422,10 @@ const struct tg_op_desc tg_op_desc_conv2d_input_grad = {
     .op = TG_OP_CONV2D_INPUT_GRAD,
     .name = "conv2d_input_grad",
     .arity = 2,
-    .formula = "dx[n, g Cg + c, i sh - ph + p dh, j sw - pw + q dw] += sum_o W[o,c,p,q] "
-               "dy[n,o,i,j] (transposed convolution)",
-    .vjp = "d(dy) += conv2d(G, W); dW += conv2d_weight_grad(G, dy)",
+    .formula = "y[n, g Cg + c, i sh - ph + p dh, j sw - pw + q dw] += sum_o W[o,c,p,q] "
+               "u[n,o,i,j] (transposed convolution of u, a gradient of conv2d's output)",
+    .vjp = "du += conv2d(dy, W); dW += conv2d_weight_grad(dy, u)",
+    .operands = "u W -> y",
     .shape = input_grad_shape,
     .forward = input_grad_fwd,
     .backward = input_grad_bwd,
@@ -465,9 +466,10 @@ const struct tg_op_desc tg_op_desc_conv2d_weight_grad = {
     .op = TG_OP_CONV2D_WEIGHT_GRAD,
     .name = "conv2d_weight_grad",
     .arity = 2,
-    .formula = "dW[o,c,p,q] = sum_{n,i,j} dy[n,o,i,j] x[n, g Cg + c, i sh - ph + p dh, "
-               "j sw - pw + q dw]",
-    .vjp = "dx += conv2d_input_grad(dy, G); d(dy) += conv2d(x, G)",
+    .formula = "y[o,c,p,q] = sum_{n,i,j} u[n,o,i,j] x[n, g Cg + c, i sh - ph + p dh, "
+               "j sw - pw + q dw] (u: a gradient of conv2d's output)",
+    .vjp = "dx += conv2d_input_grad(u, dy); du += conv2d(x, dy)",
+    .operands = "x u -> y",
     .shape = weight_grad_shape,
     .forward = weight_grad_fwd,
     .backward = weight_grad_bwd,

@@ -79,7 +79,8 @@ const struct tg_op_desc tg_op_desc_dropout = {
     .mixed_dtypes = false,
     .elementwise = true,
     .params = dropout_params,
-    .vjp_graph = dropout_vjp};
+    .vjp_graph = dropout_vjp,
+    .operands = "x -> y ; p"};
 
 struct tg_tensor *tg_dropout(struct tg_tape *T, struct tg_tensor *x, double p, bool training,
                              struct tg_rng *rng)

@@ -95,6 +95,7 @@ const struct tg_op_desc tg_op_desc_embedding = {.op = TG_OP_EMBEDDING,
                                                 .formula = "y[s, :] = weight[idx[s], :]",
                                                 .vjp =
                                                     "dweight[idx[s], :] += dy[s, :] (scatter-add)",
+                                                .operands = "weight -> y",
                                                 .shape = embedding_shape,
                                                 .forward = embedding_fwd,
                                                 .backward = embedding_bwd,

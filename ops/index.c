@@ -634,7 +634,8 @@ const struct tg_op_desc tg_op_desc_index_add = {
     .forward = index_add_fwd,
     .backward = index_add_bwd,
     .params = tg__axis_param,
-    .vjp_graph = index_add_vjp};
+    .vjp_graph = index_add_vjp,
+    .operands = "src -> y"};
 
 /* idx already in the arena */
 static struct tg_tensor *index_add_record(struct tg_tape *T, struct tg_tensor *src, int axis,
@@ -771,7 +772,8 @@ const struct tg_op_desc tg_op_desc_scatter_add = {
     .forward = scatter_add_fwd,
     .backward = scatter_add_bwd,
     .params = tg__axis_param,
-    .vjp_graph = scatter_add_vjp};
+    .vjp_graph = scatter_add_vjp,
+    .operands = "src -> y"};
 
 /* idx already in the arena (numel(src) values); shape copied */
 static struct tg_tensor *scatter_add_record(struct tg_tape *T, struct tg_tensor *src, int axis,

@@ -10,6 +10,7 @@
  * tg_backward_apply, W's and b's updates may be folded in: the GEMM writes W = beta W + alpha g^T x
  * straight into W (no dW, no separate update pass).
  */
+#include <stdio.h>
 #include "ops-impl.h"
 
 struct linear_geom {
@@ -240,6 +241,18 @@ static enum tg_status linear_vjp(struct tg_tape *T, struct tg_tensor *o, struct 
     return TG_OK;
 }
 
+/* The rule of this node: act' written out for the node's activation, and no
+ * db term without a bias. */
+static void linear_rule(const struct tg_tensor *o, char *buf, size_t size)
+{
+    static const char *const g[] = {"g = dy", "g = dy * [y > 0]", "g = dy * (1 - y^2)",
+                                    "g = dy * y (1 - y)"};
+    int64_t act = o->p.i[0];
+    snprintf(buf, size, "%s; dx += g W; dW += g^T x%s",
+             act >= 0 && act < 4 ? g[act] : "g = dy * act'(y)",
+             o->n_in > 2 ? "; db += sum_batch g" : "");
+}
+
 const struct tg_op_desc tg_op_desc_linear = {
     .op = TG_OP_LINEAR,
     .name = "linear",
@@ -252,7 +265,9 @@ const struct tg_op_desc tg_op_desc_linear = {
     .can_fold = linear_can_fold,
     .mixed_dtypes = false,
     .params = linear_params,
-    .vjp_graph = linear_vjp};
+    .vjp_graph = linear_vjp,
+    .rule = linear_rule,
+    .operands = "x W b -> y"};
 
 struct tg_tensor *tg_linear(struct tg_tape *T, struct tg_tensor *x, struct tg_tensor *W,
                             struct tg_tensor *b, enum tg_act act)

@@ -298,7 +298,8 @@ const struct tg_op_desc tg_op_desc_mse = {
     .backward = ew_bwd,
     .mixed_dtypes = false,
     .params = reduction_param,
-    .vjp_graph = mse_vjp};
+    .vjp_graph = mse_vjp,
+    .operands = "p t -> term"};
 const struct tg_op_desc tg_op_desc_bce_logits = {
     .op = TG_OP_BCE_LOGITS,
     .name = "bce_logits",
@@ -310,7 +311,8 @@ const struct tg_op_desc tg_op_desc_bce_logits = {
     .backward = ew_bwd,
     .mixed_dtypes = false,
     .params = reduction_param,
-    .vjp_graph = bce_vjp};
+    .vjp_graph = bce_vjp,
+    .operands = "x t -> term"};
 const struct tg_op_desc tg_op_desc_hinge = {
     .op = TG_OP_HINGE,
     .name = "hinge",
@@ -322,7 +324,8 @@ const struct tg_op_desc tg_op_desc_hinge = {
     .backward = ew_bwd,
     .mixed_dtypes = true,
     .params = reduction_param,
-    .vjp_graph = hinge_vjp};
+    .vjp_graph = hinge_vjp,
+    .operands = "s y -> term"};
 const struct tg_op_desc tg_op_desc_l2_penalty = {.op = TG_OP_L2_PENALTY,
                                                  .name = "l2_penalty",
                                                  .arity = 1,
@@ -332,7 +335,8 @@ const struct tg_op_desc tg_op_desc_l2_penalty = {.op = TG_OP_L2_PENALTY,
                                                  .forward = ew_fwd,
                                                  .backward = ew_bwd,
                                                  .mixed_dtypes = false,
-                                                 .vjp_graph = l2_vjp};
+                                                 .vjp_graph = l2_vjp,
+                                                 .operands = "w -> y"};
 
 struct tg_tensor *tg_mse(struct tg_tape *T, struct tg_tensor *pred, struct tg_tensor *target,
                          enum tg_reduction r)
@@ -594,7 +598,8 @@ const struct tg_op_desc tg_op_desc_cross_entropy = {
     .backward = ce_bwd,
     .mixed_dtypes = true,
     .params = reduction_param,
-    .vjp_graph = ce_vjp};
+    .vjp_graph = ce_vjp,
+    .operands = "x y -> term"};
 const struct tg_op_desc tg_op_desc_cross_entropy_probs = {
     .op = TG_OP_CROSS_ENTROPY_PROBS,
     .name = "cross_entropy_probs",
@@ -608,7 +613,8 @@ const struct tg_op_desc tg_op_desc_cross_entropy_probs = {
     .backward = ce_bwd,
     .mixed_dtypes = false,
     .params = reduction_param,
-    .vjp_graph = ce_vjp};
+    .vjp_graph = ce_vjp,
+    .operands = "x t -> term"};
 const struct tg_op_desc tg_op_desc_multi_margin = {
     .op = TG_OP_MULTI_MARGIN,
     .name = "multi_margin",
@@ -620,7 +626,8 @@ const struct tg_op_desc tg_op_desc_multi_margin = {
     .backward = margin_bwd,
     .mixed_dtypes = true,
     .params = margin_params,
-    .vjp_graph = margin_vjp};
+    .vjp_graph = margin_vjp,
+    .operands = "x y -> term"};
 
 struct tg_tensor *tg_cross_entropy(struct tg_tape *T, struct tg_tensor *logits,
                                    struct tg_tensor *labels, enum tg_reduction r)

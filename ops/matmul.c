@@ -415,19 +415,40 @@ static enum tg_status matmul_vjp(struct tg_tape *T, struct tg_tensor *out, struc
     return TG_OK;
 }
 
+/* The rule of this node: the transposes follow its flags in effect (see
+ * matmul_vjp, whose products these are), and a broadcast operand's gradient
+ * is summed over the batch axes it was broadcast along. */
+static void matmul_rule(const struct tg_tensor *out, char *buf, size_t size)
+{
+    static const char *const rules[2][2] = {
+        {"dA += dY B^T; dB += A^T dY", "dA += dY B; dB += dY^T A"},      /* Y = A B, A B^T */
+        {"dA += B dY^T; dB += A dY", "dA += B^T dY^T; dB += dY^T A^T"}}; /* A^T B, A^T B^T */
+    const struct geom *g = out->aux;
+    bool bc[2] = {false, false}; /* operand broadcast along a batch axis of size > 1 */
+    for (int d = 0; d < g->brank; d++) {
+        bc[0] |= g->sa[d] == 0 && g->bshape[d] > 1;
+        bc[1] |= g->sb[d] == 0 && g->bshape[d] > 1;
+    }
+    snprintf(buf, size, "%s%s%s%s", rules[g->ta][g->tb], bc[0] || bc[1] ? " (" : "",
+             bc[0] ? (bc[1] ? "dA and dB" : "dA") : (bc[1] ? "dB" : ""),
+             bc[0] || bc[1] ? " summed over the batch axes its operand was broadcast along)" : "");
+}
+
 const struct tg_op_desc tg_op_desc_matmul = {
     .op = TG_OP_MATMUL,
     .name = "matmul",
     .arity = 2,
     .formula = "Y = op(A) op(B), batched over leading axes",
-    .vjp = "dA += dY B^T; dB += A^T dY (summed over broadcast "
-           "batch axes)",
+    .vjp = "d op(A) += dY op(B)^T; d op(B) += op(A)^T dY (summed over broadcast batch "
+           "axes)",
     .shape = matmul_shape,
     .forward = matmul_fwd,
     .backward = matmul_bwd,
     .can_fold = matmul_can_fold,
     .params = matmul_params,
-    .vjp_graph = matmul_vjp};
+    .vjp_graph = matmul_vjp,
+    .rule = matmul_rule,
+    .operands = "A B -> Y"};
 
 struct tg_tensor *tg_matmul_t(struct tg_tape *T, struct tg_tensor *a, struct tg_tensor *b,
                               bool trans_a, bool trans_b)

@@ -563,7 +563,8 @@ const struct tg_op_desc tg_op_desc_var_axes = {.op = TG_OP_VAR_AXES,
                                                .forward = reduce_fwd,
                                                .backward = reduce_bwd,
                                                .params = reduce_params,
-                                               .vjp_graph = reduce_vjp};
+                                               .vjp_graph = reduce_vjp,
+                                               .operands = "x -> y ; keepdim c"};
 struct tg_tensor *tg_var_axes(struct tg_tape *T, struct tg_tensor *x, const int *axes, int n_axes,
                               double correction, bool keepdim)
 {

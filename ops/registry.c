@@ -43,6 +43,11 @@ const char *tg_op_vjp(enum tg_op op)
     const struct tg_op_desc *d = desc_of(op);
     return d ? d->vjp : "?";
 }
+const char *tg_op_operands(enum tg_op op)
+{
+    const struct tg_op_desc *d = desc_of(op);
+    return d ? tg__rule_operands(d) : "?";
+}
 int tg_op_arity(enum tg_op op)
 {
     const struct tg_op_desc *d = desc_of(op);

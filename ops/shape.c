@@ -850,7 +850,8 @@ const struct tg_op_desc tg_op_desc_slice_scatter = {
     .forward = slice_scatter_fwd,
     .backward = slice_scatter_bwd,
     .params = slice_scatter_params,
-    .vjp_graph = slice_scatter_vjp};
+    .vjp_graph = slice_scatter_vjp,
+    .operands = "src -> y"};
 
 /* s is copied (it may be a slice node's aux) */
 static struct tg_tensor *slice_scatter_record(struct tg_tape *T, struct tg_tensor *src, int rank,

@@ -213,7 +213,8 @@ static enum tg_status leaky_relu_vjp(VJP_ARGS)
         .mixed_dtypes = false,                                                                     \
         .elementwise = true,                                                                       \
         .params = PARAMS,                                                                          \
-        .vjp_graph = NAME##_vjp};
+        .vjp_graph = NAME##_vjp,                                                                   \
+        .operands = "x -> y ; " #P0 " " #P1};
 #define X(NAME, ENUM, FORMULA, VJP, Y, DX) XP(NAME, ENUM, NULL, p0, p1, FORMULA, VJP, Y, DX)
 UNARY_OPS(X)
 UNARY_PARAM_OPS(XP)

@@ -215,8 +215,10 @@ START_TEST(test_tensor_seed_page)
         }
     }
     ck_assert_int_eq(items, 5 + 3); /* a: the first 5 of 6; b: all 3 */
-    ck_assert_ptr_nonnull(strstr(text, "\"jacobian\":\"broadcast-reduce\""));
-    ck_assert_ptr_nonnull(strstr(text, "\"jacobian\":\"diagonal\""));
+    /* tg_jacobian_classify's wording, as the trace and DOT edges give it: b broadcast
+     * over the 2 rows of a + b, tanh elementwise */
+    ck_assert_ptr_nonnull(strstr(text, "\"jacobian\":\"dense 6x3, nnz 6\""));
+    ck_assert_ptr_nonnull(strstr(text, "\"jacobian\":\"diagonal 6x6\""));
     /* without the seed a non-scalar root cannot be checked: no checks, no error */
     free(text);
     cJSON_Delete(f);

@@ -69,7 +69,7 @@ assert abs(d["value"] - want["value"]) < 1e-14, d
 for k in "xy":
     assert abs(d["grad"][k] - want[k]) < 1e-14, (k, d)
     assert abs(d["numeric"][k] - want[k]) < 1e-7, (k, d)
-assert set(d) == {"value", "grad", "numeric"}, d
+assert set(d) == {"value", "grad", "numeric", "check"}, d
 PY
 
 # the trace of the tutorial's neuron, and its graph
@@ -107,14 +107,14 @@ for a in "xy":
     for b in "xy":
         assert abs(d["hessian"][a][b] - want[a][b]) < 1e-14, (a, b, d)
         assert abs(d["hessian_numeric"][a][b] - want[a][b]) < 1e-7, (a, b, d)
-assert set(d) == {"value", "grad", "numeric", "hessian", "hessian_numeric"}, d
+assert set(d) == {"value", "grad", "numeric", "check", "hessian", "hessian_numeric"}, d
 PY
 # too many variables for --hessian: a usage error naming the limit, no output
 vars=""
-expr="x0"
+expr="a0"
 i=1
-while [ $i -le 32 ]; do expr="$expr+x$i"; vars="$vars x$i=1"; i=$((i + 1)); done
-expect 2 explain "$expr" x0=1 $vars --hessian
+while [ $i -le 32 ]; do expr="$expr+a$i"; vars="$vars a$i=1"; i=$((i + 1)); done
+expect 2 explain "$expr" a0=1 $vars --hessian
 contains err "tapegrad explain: --hessian takes at most 32 variables, the expression has 33"
 lines out 0
 # outside the domain at x - h: the numeric entry is nan, said so; JSON null

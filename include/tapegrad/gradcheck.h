@@ -30,6 +30,14 @@ struct tg_gradcheck_options {
      * differences are taken in f64) unless this is set; the function must then
      * accept f64 inputs. When it fails on f64 inputs the check falls back to f32. */
     bool no_promote;
+    /* A check that compared (almost) nothing is not a pass: when more than this
+     * share of the checked elements are kinks, the check fails with
+     * TG_ERR_GRADCHECK and a message saying so and suggesting inputs away from
+     * the kinks. 0 picks 0.5; 1 fails only when every element is a kink. */
+    double max_kink_share;
+    /* Opt-in: such a check returns TG_OK with report->skipped set instead of
+     * failing (for inputs that sit on kinks on purpose). */
+    bool skip_kinks;
 };
 
 /* The result. "Worst" is the element with the largest error relative to the
@@ -47,7 +55,10 @@ struct tg_gradcheck_report {
     double rel_err; /* abs_err / max(|numeric|, tiny) */
     int kink_input; /* first kink found (-1 if none) */
     int64_t kink_index;
-    bool numeric_f64;  /* the numeric side ran in f64 */
+    bool numeric_f64; /* the numeric side ran in f64 */
+    /* Too many kinks (see max_kink_share) and options->skip_kinks set: nothing
+     * was failed, nor meaningfully checked; passed is false. */
+    bool skipped;
     char message[256]; /* one line describing the outcome */
 };
 
@@ -68,6 +79,29 @@ struct tg_gradcheck_report {
 enum tg_status tg_gradcheck(tg_gradcheck_fn fn, struct tg_tensor *const *inputs, int n_inputs,
                             void *ctx, const struct tg_gradcheck_options *options,
                             struct tg_gradcheck_report *report);
+
+/* How a derivative compares with finite differences (tg_gradcheck_judge). */
+enum tg_gradcheck_verdict {
+    TG_GRADCHECK_AGREE = 0,      /* |analytic - central| <= atol + rtol |central| */
+    TG_GRADCHECK_KINK = 1,       /* the one-sided slopes differ, analytic between them */
+    TG_GRADCHECK_NOT_FINITE = 2, /* analytic or central difference is NaN or infinite */
+    TG_GRADCHECK_DISAGREE = 3    /* none of the above: a wrong derivative */
+};
+
+/*
+ * The judgement tg_gradcheck makes of one element: analytic is backward's
+ * derivative, f0, fp and fm the function at x, x + h and x - h (h > 0). The
+ * central difference is (fp - fm) / 2h, the one-sided slopes (fp - f0) / h and
+ * (f0 - fm) / h. AGREE within the tolerance; otherwise KINK when the one-sided
+ * slopes differ by more than the tolerance and analytic lies between them (relu
+ * or abs at 0, max at a tie); otherwise NOT_FINITE when analytic or the central
+ * difference is not finite; otherwise DISAGREE. Pure: no errors, no state.
+ */
+enum tg_gradcheck_verdict tg_gradcheck_judge(double analytic, double f0, double fp, double fm,
+                                             double h, double atol, double rtol);
+
+/* "agree", "kink", "not finite", "disagree"; "?" when out of range. */
+const char *tg_gradcheck_verdict_name(enum tg_gradcheck_verdict v);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,7 @@
 #define TAPEGRAD_GRAPH_H
 
 #include <stdio.h>
+#include "jacobian.h"
 #include "tape.h"
 
 #ifdef __cplusplus
@@ -67,6 +68,11 @@ struct tg_graph_dot_options {
  * elementwise ops on equal shapes, "broadcast-reduce" for an input that was
  * broadcast, "dense" otherwise. The edge into a node that stops the gradient
  * (tg_detach) is dashed, and labelled "no gradient (stopped)" for tensors.
+
+ * for tensors with the Jacobian's class as tg_graph_jacobian computes it
+ * ("block-diagonal 6x4, 2 blocks of 3x2, nnz 12", "diagonal 6x6", "dense 1x6"),
+ * or "J 50176x784 not classified" beyond TG_GRAPH_JACOBIAN_MAX entries. An op
+ * node's box shows its rule (tg_graph_rule) in the graph's names.
  * Walks the graph without recursion. Does not change any value or gradient.
  * opts may be NULL. Not thread-safe with respect to the tape (like ops).
  * Errors: TG_ERR_NULL (root, out), TG_ERR_STALE (root predates a reset),
@@ -120,6 +126,46 @@ struct tg_graph_html_options {
  */
 enum tg_status tg_graph_html(struct tg_tensor *root, const struct tg_trace *trace, FILE *out,
                              const struct tg_graph_html_options *opts);
+
+/* The most entries (output elements x input elements) tg_graph_jacobian, the
+ * DOT edges and the trace classify; a larger Jacobian is reported as not
+ * classified. */
+#define TG_GRAPH_JACOBIAN_MAX 65536
+
+/*
+ * The Jacobian of the op result `node` with respect to its input `slot`, at
+ * the recorded values, classified into *info exactly as tg_jacobian does
+ * (tg_jacobian_classify: zero, diagonal, block-diagonal, dense). It is
+ * computed by running the op's own backward rule once per output element with
+ * a one-hot upstream gradient on temporary buffers (info->n_sweeps of them), so
+ * it holds for every op; every value and gradient is left as it was. The DOT
+ * edges and the trace print this classification. Errors: TG_ERR_NULL (node,
+ * info), TG_ERR_STALE (node predates a reset), TG_ERR_STATE (a leaf or a
+ * constant), TG_ERR_RANGE (slot out of range, or the Jacobian has more than
+ * TG_GRAPH_JACOBIAN_MAX entries: info->rows and info->cols are then set),
+ * TG_ERR_NOMEM. Not thread-safe with respect to the tape.
+ */
+enum tg_status tg_graph_jacobian(struct tg_tensor *node, int slot, struct tg_jacobian_info *info);
+
+/* The longest rule text, NUL included, that a descriptor writes (longer ones are cut). */
+#define TG_RULE_MAX 256
+
+/*
+ * The backward rule (vector-Jacobian product) of the op result `node`, in one
+ * line, as the op applies it to this node: matmul's, for one, depends on its
+ * transpose flags ("dA += dY B" for Y = A B^T). The operands are called
+ * in_names[i] (input slot i) and the node out_name; a NULL in_names, a NULL
+ * entry or a NULL out_name keeps the op's own letter (docs/ops.md, e.g. "a",
+ * "y"). The gradient of a name n is written dn: for node v1 = mul(w, b) with
+ * in_names {"w", "b"} and out_name "v1": "dw += dv1 * b; db += dv1 * w".
+ * Writes at most size bytes into buf, NUL-terminated when size > 0 (buf may be
+ * NULL when size is 0), and returns the length of the whole text, as snprintf.
+ * Errors (returns -1): TG_ERR_NULL (node; buf with size > 0), TG_ERR_STALE
+ * (node predates its tape's reset), TG_ERR_STATE (node is a leaf or constant).
+ * Reads the node's parameters only; changes nothing.
+ */
+int tg_graph_rule(const struct tg_tensor *node, const char *const *in_names, const char *out_name,
+                  char *buf, size_t size);
 
 #ifdef __cplusplus
 }

@@ -74,6 +74,16 @@ enum tg_status tg_jacobian_classify(const double *J, int64_t rows, int64_t cols,
 /* "zero", "diagonal", "block-diagonal", "dense"; "?" when out of range. */
 const char *tg_jacobian_structure_name(enum tg_jacobian_structure s);
 
+/*
+ * Writes info in one line into buf, as the DOT edges and the trace print it:
+ * "block-diagonal 6x4, 2 blocks of 3x2, nnz 12", "diagonal 6x6", "dense 1x6",
+ * "dense 6x3, nnz 6" (not every entry nonzero), "zero 2x2". snprintf's
+ * contract: at most size bytes, NUL-terminated when size > 0, returns the
+ * whole length. Errors (returns -1): TG_ERR_NULL (info; buf with size > 0),
+ * TG_ERR_VALUE (info->structure is not one of the enum).
+ */
+int tg_jacobian_format(const struct tg_jacobian_info *info, char *buf, size_t size);
+
 #ifdef __cplusplus
 }
 #endif

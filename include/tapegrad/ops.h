@@ -115,6 +115,10 @@ const char *tg_op_name(enum tg_op op);    /* "add"; "?" when out of range */
 const char *tg_op_formula(enum tg_op op); /* one line, e.g. "y = a + b" */
 const char *tg_op_vjp(enum tg_op op);     /* one line, e.g. "da += dy; db += dy" */
 int tg_op_arity(enum tg_op op);           /* -1 for a variable number of inputs */
+/* The names formula and vjp give the inputs, in slot order, then "->" and the
+ * output's: "a b -> y", "A B -> Y"; "?" when out of range. tg_graph_rule
+ * (graph.h) prints a recorded node's rule with its own tensors' names instead. */
+const char *tg_op_operands(enum tg_op op);
 /* The op that produced t (TG_OP_NONE for leaves, constants and NULL; also for
  * a stale handle, with TG_ERR_STALE recorded). The node's inputs and
  * parameters: tg_tensor_n_inputs, tg_tensor_input and tg_tensor_op_params

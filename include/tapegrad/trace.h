@@ -21,6 +21,9 @@
 extern "C" {
 #endif
 
+/* Per-slot local derivatives kept for an input that fills several slots. */
+#define TG_TRACE_SLOTS 4
+
 /* One distinct input of a step's node. */
 struct tg_trace_input {
     const struct tg_tensor *tensor; /* borrowed; only compared, never read, by the trace */
@@ -34,6 +37,16 @@ struct tg_trace_input {
     double local;   /* scalar step: d(node)/d(input), all slots together; NaN otherwise */
     double contrib; /* scalar: the amount added; tensor: its L2 norm */
     double total;   /* scalar: the input's gradient after adding; tensor: its L2 norm */
+    uint64_t slots; /* bit k set: the node's input slot k holds this tensor (k < 64) */
+    /* Scalar step: the local derivative through each slot holding this tensor,
+     * in slot order (the first TG_TRACE_SLOTS; their sum is `local`): x * x at
+     * x = 3 gives 3 and 3. */
+    double local_slots[TG_TRACE_SLOTS];
+    /* Tensor steps: d(node)/d(input) classified as tg_graph_jacobian does, when
+     * jacobian_classified (false beyond TG_GRAPH_JACOBIAN_MAX entries: then only
+     * its rows and cols are set). */
+    bool jacobian_classified;
+    struct tg_jacobian_info jacobian;
 };
 
 /* One node of the sweep, in sweep order (the root first). */
@@ -41,8 +54,12 @@ struct tg_trace_step {
     const struct tg_tensor *node; /* borrowed, only compared */
     int op;                       /* the node's op: an enum tg_op value (ops.h) */
     const char *op_name;          /* its name, e.g. "add" (static: valid for the program's life) */
-    const char *rule;             /* its VJP in one line, e.g. "da += dy; db += dy" (static) */
-    bool elementwise;             /* output element i depends on element i of each input alone */
+    /* its VJP in one line as this node applies it (matmul's follows its transpose
+     * flags), in the op's letters, e.g. "da += dy; db += dy"; owned by the trace.
+     * tg_trace_print writes it in the tensors' names ("dw += dv1; ...") */
+    const char *rule;
+    const char *operands; /* the letters: inputs in slot order, "->", output: "a b -> y" (static) */
+    bool elementwise;     /* output element i depends on element i of each input alone */
     int id;
     int rank;
     int64_t shape[TG_MAX_DIM]; /* rank entries, then zeros */
