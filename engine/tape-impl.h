@@ -93,9 +93,11 @@ struct tg_tape {
      * that need a gradient may still ask for; grad_cur/grad_left: the reserve. */
     size_t grad_pending, grad_left;
     unsigned char *grad_cur;
-    /* Leaves this recording holds (engine/lifetime.c) and its process-wide
+    /* Leaves this recording holds (engine/lifetime.c): pins[0..n_pins), an
+     * array of cap_pins kept across resets; and the recording's process-wide
      * number (a new one at each reset). */
-    struct pin_chunk *pins;
+    struct tg_tensor **pins;
+    size_t n_pins, cap_pins;
     uint64_t rec;
 };
 
