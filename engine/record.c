@@ -155,8 +155,8 @@ struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc
 
 /* Whether x is a rank-0 tensor that may be an input on T: a tensor of T's
  * recording, or a leaf that the recording holds already (a leaf's first use in
- * a recording takes the hold in scalar_inputs_held: the fast path pays one more
- * compare for leaves and none for nodes). */
+ * a recording goes through tg__op_record, which takes the hold: the fast path
+ * pays one more compare for leaves and none for nodes). */
 static inline bool scalar_input_ok(const struct tg_tape *T, const struct tg_tensor *x)
 {
     return x && x->rank == 0 &&
@@ -195,37 +195,11 @@ static inline struct tg_tensor *record_scalar(struct tg_tape *T, const struct tg
     return link_and_run(n, desc->forward1[a->dtype]);
 }
 
-/* Whether x (not NULL) is a rank-0 input on T once held: a live tensor of T or
- * a rank-0 leaf, which is then held (the first use of a leaf in a recording).
- * False when x cannot be held: tg__op_record then reports why. */
-static bool scalar_hold(struct tg_tape *T, struct tg_tensor *x, const char *fn)
-{
-    if (scalar_input_ok(T, x)) return true;
-    if (x->rank != 0 || x->tape == T || x->kind != TG_KIND_LEAF) return false;
-    if (leaf_pin(T, x, fn)) {
-        tg_clear_error(); /* tg__op_record tries again and reports it */
-        return false;
-    }
-    return true;
-}
-
-/* The first use of a leaf in a recording: holds the inputs that are leaves and
- * tells whether the scalar path can take them. Out of line: once per leaf and
- * recording. */
-__attribute__((noinline, cold)) static bool scalar_inputs_held(struct tg_tape *T,
-                                                               const struct tg_op_desc *desc,
-                                                               struct tg_tensor *a,
-                                                               struct tg_tensor *b)
-{
-    if (!T || !a || (b && a->dtype != b->dtype)) return false;
-    return scalar_hold(T, a, desc->name) && (!b || scalar_hold(T, b, desc->name));
-}
-
 struct tg_tensor *tg__op_record_unary(struct tg_tape *T, const struct tg_op_desc *desc,
                                       struct tg_tensor *x, const union tg_params *params)
 {
     if (TG_CHECKED && T && owner_check(T, desc->name)) return NULL;
-    if ((T && scalar_input_ok(T, x)) || scalar_inputs_held(T, desc, x, NULL))
+    if (T && scalar_input_ok(T, x))
         return record_scalar(T, desc, x, NULL, params ? *params : (union tg_params){.i = {0, 0}});
     return tg__op_record(T, desc, 1, &x, params, NULL);
 }
@@ -234,8 +208,7 @@ struct tg_tensor *tg__op_record_binary(struct tg_tape *T, const struct tg_op_des
                                        struct tg_tensor *a, struct tg_tensor *b)
 {
     if (TG_CHECKED && T && owner_check(T, desc->name)) return NULL;
-    if ((T && scalar_input_ok(T, a) && scalar_input_ok(T, b) && a->dtype == b->dtype) ||
-        (b && scalar_inputs_held(T, desc, a, b)))
+    if (T && scalar_input_ok(T, a) && scalar_input_ok(T, b) && a->dtype == b->dtype)
         return record_scalar(T, desc, a, b, (union tg_params){.i = {0, 0}});
     struct tg_tensor *in[2] = {a, b};
     return tg__op_record(T, desc, 2, in, NULL, NULL);
