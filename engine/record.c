@@ -160,10 +160,10 @@ struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc
 static inline bool scalar_input_ok(const struct tg_tape *T, const struct tg_tensor *x)
 {
     return x && x->rank == 0 &&
-           (x->tape == T ? x->epoch == T->epoch
-                         : x->kind == TG_KIND_LEAF &&
-                               atomic_load_explicit(&tg__leaf_of_c(x)->pin_rec,
-                                                    memory_order_relaxed) == T->rec);
+           (x->tape == T
+                ? x->epoch == T->epoch
+                : x->kind == TG_KIND_LEAF && atomic_load_explicit(&tg__leaf_of_c(x)->pin_rec,
+                                                                  memory_order_relaxed) == T->rec);
 }
 
 /* A one-element node of desc with inputs a and b (NULL for a unary op),
