@@ -3,7 +3,8 @@
  *
  * A leaf that a recording takes as an input is held by that recording: each
  * recording takes one reference per leaf (the first time it uses it) and keeps
- * the leaf on its tape's pin list, in the data arena; tg_tape_reset and
+ * the leaf on its tape's pin list (an array the tape keeps across resets, so a
+ * repeated recording allocates nothing); tg_tape_reset and
  * tg_tape_free drop those references. tg_tensor_free drops the caller's. The
  * last reference releases the leaf, so freeing a leaf that a live recording
  * still uses is safe: the leaf goes when the recording does (docs/errors.md,
@@ -28,14 +29,6 @@ uint64_t tg__rec_next(void)
     return atomic_fetch_add_explicit(&rec_gen, 1, memory_order_relaxed);
 }
 
-/* Leaves a recording holds, in the data arena (newest chunk first). */
-enum { PIN_CHUNK = 30 };
-struct pin_chunk {
-    struct pin_chunk *older;
-    uint32_t n;
-    struct tg_tensor *leaf[PIN_CHUNK];
-};
-
 enum tg_status tg__leaf_pin_slow(struct tg_tape *T, struct tg_tensor *x, const char *fn)
 {
     struct tg__leaf *l = tg__leaf_of(x);
@@ -43,15 +36,14 @@ enum tg_status tg__leaf_pin_slow(struct tg_tape *T, struct tg_tensor *x, const c
     if (l->freed)
         return tg__fail(TG_ERR_STALE, "%s: an input leaf was freed (tg_tensor_free) before this op",
                         fn);
-    struct pin_chunk *c = T->pins;
-    if (!c || c->n == PIN_CHUNK) {
-        c = tg__tape_alloc(T, sizeof *c);
-        if (!c) return tg_last_status();
-        c->older = T->pins;
-        c->n = 0;
-        T->pins = c;
+    if (T->n_pins == T->cap_pins) { /* kept across resets: grows once, then reused */
+        size_t cap = T->cap_pins ? 2 * T->cap_pins : 32;
+        struct tg_tensor **p = tg__realloc(T->pins, cap * sizeof *p);
+        if (!p) return tg_last_status();
+        T->pins = p;
+        T->cap_pins = cap;
     }
-    c->leaf[c->n++] = x;
+    T->pins[T->n_pins++] = x;
     atomic_fetch_add_explicit(&l->refs, 1, memory_order_relaxed);
     atomic_store_explicit(&l->pin_rec, T->rec, memory_order_relaxed);
     return TG_OK;
@@ -59,9 +51,8 @@ enum tg_status tg__leaf_pin_slow(struct tg_tape *T, struct tg_tensor *x, const c
 
 void tg__tape_unpin(struct tg_tape *T)
 {
-    for (struct pin_chunk *c = T->pins; c; c = c->older)
-        for (uint32_t i = 0; i < c->n; i++) tg__leaf_unref(c->leaf[i]);
-    T->pins = NULL;
+    for (size_t i = 0; i < T->n_pins; i++) tg__leaf_unref(T->pins[i]);
+    T->n_pins = 0;
 }
 
 void tg__leaf_unref(struct tg_tensor *t)

@@ -159,21 +159,25 @@ struct tg_tensor *tg__op_record(struct tg_tape *T, const struct tg_op_desc *desc
  * will call (desc->backward1); anything else (including every error) goes to
  * tg__op_record, which checks and reports it. */
 
-/* Whether x is a rank-0 tensor that may be an input on T. */
+/* Whether x is a rank-0 tensor that may be an input on T: a tensor of T's
+ * recording, or a leaf that the recording holds already (a leaf's first use in
+ * a recording goes through tg__op_record, which takes the hold: the fast path
+ * pays one more compare for leaves and none for nodes). */
 static inline bool scalar_input_ok(const struct tg_tape *T, const struct tg_tensor *x)
 {
-    return input_ok(T, x) && x->rank == 0;
+    return x && x->rank == 0 &&
+           (x->tape == T
+                ? x->epoch == T->epoch
+                : x->kind == TG_KIND_LEAF && atomic_load_explicit(&tg__leaf_of_c(x)->pin_rec,
+                                                                  memory_order_relaxed) == T->rec);
 }
 
 /* A one-element node of desc with inputs a and b (NULL for a unary op),
- * recorded on T. The inputs are checked. */
+ * recorded on T. The inputs are checked (and leaves among them held). */
 static inline struct tg_tensor *record_scalar(struct tg_tape *T, const struct tg_op_desc *desc,
                                               struct tg_tensor *a, struct tg_tensor *b,
                                               union tg_params p)
 {
-    /* inputs are checked: one that is not of T is a leaf, which T must hold */
-    if (a->tape != T && leaf_pin(T, a, desc->name)) return NULL;
-    if (b && b->tape != T && leaf_pin(T, b, desc->name)) return NULL;
     struct tg_tensor *n = node_mem(T, RING_SCALAR);
     if (!n) return NULL;
     n->data = &n->sval;

@@ -101,9 +101,11 @@ struct tg_tape {
     struct tg_tape *recompute;
     size_t n_recompute;
     enum tg_status sweep_status;
-    /* Leaves this recording holds (engine/lifetime.c) and its process-wide
+    /* Leaves this recording holds (engine/lifetime.c): pins[0..n_pins), an
+     * array of cap_pins kept across resets; and the recording's process-wide
      * number (a new one at each reset). */
-    struct pin_chunk *pins;
+    struct tg_tensor **pins;
+    size_t n_pins, cap_pins;
     uint64_t rec;
 };
 

@@ -35,6 +35,9 @@ void tg_tape_free(struct tg_tape *T)
     tg__hooks_tape_clear(T);
     tg_tape_free(T->recompute);
     tg__tape_unpin(T);
+    tg__free(T->pins);
+    T->pins = NULL;
+    T->cap_pins = 0;
 #if TG_CHECKED
     tg__quarantine_tape(T);
     return;
@@ -57,7 +60,7 @@ void tg_tape_reset(struct tg_tape *T)
     size_t u = tg__tape_used(T);
     if (u > T->high_water) T->high_water = u;
     T->epoch++;
-    tg__tape_unpin(T); /* before the rewind: the list is in the data arena */
+    tg__tape_unpin(T);
     T->rec = tg__rec_next();
     tg__arena_rewind(&T->data);
     tg__ring_reset(&T->rings[RING_SCALAR]);

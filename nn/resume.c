@@ -491,9 +491,11 @@ enum tg_status tg_nn_train_resumable(const struct tg_nn_module *model, struct tg
         st = tg_last_status();
         goto out;
     }
-    if (rc->resume && access(rc->path, F_OK) == 0) {
+    if (rc->resume) {
         tg_checkpoint_remove_temps(rc->path, NULL); /* of saves that were killed */
-        if ((st = tg_nn_resume_load(rc->path, model->params, r.opt, train, &r.s))) goto out;
+        if (access(rc->path, F_OK) == 0 &&
+            (st = tg_nn_resume_load(rc->path, model->params, r.opt, train, &r.s)))
+            goto out;
     }
     st = run_epochs(&r, &res);
 out:

@@ -173,7 +173,9 @@ static pid_t start_child(int epochs, int *rfd)
         close(fds[0]);
         report_fd = fds[1];
         struct tg_nn_mlp *m = model();
-        _exit(m && train(m, epochs, true, report) == TG_OK ? 0 : 4);
+        int rc = m && train(m, epochs, true, report) == TG_OK ? 0 : 4;
+        tg_nn_mlp_free(m); /* valgrind checks the child's leaks too */
+        _exit(rc);
     }
     close(fds[1]);
     *rfd = fds[0];
@@ -252,6 +254,7 @@ START_TEST(test_full_disk_keeps_previous)
         bool said = strstr(tg_last_error(), "the previous state at") &&
                     strstr(tg_last_error(), "is unchanged");
         if (!said) fprintf(stderr, "message: %s\n", tg_last_error());
+        tg_nn_mlp_free(m);
         _exit(st == TG_ERR_IO && said ? 0 : 6);
     }
     int status;
