@@ -440,15 +440,15 @@ struct tg_tensor *tg_nn_dropout_forward(struct tg_nn_dropout *d, struct tg_tape 
 
 /* Where a run of tg_nn_train_resumable stands, beside the parameters. */
 struct tg_nn_train_state {
-    int epoch;          /* the epoch in progress (0-based) */
-    int64_t batch;      /* updates made in it */
-    int64_t updates;    /* updates made in the whole run */
-    struct tg_rng rng;  /* the shuffling generator, after this epoch's shuffle */
-    double loss_sum;    /* this epoch's divergences so far */
-    int64_t n_correct;  /* and correct predictions */
-    double prev_loss;   /* the previous epoch's mean loss (NaN: none), and */
-    int streak;         /* the convergence rule's count */
-    bool done;          /* the run has finished */
+    int epoch;         /* the epoch in progress (0-based) */
+    int64_t batch;     /* updates made in it */
+    int64_t updates;   /* updates made in the whole run */
+    struct tg_rng rng; /* the shuffling generator, after this epoch's shuffle */
+    double loss_sum;   /* this epoch's divergences so far */
+    int64_t n_correct; /* and correct predictions */
+    double prev_loss;  /* the previous epoch's mean loss (NaN: none), and */
+    int streak;        /* the convergence rule's count */
+    bool done;         /* the run has finished */
 };
 
 /*
