@@ -178,7 +178,7 @@ static int mk_pool(struct tg_rng *r, struct tg_tensor **in)
 /* the common 2x2 window, stride 2, no padding (max_pool2d's own kernel), odd sizes */
 static int mk_pool2(struct tg_rng *r, struct tg_tensor **in)
 {
-    struct geo g = {.kh = 2, .kw = 2, .p = {{2, 2}, {0, 0}, {1, 1}, 1}};
+    struct geo g = {.kh = 2, .kw = 2, .p = {{2, 2}, {0, 0}, {1, 1}, 1, TG_ACT_NONE}};
     in[0] = rand4(r, irange(r, 1, 2), irange(r, 1, 3), irange(r, 2, 7), irange(r, 2, 7));
     in[1] = opts(&g, 2, 2);
     return in[0] && in[1] ? 2 : 0;
