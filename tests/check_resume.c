@@ -1,18 +1,17 @@
 /*
  * tests/check_resume.c - training that survives SIGKILL (nn/resume.c).
  *
- * `check_resume N`: a child process trains a small MLP with Adam, shuffling,
- * mini-batches and a step schedule through tg_nn_train_resumable, saving its
- * state every 3 updates and reporting each update through a pipe; the parent
- * kills it with SIGKILL at a random point (a random number of updates on, plus
- * a random delay of up to 3 ms, so kills land inside updates, inside saves and
- * between them), N times, starting it again with resume each time, then lets a
- * last run finish. The parameters at the end must be bit-identical to those of
- * a run that was never interrupted (and that run's to tg_nn_train's). N is 20
- * in the `unit` suite and 200 in `slow`.
- * Also: a save that fails for lack of room (RLIMIT_FSIZE) leaves the previous
- * state file intact and says so; a state file that does not fit is refused
- * with nothing changed.
+ * `check_resume N`: a child process trains a small MLP with Adam, shuffling, mini-batches and a
+ * step schedule through tg_nn_train_resumable, saving its state every 3 updates and reporting each
+ * update through a pipe; the parent kills it with SIGKILL at a random point (a random number of
+ * updates on, plus a random delay of up to 3 ms, so kills land inside updates, inside saves and
+ * between them; a child waits for its kill 12 updates past the target, so a fast machine cannot
+ * finish the run before it), N times, starting it again with resume each time, then lets a last
+ * run finish. The parameters at the end must be bit-identical to those of a run that was never
+ * interrupted (and that run's to tg_nn_train's). N is 20 in the `unit` suite and 200 in `slow`.
+ *
+ * Also: a save that fails for lack of room (RLIMIT_FSIZE) leaves the previous state file intact
+ * and says so; a state file that does not fit is refused with nothing changed.
  */
 #include <check.h>
 #include "run-suite.h"
@@ -86,10 +85,14 @@ static bool same_bits(const struct tg_params *a, const struct tg_params *b)
 }
 
 static int report_fd = -1;
+static int64_t stop_at = INT64_MAX;
 static int report(int64_t updates, void *ctx)
 {
     (void)ctx;
     if (write(report_fd, &updates, sizeof updates) != (ssize_t)sizeof updates) _exit(3);
+    /* The child never runs past stop_at: on a fast disk a few milliseconds can
+     * hold the rest of the run, and a child that finished could not be killed. */
+    while (updates >= stop_at) pause();
     return 0;
 }
 
@@ -163,7 +166,7 @@ START_TEST(test_same_as_tg_nn_train)
 END_TEST
 
 /* Starts a child that resumes the run and reports its updates. */
-static pid_t start_child(int epochs, int *rfd)
+static pid_t start_child(int epochs, int64_t stop, int *rfd)
 {
     int fds[2];
     ck_assert_int_eq(pipe(fds), 0);
@@ -172,6 +175,7 @@ static pid_t start_child(int epochs, int *rfd)
     if (pid == 0) {
         close(fds[0]);
         report_fd = fds[1];
+        stop_at = stop;
         struct tg_nn_mlp *m = model();
         int rc = m && train(m, epochs, true, report) == TG_OK ? 0 : 4;
         tg_nn_mlp_free(m); /* valgrind checks the child's leaks too */
@@ -194,8 +198,9 @@ START_TEST(test_kill_and_resume)
     int killed = 0, finished_early = 0;
     for (int k = 0; k < kills; k++) {
         int fd;
-        pid_t pid = start_child(epochs, &fd);
         int64_t target = seen + 1 + rand() % 4, u = 0;
+        /* the kill lands up to 12 updates (4 saves) past the target */
+        pid_t pid = start_child(epochs, target + 12, &fd);
         while (u < target && read(fd, &u, sizeof u) == (ssize_t)sizeof u) seen = u;
         usleep((useconds_t)(rand() % 3000));
         kill(pid, SIGKILL);
@@ -213,7 +218,7 @@ START_TEST(test_kill_and_resume)
     ck_assert_int_eq(finished_early, 0);
     /* the last run, to the end */
     int fd;
-    pid_t pid = start_child(epochs, &fd);
+    pid_t pid = start_child(epochs, INT64_MAX, &fd);
     int64_t u;
     while (read(fd, &u, sizeof u) == (ssize_t)sizeof u) seen = u;
     int status;
