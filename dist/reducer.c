@@ -11,9 +11,13 @@
  * order, so every rank posts the same collectives in the same order whatever
  * order its hooks fire in (non-blocking collectives are matched by order).
  * Every hook also polls the sent requests, since Open MPI progresses
- * non-blocking collectives only inside MPI calls. tg_dist_reducer_finish packs
- * whatever no hook delivered, sends the rest, waits, and writes back
- * sum / (sum of the ranks' counts).
+ * non-blocking collectives only inside MPI calls. The counts are all-reduced
+ * when the step begins (they are known then), so a hook packs weight /
+ * (sum of the ranks' counts) times its gradient and the sums that come back are
+ * the averages: a bucket all-reduced in the gradient itself needs no pass after
+ * the all-reduce. tg_dist_reducer_finish packs whatever no hook delivered, sends
+ * the rest and one flag per rank (set by tg_dist_reducer_abandon), waits, and
+ * copies the shared buckets back.
  */
 #include <math.h>
 #include <string.h>
@@ -46,16 +50,28 @@ struct tg_dist_reducer {
     struct bucket *b;
     int n_b, next_send;
     bool armed;
-    double weight, count, count_sum;
-    MPI_Request count_req;
+    double weight, count, count_sum, scale; /* scale = weight / count_sum, once known */
+    double failed, failed_sum;              /* 1 on a rank that abandoned the step */
+    MPI_Request count_req, failed_req;
     struct tg_dist_reducer_stats stats;
 };
 
-/* Writes weight * src (NULL: zeros) into the bucket at e->off. */
+/* Waits for the counts' all-reduce begun by tg_dist_reducer_begin (long done
+ * by the first hook) and sets r->scale. */
+static enum tg_status need_counts(struct tg_dist_reducer *r, const char *fn)
+{
+    if (r->count_req == MPI_REQUEST_NULL) return TG_OK;
+    enum tg_status st = tg__dist_wait(r->d, 1, &r->count_req, fn, "count all-reduce");
+    if (st) return st;
+    r->scale = r->count_sum > 0.0 ? r->weight / r->count_sum : 0.0;
+    return TG_OK;
+}
+
+/* Writes weight / count_sum * src (NULL: zeros) into the bucket at e->off. */
 static void pack(struct tg_dist_reducer *r, struct entry *e, void *src)
 {
     struct bucket *b = &r->b[e->bucket];
-    double w = r->weight;
+    double w = r->scale;
     b->buf = b->n_entries == 1 && src ? src : b->own; /* a lone gradient is sent in place */
     if (b->buf == src && w == 1.0) {
         /* nothing to copy or scale */
@@ -93,10 +109,13 @@ static enum tg_status on_grad(struct tg_tensor *t, struct tg_tensor *grad, void 
     struct entry *e = user;
     struct tg_dist_reducer *r = e->r;
     if (!r->armed || e->packed) return TG_OK;
+    static const char fn[] = "tg_dist_reducer (gradient hook)";
     double t0 = tg__dist_now();
+    enum tg_status st = need_counts(r, fn);
+    if (st) return st;
     pack(r, e, tg_tensor_data(grad));
     int before = r->next_send;
-    enum tg_status st = send_ready(r, "tg_dist_reducer (gradient hook)");
+    st = send_ready(r, fn);
     r->stats.sent_in_backward += r->next_send - before;
     if (!st && r->next_send > 0) { /* let MPI move the sent buckets on */
         int flag = 0;
@@ -181,7 +200,8 @@ struct tg_dist_reducer *tg_dist_reducer_new(struct tg_dist *d, struct tg_params 
     if (tg_dist_check_params(d, p)) return NULL;
     struct tg_dist_reducer *r = tg_malloc(sizeof *r);
     if (!r) return NULL;
-    *r = (struct tg_dist_reducer){.d = d, .p = p, .count_req = MPI_REQUEST_NULL};
+    *r = (struct tg_dist_reducer){
+        .d = d, .p = p, .count_req = MPI_REQUEST_NULL, .failed_req = MPI_REQUEST_NULL};
     enum tg_status st = make_entries(r, fn);
     if (!st) st = make_buckets(r, bucket_bytes ? bucket_bytes : (size_t)1 << 20);
     if (st) {
@@ -210,6 +230,10 @@ enum tg_status tg_dist_reducer_begin(struct tg_dist_reducer *r, double weight, d
         return tg_set_error(TG_ERR_STATE, "%s: already begun (finish the step first)", fn);
     r->weight = weight;
     r->count = count;
+    r->failed = 0.0;
+    int rc =
+        MPI_Iallreduce(&r->count, &r->count_sum, 1, MPI_DOUBLE, MPI_SUM, r->d->comm, &r->count_req);
+    if (rc != MPI_SUCCESS) return tg__dist_mpi_fail(fn, "MPI_Iallreduce", rc);
     for (int i = 0; i < r->n_e; i++) r->e[i].packed = false;
     for (int k = 0; k < r->n_b; k++) r->b[k].pending = r->b[k].n_entries;
     r->next_send = 0;
@@ -218,39 +242,35 @@ enum tg_status tg_dist_reducer_begin(struct tg_dist_reducer *r, double weight, d
     return TG_OK;
 }
 
-/* grad = bucket / count_sum for every entry. */
+/* Copies the shared buckets' averages back into the gradients (a bucket
+ * all-reduced in the gradient itself holds its average already). */
 static void unpack(struct tg_dist_reducer *r)
 {
     for (int i = 0; i < r->n_e; i++) {
         struct entry *e = &r->e[i];
         struct bucket *b = &r->b[e->bucket];
         void *g = tg_tensor_grad_mut(e->t);
-        if (!g) continue;
-        if (b->dt == TG_F64) {
-            const double *s = (const double *)b->buf + e->off;
-            for (int64_t k = 0; k < e->numel; k++) ((double *)g)[k] = s[k] / r->count_sum;
-        } else {
-            const float *s = (const float *)b->buf + e->off;
-            float c = (float)r->count_sum;
-            for (int64_t k = 0; k < e->numel; k++) ((float *)g)[k] = s[k] / c;
-        }
+        if (!g || b->buf == g) continue;
+        size_t es = tg_dtype_size(b->dt);
+        memcpy(g, (const char *)b->buf + (size_t)e->off * es, (size_t)e->numel * es);
     }
 }
 
 /* Sends what is left and the counts, waits for everything. */
 static enum tg_status complete(struct tg_dist_reducer *r, const char *fn)
 {
-    for (int i = 0; i < r->n_e; i++)
+    enum tg_status st = need_counts(r, fn);
+    for (int i = 0; i < r->n_e && !st; i++)
         if (!r->e[i].packed) pack(r, &r->e[i], tg_tensor_grad_mut(r->e[i].t));
-    enum tg_status st = send_ready(r, fn);
+    if (!st) st = send_ready(r, fn);
     if (!st) {
-        int rc = MPI_Iallreduce(&r->count, &r->count_sum, 1, MPI_DOUBLE, MPI_SUM, r->d->comm,
-                                &r->count_req);
+        int rc = MPI_Iallreduce(&r->failed, &r->failed_sum, 1, MPI_DOUBLE, MPI_SUM, r->d->comm,
+                                &r->failed_req);
         if (rc != MPI_SUCCESS) st = tg__dist_mpi_fail(fn, "MPI_Iallreduce", rc);
     }
     for (int k = 0; k < r->n_b && !st; k++)
         st = tg__dist_wait(r->d, 1, &r->b[k].req, fn, "gradient all-reduce");
-    if (!st) st = tg__dist_wait(r->d, 1, &r->count_req, fn, "count all-reduce");
+    if (!st) st = tg__dist_wait(r->d, 1, &r->failed_req, fn, "status all-reduce");
     if (!st) r->armed = false; /* else the communicator is unusable: see dist.h */
     return st;
 }
@@ -263,10 +283,10 @@ enum tg_status tg_dist_reducer_finish(struct tg_dist_reducer *r)
     double t0 = tg__dist_now();
     enum tg_status st = complete(r, fn);
     if (st) return st;
-    if (isnan(r->count_sum))
+    if (r->failed_sum > 0.0)
         return tg_set_error(TG_ERR_STATE,
                             "%s: another rank failed its step "
-                            "(tg_dist_reducer_abandon); gradients unchanged",
+                            "(tg_dist_reducer_abandon); the gradients are not averaged",
                             fn);
     if (!(r->count_sum > 0.0))
         return tg_set_error(TG_ERR_VALUE, "%s: the ranks' counts sum to %g (no samples anywhere)",
@@ -283,7 +303,7 @@ enum tg_status tg_dist_reducer_abandon(struct tg_dist_reducer *r)
     static const char fn[] = "tg_dist_reducer_abandon";
     if (!r) return tg_set_error(TG_ERR_NULL, "%s: reducer is NULL", fn);
     if (!r->armed) return tg_set_error(TG_ERR_STATE, "%s: not begun (tg_dist_reducer_begin)", fn);
-    r->count = NAN;
+    r->failed = 1.0;
     return complete(r, fn);
 }
 

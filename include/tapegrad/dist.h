@@ -147,9 +147,11 @@ void tg_dist_reducer_free(struct tg_dist_reducer *r);
  * gradients and before the step's last backward sweep (with several sweeps per
  * step, before the last one: hooks of earlier sweeps would send partial sums).
  * Every rank that begins must then call tg_dist_reducer_finish, or
- * tg_dist_reducer_abandon when its own step failed. Local. TG_ERR_NULL,
- * TG_ERR_VALUE (weight or count not finite, count < 0: this rank alone),
- * TG_ERR_STATE (already begun).
+ * tg_dist_reducer_abandon when its own step failed. It starts the all-reduce of
+ * the counts (non-blocking: it returns at once), so that the hooks can pack
+ * each gradient already divided by the ranks' total count: on every rank or
+ * none. TG_ERR_NULL, TG_ERR_VALUE (weight or count not finite, count < 0: this
+ * rank alone, which posts nothing), TG_ERR_STATE (already begun), TG_ERR_IO.
  */
 enum tg_status tg_dist_reducer_begin(struct tg_dist_reducer *r, double weight, double count);
 /*
