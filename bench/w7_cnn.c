@@ -6,17 +6,22 @@
  * uniform 0..9, a fixed pool of batches cycled.
  *
  * One step = tape reset, the batch copied onto the tape, forward, loss, backward
- * and SGD update (tg_nn_optim_backward_step). With --floor (and BLAS) it also
- * replays the step's GEMMs in im2col form (the eleven products of the
- * convolutions and the linear layers, at their shapes, on buffers of their
- * sizes) right after every timed step and times them back to back:
- * floor_median_ms. Memory figures as W1's (bench/w1_mlp.c):
+ * and SGD update (tg_nn_optim_backward_step). With --floor (and BLAS) it does
+ * no training: each step replays the step's GEMMs in im2col form (the eleven
+ * products of the convolutions and the linear layers, at their shapes, on
+ * buffers of their sizes) back to back through OpenBLAS on OPENBLAS_NUM_THREADS
+ * threads and prints "FLOOR workload=w7 ... median_ms=" (bench/run runs it as a
+ * contestant of its own, as W1's gemm_floor, so that the replays leave the
+ * timed steps alone). Memory figures as W1's (bench/w1_mlp.c):
  *   model_mib   parameters + gradients + one step's tape (activations, gradients,
  *               the im2col buffers and every op's data)
  *   rss_model_mib = peak RSS - RSS before the model, which must stay
  *               <= 1.5 * model_mib + 20 (mem_ok=1)
  *   mallocs_steady  allocations during the last 50 timed steps (must be 0)
- * OpenBLAS threads come from OPENBLAS_NUM_THREADS (bench/run sets it).
+ * OpenBLAS threads come from OPENBLAS_NUM_THREADS (bench/run sets it); --threads T
+ * (default 1) is tg_threads_set(T): the convolutions and poolings split the batch
+ * into T parts on T threads and large products are split among them, with
+ * OpenBLAS on one thread (tapegrad/threads.h).
  * The network is examples/cnn_model.h, the one examples/fashion_cnn.c trains.
  * Usage: w7_cnn [--reps N] [--warmup N] [--threads T] [--serve] [--floor]
  */
@@ -67,6 +72,7 @@ static bool floor_new(struct floor_bufs *f)
     }
     return true;
 }
+static void floor_free(struct floor_bufs *f);
 static void floor_step(struct floor_bufs *f)
 {
     for (int k = 0; k < N_FLOOR; k++) {
@@ -77,12 +83,26 @@ static void floor_step(struct floor_bufs *f)
                     ldb, 0.0f, f->c[k], m[3]);
     }
 }
-/* floor_step, its time in ms into *ms (when not NULL) */
-static void floor_timed(struct floor_bufs *f, double *ms)
+/* --floor: only the products, one replay per step, OpenBLAS on the threads
+ * OPENBLAS_NUM_THREADS gives it (tg_threads_set is not called); 0 on success. */
+static int floor_only(int reps, int warmup, bool serve)
 {
-    double t0 = bench_now_ms();
-    floor_step(f);
-    if (ms) *ms = bench_now_ms() - t0;
+    struct floor_bufs fb = {0};
+    double *t = malloc(sizeof *t * (size_t)(reps > 0 ? reps : 1));
+    if (!t || !floor_new(&fb)) return 1;
+    for (int i = 0; i < warmup; i++) floor_step(&fb);
+    struct bench_steps steps = bench_steps_start(reps, serve);
+    for (int i = 0; bench_steps_next(&steps, i, t); i++) {
+        double t0 = bench_now_ms();
+        floor_step(&fb);
+        t[i] = bench_now_ms() - t0;
+    }
+    if ((reps = steps.done) == 0) return 1;
+    printf("FLOOR workload=w7 reps=%d median_ms=%.4f", reps, bench_median(t, reps));
+    bench_print_samples(t, reps);
+    floor_free(&fb);
+    free(t);
+    return 0;
 }
 static void floor_free(struct floor_bufs *f)
 {
@@ -94,22 +114,29 @@ int main(int argc, char **argv)
 {
     int reps = bench_int_opt(argc, argv, "--reps", 60);
     int warmup = bench_int_opt(argc, argv, "--warmup", 5);
-    bool serve = bench_flag(argc, argv, "--serve"), with_floor = bench_flag(argc, argv, "--floor");
+    bool serve = bench_flag(argc, argv, "--serve");
+    if (bench_flag(argc, argv, "--floor")) {
+#if TG_BENCH_FLOOR
+        return floor_only(reps, warmup, serve);
+#else
+        fprintf(stderr, "w7_cnn: --floor needs a build with OpenBLAS\n");
+        return 2;
+#endif
+    }
+    int threads = bench_int_opt(argc, argv, "--threads", 1);
+    if (tg_threads_set(threads)) {
+        fprintf(stderr, "w7_cnn: %s\n", tg_last_error());
+        return 2;
+    }
     bench_count_mallocs();
     struct tg_rng rng;
     tg_rng_seed(&rng, 7);
     size_t px = (size_t)BATCH * SIDE * SIDE;
     float *X = malloc(sizeof *X * px * POOL);              /* (POOL B, 1, 28, 28) */
     int64_t *Y = malloc(sizeof *Y * (size_t)BATCH * POOL); /* (POOL B) */
-    double *t = malloc(sizeof *t * (size_t)reps), *ft = malloc(sizeof *ft * (size_t)reps);
+    double *t = malloc(sizeof *t * (size_t)reps);
     long *mallocs_at = malloc(sizeof *mallocs_at * (size_t)reps); /* before timed step i */
-    if (!X || !Y || !t || !ft || !mallocs_at) return 1;
-#if TG_BENCH_FLOOR
-    struct floor_bufs fb = {0};
-    if (with_floor && !floor_new(&fb)) return 1;
-#else
-    (void)with_floor;
-#endif
+    if (!X || !Y || !t || !mallocs_at) return 1;
     for (size_t i = 0; i < px * POOL; i++) X[i] = (float)tg_rng_uniform(&rng);
     for (size_t i = 0; i < (size_t)BATCH * POOL; i++) Y[i] = (int64_t)tg_rng_below(&rng, N_OUT);
     double rss_base = bench_status_mib("VmRSS");
@@ -140,9 +167,6 @@ int main(int argc, char **argv)
         }
         if (i >= 0) t[i] = bench_now_ms() - t0;
         loss = tg_tensor_item(l);
-#if TG_BENCH_FLOOR
-        if (with_floor) floor_timed(&fb, i >= 0 ? &ft[i] : NULL);
-#endif
     }
     if ((reps = steps.done) == 0) return 1;
     long mallocs_steady = bench_n_malloc - mallocs_at[reps > 50 ? reps - 50 : 0];
@@ -156,16 +180,11 @@ int main(int argc, char **argv)
         "rss_peak_mib=%.1f rss_model_mib=%.1f tape_reserved_mib=%.1f mem_ok=%d mallocs_steady=%ld",
         reps, bench_median(t, reps), loss, model_mib, rss_base, peak, rss_model,
         (double)st.bytes_reserved / (1 << 20), rss_model <= 1.5 * model_mib + 20, mallocs_steady);
-#if TG_BENCH_FLOOR
-    if (with_floor) {
-        printf(" floor_median_ms=%.4f", bench_median(ft, reps));
-        floor_free(&fb);
-    }
-#endif
     bench_print_samples(t, reps);
     tg_nn_optim_free(opt);
     cnn_free(&n);
     tg_tape_free(T);
-    free(X), free(Y), free(t), free(ft), free(mallocs_at);
+    tg_threads_set(1); /* the workers end before the leak check */
+    free(X), free(Y), free(t), free(mallocs_at);
     return 0;
 }

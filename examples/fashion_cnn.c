@@ -18,7 +18,8 @@
  *   --epochs   epochs to train (default 10)
  *   --limit    train on the first N training images only (default: all)
  *   --test-limit  measure the first N test images only (default: all)
- *   --threads  OpenBLAS threads (only when built with OpenBLAS)
+ *   --threads  threads: tg_threads_set (the convolutions, poolings and large
+ *              products split among them) and, with 1, OpenBLAS on one thread
  *   --min-accuracy  the final test accuracy in percent below which the exit
  *              status is 1 (default 91.5 for a full run, else 0)
  *   --expect-decrease  exit 1 unless the last epoch's mean training loss is
@@ -145,6 +146,10 @@ int main(int argc, char **argv)
 #if defined(TG_EXAMPLE_OPENBLAS)
     if (o.threads > 0) openblas_set_num_threads((int)o.threads);
 #endif
+    if (o.threads > 0 && tg_threads_set((int)o.threads)) {
+        fprintf(stderr, "fashion_cnn: %s\n", tg_last_error());
+        return 2;
+    }
     struct tg_dataset *train_set = fashion_first_rows(fashion_load(o.dir, "train"), o.limit);
     struct tg_dataset *test_set = fashion_first_rows(fashion_load(o.dir, "t10k"), o.test_limit);
     struct tg_rng rng;
@@ -162,6 +167,7 @@ int main(int argc, char **argv)
     if (train_set && test_set) cnn_free(&net);
     tg_dataset_free(train_set);
     tg_dataset_free(test_set);
+    tg_threads_set(1); /* the workers end */
     double target = o.min_accuracy >= 0                                            ? o.min_accuracy
                     : o.limit == 0 && o.test_limit == 0 && o.epochs >= FULL_EPOCHS ? FULL_RUN_TARGET
                                                                                    : 0;

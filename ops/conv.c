@@ -34,8 +34,11 @@ struct conv_geom {
     int64_t N, C, H, W, O, kh, kw, OH, OW; /* x (N,C,H,W), W (O,C/G,kh,kw), y (N,O,OH,OW) */
     struct tg_conv_params p;
     int64_t nc; /* samples per chunk */
-    void *cols; /* (C kh kw, nc OH OW) of the node's dtype */
+    int parts;  /* the batch's parts (tapegrad/threads.h): one per thread */
+    void *cols; /* per part (C kh kw, nc OH OW) of the node's dtype, */
     void *yt;   /* (O, nc OH OW) */
+    void *gw;   /* parts 1.. : a weight gradient (O, C/G, kh, kw) and a bias gradient (O) */
+    int64_t n_cols, n_yt, n_gw; /* elements of each of a part's buffers */
 };
 
 #define T float
@@ -235,60 +238,127 @@ static int64_t chunk_samples(const struct conv_geom *g, size_t es)
     return n < 1 ? 1 : n > g->N ? g->N : n;
 }
 
-/* The chunk loop: n0 the first sample, nn samples, ld = nn OH OW columns. */
-#define FOR_CHUNKS(g, n0, nn, ld)                                                                  \
-    for (int64_t n0 = 0, nn, ld; n0 < (g)->N; n0 += (g)->nc)                                       \
-        if ((nn = (g)->N - n0 < (g)->nc ? (g)->N - n0 : (g)->nc), (ld = nn * (g)->OH * (g)->OW), 1)
+/* Part w's chunks: the chunks [w nch / parts, (w + 1) nch / parts) of the
+ * nch = ceil(N / nc) chunks; n0 the first sample of a chunk, nn its samples,
+ * ld = nn OH OW columns. */
+#define FOR_CHUNKS(g, w, n0, nn, ld)                                                               \
+    for (int64_t nch_ = ((g)->N + (g)->nc - 1) / (g)->nc, c_ = nch_ * (w) / (g)->parts,            \
+                 ce_ = nch_ * ((w) + 1) / (g)->parts, n0, nn, ld;                                  \
+         c_ < ce_; c_++)                                                                           \
+        if ((n0 = c_ * (g)->nc), (nn = (g)->N - n0 < (g)->nc ? (g)->N - n0 : (g)->nc),             \
+            (ld = nn * (g)->OH * (g)->OW), 1)
 
 /* The GEMM sizes of one group: Og outputs, K = Cg kh kw rows of cols. */
 #define GROUP_SIZES(g)                                                                             \
     int64_t G = (g)->p.groups, Og = (g)->O / G, K = (g)->C / G * (g)->kh * (g)->kw
 
-/* y (N,O,OH,OW) = (or += when acc) act(conv(x, W) + b) (b may be NULL) */
+/* One pass of run_conv or run_backward, split into the node's parts. */
+struct conv_job {
+    struct conv_geom *g;
+    int dt;
+    const void *x, *W, *b, *dy, *y;
+    void *out, *db, *dW, *dx;
+    bool acc;
+};
+
+/* Part w's buffers. */
+static void *part_buf(const struct conv_job *j, void *base, int64_t n, int w)
+{
+    return (char *)base + (size_t)(n * w) * tg__esize(j->dt);
+}
+
+/* y (N,O,OH,OW) = (or += when acc) act(conv(x, W) + b) (b may be NULL), part w */
+static void conv_part(void *ctx, int w)
+{
+    const struct conv_job *j = ctx;
+    struct conv_geom *g = j->g;
+    int dt = j->dt;
+    size_t es = tg__esize(dt);
+    void *cols = part_buf(j, g->cols, g->n_cols, w), *yt = part_buf(j, g->yt, g->n_yt, w);
+    GROUP_SIZES(g);
+    FOR_CHUNKS(g, w, n0, nn, ld)
+    {
+        DISPATCH(dt, im2col, g, j->x, n0, nn, cols, ld);
+        for (int64_t k = 0; k < G; k++) /* yt_g (Og, ld) = W_g (Og, K) cols_g (K, ld) */
+            tg__gemm(dt, false, false, Og, ld, K, 1.0,
+                     (const char *)j->W + (size_t)(k * Og * K) * es, K,
+                     (const char *)cols + (size_t)(k * K * ld) * es, ld, 0.0,
+                     (char *)yt + (size_t)(k * Og * ld) * es, ld);
+        DISPATCH(dt, yt_to_y, g, yt, ld, n0, nn, j->b, j->out, j->acc);
+    }
+}
+
 static void run_conv(struct conv_geom *g, int dt, const void *x, const void *W, const void *b,
                      void *y, bool acc)
 {
+    struct conv_job j = {.g = g, .dt = dt, .x = x, .W = W, .b = b, .out = y, .acc = acc};
+    tg__parallel(g->parts, conv_part, &j);
+}
+
+/* run_backward's part w; parts after the first add their weight and bias
+ * gradients into their own buffers (zeroed here), which run_backward adds up. */
+static void backward_part(void *ctx, int w)
+{
+    const struct conv_job *j = ctx;
+    struct conv_geom *g = j->g;
+    int dt = j->dt;
     size_t es = tg__esize(dt);
-    GROUP_SIZES(g);
-    FOR_CHUNKS(g, n0, nn, ld)
-    {
-        DISPATCH(dt, im2col, g, x, n0, nn, g->cols, ld);
-        for (int64_t k = 0; k < G; k++) /* yt_g (Og, ld) = W_g (Og, K) cols_g (K, ld) */
-            tg__gemm(dt, false, false, Og, ld, K, 1.0, (const char *)W + (size_t)(k * Og * K) * es,
-                     K, (const char *)g->cols + (size_t)(k * K * ld) * es, ld, 0.0,
-                     (char *)g->yt + (size_t)(k * Og * ld) * es, ld);
-        DISPATCH(dt, yt_to_y, g, g->yt, ld, n0, nn, b, y, acc);
+    void *cols = part_buf(j, g->cols, g->n_cols, w), *yt = part_buf(j, g->yt, g->n_yt, w);
+    void *dW = j->dW, *db = j->db;
+    if (w > 0 && (dW || db)) {
+        void *own = part_buf(j, g->gw, g->n_gw, w - 1);
+        memset(own, 0, (size_t)g->n_gw * es);
+        dW = dW ? own : NULL;
+        db = db ? (char *)own + (size_t)(g->n_gw - g->O) * es : NULL;
     }
+    GROUP_SIZES(g);
+    FOR_CHUNKS(g, w, n0, nn, ld)
+    {
+        DISPATCH(dt, dy_to_yt, g, j->dy, j->y ? j->y : j->dy, n0, nn, yt, ld);
+        if (db) DISPATCH(dt, bias_grad_yt, g, yt, ld, ld, db);
+        if (dW) {
+            DISPATCH(dt, im2col, g, j->x, n0, nn, cols, ld);
+            for (int64_t k = 0; k < G; k++) /* dW_g (Og, K) += yt_g (Og, ld) cols_g^T (ld, K) */
+                tg__gemm(dt, false, true, Og, K, ld, 1.0,
+                         (const char *)yt + (size_t)(k * Og * ld) * es, ld,
+                         (const char *)cols + (size_t)(k * K * ld) * es, ld, 1.0,
+                         (char *)dW + (size_t)(k * Og * K) * es, K);
+        }
+        if (j->dx) {
+            for (int64_t k = 0; k < G; k++) /* cols_g (K, ld) = W_g^T (K, Og) yt_g (Og, ld) */
+                tg__gemm(dt, true, false, K, ld, Og, 1.0,
+                         (const char *)j->W + (size_t)(k * Og * K) * es, K,
+                         (const char *)yt + (size_t)(k * Og * ld) * es, ld, 0.0,
+                         (char *)cols + (size_t)(k * K * ld) * es, ld);
+            DISPATCH(dt, col2im, g, cols, ld, n0, nn, j->dx);
+        }
+    }
+}
+
+/* dst[i] += src[i], i < n */
+static void add_into(int dt, void *dst, const void *src, int64_t n)
+{
+    if (dt == TG_F64)
+        for (int64_t i = 0; i < n; i++) ((double *)dst)[i] += ((const double *)src)[i];
+    else
+        for (int64_t i = 0; i < n; i++) ((float *)dst)[i] += ((const float *)src)[i];
 }
 
 /* With G = dy * act'(y) (y NULL: no activation): db += sum_{n,i,j} G (db may be
  * NULL); dW += G (*) x (dW NULL: skipped; x is then not read); dx += conv^T(G, W)
- * (dx NULL: skipped). One pass over the chunks. */
+ * (dx NULL: skipped). One pass over the chunks, in parts; the parts' weight and
+ * bias gradients are added in part order. */
 static void run_backward(struct conv_geom *g, int dt, const void *dy, const void *y, const void *x,
                          const void *W, void *db, void *dW, void *dx)
 {
+    struct conv_job j = {
+        .g = g, .dt = dt, .dy = dy, .y = y, .x = x, .W = W, .db = db, .dW = dW, .dx = dx};
+    tg__parallel(g->parts, backward_part, &j);
     size_t es = tg__esize(dt);
-    GROUP_SIZES(g);
-    FOR_CHUNKS(g, n0, nn, ld)
-    {
-        DISPATCH(dt, dy_to_yt, g, dy, y ? y : dy, n0, nn, g->yt, ld);
-        if (db) DISPATCH(dt, bias_grad_yt, g, g->yt, ld, ld, db);
-        if (dW) {
-            DISPATCH(dt, im2col, g, x, n0, nn, g->cols, ld);
-            for (int64_t k = 0; k < G; k++) /* dW_g (Og, K) += yt_g (Og, ld) cols_g^T (ld, K) */
-                tg__gemm(dt, false, true, Og, K, ld, 1.0,
-                         (const char *)g->yt + (size_t)(k * Og * ld) * es, ld,
-                         (const char *)g->cols + (size_t)(k * K * ld) * es, ld, 1.0,
-                         (char *)dW + (size_t)(k * Og * K) * es, K);
-        }
-        if (dx) {
-            for (int64_t k = 0; k < G; k++) /* cols_g (K, ld) = W_g^T (K, Og) yt_g (Og, ld) */
-                tg__gemm(dt, true, false, K, ld, Og, 1.0,
-                         (const char *)W + (size_t)(k * Og * K) * es, K,
-                         (const char *)g->yt + (size_t)(k * Og * ld) * es, ld, 0.0,
-                         (char *)g->cols + (size_t)(k * K * ld) * es, ld);
-            DISPATCH(dt, col2im, g, g->cols, ld, n0, nn, dx);
-        }
+    for (int w = 1; w < g->parts && (dW || db); w++) {
+        const char *own = part_buf(&j, g->gw, g->n_gw, w - 1);
+        if (dW) add_into(dt, dW, own, g->n_gw - g->O);
+        if (db) add_into(dt, db, own + (size_t)(g->n_gw - g->O) * es, g->O);
     }
 }
 
@@ -501,14 +571,21 @@ static struct tg_tensor *conv_record(struct tg_tape *T, const struct tg_op_desc 
     if (conv_check(desc->name, kind, in[0], in[1], n > 2 ? in[2] : NULL, &g)) return NULL;
     size_t es = tg__esize(in[0]->dtype);
     g.nc = chunk_samples(&g, es);
-    int64_t ncl = g.nc * g.OH * g.OW;
+    int64_t ncl = g.nc * g.OH * g.OW, nch = (g.N + g.nc - 1) / g.nc;
+    g.parts = tg_threads_get();
+    if (g.parts > nch) g.parts = nch > 0 ? (int)nch : 1;
+    /* one element more: a buffer of an empty batch is still a pointer */
+    g.n_cols = g.C * g.kh * g.kw * ncl + 1;
+    g.n_yt = g.O * ncl + 1;
+    g.n_gw = g.O * (g.C / g.p.groups) * g.kh * g.kw + g.O;
     struct conv_geom *a = tg__tape_alloc(T, sizeof *a);
     if (!a) return NULL;
     *a = g;
-    /* one element more: a buffer of an empty batch is still a pointer */
-    a->cols = tg__tape_alloc(T, (size_t)(g.C * g.kh * g.kw * ncl + 1) * es);
-    a->yt = a->cols ? tg__tape_alloc(T, (size_t)(g.O * ncl + 1) * es) : NULL;
+    a->cols = tg__tape_alloc(T, (size_t)(g.n_cols * g.parts) * es);
+    a->yt = a->cols ? tg__tape_alloc(T, (size_t)(g.n_yt * g.parts) * es) : NULL;
     if (!a->yt) return NULL;
+    if (g.parts > 1 && !(a->gw = tg__tape_alloc(T, (size_t)(g.n_gw * (g.parts - 1)) * es)))
+        return NULL;
     return tg__op_record(T, desc, n, in, NULL, a);
 }
 

@@ -121,13 +121,52 @@ enum { KB = 64, NB = 128 };
 PORTABLE_GEMM(float)
 PORTABLE_GEMM(double)
 
+/* A product split into parts (tapegrad/threads.h): part w computes the columns
+ * (or, when C has more rows than columns, the rows) [w n / parts, (w+1) n /
+ * parts) of C, so every element of C is computed by one call, as it is unsplit. */
+struct gemm_job {
+    int dtype, parts;
+    bool ta, tb, by_rows;
+    int64_t M, N, K, lda, ldb, ldc;
+    double alpha, beta;
+    const void *A, *B;
+    void *C;
+};
+
+static void gemm_part(void *ctx, int w)
+{
+    const struct gemm_job *j = ctx;
+    size_t es = tg__esize(j->dtype);
+    int64_t n = j->by_rows ? j->M : j->N, lo = n * w / j->parts, hi = n * (w + 1) / j->parts;
+    if (hi == lo) return;
+    if (j->by_rows) /* rows lo..hi of op(A) and of C */
+        tg__gemm(j->dtype, j->ta, j->tb, hi - lo, j->N, j->K, j->alpha,
+                 (const char *)j->A + (size_t)(j->ta ? lo : lo * j->lda) * es, j->lda, j->B, j->ldb,
+                 j->beta, (char *)j->C + (size_t)(lo * j->ldc) * es, j->ldc);
+    else /* columns lo..hi of op(B) and of C */
+        tg__gemm(j->dtype, j->ta, j->tb, j->M, hi - lo, j->K, j->alpha, j->A, j->lda,
+                 (const char *)j->B + (size_t)(j->tb ? lo * j->ldb : lo) * es, j->ldb, j->beta,
+                 (char *)j->C + (size_t)lo * es, j->ldc);
+}
+
 /* C = alpha op(A) op(B) + beta C with the thread's backend; all sizes already
- * checked to fit in int. An empty product (K = 0) only scales C by beta. */
+ * checked to fit in int. An empty product (K = 0) only scales C by beta. With
+ * several threads (tapegrad/threads.h), a product of 4 MFLOP or more is split
+ * among them. */
 void tg__gemm(int dtype, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
               const void *A, int64_t lda, const void *B, int64_t ldb, double beta, void *C,
               int64_t ldc)
 {
     if (M == 0 || N == 0) return;
+    int parts = tg__parallel_width();
+    if (parts > 1 && K > 0 && 2.0 * (double)M * (double)N * (double)K >= 4e6) {
+        struct gemm_job j = {dtype, parts, ta,  tb,    M > N, M, N, K,
+                             lda,   ldb,   ldc, alpha, beta,  A, B, C};
+        int64_t n = j.by_rows ? M : N;
+        if (n < parts) j.parts = (int)n;
+        tg__parallel(j.parts, gemm_part, &j);
+        return;
+    }
     if (K == 0) { /* C = beta C */
         if (dtype == TG_F64)
             scale_rows_double(C, M, N, ldc, beta);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include "../engine/engine-impl.h"
 #include "tapegrad/ops.h"
+#include "tapegrad/threads.h"
 
 /* Every descriptor, named tg_op_desc_<name>, listed by TG_OP_LIST. */
 #define TG_X_DECL(E, n) extern const struct tg_op_desc tg_op_desc_##n;
@@ -82,6 +83,15 @@ static inline void tg__bc_next(struct tg_bc *it)
 void tg__gemm(int dtype, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
               const void *A, int64_t lda, const void *B, int64_t ldb, double beta, void *C,
               int64_t ldc);
+
+/* Runs fn(ctx, w) for the parts w = 0 .. n_parts - 1, on the threads of
+ * tapegrad/threads.h when it has more than one and no other section runs (part
+ * w always on the same thread: the caller takes w = 0, n, 2n, ...), else one
+ * after the other on the caller's. Returns when every part has. ops/parallel.c */
+void tg__parallel(int n_parts, void (*fn)(void *ctx, int part), void *ctx);
+/* How many parts a section started here could run at once: the threads of
+ * tapegrad/threads.h, or 1 inside a section. */
+int tg__parallel_width(void);
 
 /* ---- f32 tanh and sigmoid that the compiler can vectorize ----
  * libm's tanh/exp are scalar calls and dominate small f32 models. These use only

@@ -87,10 +87,10 @@ static void window(int64_t i, int64_t stride, int64_t pad, int64_t k, int64_t si
 /* ---- max_pool2d ---- */
 
 #define MAX_POOL_KERNELS(T)                                                                        \
-    static void max_fwd_##T(const struct pool_geom *g, const T *x, T *y)                           \
+    static void max_fwd_##T(const struct pool_geom *g, const T *x, T *y, int64_t p0, int64_t p1)   \
     {                                                                                              \
-        int64_t planes = g->N * g->C, L = g->OH * g->OW, HW = g->H * g->W;                         \
-        for (int64_t pl = 0; pl < planes; pl++)                                                    \
+        int64_t L = g->OH * g->OW, HW = g->H * g->W;                                               \
+        for (int64_t pl = p0; pl < p1; pl++)                                                       \
             for (int64_t i = 0; i < g->OH; i++) {                                                  \
                 int64_t h0, h1;                                                                    \
                 window(i, g->p.stride[0], g->p.padding[0], g->p.kernel[0], g->H, &h0, &h1);        \
@@ -110,10 +110,10 @@ static void window(int64_t i, int64_t stride, int64_t pad, int64_t k, int64_t si
                 }                                                                                  \
             }                                                                                      \
     }                                                                                              \
-    static void max_bwd_##T(const struct pool_geom *g, const T *dy, T *dx)                         \
+    static void max_bwd_##T(const struct pool_geom *g, const T *dy, T *dx, int64_t p0, int64_t p1) \
     {                                                                                              \
-        int64_t planes = g->N * g->C, L = g->OH * g->OW, HW = g->H * g->W;                         \
-        for (int64_t pl = 0; pl < planes; pl++)                                                    \
+        int64_t L = g->OH * g->OW, HW = g->H * g->W;                                               \
+        for (int64_t pl = p0; pl < p1; pl++)                                                       \
             for (int64_t l = 0; l < L; l++) dx[pl * HW + g->arg[pl * L + l]] += dy[pl * L + l];    \
     }
 
@@ -127,11 +127,12 @@ MAX_POOL_KERNELS(double)
         if ((v) > m || ((v) != (v) && m == m)) m = (v), best = (pos);                              \
     } while (0)
 #define MAX_POOL2_KERNEL(T)                                                                        \
-    static void max2_fwd_##T(const struct pool_geom *g, const T *x, T *y)                          \
+    static void max2_fwd_##T(const struct pool_geom *g, const T *x, T *y, int64_t p0, int64_t p1)  \
     {                                                                                              \
-        int64_t planes = g->N * g->C, W = g->W, HW = g->H * W;                                     \
-        int32_t *arg = g->arg;                                                                     \
-        for (int64_t pl = 0; pl < planes; pl++)                                                    \
+        int64_t W = g->W, HW = g->H * W, L = g->OH * g->OW;                                        \
+        int32_t *arg = g->arg + p0 * L;                                                            \
+        y += p0 * L;                                                                               \
+        for (int64_t pl = p0; pl < p1; pl++)                                                       \
             for (int64_t i = 0; i < g->OH; i++) {                                                  \
                 const T *r0 = x + pl * HW + 2 * i * W, *r1 = r0 + W;                               \
                 int32_t base = (int32_t)(2 * i * W);                                               \
@@ -156,27 +157,103 @@ static bool is_pool2(const struct pool_geom *g)
            p->padding[0] == 0 && p->padding[1] == 0;
 }
 
+/* y = the window sums / (kh kw) (fwd); dx[window] += dy / (kh kw) (bwd) */
+#define AVG_POOL_KERNELS(T)                                                                        \
+    static void avg_run_##T(const struct pool_geom *g, T *x, T *y, bool fwd, int64_t p0,           \
+                            int64_t p1)                                                            \
+    {                                                                                              \
+        int64_t L = g->OH * g->OW, HW = g->H * g->W;                                               \
+        T inv = (T)1 / (T)(g->p.kernel[0] * g->p.kernel[1]);                                       \
+        for (int64_t pl = p0; pl < p1; pl++)                                                       \
+            for (int64_t i = 0; i < g->OH; i++) {                                                  \
+                int64_t h0, h1;                                                                    \
+                window(i, g->p.stride[0], g->p.padding[0], g->p.kernel[0], g->H, &h0, &h1);        \
+                for (int64_t j = 0; j < g->OW; j++) {                                              \
+                    int64_t w0, w1;                                                                \
+                    window(j, g->p.stride[1], g->p.padding[1], g->p.kernel[1], g->W, &w0, &w1);    \
+                    T *xp = x + pl * HW, *yp = y + pl * L + i * g->OW + j, s = 0, d = *yp * inv;   \
+                    for (int64_t h = h0; h < h1; h++)                                              \
+                        for (int64_t w = w0; w < w1; w++) {                                        \
+                            if (fwd)                                                               \
+                                s += xp[h * g->W + w];                                             \
+                            else                                                                   \
+                                xp[h * g->W + w] += d;                                             \
+                        }                                                                          \
+                    if (fwd) *yp = s * inv;                                                        \
+                }                                                                                  \
+            }                                                                                      \
+    }
+AVG_POOL_KERNELS(float)
+AVG_POOL_KERNELS(double)
+
+/* One pooling pass over the planes (n, c), in parts: planes are independent
+ * (a plane's gradient only gathers from its own outputs), so the parts need
+ * nothing of their own and the results do not depend on their number. */
+enum pool_pass { MAX_FWD, MAX2_FWD, MAX_BWD, AVG_FWD, AVG_BWD };
+struct pool_job {
+    const struct pool_geom *g;
+    enum pool_pass pass;
+    bool f64;
+    void *a, *b; /* as the kernels' two arrays */
+    int parts;
+};
+
+static void pool_part(void *ctx, int w)
+{
+    const struct pool_job *j = ctx;
+    int64_t planes = j->g->N * j->g->C, p0 = planes * w / j->parts,
+            p1 = planes * (w + 1) / j->parts;
+    switch (j->pass) {
+    case MAX_FWD:
+        if (j->f64)
+            max_fwd_double(j->g, j->a, j->b, p0, p1);
+        else
+            max_fwd_float(j->g, j->a, j->b, p0, p1);
+        break;
+    case MAX2_FWD:
+        if (j->f64)
+            max2_fwd_double(j->g, j->a, j->b, p0, p1);
+        else
+            max2_fwd_float(j->g, j->a, j->b, p0, p1);
+        break;
+    case MAX_BWD:
+        if (j->f64)
+            max_bwd_double(j->g, j->a, j->b, p0, p1);
+        else
+            max_bwd_float(j->g, j->a, j->b, p0, p1);
+        break;
+    case AVG_FWD:
+    case AVG_BWD:
+        if (j->f64)
+            avg_run_double(j->g, j->a, j->b, j->pass == AVG_FWD, p0, p1);
+        else
+            avg_run_float(j->g, j->a, j->b, j->pass == AVG_FWD, p0, p1);
+        break;
+    }
+}
+
+/* Runs a pass: in as many parts as threads when the input is large enough
+ * (64 Ki elements) for the split to pay, else in one. */
+static void pool_run(const struct tg_tensor *o, enum pool_pass pass, const void *a, void *b)
+{
+    const struct pool_geom *g = o->aux;
+    int64_t planes = g->N * g->C;
+    int parts = o->in[0]->numel >= (1 << 16) ? tg__parallel_width() : 1;
+    struct pool_job j = {g,         pass, o->dtype == TG_F64,
+                         (void *)a, b,    parts < planes ? parts : (int)(planes > 0 ? planes : 1)};
+    tg__parallel(j.parts, pool_part, &j);
+}
+
 /* y = the max over each window; the positions into aux */
 static void max_pool_fwd(struct tg_tensor *o)
 {
-    if (is_pool2(o->aux) && o->dtype == TG_F64)
-        max2_fwd_double(o->aux, o->in[0]->data, o->data);
-    else if (is_pool2(o->aux))
-        max2_fwd_float(o->aux, o->in[0]->data, o->data);
-    else if (o->dtype == TG_F64)
-        max_fwd_double(o->aux, o->in[0]->data, o->data);
-    else
-        max_fwd_float(o->aux, o->in[0]->data, o->data);
+    pool_run(o, is_pool2(o->aux) ? MAX2_FWD : MAX_FWD, o->in[0]->data, o->data);
 }
 
 /* dx[argmax] += dy */
 static void max_pool_bwd(struct tg_tensor *o)
 {
-    if (!o->in[0]->requires_grad) return;
-    if (o->dtype == TG_F64)
-        max_bwd_double(o->aux, o->grad, o->in[0]->grad);
-    else
-        max_bwd_float(o->aux, o->grad, o->in[0]->grad);
+    if (o->in[0]->requires_grad) pool_run(o, MAX_BWD, o->grad, o->in[0]->grad);
 }
 
 /* dx = scatter_add of dy, as (N C, OH OW) into (N C, H W), at the positions */
@@ -210,49 +287,14 @@ const struct tg_op_desc tg_op_desc_max_pool2d = {
 
 /* ---- avg_pool2d ---- */
 
-/* y = the window sums / (kh kw) (fwd); dx[window] += dy / (kh kw) (bwd) */
-#define AVG_POOL_KERNELS(T)                                                                        \
-    static void avg_run_##T(const struct pool_geom *g, T *x, T *y, bool fwd)                       \
-    {                                                                                              \
-        int64_t planes = g->N * g->C, L = g->OH * g->OW, HW = g->H * g->W;                         \
-        T inv = (T)1 / (T)(g->p.kernel[0] * g->p.kernel[1]);                                       \
-        for (int64_t pl = 0; pl < planes; pl++)                                                    \
-            for (int64_t i = 0; i < g->OH; i++) {                                                  \
-                int64_t h0, h1;                                                                    \
-                window(i, g->p.stride[0], g->p.padding[0], g->p.kernel[0], g->H, &h0, &h1);        \
-                for (int64_t j = 0; j < g->OW; j++) {                                              \
-                    int64_t w0, w1;                                                                \
-                    window(j, g->p.stride[1], g->p.padding[1], g->p.kernel[1], g->W, &w0, &w1);    \
-                    T *xp = x + pl * HW, *yp = y + pl * L + i * g->OW + j, s = 0, d = *yp * inv;   \
-                    for (int64_t h = h0; h < h1; h++)                                              \
-                        for (int64_t w = w0; w < w1; w++) {                                        \
-                            if (fwd)                                                               \
-                                s += xp[h * g->W + w];                                             \
-                            else                                                                   \
-                                xp[h * g->W + w] += d;                                             \
-                        }                                                                          \
-                    if (fwd) *yp = s * inv;                                                        \
-                }                                                                                  \
-            }                                                                                      \
-    }
-AVG_POOL_KERNELS(float)
-AVG_POOL_KERNELS(double)
-
 static void avg_pool_fwd(struct tg_tensor *o)
 {
-    if (o->dtype == TG_F64)
-        avg_run_double(o->aux, o->in[0]->data, o->data, true);
-    else
-        avg_run_float(o->aux, o->in[0]->data, o->data, true);
+    pool_run(o, AVG_FWD, o->in[0]->data, o->data);
 }
 
 static void avg_pool_bwd(struct tg_tensor *o)
 {
-    if (!o->in[0]->requires_grad) return;
-    if (o->dtype == TG_F64)
-        avg_run_double(o->aux, o->in[0]->grad, o->grad, false);
-    else
-        avg_run_float(o->aux, o->in[0]->grad, o->grad, false);
+    if (o->in[0]->requires_grad) pool_run(o, AVG_BWD, o->in[0]->grad, o->grad);
 }
 
 /* dx = conv2d_input_grad of dy, as (N C, 1, OH, OW), with the constant kernel

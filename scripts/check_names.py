@@ -41,6 +41,7 @@ MODULES = {
     "hook.h": ["hook"],
     "custom_op.h": ["custom_op"],
     "recompute.h": ["recompute"],
+    "threads.h": ["threads"],
 
     "dist.h": ["dist"],
 }

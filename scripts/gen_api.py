@@ -14,7 +14,7 @@ HEADERS = ["tapegrad.h", "status.h", "tensor.h", "tape.h", "ops.h", "ops_linalg.
            "ops_shape.h", "ops_nn.h", "ops_conv.h", "ops_norm.h", "gradcheck.h", "check.h", "jacobian.h", "graph.h",
            "trace.h", "params.h", "checkpoint.h", "dataset.h", "nn.h", "model.h", "grad.h",
            "hook.h", "ops_grad.h", "custom_op.h",
-           "recompute.h", "dist.h"]
+           "recompute.h", "threads.h", "dist.h"]
 
 
 def strip_comment(c):

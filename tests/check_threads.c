@@ -4,11 +4,20 @@
  * Two threads each train their own small model (their own leaves, their own tape)
  * at the same time; each must reach exactly the result it reaches alone. Run it
  * under ThreadSanitizer too (.ci/run does): it must report no race.
+ *
+ * The worker threads of tapegrad/threads.h: a small CNN's gradients (two
+ * convolutions over 130 samples, in up to 3 parts; max and average pooling; a
+ * product large enough to be split) with 1, 2 and 3 threads agree to 1e-12,
+ * and with the same number of threads they are the same bits run after run,
+ * also when two tapes on two threads reach the split ops at once (one of them
+ * then runs its parts itself).
  */
 #include <check.h>
 #include "run-suite.h"
 #include <math.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 #include <tapegrad/tapegrad.h>
 
 struct job {
@@ -102,6 +111,136 @@ START_TEST(test_errors_per_thread)
 }
 END_TEST
 
+/* ---- the worker threads of tapegrad/threads.h ---- */
+
+enum { CNN_N = 130, N_GRADS = 5 };
+
+struct cnn_run {
+    double *grads[N_GRADS]; /* the leaves' gradients after one backward sweep */
+    int64_t n[N_GRADS];
+    int status;
+};
+
+/* conv 3->4 3x3 pad 1 + relu, max-pool 2, conv 4->6 3x3 pad 1 (bias), avg-pool 2,
+ * sum of squares; plus the sum of squares of a (64,256)(256,128) product. f64. */
+static void *cnn_grads(void *arg)
+{
+    struct cnn_run *r = arg;
+    struct tg_rng rng;
+    tg_rng_seed(&rng, 11);
+    struct tg_tensor *leaf[N_GRADS] = {
+        tg_tensor_uniform(TG_F64, 4, (int64_t[]){4, 3, 3, 3}, &rng, -0.5, 0.5),
+        tg_tensor_uniform(TG_F64, 4, (int64_t[]){6, 4, 3, 3}, &rng, -0.5, 0.5),
+        tg_tensor_uniform(TG_F64, 1, (int64_t[]){6}, &rng, -0.5, 0.5),
+        tg_tensor_uniform(TG_F64, 2, (int64_t[]){64, 256}, &rng, -1, 1),
+        tg_tensor_uniform(TG_F64, 2, (int64_t[]){256, 128}, &rng, -1, 1)};
+    struct tg_tensor *x = tg_tensor_uniform(TG_F64, 4, (int64_t[]){CNN_N, 3, 10, 10}, &rng, -1, 1);
+    for (int k = 0; k < N_GRADS; k++) tg_tensor_set_requires_grad(leaf[k], true);
+    tg_tensor_set_requires_grad(x, true);
+    struct tg_tape *T = tg_tape_new();
+    struct tg_conv_params c1 = tg_conv_params_default(), c2 = tg_conv_params_default();
+    c1.padding[0] = c1.padding[1] = c2.padding[0] = c2.padding[1] = 1;
+    c1.act = TG_ACT_RELU;
+    struct tg_pool_params p = {{2, 2}, {2, 2}, {0, 0}};
+    struct tg_tensor *h = tg_conv2d(T, x, leaf[0], NULL, &c1);
+    h = tg_avg_pool2d(T, tg_conv2d(T, tg_max_pool2d(T, h, &p), leaf[1], leaf[2], &c2), &p);
+    struct tg_tensor *m = tg_matmul(T, leaf[3], leaf[4]);
+    struct tg_tensor *loss = tg_add(T, tg_sum(T, tg_mul(T, h, h)), tg_sum(T, tg_mul(T, m, m)));
+    r->status = loss ? tg_backward(loss, NULL) : tg_last_status();
+    for (int k = 0; k < N_GRADS; k++) {
+        r->n[k] = tg_tensor_numel(leaf[k]);
+        r->grads[k] = malloc(sizeof(double) * (size_t)r->n[k]);
+        for (int64_t i = 0; i < r->n[k]; i++)
+            r->grads[k][i] = r->status ? NAN : tg_tensor_grad_get(leaf[k], i);
+        tg_tensor_free(leaf[k]);
+    }
+    tg_tensor_free(x);
+    tg_tape_free(T);
+    return NULL;
+}
+
+static void cnn_free(struct cnn_run *r)
+{
+    for (int k = 0; k < N_GRADS; k++) free(r->grads[k]);
+}
+
+/* The largest |a - b| / max(1, |b|) over every gradient. */
+static double cnn_diff(const struct cnn_run *a, const struct cnn_run *b)
+{
+    double d = 0;
+    for (int k = 0; k < N_GRADS; k++)
+        for (int64_t i = 0; i < a->n[k]; i++) {
+            double e = fabs(a->grads[k][i] - b->grads[k][i]) / fmax(1.0, fabs(b->grads[k][i]));
+            if (!(e <= d)) d = e; /* a NaN wins */
+        }
+    return d;
+}
+
+static bool cnn_same_bits(const struct cnn_run *a, const struct cnn_run *b)
+{
+    for (int k = 0; k < N_GRADS; k++)
+        if (memcmp(a->grads[k], b->grads[k], sizeof(double) * (size_t)a->n[k])) return false;
+    return true;
+}
+
+START_TEST(test_pool_matches_one_thread)
+{
+    struct cnn_run one = {0}, two = {0}, two_again = {0}, three = {0};
+    ck_assert_int_eq(tg_threads_get(), 1);
+    cnn_grads(&one);
+    ck_assert_int_eq(tg_threads_set(2), TG_OK);
+    ck_assert_int_eq(tg_threads_get(), 2);
+    cnn_grads(&two);
+    cnn_grads(&two_again);
+    ck_assert_int_eq(tg_threads_set(3), TG_OK);
+    cnn_grads(&three);
+    ck_assert_int_eq(tg_threads_set(1), TG_OK);
+    ck_assert_int_eq(one.status, TG_OK);
+    ck_assert_int_eq(two.status, TG_OK);
+    ck_assert_int_eq(three.status, TG_OK);
+    double d2 = cnn_diff(&two, &one), d3 = cnn_diff(&three, &one);
+    ck_assert_msg(d2 <= 1e-12 && d3 <= 1e-12, "2 threads %g, 3 threads %g from 1", d2, d3);
+    ck_assert_msg(cnn_same_bits(&two, &two_again), "2 threads: two runs differ");
+    cnn_free(&one), cnn_free(&two), cnn_free(&two_again), cnn_free(&three);
+}
+END_TEST
+
+START_TEST(test_pool_two_tapes_at_once)
+{
+    ck_assert_int_eq(tg_threads_set(2), TG_OK);
+    struct cnn_run alone = {0}, both[2];
+    memset(both, 0, sizeof both);
+    cnn_grads(&alone);
+    pthread_t t[2];
+    for (int k = 0; k < 2; k++)
+        ck_assert_int_eq(pthread_create(&t[k], NULL, cnn_grads, &both[k]), 0);
+    for (int k = 0; k < 2; k++) pthread_join(t[k], NULL);
+    ck_assert_int_eq(tg_threads_set(1), TG_OK);
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(both[k].status, TG_OK);
+        ck_assert_msg(cnn_same_bits(&both[k], &alone), "tape %d differs from the run alone", k);
+        cnn_free(&both[k]);
+    }
+    cnn_free(&alone);
+}
+END_TEST
+
+START_TEST(test_threads_set_errors)
+{
+    int bad[] = {0, -1, TG_THREADS_MAX + 1};
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(tg_threads_set(bad[i]), TG_ERR_VALUE);
+        ck_assert_ptr_nonnull(strstr(tg_last_error(), "tg_threads_set"));
+        ck_assert_int_eq(tg_threads_get(), 1);
+    }
+    ck_assert_int_eq(tg_threads_set(TG_THREADS_MAX), TG_OK);
+    ck_assert_int_eq(tg_threads_get(), TG_THREADS_MAX);
+    ck_assert_int_eq(tg_threads_set(1), TG_OK);
+    ck_assert_int_eq(tg_threads_set(1), TG_OK);
+    ck_assert_int_eq(tg_threads_get(), 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("threads");
@@ -110,5 +249,11 @@ int main(void)
     tcase_add_test(tc, test_two_threads);
     tcase_add_test(tc, test_errors_per_thread);
     suite_add_tcase(s, tc);
+    TCase *tp = tcase_create("pool");
+    tcase_set_timeout(tp, 120);
+    tcase_add_test(tp, test_pool_matches_one_thread);
+    tcase_add_test(tp, test_pool_two_tapes_at_once);
+    tcase_add_test(tp, test_threads_set_errors);
+    suite_add_tcase(s, tp);
     return tg_test_run_suite(s);
 }

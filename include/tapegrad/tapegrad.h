@@ -24,6 +24,7 @@
 #include "hook.h"
 #include "custom_op.h"
 #include "recompute.h"
+#include "threads.h"
 
 #define TAPEGRAD_VERSION "0.1.0"
 
