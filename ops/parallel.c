@@ -141,11 +141,39 @@ static void stop_workers(void)
     __atomic_store_n(&pool.n_threads, 1, __ATOMIC_RELAXED);
 }
 
+/* fork() copies only the calling thread: the child has no workers, so its pool
+ * starts again with one thread (and a mutex no worker holds). */
+static void before_fork(void)
+{
+    pthread_mutex_lock(&pool.mu);
+}
+static void after_fork_parent(void)
+{
+    pthread_mutex_unlock(&pool.mu);
+}
+static void after_fork_child(void)
+{
+    pthread_mutex_init(&pool.mu, NULL);
+    pthread_cond_init(&pool.work, NULL);
+    pthread_cond_init(&pool.done, NULL);
+    pool.busy = pool.quit = false;
+    pool.n_threads = 1;
+    pool.pending = 0;
+    /* blas_threads kept: tg_threads_set(1) gives OpenBLAS its setting back */
+}
+static void install_fork_handlers(void)
+{
+    pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+}
+
 enum tg_status tg_threads_set(int n)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, install_fork_handlers);
     static const char fn[] = "tg_threads_set";
     if (n < 1 || n > TG_THREADS_MAX)
-        return tg__fail(TG_ERR_VALUE, "%s: %d threads (1..%d)", fn, n, TG_THREADS_MAX);
+        return tg__fail(TG_ERR_VALUE, "%s: %d threads: the count must lie in 1..%d", fn, n,
+                        TG_THREADS_MAX);
     pthread_mutex_lock(&pool.mu);
     if (pool.busy) {
         pthread_mutex_unlock(&pool.mu);
@@ -164,8 +192,8 @@ enum tg_status tg_threads_set(int n)
             st = tg__fail(TG_ERR_NOMEM, "%s: could not start worker thread %d of %d; using 1", fn,
                           k, n - 1);
         }
-        set_blas_threads(pool.n_threads);
     }
+    set_blas_threads(pool.n_threads);
     pthread_mutex_unlock(&pool.mu);
     return st;
 }

@@ -18,6 +18,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <tapegrad/tapegrad.h>
 
 struct job {
@@ -225,6 +227,34 @@ START_TEST(test_pool_two_tapes_at_once)
 }
 END_TEST
 
+/* A child made by fork() has no workers: it runs with one thread, without
+ * waiting for the parent's workers (which would never answer), and gets a
+ * 1-thread run's gradients (to 1e-12: OpenBLAS's own thread count may differ). */
+START_TEST(test_pool_after_fork)
+{
+    struct cnn_run one = {0};
+    cnn_grads(&one);
+    ck_assert_int_eq(tg_threads_set(2), TG_OK);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct cnn_run child = {0};
+        int threads = tg_threads_get();
+        cnn_grads(&child);
+        bool ok = threads == 1 && child.status == TG_OK && cnn_diff(&child, &one) <= 1e-12 &&
+                  tg_threads_set(2) == TG_OK && tg_threads_set(1) == TG_OK;
+        cnn_free(&child); /* valgrind checks the child's leaks too */
+        cnn_free(&one);
+        _exit(ok ? 0 : 1);
+    }
+    int ws = 0;
+    ck_assert_int_eq(waitpid(pid, &ws, 0), pid);
+    ck_assert_int_eq(tg_threads_set(1), TG_OK);
+    ck_assert_msg(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "the child failed (status %d)", ws);
+    cnn_free(&one);
+}
+END_TEST
+
 START_TEST(test_threads_set_errors)
 {
     int bad[] = {0, -1, TG_THREADS_MAX + 1};
@@ -253,6 +283,7 @@ int main(void)
     tcase_set_timeout(tp, 120);
     tcase_add_test(tp, test_pool_matches_one_thread);
     tcase_add_test(tp, test_pool_two_tapes_at_once);
+    tcase_add_test(tp, test_pool_after_fork);
     tcase_add_test(tp, test_threads_set_errors);
     suite_add_tcase(s, tp);
     return tg_test_run_suite(s);

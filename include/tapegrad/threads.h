@@ -14,6 +14,9 @@
  * thread (openblas_set_num_threads(1), restored after), since the parts
  * already keep the cores busy; other ops' products keep OpenBLAS's setting.
  *
+ * A child made by fork() starts with 1 thread (the workers are not copied);
+ * OpenBLAS stays on one thread there until the child calls tg_threads_set(1).
+ *
  * One parallel section runs at a time: a tape on another thread that reaches a
  * split op while the workers are busy runs its parts one after the other on
  * its own thread, with the same results. Other ops (matmul's products go to
