@@ -13,8 +13,11 @@
  * many samples as keep cols and yt near 1 MiB each, so im2col, the GEMM and the
  * transposition or col2im after it pass their data through the cache, and the
  * GEMMs are still wide (hundreds to thousands of columns), where one small GEMM
- * per image would not keep the BLAS at its best. The two buffers are taken from
- * the tape when the op is recorded (by the constructor, sized from the checked
+ * per image would not keep the BLAS at its best. With n threads
+ * (tapegrad/threads.h) the chunks are cut into up to n parts of consecutive
+ * chunks, one per thread, each with its own pair of buffers and, in backward,
+ * its own weight and bias gradient, added in part order at the end. The buffers
+ * are taken from the tape when the op is recorded (by the constructor, sized from the checked
  * shapes: a shape rule must not allocate), so forward and backward never
  * allocate and a repeated step reuses the same arena memory. Backward runs one
  * pass over the chunks: the output gradient (times act'(y) when an activation
@@ -35,8 +38,8 @@ struct conv_geom {
     struct tg_conv_params p;
     int64_t nc; /* samples per chunk */
     int parts;  /* the batch's parts (tapegrad/threads.h): one per thread */
-    void *cols; /* per part (C kh kw, nc OH OW) of the node's dtype, */
-    void *yt;   /* (O, nc OH OW) */
+    void *cols; /* per part: (C kh kw, nc OH OW) of the node's dtype */
+    void *yt;   /* per part: (O, nc OH OW) */
     void *gw;   /* parts 1.. : a weight gradient (O, C/G, kh, kw) and a bias gradient (O) */
     int64_t n_cols, n_yt, n_gw; /* elements of each of a part's buffers */
 };
