@@ -128,10 +128,13 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* Ends every worker; the pool is then 1 thread. Called with mu held, not busy. */
+/* Ends every worker; the pool is then 1 thread. Called with mu held, not busy;
+ * marked busy meanwhile, so that a tape on another thread runs its parts itself
+ * instead of starting a section for workers that are ending. */
 static void stop_workers(void)
 {
     int n = pool.n_threads;
+    pool.busy = true;
     __atomic_store_n(&pool.quit, true, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&pool.work);
     pthread_mutex_unlock(&pool.mu);
@@ -139,6 +142,7 @@ static void stop_workers(void)
     pthread_mutex_lock(&pool.mu);
     __atomic_store_n(&pool.quit, false, __ATOMIC_RELEASE);
     __atomic_store_n(&pool.n_threads, 1, __ATOMIC_RELAXED);
+    pool.busy = false;
 }
 
 /* fork() copies only the calling thread: the child has no workers, so its pool
@@ -177,7 +181,9 @@ enum tg_status tg_threads_set(int n)
     pthread_mutex_lock(&pool.mu);
     if (pool.busy) {
         pthread_mutex_unlock(&pool.mu);
-        return tg__fail(TG_ERR_STATE, "%s: a parallel section is running on another thread", fn);
+        return tg__fail(
+            TG_ERR_STATE,
+            "%s: a parallel section or another tg_threads_set is running on another thread", fn);
     }
     enum tg_status st = TG_OK;
     if (n != pool.n_threads) {

@@ -269,6 +269,45 @@ START_TEST(test_pool_after_fork)
 }
 END_TEST
 
+/* tg_threads_set on one thread while another thread's tape keeps reaching the
+ * split ops: never a hang (a tape that finds the workers ending or busy runs its
+ * parts itself), and every run's gradients within 1e-12 of one thread's. */
+struct repeat {
+    struct cnn_run ref; /* one thread's gradients */
+    int bad;            /* runs that failed or differed by more than 1e-12 */
+};
+
+static void *cnn_repeat(void *arg)
+{
+    struct repeat *r = arg;
+    for (int i = 0; i < 6; i++) {
+        struct cnn_run run = {0};
+        cnn_grads(&run);
+        r->bad += run.status != TG_OK || !(cnn_diff(&run, &r->ref) <= 1e-12);
+        cnn_free(&run);
+    }
+    return NULL;
+}
+
+START_TEST(test_pool_resized_while_used)
+{
+    struct repeat r;
+    memset(&r, 0, sizeof r);
+    cnn_grads(&r.ref);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, cnn_repeat, &r), 0);
+    for (int i = 0; i < 20; i++) {
+        enum tg_status st = tg_threads_set(i % 2 ? 1 : 3);
+        ck_assert(st == TG_OK || st == TG_ERR_STATE); /* STATE: a section was running */
+    }
+    pthread_join(t, NULL);
+    while (tg_threads_set(1) != TG_OK) {
+    }
+    ck_assert_msg(r.bad == 0, "%d runs failed or differed from one thread's", r.bad);
+    cnn_free(&r.ref);
+}
+END_TEST
+
 START_TEST(test_threads_set_errors)
 {
     int bad[] = {0, -1, TG_THREADS_MAX + 1};
@@ -298,6 +337,7 @@ int main(void)
     tcase_add_test(tp, test_pool_matches_one_thread);
     tcase_add_test(tp, test_pool_two_tapes_at_once);
     tcase_add_test(tp, test_pool_after_fork);
+    tcase_add_test(tp, test_pool_resized_while_used);
     tcase_add_test(tp, test_threads_set_errors);
     suite_add_tcase(s, tp);
     return tg_test_run_suite(s);

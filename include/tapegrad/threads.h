@@ -38,7 +38,8 @@ extern "C" {
  * Uses n threads (1..TG_THREADS_MAX; the default is 1: no worker threads) for
  * the ops above, from the next op recorded on. Starts or stops worker threads,
  * so call it between steps, from one thread. TG_ERR_VALUE (n out of range),
- * TG_ERR_STATE (called while a parallel section runs), TG_ERR_NOMEM (a worker
+ * TG_ERR_STATE (called while a parallel section or another tg_threads_set runs:
+ * the setting is unchanged), TG_ERR_NOMEM (a worker
  * thread could not be started: the setting is then 1). tg_threads_set(1) stops
  * every worker (call it before a leak checker looks).
  */
