@@ -23,9 +23,12 @@
  * into T parts on T threads and large products are split among them, with
  * OpenBLAS on one thread (tapegrad/threads.h).
  * The network is examples/cnn_model.h, the one examples/fashion_cnn.c trains.
- * Usage: w7_cnn [--reps N] [--warmup N] [--threads T] [--serve] [--floor]
+ * --pause-ms M sleeps M ms after every step, outside the timed region (how a step
+ * fares after the machine idled).
+ * Usage: w7_cnn [--reps N] [--warmup N] [--threads T] [--pause-ms M] [--serve] [--floor]
  */
 #include <math.h>
+#include <time.h>
 #include <tapegrad/tapegrad.h>
 #include "../examples/cnn_model.h"
 #include "bench-util.h"
@@ -124,6 +127,7 @@ int main(int argc, char **argv)
 #endif
     }
     int threads = bench_int_opt(argc, argv, "--threads", 1);
+    int pause_ms = bench_int_opt(argc, argv, "--pause-ms", 0);
     if (tg_threads_set(threads)) {
         fprintf(stderr, "w7_cnn: %s\n", tg_last_error());
         return 2;
@@ -167,6 +171,9 @@ int main(int argc, char **argv)
         }
         if (i >= 0) t[i] = bench_now_ms() - t0;
         loss = tg_tensor_item(l);
+        if (pause_ms > 0) /* outside the timed region */
+            nanosleep(&(struct timespec){pause_ms / 1000, (long)(pause_ms % 1000) * 1000000L},
+                      NULL);
     }
     if ((reps = steps.done) == 0) return 1;
     long mallocs_steady = bench_n_malloc - mallocs_at[reps > 50 ? reps - 50 : 0];

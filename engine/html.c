@@ -368,18 +368,16 @@ static void put_svg_node(const struct page *P, int64_t k, double x, double y)
                 "stroke=\"black\"/>\n",
                 x + BOX_W / 2.0, y, BOX_W / 2 + 6, h / 2 + 6);
         break;
-    case TG_GRAPH_PARAM:
+    case TG_GRAPH_PARAM: /* a box, drawn heavier */
+    case TG_GRAPH_INPUT: {
+        bool param = tg_graph_kind(t) == TG_GRAPH_PARAM;
         fprintf(out,
                 "<polygon points=\"%.1f,%.1f %.1f,%.1f %.1f,%.1f %.1f,%.1f\" "
-                "fill=\"#ffe4b5\" stroke=\"black\" stroke-width=\"2\"/>\n",
-                x, y - h / 2, x + BOX_W, y - h / 2, x + BOX_W, y + h / 2, x, y + h / 2);
+                "fill=\"%s\" stroke=\"black\"%s/>\n",
+                x, y - h / 2, x + BOX_W, y - h / 2, x + BOX_W, y + h / 2, x, y + h / 2,
+                param ? "#ffe4b5" : "#dbeafe", param ? " stroke-width=\"2\"" : "");
         break;
-    case TG_GRAPH_INPUT:
-        fprintf(out,
-                "<polygon points=\"%.1f,%.1f %.1f,%.1f %.1f,%.1f %.1f,%.1f\" "
-                "fill=\"#dbeafe\" stroke=\"black\"/>\n",
-                x, y - h / 2, x + BOX_W, y - h / 2, x + BOX_W, y + h / 2, x, y + h / 2);
-        break;
+    }
     case TG_GRAPH_CONST:
         break;
     }

@@ -227,3 +227,12 @@ void gc_check_op(enum tg_op op, int repeats, uint64_t seed, struct gc_op_result 
                 run_case(&gc_families[f], gc, c, rep, seed, res);
         }
 }
+
+struct tg_tensor *gc_with_input_k(struct tg_tape *T, struct tg_tensor *const *x, int nx, void *ctx)
+{
+    (void)nx;
+    struct gc_one_input *c = ctx;
+    struct tg_tensor *in[GC_MAX_IN];
+    for (int i = 0; i < c->n; i++) in[i] = i == c->k ? x[0] : c->in[i];
+    return c->gc->fn(T, in, c->n, NULL);
+}

@@ -99,4 +99,14 @@ void gc_check_op(enum tg_op op, int repeats, uint64_t seed, struct gc_op_result 
 void gc_check_case(const struct gc_case *gc, bool scalar_run, int repeats, uint64_t seed,
                    struct gc_op_result *res);
 
+/* A case's function with input k replaced by the tensor tg_jacobian differentiates:
+ * pass gc_with_input_k as the function and a struct gc_one_input as its context
+ * (in[0..n) the case's inputs; in[k] is the one replaced). */
+struct gc_one_input {
+    const struct gc_case *gc;
+    struct tg_tensor **in;
+    int n, k;
+};
+struct tg_tensor *gc_with_input_k(struct tg_tape *T, struct tg_tensor *const *x, int nx, void *ctx);
+
 #endif

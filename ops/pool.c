@@ -198,38 +198,38 @@ struct pool_job {
     int parts;
 };
 
+/* Part w of a pass in element type T: planes [w planes / parts, (w+1) planes / parts). */
+#define POOL_PART(T)                                                                               \
+    static void pool_part_##T(const struct pool_job *j, int64_t p0, int64_t p1)                    \
+    {                                                                                              \
+        switch (j->pass) {                                                                         \
+        case MAX_FWD:                                                                              \
+            max_fwd_##T(j->g, j->a, j->b, p0, p1);                                                 \
+            break;                                                                                 \
+        case MAX2_FWD:                                                                             \
+            max2_fwd_##T(j->g, j->a, j->b, p0, p1);                                                \
+            break;                                                                                 \
+        case MAX_BWD:                                                                              \
+            max_bwd_##T(j->g, j->a, j->b, p0, p1);                                                 \
+            break;                                                                                 \
+        case AVG_FWD:                                                                              \
+        case AVG_BWD:                                                                              \
+            avg_run_##T(j->g, j->a, j->b, j->pass == AVG_FWD, p0, p1);                             \
+            break;                                                                                 \
+        }                                                                                          \
+    }
+POOL_PART(float)
+POOL_PART(double)
+
 static void pool_part(void *ctx, int w)
 {
     const struct pool_job *j = ctx;
     int64_t planes = j->g->N * j->g->C, p0 = planes * w / j->parts,
             p1 = planes * (w + 1) / j->parts;
-    switch (j->pass) {
-    case MAX_FWD:
-        if (j->f64)
-            max_fwd_double(j->g, j->a, j->b, p0, p1);
-        else
-            max_fwd_float(j->g, j->a, j->b, p0, p1);
-        break;
-    case MAX2_FWD:
-        if (j->f64)
-            max2_fwd_double(j->g, j->a, j->b, p0, p1);
-        else
-            max2_fwd_float(j->g, j->a, j->b, p0, p1);
-        break;
-    case MAX_BWD:
-        if (j->f64)
-            max_bwd_double(j->g, j->a, j->b, p0, p1);
-        else
-            max_bwd_float(j->g, j->a, j->b, p0, p1);
-        break;
-    case AVG_FWD:
-    case AVG_BWD:
-        if (j->f64)
-            avg_run_double(j->g, j->a, j->b, j->pass == AVG_FWD, p0, p1);
-        else
-            avg_run_float(j->g, j->a, j->b, j->pass == AVG_FWD, p0, p1);
-        break;
-    }
+    if (j->f64)
+        pool_part_double(j, p0, p1);
+    else
+        pool_part_float(j, p0, p1);
 }
 
 /* Runs a pass: in as many parts as threads when the input is large enough

@@ -30,21 +30,6 @@ static const struct families families[] = {
     {gc_cases_norm, &gc_n_norm},
 };
 
-/* fn of a case with input k replaced by the tensor tg_jacobian differentiates. */
-struct one_input {
-    const struct gc_case *gc;
-    struct tg_tensor **in;
-    int n, k;
-};
-static struct tg_tensor *with_input_k(struct tg_tape *T, struct tg_tensor *const *x, int nx,
-                                      void *ctx)
-{
-    struct one_input *c = ctx;
-    struct tg_tensor *in[GC_MAX_IN];
-    for (int i = 0; i < c->n; i++) in[i] = i == c->k ? x[0] : c->in[i];
-    return c->gc->fn(T, in, c->n, NULL);
-}
-
 /* The flat index of x that output element i reads when x is broadcast to y's
  * shape (shapes aligned at the last axis, size-1 axes of x repeated). */
 static int64_t broadcast_source(const struct tg_tensor *y, const struct tg_tensor *x, int64_t i)
@@ -65,12 +50,12 @@ static int64_t broadcast_source(const struct tg_tensor *y, const struct tg_tenso
 
 /* Checks J (rows = y's elements, cols = x's) of one case and input: every row
  * has no nonzero outside the column its output element reads. */
-static void check_jacobian_elementwise(const char *name, const char *label, struct one_input *c,
+static void check_jacobian_elementwise(const char *name, const char *label, struct gc_one_input *c,
                                        const struct tg_tensor *y)
 {
     struct tg_tensor *J = NULL;
     struct tg_tensor *x = c->in[c->k];
-    ck_assert_msg(tg_jacobian(with_input_k, c, x, &J, NULL) == TG_OK, "%s (%s): %s", name, label,
+    ck_assert_msg(tg_jacobian(gc_with_input_k, c, x, &J, NULL) == TG_OK, "%s (%s): %s", name, label,
                   tg_last_error());
     int64_t rows = tg_tensor_numel(y), cols = tg_tensor_numel(x);
     const double *j = tg_tensor_data(J);
@@ -107,7 +92,7 @@ START_TEST(test_elementwise_flag_is_true)
                     ck_assert_msg(y != NULL, "%s: %s", gc->label, tg_last_error());
                     for (int k = 0; k < n; k++) {
                         if (!tg_tensor_requires_grad(in[k])) continue;
-                        struct one_input c = {gc, in, n, k};
+                        struct gc_one_input c = {gc, in, n, k};
                         check_jacobian_elementwise(tg_op_name(op), gc->label, &c, y);
                         checked++;
                     }

@@ -453,21 +453,6 @@ START_TEST(test_batched_product_block_diagonal)
 }
 END_TEST
 
-/* fn of a case with input k replaced by the tensor tg_jacobian differentiates. */
-struct one_input {
-    const struct gc_case *gc;
-    struct tg_tensor **in;
-    int n, k;
-};
-static struct tg_tensor *with_input_k(struct tg_tape *T, struct tg_tensor *const *x, int nx,
-                                      void *ctx)
-{
-    struct one_input *c = ctx;
-    struct tg_tensor *in[GC_MAX_IN];
-    for (int i = 0; i < c->n; i++) in[i] = i == c->k ? x[0] : c->in[i];
-    return c->gc->fn(T, in, c->n, NULL);
-}
-
 /* Every case whose output is the op's node, for each leaf input that requires
  * grad and feeds the node directly: the node's classification is tg_jacobian's. */
 START_TEST(test_node_jacobian_every_op)
@@ -496,9 +481,9 @@ START_TEST(test_node_jacobian_every_op)
                         continue;
                     struct tg_jacobian_info node, whole;
                     ck_assert_int_eq(tg_graph_jacobian(y, slot, &node), TG_OK);
-                    struct one_input oi = {gc, in, n, k};
+                    struct gc_one_input oi = {gc, in, n, k};
                     struct tg_tensor *J = NULL;
-                    ck_assert_int_eq(tg_jacobian(with_input_k, &oi, in[k], &J, &whole), TG_OK);
+                    ck_assert_int_eq(tg_jacobian(gc_with_input_k, &oi, in[k], &J, &whole), TG_OK);
                     same_info(&node, &whole, gc->label);
                     tg_tensor_free(J);
                     compared++;
